@@ -1,0 +1,195 @@
+"""The ``geo-crime`` command line.
+
+Every command has ``--help``. Errors a user can cause print one line (``error: ...``) on standard
+error and exit with status 1, with no traceback (``--debug`` shows it) and no partial output file:
+outputs are written to a temporary file and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from geo_crime.errors import GeoCrimeError
+
+app = typer.Typer(
+    name="geo-crime",
+    help="Geospatial analytics for Los Angeles crime: ingest, hot spots, forecasts, maps.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """Geospatial analytics for Los Angeles crime."""
+    _state["debug"] = debug
+
+
+def _fail(exc: BaseException) -> None:
+    if _state["debug"]:
+        raise exc
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _progress_reader():
+    """A rich progress display and a callback ticking per file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[name]}"),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    return progress
+
+
+@app.command()
+def ingest(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Crime files, folders or glob patterns (CSV/JSON, .gz).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Incidents Parquet to write.")],
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the cleaning report as JSON here.")
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="JSON file {source column: canonical field} for other "
+                     "exports."),
+    ] = None,
+    negative_age: Annotated[
+        str, typer.Option("--negative-age", help="Negative victim ages: 'null' or 'abs'.")
+    ] = "null",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Stop at the first unparseable row.")
+    ] = False,
+    cache: Annotated[bool, typer.Option(help="Use the content-keyed Parquet cache.")] = True,
+) -> None:
+    """Read LAPD exports into one cleaned, typed, scored incidents Parquet file."""
+    from geo_crime.ingest import expand_inputs, load_incidents
+    from geo_crime.io_utils import atomic_path
+
+    try:
+        column_map = _read_mapping(mapping) if mapping else None
+        files = expand_inputs(inputs)
+        with _progress_reader() as progress:
+            task = progress.add_task("reading", total=len(files), name="")
+
+            def tick(path: Path) -> None:
+                progress.update(task, advance=1, name=path.name)
+
+            frame, cleaning = load_incidents(
+                files,
+                mapping=column_map,
+                negative_age=negative_age,
+                on_bad_rows="raise" if strict else "report",
+                cache=cache,
+                progress=tick,
+            )
+        with atomic_path(output) as tmp:
+            frame.to_parquet(tmp, index=False)
+        if report:
+            cleaning.write_json(report)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        _fail(exc)
+    Console().print(cleaning.rich_table())
+    typer.echo(f"wrote {len(frame):,} incidents to {output}")
+
+
+def _read_mapping(path: Path) -> dict[str, str]:
+    from geo_crime.errors import ConfigError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such mapping file") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{path}: the mapping must be a JSON object of strings")
+    return data
+
+
+@app.command()
+def coverage(
+    incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the (area, month) table as CSV.")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Incomplete below this share of the baseline.")
+    ] = 0.6,
+) -> None:
+    """Flag (area, month) periods recorded too thinly to trust (e.g. the 2024 system change)."""
+    from geo_crime.coverage import check_coverage
+    from geo_crime.ingest import read_incidents_parquet
+    from geo_crime.io_utils import atomic_path
+
+    try:
+        frame = read_incidents_parquet(incidents)
+        result = check_coverage(frame, threshold=threshold)
+        if output:
+            with atomic_path(output) as tmp:
+                result.table.to_csv(tmp, index=False)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    city = result.citywide()
+    for row in city.itertuples():
+        flag = f"  {row.areas_incomplete} areas incomplete" if row.areas_incomplete else ""
+        typer.echo(f"{row.month:%Y-%m}  {row.count:>8,}{flag}")
+    typer.echo(f"{len(result.incomplete)} of {len(result.table)} (area, month) periods incomplete")
+
+
+@app.command()
+def run(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Crime files/folders (default: the real data in GEO_CRIME_DATA)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with run settings.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name (outputs/<name>/).")] = None,
+    outputs: Annotated[Path, typer.Option("--outputs", help="Outputs folder.")] = Path("outputs"),
+) -> None:
+    """Run the whole pipeline on the default (or given) data into outputs/<run-name>/."""
+    from geo_crime.pipeline import RunSettings, run_pipeline
+
+    try:
+        settings = RunSettings.from_sources(config_file=config, inputs=inputs, name=name,
+                                            outputs=outputs)
+        result = run_pipeline(settings, console=console)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    typer.echo(f"run '{settings.name}' wrote {len(result.files)} files to {result.folder}:")
+    for path in result.files:
+        typer.echo(f"  {path}")
+
+
+def entry() -> None:  # pragma: no cover - thin wrapper for python -m
+    """Entry point for ``python -m geo_crime``."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

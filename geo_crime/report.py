@@ -1,0 +1,152 @@
+"""The run report: what the data holds, what was cleaned, where coverage breaks, and its limits.
+
+The report is Markdown built from the results of the stages (no stage is re-run here). Every
+report carries the responsible-use section: recorded crime is not all crime, forecasts used to
+allocate patrols can create feedback loops, and the data has coverage breaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from geo_crime.cleaning import CleaningReport
+from geo_crime.coverage import CoverageResult
+from geo_crime.severity import SEVERITY_VERSION
+
+LIMITATIONS = """\
+## Limitations and responsible use
+
+- **Recorded crime is not all crime.** These are incidents reported to and recorded by the LAPD.
+  Reporting rates differ by offence (most thefts and many assaults are never reported), by
+  neighbourhood and by community trust in the police. A "cold" area may be under-reported, not
+  safe.
+- **Feedback loops.** Sending more patrols where the model predicts more crime records more crime
+  there (more stops, more discovered offences), which the next model reads as confirmation. Use
+  forecasts to direct prevention and services as much as enforcement, weight violent harm over
+  discretionary offences, and audit allocations over time.
+- **Coverage breaks.** LAPD moved to a new records system on 7 March 2024 and the legacy data set
+  thins out area by area from then; the slices used here also cover only parts of 2020-2021 and
+  2024. Periods flagged incomplete are excluded from statistics and models by default; trends
+  across the break are not comparable.
+- **Locations are approximate.** LAPD rounds addresses to the hundred block and some rows carry
+  (0, 0) coordinates; reporting-district polygons derived from incident points are approximate.
+- **Severity is a choice.** The 0-100 index and the harm weights encode judgements about
+  seriousness (see the severity table and its rationale column); other weightings rank places
+  differently.
+- **Privacy.** Public exports carry no victim-level fields, and small counts are suppressed.
+"""
+
+
+def _markdown_table(frame: pd.DataFrame, *, floatfmt: str = "{:,.2f}") -> str:
+    """A plain GitHub-flavoured Markdown table (no extra dependency)."""
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if pd.isna(value) else floatfmt.format(value)
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def data_summary(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Rows, date range and areas per source schema."""
+    grouped = incidents.groupby("source", observed=True)
+    return pd.DataFrame(
+        {
+            "source": list(grouped.groups),
+            "incidents": grouped.size().to_numpy(),
+            "first": grouped["occurred_at"].min().dt.date.to_numpy(),
+            "last": grouped["occurred_at"].max().dt.date.to_numpy(),
+            "areas": grouped["area"].nunique().to_numpy(),
+            "reporting districts": grouped["rpt_dist"].nunique().to_numpy(),
+        }
+    )
+
+
+def build_report(
+    *,
+    incidents: pd.DataFrame,
+    cleaning: CleaningReport,
+    coverage: CoverageResult,
+    inputs: Sequence[Path] = (),
+    sections: Sequence[str] = (),
+) -> str:
+    """Assemble the Markdown report.
+
+    Parameters
+    ----------
+    incidents
+        Cleaned, scored incidents.
+    cleaning
+        The cleaning report.
+    coverage
+        The coverage check.
+    inputs
+        The input files (listed by name).
+    sections
+        Further Markdown sections from later stages (hot spots, forecasts, recommendations),
+        inserted before the limitations.
+
+    Returns
+    -------
+    str
+        Markdown text.
+    """
+    parts = ["# geo_crime run report", ""]
+    parts.append("## Data")
+    parts.append(f"{len(incidents):,} incidents from {len(inputs)} file(s).")
+    parts.append("")
+    parts.append(_markdown_table(data_summary(incidents)))
+    parts.append("")
+    parts.append("## Cleaning")
+    parts.append("Every row dropped or changed, by reason (nothing is dropped silently).")
+    parts.append("")
+    lines = pd.DataFrame(cleaning.lines(), columns=["what", "rows"])
+    parts.append(_markdown_table(lines))
+    if cleaning.bad_rows:
+        parts.append("")
+        parts.append("First unparseable rows:")
+        parts.append("")
+        parts.extend(f"- `{row}`" for row in cleaning.bad_rows[:10])
+    parts.append("")
+    parts.append("## Coverage")
+    incomplete = coverage.incomplete
+    parts.append(
+        f"{len(incomplete)} of {len(coverage.table)} (area, month) periods fall below "
+        f"{coverage.threshold:.0%} of their baseline and are excluded from statistics and models "
+        "by default. City-wide monthly counts (months with data):"
+    )
+    parts.append("")
+    city = coverage.citywide()
+    city = city.loc[city["count"] > 0].copy()
+    city["month"] = city["month"].dt.strftime("%Y-%m")
+    parts.append(_markdown_table(city))
+    parts.append("")
+    parts.append("## Severity")
+    parts.append(
+        f"Severity index `{SEVERITY_VERSION}`: base score 0-100 per crime code, +10 for a child "
+        "or elderly victim, +5/+10/+15 by weapon tier, capped at 100. Harm: custody-day weights."
+    )
+    parts.append("")
+    by_category = (
+        incidents.groupby("crime_category", observed=True)
+        .agg(incidents=("severity", "size"), severity_sum=("severity", "sum"),
+             mean_severity=("severity", "mean"), harm_days=("harm", "sum"))
+        .sort_values("severity_sum", ascending=False)
+        .reset_index()
+    )
+    by_category["severity_sum"] = by_category["severity_sum"].astype(int)
+    parts.append(_markdown_table(by_category))
+    parts.append("")
+    for section in sections:
+        parts.append(section.rstrip())
+        parts.append("")
+    parts.append(LIMITATIONS)
+    return "\n".join(parts)

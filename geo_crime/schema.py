@@ -1,0 +1,299 @@
+"""The canonical incident schema and how each real LAPD export maps onto it.
+
+Every reader in :mod:`geo_crime.ingest` produces the same columns, in this order, with these types.
+Later stages only ever see canonical names.
+
+Canonical columns
+-----------------
+=================  ==================  =============================================================
+column             dtype               meaning
+=================  ==================  =============================================================
+incident_id        string              ``DR_NO``, zero-padded to 9 digits; null in the reduced 2024
+                                       schema, which has no record number
+occurred_at        datetime64[ns]      ``DATE OCC`` + ``TIME OCC``; naive **local time**
+                                       (America/Los_Angeles, as LAPD records it)
+time_known         bool                False when only the date is known (reduced schema)
+reported_at        datetime64[ns]      ``Date Rptd`` (date only in practice); NaT when absent
+area               Int8                LAPD geographic area / division, 1-21 (``PREC`` in boundaries)
+area_name          category            LAPD's area name (``Central``, ``77th Street``, ...)
+rpt_dist           string              reporting district, 4-digit zero-padded (``0377``)
+part               Int8                UCR part, 1 or 2
+crm_cd             Int16               crime code (primary)
+crm_cd_desc        category            crime code description
+crm_cd_2..crm_cd_4 Int16               secondary crime codes (``Crm Cd 2..4``)
+mocodes            string              modus operandi codes, space separated
+vict_age           Int16               victim age in years; null when unknown or when the victim is
+                                       not a person (LAPD writes age 0 for those)
+vict_age_group     category            coarse age band: ``child`` (<18), ``adult``, ``elderly``
+                                       (>65), ``unknown``; the reduced schema only gives bands
+vict_sex           category            ``F``, ``M``, ``X`` (unknown), ``H``; null when not reported
+vict_descent       category            LAPD descent code (``H``, ``W``, ``B``, ``A``, ...)
+premis_cd          Int16               premise code
+premis_desc        category            premise description
+weapon_cd          Int16               weapon code; null when no weapon was recorded
+weapon_desc        category            weapon description
+weapon_used        boolean             a weapon was recorded (the only weapon fact in 2024 rows)
+status             category            case status code (``IC``, ``AA``, ``AO``, ``JA``, ``JO``)
+status_desc        category            case status description
+location           string              street address, rounded to the hundred block by LAPD
+cross_street       string              cross street
+lat, lon           float64             WGS84 coordinates; NaN when missing
+source             category            which reader produced the row (``official``, ``modified``,
+                                       ``api``, ``reduced_2024``, ``mapped``)
+source_file        category            the file the row came from
+source_line        Int64               1-based line (CSV) or record number (JSON) in that file
+=================  ==================  =============================================================
+
+Cleaning adds ``spatial_valid`` (bool) and ``date_suspect`` (bool), and the severity stage adds
+``severity`` and ``harm``. Victim-level columns (``vict_*``) are for analysis only; no public export
+carries them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: Official LAPD area numbers and names, as written in the ``AREA NAME`` column.
+AREA_NAMES: dict[int, str] = {
+    1: "Central",
+    2: "Rampart",
+    3: "Southwest",
+    4: "Hollenbeck",
+    5: "Harbor",
+    6: "Hollywood",
+    7: "Wilshire",
+    8: "West LA",
+    9: "Van Nuys",
+    10: "West Valley",
+    11: "Northeast",
+    12: "77th Street",
+    13: "Newton",
+    14: "Pacific",
+    15: "N Hollywood",
+    16: "Foothill",
+    17: "Devonshire",
+    18: "Southeast",
+    19: "Mission",
+    20: "Olympic",
+    21: "Topanga",
+}
+
+#: Upper-case division names (``APREC`` in the boundary layers and in the 2024 files) to area.
+APREC_TO_AREA: dict[str, int] = {
+    "CENTRAL": 1,
+    "RAMPART": 2,
+    "SOUTHWEST": 3,
+    "HOLLENBECK": 4,
+    "HARBOR": 5,
+    "HOLLYWOOD": 6,
+    "WILSHIRE": 7,
+    "WEST LOS ANGELES": 8,
+    "VAN NUYS": 9,
+    "WEST VALLEY": 10,
+    "NORTHEAST": 11,
+    "77TH STREET": 12,
+    "NEWTON": 13,
+    "PACIFIC": 14,
+    "NORTH HOLLYWOOD": 15,
+    "FOOTHILL": 16,
+    "DEVONSHIRE": 17,
+    "SOUTHEAST": 18,
+    "MISSION": 19,
+    "OLYMPIC": 20,
+    "TOPANGA": 21,
+}
+
+CANONICAL_COLUMNS: list[str] = [
+    "incident_id",
+    "occurred_at",
+    "time_known",
+    "reported_at",
+    "area",
+    "area_name",
+    "rpt_dist",
+    "part",
+    "crm_cd",
+    "crm_cd_desc",
+    "crm_cd_2",
+    "crm_cd_3",
+    "crm_cd_4",
+    "mocodes",
+    "vict_age",
+    "vict_age_group",
+    "vict_sex",
+    "vict_descent",
+    "premis_cd",
+    "premis_desc",
+    "weapon_cd",
+    "weapon_desc",
+    "weapon_used",
+    "status",
+    "status_desc",
+    "location",
+    "cross_street",
+    "lat",
+    "lon",
+    "source",
+    "source_file",
+    "source_line",
+]
+
+STRING = pd.StringDtype("pyarrow")
+
+#: pandas dtype of every canonical column.
+CANONICAL_DTYPES: dict[str, object] = {
+    "incident_id": STRING,
+    "occurred_at": "datetime64[ns]",
+    "time_known": "bool",
+    "reported_at": "datetime64[ns]",
+    "area": "Int8",
+    "area_name": "category",
+    "rpt_dist": STRING,
+    "part": "Int8",
+    "crm_cd": "Int16",
+    "crm_cd_desc": "category",
+    "crm_cd_2": "Int16",
+    "crm_cd_3": "Int16",
+    "crm_cd_4": "Int16",
+    "mocodes": STRING,
+    "vict_age": "Int16",
+    "vict_age_group": "category",
+    "vict_sex": "category",
+    "vict_descent": "category",
+    "premis_cd": "Int16",
+    "premis_desc": "category",
+    "weapon_cd": "Int16",
+    "weapon_desc": "category",
+    "weapon_used": "boolean",
+    "status": "category",
+    "status_desc": "category",
+    "location": STRING,
+    "cross_street": STRING,
+    "lat": "float64",
+    "lon": "float64",
+    "source": "category",
+    "source_file": "category",
+    "source_line": "Int64",
+}
+
+#: Victim-level columns: never written to a public export.
+VICTIM_COLUMNS: tuple[str, ...] = ("vict_age", "vict_age_group", "vict_sex", "vict_descent")
+
+# --- source mappings: source column -> canonical field --------------------------------------------
+
+#: The official city CSV export (28 columns). Spreadsheet-modified files use the same names.
+OFFICIAL_COLUMNS: dict[str, str] = {
+    "DR_NO": "incident_id",
+    "Date Rptd": "reported_at",
+    "DATE OCC": "occurred_date",
+    "TIME OCC": "occurred_time",
+    "AREA": "area",
+    "AREA NAME": "area_name",
+    "Rpt Dist No": "rpt_dist",
+    "Part 1-2": "part",
+    "Crm Cd": "crm_cd",
+    "Crm Cd Desc": "crm_cd_desc",
+    "Mocodes": "mocodes",
+    "Vict Age": "vict_age",
+    "Vict Sex": "vict_sex",
+    "Vict Descent": "vict_descent",
+    "Premis Cd": "premis_cd",
+    "Premis Desc": "premis_desc",
+    "Weapon Used Cd": "weapon_cd",
+    "Weapon Desc": "weapon_desc",
+    "Status": "status",
+    "Status Desc": "status_desc",
+    "Crm Cd 1": "crm_cd_1",
+    "Crm Cd 2": "crm_cd_2",
+    "Crm Cd 3": "crm_cd_3",
+    "Crm Cd 4": "crm_cd_4",
+    "LOCATION": "location",
+    "Cross Street": "cross_street",
+    "LAT": "lat",
+    "LON": "lon",
+}
+
+#: The open-data API form (CSV or JSON): snake_case keys, every value a string.
+API_COLUMNS: dict[str, str] = {
+    "dr_no": "incident_id",
+    "date_rptd": "reported_at",
+    "date_occ": "occurred_date",
+    "time_occ": "occurred_time",
+    "area": "area",
+    "area_name": "area_name",
+    "rpt_dist_no": "rpt_dist",
+    "part_1_2": "part",
+    "crm_cd": "crm_cd",
+    "crm_cd_desc": "crm_cd_desc",
+    "mocodes": "mocodes",
+    "vict_age": "vict_age",
+    "vict_sex": "vict_sex",
+    "vict_descent": "vict_descent",
+    "premis_cd": "premis_cd",
+    "premis_desc": "premis_desc",
+    "weapon_used_cd": "weapon_cd",
+    "weapon_desc": "weapon_desc",
+    "status": "status",
+    "status_desc": "status_desc",
+    "crm_cd_1": "crm_cd_1",
+    "crm_cd_2": "crm_cd_2",
+    "crm_cd_3": "crm_cd_3",
+    "crm_cd_4": "crm_cd_4",
+    "location": "location",
+    "cross_street": "cross_street",
+    "lat": "lat",
+    "lon": "lon",
+}
+
+#: The reduced per-area 2024 JSON files.
+REDUCED_2024_COLUMNS: dict[str, str] = {
+    "Date": "occurred_date",
+    "Report_District": "rpt_dist",
+    "Crime_Description": "crm_cd_desc",
+    "Victim_Sex": "vict_sex",
+    "Latitude": "lat",
+    "Longitude": "lon",
+    "Weapon_Category": "weapon_category",
+    "Age_Category": "age_category",
+    "Victim_Descent_Category": "descent_category",
+    "APREC": "aprec",
+}
+
+#: Fields a source must provide for a row to be usable at all.
+REQUIRED_FIELDS: tuple[str, ...] = ("occurred_date", "crm_cd_desc", "lat", "lon")
+
+#: Fields the official and API forms must both provide (a missing one is a schema error).
+FULL_SCHEMA_REQUIRED: tuple[str, ...] = (
+    "incident_id",
+    "occurred_date",
+    "occurred_time",
+    "area",
+    "rpt_dist",
+    "crm_cd",
+    "lat",
+    "lon",
+)
+
+#: Columns the spreadsheet-modified West LA export adds to the official 28.
+MODIFIED_EXTRA_COLUMNS: frozenset[str] = frozenset(
+    {"DATE OCC.1", "month", "day", "year", "weeknum", "dayofweek", "month_text", "week_text"}
+)
+
+#: Reduced-schema victim sex labels to LAPD codes.
+REDUCED_SEX_CODES: dict[str, str | None] = {
+    "Male": "M",
+    "Female": "F",
+    "Unknown": "X",
+    "Not Reported": None,
+}
+
+#: Reduced-schema age bands to canonical age groups. Teens (13-19) straddle 18 and seniors (55+)
+#: straddle 65, so neither can be called child or elderly: they stay ``unknown``.
+REDUCED_AGE_GROUPS: dict[str, str] = {
+    "Childhood: 0-12 Years": "child",
+    "Teens: 13-19 Years": "unknown",
+    "Young Adults: 20-34 Years": "adult",
+    "Middle-Aged Adults: 35-54 Years": "adult",
+    "Older Adults/Seniors: 55+ Years": "unknown",
+    "Not Reported": "unknown",
+}

@@ -56,8 +56,14 @@ def _shift_year(text: pd.Series, years: np.ndarray) -> pd.Series:
     day = np.where((month == 2) & (day == 29) & ~leap, 28, day)
     width = parts["d"].str.len().to_numpy()
     day_text = np.where(width == 2, pd.Series(day).map("{:02d}".format), pd.Series(day).astype(str))
-    return parts["m"] + "/" + pd.Series(day_text, index=text.index) + "/" + pd.Series(
-        year, index=text.index).astype(str) + parts["rest"]
+    return (
+        parts["m"]
+        + "/"
+        + pd.Series(day_text, index=text.index)
+        + "/"
+        + pd.Series(year, index=text.index).astype(str)
+        + parts["rest"]
+    )
 
 
 def make_rows(n_rows: int, *, seed: int = 0, base: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -118,11 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = make_rows(args.rows, seed=args.seed)
     write_csv(rows, args.out)
     if args.parquet:
-        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False),
-                       args.out.with_suffix(".parquet"))
+        pq.write_table(
+            pa.Table.from_pandas(rows, preserve_index=False), args.out.with_suffix(".parquet")
+        )
     size = args.out.stat().st_size / 1e6
-    print(f"wrote {args.rows:,} rows to {args.out} ({size:.0f} MB) "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {args.rows:,} rows to {args.out} ({size:.0f} MB) "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ wrong number of CSV fields     row listed and left out
 duplicate ``DR_NO``            later copies dropped (files overlap: the two 2020 slices share 464)
 (0, 0) coordinates             kept for counts, ``spatial_valid`` False (excluded from maps/stats)
 coordinates outside LA County  kept for counts, ``spatial_valid`` False
-lat/lon swapped in a row       swapped back, counted as fixed
+lat/lon swapped in a row       swapped back while reading, counted as fixed (a file where
+                               most rows are swapped is a schema error)
 negative victim age            ``"null"`` (default): age unknown. ``"abs"``: the original study's
                                absolute value. Negative ages are data-entry errors; taking the
                                absolute value invents an age, so it is opt-in
@@ -142,8 +143,10 @@ class CleaningReport:
             ("occurred after reported (flagged)", self.occurred_after_reported),
             ("reporting district outside its area (kept)", self.district_outside_area),
             ("unknown crime code (default severity)", sum(self.unknown_crime_codes.values())),
-            ("crime description not resolved to a code", sum(
-                self.unresolved_descriptions.values())),
+            (
+                "crime description not resolved to a code",
+                sum(self.unresolved_descriptions.values()),
+            ),
             ("rows out", self.rows_out),
             ("  of which spatially valid", self.spatially_valid),
         ]
@@ -230,14 +233,10 @@ def clean_incidents(
     if drop.any():
         frame = frame.loc[~drop].reset_index(drop=True)
 
-    # coordinates
-    lat = frame["lat"].to_numpy(dtype=float, copy=True)
-    lon = frame["lon"].to_numpy(dtype=float, copy=True)
+    # coordinates (rows with swapped lat/lon were fixed and counted while reading)
+    lat = frame["lat"].to_numpy(dtype=float)
+    lon = frame["lon"].to_numpy(dtype=float)
     west, south, east, north = LA_COUNTY_BBOX
-    swapped = (lat >= west) & (lat <= east) & (lon >= south) & (lon <= north)
-    report.coordinates_swapped_fixed += int(swapped.sum())
-    lat[swapped], lon[swapped] = lon[swapped].copy(), lat[swapped].copy()
-    frame["lat"], frame["lon"] = lat, lon
     missing = np.isnan(lat) | np.isnan(lon)
     zero = ~missing & (lat == 0) & (lon == 0)
     inside = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)

@@ -72,8 +72,9 @@ def ingest(
     ] = None,
     mapping: Annotated[
         Path | None,
-        typer.Option("--mapping", help="JSON file {source column: canonical field} for other "
-                     "exports."),
+        typer.Option(
+            "--mapping", help="JSON file {source column: canonical field} for other exports."
+        ),
     ] = None,
     negative_age: Annotated[
         str, typer.Option("--negative-age", help="Negative victim ages: 'null' or 'abs'.")
@@ -176,8 +177,9 @@ def run(
     from geo_crime.pipeline import RunSettings, run_pipeline
 
     try:
-        settings = RunSettings.from_sources(config_file=config, inputs=inputs, name=name,
-                                            outputs=outputs)
+        settings = RunSettings.from_sources(
+            config_file=config, inputs=inputs, name=name, outputs=outputs
+        )
         result = run_pipeline(settings, console=console)
     except GeoCrimeError as exc:
         _fail(exc)

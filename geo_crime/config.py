@@ -61,7 +61,9 @@ def cache_dir() -> Path:
 def default_crime_inputs() -> list[Path]:
     """The real crime files shipped beside the project: the 2020 slices and the 2024 area files."""
     root = data_dir() / "lapd_crime"
-    files = sorted(root.glob("*.csv.gz")) + sorted((root / "kyleW145_2024_by_area").glob("*.json.gz"))
+    files = sorted(root.glob("*.csv.gz")) + sorted(
+        (root / "kyleW145_2024_by_area").glob("*.json.gz")
+    )
     if not files:
         raise ConfigError(f"no crime files found under {root}")
     return files

@@ -39,7 +39,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from geo_crime import schema
-from geo_crime.cleaning import BadRow, CleaningReport, FileSummary, clean_incidents
+from geo_crime.cleaning import (
+    LA_COUNTY_BBOX,
+    BadRow,
+    CleaningReport,
+    FileSummary,
+    clean_incidents,
+)
 from geo_crime.errors import InputError, SchemaError
 from geo_crime.severity import crime_code_lookup, score_incidents
 
@@ -177,7 +183,10 @@ def _dedupe_names(names: Sequence[str]) -> list[str]:
 
 
 def detect_schema(
-    columns: Sequence[str], *, path: Path | str = "<input>", mapping: Mapping[str, str] | None = None
+    columns: Sequence[str],
+    *,
+    path: Path | str = "<input>",
+    mapping: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, str]]:
     """Name the schema a header belongs to and return its column mapping.
 
@@ -212,6 +221,8 @@ def detect_schema(
             )
         fields = set(mapping.values())
         needed = [f for f in schema.REQUIRED_FIELDS if f not in fields]
+        if "crm_cd" in fields and "crm_cd_desc" in needed:
+            needed.remove("crm_cd_desc")
         if needed:
             raise SchemaError(
                 f"{path}: the column mapping provides no column for {needed} "
@@ -268,7 +279,9 @@ def _csv_header(path: Path) -> list[str]:
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: line 1 is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        raise InputError(
+            f"{path}: line 1 is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
     return next(csv.reader([text]))
 
 
@@ -307,10 +320,6 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
         invalid.append((row.number, row.text))
         return "skip"
 
-    read_opts = pacsv.ReadOptions(
-        column_names=header, skip_rows=1, block_size=1 << 24, use_threads=True
-    )
-    parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
     convert_opts = pacsv.ConvertOptions(
         # dictionary columns: each distinct value is decoded once (DR_NO is unique: plain text)
         column_types={
@@ -322,25 +331,41 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
         null_values=[""],
         quoted_strings_can_be_null=True,
     )
-    try:
-        source = pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
-        table = pacsv.read_csv(
-            source, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts
+
+    def read(use_threads: bool) -> pa.Table:
+        read_opts = pacsv.ReadOptions(
+            column_names=header, skip_rows=1, block_size=1 << 24, use_threads=use_threads
         )
-    except pa.ArrowInvalid as exc:
-        message = str(exc)
-        if "UTF8" in message or "utf8" in message.lower():
-            raise InputError(f"{path}: {_first_bad_utf8_line(path)}") from None
-        raise InputError(f"{path}: cannot parse CSV ({message.splitlines()[0]})") from None
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: corrupt or truncated file ({exc})") from None
+        parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
+        try:
+            source = pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
+            return pacsv.read_csv(
+                source,
+                read_options=read_opts,
+                parse_options=parse_opts,
+                convert_options=convert_opts,
+            )
+        except pa.ArrowInvalid as exc:
+            message = str(exc)
+            if "UTF8" in message or "utf8" in message.lower():
+                raise InputError(f"{path}: {_first_bad_utf8_line(path)}") from None
+            raise InputError(f"{path}: cannot parse CSV ({message.splitlines()[0]})") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{path}: corrupt or truncated file ({exc})") from None
+
+    table = read(use_threads=True)
+    if any(num is None for num, _ in invalid):
+        # the threaded reader does not know line numbers: re-read the (broken) file serially
+        invalid.clear()
+        table = read(use_threads=False)
     n = table.num_rows
     if n == 0 and not invalid:
         raise InputError(f"{path}: the file has a header but no data rows")
     lines = np.arange(n, dtype=np.int64) + 2
     bad_rows: list[BadRow] = []
     if invalid:
-        skipped = np.asarray(sorted(num + 1 for num, _ in invalid if num is not None))
+        # InvalidRow.number is the 1-based line in the file (header included)
+        skipped = np.asarray(sorted(num for num, _ in invalid if num is not None))
         if len(skipped):
             every = np.arange(2, n + len(skipped) + 2, dtype=np.int64)
             lines = np.setdiff1d(every, skipped)[:n]
@@ -348,7 +373,7 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
             bad_rows.append(
                 BadRow(
                     file=str(path),
-                    line=None if num is None else num + 1,
+                    line=num,
                     column="*",
                     value=text[:80],
                     reason="wrong number of fields",
@@ -423,8 +448,10 @@ def read_json_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> R
         values = [rec.get(col) for rec in records]
         arr = pa.array(values, from_pandas=True)
         if not pa.types.is_string(arr.type):
-            arr = pc.cast(arr, pa.string()) if not pa.types.is_null(arr.type) else arr.cast(
-                pa.string()
+            arr = (
+                pc.cast(arr, pa.string())
+                if not pa.types.is_null(arr.type)
+                else arr.cast(pa.string())
             )
         fields[target] = arr
     n = len(records)
@@ -472,8 +499,7 @@ class _Distinct:
                     return cls(pa.array([], pa.string()), np.zeros(0, dtype=np.int64))
                 dictionary = arr.chunk(0).dictionary
                 codes = np.concatenate(
-                    [pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False) for c in
-                     arr.chunks]
+                    [pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False) for c in arr.chunks]
                 ).astype(np.int64)
                 return cls(dictionary.cast(pa.string()), codes)
             arr = arr.combine_chunks()
@@ -523,8 +549,9 @@ class _Converter:
             self._cache[name] = _Distinct.of(self.raw.fields[name])
         return self._cache[name]
 
-    def flag(self, rows: np.ndarray, column: str, values: list[str], reason: str, *,
-             required: bool) -> None:
+    def flag(
+        self, rows: np.ndarray, column: str, values: list[str], reason: str, *, required: bool
+    ) -> None:
         """Record failed values: required -> row listed and left out; optional -> nulled.
 
         ``rows`` is a boolean mask over rows, ``values`` the text of each row (lazily indexed).
@@ -573,8 +600,9 @@ class _Converter:
         missing = (d.codes < 0) | d.rows(empty)
         self.flag(missing, name, self._row_text(name), "is missing", required=True)
 
-    def number_values(self, name: str, *, integer: bool, required: bool) -> tuple[
-            np.ndarray, np.ndarray]:
+    def number_values(
+        self, name: str, *, integer: bool, required: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-row numbers (float64 or int64) and a validity mask."""
         d = self.distinct(name)
         text = pc.utf8_trim_whitespace(d.values)
@@ -604,8 +632,9 @@ class _Converter:
         info = np.iinfo(pd.api.types.pandas_dtype(dtype).numpy_dtype)
         fits = (values >= info.min) & (values <= info.max)
         if (valid & ~fits).any():
-            self.flag(valid & ~fits, name, self._row_text(name), "is out of range",
-                      required=required)
+            self.flag(
+                valid & ~fits, name, self._row_text(name), "is out of range", required=required
+            )
             valid &= fits
         np_type = pd.api.types.pandas_dtype(dtype).numpy_dtype
         return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(np_type), ~valid)
@@ -623,10 +652,14 @@ class _Converter:
             return np.full(self.raw.n_rows, np.datetime64("NaT"), dtype="datetime64[s]")
         d = self.distinct(name)
         parsed, bad = parse_datetimes(d.values)
-        seconds = pc.fill_null(parsed.cast(pa.int64()), _NULL_STAMP).to_numpy(
-            zero_copy_only=False)
-        self.flag(d.rows(bad), name, self._row_text(name), "is not a date in a known format",
-                  required=required)
+        seconds = pc.fill_null(parsed.cast(pa.int64()), _NULL_STAMP).to_numpy(zero_copy_only=False)
+        self.flag(
+            d.rows(bad),
+            name,
+            self._row_text(name),
+            "is not a date in a known format",
+            required=required,
+        )
         if required:
             self._check_missing(name)
         return d.spread(seconds.astype(np.int64), _NULL_STAMP).view("datetime64[s]")
@@ -648,8 +681,9 @@ class _Converter:
         if not self.has(name):
             return pd.Categorical([None] * self.raw.n_rows)
         d = self.distinct(name)
-        text = np.asarray(pc.fill_null(pc.utf8_trim_whitespace(d.values), "").to_pylist(),
-                          dtype=object)
+        text = np.asarray(
+            pc.fill_null(pc.utf8_trim_whitespace(d.values), "").to_pylist(), dtype=object
+        )
         return _categorical(text, d.codes)
 
 
@@ -748,7 +782,8 @@ def parse_datetimes(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     parsed_mask = seconds != _NULL_STAMP
     stamps = np.where(parsed_mask, seconds, 0).astype("datetime64[s]")
     day_of_month = (stamps.astype("datetime64[D]") - stamps.astype("datetime64[M]")).astype(
-        np.int64) + 1
+        np.int64
+    ) + 1
     suspects = np.flatnonzero(parsed_mask & (day_of_month <= 3))
     if len(suspects):
         days = pc.extract_regex(arr.take(pa.array(suspects)), _DAY_PATTERN)
@@ -762,7 +797,9 @@ def parse_datetimes(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return out, todo
 
 
-def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "report") -> pd.DataFrame:
+def convert_raw(
+    raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "report"
+) -> pd.DataFrame:
     """Convert one file's text columns to the canonical schema (typed, bad rows left out).
 
     Parameters
@@ -794,10 +831,12 @@ def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "rep
         if not pc.all(ok).as_py():
             ident = pc.utf8_trim_whitespace(ident)
             ok = np.asarray(pc.fill_null(pc.match_substring_regex(ident, r"^\d{1,12}$"), True))
-            conv.flag(~ok, "incident_id", ident.to_pylist(), "is not a record number",
-                      required=True)
+            conv.flag(
+                ~ok, "incident_id", ident.to_pylist(), "is not a record number", required=True
+            )
         cols["incident_id"] = pd.arrays.ArrowStringArray(
-            pa.chunked_array([pc.utf8_lpad(ident, 9, "0")]))
+            pa.chunked_array([pc.utf8_lpad(ident, 9, "0")])
+        )
     else:
         cols["incident_id"] = pd.array([None] * n, dtype=schema.STRING)
 
@@ -809,11 +848,17 @@ def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "rep
         hhmm, present = conv.number_values("occurred_time", integer=True, required=False)
         hours, minutes = hhmm // 100, hhmm % 100
         known = present & (hhmm >= 0) & (hours < 24) & (minutes < 60)
-        conv.flag(present & ~known, "occurred_time", conv._row_text("occurred_time"),
-                  "is not a time HHMM", required=False)
+        conv.flag(
+            present & ~known,
+            "occurred_time",
+            conv._row_text("occurred_time"),
+            "is not a time HHMM",
+            required=False,
+        )
         offset = np.where(known, (hours * 60 + minutes) * 60, 0)
     cols["occurred_at"] = (day.astype("datetime64[s]") + offset.astype("timedelta64[s]")).astype(
-        "datetime64[ns]")
+        "datetime64[ns]"
+    )
     cols["time_known"] = known
     cols["reported_at"] = conv.timestamp("reported_at", required=False).astype("datetime64[ns]")
 
@@ -836,40 +881,50 @@ def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "rep
         names = pc.utf8_upper(pc.utf8_trim_whitespace(d.values)).to_pylist()
         per_value = np.array([schema.APREC_TO_AREA.get(x, -1) for x in names], dtype=np.int64)
         area = d.spread(per_value, -1)
-        conv.flag((area < 0) & (d.codes >= 0), "aprec", conv._row_text("aprec"),
-                  "is not an LAPD division name", required=True)
+        conv.flag(
+            (area < 0) & (d.codes >= 0),
+            "aprec",
+            conv._row_text("aprec"),
+            "is not an LAPD division name",
+            required=True,
+        )
     else:
         area = np.where(rd_values >= 0, rd_values // 100, -1)
     out_of_range = (area != -1) & ((area < 1) | (area > 21))
     if out_of_range.any():
-        conv.flag(out_of_range, "area", [str(a) for a in area], "is not an LAPD area 1-21",
-                  required=True)
+        conv.flag(
+            out_of_range, "area", [str(a) for a in area], "is not an LAPD area 1-21", required=True
+        )
     area = np.where(out_of_range, -1, area)
     cols["area"] = pd.arrays.IntegerArray(np.maximum(area, 0).astype(np.int8), area < 0)
     names_by_area = np.array([schema.AREA_NAMES.get(i, "") for i in range(22)], dtype=object)
     cols["area_name"] = _categorical(names_by_area, area)
-    report.district_outside_area += int(((rd_values >= 0) & (area > 0)
-                                         & (rd_values // 100 != area)).sum())
+    report.district_outside_area += int(
+        ((rd_values >= 0) & (area > 0) & (rd_values // 100 != area)).sum()
+    )
 
     # what
     lookup = crime_code_lookup()
     if conv.has("crm_cd"):
         crm = conv.integer("crm_cd", required=True)
-        desc = conv.category("crm_cd_desc") if conv.has("crm_cd_desc") else pd.Categorical(
-            [None] * n)
+        desc = (
+            conv.category("crm_cd_desc") if conv.has("crm_cd_desc") else pd.Categorical([None] * n)
+        )
         if desc.isna().any():
             fill = pd.Series(crm).map(lookup.desc_by_code)
             desc = pd.Categorical(pd.Series(desc).astype(object).fillna(fill))
     else:
         desc = conv.category("crm_cd_desc")
-        codes_by_category = np.array([lookup.code_by_desc.get(c, -1) for c in desc.categories]
-                                     + [-1], dtype=np.int64)
+        codes_by_category = np.array(
+            [lookup.code_by_desc.get(c, -1) for c in desc.categories] + [-1], dtype=np.int64
+        )
         crm_values = codes_by_category[desc.codes]
         unresolved = (crm_values < 0) & (desc.codes >= 0)
         if unresolved.any():
             for text, count in pd.Series(np.asarray(desc)[unresolved]).value_counts().items():
-                report.unresolved_descriptions[str(text)] = (
-                    report.unresolved_descriptions.get(str(text), 0) + int(count))
+                report.unresolved_descriptions[str(text)] = report.unresolved_descriptions.get(
+                    str(text), 0
+                ) + int(count)
         crm = pd.arrays.IntegerArray(np.maximum(crm_values, 0).astype(np.int16), crm_values < 0)
     cols["crm_cd_desc"] = desc
     cols["crm_cd"] = crm
@@ -886,10 +941,16 @@ def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "rep
     if reduced:
         cols["vict_age"] = pd.array([pd.NA] * n, dtype="Int16")
         bands = conv.category("age_category")
-        cols["vict_age_group"] = pd.Series(bands).map(schema.REDUCED_AGE_GROUPS).fillna(
-            "unknown").astype(object).to_numpy()
-        cols["vict_sex"] = pd.Categorical(pd.Series(conv.category("vict_sex")).map(
-            schema.REDUCED_SEX_CODES).astype(object))
+        cols["vict_age_group"] = (
+            pd.Series(bands)
+            .map(schema.REDUCED_AGE_GROUPS)
+            .fillna("unknown")
+            .astype(object)
+            .to_numpy()
+        )
+        cols["vict_sex"] = pd.Categorical(
+            pd.Series(conv.category("vict_sex")).map(schema.REDUCED_SEX_CODES).astype(object)
+        )
         cols["vict_descent"] = pd.Categorical([None] * n)
     else:
         cols["vict_age"] = conv.integer("vict_age")
@@ -905,7 +966,8 @@ def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "rep
         cols["weapon_desc"] = pd.Categorical([None] * n)
         category = pd.Series(conv.category("weapon_category")).astype(object)
         cols["weapon_used"] = pd.array(
-            category.map({"Weapon Used": True, "No Weapon Used": False}), dtype="boolean")
+            category.map({"Weapon Used": True, "No Weapon Used": False}), dtype="boolean"
+        )
     else:
         weapon = conv.integer("weapon_cd")
         cols["weapon_cd"] = weapon
@@ -915,12 +977,15 @@ def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "rep
     cols["status_desc"] = conv.category("status_desc")
     cols["location"] = conv.strings("location", squeeze=True)
     cols["cross_street"] = conv.strings("cross_street", squeeze=True)
-    cols["lat"] = conv.real("lat", required=True)
-    cols["lon"] = conv.real("lon", required=True)
+    lat = conv.real("lat", required=True)
+    lon = conv.real("lon", required=True)
+    lat, lon = _unswap_coordinates(lat, lon, raw, report)
+    cols["lat"], cols["lon"] = lat, lon
     cols["source"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [raw.schema_name])
     cols["source_file"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [raw.path.name])
-    cols["source_line"] = pd.arrays.IntegerArray(raw.line_numbers.astype(np.int64),
-                                                 np.zeros(n, dtype=bool))
+    cols["source_line"] = pd.arrays.IntegerArray(
+        raw.line_numbers.astype(np.int64), np.zeros(n, dtype=bool)
+    )
 
     frame = pd.DataFrame(cols, copy=False)
     if conv.bad.any():
@@ -939,6 +1004,33 @@ def convert_raw(raw: RawRead, report: CleaningReport, *, on_bad_rows: str = "rep
         by_column = report.rows_unparseable_by_column
         by_column["*"] = by_column.get("*", 0) + len(raw.bad_rows)
     return frame
+
+
+def _unswap_coordinates(
+    lat: np.ndarray, lon: np.ndarray, raw: RawRead, report: CleaningReport
+) -> tuple[np.ndarray, np.ndarray]:
+    """Swap back rows whose latitude holds an LA longitude and vice versa.
+
+    A few such rows are typing slips and are fixed (and counted). When most rows of a file are
+    swapped, the columns themselves are mislabelled: that is a schema error, not a fix to apply
+    silently.
+    """
+    west, south, east, north = LA_COUNTY_BBOX
+    swapped = (lat >= west) & (lat <= east) & (lon >= south) & (lon <= north)
+    count = int(swapped.sum())
+    if not count:
+        return lat, lon
+    if count > _COLUMN_FAILURE_SHARE * len(lat) and len(lat) >= 4:
+        first = int(np.flatnonzero(swapped)[0])
+        lat_col = _source_column(raw.schema_name, "lat")
+        lon_col = _source_column(raw.schema_name, "lon")
+        raise SchemaError(
+            f"{raw.path}: columns {lat_col} and {lon_col} look swapped: {count / len(lat):.0%} of "
+            f"rows have a longitude in {lat_col} (e.g. {lat[first]} on line "
+            f"{raw.line_numbers[first]})"
+        )
+    report.coordinates_swapped_fixed += count
+    return np.where(swapped, lon, lat), np.where(swapped, lat, lon)
 
 
 def finalize_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -1096,8 +1188,9 @@ def load_incidents(
         cache_file = folder / f"{key}.parquet"
         if cache_file.exists():
             return _read_cache(cache_file)
-    frame, report = read_incidents(paths, mapping=mapping, on_bad_rows=on_bad_rows,
-                                   progress=progress)
+    frame, report = read_incidents(
+        paths, mapping=mapping, on_bad_rows=on_bad_rows, progress=progress
+    )
     frame = finalize_dtypes(frame)
     frame = clean_incidents(frame, report, negative_age=negative_age, as_of=as_of)
     frame = score_incidents(frame, report=report, harm_log=harm_log)

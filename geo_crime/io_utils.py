@@ -33,7 +33,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=suffix if suffix is not None else final.suffix,
+        prefix=f".{final.name}.",
+        suffix=suffix if suffix is not None else final.suffix,
         dir=final.parent,
     )
     os.close(fd)

@@ -74,8 +74,9 @@ class RunSettings:
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(section) - known)
             if unknown:
-                raise ConfigError(f"{config_file}: unknown setting(s) {unknown}; known: "
-                                  f"{sorted(known)}")
+                raise ConfigError(
+                    f"{config_file}: unknown setting(s) {unknown}; known: {sorted(known)}"
+                )
             values.update(section)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -143,8 +144,7 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
         result.files.append(path)
 
     with stage("report"):
-        text = build_report(incidents=incidents, cleaning=cleaning, coverage=coverage,
-                            inputs=files)
+        text = build_report(incidents=incidents, cleaning=cleaning, coverage=coverage, inputs=files)
         result.files.append(atomic_write_text(folder / "report.md", text))
     return result
 

@@ -42,6 +42,7 @@ LIMITATIONS = """\
 
 def _markdown_table(frame: pd.DataFrame, *, floatfmt: str = "{:,.2f}") -> str:
     """A plain GitHub-flavoured Markdown table (no extra dependency)."""
+
     def cell(value: object) -> str:
         if isinstance(value, float):
             return "" if pd.isna(value) else floatfmt.format(value)
@@ -137,8 +138,12 @@ def build_report(
     parts.append("")
     by_category = (
         incidents.groupby("crime_category", observed=True)
-        .agg(incidents=("severity", "size"), severity_sum=("severity", "sum"),
-             mean_severity=("severity", "mean"), harm_days=("harm", "sum"))
+        .agg(
+            incidents=("severity", "size"),
+            severity_sum=("severity", "sum"),
+            mean_severity=("severity", "mean"),
+            harm_days=("harm", "sum"),
+        )
         .sort_values("severity_sum", ascending=False)
         .reset_index()
     )

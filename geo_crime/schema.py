@@ -14,7 +14,7 @@ occurred_at        datetime64[ns]      ``DATE OCC`` + ``TIME OCC``; naive **loca
                                        (America/Los_Angeles, as LAPD records it)
 time_known         bool                False when only the date is known (reduced schema)
 reported_at        datetime64[ns]      ``Date Rptd`` (date only in practice); NaT when absent
-area               Int8                LAPD geographic area / division, 1-21 (``PREC`` in boundaries)
+area               Int8                LAPD area (division), 1-21 (``PREC`` in boundaries)
 area_name          category            LAPD's area name (``Central``, ``77th Street``, ...)
 rpt_dist           string              reporting district, 4-digit zero-padded (``0377``)
 part               Int8                UCR part, 1 or 2
@@ -259,7 +259,8 @@ REDUCED_2024_COLUMNS: dict[str, str] = {
     "APREC": "aprec",
 }
 
-#: Fields a source must provide for a row to be usable at all.
+#: Fields a source must provide for a row to be usable at all (``crm_cd`` may stand in for the
+#: description).
 REQUIRED_FIELDS: tuple[str, ...] = ("occurred_date", "crm_cd_desc", "lat", "lon")
 
 #: Fields the official and API forms must both provide (a missing one is a schema error).

@@ -172,9 +172,10 @@ def score_incidents(
     harm = np.where(unknown, DEFAULT_HARM_DAYS, harm)
     group = frame["vict_age_group"].astype(object).to_numpy()
     vulnerable = (group == "child") | (group == "elderly")
-    weapon_used = frame["weapon_used"] if "weapon_used" in frame else None
-    total = base + VULNERABLE_VICTIM_BONUS * vulnerable + weapon_bonus(frame["weapon_cd"],
-                                                                       weapon_used)
+    weapon_used = frame.get("weapon_used")
+    total = (
+        base + VULNERABLE_VICTIM_BONUS * vulnerable + weapon_bonus(frame["weapon_cd"], weapon_used)
+    )
     out = frame.copy()
     categories = crime_code_lookup().category_by_code
     out["crime_category"] = pd.Categorical(code_series.map(categories).fillna("other"))

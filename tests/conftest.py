@@ -1,0 +1,60 @@
+"""Shared fixtures: a small real H3 unit set from the West LA crime slice."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Polygon
+
+WESTLA_FILE = (
+    "lapd_crime/Crime_Data_from_2020_to_Present__bigdataforsocialjustice_WestLA2020_modified.csv.gz"
+)
+
+
+def data_dir() -> Path:
+    """Real-data directory: ``$GEO_CRIME_DATA`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("GEO_CRIME_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).parents[1] / ".." / "shared" / "data"
+
+
+def h3_units(cells: list[str]) -> gpd.GeoDataFrame:
+    """Units (EPSG:4326) of H3 cells; h3 gives (lat, lng) pairs, shapely wants (x=lng, y=lat)."""
+    geoms = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
+    return gpd.GeoDataFrame(
+        {"unit_id": list(cells), "unit_type": "h3"}, geometry=geoms, crs="EPSG:4326"
+    )
+
+
+@pytest.fixture(scope="session")
+def westla_h3_units() -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """Real West LA 2020-21 crimes binned to H3 res-8 cells, plus their empty 1-ring.
+
+    Returns ``(units, y)`` with ``y`` the crime count per unit (zeros in the ring cells).
+    """
+    path = data_dir() / WESTLA_FILE
+    if not path.exists():
+        msg = f"real data file missing: {path}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    df = pd.read_csv(path, dtype=str, usecols=["LAT", "LON"])
+    lat = df["LAT"].astype(float).to_numpy()
+    lon = df["LON"].astype(float).to_numpy()
+    keep = lat != 0
+    cells = [h3.latlng_to_cell(a, b, 8) for a, b in zip(lat[keep], lon[keep], strict=True)]
+    counts = pd.Series(cells).value_counts()
+    ring: set[str] = set()
+    for cell in counts.index:
+        ring.update(h3.grid_disk(cell, 1))
+    all_cells = sorted(ring)
+    units = h3_units(all_cells)
+    y = counts.reindex(all_cells).fillna(0).to_numpy(dtype=float)
+    return units, y

@@ -1,0 +1,31 @@
+"""Locating the real LAPD data for tests: fail loudly under CI, skip only on a bare laptop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from geo_crime.config import data_dir
+
+
+def require_data() -> Path:
+    """The shared data folder; a test failure under ``CI=true`` when it is missing."""
+    path = data_dir(must_exist=False)
+    if not (path / "lapd_crime").is_dir():
+        message = f"real LAPD data not found at {path} (set GEO_CRIME_DATA)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def crime_file(name: str) -> Path:
+    """A file under ``lapd_crime/`` of the shared data."""
+    return require_data() / "lapd_crime" / name
+
+
+IVANCO = "Crime_Data_from_2020_to_Present__Ivanco19_first10k.csv.gz"
+WESTLA = "Crime_Data_from_2020_to_Present__bigdataforsocialjustice_WestLA2020_modified.csv.gz"
+REDUCED_DIR = "kyleW145_2024_by_area"

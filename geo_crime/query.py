@@ -1,0 +1,337 @@
+"""Spatial queries over incidents and unit results: the index behind the Python API.
+
+:class:`CrimeIndex` is built once from cleaned incidents (and, optionally, per-unit result
+tables from the statistics and forecast stages). Incident coordinates are projected to California
+Albers (EPSG:3310, metres) and held in a k-d tree, so radius, box and polygon queries touch only
+nearby points; time, category and crime-code filters then run on the candidates. Unit tables are
+held with a spatial index of their polygons (and, for H3 cells, direct cell lookup), so "which
+unit contains this point" and "nearest hot spot" are answered without scanning.
+
+Every query returns a DataFrame (incidents) or GeoDataFrame (units); an empty answer is an empty
+frame, never ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import Transformer
+from scipy.spatial import cKDTree
+
+from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS
+from geo_crime.errors import DataError
+
+_TO_METRES = Transformer.from_crs(STORAGE_CRS, EQUAL_AREA_CRS, always_xy=True)
+
+
+@dataclass
+class _UnitLayer:
+    table: gpd.GeoDataFrame
+    projected: np.ndarray  # shapely geometries in EPSG:3310
+    tree: shapely.STRtree
+    h3_resolution: int | None
+
+
+class CrimeIndex:
+    """An index over incidents and per-unit results for fast spatial queries.
+
+    Parameters
+    ----------
+    incidents
+        Cleaned incidents (``lat``, ``lon``, ``spatial_valid``, ``occurred_at``, ``crm_cd``,
+        ``crime_category``, ``severity``). Only spatially valid rows are indexed.
+    units
+        Optional unit result tables by unit type (e.g. ``{"h3": table, "rd": table}``), each a
+        GeoDataFrame keyed by ``unit_id`` with any measures (``count``, ``severity``, ``rate``,
+        ``gi_bin``, ``gi_label``, ``cluster``, ``category``, ``prediction`` ...).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> inc = pd.DataFrame({"lat": [34.05, 34.06, 34.20], "lon": [-118.25, -118.25, -118.40],
+    ...                     "spatial_valid": True, "occurred_at": pd.to_datetime(
+    ...                         ["2024-01-01", "2024-02-01", "2024-01-05"]),
+    ...                     "crm_cd": [210, 624, 510], "crime_category": ["robbery",
+    ...                     "simple_assault", "vehicle_theft"], "severity": [75, 30, 40]})
+    >>> index = CrimeIndex(inc)
+    >>> len(index.within_radius(34.05, -118.25, 1_500))
+    2
+    >>> index.within_radius(34.05, -118.25, 1_500, category="robbery")["crm_cd"].tolist()
+    [210]
+    """
+
+    def __init__(
+        self,
+        incidents: pd.DataFrame,
+        *,
+        units: Mapping[str, gpd.GeoDataFrame] | None = None,
+    ) -> None:
+        valid = incidents["spatial_valid"].to_numpy(dtype=bool)
+        self.incidents = incidents.loc[valid].reset_index(drop=True)
+        lon = self.incidents["lon"].to_numpy(dtype=float)
+        lat = self.incidents["lat"].to_numpy(dtype=float)
+        self._x, self._y = _TO_METRES.transform(lon, lat)
+        self._tree = cKDTree(np.column_stack([self._x, self._y]), balanced_tree=False)
+        self._time = self.incidents["occurred_at"].to_numpy(dtype="datetime64[ns]")
+        self._code = self.incidents["crm_cd"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+        category = self.incidents["crime_category"].astype("category")
+        self._category_codes = category.cat.codes.to_numpy()
+        self._categories = list(category.cat.categories)
+        self._units: dict[str, _UnitLayer] = {}
+        for name, table in (units or {}).items():
+            self.add_units(name, table)
+
+    # --- incidents ------------------------------------------------------------------------
+
+    def _filter(
+        self,
+        candidates: np.ndarray,
+        *,
+        start: str | pd.Timestamp | None = None,
+        end: str | pd.Timestamp | None = None,
+        category: str | Iterable[str] | None = None,
+        crm_cd: int | Iterable[int] | None = None,
+    ) -> pd.DataFrame:
+        keep = np.ones(len(candidates), dtype=bool)
+        times = self._time[candidates]
+        if start is not None:
+            keep &= times >= np.datetime64(pd.Timestamp(start))
+        if end is not None:
+            keep &= times < np.datetime64(pd.Timestamp(end))
+        if category is not None:
+            wanted = [category] if isinstance(category, str) else list(category)
+            unknown = sorted(set(wanted) - set(self._categories))
+            if unknown:
+                raise DataError(f"unknown crime category {unknown}; known: {self._categories}")
+            codes = [self._categories.index(c) for c in wanted]
+            keep &= np.isin(self._category_codes[candidates], codes)
+        if crm_cd is not None:
+            codes = [crm_cd] if isinstance(crm_cd, int | np.integer) else list(crm_cd)
+            keep &= np.isin(self._code[candidates], codes)
+        rows = np.sort(candidates[keep])
+        return self.incidents.iloc[rows]
+
+    def within_radius(
+        self,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        *,
+        start: str | pd.Timestamp | None = None,
+        end: str | pd.Timestamp | None = None,
+        category: str | Iterable[str] | None = None,
+        crm_cd: int | Iterable[int] | None = None,
+    ) -> pd.DataFrame:
+        """Incidents within ``radius_m`` metres of a point, optionally filtered.
+
+        Parameters
+        ----------
+        lat, lon
+            The point (WGS84).
+        radius_m
+            Radius in metres (measured in EPSG:3310).
+        start, end
+            Time window ``start <= occurred_at < end``.
+        category
+            Crime category or categories (``crime_category``).
+        crm_cd
+            LAPD crime code(s).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Matching incidents with a ``distance_m`` column, nearest first.
+        """
+        x, y = _TO_METRES.transform(lon, lat)
+        candidates = np.asarray(self._tree.query_ball_point([x, y], r=radius_m), dtype=np.int64)
+        found = self._filter(candidates, start=start, end=end, category=category, crm_cd=crm_cd)
+        rows = found.index.to_numpy()
+        distance = np.hypot(self._x[rows] - x, self._y[rows] - y)
+        found = found.assign(distance_m=distance)
+        return found.iloc[np.argsort(distance, kind="stable")]
+
+    def within_bbox(
+        self,
+        west: float,
+        south: float,
+        east: float,
+        north: float,
+        **filters: object,
+    ) -> pd.DataFrame:
+        """Incidents inside a lon/lat box (``filters`` as in :meth:`within_radius`)."""
+        return self.within_polygon(shapely.box(west, south, east, north), **filters)
+
+    def within_polygon(
+        self,
+        polygon: shapely.Geometry | gpd.GeoSeries | gpd.GeoDataFrame,
+        **filters: object,
+    ) -> pd.DataFrame:
+        """Incidents inside a polygon (WGS84; ``filters`` as in :meth:`within_radius`).
+
+        Parameters
+        ----------
+        polygon
+            A shapely (Multi)Polygon in lon/lat, or a GeoSeries/GeoDataFrame (any CRS; unioned).
+        **filters
+            ``start``, ``end``, ``category``, ``crm_cd``.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        if isinstance(polygon, gpd.GeoDataFrame | gpd.GeoSeries):
+            polygon = polygon.to_crs(STORAGE_CRS).union_all()
+        projected = shapely.transform(polygon, _project_coords)
+        minx, miny, maxx, maxy = projected.bounds
+        centre = [(minx + maxx) / 2, (miny + maxy) / 2]
+        half_diagonal = float(np.hypot(maxx - minx, maxy - miny)) / 2
+        candidates = np.asarray(
+            self._tree.query_ball_point(centre, r=half_diagonal + 1e-6), dtype=np.int64
+        )
+        if len(candidates):
+            inside = shapely.contains_xy(projected, self._x[candidates], self._y[candidates])
+            inside |= shapely.intersects_xy(
+                projected.boundary, self._x[candidates], self._y[candidates]
+            )
+            candidates = candidates[inside]
+        return self._filter(candidates, **filters)
+
+    # --- units ----------------------------------------------------------------------------
+
+    def add_units(self, name: str, table: gpd.GeoDataFrame) -> None:
+        """Index a unit result table under ``name`` (e.g. ``"h3"``, ``"rd"``)."""
+        if "unit_id" not in table:
+            raise DataError(f"unit table {name!r} has no unit_id column")
+        table = table.to_crs(STORAGE_CRS).reset_index(drop=True)
+        projected = table.geometry.to_crs(EQUAL_AREA_CRS).to_numpy()
+        resolution = None
+        if "unit_type" in table and len(table) and table["unit_type"].iloc[0] == "h3":
+            import h3
+
+            resolution = h3.get_resolution(str(table["unit_id"].iloc[0]))
+        self._units[name] = _UnitLayer(table, projected, shapely.STRtree(projected), resolution)
+
+    def _layer(self, unit_type: str) -> _UnitLayer:
+        if unit_type not in self._units:
+            raise DataError(f"no unit results for {unit_type!r}; have {sorted(self._units)}")
+        return self._units[unit_type]
+
+    def unit_at(self, lat: float, lon: float, *, unit_type: str = "h3") -> gpd.GeoDataFrame:
+        """The unit containing a point, with all its measures (empty when outside every unit).
+
+        Parameters
+        ----------
+        lat, lon
+            The point (WGS84).
+        unit_type
+            Which unit table to look in.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            Zero or one row.
+        """
+        layer = self._layer(unit_type)
+        if layer.h3_resolution is not None:
+            import h3
+
+            cell = h3.latlng_to_cell(lat, lon, layer.h3_resolution)
+            return layer.table.loc[layer.table["unit_id"] == cell]
+        x, y = _TO_METRES.transform(lon, lat)
+        hits = layer.tree.query(shapely.Point(x, y), predicate="intersects")
+        return layer.table.iloc[np.sort(hits)[:1]]
+
+    def top_units(
+        self, k: int = 10, *, by: str = "severity", unit_type: str = "h3", ascending: bool = False
+    ) -> gpd.GeoDataFrame:
+        """The ``k`` units with the highest (or lowest) value of a measure."""
+        layer = self._layer(unit_type)
+        if by not in layer.table:
+            measures = [c for c in layer.table.columns if c not in ("geometry", "unit_id")]
+            raise DataError(f"unit table {unit_type!r} has no column {by!r}; have {measures}")
+        order = layer.table[by].sort_values(ascending=ascending, na_position="last")
+        return layer.table.loc[order.index[:k]]
+
+    def nearest_hotspot(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        unit_type: str = "h3",
+        min_confidence: int = 95,
+    ) -> gpd.GeoDataFrame:
+        """The nearest significant Gi* hot spot to a point, with its distance in metres.
+
+        Parameters
+        ----------
+        lat, lon
+            The point (WGS84).
+        unit_type
+            Which unit table to search (it needs a ``gi_bin`` column, +1/+2/+3 = hot at
+            90/95/99% confidence).
+        min_confidence
+            90, 95 or 99.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            Zero or one row, with ``distance_m`` (0 when the point is inside the hot spot).
+        """
+        bins = {90: 1, 95: 2, 99: 3}
+        if min_confidence not in bins:
+            raise DataError("min_confidence must be 90, 95 or 99")
+        layer = self._layer(unit_type)
+        if "gi_bin" not in layer.table:
+            raise DataError(f"unit table {unit_type!r} has no Gi* results (gi_bin)")
+        hot = np.flatnonzero(layer.table["gi_bin"].to_numpy() >= bins[min_confidence])
+        if not len(hot):
+            return layer.table.iloc[[]].assign(distance_m=[])
+        x, y = _TO_METRES.transform(lon, lat)
+        point = shapely.Point(x, y)
+        hot_tree = shapely.STRtree(layer.projected[hot])
+        nearest = int(hot_tree.nearest(point))
+        row = hot[nearest]
+        distance = float(shapely.distance(layer.projected[row], point))
+        return layer.table.iloc[[row]].assign(distance_m=[distance])
+
+
+def _project_coords(coords: np.ndarray) -> np.ndarray:
+    x, y = _TO_METRES.transform(coords[:, 0], coords[:, 1])
+    return np.column_stack([x, y])
+
+
+def unit_results(
+    units: gpd.GeoDataFrame,
+    *,
+    measures: Mapping[str, np.ndarray] | None = None,
+    tables: Iterable[pd.DataFrame] = (),
+) -> gpd.GeoDataFrame:
+    """Join per-unit measures and result tables onto the units (keyed by ``unit_id``).
+
+    Parameters
+    ----------
+    units
+        The units GeoDataFrame.
+    measures
+        Arrays aligned with ``units`` rows (e.g. ``{"count": cube.total("count")}``).
+    tables
+        Result tables keyed by ``unit_id`` (Gi*, LISA, emerging, forecast); their geometry and
+        clashing columns are dropped, other columns joined.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+    """
+    out = units.copy()
+    for name, values in (measures or {}).items():
+        out[name] = np.asarray(values)
+    for table in tables:
+        extra = pd.DataFrame(table).drop(columns=["geometry"], errors="ignore")
+        extra = extra[["unit_id", *[c for c in extra.columns if c not in out.columns]]]
+        out = out.merge(extra, on="unit_id", how="left")
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=units.crs)

@@ -188,6 +188,61 @@ def run(
         typer.echo(f"  {path}")
 
 
+@app.command()
+def fetch(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output .ndjson.gz (default: the cache folder)."),
+    ] = None,
+    page_size: Annotated[int, typer.Option("--page-size", help="Rows per request.")] = 50_000,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Open-data API endpoint (Socrata).")
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", help="SoQL filter for a partial download.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Resume an interrupted download.")] = True,
+    boundaries: Annotated[
+        bool, typer.Option("--boundaries", help="Fetch the official boundary layers instead.")
+    ] = False,
+    boundaries_dir: Annotated[
+        Path | None, typer.Option("--boundaries-dir", help="Where boundary layers go.")
+    ] = None,
+) -> None:
+    """Download the full LAPD data set (or the official boundaries) from the city's open data."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from geo_crime import fetch as fetch_mod
+    from geo_crime.config import cache_dir
+
+    logger = logging.getLogger("geo_crime.fetch")
+    logger.addHandler(RichHandler(console=console, show_path=False))
+    logger.setLevel(logging.WARNING)
+    try:
+        if boundaries:
+            folder = boundaries_dir or cache_dir() / "boundaries"
+            for name, result in fetch_mod.fetch_boundaries(folder, progress=True).items():
+                typer.echo(
+                    f"{name}: {result.path} ({result.features} features, sha256 {result.sha256})"
+                )
+            return
+        result = fetch_mod.fetch_incidents(
+            out,
+            base_url=base_url or fetch_mod.DEFAULT_URL,
+            page_size=page_size,
+            where=where,
+            resume=resume,
+        )
+    except GeoCrimeError as exc:
+        _fail(exc)
+    typer.echo(
+        f"{result.rows:,} rows -> {result.path} (sha256 {result.sha256}, "
+        f"{result.pages_reused} pages resumed, {result.retries} retries)"
+    )
+
+
 def entry() -> None:  # pragma: no cover - thin wrapper for python -m
     """Entry point for ``python -m geo_crime``."""
     app()

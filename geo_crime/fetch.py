@@ -1,0 +1,1043 @@
+"""Download the LAPD crime data set and the official boundary layers from the city's open data.
+
+The complete "Crime Data from 2020 to Present" set (about one million rows) is published on the
+City of Los Angeles Socrata portal as data set ``2nrs-mtv8``. :func:`fetch_incidents` reads it
+through the SODA API in pages (``$limit``, ``$offset``, ``$order=:id`` for a stable order) and
+writes one newline-delimited JSON gzip file that :func:`geo_crime.ingest.read_incidents` reads
+as the ``api`` schema.
+
+The download is built to survive a bad network and an interrupted run:
+
+* every request is retried on connection errors, time-outs, truncated or undecodable bodies and
+  HTTP 429 / 5xx, with exponential backoff (plus optional jitter from a seeded generator) or the
+  delay the server asks for in ``Retry-After``; any other HTTP error stops at once with one
+  :class:`~geo_crime.errors.FetchError` naming the URL and the status;
+* pages are saved as they arrive in a folder beside the destination
+  (``.<name>.partial/page_000000.json`` ...) with a small ``state.json``; a new run checks each
+  saved page (complete JSON, the row count recorded) and downloads only the missing ones. A
+  change of page size, filter, URL or of the server's row count starts over;
+* the final file is written to a temporary name and renamed only after its row count matches
+  the server's ``count(*)`` (or, without a count, after a short last page), so the destination
+  is whole or absent. The partial folder is then removed.
+
+:func:`download_file` is the same machinery for one file (streamed, SHA-256 checked, renamed
+atomically), and :func:`fetch_boundary` applies it to the official boundary layers listed in
+:data:`BOUNDARY_URLS`, validating the content as a GeoJSON FeatureCollection before the rename.
+
+Only the standard library talks to the network (:mod:`urllib`); :mod:`rich` draws the progress
+bar, which is shown only on a terminal. An app token for the Socrata API (higher rate limits) is
+read from the environment variable ``GEO_CRIME_SOCRATA_TOKEN``. Each retry is logged as a warning
+on the ``geo_crime.fetch`` logger (URL, error, delay).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import hashlib
+import http.client
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from geo_crime import __version__
+from geo_crime.errors import ConfigError, FetchError
+from geo_crime.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+
+__all__ = [
+    "BOUNDARY_URLS",
+    "DATASET_ID",
+    "DEFAULT_URL",
+    "TOKEN_ENV",
+    "DownloadResult",
+    "FetchResult",
+    "default_incidents_path",
+    "download_file",
+    "fetch_boundaries",
+    "fetch_boundary",
+    "fetch_incidents",
+    "partial_dir",
+    "validate_geojson",
+]
+
+#: Socrata id of LAPD "Crime Data from 2020 to Present".
+DATASET_ID = "2nrs-mtv8"
+
+#: The SODA endpoint of :data:`DATASET_ID` on the city's open-data portal.
+DEFAULT_URL = f"https://data.lacity.org/resource/{DATASET_ID}.json"
+
+#: Environment variable holding an optional Socrata app token (sent as ``X-App-Token``).
+TOKEN_ENV = "GEO_CRIME_SOCRATA_TOKEN"
+
+_ARCGIS_GEOJSON_QUERY = "query?where=1%3D1&outFields=*&outSR=4326&f=geojson"
+
+#: Official boundary layers as GeoJSON downloads (ArcGIS REST ``query`` endpoints behind the
+#: City of Los Angeles GeoHub). These are published URLs that may move or change without notice:
+#: every function taking a layer name also takes ``url=`` to override them.
+BOUNDARY_URLS: dict[str, str] = {
+    # LAPD GIS Mapping, 21 divisions: PREC (1-21 = crime AREA), APREC (name)
+    "lapd_divisions": (
+        "https://services5.arcgis.com/7nsPwEMP38bSkCjy/arcgis/rest/services/"
+        f"LAPD_Division/FeatureServer/0/{_ARCGIS_GEOJSON_QUERY}"
+    ),
+    # LAPD GIS Mapping, about 1,190 reporting districts: REPDIST (= crime Rpt Dist No)
+    "lapd_reporting_districts": (
+        "https://services5.arcgis.com/7nsPwEMP38bSkCjy/arcgis/rest/services/"
+        f"LAPD_Reporting_District/FeatureServer/0/{_ARCGIS_GEOJSON_QUERY}"
+    ),
+    # Bureau of Engineering, the City of Los Angeles boundary
+    "la_city_boundary": (
+        f"https://maps.lacity.org/lahub/rest/services/Boundaries/MapServer/7/{_ARCGIS_GEOJSON_QUERY}"
+    ),
+}
+
+_STATE_NAME = "state.json"
+_STATE_FORMAT = 1
+_PAGE_PATTERN = "page_{:06d}.json"
+_CHUNK = 1 << 16
+#: A ``Retry-After`` longer than this (seconds) is shortened to it.
+_MAX_RETRY_AFTER = 600.0
+_SNIPPET = 300
+
+T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
+
+
+# --- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What :func:`fetch_incidents` did.
+
+    Attributes
+    ----------
+    path
+        The newline-delimited JSON gzip file written.
+    rows
+        Records in it.
+    expected_rows
+        The server's ``count(*)`` (``None`` when the server gave none).
+    pages
+        Pages the file was assembled from.
+    pages_downloaded
+        Pages downloaded by this call.
+    pages_reused
+        Pages taken from an earlier, interrupted run.
+    requests
+        HTTP requests made, retries included.
+    retries
+        Requests that were retries of a failed one.
+    sha256
+        SHA-256 of the file written (hex).
+    elapsed
+        Wall-clock seconds.
+    """
+
+    path: Path
+    rows: int
+    expected_rows: int | None
+    pages: int
+    pages_downloaded: int
+    pages_reused: int
+    requests: int
+    retries: int
+    sha256: str
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What :func:`download_file` (or :func:`fetch_boundary`) did.
+
+    Attributes
+    ----------
+    path
+        The file written.
+    url
+        Where it came from.
+    sha256
+        SHA-256 of the file (hex).
+    size
+        Bytes written.
+    requests
+        HTTP requests made, retries included.
+    retries
+        Requests that were retries of a failed one.
+    features
+        Number of GeoJSON features, when the content was validated as GeoJSON.
+    """
+
+    path: Path
+    url: str
+    sha256: str
+    size: int
+    requests: int
+    retries: int
+    features: int | None = None
+
+
+# --- retries --------------------------------------------------------------------------------------
+
+
+class _BadBodyError(ValueError):
+    """A response arrived whole but its content is unusable (for instance truncated JSON)."""
+
+
+#: Failures worth another attempt (HTTP status errors are sorted separately).
+_RETRYABLE: tuple[type[BaseException], ...] = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    EOFError,
+    zlib.error,
+    _BadBodyError,
+)
+
+
+@dataclass
+class _Retrier:
+    """Runs requests with retries and counts them; one per public call."""
+
+    max_retries: int
+    backoff: float
+    max_backoff: float
+    jitter: float
+    timeout: float
+    sleep: Callable[[float], None]
+    opener: urllib.request.OpenerDirector
+    rng: random.Random = field(default_factory=random.Random)
+    requests: int = 0
+    retries: int = 0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt + 1``."""
+        if retry_after is not None:
+            return min(retry_after, _MAX_RETRY_AFTER)
+        base = min(self.backoff * 2.0**attempt, self.max_backoff)
+        if self.jitter:
+            base *= 1.0 + self.jitter * self.rng.random()
+        return base
+
+    def call(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        consume: Callable[[http.client.HTTPResponse], T],
+    ) -> T:
+        """GET ``url`` and hand the response to ``consume``, retrying transient failures.
+
+        ``consume`` runs inside the attempt: an error while it reads the body (reset, time-out,
+        truncation, :class:`_BadBodyError`) is retried like a failed request. A
+        :class:`~geo_crime.errors.FetchError` it raises is not.
+        """
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            self.requests += 1
+            if attempt:
+                self.retries += 1
+            request = urllib.request.Request(url, headers=dict(headers))
+            try:
+                with self.opener.open(request, timeout=self.timeout) as response:
+                    return consume(response)
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                detail = _error_detail(exc)
+                if status != 429 and status < 500:
+                    hint = ""
+                    if status in (401, 403):
+                        hint = f" (check the app token in {TOKEN_ENV})"
+                    raise FetchError(
+                        f"HTTP {status} {exc.reason} from {url}{detail}{hint}"
+                    ) from None
+                retry_after = _parse_retry_after(exc.headers.get("Retry-After"))
+                last = f"HTTP {status} {exc.reason}{detail}"
+            except FetchError:
+                raise
+            except _RETRYABLE as exc:
+                last = _describe(exc, self.timeout)
+            if attempt < self.max_retries:
+                wait = self.delay(attempt, retry_after)
+                _log.warning(
+                    "%s: %s; retry %d of %d in %.1f s",
+                    url,
+                    last,
+                    attempt + 1,
+                    self.max_retries,
+                    wait,
+                )
+                self.sleep(wait)
+        raise FetchError(
+            f"{url}: giving up after {self.max_retries + 1} attempts; last error: {last}"
+        )
+
+
+def _make_retrier(
+    *,
+    max_retries: int,
+    backoff: float,
+    max_backoff: float,
+    jitter: float,
+    seed: int | None,
+    timeout: float,
+    sleep: Callable[[float], None],
+    opener: urllib.request.OpenerDirector | None,
+) -> _Retrier:
+    if max_retries < 0:
+        raise ConfigError(f"max_retries must be 0 or more, not {max_retries}")
+    if backoff < 0 or max_backoff < 0 or jitter < 0:
+        raise ConfigError("backoff, max_backoff and jitter must not be negative")
+    if timeout <= 0:
+        raise ConfigError(f"timeout must be positive, not {timeout}")
+    return _Retrier(
+        max_retries=max_retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        jitter=jitter,
+        timeout=timeout,
+        sleep=sleep,
+        opener=opener or urllib.request.build_opener(),
+        rng=random.Random(seed),
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date); ``None`` if absent."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    """A short text from an HTTP error body (Socrata sends JSON with a ``message``)."""
+    try:
+        body = exc.read(4096)
+    except (OSError, http.client.HTTPException):
+        return ""
+    finally:
+        exc.close()
+    if not body:
+        return ""
+    if exc.headers.get("Content-Encoding", "").lower() == "gzip":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error):
+            return ""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        message = doc.get("message") or doc.get("error")
+        if isinstance(message, dict):
+            message = message.get("message")
+        if message:
+            text = str(message)
+    text = " ".join(text.split())
+    return f": {text[:_SNIPPET]}" if text else ""
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, str):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s (time-out)"
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"body cut short after {len(exc.partial)} bytes"
+    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
+        return "connection closed or reset by the server"
+    if isinstance(exc, _BadBodyError):
+        return str(exc)[:_SNIPPET]
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:_SNIPPET]
+
+
+def _headers(app_token: str | None, accept: str) -> dict[str, str]:
+    headers = {
+        "Accept": accept,
+        "Accept-Encoding": "gzip",
+        "User-Agent": f"geo-crime/{__version__} (Python urllib)",
+    }
+    token = app_token if app_token is not None else os.environ.get(TOKEN_ENV)
+    if token:
+        headers["X-App-Token"] = token
+    return headers
+
+
+def _is_gzip_response(response: http.client.HTTPResponse) -> bool:
+    return response.headers.get("Content-Encoding", "").lower() == "gzip"
+
+
+def _read_json_records(response: http.client.HTTPResponse) -> tuple[bytes, list[dict]]:
+    """The whole body (decompressed) and its records; bad content raises :class:`_BadBodyError`."""
+    data = response.read()
+    if _is_gzip_response(response):
+        data = gzip.decompress(data)
+    return data, _parse_records(data)
+
+
+def _parse_records(data: bytes) -> list[dict]:
+    try:
+        records = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _BadBodyError(f"the body is not complete JSON ({exc})") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise _BadBodyError(f"expected a JSON array of records, got {type(records).__name__}")
+    return records
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+
+def _progress_bar(enabled: bool, *, bytes_mode: bool = False):
+    """A rich progress bar on standard error, disabled unless asked for and on a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(stderr=True)
+    show = enabled and sys.stderr.isatty() and console.is_terminal
+    amount = (DownloadColumn(), TransferSpeedColumn()) if bytes_mode else (MofNCompleteColumn(),)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        *amount,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+    )
+
+
+# --- incidents ------------------------------------------------------------------------------------
+
+
+def default_incidents_path() -> Path:
+    """Default destination of :func:`fetch_incidents`: ``<cache>/downloads/lapd_crime_<id>...``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``cache_dir() / "downloads" / "lapd_crime_2nrs-mtv8.ndjson.gz"``.
+    """
+    from geo_crime.config import cache_dir
+
+    return cache_dir() / "downloads" / f"lapd_crime_{DATASET_ID}.ndjson.gz"
+
+
+def partial_dir(dest: str | os.PathLike) -> Path:
+    """The folder holding the pages of an unfinished download of ``dest``.
+
+    Parameters
+    ----------
+    dest
+        The final destination file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest.parent / ".<dest.name>.partial"``.
+    """
+    dest = Path(dest)
+    return dest.parent / f".{dest.name}.partial"
+
+
+def _soql_url(base_url: str, params: Mapping[str, Any]) -> str:
+    query = urllib.parse.urlencode(
+        {k: v for k, v in params.items() if v is not None}, safe="$:(),*'"
+    )
+    return f"{base_url}{'&' if '?' in base_url else '?'}{query}"
+
+
+def _server_count(
+    retrier: _Retrier, base_url: str, where: str | None, headers: Mapping[str, str]
+) -> int:
+    url = _soql_url(base_url, {"$select": "count(*)", "$where": where})
+    _, records = retrier.call(url, headers, _read_json_records)
+    try:
+        (record,) = records
+        (value,) = record.values()
+        count = int(value)
+    except (ValueError, TypeError):
+        raise FetchError(
+            f"{url}: unexpected answer to the count query: {json.dumps(records)[:_SNIPPET]}"
+        ) from None
+    if count < 0:
+        raise FetchError(f"{url}: the server reported a negative row count ({count})")
+    return count
+
+
+def _read_state(folder: Path) -> dict | None:
+    try:
+        state = json.loads((folder / _STATE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("page_rows"), list):
+        return None
+    return state
+
+
+def _write_state(folder: Path, state: Mapping[str, Any]) -> None:
+    atomic_write_text(folder / _STATE_NAME, json.dumps(state, indent=1) + "\n")
+
+
+def _start_over(folder: Path, identity: Mapping[str, Any], expected: int | None) -> dict:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    state = {
+        "format": _STATE_FORMAT,
+        **identity,
+        "expected_rows": expected,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "page_rows": [],
+    }
+    _write_state(folder, state)
+    return state
+
+
+def _saved_page_rows(path: Path, state: dict, index: int, page_size: int) -> int | None:
+    """Rows of a saved page if it can be trusted (complete JSON, expected length); else ``None``.
+
+    An untrusted page file is deleted so that it is downloaded again.
+    """
+    if not path.is_file():
+        return None
+    try:
+        rows = len(_parse_records(path.read_bytes()))
+    except (OSError, _BadBodyError):
+        rows = None
+    recorded = state["page_rows"]
+    if rows is not None and index < len(recorded) and recorded[index] != rows:
+        rows = None
+    if rows is not None and rows > page_size:
+        rows = None
+    if rows is None:
+        path.unlink(missing_ok=True)
+        del recorded[index:]
+        return None
+    if index >= len(recorded):  # saved, but the run stopped before recording it
+        recorded.append(rows)
+    return rows
+
+
+def fetch_incidents(
+    dest: str | os.PathLike | None = None,
+    *,
+    base_url: str = DEFAULT_URL,
+    where: str | None = None,
+    page_size: int = 50_000,
+    count: bool = True,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    max_backoff: float = 120.0,
+    jitter: float = 0.1,
+    seed: int | None = None,
+    timeout: float = 60.0,
+    app_token: str | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    opener: urllib.request.OpenerDirector | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_page: Callable[[int, int], None] | None = None,
+) -> FetchResult:
+    """Download the LAPD crime data set in pages into one newline-delimited JSON gzip file.
+
+    Parameters
+    ----------
+    dest
+        The output file (``.ndjson.gz`` by convention); :func:`default_incidents_path` when
+        ``None``. It appears only when complete.
+    base_url
+        The SODA resource endpoint (``.../resource/<id>.json``).
+    where
+        An optional SoQL ``$where`` filter, e.g. ``"date_occ >= '2024-01-01'"``.
+    page_size
+        Rows per request (``$limit``).
+    count
+        Ask the server for ``count(*)`` first: it sizes the progress bar and the final file must
+        hold exactly that many rows. Without it the download ends at the first short page.
+    max_retries
+        Retries per request after the first attempt.
+    backoff
+        First retry delay in seconds; it doubles at each retry of the same request.
+    max_backoff
+        Cap of the exponential delay, in seconds.
+    jitter
+        Each delay is multiplied by ``1 + jitter * u`` with ``u`` uniform in [0, 1); 0 disables.
+    seed
+        Seed of the jitter's random generator (``None``: unseeded).
+    timeout
+        Socket time-out of each request, in seconds.
+    app_token
+        Socrata app token; the ``GEO_CRIME_SOCRATA_TOKEN`` environment variable when ``None``.
+    progress
+        Show a progress bar (only on a terminal).
+    resume
+        Reuse the pages of an interrupted run of the same download; ``False`` starts afresh.
+    opener
+        The :mod:`urllib` opener to use (the default one, which honours proxy variables, when
+        ``None``).
+    sleep
+        Called with each backoff delay (tests pass a recorder).
+    on_page
+        Called as ``on_page(index, rows)`` after each page is saved or found saved.
+
+    Returns
+    -------
+    FetchResult
+        Where the file is, its row count and checksum, and what the download took.
+
+    Raises
+    ------
+    FetchError
+        A request failed permanently (HTTP 4xx other than 429) or after all retries, or the row
+        count does not match the server's. ``dest`` is not written; the saved pages are kept for
+        the next run (except after a count mismatch, which makes them suspect).
+    ConfigError
+        An option is invalid.
+
+    Examples
+    --------
+    >>> fetch_incidents("lapd.ndjson.gz", where="date_occ >= '2024-01-01'")  # doctest: +SKIP
+    """
+    start = time.monotonic()
+    if page_size < 1:
+        raise ConfigError(f"page_size must be at least 1, not {page_size}")
+    dest = Path(dest) if dest is not None else default_incidents_path()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    folder = partial_dir(dest)
+    retrier = _make_retrier(
+        max_retries=max_retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        jitter=jitter,
+        seed=seed,
+        timeout=timeout,
+        sleep=sleep,
+        opener=opener,
+    )
+    headers = _headers(app_token, "application/json")
+    expected = _server_count(retrier, base_url, where, headers) if count else None
+
+    identity = {"base_url": base_url, "where": where, "page_size": page_size}
+    state = _read_state(folder) if resume else None
+    if (
+        state is None
+        or state.get("format") != _STATE_FORMAT
+        or any(state.get(k) != v for k, v in identity.items())
+        or state.get("expected_rows") != expected
+    ):
+        # nothing to resume, other options, or the data set changed since: start over
+        state = _start_over(folder, identity, expected)
+
+    total = 0
+    index = 0
+    downloaded = reused = 0
+    with _progress_bar(progress) as bar:
+        task = bar.add_task("LAPD crime rows", total=expected)
+        while True:
+            page_path = folder / _PAGE_PATTERN.format(index)
+            rows = _saved_page_rows(page_path, state, index, page_size)
+            if rows is not None:
+                reused += 1
+            else:
+                url = _soql_url(
+                    base_url,
+                    {
+                        "$where": where,
+                        "$order": ":id",
+                        "$limit": page_size,
+                        "$offset": index * page_size,
+                    },
+                )
+                data, records = retrier.call(url, headers, _read_json_records)
+                rows = len(records)
+                if rows > page_size:
+                    raise FetchError(f"{url}: the server sent {rows} rows for $limit={page_size}")
+                atomic_write_bytes(page_path, data)
+                del state["page_rows"][index:]
+                state["page_rows"].append(rows)
+                _write_state(folder, state)
+                downloaded += 1
+            total += rows
+            bar.advance(task, rows)
+            if on_page is not None:
+                on_page(index, rows)
+            index += 1
+            if rows < page_size or (expected is not None and total >= expected):
+                break
+
+    if expected is not None and total != expected:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise FetchError(
+            f"{base_url}: the server counts {expected} rows but the pages hold {total}; the data "
+            "set probably changed during the download (the saved pages were discarded: run again)"
+        )
+    _assemble(folder, index, dest, rows=total)
+    shutil.rmtree(folder, ignore_errors=True)
+    return FetchResult(
+        path=dest,
+        rows=total,
+        expected_rows=expected,
+        pages=index,
+        pages_downloaded=downloaded,
+        pages_reused=reused,
+        requests=retrier.requests,
+        retries=retrier.retries,
+        sha256=_sha256_file(dest),
+        elapsed=time.monotonic() - start,
+    )
+
+
+def _assemble(folder: Path, n_pages: int, dest: Path, *, rows: int) -> None:
+    """Write the pages, in order, as one NDJSON gzip file (atomically), checking the row count.
+
+    Records are written with ASCII escapes so that no record holds a Unicode line separator
+    (which a line splitter would break on), and the gzip header carries no time stamp, so the
+    same rows always give the same bytes.
+    """
+    written = 0
+    with atomic_path(dest) as tmp:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out,
+        ):
+            for index in range(n_pages):
+                page = folder / _PAGE_PATTERN.format(index)
+                try:
+                    records = _parse_records(page.read_bytes())
+                except (OSError, _BadBodyError) as exc:
+                    raise FetchError(f"{page}: saved page unreadable ({exc})") from None
+                lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+                out.write(lines.encode("ascii"))
+                written += len(records)
+        if written != rows:  # a page file changed under us: dest stays as it was
+            raise FetchError(f"{folder}: the pages hold {written} rows, {rows} were downloaded")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- single files and boundary layers -------------------------------------------------------------
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    expected_sha256: str | None = None,
+    validate: Callable[[Path], object] | None = None,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    max_backoff: float = 120.0,
+    jitter: float = 0.1,
+    seed: int | None = None,
+    timeout: float = 120.0,
+    headers: Mapping[str, str] | None = None,
+    progress: bool = False,
+    opener: urllib.request.OpenerDirector | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DownloadResult:
+    """Download one file with retries, check it, and rename it into place.
+
+    The body is streamed to a temporary file beside ``dest`` (restarted from scratch on each
+    retry), hashed on the way, checked against ``expected_sha256`` and passed to ``validate``;
+    only then is it renamed onto ``dest``. On any failure ``dest`` is left as it was and the
+    temporary file is removed.
+
+    Parameters
+    ----------
+    url
+        What to download.
+    dest
+        Where to write it (parent folders are created).
+    expected_sha256
+        The SHA-256 (hex) the content must have.
+    validate
+        Called with the temporary file before the rename; a :class:`FetchError` or
+        :class:`ValueError` it raises rejects the download.
+    max_retries, backoff, max_backoff, jitter, seed, timeout, opener, sleep
+        As in :func:`fetch_incidents`.
+    headers
+        Extra request headers.
+    progress
+        Show a byte progress bar (only on a terminal).
+
+    Returns
+    -------
+    DownloadResult
+        Path, URL, SHA-256, size and request counts.
+
+    Raises
+    ------
+    FetchError
+        The download failed, the checksum differs or ``validate`` rejected the content.
+    """
+    dest = Path(dest)
+    retrier = _make_retrier(
+        max_retries=max_retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        jitter=jitter,
+        seed=seed,
+        timeout=timeout,
+        sleep=sleep,
+        opener=opener,
+    )
+    request_headers = _headers(None, "*/*")
+    request_headers.pop("X-App-Token", None)  # the token is for the Socrata API only
+    request_headers.update(headers or {})
+    with atomic_path(dest) as tmp, _progress_bar(progress, bytes_mode=True) as bar:
+        task = bar.add_task(dest.name, total=None)
+
+        def consume(response: http.client.HTTPResponse) -> tuple[str, int]:
+            length = response.headers.get("Content-Length")
+            gzipped = _is_gzip_response(response)
+            bar.reset(task, total=int(length) if length and not gzipped else None)
+            stream = gzip.GzipFile(fileobj=response) if gzipped else response
+            digest = hashlib.sha256()
+            size = 0
+            try:
+                out = open(tmp, "wb")  # noqa: SIM115 - closed below; write errors are not retried
+            except OSError as exc:
+                raise FetchError(f"cannot write {tmp}: {exc}") from None
+            with out:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise FetchError(f"cannot write {tmp}: {exc}") from None
+                    bar.advance(task, len(chunk))
+            return digest.hexdigest(), size
+
+        sha256, size = retrier.call(url, request_headers, consume)
+        if expected_sha256 is not None and sha256 != expected_sha256.strip().lower():
+            raise FetchError(
+                f"{url}: checksum mismatch: expected sha256 {expected_sha256.strip().lower()}, "
+                f"got {sha256} ({size} bytes); {dest} was not written"
+            )
+        features = None
+        if validate is not None:
+            try:
+                outcome = validate(tmp)
+            except (FetchError, ValueError) as exc:
+                raise FetchError(
+                    f"{url}: content rejected: {exc}; {dest} was not written"
+                ) from None
+            if isinstance(outcome, int) and not isinstance(outcome, bool):
+                features = outcome
+    return DownloadResult(
+        path=dest,
+        url=url,
+        sha256=sha256,
+        size=size,
+        requests=retrier.requests,
+        retries=retrier.retries,
+        features=features,
+    )
+
+
+def validate_geojson(path: str | os.PathLike) -> int:
+    """Check that a file is a non-empty GeoJSON FeatureCollection and return its feature count.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    int
+        Number of features.
+
+    Raises
+    ------
+    FetchError
+        The file is not JSON, is an ArcGIS error document, is no FeatureCollection, has no
+        features or a malformed one, or was cut at the server's record limit
+        (``exceededTransferLimit``).
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise FetchError(f"not a JSON document ({exc})") from None
+    if not isinstance(doc, dict):
+        raise FetchError(f"expected a GeoJSON object, got a JSON {type(doc).__name__}")
+    if "error" in doc and doc.get("type") != "FeatureCollection":
+        raise FetchError(f"the server answered with an error: {json.dumps(doc['error'])[:200]}")
+    if doc.get("type") != "FeatureCollection":
+        raise FetchError(f"expected a GeoJSON FeatureCollection, got type {doc.get('type')!r}")
+    features = doc.get("features")
+    if not isinstance(features, list) or not features:
+        raise FetchError("the FeatureCollection has no features")
+    for number, feature in enumerate(features):
+        geometry = feature.get("geometry", "missing") if isinstance(feature, dict) else None
+        ok = (
+            isinstance(feature, dict)
+            and feature.get("type") == "Feature"
+            and (geometry is None or (isinstance(geometry, dict) and "type" in geometry))
+        )
+        if not ok:
+            raise FetchError(f"feature {number} is not a GeoJSON Feature with a geometry")
+    properties = doc.get("properties") if isinstance(doc.get("properties"), dict) else {}
+    if doc.get("exceededTransferLimit") or properties.get("exceededTransferLimit"):
+        raise FetchError(
+            f"the server stopped at its record limit after {len(features)} features "
+            "(exceededTransferLimit): the layer is incomplete; use a full export URL"
+        )
+    return len(features)
+
+
+def fetch_boundary(
+    name: str,
+    dest: str | os.PathLike,
+    *,
+    url: str | None = None,
+    expected_sha256: str | None = None,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    max_backoff: float = 120.0,
+    jitter: float = 0.1,
+    seed: int | None = None,
+    timeout: float = 120.0,
+    progress: bool = False,
+    opener: urllib.request.OpenerDirector | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DownloadResult:
+    """Download an official boundary layer as GeoJSON, validated before it is renamed into place.
+
+    The known layers and their URLs are in :data:`BOUNDARY_URLS` (``lapd_divisions``,
+    ``lapd_reporting_districts``, ``la_city_boundary``). They are the published GeoJSON query
+    endpoints of the City's GeoHub services: they may move or change, so ``url`` overrides them
+    (and makes any other layer name valid).
+
+    Parameters
+    ----------
+    name
+        Layer name (a key of :data:`BOUNDARY_URLS` unless ``url`` is given).
+    dest
+        The GeoJSON file to write.
+    url
+        Download from here instead of the table.
+    expected_sha256
+        Required SHA-256 (hex) of the content; none by default, because the published layers
+        are re-exported from time to time (the returned ``sha256`` can be pinned in a manifest).
+    max_retries, backoff, max_backoff, jitter, seed, timeout, progress, opener, sleep
+        As in :func:`download_file`.
+
+    Returns
+    -------
+    DownloadResult
+        Including ``sha256`` of the file and ``features``, its feature count.
+
+    Raises
+    ------
+    FetchError
+        Unknown layer, download failure, checksum mismatch or content that is not a non-empty,
+        complete GeoJSON FeatureCollection.
+    """
+    if url is None:
+        try:
+            url = BOUNDARY_URLS[name]
+        except KeyError:
+            raise FetchError(
+                f"unknown boundary layer {name!r}: known layers are {sorted(BOUNDARY_URLS)} "
+                "(or pass its URL)"
+            ) from None
+    return download_file(
+        url,
+        dest,
+        expected_sha256=expected_sha256,
+        validate=validate_geojson,
+        max_retries=max_retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        jitter=jitter,
+        seed=seed,
+        timeout=timeout,
+        headers={"Accept": "application/geo+json, application/json"},
+        progress=progress,
+        opener=opener,
+        sleep=sleep,
+    )
+
+
+def fetch_boundaries(
+    folder: str | os.PathLike,
+    *,
+    names: Iterable[str] | None = None,
+    urls: Mapping[str, str] | None = None,
+    **options: Any,
+) -> dict[str, DownloadResult]:
+    """Download several boundary layers into ``folder`` as ``<name>.geojson``.
+
+    Parameters
+    ----------
+    folder
+        Destination folder (created).
+    names
+        Layers to fetch; all of :data:`BOUNDARY_URLS` (plus any in ``urls``) by default.
+    urls
+        URL overrides by layer name.
+    **options
+        Keyword options of :func:`fetch_boundary` (retries, time-out, opener, sleep ...).
+
+    Returns
+    -------
+    dict of str to DownloadResult
+        One result per layer, in order. The first failure raises; layers already downloaded
+        stay in place.
+    """
+    folder = Path(folder)
+    urls = dict(urls or {})
+    wanted = list(names) if names is not None else list(dict.fromkeys([*BOUNDARY_URLS, *urls]))
+    return {
+        name: fetch_boundary(name, folder / f"{name}.geojson", url=urls.get(name), **options)
+        for name in wanted
+    }

@@ -34,6 +34,12 @@ def main(
 ) -> None:
     """Geospatial analytics for Los Angeles crime."""
     _state["debug"] = debug
+    import warnings
+
+    def one_line(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+        return f"warning: {message}\n"
+
+    warnings.formatwarning = one_line
 
 
 def _fail(exc: BaseException) -> None:
@@ -159,6 +165,89 @@ def coverage(
         flag = f"  {row.areas_incomplete} areas incomplete" if row.areas_incomplete else ""
         typer.echo(f"{row.month:%Y-%m}  {row.count:>8,}{flag}")
     typer.echo(f"{len(result.incomplete)} of {len(result.table)} (area, month) periods incomplete")
+
+
+@app.command()
+def cube(
+    incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Cube Parquet to write.")],
+    unit: Annotated[
+        str, typer.Option("--unit", help="h3:<5-10>, rd, division, or a polygon file path.")
+    ] = "h3:8",
+    freq: Annotated[str, typer.Option("--freq", help="Period: D, W or M.")] = "W",
+    study_area: Annotated[
+        str,
+        typer.Option(
+            "--study-area", help="What H3 cells fill: city, divisions, county, or a polygon file."
+        ),
+    ] = "city",
+    include_incomplete: Annotated[
+        bool, typer.Option("--include-incomplete", help="Do not mark thin (area, month) periods.")
+    ] = False,
+) -> None:
+    """Aggregate incidents into a zero-filled unit x period cube (count, severity, rate, ...)."""
+    from geo_crime.coverage import check_coverage
+    from geo_crime.cube import build_cube
+    from geo_crime.ingest import read_incidents_parquet
+    from geo_crime.units import assign_units, make_units
+
+    try:
+        frame = read_incidents_parquet(incidents)
+        units = make_units(unit, frame, study_area=study_area)
+        unit_ids, assignment = assign_units(frame, units)
+        coverage = None if include_incomplete else check_coverage(frame)
+        result = build_cube(frame, units, unit_ids, freq=freq, coverage=coverage)
+        result.meta["assignment"] = assignment.to_dict()
+        result.save(output)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    share = result.period_complete_share()
+    typer.echo(
+        f"cube {result.shape[0]:,} units x {result.shape[1]:,} periods ({freq}); "
+        f"{assignment.assigned:,} incidents in units, {assignment.outside:,} outside, "
+        f"{assignment.not_spatially_valid:,} without valid coordinates; "
+        f"{int((share == 1).sum())} periods complete for every unit -> {output}"
+    )
+
+
+@app.command()
+def hotspots(
+    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Result table (.geojson, .gpkg, .parquet, .csv).")
+    ],
+    stat: Annotated[str, typer.Option("--stat", help="moran, lisa, gi or emerging.")] = "gi",
+    measure: Annotated[
+        str, typer.Option("--measure", help="severity, count, harm, rate or cat:<category>.")
+    ] = "severity",
+    permutations: Annotated[int, typer.Option(help="Permutations for pseudo p-values.")] = 999,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    fdr: Annotated[bool, typer.Option("--fdr", help="Benjamini-Hochberg FDR control.")] = False,
+    time_window: Annotated[
+        int, typer.Option("--time-window", help="Emerging: neighbouring periods pooled.")
+    ] = 0,
+) -> None:
+    """Moran's I, LISA, Getis-Ord Gi* or emerging hot spots on a cube, as a table per unit."""
+    from geo_crime.cube import Cube
+    from geo_crime.stats import run_statistic, write_table
+
+    try:
+        loaded = Cube.load(cube_file)
+        result = run_statistic(
+            loaded,
+            stat,
+            measure=measure,
+            permutations=permutations,
+            seed=seed,
+            fdr=fdr,
+            time_window=time_window,
+        )
+        write_table(result.table, output)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    summary = {k: v for k, v in result.summary.items() if k != "weights"}
+    typer.echo(f"{stat}: {json.dumps(summary, default=str)}")
+    typer.echo(f"wrote {len(result.table):,} units to {output}")
 
 
 @app.command()

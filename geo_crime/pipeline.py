@@ -1,26 +1,96 @@
 """Wire the stages together: one call (or ``geo-crime run``) produces every output of a run.
 
 The pipeline only calls stage functions in order and writes their results under
-``outputs/<run-name>/``; it holds no analysis of its own. Settings come from defaults, then an
-optional TOML file, then command-line flags (later wins).
+``outputs/<run-name>/``; it holds no analysis of its own::
+
+    ingest -> coverage -> (per study) units -> cube -> statistics -> forecast -> maps, exports,
+    figures -> report
+
+A run covers one or more *studies*: a slice of the incidents (divisions, dates) analysed on
+some unit types at one period length. The default run has two, matching the real data:
+
+``citywide_2024``
+    All 21 divisions, January-September 2024 (the near-complete record before and around the
+    records-system change), H3 resolution-8 cells and reporting districts, weekly.
+``westla_2020_21``
+    West LA (division 8), March 2020 - July 2021 (the complete West LA slice), reporting
+    districts and H3 resolution-9 cells, weekly: 60+ complete weeks, enough for emerging hot
+    spot trends.
+
+Settings come from defaults, then an optional TOML file (``[run]`` table and ``[[study]]``
+tables), then command-line flags (later wins).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import tomllib
-from dataclasses import dataclass, field, fields
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 
 from geo_crime.errors import ConfigError
 
 
 @dataclass
+class StudySettings:
+    """One study of a run.
+
+    Attributes
+    ----------
+    name
+        Folder name under the run folder.
+    areas
+        LAPD divisions (1-21) to keep; empty = all.
+    start, end
+        Occurrence date range (inclusive start, exclusive end), ISO dates; empty = all.
+    units
+        Unit specifications (``h3:8``, ``rd``, ``division`` or a polygon file).
+    freq
+        Period length: ``D``, ``W`` or ``M``.
+    measure
+        Cube measure the statistics and forecasts use (``severity``, ``count``, ``harm``).
+    statistics
+        Which of ``moran``, ``lisa``, ``gi``, ``emerging`` to run.
+    forecast
+        Train the fast forecast configuration and predict the next period.
+    """
+
+    name: str
+    areas: list[int] = field(default_factory=list)
+    start: str = ""
+    end: str = ""
+    units: list[str] = field(default_factory=lambda: ["h3:8", "rd"])
+    freq: str = "W"
+    measure: str = "severity"
+    statistics: list[str] = field(default_factory=lambda: ["moran", "lisa", "gi", "emerging"])
+    forecast: bool = True
+
+
+def default_studies() -> list[StudySettings]:
+    """The two studies the real data supports (see the module docstring)."""
+    return [
+        StudySettings(
+            name="citywide_2024", start="2024-01-01", end="2024-10-01", units=["h3:8", "rd"]
+        ),
+        StudySettings(
+            name="westla_2020_21",
+            areas=[8],
+            start="2020-03-01",
+            end="2021-08-01",
+            units=["rd", "h3:9"],
+        ),
+    ]
+
+
+@dataclass
 class RunSettings:
-    """Settings of one pipeline run (every field can be set in the TOML file's ``[run]`` table).
+    """Settings of one pipeline run (``[run]`` table of the TOML file; studies in ``[[study]]``).
 
     Attributes
     ----------
@@ -34,6 +104,14 @@ class RunSettings:
         Negative victim age policy (``null`` or ``abs``).
     coverage_threshold
         Share of the baseline below which an (area, month) is incomplete.
+    permutations, seed
+        Permutation inference for the statistics; seed for everything random.
+    k_anonymity
+        Units with fewer incidents have their counts suppressed in public exports.
+    offline_map
+        Inline Leaflet and all assets into the HTML maps.
+    studies
+        The studies (default: :func:`default_studies`).
     """
 
     name: str = ""
@@ -41,6 +119,11 @@ class RunSettings:
     outputs: Path = Path("outputs")
     negative_age: str = "null"
     coverage_threshold: float = 0.6
+    permutations: int = 999
+    seed: int = 0
+    k_anonymity: int = 3
+    offline_map: bool = True
+    studies: list[StudySettings] = field(default_factory=default_studies)
 
     @classmethod
     def from_sources(
@@ -49,12 +132,12 @@ class RunSettings:
         config_file: Path | None = None,
         **overrides: object,
     ) -> RunSettings:
-        """Build settings from defaults, a TOML file (``[run]`` table) and explicit overrides.
+        """Build settings from defaults, a TOML file and explicit overrides.
 
         Parameters
         ----------
         config_file
-            Optional TOML file.
+            Optional TOML file with a ``[run]`` table and ``[[study]]`` tables.
         **overrides
             Values that win over the file; ``None`` values are ignored.
 
@@ -70,14 +153,26 @@ class RunSettings:
                 raise ConfigError(f"{config_file}: no such config file") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
-            section = data.get("run", data)
-            known = {f.name for f in fields(cls)}
+            section = dict(data.get("run", {}))
+            known = {f.name for f in fields(cls)} - {"studies"}
             unknown = sorted(set(section) - known)
             if unknown:
                 raise ConfigError(
-                    f"{config_file}: unknown setting(s) {unknown}; known: {sorted(known)}"
+                    f"{config_file}: unknown setting(s) {unknown} in [run]; known: {sorted(known)}"
                 )
             values.update(section)
+            if "study" in data:
+                study_fields = {f.name for f in fields(StudySettings)}
+                studies = []
+                for entry in data["study"]:
+                    bad = sorted(set(entry) - study_fields)
+                    if bad or "name" not in entry:
+                        raise ConfigError(
+                            f"{config_file}: a [[study]] needs a name and knows only "
+                            f"{sorted(study_fields)} (got {sorted(entry)})"
+                        )
+                    studies.append(StudySettings(**entry))
+                values["studies"] = studies
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.outputs = Path(settings.outputs)
@@ -85,6 +180,9 @@ class RunSettings:
             settings.name = dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
         if settings.negative_age not in {"null", "abs"}:
             raise ConfigError("negative_age must be 'null' or 'abs'")
+        names = [s.name for s in settings.studies]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"study names must be unique: {names}")
         return settings
 
 
@@ -95,6 +193,19 @@ class RunResult:
     folder: Path
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    summaries: dict[str, dict] = field(default_factory=dict)
+
+
+def select_incidents(incidents: pd.DataFrame, study: StudySettings) -> pd.DataFrame:
+    """The incidents of one study (divisions and date range)."""
+    keep = pd.Series(True, index=incidents.index)
+    if study.areas:
+        keep &= incidents["area"].isin(study.areas)
+    if study.start:
+        keep &= incidents["occurred_at"] >= pd.Timestamp(study.start)
+    if study.end:
+        keep &= incidents["occurred_at"] < pd.Timestamp(study.end)
+    return incidents.loc[keep]
 
 
 def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> RunResult:
@@ -123,7 +234,7 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
     folder.mkdir(parents=True, exist_ok=True)
     result = RunResult(folder)
 
-    def stage(label: str):
+    def stage(label: str) -> _Stage:
         return _Stage(label, result, console)
 
     with stage("ingest"):
@@ -143,10 +254,179 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
             coverage.table.to_csv(tmp, index=False)
         result.files.append(path)
 
+    sections = []
+    for study in settings.studies:
+        study_result = _run_study(study, incidents, coverage, settings, folder, stage)
+        result.files.extend(study_result.files)
+        result.summaries[study.name] = study_result.summary
+        sections.append(study_result.markdown)
+
     with stage("report"):
-        text = build_report(incidents=incidents, cleaning=cleaning, coverage=coverage, inputs=files)
+        text = build_report(
+            incidents=incidents,
+            cleaning=cleaning,
+            coverage=coverage,
+            inputs=files,
+            sections=sections,
+        )
         result.files.append(atomic_write_text(folder / "report.md", text))
+        result.files.append(
+            atomic_write_text(
+                folder / "summary.json", json.dumps(result.summaries, indent=2, default=str)
+            )
+        )
+        try:
+            from geo_crime.report import markdown_to_html
+
+            html = markdown_to_html(text, base=folder, title=f"geo_crime run {settings.name}")
+            result.files.append(atomic_write_text(folder / "report.html", html))
+        except ImportError:  # pragma: no cover - optional renderer
+            pass
+    result.files = list(dict.fromkeys(result.files))
     return result
+
+
+@dataclass
+class _StudyResult:
+    summary: dict
+    markdown: str
+    files: list[Path] = field(default_factory=list)
+
+
+def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyResult:
+    """Units, cube, statistics (and forecasts, maps, exports) for one study."""
+    from geo_crime.cube import build_cube
+    from geo_crime.stats import run_statistic, write_table
+    from geo_crime.units import assign_units, division_units, make_units
+
+    study_folder = folder / study.name
+    study_folder.mkdir(parents=True, exist_ok=True)
+    chosen = select_incidents(incidents, study)
+    summary: dict = {"settings": asdict(study), "incidents": int(len(chosen)), "units": {}}
+    written: list[Path] = []
+    lines = [f"## Study `{study.name}`", ""]
+    lines.append(
+        f"{len(chosen):,} incidents"
+        + (f" in division(s) {', '.join(map(str, study.areas))}" if study.areas else "")
+        + (f", {study.start} to {study.end}" if study.start or study.end else "")
+        + f"; periods: {study.freq}; measure: {study.measure}."
+    )
+    lines.append("")
+    area_polygon = None
+    if study.areas:
+        divisions = division_units()
+        area_polygon = divisions[divisions["area"].isin(study.areas)].union_all()
+    for spec in study.units:
+        label = spec.replace(":", "")
+        with stage(f"{study.name}: units {spec}"):
+            if spec.startswith("h3"):
+                units = make_units(spec, chosen, study_area=area_polygon or "city")
+            else:
+                units = make_units(spec, incidents)
+                if study.areas and "area" in units:
+                    units = units[units["area"].isin(study.areas)].reset_index(drop=True)
+            unit_ids, assignment = assign_units(chosen, units)
+        with stage(f"{study.name}: cube {spec}"):
+            cube = build_cube(
+                chosen,
+                units,
+                unit_ids,
+                freq=study.freq,
+                coverage=coverage,
+                start=study.start or None,
+                end=(pd.Timestamp(study.end) - pd.Timedelta(days=1)) if study.end else None,
+            )
+            cube.meta["assignment"] = assignment.to_dict()
+            written.append(cube.save(study_folder / f"cube_{label}.parquet"))
+        unit_summary: dict = {
+            "units": int(len(units)),
+            "periods": int(len(cube.periods)),
+            "complete_periods": int((cube.period_complete_share() == 1).sum()),
+            "assignment": assignment.to_dict(),
+            "approximate": bool(units.attrs.get("approximate", False)),
+            "statistics": {},
+        }
+        tables = {}
+        with stage(f"{study.name}: statistics {spec}"):
+            from geo_crime.weights import build_weights
+
+            weights = build_weights(units)
+            for stat in study.statistics:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    outcome = run_statistic(
+                        cube,
+                        stat,
+                        measure=study.measure,
+                        permutations=settings.permutations,
+                        seed=settings.seed,
+                        weights=weights,
+                    )
+                tables[stat] = outcome
+                stat_summary = dict(outcome.summary)
+                stat_summary["warnings"] = [str(w.message) for w in caught]
+                unit_summary["statistics"][stat] = stat_summary
+                path = study_folder / f"{stat}_{label}.parquet"
+                write_table(outcome.table, path)
+                written.append(path)
+        summary["units"][spec] = unit_summary
+        lines.extend(_statistics_markdown(spec, cube, units, unit_summary, tables))
+    return _StudyResult(summary, "\n".join(lines), written)
+
+
+def _statistics_markdown(spec, cube, units, unit_summary, tables) -> list[str]:
+    """Report lines for one unit type of a study."""
+    lines = [f"### Units `{spec}`", ""]
+    approx = (
+        " (approximate boundaries derived from incident points)"
+        if unit_summary["approximate"]
+        else ""
+    )
+    lines.append(
+        f"{unit_summary['units']:,} units{approx}; {unit_summary['periods']} periods, "
+        f"{unit_summary['complete_periods']} complete for every unit. Incidents outside the "
+        f"units: {unit_summary['assignment']['outside']:,}."
+    )
+    lines.append("")
+    stats = unit_summary["statistics"]
+    if "moran" in stats:
+        m = stats["moran"]
+        lines.append(
+            f"- Global Moran's I = {m['I']:.3f} (z = {m['z_norm']:.1f}, permutation p = "
+            f"{m['p_sim']:.3f}): harm {'clusters' if m['I'] > 0 else 'disperses'} in space."
+        )
+    if "gi" in stats:
+        bins = stats["gi"]["bins"]
+        hot = sum(v for k, v in bins.items() if k.startswith("Hot"))
+        cold = sum(v for k, v in bins.items() if k.startswith("Cold"))
+        lines.append(
+            f"- Getis-Ord Gi*: {hot} hot-spot units and {cold} cold-spot units at 90% "
+            "confidence or more."
+        )
+    if "lisa" in stats:
+        clusters = stats["lisa"]["clusters"]
+        lines.append("- LISA clusters: " + ", ".join(f"{k} {v}" for k, v in clusters.items()))
+    if "emerging" in stats:
+        e = stats["emerging"]
+        cats = ", ".join(f"{k} {v}" for k, v in e["categories"].items())
+        lines.append(
+            f"- Emerging hot spots over {e['periods']} complete periods "
+            f"({e['first_period']} to {e['last_period']}): {cats}."
+        )
+        for w in e.get("warnings", []):
+            lines.append(f"  - Caution: {w}.")
+    lines.append("")
+    if "gi" in tables:
+        gi = tables["gi"].table
+        top = gi.sort_values("gi_z", ascending=False).head(10)
+        lines.append("Top units by Gi* z-score:")
+        lines.append("")
+        lines.append("| unit | Gi* z | class |")
+        lines.append("| --- | --- | --- |")
+        for row in top.itertuples():
+            lines.append(f"| {row.unit_id} | {row.gi_z:.2f} | {row.gi_label} |")
+        lines.append("")
+    return lines
 
 
 class _Stage:
@@ -164,4 +444,4 @@ class _Stage:
         elapsed = time.perf_counter() - self.start
         self.result.timings[self.label] = elapsed
         if exc[0] is None:
-            self.console.print(f"  {self.label} done in {elapsed:.1f} s")
+            self.console.print(f"  done in {elapsed:.1f} s")

@@ -1639,3 +1639,89 @@ def polygon_units(
         source=f"polygon layer {path.name}",
         extra={"read_report": report.to_dict(), "id_column": id_source},
     )
+
+
+def make_units(
+    spec: str,
+    incidents: pd.DataFrame | None = None,
+    *,
+    study_area: str | Path = "city",
+    population: bool = True,
+) -> gpd.GeoDataFrame:
+    """Units from a short specification, as the command line takes them.
+
+    Parameters
+    ----------
+    spec
+        ``h3`` or ``h3:<resolution>`` (H3 cells filling ``study_area``), ``rd`` (reporting
+        districts; derived from ``incidents`` unless the official layer is cached),
+        ``division``, or the path of any polygon layer.
+    incidents
+        Needed for derived reporting districts.
+    study_area
+        What H3 cells fill (see :func:`study_area`).
+    population
+        Attach resident population from the census tracts (:func:`geo_crime.rates.
+        attach_population`) when the tracts file is available.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Units following the unit contract.
+    """
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "h3":
+        units = h3_units(int(arg) if arg else 8, study_area=study_area)
+    elif kind in ("rd", "rds"):
+        units = rd_units(incidents)
+    elif kind in ("division", "divisions"):
+        units = division_units()
+    elif Path(spec).exists():
+        units = polygon_units(spec)
+    else:
+        raise ConfigError(
+            f"unknown unit {spec!r}: use h3:<5-10>, rd, division or the path of a polygon file"
+        )
+    if "area" in units and units["area"].isna().any():
+        units = fill_divisions(units)
+    if population:
+        from geo_crime.rates import TRACTS_FILE, attach_population
+
+        if (data_dir(must_exist=False) / TRACTS_FILE).is_file():
+            units = attach_population(units)
+    return units
+
+
+def fill_divisions(units: gpd.GeoDataFrame, divisions: gpd.GeoDataFrame | None = None):
+    """Fill a missing ``area`` (LAPD division) from the division holding each unit's centroid.
+
+    Centroids outside every division (cells along the coast or the city edge) take the nearest
+    division. Units keep a division they already have.
+
+    Parameters
+    ----------
+    units
+        Units (any type).
+    divisions
+        Division units (default: :func:`division_units`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy with ``area`` filled.
+    """
+    divisions = division_units() if divisions is None else divisions
+    out = units.copy()
+    centroids = gpd.GeoDataFrame(
+        geometry=out.geometry.to_crs(EQUAL_AREA_CRS).centroid, crs=EQUAL_AREA_CRS
+    )
+    joined = gpd.sjoin_nearest(
+        centroids, divisions[["area", "geometry"]].to_crs(EQUAL_AREA_CRS), how="left"
+    )
+    joined = joined[~joined.index.duplicated(keep="first")]
+    found = pd.array(joined["area"].reindex(out.index), dtype="Int64")
+    current = pd.array(out["area"], dtype="Int64") if "area" in out else found
+    out["area"] = pd.array(np.where(pd.isna(current), found, current), dtype="Int64")
+    out.attrs.update(units.attrs)
+    return out

@@ -1,0 +1,492 @@
+"""Interactive maps: layers, legends, privacy, escaping, offline assets, size, a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from conftest import data_dir, h3_units
+
+from geo_crime.emerging import emerging_hotspots
+from geo_crime.errors import ConfigError, DataError
+from geo_crime.export import PrivacyError
+from geo_crime.hotspots import gi_star_table, lisa_table
+from geo_crime.maps import (
+    DEFAULT_ZOOM,
+    LA_CENTRE,
+    MAX_FEATURES,
+    LargeMapWarning,
+    MapLayers,
+    build_map,
+    classify_values,
+    external_references,
+    layer_pane,
+    write_map,
+)
+
+EVIL = '<script>alert(1)</script>" onmouseover="alert(1)'
+DIVISIONS = "boundaries/lapd_divisions__LAPD_Division_5922489107755548254.geojson"
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def _divisions() -> gpd.GeoDataFrame:
+    path = data_dir() / DIVISIONS
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real data file missing: {path}")
+        pytest.skip(f"real data file missing: {path}")
+    raw = gpd.read_file(path)
+    return gpd.GeoDataFrame(
+        {"unit_id": raw["PREC"].astype(int).astype(str), "name": raw["APREC"].astype(str)},
+        geometry=raw.geometry.to_numpy(),
+        crs="EPSG:4326",
+    )
+
+
+@pytest.fixture(scope="module")
+def layers(westla_h3_units) -> MapLayers:
+    """Real West LA units and real hot-spot results, with hostile strings in the data."""
+    units, y = westla_h3_units
+    units = units.copy()
+    units["count"] = y.astype(np.int64)
+    units["severity"] = y * 3.2
+    units["name"] = [f"Cell {i}" for i in range(len(units))]
+    units["top_crime"] = "BURGLARY FROM VEHICLE"
+    evil_row = int(np.argmax(y))
+    units.loc[evil_row, "top_crime"] = EVIL
+    units.loc[evil_row, "name"] = EVIL
+    units.attrs["evil_unit"] = units.loc[evil_row, "unit_id"]
+    gi = gi_star_table(units, y)
+    lisa = lisa_table(units, y, permutations=99, seed=1)
+    rng = np.random.default_rng(7)
+    periods = pd.date_range("2020-03-01", periods=12, freq="MS")
+    cube = rng.poisson(np.outer(y / 12.0 + 0.2, np.linspace(0.6, 1.4, 12)))
+    emerging = emerging_hotspots(units, cube, periods).table
+    forecast = pd.DataFrame({"unit_id": units["unit_id"], "prediction": y / 17.0})
+    divisions = _divisions()
+    divisions.loc[0, "name"] = EVIL
+    parents = sorted({h3.cell_to_parent(c, 7) for c in units["unit_id"]})
+    rds = h3_units(parents).assign(name=[f"RD {i:04d}" for i in range(len(parents))])
+    rds.attrs["approximate"] = True
+    return MapLayers(
+        units=units,
+        gi=gi,
+        lisa=lisa,
+        emerging=emerging,
+        forecast=forecast,
+        divisions=divisions,
+        rds=rds,
+        period="2020-03-15 to 2021-07-31",
+        forecast_period="2021-08",
+    )
+
+
+@pytest.fixture(scope="module")
+def offline_html(tmp_path_factory, layers) -> Path:
+    path = tmp_path_factory.mktemp("maps") / "map.html"
+    write_map(layers, path, offline=True)
+    return path
+
+
+def test_map_opens_on_los_angeles_with_all_layers(layers):
+    m = build_map(layers)
+    assert m.location == list(LA_CENTRE) and m.options["zoom"] == DEFAULT_ZOOM
+    assert pytest.approx((34.05, -118.35)) == LA_CENTRE
+    html = m.get_root().render()
+    for name in (
+        "Severity per km\\u00b2 (classes)",
+        "Gi* hot and cold spots",
+        "LISA clusters",
+        "Emerging hot spots",
+        "Forecast: 2021-08",
+        "LAPD divisions",
+        "Reporting districts (approximate)",
+    ):
+        assert f'"{name}"' in html, name
+    assert html.count("L.control.layers(") == 1
+    # one legend section per layer, each naming its classes
+    for text in (
+        "Getis-Ord Gi* hot spots",
+        "Hot Spot - 99% Confidence",
+        "High-High",
+        "Emerging hot spots",
+        "Approximate: derived",
+        "Fisher-Jenks",
+    ):
+        assert text in html, text
+    assert "fewer than 3 incidents" in html
+    assert html.count("#d62f27") >= 1 and "#4575b5" in html
+
+
+def test_only_severity_and_divisions_are_visible_at_start(layers):
+    m = build_map(layers)
+    shown = {c.layer_name: c.show for c in m._children.values() if c._name == "GeoJson"}
+    assert [name for name, show in shown.items() if show] == [
+        "Severity per km² (classes)",
+        "LAPD divisions",
+    ]
+
+
+def test_tooltips_show_the_fields_and_suppress_small_units(layers):
+    m = build_map(layers, k_anonymity=5)
+    geojsons = [c for c in m._children.values() if c._name == "GeoJson"]
+    severity = geojsons[0]
+    tooltip = next(c for c in severity._children.values() if c._name == "GeoJsonTooltip")
+    assert tooltip.aliases[:4] == ["Unit", "Incidents", "Severity", "Rate (per km²)"]
+    assert tooltip.aliases[-2:] == ["Severity per km² class", "Period"]
+    counts = layers.units["count"].to_numpy()
+    for feature, count in zip(severity.data["features"], counts, strict=True):
+        props = feature["properties"]
+        assert props["p"] == "2020-03-15 to 2021-07-31"
+        if count < 5:
+            assert props["n"] == props["s"] == props["r"] == "suppressed"
+            assert props["v"] == "suppressed"
+            assert props["x1"] == "suppressed"  # the most common crime is hidden too
+        else:
+            assert props["n"] == f"{count:,}"
+        assert set(props) == {"u", "n", "s", "r", "x0", "x1", "p", "v", "c"}
+    forecast = next(g for g in geojsons if g.layer_name.startswith("Forecast"))
+    assert forecast.data["features"][0]["properties"]["p"] == "2021-08"
+
+
+def test_data_strings_are_html_escaped(layers, offline_html):
+    html = offline_html.read_text(encoding="utf-8")
+    assert "<script>alert(1)" not in html
+    assert 'onmouseover="alert' not in html and 'onmouseover=\\"alert' not in html
+    # escaped in Python (&lt; ...), then JSON-escaped by folium (& -> \u0026)
+    assert "\\u0026lt;script\\u0026gt;alert(1)\\u0026lt;/script\\u0026gt;" in html
+    assert "\\u0026quot; onmouseover=\\u0026quot;alert(1)" in html
+    m = build_map(layers)
+    severity = next(c for c in m._children.values() if c._name == "GeoJson")
+    evil = next(f for f in severity.data["features"] if f["id"] == layers.units.attrs["evil_unit"])
+    assert evil["properties"]["x1"] == (
+        "&lt;script&gt;alert(1)&lt;/script&gt;&quot; onmouseover=&quot;alert(1)"
+    )
+
+
+def test_offline_html_needs_no_network(offline_html):
+    html = offline_html.read_text(encoding="utf-8")
+    assert external_references(html) == []
+    assert not re.search(r"""<(script|link)[^>]*(src|href)=["']?(https?:)?//""", html, re.I)
+    assert "Leaflet 1.9.4" in html and "L.map(" in html
+    assert "tile.openstreetmap" not in html and "L.tileLayer" not in html
+    assert "sourceMappingURL" not in html
+    assert "data:image/png;base64," in html  # the layer-control icons are inlined
+
+
+def test_online_map_uses_cdn_and_tiles(layers, tmp_path):
+    path = write_map(layers, tmp_path / "online.html")
+    html = path.read_text(encoding="utf-8")
+    assert "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js" in html
+    assert "L.tileLayer" in html
+    assert "jquery" not in html.lower() and "bootstrap" not in html.lower()
+    # a built online map can still be written offline
+    m = build_map(layers)
+    offline = write_map(m, tmp_path / "converted.html", offline=True)
+    assert external_references(offline.read_text(encoding="utf-8")) == []
+
+
+def test_inputs_are_checked(layers):
+    with pytest.raises(DataError, match="count"):
+        build_map({"units": layers.units.drop(columns="count")})
+    with pytest.raises(ConfigError, match="unknown map layer"):
+        build_map({"units": layers.units, "heatmap": None})
+    with pytest.raises(ConfigError, match="scheme"):
+        build_map(layers, scheme="equal")
+    with pytest.raises(PrivacyError, match="victim-level"):
+        build_map(MapLayers(units=layers.units, tooltip_columns={"vict_age": "Age"}))
+    with pytest.raises(DataError, match="gi_bin"):
+        build_map(MapLayers(units=layers.units, gi=layers.gi.drop(columns="gi_bin")))
+    with pytest.raises(ConfigError, match="build options"):
+        write_map(build_map(layers), "never.html", title="x")
+    with pytest.raises(ConfigError, match="built offline"):
+        write_map(build_map(layers, offline=True), "never.html", offline=False)
+
+
+def test_layers_from_a_cube_and_from_a_dict(westla_h3_units, tmp_path):
+    from geo_crime.cube import Cube
+
+    units, y = westla_h3_units
+    periods = pd.date_range("2024-01-01", periods=4, freq="MS")
+    counts = np.repeat(y[:, None], 4, axis=1).astype(np.int64)
+    cube = Cube(
+        units=units,
+        periods=periods,
+        freq="M",
+        counts=counts,
+        severity=counts * 2.0,
+        harm=counts * 1.0,
+    )
+    layers = MapLayers.from_cube(cube, forecast_period="2024-05")
+    assert layers.units["count"].tolist() == (y * 4).astype(int).tolist()
+    assert layers.period.startswith("2024-01-01 to 2024-04-01")
+    path = write_map(
+        {"units": layers.units, "period": layers.period}, tmp_path / "m.html", title="Cube <b>"
+    )
+    html = path.read_text(encoding="utf-8")
+    assert "<title>Cube &lt;b&gt;</title>" in html
+    assert "2024-01-01 to 2024-04-01" in html
+
+
+def test_large_maps_warn(layers):
+    assert MAX_FEATURES == 20_000
+    with pytest.warns(LargeMapWarning, match="coarser H3 resolution.*GeoPackage"):
+        build_map(MapLayers(units=layers.units), max_features=100)
+
+
+def test_classification_schemes():
+    y = np.r_[np.arange(1.0, 101.0), np.nan]
+    jenks = classify_values(y, k=4)
+    assert jenks.k == 4 and jenks.codes[-1] == -1
+    assert jenks.codes[:-1].min() == 0 and jenks.codes[:-1].max() == 3
+    assert (np.diff(jenks.codes[:-1]) >= 0).all()
+    quant = classify_values(y, scheme="quantiles", k=4)
+    assert np.bincount(quant.codes[:-1]).tolist() == [25, 25, 25, 25]
+    assert classify_values([1.0, 1.0, 2.0], k=5).k == 2
+    big = np.random.default_rng(0).gamma(2.0, 10.0, 3000)
+    first, second = classify_values(big), classify_values(big)
+    assert (first.codes == second.codes).all()  # deterministic, even when sampled
+    assert first.labels()[0].startswith(f"{big.min():,.2f}"[:3])
+
+
+def test_city_wide_res8_map_size(tmp_path):
+    """A city-wide H3 resolution-8 map (about 1,800 cells) with every layer stays < 15 MB."""
+    divisions = _divisions()
+    try:
+        from geo_crime.units import h3_units as city_h3_units
+
+        units = city_h3_units(8, contain="overlap")
+    except Exception:  # units.py unavailable: the same cells from the division outline
+        area = shapely.union_all(divisions.geometry.to_numpy())
+        cells = set(h3.geo_to_cells(area, 8))
+        cells |= {n for c in list(cells) for n in h3.grid_disk(c, 1)}
+        units = h3_units(sorted(cells))
+    n = len(units)
+    assert 1_500 <= n <= 2_500
+    rng = np.random.default_rng(3)
+    count = rng.poisson(40, n)
+    units = units.assign(count=count, severity=count * rng.uniform(1, 5, n))
+    units["population"] = rng.integers(0, 6000, n)
+    ids = units["unit_id"]
+    gi = pd.DataFrame(
+        {"unit_id": ids, "gi_bin": rng.integers(-3, 4, n), "gi_z": rng.normal(size=n)}
+    )
+    lisa = pd.DataFrame({"unit_id": ids, "cluster_code": rng.integers(0, 5, n)})
+    emerging = pd.DataFrame({"unit_id": ids, "code": rng.integers(1, 18, n)})
+    forecast = pd.DataFrame({"unit_id": ids, "prediction": rng.gamma(2, 10, n)})
+    # ~1,135 derived reporting districts: Voronoi cells of random points, clipped to the city
+    area = shapely.union_all(divisions.geometry.to_numpy())
+    minx, miny, maxx, maxy = area.bounds
+    pts = shapely.points(rng.uniform(minx, maxx, 4000), rng.uniform(miny, maxy, 4000))
+    pts = pts[shapely.contains(area, pts)][:1135]
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=area))
+    rd_geoms = shapely.intersection(cells, area)
+    rds = gpd.GeoDataFrame(
+        {"unit_id": [f"{i:04d}" for i in range(len(rd_geoms))]}, geometry=rd_geoms, crs=4326
+    )
+    rds.attrs["approximate"] = True
+    path = tmp_path / "city.html"
+    start = time.perf_counter()
+    write_map(
+        MapLayers(
+            units=units,
+            gi=gi,
+            lisa=lisa,
+            emerging=emerging,
+            forecast=forecast,
+            divisions=divisions,
+            rds=rds,
+            period="2024-01-01 to 2024-08-31",
+        ),
+        path,
+        offline=True,
+    )
+    elapsed = time.perf_counter() - start
+    size_mb = path.stat().st_size / 1e6
+    print(f"\ncity-wide res-8 map: {n} cells, {len(rds)} RDs, {size_mb:.2f} MB in {elapsed:.1f} s")
+    assert size_mb < 15
+    # coordinates rounded to 6 decimals
+    assert not re.search(r"-118\.\d{7,}", path.read_text(encoding="utf-8"))
+    assert "Severity per 1,000 residents" in path.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# a real browser
+# --------------------------------------------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through /usr/bin/chromedriver; a failure (not a skip) under CI."""
+    binary = _chromium()
+    if binary is None or not CHROMEDRIVER.exists():
+        msg = "headless browser test needs chromium and /usr/bin/chromedriver"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    profile = tempfile.mkdtemp(prefix="geo-crime-chrome-")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    # any alert/confirm/prompt (an XSS payload firing) is counted instead of shown
+    driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "window.__xss = 0; window.alert = window.confirm = window.prompt = "
+            "function () { window.__xss += 1; };"
+        },
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+_PATHS_IN_PANE = (
+    "return document.querySelectorAll('.leaflet-' + arguments[0] + '-pane path').length;"
+)
+
+_FIND_FEATURE = """
+var target = arguments[0], pane = arguments[1], found = null;
+var map = window[document.querySelector('.folium-map').id];
+map.eachLayer(function (l) {
+    if (l.feature && l.feature.id === target && l.options.pane === pane) { found = l.getElement(); }
+});
+return found;
+"""
+
+_OPEN_HOSTILE_TOOLTIPS = """
+var map = window[document.querySelector('.folium-map').id], out = [];
+map.eachLayer(function (group) {
+    if (!(group instanceof L.GeoJSON) || !group.getTooltip()) { return; }
+    group.eachLayer(function (l) {
+        if (JSON.stringify(l.feature.properties).indexOf('alert(1)') < 0) { return; }
+        l.fire('mouseover', {latlng: l.getBounds().getCenter()}, true);
+        var el = group.getTooltip().getElement();
+        out.push({pane: group.options.pane, text: el.textContent,
+                  bad: el.querySelectorAll('script, [onmouseover]').length});
+        l.fire('mouseout', {}, true);
+    });
+});
+return out;
+"""
+
+
+def test_offline_map_in_headless_chromium(browser, offline_html, layers, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    n_units = len(layers.units)
+    browser.get(offline_html.as_uri())
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script(_PATHS_IN_PANE, layer_pane("severity")) >= n_units
+    )
+    assert browser.execute_script("return typeof L !== 'undefined' && L.version") == "1.9.4"
+    assert browser.find_elements("css selector", ".leaflet-container")
+    # one SVG path per feature of the visible layer; the hidden layers draw nothing
+    assert browser.execute_script(_PATHS_IN_PANE, layer_pane("severity")) == n_units
+    assert browser.execute_script(_PATHS_IN_PANE, layer_pane("divisions")) == len(layers.divisions)
+    for hidden in ("gi", "lisa", "emerging", "forecast", "rds"):
+        assert browser.execute_script(_PATHS_IN_PANE, layer_pane(hidden)) == 0, hidden
+    assert browser.execute_script("return document.querySelectorAll('.leaflet-tile').length") == 0
+    legend = browser.find_element("css selector", ".gc-legend").text
+    assert "Severity per km²" in legend and "Getis-Ord" not in legend
+    screenshot = tmp_path / "offline_map.png"
+    assert browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+    print(f"\nscreenshot: {screenshot}")
+
+    # a real mouse hover over the hostile unit shows its strings as text
+    evil = browser.execute_script(_FIND_FEATURE, layers.units.attrs["evil_unit"], "gc-severity")
+    assert evil is not None
+    ActionChains(browser).move_to_element(evil).perform()
+    WebDriverWait(browser, 10).until(
+        lambda d: d.find_elements("css selector", ".leaflet-tooltip-pane .leaflet-tooltip")
+    )
+    tip = browser.find_element("css selector", ".leaflet-tooltip-pane .leaflet-tooltip").text
+    assert "<script>alert(1)</script>" in tip and 'onmouseover="alert(1)' in tip
+
+    # switch every layer on: each draws one path per feature and has its legend section
+    browser.execute_script(
+        "document.querySelectorAll('.leaflet-control-layers-overlays input')"
+        ".forEach(function (i) { if (!i.checked) { i.click(); } });"
+    )
+    for key in ("gi", "lisa", "emerging", "forecast"):
+        assert browser.execute_script(_PATHS_IN_PANE, layer_pane(key)) == n_units, key
+    assert browser.execute_script(_PATHS_IN_PANE, layer_pane("rds")) == len(layers.rds)
+    legend = browser.find_element("css selector", ".gc-legend").text
+    assert "Getis-Ord" in legend and "Reporting districts (approximate)" in legend
+
+    # every layer's tooltip of a hostile feature renders text, never markup
+    opened = browser.execute_script(_OPEN_HOSTILE_TOOLTIPS)
+    panes = {o["pane"] for o in opened}
+    assert {
+        "gc-severity",
+        "gc-gi",
+        "gc-lisa",
+        "gc-emerging",
+        "gc-forecast",
+        "gc-divisions",
+    } <= panes
+    for item in opened:
+        assert "<script>alert(1)</script>" in item["text"], item
+        assert item["bad"] == 0, item
+    assert browser.execute_script("return document.querySelectorAll('[onmouseover]').length") == 0
+    assert browser.execute_script("return document.scripts.length") == len(
+        re.findall(r"<script\b", offline_html.read_text(encoding="utf-8"))
+    )
+    assert browser.execute_script("return window.__xss") == 0
+
+    logs = browser.get_log("browser")
+    severe = [entry for entry in logs if entry["level"] == "SEVERE"]
+    assert severe == [], json.dumps(severe, indent=1)
+
+
+def test_vendored_leaflet_is_complete():
+    from geo_crime.maps import ASSETS_DIR, LEAFLET_VERSION
+
+    assert "BSD 2-Clause" in (ASSETS_DIR / "LICENSE").read_text(encoding="utf-8")
+    js = (ASSETS_DIR / "leaflet.js").read_text(encoding="utf-8")
+    assert f'version="{LEAFLET_VERSION}"' in js
+    css = (ASSETS_DIR / "leaflet.css").read_text(encoding="utf-8")
+    for image in re.findall(r"url\((images/[^)]+\.png)\)", css):
+        assert (ASSETS_DIR / image).exists(), image
+    total = sum(p.stat().st_size for p in ASSETS_DIR.rglob("*") if p.is_file())
+    assert total < 250_000  # small: Leaflet only

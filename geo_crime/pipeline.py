@@ -36,6 +36,13 @@ from rich.console import Console
 
 from geo_crime.errors import ConfigError
 
+ANALYSIS_NOTE = """\
+Files in this folder are for analysis, not for publication: incidents.parquet holds victim-level
+fields (age, sex, descent) and the cubes and statistic tables hold exact small counts. Publish
+only what is under public/ (maps, GIS layers with small counts suppressed, figures) and the
+report.
+"""
+
 
 @dataclass
 class StudySettings:
@@ -241,11 +248,13 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
         inputs = settings.inputs or [str(p) for p in default_crime_inputs()]
         files = expand_inputs(inputs)
         incidents, cleaning = load_incidents(files, negative_age=settings.negative_age)
-        path = folder / "incidents.parquet"
+        path = folder / "analysis" / "incidents.parquet"
         with atomic_path(path) as tmp:
             incidents.to_parquet(tmp, index=False)
         result.files.append(path)
         result.files.append(cleaning.write_json(folder / "cleaning_report.json"))
+        # victim-level rows stay in analysis/; only aggregated layers go to public/
+        atomic_write_text(folder / "analysis" / "README.txt", ANALYSIS_NOTE)
 
     with stage("coverage"):
         coverage = check_coverage(incidents, threshold=settings.coverage_threshold)
@@ -299,8 +308,10 @@ def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyRes
     from geo_crime.stats import run_statistic, write_table
     from geo_crime.units import assign_units, division_units, make_units
 
-    study_folder = folder / study.name
+    study_folder = folder / "analysis" / study.name
+    public_folder = folder / "public" / study.name
     study_folder.mkdir(parents=True, exist_ok=True)
+    public_folder.mkdir(parents=True, exist_ok=True)
     chosen = select_incidents(incidents, study)
     summary: dict = {"settings": asdict(study), "incidents": int(len(chosen)), "units": {}}
     written: list[Path] = []
@@ -313,9 +324,11 @@ def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyRes
     )
     lines.append("")
     area_polygon = None
+    divisions = division_units()
     if study.areas:
-        divisions = division_units()
         area_polygon = divisions[divisions["area"].isin(study.areas)].union_all()
+    outlines = divisions[divisions["area"].isin(study.areas)] if study.areas else divisions
+    rd_outlines = None
     for spec in study.units:
         label = spec.replace(":", "")
         with stage(f"{study.name}: units {spec}"):
@@ -324,7 +337,11 @@ def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyRes
             else:
                 units = make_units(spec, incidents)
                 if study.areas and "area" in units:
-                    units = units[units["area"].isin(study.areas)].reset_index(drop=True)
+                    kept = units[units["area"].isin(study.areas)].reset_index(drop=True)
+                    kept.attrs.update(units.attrs)
+                    units = kept
+                if spec.startswith("rd"):
+                    rd_outlines = units
             unit_ids, assignment = assign_units(chosen, units)
         with stage(f"{study.name}: cube {spec}"):
             cube = build_cube(
@@ -369,9 +386,102 @@ def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyRes
                 path = study_folder / f"{stat}_{label}.parquet"
                 write_table(outcome.table, path)
                 written.append(path)
+        with stage(f"{study.name}: maps, exports, figures {spec}"):
+            if rd_outlines is None and not spec.startswith("rd"):
+                rd_outlines = _rd_outlines(incidents, study)
+            public = _publish(
+                spec,
+                label,
+                cube,
+                units,
+                tables,
+                outlines,
+                rd_outlines,
+                public_folder,
+                settings,
+                forecast=None,
+            )
+            written.extend(public)
+            unit_summary["public_files"] = [str(p) for p in public]
         summary["units"][spec] = unit_summary
         lines.extend(_statistics_markdown(spec, cube, units, unit_summary, tables))
     return _StudyResult(summary, "\n".join(lines), written)
+
+
+def _rd_outlines(incidents, study):
+    """Reporting-district outlines for a study's maps (derived when no official layer)."""
+    from geo_crime.units import rd_units
+
+    rds = rd_units(incidents)
+    if study.areas:
+        kept = rds[rds["area"].isin(study.areas)].reset_index(drop=True)
+        kept.attrs.update(rds.attrs)
+        rds = kept
+    return rds
+
+
+def _publish(
+    spec, label, cube, units, tables, outlines, rd_outlines, folder, settings, *, forecast
+) -> list[Path]:
+    """The public outputs of one unit type: map, GIS layers, figures (aggregates only)."""
+    from geo_crime.export import export_layers
+    from geo_crime.figures import write_figures
+    from geo_crime.maps import MapLayers, write_map
+    from geo_crime.query import unit_results
+    from geo_crime.stats import unit_values
+
+    per_period, _ = unit_values(cube, "severity")
+    summary_table = unit_results(
+        units,
+        measures={
+            "count": cube.total("count").astype(int),
+            "severity": cube.total("severity"),
+            "harm": cube.total("harm"),
+            "severity_per_complete_period": per_period,
+        },
+    )
+    layers = MapLayers.from_cube(
+        cube,
+        gi=tables["gi"].table if "gi" in tables else None,
+        lisa=tables["lisa"].table if "lisa" in tables else None,
+        emerging=tables["emerging"].table if "emerging" in tables else None,
+        forecast=forecast,
+        divisions=outlines,
+        rds=rd_outlines,
+    )
+    files = [
+        write_map(
+            layers,
+            folder / f"map_{label}.html",
+            offline=settings.offline_map,
+            k_anonymity=settings.k_anonymity,
+        )
+    ]
+    export = {f"{label}_summary": summary_table}
+    for stat in ("gi", "lisa", "emerging"):
+        if stat in tables:
+            export[f"{label}_{stat}"] = tables[stat].table
+    if forecast is not None:
+        export[f"{label}_forecast"] = units[["unit_id", "geometry"]].merge(forecast, on="unit_id")
+    counts = summary_table.set_index("unit_id")["count"]
+    files += export_layers(
+        export,
+        folder / "gis",
+        k_anonymity=settings.k_anonymity,
+        counts=counts,
+        gpkg_name=f"geo_crime_{label}.gpkg",
+    )
+    moran = tables["moran"].result if "moran" in tables else None
+    files += write_figures(
+        folder / f"figures_{label}",
+        units=summary_table,
+        gi=tables["gi"].table if "gi" in tables else None,
+        lisa=tables["lisa"].table if "lisa" in tables else None,
+        moran=moran,
+        outlines=outlines,
+        k_anonymity=settings.k_anonymity,
+    )
+    return files
 
 
 def _statistics_markdown(spec, cube, units, unit_summary, tables) -> list[str]:

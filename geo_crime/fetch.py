@@ -636,7 +636,9 @@ def fetch_incidents(
 
     Examples
     --------
-    >>> fetch_incidents("lapd.ndjson.gz", where="date_occ >= '2024-01-01'")  # doctest: +SKIP
+    Download 2024 onwards (needs the internet)::
+
+        fetch_incidents("lapd.ndjson.gz", where="date_occ >= '2024-01-01'")
     """
     start = time.monotonic()
     if page_size < 1:

@@ -155,3 +155,57 @@ def build_report(
         parts.append("")
     parts.append(LIMITATIONS)
     return "\n".join(parts)
+
+
+_HTML_STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 60rem;
+       margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
+th { background: #f3f3f3; }
+img { max-width: 100%; border: 1px solid #ddd; }
+code { background: #f6f6f6; padding: 0 0.2rem; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; }
+"""
+
+
+def markdown_to_html(text: str, *, base: Path, title: str = "geo_crime report") -> str:
+    """Render the Markdown report as one self-contained HTML page (figures inlined as data URIs).
+
+    Parameters
+    ----------
+    text
+        The Markdown report.
+    base
+        Folder that relative image paths in the report are resolved against.
+    title
+        The page title.
+
+    Returns
+    -------
+    str
+        HTML with no external references.
+    """
+    import base64
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    body = renderer.render(text)
+
+    def inline(match: re.Match) -> str:
+        src = html.unescape(match.group(1))
+        path = (Path(base) / src).resolve()
+        if not path.is_file() or path.suffix.lower() != ".png":
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="([^"]+)"', inline, body)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )

@@ -9,7 +9,8 @@ their module on first use, so ``import geo_crime`` stays light (TensorFlow is on
 forecast is made).
 
 >>> import geo_crime as gc
->>> path = gc.data_dir() / "lapd_crime" / "Crime_Data_from_2020_to_Present__Ivanco19_first10k.csv.gz"
+>>> name = "Crime_Data_from_2020_to_Present__Ivanco19_first10k.csv.gz"
+>>> path = gc.data_dir() / "lapd_crime" / name
 >>> incidents, report = gc.load_incidents(path, cache=False)
 >>> report.rows_read, int(incidents["severity"].max())
 (10000, 100)
@@ -71,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     # outputs
     "MapLayers": "geo_crime.maps",
     "write_map": "geo_crime.maps",
+    "build_map": "geo_crime.maps",
     "export_layers": "geo_crime.export",
     "write_figures": "geo_crime.figures",
     # queries

@@ -81,8 +81,9 @@ class CoverageResult:
     table
         One row per (area, month): ``area``, ``month`` (first day), ``count``, ``baseline``,
         ``baseline_source`` (``own``, ``reference`` or ``none``), ``ratio``, ``status``
-        (``complete``, ``incomplete`` or ``unverified``) and ``complete`` (bool; unverified
-        counts as complete).
+        (``complete``, ``incomplete``, ``missing`` for a month with no rows at all inside the
+        area's span, e.g. the gap between two slices, or ``unverified``) and ``complete`` (bool;
+        unverified counts as complete).
     threshold, window, min_history
         The settings used.
     """
@@ -166,19 +167,21 @@ def check_coverage(
                 baseline, source = float(np.median(history[-window:])), "own"
             else:
                 baseline, source = _reference_month(reference, int(area), period.year)
-            if source == "none" or baseline <= 0:
+            if count == 0:
+                status, ratio = "missing", 0.0
+            elif source == "none" or baseline <= 0:
                 status = "unverified"
                 ratio = np.nan
             else:
                 ratio = count / baseline
                 status = "complete" if ratio >= threshold else "incomplete"
-            if status != "incomplete":
+            if status in ("complete", "unverified"):
                 history.append(int(count))
             rows.append((int(area), period.start_time, int(count), baseline, source, ratio, status))
     table = pd.DataFrame(
         rows, columns=["area", "month", "count", "baseline", "baseline_source", "ratio", "status"]
     )
-    table["complete"] = table["status"] != "incomplete"
+    table["complete"] = table["status"].isin(["complete", "unverified"])
     return CoverageResult(table, threshold, window, min_history)
 
 

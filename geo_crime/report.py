@@ -119,9 +119,11 @@ def build_report(
     parts.append("")
     parts.append("## Coverage")
     incomplete = coverage.incomplete
+    missing = int((incomplete["status"] == "missing").sum())
     parts.append(
-        f"{len(incomplete)} of {len(coverage.table)} (area, month) periods fall below "
-        f"{coverage.threshold:.0%} of their baseline and are excluded from statistics and models "
+        f"{len(incomplete) - missing} (area, month) periods with data fall below "
+        f"{coverage.threshold:.0%} of their baseline, and {missing} (area, month) periods have no "
+        "rows at all (gaps between the data slices). Both are excluded from statistics and models "
         "by default. City-wide monthly counts (months with data):"
     )
     parts.append("")

@@ -1,11 +1,18 @@
 """Build large benchmark inputs (1M, 5M rows) by resampling the real LAPD rows.
 
-The real original-schema rows (the 2020 head of the export and the West LA 2020-21 slice) are
-sampled with replacement, given new unique record numbers, spread over 2020-2024 by whole-year
-shifts (the day of the year and the time of day are kept, so seasonality survives), and jittered by
-up to ~50 m so that repeated rows do not stack on one point. Everything else, including the mixed
-date formats and the zero-padded codes, is kept as in the real file. The output is the official
-28-column CSV (and optionally Parquet), written outside the repository.
+Each synthetic row joins two real rows drawn with replacement:
+
+* a *place* row from all ~128k real rows (2020 slices and the city-wide 2024 record), giving the
+  coordinates, area, reporting district, crime code and description, so the rows spread over the
+  whole city as the real record does (the 2020 slices alone are half West LA);
+* an *attribute* row from the ~22k original-schema rows, giving the dates and time of day (in
+  their real mixed formats), premise, weapon, status, victim fields, MO codes and address.
+
+Rows get new unique record numbers, are spread over 2020-2024 by whole-year shifts (day of year
+and time of day kept, so seasonality survives), and are jittered by up to ~50 m so that repeated
+rows do not stack on one point (the reporting districts' median width is ~800 m, so the jittered
+point nearly always stays in its district). The output is the official 28-column CSV (and
+optionally Parquet), written outside the repository.
 
 Usage::
 
@@ -66,7 +73,50 @@ def _shift_year(text: pd.Series, years: np.ndarray) -> pd.Series:
     )
 
 
-def make_rows(n_rows: int, *, seed: int = 0, base: pd.DataFrame | None = None) -> pd.DataFrame:
+def real_place_rows() -> pd.DataFrame:
+    """Coordinates, area, district and crime of every real row (2020 slices and 2024 record)."""
+    import gzip
+    import json
+
+    from geo_crime.severity import crime_code_lookup
+
+    official = real_official_rows()
+    places = official[
+        ["AREA", "AREA NAME", "Rpt Dist No", "Crm Cd", "Crm Cd Desc", "Part 1-2", "LAT", "LON"]
+    ]
+    records = []
+    for path in sorted((data_dir() / "lapd_crime" / "kyleW145_2024_by_area").glob("*.json.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            records.extend(json.load(fh))
+    reduced = pd.DataFrame.from_records(records)
+    lookup = crime_code_lookup()
+    code = reduced["Crime_Description"].map(lookup.code_by_desc)
+    rd = reduced["Report_District"].astype(str).str.zfill(4)
+    area = rd.str[:2].astype(int)
+    from geo_crime.schema import AREA_NAMES
+
+    converted = pd.DataFrame(
+        {
+            "AREA": area.map("{:02d}".format),
+            "AREA NAME": area.map(AREA_NAMES),
+            "Rpt Dist No": rd,
+            "Crm Cd": code.astype("Int64").astype(str),
+            "Crm Cd Desc": reduced["Crime_Description"],
+            "Part 1-2": code.map(lookup.part_by_code).astype("Int64").astype(str),
+            "LAT": reduced["Latitude"].astype(str),
+            "LON": reduced["Longitude"].astype(str),
+        }
+    )
+    return pd.concat([places, converted], ignore_index=True)
+
+
+def make_rows(
+    n_rows: int,
+    *,
+    seed: int = 0,
+    attributes: pd.DataFrame | None = None,
+    places: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Resample ``n_rows`` official-schema rows from the real ones.
 
     Parameters
@@ -75,8 +125,9 @@ def make_rows(n_rows: int, *, seed: int = 0, base: pd.DataFrame | None = None) -
         Rows to produce.
     seed
         Random seed; the same seed gives the same file.
-    base
-        The rows to sample from (default: :func:`real_official_rows`).
+    attributes, places
+        The rows to sample from (default: :func:`real_official_rows` and
+        :func:`real_place_rows`).
 
     Returns
     -------
@@ -84,9 +135,13 @@ def make_rows(n_rows: int, *, seed: int = 0, base: pd.DataFrame | None = None) -
         Text columns in the official order.
     """
     rng = np.random.default_rng(seed)
-    base = real_official_rows() if base is None else base
-    pick = rng.integers(0, len(base), size=n_rows)
-    rows = base.iloc[pick].reset_index(drop=True)
+    attributes = real_official_rows() if attributes is None else attributes
+    places = real_place_rows() if places is None else places
+    rows = attributes.iloc[rng.integers(0, len(attributes), size=n_rows)].reset_index(drop=True)
+    where = places.iloc[rng.integers(0, len(places), size=n_rows)].reset_index(drop=True)
+    for column in where.columns:
+        rows[column] = where[column].to_numpy()
+    rows["Crm Cd 1"] = rows["Crm Cd"]
     # spread over 2020-2024, keeping reported on/after occurred
     occurred_year = rows["DATE OCC"].str.extract(r"/(\d{4})")[0].astype(int).to_numpy()
     target = rng.integers(2020, 2025, size=n_rows)

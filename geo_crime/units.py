@@ -115,6 +115,15 @@ MANIFEST_FILE: Path = REPO_ROOT / "boundaries" / "manifest.json"
 #: Name of the official reporting-district layer in the manifest.
 RD_LAYER = "lapd_reporting_districts"
 
+#: Precision grid (metres) of the derived reporting-district overlay operations.
+_GRID_M = 0.001
+
+#: Precision grid (degrees, ~0.1 mm) of the final clip of derived districts by their division.
+_GRID_DEGREES = 1e-9
+
+#: Tolerance (metres) of the coverage simplification of derived reporting districts.
+_SIMPLIFY_M = 5.0
+
 #: ``attrs["source"]`` of the derived reporting-district layer.
 DERIVED_RD_SOURCE = "derived from incident points (Voronoi), approximate"
 
@@ -1080,7 +1089,9 @@ def derive_rd_layer(
     # A district that wins no coordinate in its own division (e.g. its only other geocode is in
     # the ocean off Pacific Coast Highway) would vanish: its incidents outside the division but
     # within snap_m of it are moved to the nearest spot 1 m inside, then the vote is repeated.
-    lon_used, lat_used = lon.copy(), lat.copy()
+    # LAPD publishes coordinates to 4 decimals (~10 m): vote on that grid, which also bounds the
+    # Voronoi diagram's size for large (e.g. jittered or resampled) inputs
+    lon_used, lat_used = np.round(lon, 4), np.round(lat, 4)
     winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use)
     lost = sorted(set(rd_text[cand]) - set(winners["rd"]))
     lost_mask = cand & ~use & np.isin(rd_text, lost)
@@ -1118,12 +1129,12 @@ def derive_rd_layer(
         division = div_geom[int(area_no)]
         idx = group.index.to_numpy()
         labels = group["rd"].to_numpy(dtype=object)
+        division_albers = _to_albers(division)
         if len(set(labels)) == 1:
             codes.append(labels[0])
             areas.append(int(area_no))
-            geoms.append(division)
+            geoms.append(division_albers)
             continue
-        division_albers = _to_albers(division)
         cells = shapely.get_parts(
             shapely.voronoi_polygons(
                 shapely.multipoints(xy[idx]),
@@ -1139,13 +1150,40 @@ def derive_rd_layer(
         sorted_labels = labels[order]
         bounds = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
         for start, stop in zip(bounds, np.r_[bounds[1:], len(order)], strict=True):
-            merged = shapely.union_all(cells[order[start:stop]])
+            merged = shapely.union_all(cells[order[start:stop]], grid_size=_GRID_M)
             codes.append(sorted_labels[start])
             areas.append(int(area_no))
-            geoms.append(_from_albers(merged))
-    clip_to = np.array([div_geom[a] for a in areas], dtype=object)
-    clipped = shapely.intersection(np.array(geoms, dtype=object), clip_to)
-    clipped = np.array([_polygonal_part(g) for g in clipped], dtype=object)
+            geoms.append(merged)
+    # clip in metres on a 1 mm grid (robust against GEOS topology errors), then simplify each
+    # division's districts together so that shared borders stay shared (no gaps or overlaps)
+    albers_divisions = {a: shapely.make_valid(_to_albers(div_geom[a])) for a in set(areas)}
+    clip_to = np.array([albers_divisions[a] for a in areas], dtype=object)
+    clipped = shapely.intersection(
+        shapely.make_valid(np.array(geoms, dtype=object)), clip_to, grid_size=_GRID_M
+    )
+    area_arr = np.array(areas)
+    for area_no in set(areas):
+        rows_in = np.flatnonzero(area_arr == area_no)
+        parts = [_polygonal_part(g) for g in clipped[rows_in]]
+        ok = [i for i, g in zip(rows_in, parts, strict=True) if g is not None]
+        if ok:
+            simplified = shapely.coverage_simplify(
+                np.array([_polygonal_part(g) for g in clipped[ok]], dtype=object),
+                tolerance=_SIMPLIFY_M,
+            )
+            clipped[ok] = simplified
+    # back to lon/lat, then clip again by the division there, so that the districts follow the
+    # division's own outline exactly (a straight edge in metres is not straight in degrees)
+    clipped = np.array(
+        [None if g is None else shapely.make_valid(_from_albers(g)) for g in clipped],
+        dtype=object,
+    )
+    present = np.array([g is not None for g in clipped], dtype=bool)
+    clip_lonlat = np.array([div_geom[a] for a in areas], dtype=object)
+    clipped[present] = shapely.intersection(
+        clipped[present], clip_lonlat[present], grid_size=_GRID_DEGREES
+    )
+    clipped = np.array([None if g is None else _polygonal_part(g) for g in clipped], dtype=object)
     keep = np.array([g is not None for g in clipped], dtype=bool)
 
     all_rds = sorted(set(rd_text[cand]))

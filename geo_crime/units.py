@@ -115,6 +115,9 @@ MANIFEST_FILE: Path = REPO_ROOT / "boundaries" / "manifest.json"
 #: Name of the official reporting-district layer in the manifest.
 RD_LAYER = "lapd_reporting_districts"
 
+#: Up to this many polygons, points are located polygon by polygon (prepared), not via a tree.
+_FEW_POLYGONS = 64
+
 #: Precision grid (metres) of the derived reporting-district overlay operations.
 _GRID_M = 0.001
 
@@ -716,9 +719,24 @@ def _valid_points(incidents: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
 def _locate(lon: np.ndarray, lat: np.ndarray, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row of the first polygon covering each point (-1 if none) and a several-matches flag."""
     codes, ulon, ulat = _coordinate_codes(lon, lat)
-    points = shapely.points(ulon, ulat)
-    tree = shapely.STRtree(geoms)
-    pt_idx, geom_idx = tree.query(points, predicate="intersects")
+    if len(geoms) <= _FEW_POLYGONS:
+        # a few large polygons (divisions): prepared point-in-polygon tests within each bbox
+        hits_pt, hits_geom = [], []
+        for k, geom in enumerate(geoms):
+            if geom is None or shapely.is_empty(geom):
+                continue
+            shapely.prepare(geom)
+            minx, miny, maxx, maxy = shapely.bounds(geom)
+            box = np.flatnonzero((ulon >= minx) & (ulon <= maxx) & (ulat >= miny) & (ulat <= maxy))
+            inside = box[shapely.intersects_xy(geom, ulon[box], ulat[box])]
+            hits_pt.append(inside)
+            hits_geom.append(np.full(len(inside), k, dtype=np.int64))
+        pt_idx = np.concatenate(hits_pt) if hits_pt else np.zeros(0, dtype=np.int64)
+        geom_idx = np.concatenate(hits_geom) if hits_geom else np.zeros(0, dtype=np.int64)
+    else:
+        points = shapely.points(ulon, ulat)
+        tree = shapely.STRtree(geoms)
+        pt_idx, geom_idx = tree.query(points, predicate="intersects")
     order = np.lexsort((geom_idx, pt_idx))
     pt_idx, geom_idx = pt_idx[order], geom_idx[order]
     first = np.ones(len(pt_idx), dtype=bool)
@@ -972,6 +990,7 @@ class RDDerivationReport:
     coordinates_used: int = 0
     coordinates_contested: int = 0
     rows_outvoted: int = 0
+    coordinates_beyond_cap: int = 0
     districts: int = 0
     districts_without_polygon: list[str] = field(default_factory=list)
     districts_not_in_attribute_table: list[str] = field(default_factory=list)
@@ -1015,6 +1034,7 @@ def derive_rd_layer(
     divisions: gpd.GeoDataFrame | None = None,
     attributes: pd.DataFrame | None = None,
     snap_m: float = 1000.0,
+    max_coordinates_per_district: int = 400,
 ) -> tuple[gpd.GeoDataFrame, RDDerivationReport]:
     """Approximate reporting-district polygons from the incident points (no official geometry).
 
@@ -1045,6 +1065,10 @@ def derive_rd_layer(
     snap_m
         A district none of whose incidents lies in its division keeps its incidents within this
         many metres of the division, moved 1 m inside it (0 disables this).
+    max_coordinates_per_district
+        Each district is drawn from at most this many of its distinct coordinates (its most
+        frequent ones), which bounds the Voronoi diagram for very large inputs (real LAPD data
+        has a median of ~90 distinct coordinates per district per year); 0 means no cap.
 
     Returns
     -------
@@ -1113,6 +1137,11 @@ def derive_rd_layer(
         report.districts_snapped += sorted(set(rd_text[rows_idx[near]]))
     if report.rows_snapped:
         winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use)
+    if max_coordinates_per_district and len(winners):
+        ranked = winners.sort_values(["rd", "n", "lon", "lat"], ascending=[True, False, True, True])
+        capped = ranked.groupby("rd", sort=False).head(max_coordinates_per_district)
+        report.coordinates_beyond_cap = int(len(winners) - len(capped))
+        winners = capped.sort_index().reset_index(drop=True)
     report.outside_own_division = int((cand & ~use).sum())
     report.used = int(use.sum())
     per_rd = pd.Series(rd_text[use]).value_counts()
@@ -1150,7 +1179,7 @@ def derive_rd_layer(
         sorted_labels = labels[order]
         bounds = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
         for start, stop in zip(bounds, np.r_[bounds[1:], len(order)], strict=True):
-            merged = shapely.union_all(cells[order[start:stop]], grid_size=_GRID_M)
+            merged = shapely.make_valid(shapely.coverage_union_all(cells[order[start:stop]]))
             codes.append(sorted_labels[start])
             areas.append(int(area_no))
             geoms.append(merged)

@@ -295,7 +295,8 @@ def fetch(
         bool, typer.Option("--boundaries", help="Fetch the official boundary layers instead.")
     ] = False,
     boundaries_dir: Annotated[
-        Path | None, typer.Option("--boundaries-dir", help="Where boundary layers go.")
+        Path | None,
+        typer.Option("--boundaries-dir", help="Where boundary layers go (default: the cache)."),
     ] = None,
 ) -> None:
     """Download the full LAPD data set (or the official boundaries) from the city's open data."""
@@ -304,18 +305,17 @@ def fetch(
     from rich.logging import RichHandler
 
     from geo_crime import fetch as fetch_mod
-    from geo_crime.config import cache_dir
 
     logger = logging.getLogger("geo_crime.fetch")
     logger.addHandler(RichHandler(console=console, show_path=False))
     logger.setLevel(logging.WARNING)
     try:
         if boundaries:
-            folder = boundaries_dir or cache_dir() / "boundaries"
-            for name, result in fetch_mod.fetch_boundaries(folder, progress=True).items():
-                typer.echo(
-                    f"{name}: {result.path} ({result.features} features, sha256 {result.sha256})"
-                )
+            from geo_crime.units import fetch_boundary, load_manifest
+
+            for name in load_manifest()["layers"]:
+                path = fetch_boundary(name, cache_dir=boundaries_dir)
+                typer.echo(f"{name}: {path}")
             return
         result = fetch_mod.fetch_incidents(
             out,

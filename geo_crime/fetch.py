@@ -21,8 +21,8 @@ The download is built to survive a bad network and an interrupted run:
   is whole or absent. The partial folder is then removed.
 
 :func:`download_file` is the same machinery for one file (streamed, SHA-256 checked, renamed
-atomically), and :func:`fetch_boundary` applies it to the official boundary layers listed in
-:data:`BOUNDARY_URLS`, validating the content as a GeoJSON FeatureCollection before the rename.
+atomically) and :func:`get_bytes` for one small response; the official boundary layers listed in
+``boundaries/manifest.json`` are downloaded with it by :func:`geo_crime.units.fetch_boundary`.
 
 Only the standard library talks to the network (:mod:`urllib`); :mod:`rich` draws the progress
 bar, which is shown only on a terminal. An app token for the Socrata API (higher rate limits) is
@@ -47,7 +47,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +58,6 @@ from geo_crime.errors import ConfigError, FetchError
 from geo_crime.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
-    "BOUNDARY_URLS",
     "DATASET_ID",
     "DEFAULT_URL",
     "TOKEN_ENV",
@@ -66,10 +65,10 @@ __all__ = [
     "FetchResult",
     "default_incidents_path",
     "download_file",
-    "fetch_boundaries",
-    "fetch_boundary",
     "fetch_incidents",
+    "get_bytes",
     "partial_dir",
+    "sha256_file",
     "validate_geojson",
 ]
 
@@ -81,28 +80,6 @@ DEFAULT_URL = f"https://data.lacity.org/resource/{DATASET_ID}.json"
 
 #: Environment variable holding an optional Socrata app token (sent as ``X-App-Token``).
 TOKEN_ENV = "GEO_CRIME_SOCRATA_TOKEN"
-
-_ARCGIS_GEOJSON_QUERY = "query?where=1%3D1&outFields=*&outSR=4326&f=geojson"
-
-#: Official boundary layers as GeoJSON downloads (ArcGIS REST ``query`` endpoints behind the
-#: City of Los Angeles GeoHub). These are published URLs that may move or change without notice:
-#: every function taking a layer name also takes ``url=`` to override them.
-BOUNDARY_URLS: dict[str, str] = {
-    # LAPD GIS Mapping, 21 divisions: PREC (1-21 = crime AREA), APREC (name)
-    "lapd_divisions": (
-        "https://services5.arcgis.com/7nsPwEMP38bSkCjy/arcgis/rest/services/"
-        f"LAPD_Division/FeatureServer/0/{_ARCGIS_GEOJSON_QUERY}"
-    ),
-    # LAPD GIS Mapping, about 1,190 reporting districts: REPDIST (= crime Rpt Dist No)
-    "lapd_reporting_districts": (
-        "https://services5.arcgis.com/7nsPwEMP38bSkCjy/arcgis/rest/services/"
-        f"LAPD_Reporting_District/FeatureServer/0/{_ARCGIS_GEOJSON_QUERY}"
-    ),
-    # Bureau of Engineering, the City of Los Angeles boundary
-    "la_city_boundary": (
-        f"https://maps.lacity.org/lahub/rest/services/Boundaries/MapServer/7/{_ARCGIS_GEOJSON_QUERY}"
-    ),
-}
 
 _STATE_NAME = "state.json"
 _STATE_FORMAT = 1
@@ -162,7 +139,7 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """What :func:`download_file` (or :func:`fetch_boundary`) did.
+    """What :func:`download_file` did.
 
     Attributes
     ----------
@@ -755,6 +732,47 @@ def _assemble(folder: Path, n_pages: int, dest: Path, *, rows: int) -> None:
             raise FetchError(f"{folder}: the pages hold {written} rows, {rows} were downloaded")
 
 
+def get_bytes(
+    url: str,
+    *,
+    timeout: float = 60.0,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """GET ``url`` and return the body, with the same retries and backoff as the downloads.
+
+    Parameters
+    ----------
+    url
+        What to fetch.
+    timeout, max_retries, backoff, sleep
+        As in :func:`fetch_incidents`.
+    headers
+        Extra request headers.
+
+    Returns
+    -------
+    bytes
+        The response body.
+
+    Raises
+    ------
+    FetchError
+        A permanent HTTP error, or every attempt failed.
+    """
+    retrier = _make_retrier(max_retries=max_retries, backoff=backoff, max_backoff=120.0,
+                            jitter=0.1, seed=None, timeout=timeout, sleep=sleep, opener=None)
+    request_headers = {"User-Agent": "geo_crime", **dict(headers or {})}
+    return retrier.call(url, request_headers, lambda response: response.read())
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file, read in chunks."""
+    return _sha256_file(Path(path))
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -934,112 +952,3 @@ def validate_geojson(path: str | os.PathLike) -> int:
             "(exceededTransferLimit): the layer is incomplete; use a full export URL"
         )
     return len(features)
-
-
-def fetch_boundary(
-    name: str,
-    dest: str | os.PathLike,
-    *,
-    url: str | None = None,
-    expected_sha256: str | None = None,
-    max_retries: int = 5,
-    backoff: float = 1.0,
-    max_backoff: float = 120.0,
-    jitter: float = 0.1,
-    seed: int | None = None,
-    timeout: float = 120.0,
-    progress: bool = False,
-    opener: urllib.request.OpenerDirector | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> DownloadResult:
-    """Download an official boundary layer as GeoJSON, validated before it is renamed into place.
-
-    The known layers and their URLs are in :data:`BOUNDARY_URLS` (``lapd_divisions``,
-    ``lapd_reporting_districts``, ``la_city_boundary``). They are the published GeoJSON query
-    endpoints of the City's GeoHub services: they may move or change, so ``url`` overrides them
-    (and makes any other layer name valid).
-
-    Parameters
-    ----------
-    name
-        Layer name (a key of :data:`BOUNDARY_URLS` unless ``url`` is given).
-    dest
-        The GeoJSON file to write.
-    url
-        Download from here instead of the table.
-    expected_sha256
-        Required SHA-256 (hex) of the content; none by default, because the published layers
-        are re-exported from time to time (the returned ``sha256`` can be pinned in a manifest).
-    max_retries, backoff, max_backoff, jitter, seed, timeout, progress, opener, sleep
-        As in :func:`download_file`.
-
-    Returns
-    -------
-    DownloadResult
-        Including ``sha256`` of the file and ``features``, its feature count.
-
-    Raises
-    ------
-    FetchError
-        Unknown layer, download failure, checksum mismatch or content that is not a non-empty,
-        complete GeoJSON FeatureCollection.
-    """
-    if url is None:
-        try:
-            url = BOUNDARY_URLS[name]
-        except KeyError:
-            raise FetchError(
-                f"unknown boundary layer {name!r}: known layers are {sorted(BOUNDARY_URLS)} "
-                "(or pass its URL)"
-            ) from None
-    return download_file(
-        url,
-        dest,
-        expected_sha256=expected_sha256,
-        validate=validate_geojson,
-        max_retries=max_retries,
-        backoff=backoff,
-        max_backoff=max_backoff,
-        jitter=jitter,
-        seed=seed,
-        timeout=timeout,
-        headers={"Accept": "application/geo+json, application/json"},
-        progress=progress,
-        opener=opener,
-        sleep=sleep,
-    )
-
-
-def fetch_boundaries(
-    folder: str | os.PathLike,
-    *,
-    names: Iterable[str] | None = None,
-    urls: Mapping[str, str] | None = None,
-    **options: Any,
-) -> dict[str, DownloadResult]:
-    """Download several boundary layers into ``folder`` as ``<name>.geojson``.
-
-    Parameters
-    ----------
-    folder
-        Destination folder (created).
-    names
-        Layers to fetch; all of :data:`BOUNDARY_URLS` (plus any in ``urls``) by default.
-    urls
-        URL overrides by layer name.
-    **options
-        Keyword options of :func:`fetch_boundary` (retries, time-out, opener, sleep ...).
-
-    Returns
-    -------
-    dict of str to DownloadResult
-        One result per layer, in order. The first failure raises; layers already downloaded
-        stay in place.
-    """
-    folder = Path(folder)
-    urls = dict(urls or {})
-    wanted = list(names) if names is not None else list(dict.fromkeys([*BOUNDARY_URLS, *urls]))
-    return {
-        name: fetch_boundary(name, folder / f"{name}.geojson", url=urls.get(name), **options)
-        for name in wanted
-    }

@@ -48,7 +48,6 @@ import hashlib
 import json
 import re
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -1394,11 +1393,9 @@ def _cache_folder(cache: bool | str | Path) -> Path | None:
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from geo_crime.fetch import sha256_file
+
+    return sha256_file(path)
 
 
 def _read_lock(folder: Path) -> dict[str, Any]:
@@ -1464,21 +1461,9 @@ def _lock_record(url: str, sha: str, path: Path) -> dict[str, Any]:
 
 
 def _download(url: str, *, timeout: float, retries: int) -> bytes:
-    last: Exception | None = None
-    for attempt in range(retries + 1):
-        try:
-            request = urllib.request.Request(url, headers={"User-Agent": "geo_crime"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            last = exc
-            if exc.code < 500:
-                break
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            last = exc
-        if attempt < retries:
-            time.sleep(min(2.0**attempt, 10.0))
-    raise FetchError(f"download of {url} failed after {retries + 1} attempt(s): {last}")
+    from geo_crime.fetch import get_bytes
+
+    return get_bytes(url, timeout=timeout, max_retries=retries, backoff=2.0)
 
 
 def _parse_feature_collection(data: bytes, url: str) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from geo_crime.fetch import (
     TOKEN_ENV,
     _parse_retry_after,
     download_file,
-    fetch_boundary,
     fetch_incidents,
     partial_dir,
     validate_geojson,
@@ -460,7 +459,7 @@ def test_download_file_retries_checks_the_sha256_and_writes_atomically(
     assert dest.read_bytes() == divisions
 
 
-def test_fetch_boundary_validates_geojson_before_the_rename(server, opener, tmp_path, divisions):
+def test_geojson_download_is_validated_before_the_rename(server, opener, tmp_path, divisions):
     server.files["/layers/divisions"] = divisions
     server.files["/layers/error"] = json.dumps(
         {"error": {"code": 400, "message": "Invalid or missing input parameters."}}
@@ -468,12 +467,10 @@ def test_fetch_boundary_validates_geojson_before_the_rename(server, opener, tmp_
     layer = json.loads(divisions)
     layer["exceededTransferLimit"] = True
     server.files["/layers/cut"] = json.dumps(layer).encode()
-    options = {"opener": opener, "sleep": [].append}
+    options = {"opener": opener, "sleep": [].append, "validate": validate_geojson}
 
     dest = tmp_path / "lapd_divisions.geojson"
-    result = fetch_boundary(
-        "lapd_divisions", dest, url=server.base_url + "/layers/divisions", **options
-    )
+    result = download_file(server.base_url + "/layers/divisions", dest, **options)
     assert result.features == 21
     assert result.sha256 == hashlib.sha256(divisions).hexdigest()
     assert validate_geojson(dest) == 21
@@ -481,11 +478,7 @@ def test_fetch_boundary_validates_geojson_before_the_rename(server, opener, tmp_
     for path, reason in (("/layers/error", "Invalid or missing"), ("/layers/cut", "record limit")):
         bad = tmp_path / f"{path.rsplit('/', 1)[-1]}.geojson"
         with pytest.raises(FetchError, match=reason) as info:
-            fetch_boundary("lapd_divisions", bad, url=server.base_url + path, **options)
+            download_file(server.base_url + path, bad, **options)
         assert server.base_url + path in str(info.value)
         assert not bad.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]
-
-    with pytest.raises(FetchError, match="unknown boundary layer 'precincts'"):
-        fetch_boundary("precincts", tmp_path / "x.geojson", **options)
-    assert len(server.log) == 3  # the unknown name made no request

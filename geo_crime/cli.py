@@ -250,6 +250,123 @@ def hotspots(
     typer.echo(f"wrote {len(result.table):,} units to {output}")
 
 
+def _cube_layers(cube_file: Path, stats: str, permutations: int, seed: int):
+    """Load a cube and run the requested statistics (shared by ``map`` and ``export``)."""
+    from geo_crime.cube import Cube
+    from geo_crime.stats import run_statistic
+    from geo_crime.weights import build_weights
+
+    loaded = Cube.load(cube_file)
+    weights = build_weights(loaded.units)
+    tables = {}
+    for stat in [s.strip() for s in stats.split(",") if s.strip()]:
+        tables[stat] = run_statistic(
+            loaded, stat, permutations=permutations, seed=seed, weights=weights
+        ).table
+    return loaded, tables
+
+
+def _read_forecast(path: Path | None):
+    import pandas as pd
+
+    from geo_crime.errors import InputError
+
+    if path is None:
+        return None
+    try:
+        frame = pd.read_csv(path, dtype={"unit_id": str})
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    if not {"unit_id", "prediction"} <= set(frame.columns):
+        raise InputError(
+            f"{path}: a forecast table needs unit_id and prediction columns; "
+            f"found {list(frame.columns)}"
+        )
+    return frame
+
+
+@app.command("map")
+def map_command(
+    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML map to write.")],
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Inline Leaflet and all assets (no internet).")
+    ] = False,
+    stats: Annotated[
+        str, typer.Option("--stats", help="Layers to compute: any of gi,lisa,emerging.")
+    ] = "gi,lisa,emerging",
+    forecast: Annotated[
+        Path | None, typer.Option("--forecast", help="CSV from 'geo-crime predict'.")
+    ] = None,
+    k_anonymity: Annotated[
+        int, typer.Option("--k", help="Suppress counts of units with fewer incidents.")
+    ] = 3,
+    permutations: Annotated[int, typer.Option(help="Permutations for pseudo p-values.")] = 999,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers."""
+    from geo_crime.maps import MapLayers, write_map
+    from geo_crime.units import division_units
+
+    try:
+        loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
+        layers = MapLayers.from_cube(
+            loaded,
+            gi=tables.get("gi"),
+            lisa=tables.get("lisa"),
+            emerging=tables.get("emerging"),
+            forecast=_read_forecast(forecast),
+            divisions=division_units(),
+        )
+        path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command("export")
+def export_command(
+    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")],
+    formats: Annotated[
+        list[str], typer.Option("--format", help="geojson, gpkg or parquet (repeatable).")
+    ] = ["geojson", "gpkg", "parquet"],  # noqa: B006 - typer needs a literal default
+    stats: Annotated[str, typer.Option("--stats", help="Tables: any of gi,lisa,emerging.")] = (
+        "gi,lisa,emerging"
+    ),
+    k_anonymity: Annotated[
+        int, typer.Option("--k", help="Suppress counts of units with fewer incidents.")
+    ] = 3,
+    permutations: Annotated[int, typer.Option(help="Permutations for pseudo p-values.")] = 999,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """GIS layers of a cube (unit totals and statistics), privacy-safe, for QGIS/ArcGIS."""
+    from geo_crime.export import export_layers
+    from geo_crime.query import unit_results
+
+    try:
+        loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
+        summary = unit_results(
+            loaded.units,
+            measures={
+                "count": loaded.total("count").astype(int),
+                "severity": loaded.total("severity"),
+                "harm": loaded.total("harm"),
+            },
+        )
+        files = export_layers(
+            {"summary": summary, **tables},
+            output,
+            formats=formats,
+            k_anonymity=k_anonymity,
+            counts=summary.set_index("unit_id")["count"],
+        )
+    except GeoCrimeError as exc:
+        _fail(exc)
+    for path in files:
+        typer.echo(f"wrote {path}")
+
+
 @app.command()
 def run(
     inputs: Annotated[

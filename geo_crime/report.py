@@ -78,6 +78,7 @@ def build_report(
     coverage: CoverageResult,
     inputs: Sequence[Path] = (),
     sections: Sequence[str] = (),
+    division_check=None,
 ) -> str:
     """Assemble the Markdown report.
 
@@ -94,6 +95,9 @@ def build_report(
     sections
         Further Markdown sections from later stages (hot spots, forecasts, recommendations),
         inserted before the limitations.
+    division_check
+        Optional :class:`~geo_crime.units.DivisionCheck` (incidents located outside the division
+        they are recorded in).
 
     Returns
     -------
@@ -106,6 +110,15 @@ def build_report(
     parts.append("")
     parts.append(_markdown_table(data_summary(incidents)))
     parts.append("")
+    if division_check is not None:
+        parts.append(
+            f"Of {division_check.checked:,} incidents with coordinates, "
+            f"{division_check.n_outside:,} ({division_check.share:.1%}) lie outside the LAPD "
+            f"division they are recorded in ({division_check.in_other_division:,} in another "
+            f"division, {division_check.outside_all_divisions:,} outside all divisions). They are "
+            "kept; spatial units follow the coordinates."
+        )
+        parts.append("")
     parts.append("## Cleaning")
     parts.append("Every row dropped or changed, by reason (nothing is dropped silently).")
     parts.append("")

@@ -393,6 +393,19 @@ RATIOS = [
 # --- child process ------------------------------------------------------------------------------
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's, as
+    Linux keeps it across fork and exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(name: str, ctx: dict) -> None:
     """Run one stage once (after its untimed preparation) and print the timing as JSON."""
     import gc
@@ -402,10 +415,9 @@ def _child(name: str, ctx: dict) -> None:
     start = time.perf_counter()
     STAGES[name](ctx, state)
     elapsed = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
-            {"seconds": elapsed, "peak_mb": peak_kb / 1024, "detail": state.get("result")},
+            {"seconds": elapsed, "peak_mb": _peak_rss_mb(), "detail": state.get("result")},
             default=float,
         )
     )
@@ -445,10 +457,20 @@ def _ensure_data(rows: int, workdir: Path, seed: int) -> Path:
         else (workdir / f"lapd_{rows}.csv")
     )
     if not path.exists():
-        from benchmarks.make_data import make_rows, write_csv
-
         start = time.perf_counter()
-        write_csv(make_rows(rows, seed=seed), path)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "make_data.py"),
+                "--rows",
+                str(rows),
+                "--seed",
+                str(seed),
+                "--out",
+                str(path),
+            ],
+            check=True,
+        )
         print(
             f"built {path} ({rows:,} rows) in {time.perf_counter() - start:.0f} s", file=sys.stderr
         )

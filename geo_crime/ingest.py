@@ -40,6 +40,7 @@ import pyarrow.csv as pacsv
 
 from geo_crime import schema
 from geo_crime.cleaning import (
+    AGE_GROUPS,
     LA_COUNTY_BBOX,
     BadRow,
     CleaningReport,
@@ -954,7 +955,9 @@ def convert_raw(
         cols["vict_descent"] = pd.Categorical([None] * n)
     else:
         cols["vict_age"] = conv.integer("vict_age")
-        cols["vict_age_group"] = np.full(n, None, dtype=object)  # set by the age policy
+        cols["vict_age_group"] = pd.Categorical.from_codes(  # set by the age policy
+            np.full(n, -1, dtype=np.int8), categories=AGE_GROUPS
+        )
         cols["vict_sex"] = conv.category("vict_sex")
         cols["vict_descent"] = conv.category("vict_descent")
 

@@ -83,6 +83,16 @@ def crime_code_lookup() -> CrimeCodeLookup:
     )
 
 
+_CODE_SPACE = 1000
+
+
+def _lookup(keys, values, index: np.ndarray) -> np.ndarray:
+    """``values`` looked up by integer ``index`` (-1 or absent keys give NaN)."""
+    table = np.full(_CODE_SPACE + 1, np.nan)
+    table[np.asarray(keys, dtype=np.int64)] = np.asarray(values, dtype=float)
+    return table[np.where(index < 0, _CODE_SPACE, index)]
+
+
 def weapon_bonus(weapon_cd: pd.Series, weapon_used: pd.Series | None = None) -> np.ndarray:
     """The weapon bonus (0, 5, 10 or 15) for each row.
 
@@ -148,11 +158,11 @@ def score_incidents(
     """
     table = severity_table()
     codes = frame["crm_cd"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    base_by_code = dict(zip(table["crm_cd"], table["base_score"], strict=True))
-    harm_by_code = dict(zip(table["crm_cd"], table["harm_days"], strict=True))
-    code_series = pd.Series(codes)
-    base = code_series.map(base_by_code).to_numpy(dtype=float)
-    harm = code_series.map(harm_by_code).to_numpy(dtype=float)
+    # lookup arrays indexed by code (codes are < 1000): one gather instead of a dict map
+    index = np.where(np.isfinite(codes) & (codes >= 0) & (codes < _CODE_SPACE), codes, -1)
+    index = index.astype(np.int64)
+    base = _lookup(table["crm_cd"], table["base_score"], index)
+    harm = _lookup(table["crm_cd"], table["harm_days"], index)
     unknown = np.isnan(base)
     if unknown.any():
         counts = pd.Series(codes[unknown]).fillna(-1).astype(int).value_counts()
@@ -170,15 +180,22 @@ def score_incidents(
                 )
     base = np.where(unknown, DEFAULT_BASE_SCORE, base)
     harm = np.where(unknown, DEFAULT_HARM_DAYS, harm)
-    group = frame["vict_age_group"].astype(object).to_numpy()
-    vulnerable = (group == "child") | (group == "elderly")
+    group = frame["vict_age_group"]
+    if isinstance(group.dtype, pd.CategoricalDtype):
+        wanted = [i for i, c in enumerate(group.cat.categories) if c in ("child", "elderly")]
+        vulnerable = np.isin(group.cat.codes.to_numpy(), wanted)
+    else:
+        values = group.astype(object).to_numpy()
+        vulnerable = (values == "child") | (values == "elderly")
     weapon_used = frame.get("weapon_used")
     total = (
         base + VULNERABLE_VICTIM_BONUS * vulnerable + weapon_bonus(frame["weapon_cd"], weapon_used)
     )
     out = frame.copy()
-    categories = crime_code_lookup().category_by_code
-    out["crime_category"] = pd.Categorical(code_series.map(categories).fillna("other"))
+    names = sorted(set(table["category"]) | {"other"})
+    category_codes = _lookup(table["crm_cd"], [names.index(c) for c in table["category"]], index)
+    category_codes = np.where(np.isnan(category_codes), names.index("other"), category_codes)
+    out["crime_category"] = pd.Categorical.from_codes(category_codes.astype(np.int8), names)
     out["severity"] = np.minimum(total, SEVERITY_CAP).astype(np.int16)
     out["harm"] = np.log1p(harm) if harm_log else harm
     if report is not None:

@@ -250,6 +250,102 @@ def hotspots(
     typer.echo(f"wrote {len(result.table):,} units to {output}")
 
 
+@app.command()
+def train(
+    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
+    target: Annotated[str, typer.Option(help="severity, count or harm.")] = "severity",
+    fast: Annotated[bool, typer.Option("--fast", help="Small, fast configuration.")] = False,
+    tune_trials: Annotated[
+        int, typer.Option("--tune", help="keras-tuner trials before training (0 = none).")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train the pooled Keras forecaster on a cube (complete periods only) and save it."""
+    import dataclasses
+
+    from geo_crime.cube import Cube
+    from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
+    from geo_crime.forecast import train as train_model
+
+    try:
+        loaded = Cube.load(cube_file)
+        config = dataclasses.replace(FAST_CONFIG if fast else DEFAULT_CONFIG, target=target)
+        if tune_trials:
+            from geo_crime.forecast import tune_and_train
+
+            model = tune_and_train(loaded, config=config, max_trials=tune_trials, seed=seed)
+        else:
+            model = train_model(loaded, config=config, seed=seed)
+        path = model.save(output)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    typer.echo(f"saved model to {path}")
+
+
+@app.command()
+def evaluate(
+    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for metrics (Markdown, JSON), plots.")
+    ],
+    origins: Annotated[int, typer.Option("--origins", help="Rolling forecast origins.")] = 12,
+    refit_every: Annotated[int, typer.Option(help="Refit models every k origins.")] = 4,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Comma-separated model names (default: all).")
+    ] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Small, fast Keras configuration.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Backtest the Keras model and every baseline (rolling origin, no look-ahead)."""
+    from geo_crime.cube import Cube
+    from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG, write_forecast_report
+    from geo_crime.forecast import evaluate as backtest
+
+    try:
+        loaded = Cube.load(cube_file)
+        chosen = [m.strip() for m in models.split(",")] if models else None
+        result = backtest(
+            loaded,
+            models=chosen,
+            n_origins=origins,
+            refit_every=refit_every,
+            config=FAST_CONFIG if fast else DEFAULT_CONFIG,
+            seed=seed,
+            name=cube_file.stem,
+        )
+        files = write_forecast_report(result, output)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    columns = [c for c in ("model", "MAE", "RMSE", "PAI@5%") if c in result.metrics.columns]
+    typer.echo(
+        result.metrics[columns].to_string(index=False) if columns else result.metrics.to_string()
+    )
+    for path in files:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def predict(
+    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    model: Annotated[Path, typer.Option("--model", help="Model folder from 'geo-crime train'.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV of next-period forecasts.")],
+) -> None:
+    """Forecast each unit's next period (with 80% intervals when the model has them)."""
+    from geo_crime.cube import Cube
+    from geo_crime.forecast import load_model, predict_next
+    from geo_crime.io_utils import atomic_path
+
+    try:
+        loaded = Cube.load(cube_file)
+        table = predict_next(load_model(model), loaded)
+        with atomic_path(output) as tmp:
+            table.to_csv(tmp, index=False)
+    except GeoCrimeError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {len(table):,} unit forecasts for {table['period'].iloc[0]} to {output}")
+
+
 def _cube_layers(cube_file: Path, stats: str, permutations: int, seed: int):
     """Load a cube and run the requested statistics (shared by ``map`` and ``export``)."""
     from geo_crime.cube import Cube

@@ -1,0 +1,110 @@
+"""Severity forecasting: a pooled Keras model, honest baselines and a leak-free backtest.
+
+The question is always the same: from a :class:`~geo_crime.cube.Cube` (units x periods, daily,
+weekly or monthly, built from incidents or from a pre-aggregated table), what will each unit's
+severity sum (or count, or harm) be in the **next** period? And is the answer better than what a
+moving average would have said?
+
+Modules
+-------
+:mod:`~geo_crime.forecast.features`
+    Feature rows per (unit, origin) with no look-ahead; coverage-aware eligibility.
+:mod:`~geo_crime.forecast.baselines`
+    The common ``fit(cube)`` / ``predict(cube)`` interface and the baselines.
+:mod:`~geo_crime.forecast.model`
+    The pooled Keras forecaster (:func:`train`, :func:`predict_next`, save and load).
+:mod:`~geo_crime.forecast.evaluate`
+    Rolling-origin backtest (:func:`evaluate`), MAE/RMSE/R²/Poisson deviance and harm-weighted
+    PAI/PEI targeting metrics.
+:mod:`~geo_crime.forecast.tuning`
+    keras-tuner random search under a time budget, before the test window.
+:mod:`~geo_crime.forecast.study`
+    The original division-daily Conv1D study, reproduced with naive baselines.
+:mod:`~geo_crime.forecast.report`
+    Markdown/JSON tables and figures (:func:`write_forecast_report`), and the real-data report.
+
+TensorFlow is imported only when a Keras model is built, so the baselines and metrics load fast.
+
+Examples
+--------
+On a cube (see :func:`geo_crime.make_cube`)::
+
+    from geo_crime.forecast import FAST_CONFIG, evaluate, predict_next, train
+    model = train(cube, config=FAST_CONFIG, seed=0)
+    table = predict_next(model, cube)
+    result = evaluate(cube, n_origins=12, refit_every=4, config=FAST_CONFIG)
+    write_forecast_report(result, "outputs/forecast")
+"""
+
+from geo_crime.forecast.baselines import (
+    Forecaster,
+    GradientBoosting,
+    HistoricalMean,
+    LastPeriod,
+    MovingAverage,
+    SeasonalNaive,
+    SpatialSmoothing,
+)
+from geo_crime.forecast.evaluate import (
+    DEFAULT_MODELS,
+    BacktestResult,
+    capture_curve,
+    evaluate,
+    make_model,
+    pai,
+    pei,
+    point_metrics,
+    synthetic_cube,
+)
+from geo_crime.forecast.features import TARGETS, FeatureBuilder, unit_areas
+from geo_crime.forecast.model import (
+    DEFAULT_CONFIG,
+    FAST_CONFIG,
+    ForecastConfig,
+    ForecastModel,
+    KerasForecaster,
+    load_model,
+    predict_next,
+    train,
+)
+from geo_crime.forecast.report import run_real_data_report, write_forecast_report
+from geo_crime.forecast.study import StudyConv1D, StudyResult, reproduce_study
+from geo_crime.forecast.tuning import TuningResult, tune, tune_and_train
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_MODELS",
+    "FAST_CONFIG",
+    "TARGETS",
+    "BacktestResult",
+    "FeatureBuilder",
+    "ForecastConfig",
+    "ForecastModel",
+    "Forecaster",
+    "GradientBoosting",
+    "HistoricalMean",
+    "KerasForecaster",
+    "LastPeriod",
+    "MovingAverage",
+    "SeasonalNaive",
+    "SpatialSmoothing",
+    "StudyConv1D",
+    "StudyResult",
+    "TuningResult",
+    "capture_curve",
+    "evaluate",
+    "load_model",
+    "make_model",
+    "pai",
+    "pei",
+    "point_metrics",
+    "predict_next",
+    "reproduce_study",
+    "run_real_data_report",
+    "synthetic_cube",
+    "train",
+    "tune",
+    "tune_and_train",
+    "unit_areas",
+    "write_forecast_report",
+]

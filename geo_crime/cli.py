@@ -317,10 +317,8 @@ def evaluate(
         files = write_forecast_report(result, output)
     except GeoCrimeError as exc:
         _fail(exc)
-    columns = [c for c in ("model", "MAE", "RMSE", "PAI@5%") if c in result.metrics.columns]
-    typer.echo(
-        result.metrics[columns].to_string(index=False) if columns else result.metrics.to_string()
-    )
+    columns = [c for c in ("n", "mae", "rmse", "pai_5", "pei_5") if c in result.metrics.columns]
+    typer.echo(result.metrics[columns].round(3).to_string())
     for path in files:
         typer.echo(f"wrote {path}")
 

@@ -315,6 +315,8 @@ class Classification:
 
     def labels(self) -> list[str]:
         """``"low – high"`` label per class."""
+        if not len(self.bins):
+            return []
         lows = [self.minimum, *self.bins[:-1]]
         return [f"{_fmt_num(lo)} – {_fmt_num(hi)}" for lo, hi in zip(lows, self.bins, strict=True)]
 

@@ -762,8 +762,16 @@ def get_bytes(
     FetchError
         A permanent HTTP error, or every attempt failed.
     """
-    retrier = _make_retrier(max_retries=max_retries, backoff=backoff, max_backoff=120.0,
-                            jitter=0.1, seed=None, timeout=timeout, sleep=sleep, opener=None)
+    retrier = _make_retrier(
+        max_retries=max_retries,
+        backoff=backoff,
+        max_backoff=120.0,
+        jitter=0.1,
+        seed=None,
+        timeout=timeout,
+        sleep=sleep,
+        opener=None,
+    )
     request_headers = {"User-Agent": "geo_crime", **dict(headers or {})}
     return retrier.call(url, request_headers, lambda response: response.read())
 

@@ -58,3 +58,15 @@ def westla_h3_units() -> tuple[gpd.GeoDataFrame, np.ndarray]:
     units = h3_units(all_cells)
     y = counts.reindex(all_cells).fillna(0).to_numpy(dtype=float)
     return units, y
+
+
+@pytest.fixture(scope="session")
+def incidents(tmp_path_factory) -> pd.DataFrame:
+    """All real incidents (2020 slices and 2024 record), cleaned and scored, loaded once."""
+    from geo_crime.config import default_crime_inputs
+    from geo_crime.ingest import load_incidents
+    from tests.shared_data import require_data
+
+    require_data()
+    frame, _ = load_incidents(default_crime_inputs(), cache=tmp_path_factory.mktemp("incidents"))
+    return frame

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -16,30 +13,10 @@ from libpysal.graph import Graph
 
 from geo_crime import rates as gr
 from geo_crime import units as gu
-from geo_crime.config import data_dir, default_crime_inputs
 from geo_crime.errors import ConfigError, DataError, InputError
-from geo_crime.ingest import load_incidents
+from tests.shared_data import require_data as _data_root
 
 TRACTS = "la_county_census_tracts_2020_population__tract_crimes_per_1000.geojson"
-
-
-def _data_root() -> Path:
-    """The real data folder; a missing folder fails under CI and skips elsewhere."""
-    try:
-        return data_dir()
-    except ConfigError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real data missing under CI: {exc}")
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def incidents(tmp_path_factory) -> pd.DataFrame:
-    _data_root()
-    frame, _ = load_incidents(
-        default_crime_inputs(), cache=tmp_path_factory.mktemp("incident_cache")
-    )
-    return frame
 
 
 @pytest.fixture(scope="module")

@@ -20,20 +20,8 @@ from shapely.geometry import LineString, Point, Polygon, box
 
 from geo_crime import schema
 from geo_crime import units as gu
-from geo_crime.config import data_dir, default_crime_inputs
 from geo_crime.errors import ConfigError, DataError, FetchError, InputError
-from geo_crime.ingest import load_incidents
-
-
-def _data_root() -> Path:
-    """The real data folder; a missing folder fails under CI and skips elsewhere."""
-    try:
-        root = data_dir()
-    except ConfigError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real data missing under CI: {exc}")
-        pytest.skip(str(exc))
-    return root
+from tests.shared_data import require_data as _data_root
 
 
 def _boundary(name: str) -> Path:
@@ -43,15 +31,6 @@ def _boundary(name: str) -> Path:
             pytest.fail(f"real data file missing under CI: {path}")
         pytest.skip(f"missing {path}")
     return path
-
-
-@pytest.fixture(scope="module")
-def incidents(tmp_path_factory) -> pd.DataFrame:
-    _data_root()
-    frame, _ = load_incidents(
-        default_crime_inputs(), cache=tmp_path_factory.mktemp("incident_cache")
-    )
-    return frame
 
 
 @pytest.fixture(scope="module")

@@ -424,6 +424,14 @@ def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyRes
         lines.extend(_statistics_markdown(spec, cube, units, unit_summary, tables))
         if forecast_table is not None:
             lines.extend(lines_forecast)
+        figures = [Path(p) for p in unit_summary.get("public_files", []) if str(p).endswith(".png")]
+        if figures:
+            lines.append(f"Figures (`{spec}`):")
+            lines.append("")
+            for figure in figures:
+                relative = figure.relative_to(folder).as_posix()
+                lines.append(f"![{figure.stem.replace('_', ' ')}]({relative})")
+            lines.append("")
     return _StudyResult(summary, "\n".join(lines), written)
 
 
@@ -596,12 +604,24 @@ def _publish(
         divisions=outlines,
         rds=rd_outlines,
     )
+    if "population" in units and units["population"].fillna(0).sum() > 0:
+        # raw rates explode where almost nobody lives (the airport, parks): map the Empirical
+        # Bayes smoothed rate, undefined where no one lives
+        from geo_crime.rates import eb_smooth
+
+        smoothed, _ = eb_smooth(
+            layers.units["severity"].to_numpy(dtype=float),
+            units["population"].to_numpy(dtype=float),
+        )
+        layers.units["severity_rate"] = np.asarray(smoothed, dtype=float)
+        layers.measure_label = "Severity per 1,000 residents (Empirical Bayes smoothed)"
     files = [
         write_map(
             layers,
             folder / f"map_{label}.html",
             offline=settings.offline_map,
             k_anonymity=settings.k_anonymity,
+            scheme="quantiles",  # rates are heavily skewed: quintiles read better than breaks
         )
     ]
     export = {f"{label}_summary": summary_table}

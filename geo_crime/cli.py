@@ -25,6 +25,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+
+# options several commands share
+CubeArgument = Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")]
+SeedOption = Annotated[int, typer.Option(help="Random seed.")]
+PermutationsOption = Annotated[int, typer.Option(help="Permutations for pseudo p-values.")]
+KAnonymityOption = Annotated[
+    int, typer.Option("--k", help="Suppress counts of units with fewer incidents.")
+]
 _state = {"debug": False}
 
 
@@ -212,7 +220,7 @@ def cube(
 
 @app.command()
 def hotspots(
-    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    cube_file: CubeArgument,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Result table (.geojson, .gpkg, .parquet, .csv).")
     ],
@@ -220,8 +228,8 @@ def hotspots(
     measure: Annotated[
         str, typer.Option("--measure", help="severity, count, harm, rate or cat:<category>.")
     ] = "severity",
-    permutations: Annotated[int, typer.Option(help="Permutations for pseudo p-values.")] = 999,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    permutations: PermutationsOption = 999,
+    seed: SeedOption = 0,
     fdr: Annotated[bool, typer.Option("--fdr", help="Benjamini-Hochberg FDR control.")] = False,
     time_window: Annotated[
         int, typer.Option("--time-window", help="Emerging: neighbouring periods pooled.")
@@ -252,14 +260,14 @@ def hotspots(
 
 @app.command()
 def train(
-    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    cube_file: CubeArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
     target: Annotated[str, typer.Option(help="severity, count or harm.")] = "severity",
     fast: Annotated[bool, typer.Option("--fast", help="Small, fast configuration.")] = False,
     tune_trials: Annotated[
         int, typer.Option("--tune", help="keras-tuner trials before training (0 = none).")
     ] = 0,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: SeedOption = 0,
 ) -> None:
     """Train the pooled Keras forecaster on a cube (complete periods only) and save it."""
     import dataclasses
@@ -285,7 +293,7 @@ def train(
 
 @app.command()
 def evaluate(
-    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    cube_file: CubeArgument,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Folder for metrics (Markdown, JSON), plots.")
     ],
@@ -295,7 +303,7 @@ def evaluate(
         str | None, typer.Option("--models", help="Comma-separated model names (default: all).")
     ] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Small, fast Keras configuration.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: SeedOption = 0,
 ) -> None:
     """Backtest the Keras model and every baseline (rolling origin, no look-ahead)."""
     from geo_crime.cube import Cube
@@ -325,7 +333,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    cube_file: CubeArgument,
     model: Annotated[Path, typer.Option("--model", help="Model folder from 'geo-crime train'.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV of next-period forecasts.")],
 ) -> None:
@@ -381,7 +389,7 @@ def _read_forecast(path: Path | None):
 
 @app.command("map")
 def map_command(
-    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    cube_file: CubeArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML map to write.")],
     offline: Annotated[
         bool, typer.Option("--offline", help="Inline Leaflet and all assets (no internet).")
@@ -392,11 +400,9 @@ def map_command(
     forecast: Annotated[
         Path | None, typer.Option("--forecast", help="CSV from 'geo-crime predict'.")
     ] = None,
-    k_anonymity: Annotated[
-        int, typer.Option("--k", help="Suppress counts of units with fewer incidents.")
-    ] = 3,
-    permutations: Annotated[int, typer.Option(help="Permutations for pseudo p-values.")] = 999,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    k_anonymity: KAnonymityOption = 3,
+    permutations: PermutationsOption = 999,
+    seed: SeedOption = 0,
 ) -> None:
     """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers."""
     from geo_crime.maps import MapLayers, write_map
@@ -420,7 +426,7 @@ def map_command(
 
 @app.command("export")
 def export_command(
-    cube_file: Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")],
+    cube_file: CubeArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")],
     formats: Annotated[
         list[str], typer.Option("--format", help="geojson, gpkg or parquet (repeatable).")
@@ -428,11 +434,9 @@ def export_command(
     stats: Annotated[str, typer.Option("--stats", help="Tables: any of gi,lisa,emerging.")] = (
         "gi,lisa,emerging"
     ),
-    k_anonymity: Annotated[
-        int, typer.Option("--k", help="Suppress counts of units with fewer incidents.")
-    ] = 3,
-    permutations: Annotated[int, typer.Option(help="Permutations for pseudo p-values.")] = 999,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    k_anonymity: KAnonymityOption = 3,
+    permutations: PermutationsOption = 999,
+    seed: SeedOption = 0,
 ) -> None:
     """GIS layers of a cube (unit totals and statistics), privacy-safe, for QGIS/ArcGIS."""
     from geo_crime.export import export_layers

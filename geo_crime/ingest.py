@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import glob
 import gzip
-import io
 import json
 import os
 import warnings
@@ -1236,9 +1235,3 @@ def read_incidents_parquet(path: str | os.PathLike) -> pd.DataFrame:
         return pq.read_table(path).to_pandas(types_mapper=_STRING_TYPES.get)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-
-
-def sniff_text(path: Path, n: int = 2048) -> str:
-    """First characters of a (possibly gzip) file, for diagnostics."""
-    data = _read_bytes(path)[:n]
-    return io.BytesIO(data).read().decode("utf-8", errors="replace")

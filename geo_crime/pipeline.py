@@ -270,9 +270,10 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
             coverage.table.to_csv(tmp, index=False)
         result.files.append(path)
 
+    shared = _SharedLayers(incidents)
     sections = []
     for study in settings.studies:
-        study_result = _run_study(study, incidents, coverage, settings, folder, stage)
+        study_result = _run_study(study, incidents, coverage, settings, folder, stage, shared)
         result.files.extend(study_result.files)
         result.summaries[study.name] = study_result.summary
         sections.append(study_result.markdown)
@@ -303,6 +304,44 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
     return result
 
 
+class _SharedLayers:
+    """Layers every study of a run uses, built once: divisions and reporting districts.
+
+    The reporting districts come from all incidents (derived when no official layer is cached)
+    and carry population; each study keeps the districts of its own divisions.
+    """
+
+    def __init__(self, incidents: pd.DataFrame) -> None:
+        self.incidents = incidents
+        self._divisions = None
+        self._rds = None
+
+    @property
+    def divisions(self):
+        if self._divisions is None:
+            from geo_crime.units import division_units
+
+            self._divisions = division_units()
+        return self._divisions
+
+    def rds(self, areas: list[int]):
+        """Reporting districts (of ``areas`` when given)."""
+        if self._rds is None:
+            from geo_crime.units import make_units
+
+            self._rds = make_units("rd", self.incidents)
+        return _in_areas(self._rds, areas)
+
+
+def _in_areas(units, areas: list[int]):
+    """Units of the given divisions (all when ``areas`` is empty), attrs kept."""
+    if not areas or "area" not in units:
+        return units
+    kept = units[units["area"].isin(areas)].reset_index(drop=True)
+    kept.attrs.update(units.attrs)
+    return kept
+
+
 @dataclass
 class _StudyResult:
     summary: dict
@@ -310,11 +349,11 @@ class _StudyResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyResult:
+def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _StudyResult:
     """Units, cube, statistics (and forecasts, maps, exports) for one study."""
     from geo_crime.cube import build_cube
     from geo_crime.stats import run_statistic, write_table
-    from geo_crime.units import assign_units, division_units, make_units
+    from geo_crime.units import assign_units, make_units
 
     study_folder = folder / "analysis" / study.name
     public_folder = folder / "public" / study.name
@@ -331,25 +370,18 @@ def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyRes
         + f"; periods: {study.freq}; measure: {study.measure}."
     )
     lines.append("")
-    area_polygon = None
-    divisions = division_units()
-    if study.areas:
-        area_polygon = divisions[divisions["area"].isin(study.areas)].union_all()
-    outlines = divisions[divisions["area"].isin(study.areas)] if study.areas else divisions
-    rd_outlines = None
+    outlines = _in_areas(shared.divisions, study.areas)
+    area_polygon = outlines.union_all() if study.areas else None
+    rd_outlines = shared.rds(study.areas)
     for spec in study.units:
         label = spec.replace(":", "")
         with stage(f"{study.name}: units {spec}"):
             if spec.startswith("h3"):
                 units = make_units(spec, chosen, study_area=area_polygon or "city")
+            elif spec.startswith("rd"):
+                units = rd_outlines
             else:
-                units = make_units(spec, incidents)
-                if study.areas and "area" in units:
-                    kept = units[units["area"].isin(study.areas)].reset_index(drop=True)
-                    kept.attrs.update(units.attrs)
-                    units = kept
-                if spec.startswith("rd"):
-                    rd_outlines = units
+                units = _in_areas(make_units(spec, incidents), study.areas)
             unit_ids, assignment = assign_units(chosen, units)
         with stage(f"{study.name}: cube {spec}"):
             cube = build_cube(
@@ -404,8 +436,6 @@ def _run_study(study, incidents, coverage, settings, folder, stage) -> _StudyRes
                     spec, cube, units, forecast_table, backtest, label
                 )
         with stage(f"{study.name}: maps, exports, figures {spec}"):
-            if rd_outlines is None and not spec.startswith("rd"):
-                rd_outlines = _rd_outlines(incidents, study)
             public = _publish(
                 spec,
                 label,
@@ -561,18 +591,6 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
     )
     lines.append("")
     return lines
-
-
-def _rd_outlines(incidents, study):
-    """Reporting-district outlines for a study's maps (derived when no official layer)."""
-    from geo_crime.units import rd_units
-
-    rds = rd_units(incidents)
-    if study.areas:
-        kept = rds[rds["area"].isin(study.areas)].reset_index(drop=True)
-        kept.attrs.update(rds.attrs)
-        rds = kept
-    return rds
 
 
 def _publish(

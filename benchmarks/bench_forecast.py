@@ -59,7 +59,9 @@ def run(
     -------
     dict
         ``cube_seconds``, ``train_seconds``, ``predict_seconds``, the sizes (``n_units``,
-        ``n_periods``, training ``rows``), ``epochs`` run, ``best_epoch`` and the validation MAE.
+        ``n_periods``, training ``rows``), ``epochs`` run, ``best_epoch`` and the MAE and
+        80%-interval coverage on the held-out periods (``None`` when the panel is too short to
+        hold any out).
     """
     t0 = time.perf_counter()
     cube = synthetic_cube(n_units=n_units, n_periods=n_periods, resolution=8, seed=seed)
@@ -72,7 +74,7 @@ def run(
     return {
         "n_units": n_units,
         "n_periods": n_periods,
-        "rows": metrics["fit_rows"] + metrics["validation_rows"],
+        "rows": model.metadata_["training_window"]["rows"],
         "config": {FAST_CONFIG: "FAST_CONFIG", DEFAULT_CONFIG: "DEFAULT_CONFIG"}.get(
             config, "custom"
         ),
@@ -81,10 +83,15 @@ def run(
         "predict_seconds": round(t3 - t2, 3),
         "epochs": metrics["epochs_run"],
         "best_epoch": metrics["best_epoch"],
-        "validation_mae": round(metrics.get("validation_mae", float("nan")), 3),
-        "validation_interval_coverage": round(metrics.get("validation_interval_coverage", 0), 3),
+        "heldout_mae": _rounded(metrics.get("heldout_mae"), 3),
+        "heldout_interval_coverage": _rounded(metrics.get("heldout_interval_coverage"), 3),
         "predicted_units": int(table["prediction"].notna().sum()),
     }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    """``value`` rounded, or ``None`` when it was not measured."""
+    return None if value is None else round(float(value), digits)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "attach_population": "geo_crime.rates",
     "rate_per_1000": "geo_crime.rates",
     "eb_smooth": "geo_crime.rates",
+    "severity_rate": "geo_crime.rates",
     # cube and statistics
     "Cube": "geo_crime.cube",
     "build_cube": "geo_crime.cube",
@@ -78,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     # queries
     "CrimeIndex": "geo_crime.query",
     "unit_results": "geo_crime.query",
+    "cube_summary": "geo_crime.query",
     # the whole pipeline
     "RunSettings": "geo_crime.pipeline",
     "run_pipeline": "geo_crime.pipeline",

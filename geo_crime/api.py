@@ -34,7 +34,9 @@ def make_cube(
     freq
         ``D``, ``W`` or ``M``.
     coverage
-        A :class:`~geo_crime.coverage.CoverageResult` marking thin (area, month) periods.
+        A :class:`~geo_crime.coverage.CoverageResult` marking thin (source, area, period)
+        cells; one judged at another period length is recomputed at ``freq`` from
+        ``incidents`` (a week is judged on its own count, never on its month's).
     start, end
         Period range (inclusive).
 

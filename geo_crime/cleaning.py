@@ -13,6 +13,9 @@ unparseable value in a         row listed (file, line, column, value) and left o
 required field
 wrong number of CSV fields     row listed and left out
 duplicate ``DR_NO``            later copies dropped (files overlap: the two 2020 slices share 464)
+no ``DR_NO`` (reduced 2024     synthetic ``incident_id`` (``S`` + hash of file name and record,
+rows, some mapped exports)     ``incident_id_synthetic`` True), counted; such rows are never
+                               deduplicated: identical 2024 records are separate victims
 (0, 0) coordinates             kept for counts, ``spatial_valid`` False (excluded from maps/stats)
 coordinates outside LA County  kept for counts, ``spatial_valid`` False
 lat/lon swapped in a row       swapped back while reading, counted as fixed (a file where
@@ -38,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from geo_crime import schema
 
 #: Bounding box of Los Angeles County (the union of its 2020 census tracts, Catalina included).
 LA_COUNTY_BBOX: tuple[float, float, float, float] = (-118.9448, 32.8007, -117.6462, 34.8233)
@@ -79,6 +84,8 @@ class CleaningReport:
     """Every row dropped or fixed while reading and cleaning, by reason.
 
     Attributes are plain counts (or dicts of counts), so the report serialises to JSON as is.
+    ``synthetic_ids`` counts the rows read without a ``DR_NO`` that were given a synthetic
+    ``incident_id`` (see :func:`geo_crime.ingest.synthetic_incident_ids`).
     """
 
     files: list[FileSummary] = field(default_factory=list)
@@ -86,6 +93,7 @@ class CleaningReport:
     rows_unparseable_by_column: dict[str, int] = field(default_factory=dict)
     values_nulled: dict[str, int] = field(default_factory=dict)
     unresolved_descriptions: dict[str, int] = field(default_factory=dict)
+    synthetic_ids: int = 0
     duplicates_dropped: int = 0
     coordinates_zero: int = 0
     coordinates_missing: int = 0
@@ -135,6 +143,7 @@ class CleaningReport:
         for key, count in sorted(self.values_nulled.items()):
             rows.append((f"value set to null ({key})", count))
         rows += [
+            ("no DR_NO: synthetic id from file name + record", self.synthetic_ids),
             ("duplicate DR_NO dropped", self.duplicates_dropped),
             ("occurred in the future, dropped", self.occurred_in_future_dropped),
             ("coordinates (0, 0): no spatial use", self.coordinates_zero),
@@ -194,6 +203,39 @@ class CleaningReport:
         return "\n".join(f"{label:<{width}}  {count:>10,}" for label, count in self.lines())
 
 
+def _record_other_sources(
+    frame: pd.DataFrame, ids: np.ndarray, has_id: np.ndarray, dup: np.ndarray
+) -> None:
+    """Note on each kept row the other sources and files its dropped duplicates came from.
+
+    A record number found in two files is kept once, so without this note one file's count
+    would depend on whether the other file was loaded; the coverage check counts each row for
+    every source that holds it (columns ``also_in_sources`` and ``also_in_files``,
+    comma-separated, NA for most rows).
+    """
+    frame["also_in_sources"] = pd.array([pd.NA] * len(frame), dtype=schema.STRING)
+    frame["also_in_files"] = pd.array([pd.NA] * len(frame), dtype=schema.STRING)
+    if not dup.any() or "source" not in frame:
+        return
+    position = np.arange(len(frame))
+    first = pd.Series(position[has_id & ~dup], index=ids[has_id & ~dup])
+    target = first.reindex(ids[dup]).to_numpy()
+    sources = frame["source"].astype(str).to_numpy()
+    files = frame["source_file"].astype(str).to_numpy() if "source_file" in frame else sources
+    copies = pd.DataFrame({"target": target, "source": sources[dup], "file": files[dup]})
+    for column, key, own in (
+        ("also_in_sources", "source", sources),
+        ("also_in_files", "file", files),
+    ):
+        others = copies[copies[key].to_numpy() != own[copies["target"].to_numpy()]]
+        if others.empty:
+            continue
+        joined = others.groupby("target")[key].agg(lambda s: ",".join(sorted(set(s))))
+        values = frame[column].to_numpy(dtype=object, na_value=None)
+        values[joined.index.to_numpy()] = joined.to_numpy()
+        frame[column] = pd.array(values, dtype=schema.STRING)
+
+
 def _record_numbers(ids: pd.Series) -> np.ndarray:
     """Record numbers as int64 (-1 where missing or not a number), via Arrow (fast on text)."""
     import pyarrow as pa
@@ -239,12 +281,16 @@ def clean_incidents(
         raise ValueError("negative_age must be 'null' or 'abs'")
     frame = frame.copy(deep=False)
 
-    # duplicates by record number (the reduced 2024 rows have none and are never deduplicated);
-    # record numbers are digits, so they are compared as integers (much faster than text)
+    # duplicates by record number: rows with a synthetic id (the reduced 2024 rows) have none and
+    # are never deduplicated; record numbers are digits, so they are compared as integers (much
+    # faster than text), and synthetic ids, which start with a letter, never parse as one
     ids = _record_numbers(frame["incident_id"])
     has_id = ids >= 0
+    if "incident_id_synthetic" in frame:
+        has_id &= ~frame["incident_id_synthetic"].to_numpy(dtype=bool)
     dup = has_id & pd.Series(ids).duplicated(keep="first").to_numpy()
     report.duplicates_dropped += int(dup.sum())
+    _record_other_sources(frame, ids, has_id, dup)
 
     # future occurrences
     now = pd.Timestamp.now() if as_of is None else pd.Timestamp(as_of)

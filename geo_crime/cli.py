@@ -149,30 +149,44 @@ def _read_mapping(path: Path) -> dict[str, str]:
 def coverage(
     incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write the (area, month) table as CSV.")
+        Path | None,
+        typer.Option("-o", "--output", help="Write the (source, area, period) table as CSV."),
     ] = None,
     threshold: Annotated[
         float, typer.Option(help="Incomplete below this share of the baseline.")
     ] = 0.6,
+    freq: Annotated[
+        str, typer.Option("--freq", help="Periods judged: M (months), W (weeks) or D (days).")
+    ] = "M",
+    by: Annotated[
+        str, typer.Option("--by", help="What a source is: source (schema family) or source_file.")
+    ] = "source",
 ) -> None:
-    """Flag (area, month) periods recorded too thinly to trust (e.g. the 2024 system change)."""
+    """Flag (source, area, period) cells recorded too thinly to trust (e.g. the 2024 change)."""
     from geo_crime.coverage import check_coverage
     from geo_crime.ingest import read_incidents_parquet
     from geo_crime.io_utils import atomic_path
 
     try:
         frame = read_incidents_parquet(incidents)
-        result = check_coverage(frame, threshold=threshold)
+        result = check_coverage(frame, threshold=threshold, freq=freq, by=by)
         if output:
             with atomic_path(output) as tmp:
                 result.table.to_csv(tmp, index=False)
     except GeoCrimeError as exc:
         _fail(exc)
-    city = result.citywide()
-    for row in city.itertuples():
+    for span in result.spans.itertuples():
+        typer.echo(
+            f"source {span.source}: {span.rows:,} rows, {span.first_day:%Y-%m-%d} to "
+            f"{span.last_day:%Y-%m-%d}, {span.areas} areas"
+        )
+    fmt = {"M": "%Y-%m", "W": "%Y-%m-%d", "D": "%Y-%m-%d"}[result.freq]
+    for row in result.citywide().itertuples():
         flag = f"  {row.areas_incomplete} areas incomplete" if row.areas_incomplete else ""
-        typer.echo(f"{row.month:%Y-%m}  {row.count:>8,}{flag}")
-    typer.echo(f"{len(result.incomplete)} of {len(result.table)} (area, month) periods incomplete")
+        typer.echo(f"{row.period:{fmt}}  {row.count:>8,.0f}{flag}")
+    typer.echo(
+        f"{len(result.incomplete)} of {len(result.table)} (source, area, period) cells not complete"
+    )
 
 
 @app.command()
@@ -186,9 +200,11 @@ def cube(
     study_area: Annotated[
         str,
         typer.Option(
-            "--study-area", help="What H3 cells fill: city, divisions, county, or a polygon file."
+            "--study-area",
+            help="data (the divisions the incidents cover), city, divisions, county, or a "
+            "polygon file: what H3 cells fill; other units keep the data's divisions with 'data'.",
         ),
-    ] = "city",
+    ] = "data",
     include_incomplete: Annotated[
         bool, typer.Option("--include-incomplete", help="Do not mark thin (area, month) periods.")
     ] = False,
@@ -203,7 +219,7 @@ def cube(
         frame = read_incidents_parquet(incidents)
         units = make_units(unit, frame, study_area=study_area)
         unit_ids, assignment = assign_units(frame, units)
-        coverage = None if include_incomplete else check_coverage(frame)
+        coverage = None if include_incomplete else check_coverage(frame, freq=freq)
         result = build_cube(frame, units, unit_ids, freq=freq, coverage=coverage)
         result.meta["assignment"] = assignment.to_dict()
         result.save(output)
@@ -440,18 +456,11 @@ def export_command(
 ) -> None:
     """GIS layers of a cube (unit totals and statistics), privacy-safe, for QGIS/ArcGIS."""
     from geo_crime.export import export_layers
-    from geo_crime.query import unit_results
+    from geo_crime.query import cube_summary
 
     try:
         loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
-        summary = unit_results(
-            loaded.units,
-            measures={
-                "count": loaded.total("count").astype(int),
-                "severity": loaded.total("severity"),
-                "harm": loaded.total("harm"),
-            },
-        )
+        summary = cube_summary(loaded)
         files = export_layers(
             {"summary": summary, **tables},
             output,

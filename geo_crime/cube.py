@@ -6,11 +6,13 @@ per-category counts and, where the unit has residents, the rate per 1,000. Units
 no incidents are present with zeros: hot spot statistics and forecasts are biased without them.
 
 Coverage. Each (unit, period) is marked complete or not from the coverage check (an LAPD area's
-month can be recorded too thinly to trust, as after the March 2024 records-system change). A unit
-takes the coverage of its division (the ``area`` column of divisions and RDs; for H3 cells and
-other polygons, the division most of its incidents carry; units with no incidents follow the whole
-city). :meth:`Cube.complete_periods` keeps only periods complete for (by default) every unit, which
-is what the statistics use; models may use the finer (unit, period) mask.
+week can be recorded too thinly to trust, as after the March 2024 records-system change), judged
+at the cube's own period length from each source's own rows (see :mod:`geo_crime.coverage`). A
+unit takes the coverage of its division (the ``area`` column of divisions, RDs and H3 cells; for
+polygons without one, the division most of its incidents carry; units with neither follow the
+study's divisions). A period no source covers is not complete. :meth:`Cube.complete_periods`
+keeps only periods complete for (by default) every unit, which is what the statistics use; models
+may use the finer (unit, period) mask.
 
 Layout. Arrays are ``(n_units, n_periods)`` in the order of ``cube.units`` rows and
 ``cube.periods``. :meth:`Cube.to_frame` gives the long table (one row per unit and period);
@@ -376,11 +378,26 @@ def build_cube(
 
 
 def _coverage_mask(incidents, units, row, use, periods, freq, coverage) -> np.ndarray:
-    """(unit, period) completeness from the (area, month) coverage table."""
+    """(unit, period) completeness from the (area, period) coverage of the incidents' sources.
+
+    The coverage must be judged at the cube's own period length (a week is judged on its own
+    count, never on the month it falls in, which would look ahead); a result at another length
+    is recomputed from ``incidents`` with the same settings. A period that no source covers is
+    not complete.
+    """
     n_units, n_periods = len(units), len(periods)
     if coverage is None:
         return np.ones((n_units, n_periods), dtype=bool)
-    table = coverage.table
+    if coverage.freq != freq:
+        from geo_crime.coverage import check_coverage
+
+        coverage = check_coverage(
+            incidents,
+            freq=freq,
+            threshold=coverage.threshold,
+            min_history=coverage.min_history,
+            by=coverage.by,
+        )
     # each unit's division: its own, else the most common among its incidents, else none (-1)
     if "area" in units and units["area"].notna().all():
         unit_area = units["area"].to_numpy(dtype=np.int64)
@@ -391,21 +408,20 @@ def _coverage_mask(incidents, units, row, use, periods, freq, coverage) -> np.nd
         majority = pairs.groupby("row")["area"].agg(lambda s: s.value_counts().index[0])
         unit_area = np.full(n_units, -1, dtype=np.int64)
         unit_area[majority.index.to_numpy()] = majority.to_numpy()
-    # each period's months (a week may straddle two)
-    ends = periods + pd.Timedelta(days=6) if freq == "W" else periods
-    first_month = periods.to_period("M").start_time
-    last_month = pd.DatetimeIndex(ends).to_period("M").start_time
-    flags = table.pivot_table(index="area", columns="month", values="complete", aggfunc="all")
-    all_areas = flags.all(axis=0)
-    mask = np.ones((n_units, n_periods), dtype=bool)
-    for j, (m1, m2) in enumerate(zip(first_month, last_month, strict=True)):
-        months = [m for m in {m1, m2} if m in flags.columns]
-        if not months:
-            continue  # no coverage information for this period: keep it
-        ok_area = flags[months].fillna(True).all(axis=1)
-        city_ok = bool(all_areas[months].all())
-        lookup = ok_area.reindex(unit_area).to_numpy()
-        mask[:, j] = np.where(pd.isna(lookup), city_ok, lookup).astype(bool)
+    combined = coverage.combined()
+    flags = combined.set_index(["area", "period"])["complete"].astype(bool)
+    flags = flags.unstack(fill_value=False).reindex(
+        columns=pd.DatetimeIndex(periods), fill_value=False
+    )
+    # units with no division of their own follow the study: complete only when every division
+    # of the other units (all divisions with data when none has one) is
+    known = np.isin(unit_area, flags.index.to_numpy())
+    study = flags.loc[np.unique(unit_area[known])] if known.any() else flags
+    city_ok = study.all(axis=0).to_numpy() if len(study) else np.zeros(n_periods, dtype=bool)
+    mask = np.empty((n_units, n_periods), dtype=bool)
+    if known.any():
+        mask[known] = flags.loc[unit_area[known]].to_numpy()
+    mask[~known] = city_ok
     return mask
 
 

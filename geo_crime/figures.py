@@ -22,6 +22,7 @@ atomically (temporary file, then rename):
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,12 @@ def _new_figure(size: tuple[float, float] = (8.0, 7.0)) -> tuple[Figure, Any]:
     return fig, fig.add_subplot()
 
 
-def _save(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
+def _save(
+    fig: Figure, path: str | os.PathLike, dpi: int, *, description: str | None = None
+) -> Path:
+    metadata = {"Description": description} if description else None
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata)
     return Path(path)
 
 
@@ -141,7 +145,7 @@ def severity_choropleth(
     path: str | os.PathLike,
     *,
     column: str = "severity",
-    scheme: Scheme = "fisherjenks",
+    scheme: Scheme = "quantiles",
     k: int = 5,
     k_anonymity: int = 3,
     count_column: str = "count",
@@ -159,8 +163,9 @@ def severity_choropleth(
         Destination PNG.
     column : str, default "severity"
         The measure (e.g. ``severity``, ``severity_rate``).
-    scheme : {"fisherjenks", "quantiles"}
-        Classification (see :func:`geo_crime.maps.classify_values`).
+    scheme : {"quantiles", "fisherjenks"}
+        Classification (see :func:`geo_crime.maps.classify_values`); quintiles by default, as
+        on the map, so figure and map share classes.
     k : int, default 5
         Number of classes.
     k_anonymity : int, default 3
@@ -211,10 +216,18 @@ def severity_choropleth(
     missing = (cls.codes < 0) & ~suppressed
     if missing.any():
         handles.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor="#6f6f6f", label="no data"))
-    _map_axes(ax, title or f"{column.replace('_', ' ').capitalize()}", outlines, units.total_bounds)
+    _map_axes(
+        ax,
+        textwrap.fill(title or f"{column.replace('_', ' ').capitalize()}", 60),
+        outlines,
+        units.total_bounds,
+    )
     scheme_name = "Fisher-Jenks" if scheme == "fisherjenks" else "quantiles"
-    ax.legend(handles=handles, title=f"{column} ({scheme_name})", loc="lower left", fontsize=8)
-    return _save(fig, path, dpi)
+    legend_title = f"{title or column} ({scheme_name})"
+    # the classes go into the PNG's text chunk too, so anyone can check them against the map
+    description = f"{legend_title}: " + "; ".join(cls.labels())
+    ax.legend(handles=handles, title=textwrap.fill(legend_title, 48), loc="lower left", fontsize=8)
+    return _save(fig, path, dpi, description=description)
 
 
 def hotspot_map(
@@ -494,7 +507,8 @@ def write_figures(
     predicted: Any = None,
     outlines: gpd.GeoDataFrame | None = None,
     severity_column: str = "severity",
-    scheme: Scheme = "fisherjenks",
+    severity_label: str | None = None,
+    scheme: Scheme = "quantiles",
     k: int = 5,
     k_anonymity: int = 3,
     dpi: int = _DPI,
@@ -519,6 +533,8 @@ def write_figures(
         Boundaries drawn on the maps.
     severity_column, scheme, k, k_anonymity
         Options of :func:`severity_choropleth`.
+    severity_label : str, optional
+        Title of the choropleth: what the number is, with its unit and scope.
     dpi : int, default 150
         Resolution.
 
@@ -536,6 +552,7 @@ def write_figures(
                 units,
                 folder / FIGURE_NAMES["severity"],
                 column=severity_column,
+                title=severity_label,
                 scheme=scheme,
                 k=k,
                 k_anonymity=k_anonymity,

@@ -68,6 +68,59 @@ _DAY_PATTERN = r"^(?:\d{1,2}/(?P<slash>\d{1,2})/|\d{4}-\d{1,2}-(?P<iso>\d{1,2}))
 #: A required column whose values fail to parse in more than this share of rows is a file error.
 _COLUMN_FAILURE_SHARE = 0.5
 
+#: First character of every synthetic incident id: a letter, so one never equals a ``DR_NO``
+#: (which is all digits).
+SYNTHETIC_ID_PREFIX = "S"
+
+#: How many hex digits of the xxh3-64 hash a synthetic incident id keeps (60 bits).
+SYNTHETIC_ID_HEX_DIGITS = 15
+
+#: Version of the cached frame layout; part of the cache key, bumped whenever the columns or
+#: their meaning change so that older caches are not reused.
+CACHE_FORMAT_VERSION = 3
+
+
+def synthetic_incident_ids(
+    source_file: str | os.PathLike, source_lines: Iterable[int]
+) -> list[str]:
+    """Stable ids for records that carry no record number (``DR_NO``).
+
+    The id of a record is ``"S"`` followed by the first 15 hex digits of the xxh3-64 hash (seed 0)
+    of ``"{file name}:{source_line}"`` in UTF-8. Only the file's name counts, not its folder, so
+    the same file gives the same ids on every machine and run. The id follows the record's
+    position, not its content: a corrected value keeps the id, a record moved within the file (or
+    a file renamed) gets a new one, and two different files with the same name share ids. The
+    leading letter keeps synthetic ids apart from real record numbers, which are digits only.
+
+    Parameters
+    ----------
+    source_file
+        The file the records come from (a path or a name; only the name is used).
+    source_lines
+        The records' ``source_line`` values: the 1-based record number in a JSON file, the line
+        number in a CSV file.
+
+    Returns
+    -------
+    list of str
+        One 16-character id per record, in the order given.
+
+    Examples
+    --------
+    >>> synthetic_incident_ids("/any/folder/Crime_Data_CENTRAL.json.gz", [1, 2])
+    ['Sbda0cc2a62c6573', 'S63eba91450d22fe']
+    >>> synthetic_incident_ids("Crime_Data_CENTRAL.json.gz", [1])
+    ['Sbda0cc2a62c6573']
+    """
+    import xxhash
+
+    name = Path(source_file).name
+    hexdigest = xxhash.xxh3_64_hexdigest
+    return [
+        SYNTHETIC_ID_PREFIX + hexdigest(f"{name}:{int(line)}".encode())[:SYNTHETIC_ID_HEX_DIGITS]
+        for line in source_lines
+    ]
+
 
 @dataclass
 class RawRead:
@@ -821,7 +874,7 @@ def convert_raw(
     reduced = raw.schema_name == "reduced_2024"
     cols: dict[str, object] = {}
 
-    # identifiers
+    # identifiers: the record number, or a synthetic id where the source has none
     if conv.has("incident_id"):
         ident = raw.fields["incident_id"]
         if isinstance(ident, pa.ChunkedArray):
@@ -834,11 +887,21 @@ def convert_raw(
             conv.flag(
                 ~ok, "incident_id", ident.to_pylist(), "is not a record number", required=True
             )
-        cols["incident_id"] = pd.arrays.ArrowStringArray(
-            pa.chunked_array([pc.utf8_lpad(ident, 9, "0")])
-        )
+        ident = pc.utf8_lpad(ident, 9, "0")
     else:
-        cols["incident_id"] = pd.array([None] * n, dtype=schema.STRING)
+        ident = pa.nulls(n, pa.string())
+    synthetic = np.asarray(pc.is_null(ident), dtype=bool)
+    if synthetic.any():
+        made_up = pa.array(
+            synthetic_incident_ids(raw.path.name, raw.line_numbers[synthetic]), pa.string()
+        )
+        ident = (
+            made_up
+            if synthetic.all()
+            else pc.replace_with_mask(ident, pa.array(synthetic), made_up)
+        )
+    cols["incident_id"] = pd.arrays.ArrowStringArray(pa.chunked_array([ident]))
+    cols["incident_id_synthetic"] = synthetic
 
     # when: DATE OCC is midnight in every real export; TIME OCC is HHMM with stripped zeros
     day = conv.timestamp("occurred_date", required=True).astype("datetime64[D]")
@@ -992,6 +1055,7 @@ def convert_raw(
     frame = pd.DataFrame(cols, copy=False)
     if conv.bad.any():
         frame = frame.loc[~conv.bad].reset_index(drop=True)
+    report.synthetic_ids += int(frame["incident_id_synthetic"].sum())
     report.add_file(
         FileSummary(
             path=str(raw.path),
@@ -1095,11 +1159,14 @@ def read_incidents(
         raise ValueError("on_bad_rows must be 'report' or 'raise'")
     report = report or CleaningReport()
     frames = []
+    first_path_by_name: dict[str, Path] = {}
     for path in expand_inputs(inputs):
         if progress:
             progress(path)
         raw = read_raw(path, mapping=mapping)
-        frames.append(convert_raw(raw, report, on_bad_rows=on_bad_rows))
+        frame = convert_raw(raw, report, on_bad_rows=on_bad_rows)
+        frames.append(frame)
+        _warn_on_shared_synthetic_ids(path, frame, first_path_by_name)
     if len(frames) == 1:
         return frames[0], report
     frames = [f for f in frames if len(f)]
@@ -1112,17 +1179,38 @@ def read_incidents(
     return frame, report
 
 
+def _warn_on_shared_synthetic_ids(
+    path: Path, frame: pd.DataFrame, first_path_by_name: dict[str, Path]
+) -> None:
+    """Warn when a file given synthetic ids has the name of an earlier input (their ids clash)."""
+    if not frame["incident_id_synthetic"].any():
+        return
+    earlier = first_path_by_name.setdefault(path.name, path)
+    if earlier != path:
+        warnings.warn(
+            f"{path} and {earlier} have the same name, so their records without a DR_NO get the "
+            "same synthetic incident ids; rename one to keep ids unique",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 # --- the cached entry point -----------------------------------------------------------------------
 
 
 def content_key(paths: Sequence[Path], options: Mapping[str, object]) -> str:
-    """A key for the cache from the inputs' bytes (xxh3-128) and the loading options."""
+    """A cache key: the xxh3-128 hash of the inputs' names and bytes and the loading options.
+
+    The package version and :data:`CACHE_FORMAT_VERSION` are hashed too, so a cache written with
+    an older column layout is never reused.
+    """
     import xxhash
 
     from geo_crime import __version__
 
     digest = xxhash.xxh3_128()
-    digest.update(json.dumps({"v": __version__, **options}, sort_keys=True, default=str).encode())
+    header = {"v": __version__, "format": CACHE_FORMAT_VERSION, **options}
+    digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     for path in paths:
         digest.update(path.name.encode())
         with open(path, "rb") as fh:
@@ -1162,7 +1250,8 @@ def load_incidents(
         Dates after this are "in the future" (default: now).
     cache
         ``True`` uses the default cache folder, a path uses that folder, ``False`` disables it.
-        The key is the content of the inputs plus these options.
+        The key is the content of the inputs plus these options (see :func:`content_key`); a
+        cached file that lacks a canonical column is rebuilt.
     progress
         Called with each file before it is read.
 
@@ -1188,8 +1277,9 @@ def load_incidents(
         folder.mkdir(parents=True, exist_ok=True)
         key = content_key(paths, options)
         cache_file = folder / f"{key}.parquet"
-        if cache_file.exists():
-            return _read_cache(cache_file)
+        cached = _read_cache(cache_file) if cache_file.exists() else None
+        if cached is not None:
+            return cached
     frame, report = read_incidents(
         paths, mapping=mapping, on_bad_rows=on_bad_rows, progress=progress
     )
@@ -1213,10 +1303,13 @@ def _write_cache(path: Path, frame: pd.DataFrame, report: CleaningReport) -> Non
     os.replace(tmp, path)
 
 
-def _read_cache(path: Path) -> tuple[pd.DataFrame, CleaningReport]:
+def _read_cache(path: Path) -> tuple[pd.DataFrame, CleaningReport] | None:
+    """The cached frame and report, or None when the file lacks a canonical column (stale)."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
+    if not set(schema.CANONICAL_COLUMNS) <= set(table.column_names):
+        return None
     report = CleaningReport.from_dict(json.loads(table.schema.metadata[b"geo_crime_report"]))
     return table.to_pandas(types_mapper=_STRING_TYPES.get), report
 

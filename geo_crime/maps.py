@@ -14,7 +14,8 @@ count, severity, rate, the layer's class and the period.
 layer                      colours
 =========================  ================================================================
 Severity rate (default on) sequential classes (YlOrRd) from :func:`classify_values`:
-                           Fisher-Jenks natural breaks by default, or quantiles
+                           quintiles by default (the rate is heavily skewed), or
+                           Fisher-Jenks; the static figure uses the same classes
 Gi* hot and cold spots     ArcGIS confidence bins, :data:`GI_COLOURS`
 LISA clusters              High-High red, Low-Low blue, Low-High light blue, High-Low pink,
                            not significant grey (GeoDa colours, :data:`LISA_COLOURS`)
@@ -213,8 +214,10 @@ class MapLayers:
     forecast_period : str
         Label of the forecast period (default "next period").
     measure : str, default "severity_rate"
-        Units column of the choropleth; ``severity_rate`` is derived when absent (severity per
-        1,000 residents when the units have a population, else per km²).
+        Units column of the choropleth and of the tooltips' rate. :meth:`from_cube` fills
+        ``severity_rate`` with :func:`geo_crime.rates.severity_rate`; when a bare units table
+        lacks it, the unsmoothed severity per 1,000 residents (else per km²) over the whole
+        period is used and labelled so.
     measure_label : str, optional
         Legend title of the choropleth (default: derived from ``measure``).
     tooltip_columns : mapping of str to str
@@ -238,7 +241,10 @@ class MapLayers:
 
     @classmethod
     def from_cube(cls, cube: Any, **kwargs: Any) -> MapLayers:
-        """Layers whose units carry a cube's totals over all its periods.
+        """Layers whose units carry a cube's totals over all its periods and its severity rate.
+
+        The choropleth shows :func:`geo_crime.rates.severity_rate` (EB-smoothed severity per
+        1,000 residents per complete period), the one rate every output of geo_crime uses.
 
         Parameters
         ----------
@@ -252,13 +258,22 @@ class MapLayers:
         -------
         MapLayers
         """
+        from geo_crime.rates import severity_rate
+
         units = cube.units.copy()
         units["count"] = np.asarray(cube.counts).sum(axis=1).astype(np.int64)
         units["severity"] = np.asarray(cube.severity, dtype=float).sum(axis=1)
+        if "severity_rate" not in units.columns:
+            rate = severity_rate(cube)
+            units["severity_rate"] = rate.values
+            kwargs.setdefault("measure_label", rate.label)
         if "period" not in kwargs and len(cube.periods):
             first, last = cube.periods[0], cube.periods[-1]
+            word = {"D": "days", "W": "weeks", "M": "months"}.get(cube.freq, "periods")
+            complete = int((np.asarray(cube.complete).all(axis=0)).sum())
             kwargs["period"] = (
-                f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(cube.periods)} periods, {cube.freq})"
+                f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(cube.periods)} {word}, "
+                f"{complete} completely recorded)"
             )
         return cls(units=units, **kwargs)
 
@@ -476,19 +491,22 @@ def _prepare_units(
     )
     suppressed = ~(count >= k_anonymity)
 
-    if "rate" in units.columns:
-        rate, rate_basis = _column(units, "rate"), ""
-    else:
-        rate, rate_basis = _rates(units, count)
-    rate_label = f"Rate ({rate_basis})" if rate_basis else "Rate"
     if layers.measure in units.columns:
         measure = _column(units, layers.measure)
         measure_label = layers.measure_label or layers.measure.replace("_", " ").capitalize()
     elif layers.measure == "severity_rate":
         measure, basis = _rates(units, severity)
-        measure_label = layers.measure_label or f"Severity {basis}"
+        measure_label = layers.measure_label or f"Severity {basis} (whole period, unsmoothed)"
     else:
         raise DataError(f"map units have no {layers.measure!r} column")
+    # the tooltip's rate is the choropleth's rate: one number, one label, everywhere
+    if layers.measure == "severity_rate":
+        rate, rate_label = measure, measure_label
+    elif "rate" in units.columns:
+        rate, rate_label = _column(units, "rate"), "Rate"
+    else:
+        rate, rate_basis = _rates(units, count)
+        rate_label = f"Incidents {rate_basis} (whole period)"
 
     victims = victim_columns(layers.tooltip_columns)
     if victims:
@@ -677,7 +695,7 @@ def build_map(
     offline: bool = False,
     title: str = "Los Angeles crime: severity and hot spots",
     k_anonymity: int = 3,
-    scheme: Scheme = "fisherjenks",
+    scheme: Scheme = "quantiles",
     k: int = 5,
     max_features: int = MAX_FEATURES,
     precision: int = 6,
@@ -698,8 +716,9 @@ def build_map(
         Shown in the info box and as the page title.
     k_anonymity : int, default 3
         Units with fewer incidents have their values hidden (shown as suppressed).
-    scheme : {"fisherjenks", "quantiles"}
-        Classification of the choropleths (see :func:`classify_values`).
+    scheme : {"quantiles", "fisherjenks"}
+        Classification of the choropleths (see :func:`classify_values`); quintiles by default,
+        as in :func:`geo_crime.figures.severity_choropleth`, so map and figure share classes.
     k : int, default 5
         Number of choropleth classes.
     max_features : int, default 20,000

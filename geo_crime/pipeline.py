@@ -264,16 +264,23 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
         result.summaries["division_check"] = division_check.to_dict()
 
     with stage("coverage"):
-        coverage = check_coverage(incidents, threshold=settings.coverage_threshold)
-        path = folder / "coverage.csv"
-        with atomic_path(path) as tmp:
-            coverage.table.to_csv(tmp, index=False)
-        result.files.append(path)
+        coverage = check_coverage(incidents, freq="M", threshold=settings.coverage_threshold)
+        coverage_by_freq = {"M": coverage}
+        for freq in sorted({s.freq.upper()[:1] for s in settings.studies} - {"M"}):
+            coverage_by_freq[freq] = check_coverage(
+                incidents, freq=freq, threshold=settings.coverage_threshold
+            )
+        for freq, judged in coverage_by_freq.items():
+            path = folder / ("coverage.csv" if freq == "M" else f"coverage_{freq}.csv")
+            with atomic_path(path) as tmp:
+                judged.table.to_csv(tmp, index=False)
+            result.files.append(path)
 
     shared = _SharedLayers(incidents)
     sections = []
     for study in settings.studies:
-        study_result = _run_study(study, incidents, coverage, settings, folder, stage, shared)
+        study_coverage = coverage_by_freq[study.freq.upper()[:1]]
+        study_result = _run_study(study, incidents, study_coverage, settings, folder, stage, shared)
         result.files.extend(study_result.files)
         result.summaries[study.name] = study_result.summary
         sections.append(study_result.markdown)
@@ -353,36 +360,51 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
     """Units, cube, statistics (and forecasts, maps, exports) for one study."""
     from geo_crime.cube import build_cube
     from geo_crime.stats import run_statistic, write_table
-    from geo_crime.units import assign_units, make_units
+    from geo_crime.units import assign_units, covered_divisions, footprint_note, make_units
 
     study_folder = folder / "analysis" / study.name
     public_folder = folder / "public" / study.name
     study_folder.mkdir(parents=True, exist_ok=True)
     public_folder.mkdir(parents=True, exist_ok=True)
     chosen = select_incidents(incidents, study)
-    summary: dict = {"settings": asdict(study), "incidents": int(len(chosen)), "units": {}}
+    # the study area is where the data is: the divisions asked for, else those the rows cover
+    areas = list(study.areas) or covered_divisions(chosen)
+    all_divisions = sorted(areas) == list(range(1, 22))
+    summary: dict = {
+        "settings": asdict(study),
+        "incidents": int(len(chosen)),
+        "divisions": areas,
+        "units": {},
+    }
     written: list[Path] = []
     lines = [f"## Study `{study.name}`", ""]
+    where = (
+        "all 21 LAPD divisions"
+        if all_divisions
+        else f"LAPD division(s) {', '.join(map(str, areas))}"
+        + ("" if study.areas else " (the divisions the data covers)")
+    )
     lines.append(
-        f"{len(chosen):,} incidents"
-        + (f" in division(s) {', '.join(map(str, study.areas))}" if study.areas else "")
+        f"{len(chosen):,} incidents in {where}"
         + (f", {study.start} to {study.end}" if study.start or study.end else "")
-        + f"; periods: {study.freq}; measure: {study.measure}."
+        + f"; periods: {_FREQ_WORDS.get(study.freq, study.freq)}s; measure: {study.measure}."
     )
     lines.append("")
-    outlines = _in_areas(shared.divisions, study.areas)
-    area_polygon = outlines.union_all() if study.areas else None
-    rd_outlines = shared.rds(study.areas)
+    outlines = _in_areas(shared.divisions, areas)
+    area_polygon = "city" if all_divisions else outlines.union_all()
+    rd_outlines = shared.rds(areas)
     for spec in study.units:
         label = spec.replace(":", "")
         with stage(f"{study.name}: units {spec}"):
             if spec.startswith("h3"):
-                units = make_units(spec, chosen, study_area=area_polygon or "city")
+                units = make_units(spec, chosen, study_area=area_polygon)
             elif spec.startswith("rd"):
                 units = rd_outlines
             else:
-                units = _in_areas(make_units(spec, incidents), study.areas)
+                units = _in_areas(make_units(spec, incidents, study_area="city"), areas)
+            units.attrs["study_area"] = where
             unit_ids, assignment = assign_units(chosen, units)
+            footprint = footprint_note(units, chosen)
         with stage(f"{study.name}: cube {spec}"):
             cube = build_cube(
                 chosen,
@@ -396,6 +418,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
             cube.meta["assignment"] = assignment.to_dict()
             written.append(cube.save(study_folder / f"cube_{label}.parquet"))
         unit_summary: dict = {
+            "footprint_note": footprint,
             "units": int(len(units)),
             "periods": int(len(cube.periods)),
             "complete_periods": int((cube.period_complete_share() == 1).sum()),
@@ -429,7 +452,9 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
         forecast_table = None
         if study.forecast:
             with stage(f"{study.name}: forecast {spec}"):
-                forecast_table, backtest, files = _forecast(cube, label, public_folder, settings)
+                forecast_table, backtest, files = _forecast(
+                    cube, label, public_folder, settings, chosen["occurred_at"].max()
+                )
                 written.extend(files)
                 unit_summary["forecast"] = backtest
                 lines_forecast = _forecast_markdown(
@@ -451,7 +476,9 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
             written.extend(public)
             unit_summary["public_files"] = [str(p) for p in public]
         summary["units"][spec] = unit_summary
-        lines.extend(_statistics_markdown(spec, cube, units, unit_summary, tables))
+        lines.extend(
+            _statistics_markdown(spec, cube, units, unit_summary, tables, settings.k_anonymity)
+        )
         if forecast_table is not None:
             lines.extend(lines_forecast)
         figures = [Path(p) for p in unit_summary.get("public_files", []) if str(p).endswith(".png")]
@@ -465,8 +492,8 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
     return _StudyResult(summary, "\n".join(lines), written)
 
 
-def _forecast(cube, label, folder, settings):
-    """Backtest (fast configuration) and a next-period forecast for one cube."""
+def _forecast(cube, label, folder, settings, data_end):
+    """Backtest (fast configuration) and a dated next-period forecast for one cube."""
     import dataclasses
 
     from geo_crime.forecast import FAST_CONFIG, evaluate, predict_next, train, write_forecast_report
@@ -476,13 +503,12 @@ def _forecast(cube, label, folder, settings):
         cube, n_origins=8, refit_every=4, config=config, seed=settings.seed, name=label
     )
     files = write_forecast_report(result, folder / f"forecast_{label}")
-    # forecast from the last period whose history is trustworthy for every unit (the data may
-    # end in a thin or partial period, e.g. after the 2024 records-system change)
-    share = cube.period_complete_share()
-    last = int(np.flatnonzero(share >= share.max())[-1]) if len(share) else 0
-    recent = cube.select_periods(slice(0, last + 1))
+    origin = forecast_origin(cube, data_end=data_end)
+    recent = cube.select_periods(slice(0, origin.index + 1))
     model = train(recent, config=config, seed=settings.seed)
     table = predict_next(model, recent)
+    table.insert(2, "last_complete_period", str(origin.period.date()))
+    table.insert(3, "data_end", str(pd.Timestamp(data_end).date()))
     path = folder / f"forecast_{label}" / "next_period_forecast.csv"
     from geo_crime.io_utils import atomic_path
 
@@ -493,9 +519,137 @@ def _forecast(cube, label, folder, settings):
     summary = {
         "origins": [str(o.date()) for o in result.origins],
         "metrics": metrics.astype(float).round(4).to_dict(orient="index"),
+        "scope": result.scope,
+        "verdicts": result.verdicts(),
+        "notes": result.notes,
         "next_period": str(pd.Timestamp(table["period"].iloc[0]).date()) if len(table) else "",
+        "last_complete_period": str(origin.period.date()),
+        "complete_share_at_origin": round(origin.share, 4),
+        "data_end": str(pd.Timestamp(data_end).date()),
+        "why_not_data_end": origin.reason,
     }
     return table, summary, files
+
+
+@dataclass
+class ForecastOrigin:
+    """The period a next-period forecast starts from, and why it is not the last one."""
+
+    index: int
+    period: pd.Timestamp
+    share: float
+    reason: str
+
+
+def forecast_origin(cube, *, min_share: float = 0.5, data_end=None) -> ForecastOrigin:
+    """The last period complete for most units: where a trustworthy forecast can start.
+
+    Parameters
+    ----------
+    cube : geo_crime.cube.Cube
+        The study's cube (with its coverage mask).
+    min_share : float, default 0.5
+        Share of the units that must be completely recorded in the origin period (the same
+        rule as the backtest's origins); when no period reaches it, the most complete one.
+    data_end : timestamp, optional
+        The last occurrence date of the study's data, to tell a period cut off by the end of
+        the data from one recorded too thinly.
+
+    Returns
+    -------
+    ForecastOrigin
+        Its column, start, complete share and, when later periods exist, why they were not used.
+    """
+    share = cube.period_complete_share()
+    if not len(share):
+        raise ConfigError("the cube has no period to forecast from")
+    good = np.flatnonzero(share >= min_share)
+    index = int(good[-1]) if len(good) else int(np.flatnonzero(share >= share.max())[-1])
+    word = _FREQ_WORDS.get(cube.freq, "period")
+    later = len(share) - 1 - index
+    reasons = []
+    last_start = cube.periods[-1]
+    cut_off = data_end is not None and pd.Timestamp(data_end) < _period_end(last_start, cube.freq)
+    thin = later - (1 if cut_off else 0)
+    if thin > 0:
+        reasons.append(
+            f"{'the' if thin > 1 else 'the one'} {thin} {word}{'s' if thin > 1 else ''} after "
+            f"it {'are' if thin > 1 else 'is'} completely recorded for fewer than "
+            f"{min_share:.0%} of the units (a recording break, such as the March 2024 "
+            "records-system change, would read as a crime drop)"
+        )
+    if cut_off:
+        reasons.append(
+            f"the {word} starting {last_start.date()} is cut off by the end of the data "
+            f"({pd.Timestamp(data_end).date()}), so it is not a whole {word}"
+        )
+    reason = "; and ".join(reasons)
+    return ForecastOrigin(index, cube.periods[index], float(share[index]), reason)
+
+
+def _period_end(start: pd.Timestamp, freq: str) -> pd.Timestamp:
+    """The last day of the period starting at ``start``."""
+    days = {"D": 0, "W": 6}.get(freq)
+    if days is not None:
+        return start + pd.Timedelta(days=days)
+    return start + pd.offsets.MonthEnd(0)
+
+
+#: Words for the period codes in report prose.
+_FREQ_WORDS = {"D": "day", "W": "week", "M": "month"}
+
+#: Units with fewer residents are left out of the rate ranking of the report.
+RANKING_MIN_RESIDENTS = 100
+
+#: Classes of the severity rate on maps and figures (the rate is heavily skewed: quintiles).
+RATE_SCHEME = "quantiles"
+
+
+def _fmt_metric(value) -> str:
+    """A metric for a report table: two decimals, or 'n/r' where it is not reported."""
+    return "n/r" if value is None or pd.isna(value) else f"{float(value):.2f}"
+
+
+def _scope_lines(backtest: dict, units) -> list[str]:
+    """What a backtest scored, in words, for the line under its metric table."""
+    scope = backtest.get("scope") or {}
+    per_origin = scope.get("scored_units_per_origin") or []
+    if not per_origin:
+        return []
+    n_units = scope.get("n_units", len(units))
+    low, high = min(per_origin), max(per_origin)
+    span = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+    share_low = low / n_units if n_units else 0.0
+    scored = scope.get("scored_divisions") or []
+    study = scope.get("study_divisions") or []
+    divisions = (
+        f" in {len(scored)} of the study's {len(study)} divisions"
+        + (f" ({', '.join(map(str, scored))})" if 0 < len(scored) <= 6 else "")
+        if study
+        else ""
+    )
+    lines = [
+        f"**Scored:** {span} of the {n_units:,} units per origin ({share_low:.0%} at the "
+        f"fewest){divisions}, over {len(per_origin)} origins "
+        f"({backtest['origins'][0]} to {backtest['origins'][-1]}); only units whose target and "
+        "history are completely recorded are scored, the same cells for every model.",
+        "",
+    ]
+    if not scope.get("covers_study_area", False):
+        area = "city-wide" if len(study) == 21 else "study-area-wide"
+        lines += [
+            f"**This backtest is not {area}:** fewer than 50% of the study's units could be "
+            "scored at some origin, so its errors and PAI describe the scored units only.",
+            "",
+        ]
+    not_reported = [k for k in (1, 5, 10) if k / 100 not in scope.get("pai_reported", [])]
+    if not_reported:
+        lines += [
+            "PAI@" + "%, PAI@".join(map(str, not_reported)) + "% not reported (n/r): that "
+            "share of the scored area holds fewer than 5 units.",
+            "",
+        ]
+    return lines
 
 
 def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
@@ -504,46 +658,45 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
     lines = [f"#### Forecast and recommendations (`{spec}`)", ""]
     if metrics.empty or "keras" not in metrics.index:
         return [*lines, "Too few complete periods for a backtest.", ""]
+    word = _FREQ_WORDS.get(cube.freq, "period")
     lines.append(
-        f"Backtest over {len(backtest['origins'])} rolling origins (expanding window, fast "
-        "configuration, incomplete periods excluded); lower MAE is better, PAI@k is the share of "
-        "next-period severity in the top k% of area chosen by the model, over k%."
+        f"Backtest of next-{word} severity (severity points per unit per {word}) over "
+        f"{len(backtest['origins'])} rolling origins (expanding window, fast configuration, "
+        "incomplete periods excluded); lower MAE is better. PAI@k is the share of next-period "
+        "severity in the top k% of the scored area chosen by the model, divided by k%. "
+        "Coverage 80% is the share of actual values inside the model's 80% interval (0.80 is "
+        "right; lower means the intervals are too narrow)."
     )
     lines.append("")
-    lines.append("| model | MAE | RMSE | Poisson dev. | PAI@1% | PAI@5% | PAI@10% |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+    lines.append("| model | MAE | RMSE | Poisson dev. | PAI@1% | PAI@5% | PAI@10% | coverage 80% |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, row in metrics.sort_values("mae").iterrows():
         lines.append(
             f"| {name} | {row['mae']:.2f} | {row['rmse']:.2f} | {row['poisson_deviance']:.2f} | "
-            f"{row['pai_1']:.2f} | {row['pai_5']:.2f} | {row['pai_10']:.2f} |"
+            f"{_fmt_metric(row.get('pai_1'))} | {_fmt_metric(row.get('pai_5'))} | "
+            f"{_fmt_metric(row.get('pai_10'))} | {_fmt_metric(row.get('coverage_80'))} |"
         )
     lines.append("")
-    best_mae = metrics["mae"].idxmin()
-    best_pai = metrics["pai_5"].idxmax()
-    keras = metrics.loc["keras"]
-    verdict_mae = (
-        "has the lowest MAE"
-        if best_mae == "keras"
-        else f"does **not** beat `{best_mae}` on MAE ({keras['mae']:.2f} vs "
-        f"{metrics.loc[best_mae, 'mae']:.2f})"
-    )
-    verdict_pai = (
-        "has the highest PAI@5%"
-        if best_pai == "keras"
-        else f"does **not** beat `{best_pai}` on PAI@5% ({keras['pai_5']:.2f} vs "
-        f"{metrics.loc[best_pai, 'pai_5']:.2f})"
-    )
+    lines.extend(_scope_lines(backtest, units))
+    for verdict in backtest.get("verdicts", []):
+        lines.append(f"- {verdict}")
     lines.append(
-        f"The Keras model {verdict_mae} and {verdict_pai}. Where a simple baseline "
-        "does as well, prefer it: it is cheaper and easier to explain."
+        "- Where a simple baseline does as well, prefer it: it is cheaper and easier to explain."
     )
     lines.append("")
-    shares = ", ".join(
-        f"top {k}% of area holds {keras[f'pai_{k}'] * k:.0f}% of next-period severity"
-        for k in (1, 5, 10)
-    )
-    lines.append(f"Harm captured by targeting with the Keras forecast (backtest): {shares}.")
-    lines.append("")
+    keras = metrics.loc["keras"]
+    reported = [k for k in (1, 5, 10) if pd.notna(keras.get(f"pai_{k}"))]
+    if reported:
+        shares = ", ".join(
+            f"top {k}% of the scored area holds {keras[f'pai_{k}'] * k:.0f}% of next-{word} "
+            "severity"
+            for k in reported
+        )
+        lines.append(
+            f"Harm captured by targeting with the Keras forecast (backtest, scored units only): "
+            f"{shares}."
+        )
+        lines.append("")
     # ranked units for the next period, overall and by division
     ranked = table.merge(
         units[["unit_id", "area"]] if "area" in units else units[["unit_id"]],
@@ -551,9 +704,26 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
         how="left",
     ).sort_values("prediction", ascending=False)
     period = backtest.get("next_period", "")
+    last = backtest.get("last_complete_period", "")
+    data_end = backtest.get("data_end", "")
     lines.append(
-        f"Units with the highest forecast severity for the period starting {period} "
-        "(80% interval in brackets):"
+        f"**Forecast period: the {word} starting {period}**, forecast from data up to the "
+        f"{word} starting {last} (the last {word} completely recorded for "
+        f"{backtest.get('complete_share_at_origin', 0):.0%} of the units). The data runs to "
+        f"{data_end}."
+        + (
+            " The forecast does not start from the end of the data because "
+            f"{backtest['why_not_data_end']}."
+            if backtest.get("why_not_data_end")
+            else ""
+        )
+        + f" So this is a forecast of what would have been recorded in that {word}, not of "
+        "today."
+    )
+    lines.append("")
+    lines.append(
+        f"Units with the highest forecast severity (severity points in the {word} starting "
+        f"{period}; 80% interval in brackets):"
     )
     lines.append("")
     lines.append("| rank | unit | division | forecast | interval |")
@@ -565,12 +735,21 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
         interval = "" if pd.isna(lower) else f"{lower:.0f}-{upper:.0f}"
         lines.append(f"| {rank} | {row.unit_id} | {division} | {row.prediction:.0f} | {interval} |")
     lines.append("")
+    n_forecast = int(ranked["prediction"].notna().sum())
+    if n_forecast < len(ranked):
+        lines.append(
+            f"{n_forecast:,} of the {len(ranked):,} units have a forecast; the other "
+            f"{len(ranked) - n_forecast:,} lie in divisions whose recent {word}s are not "
+            "completely recorded, so no model can be trusted there."
+        )
+        lines.append("")
+    ranked = ranked.dropna(subset=["prediction"])
     if "area" in ranked and ranked["area"].notna().any():
         by_division = ranked.dropna(subset=["area"]).groupby("area")
         lines.append(
             "By division: the units to prioritise first (the top 10% of each "
             "division's units by forecast) and the share of the division's forecast "
-            "severity they hold:"
+            f"severity for the {word} starting {period} they hold:"
         )
         lines.append("")
         lines.append("| division | units | top units | share of forecast severity |")
@@ -600,19 +779,18 @@ def _publish(
     from geo_crime.export import export_layers
     from geo_crime.figures import write_figures
     from geo_crime.maps import MapLayers, write_map
-    from geo_crime.query import unit_results
-    from geo_crime.stats import unit_values
+    from geo_crime.query import cube_summary
+    from geo_crime.rates import severity_rate
 
-    per_period, _ = unit_values(cube, "severity")
-    summary_table = unit_results(
-        units,
-        measures={
-            "count": cube.total("count").astype(int),
-            "severity": cube.total("severity"),
-            "harm": cube.total("harm"),
-            "severity_per_complete_period": per_period,
-        },
-    )
+    # one rate for the map, its tooltips, the figure, the GIS layers and the report
+    rate = severity_rate(cube, units)
+    summary_table = cube_summary(cube)
+    forecast_label = ""
+    if forecast is not None and len(forecast):
+        forecast_label = (
+            f"{_FREQ_WORDS.get(cube.freq, 'period')} starting "
+            f"{pd.Timestamp(forecast['period'].iloc[0]).date()}"
+        )
     layers = MapLayers.from_cube(
         cube,
         gi=tables["gi"].table if "gi" in tables else None,
@@ -621,25 +799,17 @@ def _publish(
         forecast=forecast,
         divisions=outlines,
         rds=rd_outlines,
+        forecast_period=forecast_label,
     )
-    if "population" in units and units["population"].fillna(0).sum() > 0:
-        # raw rates explode where almost nobody lives (the airport, parks): map the Empirical
-        # Bayes smoothed rate, undefined where no one lives
-        from geo_crime.rates import eb_smooth
-
-        smoothed, _ = eb_smooth(
-            layers.units["severity"].to_numpy(dtype=float),
-            units["population"].to_numpy(dtype=float),
-        )
-        layers.units["severity_rate"] = np.asarray(smoothed, dtype=float)
-        layers.measure_label = "Severity per 1,000 residents (Empirical Bayes smoothed)"
+    layers.units["severity_rate"] = rate.values
+    layers.measure_label = rate.label
     files = [
         write_map(
             layers,
             folder / f"map_{label}.html",
             offline=settings.offline_map,
             k_anonymity=settings.k_anonymity,
-            scheme="quantiles",  # rates are heavily skewed: quintiles read better than breaks
+            scheme=RATE_SCHEME,
         )
     ]
     export = {f"{label}_summary": summary_table}
@@ -664,52 +834,69 @@ def _publish(
         lisa=tables["lisa"].table if "lisa" in tables else None,
         moran=moran,
         outlines=outlines,
+        severity_column="severity_rate",
+        severity_label=rate.label,
+        scheme=RATE_SCHEME,
         k_anonymity=settings.k_anonymity,
     )
     return files
 
 
-def _top_rate_lines(cube, units, k: int = 10) -> list[str]:
-    """Top units by severity per 1,000 residents (Empirical Bayes smoothed), for the report."""
-    from geo_crime.rates import eb_smooth, rate_per_1000
+def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3) -> list[str]:
+    """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`)."""
+    from geo_crime.rates import severity_rate
 
-    if "population" not in units or units["population"].fillna(0).sum() <= 0:
+    rate = severity_rate(cube, units)
+    if rate.basis != "per 1,000 residents":
         return []
-    complete = cube.complete
-    weeks = np.maximum(complete.sum(axis=1), 1)
-    severity = np.where(complete, cube.severity, 0).sum(axis=1)
+    complete = np.asarray(cube.complete, dtype=bool)
     counts = np.where(complete, cube.counts, 0).sum(axis=1)
     population = units["population"].to_numpy(dtype=float)
-    raw, _ = rate_per_1000(severity / weeks, population)
-    smoothed, _ = eb_smooth(severity / weeks, population)
     table = pd.DataFrame(
         {
             "unit": units["unit_id"].to_numpy(),
-            "residents": population.round(0),
+            "residents": population,
             "incidents": counts,
-            "severity per 1,000 residents per period": np.asarray(raw, dtype=float),
-            "EB-smoothed": np.asarray(smoothed, dtype=float),
+            "raw": rate.raw,
+            "smoothed": rate.values,
         }
     )
-    table = table[table["incidents"] >= 3]  # the report shows no unit below k = 3 incidents
-    top = table.sort_values("EB-smoothed", ascending=False).head(k)
+    undefined = int(np.isnan(rate.values).sum())
+    # no rate where nobody lives; no unit below the suppression threshold; a ranking "per 1,000
+    # residents" of places where a handful of people live would rank car parks and malls
+    few = int((np.isfinite(table["smoothed"]) & (table["residents"] < RANKING_MIN_RESIDENTS)).sum())
+    table = table[
+        np.isfinite(table["smoothed"])
+        & (table["incidents"] >= k_anonymity)
+        & (table["residents"] >= RANKING_MIN_RESIDENTS)
+    ]
+    top = table.sort_values("smoothed", ascending=False).head(k)
+    word = _FREQ_WORDS.get(cube.freq, "period")
     lines = [
-        "Top units by severity rate (per 1,000 residents per complete period, Empirical Bayes "
-        "smoothed so that units with few residents do not top the list by chance; units with "
-        "fewer than 3 incidents are not shown). Residents are not the people exposed: places "
-        "with many visitors and few residents (the airport, downtown, parks) rank high on any "
-        "residential rate.",
+        f"Top units by {rate.label[0].lower()}{rate.label[1:]}: the severity of incidents in "
+        f"the unit's completely recorded {word}s, divided by the number of those {word}s and by "
+        "its residents, then Empirical Bayes smoothed so that units with few residents do not "
+        f"top the list by chance. {undefined:,} of {len(units):,} units have no residents (or "
+        f"no complete period) and no rate; {few:,} units with fewer than "
+        f"{RANKING_MIN_RESIDENTS} residents and units with fewer than {k_anonymity} incidents "
+        "are left out of this ranking (they keep their rate on the map). This is the rate the "
+        "maps, figures and GIS "
+        "layers show. Residents are not the people exposed: places with many visitors and few "
+        "residents (the airport, downtown, parks) rank high on any residential rate.",
         "",
-        "| unit | residents | incidents | raw rate | EB-smoothed |",
+        f"| unit | residents | incidents (complete {word}s) | raw rate | EB-smoothed rate |",
         "| --- | --- | --- | --- | --- |",
     ]
     for row in top.itertuples(index=False):
-        lines.append(f"| {row[0]} | {row[1]:,.0f} | {row[2]:,} | {row[3]:.2f} | {row[4]:.2f} |")
+        lines.append(
+            f"| {row.unit} | {row.residents:,.0f} | {row.incidents:,} | {row.raw:.2f} | "
+            f"{row.smoothed:.2f} |"
+        )
     lines.append("")
     return lines
 
 
-def _statistics_markdown(spec, cube, units, unit_summary, tables) -> list[str]:
+def _statistics_markdown(spec, cube, units, unit_summary, tables, k_anonymity) -> list[str]:
     """Report lines for one unit type of a study."""
     lines = [f"### Units `{spec}`", ""]
     approx = (
@@ -717,12 +904,19 @@ def _statistics_markdown(spec, cube, units, unit_summary, tables) -> list[str]:
         if unit_summary["approximate"]
         else ""
     )
+    word = _FREQ_WORDS.get(cube.freq, "period")
+    covered = units.attrs.get("study_area", "")
     lines.append(
-        f"{unit_summary['units']:,} units{approx}; {unit_summary['periods']} periods, "
-        f"{unit_summary['complete_periods']} complete for every unit. Incidents outside the "
-        f"units: {unit_summary['assignment']['outside']:,}."
+        f"{unit_summary['units']:,} units{approx}"
+        + (f" covering {covered}" if covered else "")
+        + f"; {unit_summary['periods']} {word}s, {unit_summary['complete_periods']} of them "
+        f"completely recorded for every unit (the hot spot statistics use those {word}s only). "
+        f"Incidents outside the units: {unit_summary['assignment']['outside']:,}."
     )
     lines.append("")
+    if unit_summary.get("footprint_note"):
+        lines.append(f"**Caution:** {unit_summary['footprint_note']}.")
+        lines.append("")
     stats = unit_summary["statistics"]
     if "moran" in stats:
         m = stats["moran"]
@@ -737,6 +931,13 @@ def _statistics_markdown(spec, cube, units, unit_summary, tables) -> list[str]:
         lines.append(
             f"- Getis-Ord Gi*: {hot} hot-spot units and {cold} cold-spot units at 90% "
             "confidence or more."
+            + (
+                " No cold spot does not mean no quiet area: where most units record "
+                "little or nothing, a neighbourhood cannot fall significantly below the mean "
+                "(Gi* is asymmetric on skewed counts)."
+                if hot and not cold
+                else ""
+            )
         )
     if "lisa" in stats:
         clusters = stats["lisa"]["clusters"]
@@ -751,7 +952,7 @@ def _statistics_markdown(spec, cube, units, unit_summary, tables) -> list[str]:
         for w in e.get("warnings", []):
             lines.append(f"  - Caution: {w}.")
     lines.append("")
-    lines.extend(_top_rate_lines(cube, units))
+    lines.extend(_top_rate_lines(cube, units, k_anonymity=k_anonymity))
     if "gi" in tables:
         gi = tables["gi"].table
         top = gi.sort_values("gi_z", ascending=False).head(10)

@@ -8,13 +8,16 @@ held with a spatial index of their polygons (and, for H3 cells, direct cell look
 unit contains this point" and "nearest hot spot" are answered without scanning.
 
 Every query returns a DataFrame (incidents) or GeoDataFrame (units); an empty answer is an empty
-frame, never ``None``.
+frame, never ``None``. Incident answers keep every column of the indexed incidents, so each row
+carries its ``incident_id``: the ``DR_NO``, or for sources without one (the reduced 2024 files) the
+synthetic id flagged by ``incident_id_synthetic``; ids are never null in loaded incidents.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -335,3 +338,39 @@ def unit_results(
         extra = extra[["unit_id", *[c for c in extra.columns if c not in out.columns]]]
         out = out.merge(extra, on="unit_id", how="left")
     return gpd.GeoDataFrame(out, geometry="geometry", crs=units.crs)
+
+
+def cube_summary(cube: Any) -> gpd.GeoDataFrame:
+    """Per-unit totals of a cube and its one severity rate, for GIS layers and figures.
+
+    Parameters
+    ----------
+    cube : geo_crime.cube.Cube
+        The space-time cube.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The units with ``count``, ``severity`` and ``harm`` (totals over all periods),
+        ``severity_per_complete_period`` (mean over the completely recorded periods),
+        ``complete_periods`` and ``severity_rate`` (:func:`geo_crime.rates.severity_rate`, the
+        rate maps, figures and reports show); ``attrs["severity_rate"]`` is its label.
+    """
+    from geo_crime.rates import severity_rate
+    from geo_crime.stats import unit_values
+
+    per_period, _ = unit_values(cube, "severity")
+    rate = severity_rate(cube)
+    summary = unit_results(
+        cube.units,
+        measures={
+            "count": cube.total("count").astype(int),
+            "severity": cube.total("severity"),
+            "harm": cube.total("harm"),
+            "severity_per_complete_period": per_period,
+            "complete_periods": rate.complete_periods.astype(int),
+            "severity_rate": rate.values,
+        },
+    )
+    summary.attrs["severity_rate"] = rate.label
+    return summary

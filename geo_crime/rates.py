@@ -27,6 +27,18 @@ Raw rates
 a park, a freeway interchange, the airport) has no rate at all: NaN with the reason
 ``'no residents'``, never ``inf``.
 
+The severity rate
+-----------------
+Every map, tooltip, figure, GIS layer and report table of geo_crime shows one rate, from
+:func:`severity_rate`: **severity points per 1,000 residents per complete period** (week, day or
+month, as the cube's), Empirical Bayes smoothed (global). The numerator of each unit is its
+severity summed over the periods its coverage marks complete, divided by the number of those
+periods, so a unit is never diluted by periods nobody recorded. Units without residents (fewer
+than :data:`MIN_RESIDENTS`, one, after interpolation: they take no part in the smoothing), or
+without a complete period, have no rate (NaN) and never appear in a rate ranking. Without any
+population the rate falls back to severity per km² per complete period (unsmoothed), and its
+label says so.
+
 Empirical Bayes smoothing
 -------------------------
 A unit with 40 residents and 3 crimes has a raw rate of 75 per 1,000, which is mostly noise.
@@ -48,6 +60,7 @@ population take no part: their rate is NaN with a reason, and they are nobody's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +85,13 @@ TRACTS_FILE = "boundaries/la_county_census_tracts_2020_population__tract_crimes_
 
 #: Reasons a rate is missing.
 NO_RESIDENTS = "no residents"
+
+#: Units with fewer residents than this (areal interpolation gives fractions: a park cell may
+#: receive 0.3 residents) have no rate: "per 1,000 residents" means nothing there.
+MIN_RESIDENTS = 1.0
+
+#: Words for a cube's period length in rate labels.
+_PERIOD_WORDS = {"D": "day", "W": "week", "M": "month"}
 POPULATION_UNKNOWN = "population unknown"
 COUNT_UNKNOWN = "count unknown"
 
@@ -359,3 +379,104 @@ def eb_smooth(
         shrink = np.divide(a, denom, out=np.zeros_like(a), where=denom > 0)
         smoothed[ok] = m + shrink * (rate - m)
     return _outputs(1000.0 * smoothed, reasons, index, "eb_rate_per_1000")
+
+
+@dataclass
+class SeverityRate:
+    """The one severity rate of a cube's units (see the module docstring).
+
+    Attributes
+    ----------
+    values : numpy.ndarray
+        The rate per unit (NaN where undefined), in the order of ``cube.units``.
+    raw : numpy.ndarray
+        The same before smoothing.
+    label : str
+        What the number is, with its unit and scope (for legends and table headers).
+    basis : str
+        ``"per 1,000 residents"`` or ``"per km²"``.
+    complete_periods : numpy.ndarray
+        Complete periods per unit (the denominator of the per-period numerator).
+    notes : pandas.Series
+        Why a unit has no rate (``None`` where it has one).
+    """
+
+    values: np.ndarray
+    raw: np.ndarray
+    label: str
+    basis: str
+    complete_periods: np.ndarray
+    notes: pd.Series
+
+
+def severity_rate(cube: Any, units: gpd.GeoDataFrame | None = None) -> SeverityRate:
+    """EB-smoothed severity per 1,000 residents per complete period, for each unit of a cube.
+
+    Parameters
+    ----------
+    cube : geo_crime.cube.Cube
+        The space-time cube; its coverage mask picks the complete periods.
+    units : geopandas.GeoDataFrame, optional
+        Units with ``population`` in the cube's unit order (default: ``cube.units``).
+
+    Returns
+    -------
+    SeverityRate
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, pandas as pd
+    >>> from shapely.geometry import box
+    >>> from geo_crime.cube import Cube
+    >>> units = gpd.GeoDataFrame({"unit_id": ["a", "b"], "unit_type": "polygon",
+    ...     "population": [2000.0, 0.0]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=4326)
+    >>> cube = Cube(units=units, periods=pd.date_range("2024-01-01", periods=2, freq="W-MON"),
+    ...     freq="W", counts=np.array([[2, 2], [1, 0]]), severity=np.array([[40.0, 60.0],
+    ...     [30.0, 0.0]]), harm=np.zeros((2, 2)))
+    >>> rate = severity_rate(cube)
+    >>> rate.values.round(2).tolist()[0], bool(np.isnan(rate.values[1]))
+    (25.0, True)
+    >>> rate.label
+    'Severity per 1,000 residents per complete week (Empirical Bayes smoothed)'
+    """
+    units = cube.units if units is None else units
+    complete = np.asarray(cube.complete, dtype=bool)
+    periods = complete.sum(axis=1)
+    severity = np.where(complete, np.asarray(cube.severity, dtype=float), 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_period = np.where(periods > 0, severity / np.maximum(periods, 1), np.nan)
+    word = _PERIOD_WORDS.get(str(cube.freq), "period")
+    population = (
+        pd.to_numeric(units["population"], errors="coerce").to_numpy(dtype=float)
+        if "population" in units
+        else None
+    )
+    if population is not None and np.nansum(population) > 0:
+        # a cell that receives 0.3 residents from areal interpolation has nobody living in it
+        population = np.where(population < MIN_RESIDENTS, 0.0, population)
+        raw, _ = rate_per_1000(per_period, population)
+        smoothed, notes = eb_smooth(per_period, population)
+        return SeverityRate(
+            values=np.asarray(smoothed, dtype=float),
+            raw=np.asarray(raw, dtype=float),
+            label=f"Severity per 1,000 residents per complete {word} (Empirical Bayes smoothed)",
+            basis="per 1,000 residents",
+            complete_periods=periods,
+            notes=notes.reset_index(drop=True),
+        )
+    area = (
+        pd.to_numeric(units["area_km2"], errors="coerce").to_numpy(dtype=float)
+        if "area_km2" in units
+        else units.geometry.to_crs(EQUAL_AREA_CRS).area.to_numpy() / 1e6
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dense = np.where(area > 0, per_period / area, np.nan)
+    notes = pd.Series(np.where(np.isnan(dense), "no complete period", None), dtype=object)
+    return SeverityRate(
+        values=dense,
+        raw=dense,
+        label=f"Severity per km² per complete {word} (no population available)",
+        basis="per km²",
+        complete_periods=periods,
+        notes=notes,
+    )

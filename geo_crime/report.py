@@ -30,7 +30,9 @@ LIMITATIONS = """\
 - **Coverage breaks.** LAPD moved to a new records system on 7 March 2024 and the legacy data set
   thins out area by area from then; the slices used here also cover only parts of 2020-2021 and
   2024. Periods flagged incomplete are excluded from statistics and models by default; trends
-  across the break are not comparable.
+  across the break are not comparable. Forecasts start from the last period completely recorded
+  for most units, which can be months before the end of the data: each forecast names its
+  period.
 - **Locations are approximate.** LAPD rounds addresses to the hundred block and some rows carry
   (0, 0) coordinates; reporting-district polygons derived from incident points are approximate.
 - **Severity is a choice.** The 0-100 index and the harm weights encode judgements about
@@ -131,20 +133,59 @@ def build_report(
         parts.extend(f"- `{row}`" for row in cleaning.bad_rows[:10])
     parts.append("")
     parts.append("## Coverage")
-    incomplete = coverage.incomplete
-    missing = int((incomplete["status"] == "missing").sum())
     parts.append(
-        f"{len(incomplete) - missing} (area, month) periods with data fall below "
-        f"{coverage.threshold:.0%} of their baseline, and {missing} (area, month) periods have no "
-        "rows at all (gaps between the data slices). Both are excluded from statistics and models "
-        "by default. City-wide monthly counts (months with data):"
+        "Each source (file family) is judged on its own rows: a month is incomplete when its "
+        f"count falls below {coverage.threshold:.0%} of the median of the area's earlier complete "
+        "months in the same source (or, for a source's first months, of the area's month in the "
+        "published annual totals of the full data set), and partial when the source does not "
+        "span it whole. Weekly and daily studies are judged the same way week by week or day by "
+        "day, from what was known at the time. Incomplete, partial and missing periods are "
+        "excluded from statistics and models by default."
+    )
+    parts.append("")
+    spans = coverage.spans.copy()
+    status = coverage.table.pivot_table(
+        index="source", columns="status", values="area", aggfunc="size", fill_value=0
+    )
+    for name in ("complete", "partial", "incomplete", "missing", "unverified"):
+        spans[f"{name} (area, month)"] = (
+            status[name].reindex(spans["source"]).fillna(0).astype(int).to_numpy()
+            if name in status
+            else 0
+        )
+    spans["first_day"] = pd.to_datetime(spans["first_day"]).dt.date
+    spans["last_day"] = pd.to_datetime(spans["last_day"]).dt.date
+    parts.append(_markdown_table(spans))
+    parts.append("")
+    parts.append(
+        "City-wide monthly counts over all sources (months with data) and the number of areas "
+        "not completely recorded in the month:"
     )
     parts.append("")
     city = coverage.citywide()
     city = city.loc[city["count"] > 0].copy()
-    city["month"] = city["month"].dt.strftime("%Y-%m")
+    city["period"] = city["period"].dt.strftime("%Y-%m")
+    city["count"] = city["count"].round().astype(int)
+    city = city.rename(
+        columns={
+            "period": "month",
+            "areas": "areas with data",
+            "areas_incomplete": "areas not complete",
+        }
+    )
     parts.append(_markdown_table(city))
     parts.append("")
+    synthetic = int(getattr(cleaning, "synthetic_ids", 0))
+    if synthetic:
+        parts.append("## Incident ids")
+        parts.append(
+            f"{synthetic:,} incidents come from sources without LAPD's record number (DR_NO). "
+            "They carry a synthetic id (`S` followed by 15 hex digits of a hash of the source "
+            "file's name and the record's position in it, flagged in `incident_id_synthetic`): "
+            "stable from run to run, never equal to a DR_NO, but not an LAPD id, so they cannot "
+            "be matched against other LAPD records, and duplicates among them cannot be detected."
+        )
+        parts.append("")
     parts.append("## Severity")
     parts.append(
         f"Severity index `{SEVERITY_VERSION}`: base score 0-100 per crime code, +10 for a child "

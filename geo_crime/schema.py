@@ -5,46 +5,54 @@ Later stages only ever see canonical names.
 
 Canonical columns
 -----------------
-=================  ==================  =============================================================
-column             dtype               meaning
-=================  ==================  =============================================================
-incident_id        string              ``DR_NO``, zero-padded to 9 digits; null in the reduced 2024
-                                       schema, which has no record number
-occurred_at        datetime64[ns]      ``DATE OCC`` + ``TIME OCC``; naive **local time**
+=====================  ==============  =============================================================
+column                 dtype           meaning
+=====================  ==============  =============================================================
+incident_id            string          ``DR_NO``, zero-padded to 9 digits. A row without one (the
+                                       reduced 2024 schema, a mapping without ``incident_id``, a
+                                       blank ``DR_NO``) gets a synthetic id: ``S`` + 15 hex digits
+                                       of the xxh3-64 hash of ``"{source_file}:{source_line}"``
+                                       (see :func:`geo_crime.ingest.synthetic_incident_ids`);
+                                       never null, never a ``DR_NO``
+incident_id_synthetic  bool            True where ``incident_id`` is synthetic (such ids are never
+                                       used to find duplicate records)
+occurred_at            datetime64[ns]  ``DATE OCC`` + ``TIME OCC``; naive **local time**
                                        (America/Los_Angeles, as LAPD records it)
-time_known         bool                False when only the date is known (reduced schema)
-reported_at        datetime64[ns]      ``Date Rptd`` (date only in practice); NaT when absent
-area               Int8                LAPD area (division), 1-21 (``PREC`` in boundaries)
-area_name          category            LAPD's area name (``Central``, ``77th Street``, ...)
-rpt_dist           string              reporting district, 4-digit zero-padded (``0377``)
-part               Int8                UCR part, 1 or 2
-crm_cd             Int16               crime code (primary)
-crm_cd_desc        category            crime code description
-crm_cd_2..crm_cd_4 Int16               secondary crime codes (``Crm Cd 2..4``)
-mocodes            string              modus operandi codes, space separated
-vict_age           Int16               victim age in years; null when unknown or when the victim is
+time_known             bool            False when only the date is known (reduced schema)
+reported_at            datetime64[ns]  ``Date Rptd`` (date only in practice); NaT when absent
+area                   Int8            LAPD area (division), 1-21 (``PREC`` in boundaries)
+area_name              category        LAPD's area name (``Central``, ``77th Street``, ...)
+rpt_dist               string          reporting district, 4-digit zero-padded (``0377``)
+part                   Int8            UCR part, 1 or 2
+crm_cd                 Int16           crime code (primary)
+crm_cd_desc            category        crime code description
+crm_cd_2..crm_cd_4     Int16           secondary crime codes (``Crm Cd 2..4``)
+mocodes                string          modus operandi codes, space separated
+vict_age               Int16           victim age in years; null when unknown or when the victim is
                                        not a person (LAPD writes age 0 for those)
-vict_age_group     category            coarse age band: ``child`` (<18), ``adult``, ``elderly``
+vict_age_group         category        coarse age band: ``child`` (<18), ``adult``, ``elderly``
                                        (>65), ``unknown``; the reduced schema only gives bands
-vict_sex           category            ``F``, ``M``, ``X`` (unknown), ``H``; null when not reported
-vict_descent       category            LAPD descent code (``H``, ``W``, ``B``, ``A``, ...)
-premis_cd          Int16               premise code
-premis_desc        category            premise description
-weapon_cd          Int16               weapon code; null when no weapon was recorded
-weapon_desc        category            weapon description
-weapon_used        boolean             a weapon was recorded (the only weapon fact in 2024 rows)
-status             category            case status code (``IC``, ``AA``, ``AO``, ``JA``, ``JO``)
-status_desc        category            case status description
-location           string              street address, rounded to the hundred block by LAPD
-cross_street       string              cross street
-lat, lon           float64             WGS84 coordinates; NaN when missing
-source             category            which reader produced the row (``official``, ``modified``,
+vict_sex               category        ``F``, ``M``, ``X`` (unknown), ``H``; null when not reported
+vict_descent           category        LAPD descent code (``H``, ``W``, ``B``, ``A``, ...)
+premis_cd              Int16           premise code
+premis_desc            category        premise description
+weapon_cd              Int16           weapon code; null when no weapon was recorded
+weapon_desc            category        weapon description
+weapon_used            boolean         a weapon was recorded (the only weapon fact in 2024 rows)
+status                 category        case status code (``IC``, ``AA``, ``AO``, ``JA``, ``JO``)
+status_desc            category        case status description
+location               string          street address, rounded to the hundred block by LAPD
+cross_street           string          cross street
+lat, lon               float64         WGS84 coordinates; NaN when missing
+source                 category        which reader produced the row (``official``, ``modified``,
                                        ``api``, ``reduced_2024``, ``mapped``)
-source_file        category            the file the row came from
-source_line        Int64               1-based line (CSV) or record number (JSON) in that file
-=================  ==================  =============================================================
+source_file            category        the name of the file the row came from (no folder)
+source_line            Int64           1-based line (CSV) or record number (JSON) in that file
+=====================  ==============  =============================================================
 
-Cleaning adds ``spatial_valid`` (bool) and ``date_suspect`` (bool), and the severity stage adds
+Cleaning adds ``spatial_valid`` (bool), ``date_suspect`` (bool) and ``also_in_sources`` /
+``also_in_files`` (string, NA unless a dropped duplicate of the row came from another source or
+file: the coverage check counts the row for those too), and the severity stage adds
 ``severity`` and ``harm``. Victim-level columns (``vict_*``) are for analysis only; no public export
 carries them.
 """
@@ -105,6 +113,7 @@ APREC_TO_AREA: dict[str, int] = {
 
 CANONICAL_COLUMNS: list[str] = [
     "incident_id",
+    "incident_id_synthetic",
     "occurred_at",
     "time_known",
     "reported_at",
@@ -143,6 +152,7 @@ STRING = pd.StringDtype("pyarrow")
 #: pandas dtype of every canonical column.
 CANONICAL_DTYPES: dict[str, object] = {
     "incident_id": STRING,
+    "incident_id_synthetic": "bool",
     "occurred_at": "datetime64[ns]",
     "time_known": "bool",
     "reported_at": "datetime64[ns]",

@@ -51,6 +51,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -79,6 +80,7 @@ __all__ = [
     "RDDerivationReport",
     "assign_units",
     "check_units",
+    "covered_divisions",
     "derive_rd_layer",
     "division_units",
     "ensure_cells",
@@ -92,6 +94,8 @@ __all__ = [
     "rd_units",
     "read_polygon_layer",
     "study_area",
+    "footprint_note",
+    "restrict_to_divisions",
 ]
 
 #: Allowed values of ``unit_type``.
@@ -1697,7 +1701,7 @@ def make_units(
     spec: str,
     incidents: pd.DataFrame | None = None,
     *,
-    study_area: str | Path = "city",
+    study_area: str | Path | Any = "data",
     population: bool = True,
 ) -> gpd.GeoDataFrame:
     """Units from a short specification, as the command line takes them.
@@ -1705,13 +1709,18 @@ def make_units(
     Parameters
     ----------
     spec
-        ``h3`` or ``h3:<resolution>`` (H3 cells filling ``study_area``), ``rd`` (reporting
+        ``h3`` or ``h3:<resolution>`` (H3 cells filling the study area), ``rd`` (reporting
         districts; derived from ``incidents`` unless the official layer is cached),
         ``division``, or the path of any polygon layer.
     incidents
-        Needed for derived reporting districts.
+        Needed for derived reporting districts and for the ``"data"`` study area.
     study_area
-        What H3 cells fill (see :func:`study_area`).
+        ``"data"`` (default): the LAPD divisions the incidents cover (see
+        :func:`covered_divisions`), so a West LA file gets West LA's units and not 20 empty
+        divisions of zeros; H3 cells fill their union, and reporting districts, divisions and
+        polygon layers keep the units of those divisions. ``"city"``, ``"divisions"``,
+        ``"county"``, a polygon file or a shapely polygon: H3 cells fill that area and the other
+        unit types are kept whole. Without incidents ``"data"`` means ``"city"``.
     population
         Attach resident population from the census tracts (:func:`geo_crime.rates.
         attach_population`) when the tracts file is available.
@@ -1719,12 +1728,23 @@ def make_units(
     Returns
     -------
     geopandas.GeoDataFrame
-        Units following the unit contract.
+        Units following the unit contract; ``attrs["study_area"]`` says what they cover and
+        ``attrs["footprint_note"]`` (when set) warns that most units lie where the data has no
+        incident.
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    divisions = None
+    if isinstance(study_area, str) and study_area == "data":
+        divisions = covered_divisions(incidents) if incidents is not None else None
     if kind == "h3":
-        units = h3_units(int(arg) if arg else 8, study_area=study_area)
+        if divisions is not None:
+            outline = restrict_to_divisions(division_units(), divisions).union_all()
+            area_spec: Any = outline
+        else:
+            no_data = isinstance(study_area, str) and study_area == "data"
+            area_spec = "city" if no_data else study_area
+        units = h3_units(int(arg) if arg else 8, study_area=area_spec)
     elif kind in ("rd", "rds"):
         units = rd_units(incidents)
     elif kind in ("division", "divisions"):
@@ -1737,12 +1757,127 @@ def make_units(
         )
     if "area" in units and units["area"].isna().any():
         units = fill_divisions(units)
+    if divisions is not None and kind != "h3":
+        units = restrict_to_divisions(units, divisions)
+    if divisions is not None:
+        units.attrs["study_area"] = _divisions_phrase(divisions)
+    else:
+        units.attrs["study_area"] = (
+            "a given polygon"
+            if isinstance(study_area, shapely.Geometry)
+            else str(study_area if study_area != "data" else "city")
+        )
     if population:
         from geo_crime.rates import TRACTS_FILE, attach_population
 
         if (data_dir(must_exist=False) / TRACTS_FILE).is_file():
             units = attach_population(units)
+    if incidents is not None:
+        note = footprint_note(units, incidents)
+        if note:
+            units.attrs["footprint_note"] = note
+            warnings.warn(note, stacklevel=2)
     return units
+
+
+def covered_divisions(incidents: pd.DataFrame, *, min_share: float = 0.001) -> list[int]:
+    """The LAPD divisions the incidents cover: each holding at least ``min_share`` of them.
+
+    Parameters
+    ----------
+    incidents
+        Incidents with the stated division ``area`` (1-21); where that column is absent or
+        empty, each spatially valid incident's division is found from its coordinates.
+    min_share
+        A division with fewer incidents than this share of the total (0.1%) is not covered (a
+        few mis-coded rows do not add a division to the study).
+
+    Returns
+    -------
+    list of int
+        Sorted division numbers (all 21 when nothing can be told).
+    """
+    areas = (
+        pd.to_numeric(incidents["area"], errors="coerce")
+        if "area" in incidents
+        else pd.Series(np.nan, index=incidents.index)
+    )
+    if areas.notna().sum() == 0 and len(incidents):
+        ids, _ = assign_units(incidents, division_units())
+        areas = pd.to_numeric(ids, errors="coerce")
+    counts = areas.dropna().astype(int).value_counts()
+    if counts.empty:
+        return list(range(1, 22))
+    keep = counts[counts >= max(1.0, min_share * counts.sum())]
+    return sorted(int(a) for a in keep.index)
+
+
+def restrict_to_divisions(units: gpd.GeoDataFrame, divisions: Sequence[int]) -> gpd.GeoDataFrame:
+    """The units of some LAPD divisions (by their ``area`` column), attrs kept.
+
+    Parameters
+    ----------
+    units
+        Units with an ``area`` column (fill it first with :func:`fill_divisions`).
+    divisions
+        Division numbers to keep.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The kept units, re-indexed from 0.
+    """
+    if "area" not in units:
+        return units
+    kept = units[units["area"].isin(list(divisions))].reset_index(drop=True)
+    kept.attrs.update(units.attrs)
+    return kept
+
+
+def footprint_note(
+    units: gpd.GeoDataFrame, incidents: pd.DataFrame, *, max_empty_share: float = 0.25
+) -> str | None:
+    """A warning when many units lie in divisions where the data has no incident.
+
+    Zeros in divisions the data does not cover are not observations: they make the covered
+    divisions look like one big hot spot (Gi* compares each unit with the study mean).
+
+    Parameters
+    ----------
+    units
+        Units with an ``area`` column.
+    incidents
+        The study's incidents.
+    max_empty_share
+        Warn when more than this share of the units lie outside the covered divisions.
+
+    Returns
+    -------
+    str or None
+        The warning, or ``None`` when the units match the data's footprint.
+    """
+    if "area" not in units or not len(units) or not len(incidents):
+        return None
+    covered = covered_divisions(incidents)
+    outside = ~units["area"].isin(covered).to_numpy()
+    if outside.mean() <= max_empty_share:
+        return None
+    unit_divisions = sorted({int(a) for a in units["area"].dropna()})
+    return (
+        f"{int(outside.sum()):,} of {len(units):,} units ({outside.mean():.0%}) lie in divisions "
+        f"the data does not cover: the units span {len(unit_divisions)} divisions, the data "
+        f"{_divisions_phrase(covered)}; their zeros are not observations (use the study area "
+        "'data' to keep the data's divisions only)"
+    )
+
+
+def _divisions_phrase(divisions: Sequence[int]) -> str:
+    """``'all 21 LAPD divisions'`` or ``'LAPD division(s) 8'``."""
+    divisions = sorted(int(d) for d in divisions)
+    if divisions == list(range(1, 22)):
+        return "all 21 LAPD divisions"
+    label = "division" if len(divisions) == 1 else "divisions"
+    return f"LAPD {label} {', '.join(map(str, divisions))}"
 
 
 def fill_divisions(units: gpd.GeoDataFrame, divisions: gpd.GeoDataFrame | None = None):

@@ -1,4 +1,5 @@
-"""Forecasting: metrics by hand, baselines by hand, no leakage, coverage, Keras, persistence."""
+"""Forecasting: metrics by hand, baselines by hand, no leakage, coverage, Keras, honest intervals,
+persistence."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from geo_crime.forecast import (
     write_forecast_report,
 )
 from geo_crime.forecast.features import eligible_cells, history_ok
+from geo_crime.forecast.model import training_blocks
 from geo_crime.forecast.study import StudyConv1D
 from tests.conftest import h3_units
 
@@ -334,6 +336,14 @@ def test_train_save_load_reproducible(tmp_path):
         assert key in meta
     assert meta["hyperparameters"]["lags"] == 4 and meta["config"]["ensemble"] == 2
     assert meta["training_window"]["last_period"] == str(hist.periods[-1].date())
+    # the ensemble is calibrated on the block after its refit, and the record is saved
+    blocks = meta["metrics"]
+    assert (
+        blocks["fit_rows"] + blocks["validation_rows"] + blocks["calibration_rows"]
+        == (meta["training_window"]["rows"])
+    )
+    assert meta["calibration"]["block"] == "calibration" and blocks["calibration_rows"] > 0
+    assert meta["calibration"] == a.metadata_["calibration"] and len(loaded.networks_) == 2
     table = predict_next(loaded, hist)
     assert list(table.columns) == [
         "unit_id",
@@ -405,3 +415,157 @@ def test_fast_config_is_small():
     assert FAST_CONFIG.layers <= 1 and FAST_CONFIG.max_epochs <= 30
     with pytest.raises(ModelError):
         ForecastConfig(target="robbery")
+
+
+# --- honest intervals ---------------------------------------------------------------------------
+
+#: A panel whose periods are exchangeable (no trend, season or shocks: Poisson counts around fixed
+#: hot spots), where split-conformal intervals should hold about 80% of new periods' actuals.
+STATIONARY = {
+    "n_units": 80,
+    "n_periods": 70,
+    "base_rate": 2.0,
+    "seasonal": 0.0,
+    "trend": 0.0,
+    "noise": 0.0,
+}
+STATIONARY_TEST_PERIODS = 16
+
+
+@pytest.fixture(scope="module")
+def refit_model():
+    """A refit model trained on the first periods of a stationary panel, with every Keras fit call.
+
+    Returns the full cube, the training cube, the model and the inputs of each ``Model.fit``
+    call (training features and, when given, validation features).
+    """
+    import keras
+
+    cube = synthetic_cube(**STATIONARY, seed=2)
+    train_cube = cube.select_periods(slice(0, cube.shape[1] - STATIONARY_TEST_PERIODS))
+    calls: list[dict[str, np.ndarray | None]] = []
+    original_fit = keras.Model.fit
+
+    def recording_fit(self, x=None, y=None, *args, **kwargs):
+        validation = kwargs.get("validation_data")
+        calls.append(
+            {
+                "x": np.asarray(x["features"]),
+                "validation": None if validation is None else np.asarray(validation[0]["features"]),
+            }
+        )
+        return original_fit(self, x, y, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras.Model, "fit", recording_fit)
+        model = train(train_cube, config=TINY.replace(refit_full=True), seed=0)
+    return cube, train_cube, model, calls
+
+
+def test_training_blocks_are_chronological_and_disjoint():
+    origins = np.repeat(np.arange(3, 23), 5)  # 20 periods of 5 rows, shuffled below
+    origins = np.random.default_rng(0).permutation(origins)
+    blocks = training_blocks(origins, TINY.replace(refit_full=True))
+    # 15% of 20 periods calibrate, the 20% before them validate, the remaining 13 fit
+    assert [len(np.unique(origins[m])) for m in (blocks.fit, blocks.validation)] == [13, 4]
+    assert np.unique(origins[blocks.calibration]).tolist() == [20, 21, 22]
+    assert origins[blocks.fit].max() < origins[blocks.validation].min()
+    assert origins[blocks.validation].max() < origins[blocks.calibration].min()
+    together = blocks.fit.astype(int) + blocks.validation + blocks.calibration
+    assert (together == 1).all()  # a partition of the rows
+    assert blocks.refit and blocks.heldout_block == "calibration"
+    np.testing.assert_array_equal(blocks.final_training, blocks.fit | blocks.validation)
+    np.testing.assert_array_equal(blocks.heldout, blocks.calibration)
+    # without a refit the early-stopped network never saw the validation block, which calibrates
+    plain = training_blocks(origins, TINY)
+    assert not plain.calibration.any() and not plain.refit
+    assert plain.heldout_block == "validation"
+    np.testing.assert_array_equal(plain.final_training, plain.fit)
+    # too few periods for three blocks: no refit, calibrated on the validation block
+    short = training_blocks(np.array([5, 5, 6, 6]), TINY.replace(refit_full=True))
+    assert not short.refit and short.heldout_block == "validation" and not short.calibration.any()
+    # calibration_share=0: refit on every row, nothing held out, intervals uncalibrated
+    everything = training_blocks(origins, TINY.replace(refit_full=True, calibration_share=0.0))
+    assert everything.refit and everything.heldout_block is None
+    assert everything.final_training.all() and not everything.heldout.any()
+    single = training_blocks(np.array([4, 4, 4]), TINY.replace(refit_full=True))
+    assert single.heldout_block is None and single.final_training.all()
+    with pytest.raises(ModelError):
+        ForecastConfig(validation_share=0.6, calibration_share=0.4)
+
+
+def test_refit_never_trains_on_the_calibration_rows(refit_model):
+    _, train_cube, model, calls = refit_model
+    meta = model.metadata_
+    metrics, window, calibration = meta["metrics"], meta["training_window"], meta["calibration"]
+    rows = model.builder_.training_rows(train_cube)
+    # the row counts partition the training rows; the final networks trained on fit + validation
+    assert metrics["fit_rows"] + metrics["validation_rows"] + metrics["calibration_rows"] == len(
+        rows
+    )
+    assert window["rows"] == len(rows)
+    assert metrics["final_training_rows"] == metrics["fit_rows"] + metrics["validation_rows"]
+    assert metrics["heldout_rows"] == metrics["calibration_rows"] == calibration["rows"] > 0
+    assert calibration["block"] == "calibration" and calibration["calibrated"]
+    assert calibration["refit"] and not calibration["trained_on"] and not calibration["chose_epoch"]
+    # the calibration block is strictly later than every row a final network trained on
+    assert pd.Timestamp(window["calibration_from"]) > pd.Timestamp(window["final_training_to"])
+    assert calibration["first_target_period"] == window["calibration_from"]
+    assert calibration["last_target_period"] == str(train_cube.periods[-1].date())
+    # rows whose target is in the calibration block (found from the dates alone) never reached
+    # Keras: neither as training rows nor as early-stopping validation rows
+    target_period = train_cube.periods[rows.origin + 1]
+    calibration_rows = rows.X[target_period >= pd.Timestamp(window["calibration_from"])]
+    assert len(calibration_rows) == metrics["calibration_rows"]
+    assert [len(c["x"]) for c in calls] == [metrics["fit_rows"], metrics["final_training_rows"]]
+    seen = {
+        r.tobytes()
+        for c in calls
+        for block in (c["x"], c["validation"])
+        if block is not None
+        for r in block
+    }
+    assert not any(r.tobytes() in seen for r in calibration_rows)
+    # ... while the refit did train on the validation block (the most recent rows it may use)
+    validation_rows = rows.X[model.blocks_.validation]
+    assert all(r.tobytes() in {x.tobytes() for x in calls[1]["x"]} for r in validation_rows)
+    assert "validation_mae" not in metrics and "validation_interval_coverage" not in metrics
+
+
+def test_intervals_cover_80_percent_of_later_periods(refit_model):
+    cube, train_cube, model, _ = refit_model
+    metrics = model.metadata_["metrics"]
+    first_test_origin = train_cube.shape[1] - 1
+    inside = []
+    for origin in range(first_test_origin, cube.shape[1] - 1):
+        _, lower, upper = model.predict_all(cube.select_periods(slice(0, origin + 1)))
+        actual = cube.severity[:, origin + 1]  # periods the model never saw
+        inside.append((actual >= lower) & (actual <= upper))
+    coverage = float(np.mean(inside))
+    assert len(inside) == STATIONARY_TEST_PERIODS
+    # measured 0.788 over 16 later periods x 80 cells (nominal 0.8)
+    assert 0.7 <= coverage <= 0.9, coverage
+    # the factors hold the nominal share of their own rows; the split-half estimate is honest
+    assert metrics["calibration_interval_coverage"] >= 0.8 - 1e-9
+    assert 0.7 <= metrics["heldout_interval_coverage"] <= 0.9
+    assert metrics["heldout_mae"] > 0
+    # intervals are informative: not the whole positive line
+    assert np.mean(upper - lower) < 2 * np.mean(cube.severity)
+
+
+def test_short_panels_fall_back_and_say_so():
+    cfg = TINY.replace(refit_full=True, max_epochs=2, lags=4)
+    two_periods = synthetic_cube(n_units=12, n_periods=6, seed=13)  # origins 3 and 4
+    model = train(two_periods, config=cfg, seed=0)
+    calibration = model.metadata_["calibration"]
+    assert calibration["block"] == "validation" and not calibration["refit"]
+    assert calibration["chose_epoch"] and calibration["rows"] == 12
+    assert model.metadata_["training_window"]["calibration_from"] is None
+    uncalibrated = train(two_periods, config=cfg.replace(calibration_share=0.0), seed=0)
+    meta = uncalibrated.metadata_
+    assert not meta["calibration"]["calibrated"] and meta["calibration"]["block"] is None
+    assert meta["interval_calibration"] == {"edges": [], "lower": [1.0], "upper": [1.0]}
+    assert meta["metrics"]["heldout_mae"] is None
+    assert meta["metrics"]["final_training_rows"] == meta["training_window"]["rows"] == 24
+    lower, upper = uncalibrated.predict_interval(two_periods)
+    assert (lower <= upper).all()

@@ -29,6 +29,7 @@ def test_official_export_reads_every_row_with_mixed_date_formats(official):
     # first row: DR_NO 010304468, 01/08/2020 00:00 (re-saved form), TIME OCC 2230, AREA 03, RD 0377
     first = frame.iloc[0]
     assert first["incident_id"] == "010304468"
+    assert not frame["incident_id_synthetic"].any() and report.synthetic_ids == 0
     assert first["occurred_at"] == pd.Timestamp("2020-01-08 22:30")
     assert first["area"] == 3 and first["area_name"] == "Southwest"
     assert first["rpt_dist"] == "0377"
@@ -76,7 +77,11 @@ def test_reduced_2024_files_map_what_exists():
     assert report.unresolved_descriptions == {}
     assert set(frame["area"].unique()) == set(range(1, 22))
     assert (frame["rpt_dist"].str[:2].astype(int) == frame["area"]).all()
-    assert frame["incident_id"].isna().all()
+    # no DR_NO in this schema: every row gets a synthetic id instead
+    assert frame["incident_id"].notna().all() and frame["incident_id"].is_unique
+    assert frame["incident_id"].str.fullmatch(r"S[0-9a-f]{15}").all()
+    assert frame["incident_id_synthetic"].all()
+    assert report.synthetic_ids == 105_750
     assert not frame["time_known"].any()
     assert int((frame["vict_age_group"] == "child").sum()) == 577
     assert int(frame["weapon_used"].sum()) == 22_811

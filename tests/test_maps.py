@@ -105,7 +105,7 @@ def test_map_opens_on_los_angeles_with_all_layers(layers):
     assert pytest.approx((34.05, -118.35)) == LA_CENTRE
     html = m.get_root().render()
     for name in (
-        "Severity per km\\u00b2 (classes)",
+        "Severity per km\\u00b2 (whole period, unsmoothed) (classes)",
         "Gi* hot and cold spots",
         "LISA clusters",
         "Emerging hot spots",
@@ -122,7 +122,7 @@ def test_map_opens_on_los_angeles_with_all_layers(layers):
         "High-High",
         "Emerging hot spots",
         "Approximate: derived",
-        "Fisher-Jenks",
+        "Classes: quantiles",
     ):
         assert text in html, text
     assert "fewer than 3 incidents" in html
@@ -133,7 +133,7 @@ def test_only_severity_and_divisions_are_visible_at_start(layers):
     m = build_map(layers)
     shown = {c.layer_name: c.show for c in m._children.values() if c._name == "GeoJson"}
     assert [name for name, show in shown.items() if show] == [
-        "Severity per km² (classes)",
+        "Severity per km² (whole period, unsmoothed) (classes)",
         "LAPD divisions",
     ]
 
@@ -143,8 +143,10 @@ def test_tooltips_show_the_fields_and_suppress_small_units(layers):
     geojsons = [c for c in m._children.values() if c._name == "GeoJson"]
     severity = geojsons[0]
     tooltip = next(c for c in severity._children.values() if c._name == "GeoJsonTooltip")
-    assert tooltip.aliases[:4] == ["Unit", "Incidents", "Severity", "Rate (per km²)"]
-    assert tooltip.aliases[-2:] == ["Severity per km² class", "Period"]
+    label = "Severity per km² (whole period, unsmoothed)"
+    # the tooltip's rate is the choropleth's measure, under the same label
+    assert tooltip.aliases[:4] == ["Unit", "Incidents", "Severity", label]
+    assert tooltip.aliases[-2:] == [f"{label} class", "Period"]
     counts = layers.units["count"].to_numpy()
     for feature, count in zip(severity.data["features"], counts, strict=True):
         props = feature["properties"]

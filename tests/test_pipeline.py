@@ -73,3 +73,49 @@ freq = "W"
     # nothing victim-level in public outputs
     for path in (folder / "public").rglob("*.geojson"):
         assert "vict_" not in path.read_text()
+    _check_one_rate_and_dated_forecast(folder)
+
+
+def _check_one_rate_and_dated_forecast(folder: Path) -> None:
+    """The map, its figure, the GIS layer and the report show one rate; the forecast is dated."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from geo_crime.maps import classify_values
+
+    report = (folder / "report.md").read_text()
+    label = "Severity per 1,000 residents per complete week (Empirical Bayes smoothed)"
+    summary = pyogrio.read_dataframe(folder / "public/westla/gis/geo_crime_rd.gpkg", "rd_summary")
+    rate = summary["severity_rate"].to_numpy(dtype=float)
+    suppressed = summary["suppressed"].to_numpy(dtype=bool)
+    assert np.isnan(rate[suppressed]).all()  # suppressed units carry no rate
+    classes = classify_values(np.where(suppressed, np.nan, rate), scheme="quantiles").labels()
+    figure = Image.open(folder / "public/westla/figures_rd/severity_choropleth.png")
+    description = figure.text["Description"]
+    assert description.startswith(label) and description.endswith("; ".join(classes))
+    html = (folder / "public/westla/map_rd.html").read_text()
+    assert json.dumps(label)[1:-1] in html
+    for text in classes:  # the same class breaks on the map and in the figure
+        assert json.dumps(text)[1:-1] in html, text
+    # the report's rate ranking shows the GIS layer's numbers
+    ranking = report[report.index(f"Top units by {label[0].lower()}{label[1:]}") :]
+    first = next(line for line in ranking.splitlines() if line.startswith("| 08"))
+    unit, *_, smoothed = (cell.strip() for cell in first.strip("|").split("|"))
+    value = summary.set_index("unit_id").loc[unit, "severity_rate"]
+    assert f"{value:.2f}" == smoothed
+    # the forecast names its period, the last complete week and why they differ from the data end
+    table = pd.read_csv(folder / "public/westla/forecast_rd/next_period_forecast.csv")
+    assert {"period", "last_complete_period", "data_end"} <= set(table.columns)
+    assert table["period"].iloc[0] == "2021-07-26"
+    assert table["last_complete_period"].iloc[0] == "2021-07-19"
+    assert table["data_end"].iloc[0] == "2021-07-31"
+    assert "**Forecast period: the week starting 2021-07-26**" in report
+    assert "cut off by the end of the data (2021-07-31)" in report
+    # every metric table says what it scored
+    metrics = json.loads((folder / "public/westla/forecast_rd/forecast_metrics.json").read_text())
+    per_origin = metrics["scored_units_per_origin"]
+    assert len(per_origin) == 8 and min(per_origin) >= 60
+    assert metrics["scored_divisions"] == [8]
+    assert f"**Scored:** {min(per_origin)}" in report
+    assert "coverage 80%" in report

@@ -50,6 +50,8 @@ def test_radius_matches_brute_force_with_filters(westla):
     ]
     assert len(found) == len(expected) > 20
     assert set(found["incident_id"]) == set(expected["incident_id"])
+    assert found["incident_id"].str.fullmatch(r"\d{9}").all()
+    assert not found["incident_id_synthetic"].any()
     assert found["distance_m"].is_monotonic_increasing
     assert found["distance_m"].max() <= 800
 
@@ -95,3 +97,21 @@ def test_unknown_category_is_a_clear_error(westla):
     with pytest.raises(Exception, match="unknown crime category"):
         index.within_radius(34.06, -118.44, 100, category="jaywalking")
     assert np.all(index.within_radius(34.06, -118.44, 0.001).columns.notna())
+
+
+def test_queries_over_2024_rows_return_their_synthetic_ids(incidents):
+    index = CrimeIndex(incidents)
+    lat, lon = 34.0522, -118.2437  # downtown, Central division
+    recent = index.within_radius(lat, lon, 500, start="2024-01-01")
+    assert len(recent) == 520
+    assert recent["incident_id"].notna().all() and recent["incident_id"].is_unique
+    assert recent["incident_id_synthetic"].all()
+    assert recent["incident_id"].str.fullmatch(r"S[0-9a-f]{15}").all()
+    box = index.within_bbox(-118.26, 34.04, -118.23, 34.06, start="2024-01-01")
+    assert len(box) > len(recent)
+    assert box["incident_id"].notna().all() and box["incident_id_synthetic"].all()
+    by_id = incidents.set_index("incident_id")
+    assert (by_id.loc[recent["incident_id"], "source"] == "reduced_2024").all()
+    every = index.within_radius(lat, lon, 2_000)
+    assert every["incident_id"].notna().all()
+    assert every["incident_id_synthetic"].any() and not every["incident_id_synthetic"].all()

@@ -2,8 +2,12 @@
 
 Protocol
 --------
-The last ``n_origins`` usable periods of the cube are forecast origins ``t``; each forecast is of
-period ``t + 1``. At origin ``t`` a forecaster sees ``cube.select_periods(slice(0, t + 1))``: the
+Forecast origins ``t`` are the last ``n_origins`` periods at which most of the study area can be
+scored (at least ``min_scored_share``, 50%, of the units have a complete target and history; when
+no period reaches that, the periods where the most units can be scored, and the result says the
+backtest does not cover the study area); each forecast is of period ``t + 1``. The last weeks of
+a data set where only one division is still completely recorded are therefore not the test.
+At origin ``t`` a forecaster sees ``cube.select_periods(slice(0, t + 1))``: the
 future is not even passed to it, so neither features nor scaling can look ahead. Models are fit on
 an **expanding window** (every period up to the origin) and, to bound the time, refit only every
 ``refit_every`` origins: a model refit at origin ``t0`` forecasts origins ``t0 .. t0 + k - 1``
@@ -18,6 +22,11 @@ scored on exactly the same cells; an origin with no such cell is skipped. A base
 cannot forecast some scored cells (``last_year`` when the history is shorter than a year or last
 year's cell is incomplete) is **not reported**, with a note.
 
+Scope. :attr:`BacktestResult.scope` (and ``forecast_metrics.json``) says what was scored: the
+units per origin, their share of the study's units, the divisions they lie in, and whether the
+backtest covers the study area (``covers_study_area``: at least half of the units scored at every
+origin).
+
 Metrics
 -------
 ``mae``, ``rmse``, ``r2``
@@ -27,7 +36,10 @@ Metrics
     needs positive predictions); a model predicting zero where crime happens is heavily penalised,
     as the Poisson likelihood says it should be.
 ``pai_k``, ``pei_k``
-    Targeting at ``k`` = 1, 5, 10% of the area, weighted by harm: units are ranked by predicted
+    Reported only where ``k``% of the scored area holds at least :data:`MIN_UNITS_IN_SHARE` (5)
+    units of the median scored size at every origin: on 14 scored cells, 1% of the area is a
+    fraction of one cell, and PAI@1% would only repeat PAI@5%. Targeting at ``k`` = 1, 5, 10% of
+    the area, weighted by harm: units are ranked by predicted
     density (prediction / area) and accumulated until ``k``% of the scored area is covered; the
     unit straddling the threshold counts pro rata, and units with equal predicted density are
     pooled (the expected capture of a random tie break). The Predictive Accuracy Index is the share
@@ -67,8 +79,11 @@ from geo_crime.forecast.model import DEFAULT_CONFIG, ForecastConfig, KerasForeca
 
 __all__ = [
     "DEFAULT_MODELS",
+    "MIN_SCORED_SHARE",
+    "MIN_UNITS_IN_SHARE",
     "SHARES",
     "BacktestResult",
+    "backtest_scope",
     "capture_curve",
     "evaluate",
     "make_model",
@@ -93,6 +108,12 @@ DEFAULT_MODELS = (
 
 #: Area shares of the targeting metrics.
 SHARES = (0.01, 0.05, 0.10)
+
+#: PAI@k and PEI@k are reported only when k% of the scored area holds this many units.
+MIN_UNITS_IN_SHARE = 5
+
+#: Default share of the study's units that must be scorable at a forecast origin.
+MIN_SCORED_SHARE = 0.5
 
 #: Grid of area shares of the stored capture curves.
 CURVE_GRID = np.round(np.linspace(0.0, 1.0, 201), 4)
@@ -258,6 +279,12 @@ class BacktestResult:
         Tuning summary when tuning was run.
     extra : dict
         Further tables for the report (e.g. the original study's own protocol).
+    scope : dict
+        What was scored: ``n_units``, ``scored_units_per_origin`` (list of int),
+        ``scored_share_per_origin``, ``scored_divisions`` and ``study_divisions`` (sorted
+        division numbers; empty when the units carry none), ``covers_study_area`` (at least
+        half of the units scored at every origin) and ``pai_reported`` (the shares whose PAI is
+        reported).
     """
 
     name: str
@@ -274,6 +301,7 @@ class BacktestResult:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    scope: dict[str, Any] = field(default_factory=dict)
 
     def comparison(self, reference: str = "keras") -> pd.DataFrame:
         """How ``reference`` fares against every other model on MAE and PAI@5%.
@@ -316,6 +344,9 @@ class BacktestResult:
             ("pai_5", "harm-weighted PAI@5%", "the highest"),
         ):
             mine = m.at[reference, metric]
+            if pd.isna(mine):
+                out.append(f"{label} is not reported for this panel (too few scored units).")
+                continue
             others = table["model"].tolist()
             # PAI of models that select the same units differs only through the unit straddling
             # the area threshold: within 0.1% is a tie; MAE must match to round-off
@@ -353,6 +384,9 @@ class BacktestResult:
             "unit_type": self.unit_type,
             "origins": [str(p.date()) for p in self.origins],
             "n_scored_cells": int(self.metrics["n"].max()) if len(self.metrics) else 0,
+            "scored_units_per_origin": list(self.scope.get("scored_units_per_origin", [])),
+            "scored_divisions": list(self.scope.get("scored_divisions", [])),
+            "scope": self.scope,
             "metrics": {
                 model: {k: (None if pd.isna(v) else v) for k, v in row.items()}
                 for model, row in metrics.to_dict(orient="index").items()
@@ -412,6 +446,7 @@ def evaluate(
     shares: Sequence[float] = SHARES,
     min_train_periods: int | None = None,
     min_history: int | None = None,
+    min_scored_share: float = MIN_SCORED_SHARE,
     tune: dict[str, Any] | bool | None = None,
     seed: int = 0,
     name: str = "",
@@ -442,6 +477,9 @@ def evaluate(
     min_history : int, optional
         Score only cells with at least this many complete periods of history (default: the
         longest history any compared model needs); use it to compare variants on the same cells.
+    min_scored_share : float, default 0.5
+        Origins are chosen among the periods where at least this share of the units can be
+        scored (see the module docstring).
     tune : dict or bool, optional
         Tune the Keras model first on the periods up to the first origin (``True`` or keyword
         arguments of :func:`geo_crime.forecast.tuning.tune`).
@@ -481,8 +519,26 @@ def evaluate(
             f"no forecast origin: no unit has {history} complete periods followed by a complete "
             f"target after the first {first + 1} periods (cube of {T} periods)"
         )
-    origins = candidates[-n_origins:]
+    scorable_share = eligible.mean(axis=0)
     notes: list[str] = []
+    broad = [t for t in candidates if scorable_share[t] >= min_scored_share]
+    if broad:
+        origins = broad[-n_origins:]
+        later = [t for t in candidates if t > origins[-1]]
+        if later:
+            notes.append(
+                f"Origins end at {cube.periods[origins[-1]].date()}: at the {len(later)} later "
+                f"usable origin(s) fewer than {min_scored_share:.0%} of the units are completely "
+                "recorded, so they would test the model on a corner of the study area."
+            )
+    else:
+        best = sorted(candidates, key=lambda t: (-scorable_share[t], -t))[:n_origins]
+        origins = sorted(best)
+        notes.append(
+            f"No origin has {min_scored_share:.0%} of the units completely recorded: the "
+            f"backtest uses the {len(origins)} origins where the most units can be scored and "
+            "does not cover the study area."
+        )
     if len(origins) < n_origins:
         notes.append(
             f"Only {len(origins)} usable origins (asked for {n_origins}): the coverage mask and "
@@ -549,7 +605,9 @@ def evaluate(
         }
         frames.append(pd.concat(parts, ignore_index=True))
     predictions = pd.concat(frames, ignore_index=True)
-    metrics, curves, more_notes = _score(predictions, [m.name for m in forecasters], shares)
+    metrics, curves, more_notes, pai_reported = _score(
+        predictions, [m.name for m in forecasters], shares
+    )
     notes.extend(more_notes)
     for name_, t in timings.items():
         if name_ in metrics.index:
@@ -568,6 +626,7 @@ def evaluate(
         "models": [m.name for m in forecasters],
         "shares": list(shares),
     }
+    scope = backtest_scope(cube, eligible, origins, pai_reported)
     return BacktestResult(
         name=name or f"{cube.meta.get('unit_type', 'units')} x {cube.freq}",
         target=target,
@@ -582,7 +641,52 @@ def evaluate(
         notes=notes,
         timings=timings,
         tuning=tuning_summary,
+        scope=scope,
     )
+
+
+def backtest_scope(
+    cube: Cube, eligible: np.ndarray, origins: Sequence[int], pai_reported: Sequence[float]
+) -> dict[str, Any]:
+    """What a backtest scored: units per origin, their share, their divisions.
+
+    Parameters
+    ----------
+    cube : Cube
+        The backtest's cube.
+    eligible : numpy.ndarray
+        ``(n_units, n_periods)`` scorable cells (see :func:`eligible_cells`).
+    origins : sequence of int
+        The origin columns.
+    pai_reported : sequence of float
+        Area shares whose PAI/PEI is reported.
+
+    Returns
+    -------
+    dict
+        See :attr:`BacktestResult.scope`.
+    """
+    n_units = int(cube.shape[0])
+    per_origin = [int(eligible[:, t].sum()) for t in origins]
+    scored_any = eligible[:, list(origins)].any(axis=1) if len(origins) else np.zeros(n_units, bool)
+    areas = (
+        pd.to_numeric(cube.units["area"], errors="coerce").to_numpy(dtype=float)
+        if "area" in cube.units
+        else np.full(n_units, np.nan)
+    )
+    study = sorted({int(a) for a in areas[np.isfinite(areas)]})
+    scored = sorted({int(a) for a in areas[scored_any & np.isfinite(areas)]})
+    shares = [round(k / n_units, 4) if n_units else 0.0 for k in per_origin]
+    return {
+        "n_units": n_units,
+        "n_origins": len(per_origin),
+        "scored_units_per_origin": per_origin,
+        "scored_share_per_origin": shares,
+        "scored_divisions": scored,
+        "study_divisions": study,
+        "covers_study_area": bool(shares) and min(shares) >= MIN_SCORED_SHARE,
+        "pai_reported": [float(s) for s in pai_reported],
+    }
 
 
 def _score(
@@ -593,6 +697,13 @@ def _score(
     curves: dict[str, np.ndarray] = {}
     notes: list[str] = []
     perfect_done = False
+    reportable = _reportable_shares(predictions, shares)
+    for share in shares:
+        if share not in reportable:
+            notes.append(
+                f"PAI@{share:.0%} and PEI@{share:.0%} are not reported: {share:.0%} of the scored "
+                f"area holds fewer than {MIN_UNITS_IN_SHARE} units at some origin."
+            )
     for name in names:
         part = predictions.loc[predictions["model"] == name]
         missing = part["prediction"].isna()
@@ -621,7 +732,9 @@ def _score(
                 perfect_list.append(capture_curve(a, a, ar, CURVE_GRID))
         for key, values in per_origin.items():
             arr = np.asarray(values, dtype=float)
-            row[key] = float(np.nanmean(arr)) if np.isfinite(arr).any() else np.nan
+            share = float(key.split("_")[1]) / 100.0
+            ok = any(np.isclose(share, r) for r in reportable)
+            row[key] = float(np.nanmean(arr)) if ok and np.isfinite(arr).any() else np.nan
         if part["lower"].notna().all() and part["upper"].notna().all():
             inside = (part["actual"] >= part["lower"]) & (part["actual"] <= part["upper"])
             row["coverage_80"] = float(inside.mean())
@@ -640,7 +753,26 @@ def _score(
     order += [c for c in ("coverage_80", "interval_width") if c in metrics]
     metrics = metrics.reindex(columns=order) if len(metrics) else metrics
     curve_frame = pd.DataFrame(curves, index=pd.Index(CURVE_GRID, name="area_share"))
-    return metrics, curve_frame, notes
+    return metrics, curve_frame, notes, reportable
+
+
+def _reportable_shares(predictions: pd.DataFrame, shares: Sequence[float]) -> list[float]:
+    """Area shares ``k``: ``k``% of the scored area holds 5 median-sized units at every origin."""
+    if predictions.empty:
+        return []
+    first = predictions["model"].iloc[0]
+    part = predictions.loc[predictions["model"] == first]
+    out = []
+    for share in shares:
+        ok = True
+        for _, g in part.groupby("origin"):
+            area = g["area_km2"].to_numpy(dtype=float)
+            if share * area.sum() < MIN_UNITS_IN_SHARE * float(np.median(area)):
+                ok = False
+                break
+        if ok:
+            out.append(float(share))
+    return out
 
 
 # --- synthetic panel ----------------------------------------------------------------------------

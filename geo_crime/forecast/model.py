@@ -19,18 +19,46 @@ Prediction intervals. Two extra heads give the 10% and 90% quantiles (an 80% int
 ``lower = mu * sigmoid(a(x))`` and ``upper = mu * (1 + softplus(b(x)))``, trained with the pinball
 loss on a copy of the hidden layer whose gradient is stopped, so the intervals never distort the
 mean. The heads learn slowly relative to early stopping, so the bounds are then rescaled by
-split-conformal factors computed on the validation block, per bin of the predicted mean (Mondrian
-conformal: each bin's interval holds about 80% of its validation actuals). In zero-heavy panels
-(most weeks of most small hexagons are empty) the honest 80% interval of a quiet cell is
-``[0, 0]``; busy cells keep informative bounds. The empirical coverage on the validation block is
-stored in the metadata; the backtest reports it on the test periods.
+split-conformal factors, per bin of the predicted mean (Mondrian conformal: each bin's interval
+holds about 80% of its calibration actuals). The factors are computed with the final network(s)
+on a **held-out block that no final network was trained on** (see Training), so the calibration
+is out of sample. In zero-heavy panels (most weeks of most small hexagons are empty) the honest
+80% interval of a quiet cell is ``[0, 0]``; busy cells keep informative bounds.
 
-Training. The training cube's eligible rows (complete history and target) are split by time:
-the latest ``validation_share`` of origins is a validation block (whole periods, never shuffled
-rows) used for early stopping, with the best epoch's weights restored. With
-``refit_full=True`` the network is then retrained from the same seed on every row for the chosen
-number of epochs. Rows are shuffled within the fitting block only. With ``ensemble=k``, ``k``
-networks (seeds ``seed`` .. ``seed + k - 1``) are trained the same way and their outputs averaged.
+Held-out metrics. ``metadata_["metrics"]`` holds ``heldout_mae`` (final forecasts on the held-out
+block), ``calibration_interval_coverage`` (coverage on the rows that set the factors: at least
+the nominal level by construction, so not an estimate) and ``heldout_interval_coverage``, an
+honest estimate: factors fitted on the earlier half of the held-out periods, coverage counted on
+the later half. ``metadata_["calibration"]`` records which block calibrated the intervals, its
+periods and rows, and whether those rows chose the number of epochs. The backtest reports the
+coverage on its test periods.
+
+Training. The training cube's eligible rows (complete history and target) are split by time into
+blocks of whole periods (never shuffled rows), from the latest origins backwards:
+
+* ``refit_full=True`` (the default): the latest ``calibration_share`` of origins is the
+  calibration block, the ``validation_share`` before it the validation block, the rest the fit
+  block. Early stopping trains on the fit block and monitors the validation block (best epoch's
+  weights restored); the network is then retrained from the same seed on fit + validation for
+  the chosen number of epochs. The calibration block is never trained on: it only sets the
+  interval factors and the held-out metrics. This keeps the validation block (recent data) in
+  the final network and the calibration honest; the price is that the latest
+  ``calibration_share`` of periods only calibrates.
+* ``refit_full=False``: the latest ``validation_share`` of origins is the validation block; the
+  final network is the early-stopped one, trained on the fit block only, and the validation
+  block calibrates the intervals. Those rows only chose the epoch whose weights are kept (one
+  number); no gradient step used them, so the calibration is out of sample up to that choice.
+* Fallbacks. ``refit_full=True`` with fewer than three training periods behaves as
+  ``refit_full=False`` (no refit, calibration on the validation block); ``calibration_share=0``
+  refits on fit + validation and leaves the intervals uncalibrated (raw quantile heads); a single
+  training period trains for ``max_epochs`` on it with uncalibrated intervals. The metadata says
+  which case applied.
+
+Rows are shuffled within the block being trained on only. With ``ensemble=k``, ``k`` networks
+(seeds ``seed`` .. ``seed + k - 1``) are trained the same way on the same blocks and their
+outputs averaged; the intervals are calibrated on the averaged outputs. The feature scaling
+(feature means and standard deviations, the target scale ``s``) is fitted on the whole training
+cube, held-out periods included; no held-out row enters a gradient step.
 
 Reproducibility. ``seed`` seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) and
 TensorFlow op determinism is switched on (``tf.config.experimental.enable_op_determinism``; this is
@@ -78,11 +106,16 @@ __all__ = [
     "ForecastConfig",
     "ForecastModel",
     "KerasForecaster",
+    "TrainingBlocks",
+    "apply_calibration",
     "build_network",
+    "fit_calibration",
     "load_model",
     "predict_next",
     "seed_everything",
+    "split_half_coverage",
     "train",
+    "training_blocks",
 ]
 
 MODEL_FORMAT = 1
@@ -113,11 +146,18 @@ class ForecastConfig:
     batch_size, max_epochs, patience : int
         Mini-batch size, epoch cap and early-stopping patience (epochs).
     validation_share : float
-        Latest share of the training origins used as the early-stopping block.
+        Share of the training origins in the early-stopping (validation) block: the latest ones,
+        or, with ``refit_full``, the ones just before the calibration block.
+    calibration_share : float
+        With ``refit_full``: the latest share of the training origins (at least one period) held
+        out of all training to calibrate the intervals and score the held-out metrics; ``0``
+        refits on every row and leaves the intervals uncalibrated. Ignored without
+        ``refit_full`` (the validation block calibrates).
     refit_full : bool
-        Retrain on every training row for the chosen number of epochs after early stopping (on
-        by default: the validation block is the most recent data, and leaving it out hurt on
-        three of the five real panels; off in :data:`FAST_CONFIG`).
+        Retrain on the fit and validation blocks for the chosen number of epochs after early
+        stopping (on by default: the validation block is recent data, and leaving it out hurt on
+        three of the five real panels; off in :data:`FAST_CONFIG`). The calibration block is
+        never part of the refit.
     ensemble : int
         Number of networks (seeds ``seed .. seed + ensemble - 1``) whose forecasts are averaged.
     intervals : bool
@@ -144,6 +184,7 @@ class ForecastConfig:
     max_epochs: int = 100
     patience: int = 8
     validation_share: float = 0.2
+    calibration_share: float = 0.15
     refit_full: bool = True
     ensemble: int = 1
     intervals: bool = True
@@ -159,6 +200,10 @@ class ForecastConfig:
             raise ModelError("interval_level must be between 0 and 1")
         if not 0 <= self.dropout < 1:
             raise ModelError("dropout must be in [0, 1)")
+        if not 0 <= self.calibration_share < 1 or not 0 <= self.validation_share < 1:
+            raise ModelError("validation_share and calibration_share must be in [0, 1)")
+        if self.validation_share + self.calibration_share >= 1:
+            raise ModelError("validation_share + calibration_share must be below 1")
 
     def replace(self, **changes: Any) -> ForecastConfig:
         """A copy with some settings changed."""
@@ -304,7 +349,7 @@ def _monitor(config: ForecastConfig) -> str:
 def _conformal_factors(
     y: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float
 ) -> tuple[float, float]:
-    """Lower and upper multipliers giving ``level`` coverage on ``y`` (see ``_calibrate``)."""
+    """Lower and upper multipliers giving ``level`` coverage on ``y`` (see ``fit_calibration``)."""
     n = len(y)
     if n < 10:
         return 1.0, 1.0
@@ -322,6 +367,250 @@ def _conformal_factors(
         elif len(ratios):
             hi_f = float(ratios[-1])
     return lo_f, hi_f
+
+
+def fit_calibration(
+    actual: np.ndarray,
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    level: float,
+) -> dict[str, list[float]]:
+    """Split-conformal factors of the interval bounds, per bin of the predicted mean.
+
+    The rows are split into up to five bins of the predicted mean (quantile edges, at least 200
+    rows per bin); in each bin the lower bound is multiplied by the ``(1 - level) / 2`` quantile
+    of ``actual / lower``, then the upper bound by the smallest factor for which the interval
+    holds ``level`` of the bin's actuals (finite-sample corrected). Binning (Mondrian conformal)
+    keeps the intervals of busy cells meaningful when most cells are quiet: in a bin where more
+    than ``level`` of the actuals are zero the interval is ``[0, 0]``, which is the honest 80%
+    interval there. The heads give the shape within a bin, the factors the level. The rows must
+    be ones the networks were not trained on, or the factors are too small.
+
+    Parameters
+    ----------
+    actual : numpy.ndarray
+        Observed targets of the calibration rows.
+    mean, lower, upper : numpy.ndarray
+        The networks' mean and uncalibrated bounds on the same rows (target units).
+    level : float
+        Nominal coverage.
+
+    Returns
+    -------
+    dict
+        ``edges`` (bin edges of the predicted mean) and the per-bin ``lower`` and ``upper``
+        factors, as read by :func:`apply_calibration`.
+    """
+    if len(actual) == 0:
+        return _NO_CALIBRATION
+    n_bins = int(np.clip(len(actual) // 200, 1, 5))
+    edges = np.quantile(mean, np.linspace(0, 1, n_bins + 1)[1:-1]).tolist()
+    which = np.searchsorted(edges, mean, side="right")
+    lower_factors, upper_factors = [], []
+    for b in range(n_bins):
+        in_bin = which == b
+        lo_f, hi_f = _conformal_factors(actual[in_bin], lower[in_bin], upper[in_bin], level)
+        lower_factors.append(lo_f)
+        upper_factors.append(hi_f)
+    return {"edges": edges, "lower": lower_factors, "upper": upper_factors}
+
+
+def apply_calibration(
+    calibration: dict[str, list[float]], mean: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale uncalibrated bounds by the factors of their bin of the predicted mean.
+
+    Parameters
+    ----------
+    calibration : dict
+        Output of :func:`fit_calibration`.
+    mean, lower, upper : numpy.ndarray
+        Predicted mean and uncalibrated bounds (target units).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The calibrated ``(lower, upper)``.
+    """
+    which = np.searchsorted(np.asarray(calibration["edges"], dtype=float), mean, side="right")
+    return (
+        lower * np.asarray(calibration["lower"])[which],
+        upper * np.asarray(calibration["upper"])[which],
+    )
+
+
+def _coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float | None:
+    """Share of ``actual`` inside ``[lower, upper]`` (None without rows)."""
+    if len(actual) == 0:
+        return None
+    return float(((actual >= lower) & (actual <= upper)).mean())
+
+
+def split_half_coverage(
+    actual: np.ndarray,
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    origin: np.ndarray,
+    level: float,
+) -> float | None:
+    """Out-of-sample coverage of conformal calibration on a held-out block.
+
+    Factors are fitted (:func:`fit_calibration`) on the rows of the earlier half of the block's
+    origins and the coverage of the rescaled interval is counted on the later half, so no row
+    scores factors it helped to set. The coverage of the final factors on the whole block is
+    at least ``level`` by construction and says nothing about new periods; this estimate does.
+
+    Parameters
+    ----------
+    actual, mean, lower, upper : numpy.ndarray
+        Observed targets, predicted mean and uncalibrated bounds of the held-out rows.
+    origin : numpy.ndarray
+        Origin period of each row.
+    level : float
+        Nominal coverage.
+
+    Returns
+    -------
+    float or None
+        The coverage on the later half; None with fewer than two distinct origins.
+    """
+    distinct = np.unique(origin)
+    if len(distinct) < 2:
+        return None
+    later = origin >= distinct[(len(distinct) + 1) // 2]
+    earlier = ~later
+    factors = fit_calibration(actual[earlier], mean[earlier], lower[earlier], upper[earlier], level)
+    lo, hi = apply_calibration(factors, mean[later], lower[later], upper[later])
+    return _coverage(actual[later], lo, hi)
+
+
+@dataclass(frozen=True)
+class TrainingBlocks:
+    """Chronological blocks of the training rows, as boolean masks over the rows.
+
+    Attributes
+    ----------
+    fit, validation, calibration : numpy.ndarray
+        The fit block (early stopping's gradient steps), the validation block (monitored by early
+        stopping) and the calibration block (held out of all training; empty when there is
+        none). Disjoint, covering every row, each made of whole periods and in this time order.
+    refit : bool
+        The final networks are retrained on fit + validation for the best number of epochs.
+    heldout_block : {"calibration", "validation"} or None
+        The block that calibrates the intervals and scores the held-out metrics: rows no final
+        network was trained on. None when there are none (intervals stay uncalibrated).
+    note : str
+        The case that applied, in words (stored in the metadata).
+    """
+
+    fit: np.ndarray
+    validation: np.ndarray
+    calibration: np.ndarray
+    refit: bool
+    heldout_block: str | None
+    note: str
+
+    @property
+    def final_training(self) -> np.ndarray:
+        """Rows the final networks are trained on (gradient steps)."""
+        return self.fit | self.validation if self.refit else self.fit.copy()
+
+    @property
+    def heldout(self) -> np.ndarray:
+        """Rows that calibrate the intervals and score the held-out metrics."""
+        if self.heldout_block == "calibration":
+            return self.calibration.copy()
+        if self.heldout_block == "validation":
+            return self.validation.copy()
+        return np.zeros_like(self.fit)
+
+
+def training_blocks(origins: np.ndarray, config: ForecastConfig) -> TrainingBlocks:
+    """Split training rows by origin into fit, validation and calibration blocks.
+
+    Parameters
+    ----------
+    origins : numpy.ndarray
+        Origin period index of each training row.
+    config : ForecastConfig
+        Uses ``refit_full``, ``validation_share`` and ``calibration_share``.
+
+    Returns
+    -------
+    TrainingBlocks
+        With ``refit_full`` and at least three distinct origins: the latest
+        ``calibration_share`` of origins (at least one) calibrate, the ``validation_share``
+        before them (at least one) validate, the rest (at least one) fit. Otherwise the fit and
+        validation blocks of :func:`~geo_crime.forecast.features.chronological_split` (see the
+        module docstring for the fallbacks).
+    """
+    origins = np.asarray(origins)
+    distinct = np.unique(origins)
+    n_origins = len(distinct)
+    no_rows = np.zeros(len(origins), dtype=bool)
+    if n_origins < 2:
+        return TrainingBlocks(
+            fit=np.ones(len(origins), dtype=bool),
+            validation=no_rows,
+            calibration=no_rows.copy(),
+            refit=False,
+            heldout_block=None,
+            note="a single training period: trained for max_epochs on it, intervals uncalibrated",
+        )
+    if config.refit_full and config.calibration_share > 0 and n_origins >= 3:
+        n_calibration = int(np.clip(round(config.calibration_share * n_origins), 1, n_origins - 2))
+        n_validation = int(
+            np.clip(round(config.validation_share * n_origins), 1, n_origins - 1 - n_calibration)
+        )
+        calibration_start = distinct[n_origins - n_calibration]
+        validation_start = distinct[n_origins - n_calibration - n_validation]
+        calibration = origins >= calibration_start
+        validation = (origins >= validation_start) & ~calibration
+        return TrainingBlocks(
+            fit=origins < validation_start,
+            validation=validation,
+            calibration=calibration,
+            refit=True,
+            heldout_block="calibration",
+            note=(
+                "early stopping on the validation block, final networks refit on fit + "
+                "validation; intervals calibrated on the later calibration block, which no "
+                "network trained on or used for early stopping"
+            ),
+        )
+    fit, validation = chronological_split(origins, share=config.validation_share)
+    if config.refit_full and config.calibration_share == 0:
+        return TrainingBlocks(
+            fit=fit,
+            validation=validation,
+            calibration=no_rows,
+            refit=True,
+            heldout_block=None,
+            note=(
+                "calibration_share=0: final networks refit on every row, no held-out rows, "
+                "intervals uncalibrated (raw quantile heads)"
+            ),
+        )
+    if config.refit_full:
+        note = (
+            "too few training periods for a calibration block: no refit, the early-stopped "
+            "networks are kept and calibrated on the validation block, which chose their epoch"
+        )
+    else:
+        note = (
+            "refit_full=False: the early-stopped networks never trained on the validation "
+            "block, which chose their epoch and calibrates the intervals"
+        )
+    return TrainingBlocks(
+        fit=fit,
+        validation=validation,
+        calibration=no_rows,
+        refit=False,
+        heldout_block="validation",
+        note=note,
+    )
 
 
 def _inputs(rows: FeatureMatrix, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -370,8 +659,18 @@ class KerasForecaster(Forecaster):
         Fitted feature definition and scaling.
     networks_ : list of keras.Model
         The trained network(s) (one per ensemble member).
+    blocks_ : TrainingBlocks
+        The chronological blocks of the training rows (``builder_.training_rows(cube)`` order)
+        used by the last :meth:`fit`; not saved.
+    calibration_ : dict
+        Conformal factors of the interval bounds (see :func:`fit_calibration`).
     metadata_ : dict
-        Training window, unit type, features, target, versions, metrics, hyperparameters.
+        Training window (with ``validation_from``, ``calibration_from`` and
+        ``final_training_to``), unit type, features, target, versions, hyperparameters,
+        ``metrics`` (block row counts, ``heldout_mae``, ``heldout_interval_coverage``,
+        ``calibration_interval_coverage``, ``early_stopping_loss``), ``calibration`` (which rows
+        calibrated the intervals and how they relate to training) and ``interval_calibration``
+        (the factors).
     """
 
     name = "keras"
@@ -415,7 +714,11 @@ class KerasForecaster(Forecaster):
         )
 
     def fit(self, cube: Cube) -> KerasForecaster:
-        """Train on every eligible row of the training cube.
+        """Train on the eligible rows of the training cube; calibrate on held-out rows.
+
+        The rows are split by time (:func:`training_blocks`); the final networks are trained on
+        ``blocks_.final_training`` only, and the interval factors and held-out metrics come from
+        ``blocks_.heldout``, rows no final network was trained on (see the module docstring).
 
         Parameters
         ----------
@@ -433,11 +736,9 @@ class KerasForecaster(Forecaster):
         self.builder_ = self._builder().fit(cube)
         rows = self.builder_.training_rows(cube)
         y = rows.y / self.builder_.target_scale_
-        fit_mask, val_mask = chronological_split(rows.origin, share=cfg.validation_share)
-        members = [
-            self._train_member(rows, y, fit_mask, val_mask, self.seed + k)
-            for k in range(cfg.ensemble)
-        ]
+        blocks = training_blocks(rows.origin, cfg)
+        self.blocks_ = blocks
+        members = [self._train_member(rows, y, blocks, self.seed + k) for k in range(cfg.ensemble)]
         # inference runs on fresh copies of the trained networks (no optimizer, no traced training
         # graph): exactly the networks load() rebuilds, so saved and loaded models agree bit for bit
         self.networks_ = []
@@ -449,26 +750,45 @@ class KerasForecaster(Forecaster):
         best_epochs = [m[2] for m in members]
         self.best_epoch_ = best_epochs[0]
         self.history_ = history
+        heldout_mask = blocks.heldout
+        final_mask = blocks.final_training
+        heldout = rows.subset(heldout_mask)
+        mean, raw_lower, raw_upper = self._network_outputs(heldout)
+        self.calibration_ = _NO_CALIBRATION
+        if cfg.intervals and heldout_mask.any():
+            self.calibration_ = fit_calibration(
+                heldout.y, mean, raw_lower, raw_upper, cfg.interval_level
+            )
         metrics: dict[str, Any] = {
             "best_epoch": best_epochs[0] if len(best_epochs) == 1 else best_epochs,
             "epochs_run": len(next(iter(history.values()), [])) or best_epochs[0],
-            "fit_rows": int(fit_mask.sum()),
-            "validation_rows": int(val_mask.sum()),
+            "fit_rows": int(blocks.fit.sum()),
+            "validation_rows": int(blocks.validation.sum()),
+            "calibration_rows": int(blocks.calibration.sum()),
+            "final_training_rows": int(final_mask.sum()),
+            "heldout_rows": int(heldout_mask.sum()),
+            "heldout_mae": float(np.mean(np.abs(mean - heldout.y))) if len(heldout) else None,
+            "heldout_interval_coverage": None,
+            "calibration_interval_coverage": None,
+            "early_stopping_loss": float(np.mean([min(m[1][_monitor(cfg)]) for m in members]))
+            if blocks.validation.any()
+            else None,
         }
-        self.calibration_ = _NO_CALIBRATION
-        if val_mask.any() and cfg.intervals:
-            self.calibration_ = self._calibrate(rows.subset(val_mask))
-        if val_mask.any():
-            mean, lower, upper = self._raw_predict(rows.subset(val_mask))
-            actual = rows.y[val_mask]
-            metrics["validation_mae"] = float(np.mean(np.abs(mean - actual)))
-            metrics["validation_poisson_loss"] = float(
-                np.mean([min(m[1][_monitor(cfg)]) for m in members])
+        if cfg.intervals and len(heldout):
+            lower, upper = apply_calibration(self.calibration_, mean, raw_lower, raw_upper)
+            metrics["calibration_interval_coverage"] = _coverage(heldout.y, lower, upper)
+            metrics["heldout_interval_coverage"] = split_half_coverage(
+                heldout.y, mean, raw_lower, raw_upper, heldout.origin, cfg.interval_level
             )
-            if cfg.intervals:
-                inside = (actual >= lower) & (actual <= upper)
-                metrics["validation_interval_coverage"] = float(inside.mean())
         self.fit_seconds_ = time.perf_counter() - start
+
+        def target_period(mask: np.ndarray, last: bool = False) -> str | None:
+            """First (or last) target period of the rows in ``mask``."""
+            if not mask.any():
+                return None
+            origin = rows.origin[mask].max() if last else rows.origin[mask].min()
+            return str(cube.periods[int(origin) + 1].date())
+
         self.metadata_ = {
             "format": MODEL_FORMAT,
             "model": "geo_crime.forecast.KerasForecaster",
@@ -479,10 +799,10 @@ class KerasForecaster(Forecaster):
                 "n_periods": int(cube.shape[1]),
                 "n_units": int(cube.shape[0]),
                 "rows": int(len(rows)),
-                "first_target_period": str(cube.periods[int(rows.origin.min()) + 1].date()),
-                "validation_from": str(cube.periods[int(rows.origin[val_mask].min()) + 1].date())
-                if val_mask.any()
-                else None,
+                "first_target_period": target_period(np.ones(len(rows), dtype=bool)),
+                "validation_from": target_period(blocks.validation),
+                "calibration_from": target_period(blocks.calibration),
+                "final_training_to": target_period(final_mask, last=True),
             },
             "unit_type": str(cube.meta.get("unit_type", "unknown")),
             "freq": cube.freq,
@@ -493,6 +813,17 @@ class KerasForecaster(Forecaster):
             "seed": self.seed,
             "versions": _versions(),
             "metrics": metrics,
+            "calibration": {
+                "calibrated": bool(cfg.intervals and heldout_mask.any()),
+                "block": blocks.heldout_block,
+                "rows": int(heldout_mask.sum()),
+                "first_target_period": target_period(heldout_mask),
+                "last_target_period": target_period(heldout_mask, last=True),
+                "trained_on": False,
+                "chose_epoch": blocks.heldout_block == "validation",
+                "refit": blocks.refit,
+                "note": blocks.note,
+            },
             "interval_calibration": self.calibration_,
             "fit_seconds": round(self.fit_seconds_, 3),
         }
@@ -502,25 +833,32 @@ class KerasForecaster(Forecaster):
         self,
         rows: FeatureMatrix,
         y: np.ndarray,
-        fit_mask: np.ndarray,
-        val_mask: np.ndarray,
+        blocks: TrainingBlocks,
         seed: int,
     ) -> tuple[list[np.ndarray], dict[str, list[float]], int]:
-        """Train one network; returns its weights, loss history and best epoch."""
+        """Train one network; returns its weights, loss history and best epoch.
+
+        Early stopping trains on ``blocks.fit`` and monitors ``blocks.validation``; with
+        ``blocks.refit`` (or without a validation block) the network is then retrained from the
+        same seed on ``blocks.final_training``. The calibration block is never passed to Keras.
+        """
         cfg = self.config
         keras = _keras()
         seed_everything(seed, deterministic=cfg.deterministic)
         network = build_network(rows.X.shape[1], cfg)
         history: dict[str, list[float]] = {}
         best_epoch = cfg.max_epochs
-        if val_mask.any():
+        if blocks.validation.any():
             stop = keras.callbacks.EarlyStopping(
                 monitor=_monitor(cfg), patience=cfg.patience, restore_best_weights=True, mode="min"
             )
             fitted = network.fit(
-                _inputs(rows, fit_mask),
-                _targets(y[fit_mask], cfg.intervals),
-                validation_data=(_inputs(rows, val_mask), _targets(y[val_mask], cfg.intervals)),
+                _inputs(rows, blocks.fit),
+                _targets(y[blocks.fit], cfg.intervals),
+                validation_data=(
+                    _inputs(rows, blocks.validation),
+                    _targets(y[blocks.validation], cfg.intervals),
+                ),
                 epochs=cfg.max_epochs,
                 batch_size=cfg.batch_size,
                 callbacks=[stop],
@@ -529,12 +867,13 @@ class KerasForecaster(Forecaster):
             )
             history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
             best_epoch = int(np.argmin(history[_monitor(cfg)])) + 1
-        if cfg.refit_full or not val_mask.any():
+        if blocks.refit or not blocks.validation.any():
+            final_mask = blocks.final_training
             seed_everything(seed, deterministic=cfg.deterministic)
             network = build_network(rows.X.shape[1], cfg)
             network.fit(
-                _inputs(rows),
-                _targets(y, cfg.intervals),
+                _inputs(rows, final_mask),
+                _targets(y[final_mask], cfg.intervals),
                 epochs=best_epoch,
                 batch_size=cfg.batch_size,
                 shuffle=True,
@@ -542,40 +881,17 @@ class KerasForecaster(Forecaster):
             )
         return network.get_weights(), history, best_epoch
 
-    def _calibrate(self, rows: FeatureMatrix) -> dict[str, list[float]]:
-        """Split-conformal factors of the interval bounds, per bin of the predicted mean.
-
-        The validation rows are split into up to five bins of the predicted mean (quantile edges,
-        at least 200 rows per bin); in each bin the lower bound is multiplied by the
-        ``(1 - level) / 2`` quantile of ``y / lower``, then the upper bound by the smallest factor
-        for which the interval holds ``level`` of the bin's actuals (finite-sample corrected).
-        Binning (Mondrian conformal) keeps the intervals of busy cells meaningful when most cells
-        are quiet: in a bin where more than ``level`` of the actuals are zero the interval is
-        ``[0, 0]``, which is the honest 80% interval there. The heads give the shape within a
-        bin, the factors the level.
-        """
-        self.calibration_ = _NO_CALIBRATION
-        mean, lower, upper = self._raw_predict(rows)
-        level = self.config.interval_level
-        n_bins = int(np.clip(len(rows) // 200, 1, 5))
-        edges = np.quantile(mean, np.linspace(0, 1, n_bins + 1)[1:-1]).tolist()
-        which = np.searchsorted(edges, mean, side="right")
-        lo_fs, hi_fs = [], []
-        for b in range(n_bins):
-            sel = which == b
-            lo_f, hi_f = _conformal_factors(rows.y[sel], lower[sel], upper[sel], level)
-            lo_fs.append(lo_f)
-            hi_fs.append(hi_f)
-        return {"edges": edges, "lower": lo_fs, "upper": hi_fs}
-
     # --- prediction ------------------------------------------------------------------------
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "networks_"):
             raise ModelError("the Keras forecaster is not fitted: call fit(cube) or load(path)")
 
-    def _raw_predict(self, rows: FeatureMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean, lower and upper in the target's units for feature rows."""
+    def _network_outputs(self, rows: FeatureMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean and uncalibrated bounds (ensemble averages) in the target's units.
+
+        The bounds are NaN without intervals.
+        """
         scale = self.builder_.target_scale_
         if len(rows) == 0:
             empty = np.zeros(0)
@@ -583,15 +899,19 @@ class KerasForecaster(Forecaster):
         inputs = _inputs(rows)
         outs = [net(inputs, training=False) for net in self.networks_]  # eager: no retracing
         mean = np.mean([np.asarray(o["mean"], dtype=float)[:, 0] for o in outs], axis=0) * scale
-        if self.config.intervals:
-            lower = np.mean([np.asarray(o["lower"], dtype=float)[:, 0] for o in outs], axis=0)
-            upper = np.mean([np.asarray(o["upper"], dtype=float)[:, 0] for o in outs], axis=0)
-            cal = getattr(self, "calibration_", _NO_CALIBRATION)
-            which = np.searchsorted(np.asarray(cal["edges"], dtype=float), mean, side="right")
-            lower = lower * scale * np.asarray(cal["lower"])[which]
-            upper = upper * scale * np.asarray(cal["upper"])[which]
-        else:
-            lower = upper = np.full(len(mean), np.nan)
+        if not self.config.intervals:
+            missing = np.full(len(mean), np.nan)
+            return mean, missing, missing
+        lower = np.mean([np.asarray(o["lower"], dtype=float)[:, 0] for o in outs], axis=0) * scale
+        upper = np.mean([np.asarray(o["upper"], dtype=float)[:, 0] for o in outs], axis=0) * scale
+        return mean, lower, upper
+
+    def _raw_predict(self, rows: FeatureMatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, lower and upper (calibrated) in the target's units for feature rows."""
+        mean, lower, upper = self._network_outputs(rows)
+        if self.config.intervals and len(mean):
+            calibration = getattr(self, "calibration_", _NO_CALIBRATION)
+            lower, upper = apply_calibration(calibration, mean, lower, upper)
         return mean, lower, upper
 
     def predict_all(self, cube: Cube) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -76,12 +76,16 @@ def _new_figure(size: tuple[float, float] = (8.0, 7.0)) -> tuple[Figure, Any]:
     return fig, fig.add_subplot()
 
 
+#: Legend placement of the map figures: outside the axes, to the right.
+_LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8}
+
+
 def _save(
     fig: Figure, path: str | os.PathLike, dpi: int, *, description: str | None = None
 ) -> Path:
     metadata = {"Description": description} if description else None
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata)
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata, bbox_inches="tight")
     return Path(path)
 
 
@@ -131,7 +135,8 @@ def _categorical_map(
         for c in order
         if c in present
     ]
-    ax.legend(handles=handles, title=legend_title, loc="lower left", fontsize=8, frameon=True)
+    # legends sit beside the map, never over a part of the city
+    ax.legend(**_LEGEND_BESIDE, handles=handles, title=legend_title, frameon=True)
     return _save(fig, path, dpi)
 
 
@@ -226,7 +231,7 @@ def severity_choropleth(
     legend_title = f"{title or column} ({scheme_name})"
     # the classes go into the PNG's text chunk too, so anyone can check them against the map
     description = f"{legend_title}: " + "; ".join(cls.labels())
-    ax.legend(handles=handles, title=textwrap.fill(legend_title, 48), loc="lower left", fontsize=8)
+    ax.legend(**_LEGEND_BESIDE, handles=handles, title=textwrap.fill(legend_title, 40))
     return _save(fig, path, dpi, description=description)
 
 

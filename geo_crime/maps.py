@@ -27,7 +27,8 @@ Reporting districts        outline only; named "(approximate)" when the layer is
 
 Only one unit layer is visible when the map opens (the severity rate), so the browser draws one
 set of polygons; every layer lives in its own Leaflet pane (``gc-<layer>``), whose SVG holds
-exactly one ``path`` per feature of that layer. The map opens centred on Los Angeles.
+exactly one ``path`` per feature of that layer. The map opens on the units' extent (centred on
+Los Angeles before it fits them).
 
 Privacy and safety
 ------------------
@@ -702,6 +703,7 @@ def build_map(
     location: Sequence[float] = LA_CENTRE,
     zoom_start: int = DEFAULT_ZOOM,
     tiles: str | None = "OpenStreetMap",
+    fit_units: bool = True,
 ) -> folium.Map:
     """Build the interactive map of a run's results.
 
@@ -726,9 +728,11 @@ def build_map(
     precision : int, default 6
         Decimals kept in coordinates.
     location : (lat, lon)
-        Initial centre (Los Angeles).
+        Initial centre (Los Angeles) before the view fits the units.
     zoom_start : int, default 10
-        Initial zoom.
+        Initial zoom before the view fits the units.
+    fit_units : bool, default True
+        Open on the units' extent (a West LA study opens on West LA, not on the whole city).
     tiles : str or None, default "OpenStreetMap"
         Base map of online maps (any folium/xyzservices name, or None); offline maps have none.
 
@@ -773,6 +777,11 @@ def build_map(
     )
     if tiles and not offline:
         folium.TileLayer(tiles, control=False).add_to(m)
+    if fit_units and n_units:
+        west, south, east, north = layers.units.to_crs("EPSG:4326").total_bounds
+        if np.isfinite([west, south, east, north]).all():
+            corners = [[south, west], [north, east]]
+            m.fit_bounds([[round(float(v), precision) for v in c] for c in corners])
     _set_assets(m, offline=offline)
     m.get_root().title = _esc(title)
     m.get_root().header.add_child(Element(_BOX_CSS), name="geo_crime_css")

@@ -384,6 +384,18 @@ def _cube_layers(cube_file: Path, stats: str, permutations: int, seed: int):
     return loaded, tables
 
 
+def _public_cube_tables(loaded, tables, k_anonymity: int, forecast: Path | None):
+    """The publishable tables of a cube (see :mod:`geo_crime.disclosure`) and who is hidden."""
+    from geo_crime.disclosure import cube_disclosure, public_tables
+
+    summary, suppressed = cube_disclosure(loaded, k_anonymity)
+    raw = {"summary": summary, **tables}
+    predictions = _read_forecast(forecast)
+    if predictions is not None:
+        raw["forecast"] = loaded.units[["unit_id", "geometry"]].merge(predictions, on="unit_id")
+    return public_tables(raw, suppressed), suppressed
+
+
 def _read_forecast(path: Path | None):
     import pandas as pd
 
@@ -426,14 +438,16 @@ def map_command(
 
     try:
         loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
+        public, suppressed = _public_cube_tables(loaded, tables, k_anonymity, forecast)
         layers = MapLayers.from_cube(
             loaded,
-            gi=tables.get("gi"),
-            lisa=tables.get("lisa"),
-            emerging=tables.get("emerging"),
-            forecast=_read_forecast(forecast),
+            gi=public.get("gi"),
+            lisa=public.get("lisa"),
+            emerging=public.get("emerging"),
+            forecast=public.get("forecast"),
             divisions=division_units(),
         )
+        layers.units["suppressed"] = suppressed.reindex(layers.units["unit_id"]).to_numpy()
         path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity)
     except GeoCrimeError as exc:
         _fail(exc)
@@ -456,13 +470,13 @@ def export_command(
 ) -> None:
     """GIS layers of a cube (unit totals and statistics), privacy-safe, for QGIS/ArcGIS."""
     from geo_crime.export import export_layers
-    from geo_crime.query import cube_summary
 
     try:
         loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
-        summary = cube_summary(loaded)
+        public, _ = _public_cube_tables(loaded, tables, k_anonymity, None)
+        summary = public["summary"]
         files = export_layers(
-            {"summary": summary, **tables},
+            public,
             output,
             formats=formats,
             k_anonymity=k_anonymity,

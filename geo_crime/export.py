@@ -31,8 +31,10 @@ Exports are public. Two rules are enforced for every layer (:func:`public_table`
    boolean ``suppressed`` column says which. The incident count of each unit comes from the
    table's ``count`` column or from ``counts`` (a mapping ``unit_id -> incidents``). A table
    with measure columns but no way to know its counts is refused. A unit with an unknown count
-   is suppressed. Statistics of a unit's *neighbourhood* (Gi* z-scores, p-values, classes) and
-   model predictions are kept: they are not counts of the unit's own incidents.
+   is suppressed; a ``suppressed`` column already in the table (secondary suppression, see
+   :mod:`geo_crime.disclosure`) is honoured. Which statistics a public layer may carry at all
+   (confidence bins and classes, not z-scores or sums that can be solved for suppressed values)
+   is decided by :func:`geo_crime.disclosure.public_tables` before export.
 """
 
 from __future__ import annotations
@@ -298,6 +300,8 @@ def suppress_small_units(
             )
         return table
     small = ~(n >= k_anonymity)  # NaN (unknown count) is suppressed too
+    if "suppressed" in table.columns:  # secondary suppression decided upstream is kept
+        small |= table["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
     out = table.copy()
     for column in columns:
         series = out[column]

@@ -126,8 +126,18 @@ def _categorical_map(
     dpi: int,
 ) -> Path:
     fig, ax = _new_figure()
+    hidden = (
+        table["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
+        if "suppressed" in table.columns
+        else np.zeros(len(table), dtype=bool)
+    )
+    codes = np.where(hidden, np.nan, pd.to_numeric(pd.Series(codes), errors="coerce"))
     fill = [colours.get(int(c), NO_DATA_COLOUR) if pd.notna(c) else NO_DATA_COLOUR for c in codes]
     table.plot(ax=ax, color=fill, edgecolor="#6f6f6f", linewidth=0.15)
+    if hidden.any():
+        table[hidden].plot(
+            ax=ax, color=SUPPRESSED_COLOUR, edgecolor="#8c8c8c", linewidth=0.15, hatch="///"
+        )
     _map_axes(ax, title, outlines, table.total_bounds)
     present = {int(c) for c in codes if pd.notna(c)}
     handles = [
@@ -135,6 +145,10 @@ def _categorical_map(
         for c in order
         if c in present
     ]
+    if hidden.any():
+        handles.append(
+            Patch(facecolor=SUPPRESSED_COLOUR, edgecolor="#8c8c8c", hatch="///", label="suppressed")
+        )
     # legends sit beside the map, never over a part of the city
     ax.legend(**_LEGEND_BESIDE, handles=handles, title=legend_title, frameon=True)
     return _save(fig, path, dpi)
@@ -338,6 +352,7 @@ def moran_scatterplot(
     *,
     I: float | None = None,  # noqa: E741 - the statistic's name
     title: str | None = None,
+    binned: bool = False,
     dpi: int = _DPI,
 ) -> Path:
     """Moran scatterplot: standardised value against its spatial lag, slope = Moran's I.
@@ -354,6 +369,10 @@ def moran_scatterplot(
         ``sum(y_std * lag_std) / sum(y_std ** 2)`` (equal to I for row-standardised weights).
     title : str, optional
         Figure title (default names I).
+    binned : bool, default False
+        Draw the density of units in hexagonal bins instead of one point per unit: a public
+        figure must not let anyone read off each unit's value and lag (the lag mixes in
+        suppressed neighbours, see :mod:`geo_crime.disclosure`).
     dpi : int, default 150
         Resolution.
 
@@ -387,7 +406,10 @@ def moran_scatterplot(
     if I is None:
         I = moran_slope(x, lag)  # noqa: E741
     fig, ax = _new_figure((8.5, 6.5))
-    if codes is not None:
+    if binned:
+        cells = ax.hexbin(x[ok], lag[ok], gridsize=25, mincnt=1, cmap="Blues", zorder=2)
+        fig.colorbar(cells, ax=ax, label="units per hexagon", shrink=0.6, location="left")
+    elif codes is not None:
         codes = np.asarray(codes)
         for code in (0, 2, 4, 1, 3):
             sel = ok & (codes == code)
@@ -516,6 +538,7 @@ def write_figures(
     scheme: Scheme = "quantiles",
     k: int = 5,
     k_anonymity: int = 3,
+    public: bool = False,
     dpi: int = _DPI,
 ) -> list[Path]:
     """Write every figure the inputs allow into ``folder`` (names in :data:`FIGURE_NAMES`).
@@ -540,6 +563,10 @@ def write_figures(
         Options of :func:`severity_choropleth`.
     severity_label : str, optional
         Title of the choropleth: what the number is, with its unit and scope.
+    public : bool, default False
+        Figures for publication: the Moran scatterplot is binned (see
+        :func:`moran_scatterplot`); pass the public tables of
+        :func:`geo_crime.disclosure.public_tables` so suppressed units are drawn grey.
     dpi : int, default 150
         Resolution.
 
@@ -569,7 +596,9 @@ def write_figures(
         written.append(hotspot_map(gi, folder / FIGURE_NAMES["gi"], outlines=outlines, dpi=dpi))
     scatter = moran if moran is not None else lisa
     if scatter is not None:
-        written.append(moran_scatterplot(scatter, folder / FIGURE_NAMES["moran"], dpi=dpi))
+        written.append(
+            moran_scatterplot(scatter, folder / FIGURE_NAMES["moran"], binned=public, dpi=dpi)
+        )
     if lisa is not None:
         written.append(
             lisa_cluster_map(lisa, folder / FIGURE_NAMES["lisa"], outlines=outlines, dpi=dpi)

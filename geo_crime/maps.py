@@ -491,6 +491,8 @@ def _prepare_units(
         _column(units, "severity") if "severity" in units.columns else np.full(len(ids), np.nan)
     )
     suppressed = ~(count >= k_anonymity)
+    if "suppressed" in units.columns:  # secondary suppression decided upstream
+        suppressed |= units["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
 
     if layers.measure in units.columns:
         measure = _column(units, layers.measure)
@@ -810,11 +812,15 @@ def build_map(
         show: bool,
         period: str | None = None,
     ) -> folium.GeoJson:
+        # a suppressed unit shows no class of any layer: its class could be solved for its value
+        hidden = len(palette)
+        palette = [*palette, SUPPRESSED_COLOUR]
         features = []
         for i, feature in enumerate(prepared.features):
             props = dict(prepared.base[i])
-            props["v"] = _esc(labels[i])
-            props["c"] = int(classes[i])
+            small = bool(prepared.suppressed[i])
+            props["v"] = "suppressed" if small else _esc(labels[i])
+            props["c"] = hidden if small else int(classes[i])
             if period is not None:
                 props["p"] = period
             features.append({**feature, "properties": props})
@@ -865,29 +871,28 @@ def build_map(
         (layer.get_name(), _section(label, items, f"Classes: {scheme_name}. {small_note}"))
     )
 
+    suppressed_items = (
+        [_swatch(SUPPRESSED_COLOUR, f"Suppressed (&lt; {k_anonymity} incidents)")]
+        if prepared.suppressed.any()
+        else []
+    )
+
     # Gi* --------------------------------------------------------------------------------------
     if layers.gi is not None:
+        # the confidence bin only: exact z-scores of the published units would let a
+        # least-squares solve recover suppressed values (see geo_crime.disclosure)
         bins = _aligned(layers.gi, prepared.ids, "gi_bin", "Gi*")
-        z = (
-            _aligned(layers.gi, prepared.ids, "gi_z", "Gi*")
-            if "gi_z" in layers.gi.columns
-            else np.full(len(bins), np.nan)
-        )
         order = [3, 2, 1, 0, -1, -2, -3]
         palette = [GI_COLOURS[b] for b in order] + [NO_DATA_COLOUR]
         codes = np.array(
             [order.index(int(b)) if pd.notna(b) and int(b) in order else len(order) for b in bins]
         )
-        labels = [
-            f"{GI_BIN_LABELS[order[c]]} (z = {float(z[i]):.2f})"
-            if c < len(order) and pd.notna(z[i])
-            else (GI_BIN_LABELS[order[c]] if c < len(order) else "no data")
-            for i, c in enumerate(codes)
-        ]
+        labels = [GI_BIN_LABELS[order[c]] if c < len(order) else "no data" for c in codes]
         layer = unit_layer(
             "gi", "Gi* hot and cold spots", labels, codes, palette, "Gi* bin", show=False
         )
         items = [_swatch(GI_COLOURS[b], _esc(GI_BIN_LABELS[b])) for b in order]
+        items += suppressed_items
         legend_sections.append((layer.get_name(), _section("Getis-Ord Gi* hot spots", items)))
 
     # LISA -------------------------------------------------------------------------------------
@@ -905,7 +910,7 @@ def build_map(
         layer = unit_layer(
             "lisa", "LISA clusters", labels, codes, palette, "LISA cluster", show=False
         )
-        items = [_swatch(LISA_COLOURS[c], LISA_LABELS[c]) for c in order]
+        items = [_swatch(LISA_COLOURS[c], LISA_LABELS[c]) for c in order] + suppressed_items
         legend_sections.append((layer.get_name(), _section("Local Moran's I (LISA)", items)))
 
     # emerging hot spots -------------------------------------------------------------------
@@ -922,6 +927,7 @@ def build_map(
         )
         present = sorted({order[c] for c in codes if c < len(order)})
         items = [_swatch(CATEGORY_COLOURS[c], CATEGORIES[c]) for c in present]
+        items += suppressed_items
         legend_sections.append((layer.get_name(), _section("Emerging hot spots", items)))
 
     # forecast ---------------------------------------------------------------------------------
@@ -930,6 +936,7 @@ def build_map(
             pd.Series(_aligned(layers.forecast, prepared.ids, "prediction", "forecast")),
             errors="coerce",
         ).to_numpy(dtype=float)
+        pred = np.where(prepared.suppressed, np.nan, pred)
         fcls = classify_values(pred, scheme=scheme, k=k)
         colours = sequential_colours(fcls.k, "Purples")
         palette = [*colours, NO_DATA_COLOUR]
@@ -949,6 +956,7 @@ def build_map(
         items = [_swatch(c, _esc(lbl)) for c, lbl in zip(colours, fcls.labels(), strict=True)]
         if (codes == fcls.k).any():
             items.append(_swatch(NO_DATA_COLOUR, "No data"))
+        items += suppressed_items
         legend_sections.append(
             (layer.get_name(), _section(f"Forecast ({fperiod})", items, "Predicted value."))
         )

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from geo_crime.errors import ConfigError
+from geo_crime.errors import ConfigError, DataError
 
 ANALYSIS_NOTE = """\
 Files in this folder are for analysis, not for publication: incidents.parquet holds victim-level
@@ -359,6 +359,7 @@ class _StudyResult:
 def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _StudyResult:
     """Units, cube, statistics (and forecasts, maps, exports) for one study."""
     from geo_crime.cube import build_cube
+    from geo_crime.disclosure import cube_disclosure
     from geo_crime.stats import run_statistic, write_table
     from geo_crime.units import assign_units, covered_divisions, footprint_note, make_units
 
@@ -417,7 +418,10 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
             )
             cube.meta["assignment"] = assignment.to_dict()
             written.append(cube.save(study_folder / f"cube_{label}.parquet"))
+        # who is suppressed in public outputs: decided once, used by every public artefact
+        summary_table, suppressed = cube_disclosure(cube, settings.k_anonymity)
         unit_summary: dict = {
+            "suppressed_units": int(suppressed.sum()),
             "footprint_note": footprint,
             "units": int(len(units)),
             "periods": int(len(cube.periods)),
@@ -434,14 +438,18 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
             for stat in study.statistics:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    outcome = run_statistic(
-                        cube,
-                        stat,
-                        measure=study.measure,
-                        permutations=settings.permutations,
-                        seed=settings.seed,
-                        weights=weights,
-                    )
+                    try:
+                        outcome = run_statistic(
+                            cube,
+                            stat,
+                            measure=study.measure,
+                            permutations=settings.permutations,
+                            seed=settings.seed,
+                            weights=weights,
+                        )
+                    except DataError as exc:  # too little complete data: say so, go on
+                        unit_summary["statistics"][stat] = {"not_computed": str(exc)}
+                        continue
                 tables[stat] = outcome
                 stat_summary = dict(outcome.summary)
                 stat_summary["warnings"] = [str(w.message) for w in caught]
@@ -450,16 +458,34 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
                 write_table(outcome.table, path)
                 written.append(path)
         forecast_table = None
+        lines_forecast: list[str] = []
         if study.forecast:
             with stage(f"{study.name}: forecast {spec}"):
-                forecast_table, backtest, files = _forecast(
-                    cube, label, public_folder, settings, chosen["occurred_at"].max()
-                )
-                written.extend(files)
-                unit_summary["forecast"] = backtest
-                lines_forecast = _forecast_markdown(
-                    spec, cube, units, forecast_table, backtest, label
-                )
+                try:
+                    result_forecast = _forecast(
+                        cube,
+                        label,
+                        public_folder,
+                        study_folder,
+                        settings,
+                        chosen["occurred_at"].max(),
+                        suppressed,
+                    )
+                except DataError as exc:
+                    unit_summary["forecast"] = {"not_computed": str(exc)}
+                    lines_forecast = [
+                        f"#### Forecast and recommendations (`{spec}`)",
+                        "",
+                        f"No forecast: {exc}.",
+                        "",
+                    ]
+                else:
+                    forecast_table, backtest, files = result_forecast
+                    written.extend(files)
+                    unit_summary["forecast"] = backtest
+                    lines_forecast = _forecast_markdown(
+                        spec, cube, units, forecast_table, backtest, label
+                    )
         with stage(f"{study.name}: maps, exports, figures {spec}"):
             public = _publish(
                 spec,
@@ -472,15 +498,18 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
                 public_folder,
                 settings,
                 forecast=forecast_table,
+                summary_table=summary_table,
+                suppressed=suppressed,
             )
             written.extend(public)
             unit_summary["public_files"] = [str(p) for p in public]
         summary["units"][spec] = unit_summary
         lines.extend(
-            _statistics_markdown(spec, cube, units, unit_summary, tables, settings.k_anonymity)
+            _statistics_markdown(
+                spec, cube, units, unit_summary, tables, settings.k_anonymity, suppressed
+            )
         )
-        if forecast_table is not None:
-            lines.extend(lines_forecast)
+        lines.extend(lines_forecast)
         figures = [Path(p) for p in unit_summary.get("public_files", []) if str(p).endswith(".png")]
         if figures:
             lines.append(f"Figures (`{spec}`):")
@@ -492,10 +521,15 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
     return _StudyResult(summary, "\n".join(lines), written)
 
 
-def _forecast(cube, label, folder, settings, data_end):
-    """Backtest (fast configuration) and a dated next-period forecast for one cube."""
+def _forecast(cube, label, folder, analysis_folder, settings, data_end, suppressed):
+    """Backtest (fast configuration) and a dated next-period forecast for one cube.
+
+    The full forecast table goes to ``analysis_folder``; the public one (in ``folder``) has no
+    prediction for suppressed units. The returned table is the public one.
+    """
     import dataclasses
 
+    from geo_crime.disclosure import public_tables
     from geo_crime.forecast import FAST_CONFIG, evaluate, predict_next, train, write_forecast_report
 
     config = dataclasses.replace(FAST_CONFIG, target="severity")
@@ -509,12 +543,17 @@ def _forecast(cube, label, folder, settings, data_end):
     table = predict_next(model, recent)
     table.insert(2, "last_complete_period", str(origin.period.date()))
     table.insert(3, "data_end", str(pd.Timestamp(data_end).date()))
-    path = folder / f"forecast_{label}" / "next_period_forecast.csv"
     from geo_crime.io_utils import atomic_path
 
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    files.append(path)
+    public = public_tables({"forecast": table}, suppressed)["forecast"]
+    for frame, path in (
+        (table, analysis_folder / f"next_period_forecast_{label}.csv"),
+        (public, folder / f"forecast_{label}" / "next_period_forecast.csv"),
+    ):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+        files.append(path)
+    table = public
     metrics = result.metrics
     summary = {
         "origins": [str(o.date()) for o in result.origins],
@@ -736,10 +775,12 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
         lines.append(f"| {rank} | {row.unit_id} | {division} | {row.prediction:.0f} | {interval} |")
     lines.append("")
     n_forecast = int(ranked["prediction"].notna().sum())
+    hidden = int(ranked["suppressed"].sum()) if "suppressed" in ranked else 0
     if n_forecast < len(ranked):
         lines.append(
-            f"{n_forecast:,} of the {len(ranked):,} units have a forecast; the other "
-            f"{len(ranked) - n_forecast:,} lie in divisions whose recent {word}s are not "
+            f"{n_forecast:,} of the {len(ranked):,} units have a published forecast; "
+            f"{hidden:,} are suppressed (fewer than the threshold of incidents), and the other "
+            f"{len(ranked) - n_forecast - hidden:,} lie in divisions whose recent {word}s are not "
             "completely recorded, so no model can be trusted there."
         )
         lines.append("")
@@ -773,18 +814,42 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
 
 
 def _publish(
-    spec, label, cube, units, tables, outlines, rd_outlines, folder, settings, *, forecast
+    spec,
+    label,
+    cube,
+    units,
+    tables,
+    outlines,
+    rd_outlines,
+    folder,
+    settings,
+    *,
+    forecast,
+    summary_table,
+    suppressed,
 ) -> list[Path]:
-    """The public outputs of one unit type: map, GIS layers, figures (aggregates only)."""
+    """The public outputs of one unit type: map, GIS layers, figures (aggregates only).
+
+    Every table passes :func:`geo_crime.disclosure.public_tables` first: suppressed units are
+    blank everywhere, and statistics are published as classes, not as solvable numbers.
+    """
+    from geo_crime.disclosure import public_tables
     from geo_crime.export import export_layers
     from geo_crime.figures import write_figures
     from geo_crime.maps import MapLayers, write_map
-    from geo_crime.query import cube_summary
     from geo_crime.rates import severity_rate
 
     # one rate for the map, its tooltips, the figure, the GIS layers and the report
     rate = severity_rate(cube, units)
-    summary_table = cube_summary(cube)
+    raw = {"summary": summary_table}
+    for stat in ("gi", "lisa", "emerging"):
+        if stat in tables:
+            raw[stat] = tables[stat].table
+    if forecast is not None:
+        raw["forecast"] = units[["unit_id", "geometry"]].merge(
+            forecast.drop(columns=["suppressed"], errors="ignore"), on="unit_id"
+        )
+    public = public_tables(raw, suppressed)
     forecast_label = ""
     if forecast is not None and len(forecast):
         forecast_label = (
@@ -793,15 +858,16 @@ def _publish(
         )
     layers = MapLayers.from_cube(
         cube,
-        gi=tables["gi"].table if "gi" in tables else None,
-        lisa=tables["lisa"].table if "lisa" in tables else None,
-        emerging=tables["emerging"].table if "emerging" in tables else None,
-        forecast=forecast,
+        gi=public.get("gi"),
+        lisa=public.get("lisa"),
+        emerging=public.get("emerging"),
+        forecast=public.get("forecast"),
         divisions=outlines,
         rds=rd_outlines,
         forecast_period=forecast_label,
     )
     layers.units["severity_rate"] = rate.values
+    layers.units["suppressed"] = suppressed.reindex(layers.units["unit_id"].astype(str)).to_numpy()
     layers.measure_label = rate.label
     files = [
         write_map(
@@ -812,37 +878,32 @@ def _publish(
             scheme=RATE_SCHEME,
         )
     ]
-    export = {f"{label}_summary": summary_table}
-    for stat in ("gi", "lisa", "emerging"):
-        if stat in tables:
-            export[f"{label}_{stat}"] = tables[stat].table
-    if forecast is not None:
-        export[f"{label}_forecast"] = units[["unit_id", "geometry"]].merge(forecast, on="unit_id")
-    counts = summary_table.set_index("unit_id")["count"]
+    export = {f"{label}_{kind}": table for kind, table in public.items()}
     files += export_layers(
         export,
         folder / "gis",
         k_anonymity=settings.k_anonymity,
-        counts=counts,
+        counts=summary_table.set_index("unit_id")["count"],
         gpkg_name=f"geo_crime_{label}.gpkg",
     )
     moran = tables["moran"].result if "moran" in tables else None
     files += write_figures(
         folder / f"figures_{label}",
-        units=summary_table,
-        gi=tables["gi"].table if "gi" in tables else None,
-        lisa=tables["lisa"].table if "lisa" in tables else None,
+        units=public["summary"],
+        gi=public.get("gi"),
+        lisa=public.get("lisa"),
         moran=moran,
         outlines=outlines,
         severity_column="severity_rate",
         severity_label=rate.label,
         scheme=RATE_SCHEME,
         k_anonymity=settings.k_anonymity,
+        public=True,
     )
     return files
 
 
-def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3) -> list[str]:
+def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3, suppressed=None) -> list[str]:
     """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`)."""
     from geo_crime.rates import severity_rate
 
@@ -865,9 +926,15 @@ def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3) -> list[str]
     # no rate where nobody lives; no unit below the suppression threshold; a ranking "per 1,000
     # residents" of places where a handful of people live would rank car parks and malls
     few = int((np.isfinite(table["smoothed"]) & (table["residents"] < RANKING_MIN_RESIDENTS)).sum())
+    shown = (
+        ~suppressed.reindex(units["unit_id"].astype(str)).fillna(True).to_numpy(bool)
+        if suppressed is not None
+        else np.ones(len(units), dtype=bool)
+    )
     table = table[
         np.isfinite(table["smoothed"])
         & (table["incidents"] >= k_anonymity)
+        & shown
         & (table["residents"] >= RANKING_MIN_RESIDENTS)
     ]
     top = table.sort_values("smoothed", ascending=False).head(k)
@@ -878,8 +945,9 @@ def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3) -> list[str]
         "its residents, then Empirical Bayes smoothed so that units with few residents do not "
         f"top the list by chance. {undefined:,} of {len(units):,} units have no residents (or "
         f"no complete period) and no rate; {few:,} units with fewer than "
-        f"{RANKING_MIN_RESIDENTS} residents and units with fewer than {k_anonymity} incidents "
-        "are left out of this ranking (they keep their rate on the map). This is the rate the "
+        f"{RANKING_MIN_RESIDENTS} residents (they keep their rate on the map) and suppressed "
+        f"units (fewer than {k_anonymity} incidents) are left out of this ranking. This is the "
+        "rate the "
         "maps, figures and GIS "
         "layers show. Residents are not the people exposed: places with many visitors and few "
         "residents (the airport, downtown, parks) rank high on any residential rate.",
@@ -896,7 +964,9 @@ def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3) -> list[str]
     return lines
 
 
-def _statistics_markdown(spec, cube, units, unit_summary, tables, k_anonymity) -> list[str]:
+def _statistics_markdown(
+    spec, cube, units, unit_summary, tables, k_anonymity, suppressed=None
+) -> list[str]:
     """Report lines for one unit type of a study."""
     lines = [f"### Units `{spec}`", ""]
     approx = (
@@ -917,7 +987,11 @@ def _statistics_markdown(spec, cube, units, unit_summary, tables, k_anonymity) -
     if unit_summary.get("footprint_note"):
         lines.append(f"**Caution:** {unit_summary['footprint_note']}.")
         lines.append("")
-    stats = unit_summary["statistics"]
+    stats = {k: v for k, v in unit_summary["statistics"].items() if "not_computed" not in v}
+    names = {"moran": "Moran's I", "lisa": "LISA", "gi": "Gi*", "emerging": "Emerging hot spots"}
+    for stat, value in unit_summary["statistics"].items():
+        if "not_computed" in value:
+            lines.append(f"- {names.get(stat, stat)}: not computed ({value['not_computed']}).")
     if "moran" in stats:
         m = stats["moran"]
         lines.append(
@@ -952,16 +1026,21 @@ def _statistics_markdown(spec, cube, units, unit_summary, tables, k_anonymity) -
         for w in e.get("warnings", []):
             lines.append(f"  - Caution: {w}.")
     lines.append("")
-    lines.extend(_top_rate_lines(cube, units, k_anonymity=k_anonymity))
+    lines.extend(_top_rate_lines(cube, units, k_anonymity=k_anonymity, suppressed=suppressed))
     if "gi" in tables:
         gi = tables["gi"].table
+        if suppressed is not None:
+            gi = gi[~suppressed.reindex(gi["unit_id"].astype(str)).fillna(True).to_numpy(bool)]
         top = gi.sort_values("gi_z", ascending=False).head(10)
-        lines.append("Top units by Gi* z-score:")
+        lines.append(
+            "Top units by Gi* z-score (suppressed units left out; z to one decimal, as "
+            "exact z-scores of many units could be solved for suppressed values):"
+        )
         lines.append("")
         lines.append("| unit | Gi* z | class |")
         lines.append("| --- | --- | --- |")
         for row in top.itertuples():
-            lines.append(f"| {row.unit_id} | {row.gi_z:.2f} | {row.gi_label} |")
+            lines.append(f"| {row.unit_id} | {row.gi_z:.1f} | {row.gi_label} |")
         lines.append("")
     return lines
 

@@ -7,8 +7,10 @@ outputs are written to a temporary file and renamed into place only when complet
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +60,25 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(1)
 
 
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn every error a user can cause into one ``error:`` line and exit status 1.
+
+    :class:`GeoCrimeError` carries its own message; an ``OSError`` (disk full, read-only
+    folder, a folder where a file was expected) is described with its path.
+    """
+    from geo_crime.io_utils import describe_os_error
+
+    try:
+        yield
+    except GeoCrimeError as exc:
+        _fail(exc)
+    except OSError as exc:
+        if _state["debug"]:
+            raise
+        _fail(GeoCrimeError(describe_os_error(exc)))
+
+
 def _progress_reader():
     """A rich progress display and a callback ticking per file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -99,12 +120,19 @@ def ingest(
     cache: Annotated[bool, typer.Option(help="Use the content-keyed Parquet cache.")] = True,
 ) -> None:
     """Read LAPD exports into one cleaned, typed, scored incidents Parquet file."""
+    from geo_crime.errors import ConfigError
     from geo_crime.ingest import expand_inputs, load_incidents
-    from geo_crime.io_utils import atomic_path
+    from geo_crime.io_utils import atomic_path, check_output_path
 
-    try:
+    with _user_errors():
+        if negative_age not in ("null", "abs"):
+            raise ConfigError(f"--negative-age must be 'null' or 'abs', got {negative_age!r}")
         column_map = _read_mapping(mapping) if mapping else None
         files = expand_inputs(inputs)
+        sources = [*files, *([mapping] if mapping else [])]
+        check_output_path(output, inputs=sources)
+        if report:
+            check_output_path(report, inputs=sources)
         with _progress_reader() as progress:
             task = progress.add_task("reading", total=len(files), name="")
 
@@ -123,10 +151,6 @@ def ingest(
             frame.to_parquet(tmp, index=False)
         if report:
             cleaning.write_json(report)
-    except GeoCrimeError as exc:
-        _fail(exc)
-    except ValueError as exc:
-        _fail(exc)
     Console().print(cleaning.rich_table())
     typer.echo(f"wrote {len(frame):,} incidents to {output}")
 
@@ -165,16 +189,16 @@ def coverage(
     """Flag (source, area, period) cells recorded too thinly to trust (e.g. the 2024 change)."""
     from geo_crime.coverage import check_coverage
     from geo_crime.ingest import read_incidents_parquet
-    from geo_crime.io_utils import atomic_path
+    from geo_crime.io_utils import atomic_path, check_output_path
 
-    try:
+    with _user_errors():
+        if output:
+            check_output_path(output, inputs=[incidents])
         frame = read_incidents_parquet(incidents)
         result = check_coverage(frame, threshold=threshold, freq=freq, by=by)
         if output:
             with atomic_path(output) as tmp:
                 result.table.to_csv(tmp, index=False)
-    except GeoCrimeError as exc:
-        _fail(exc)
     for span in result.spans.itertuples():
         typer.echo(
             f"source {span.source}: {span.rows:,} rows, {span.first_day:%Y-%m-%d} to "
@@ -213,9 +237,11 @@ def cube(
     from geo_crime.coverage import check_coverage
     from geo_crime.cube import build_cube
     from geo_crime.ingest import read_incidents_parquet
+    from geo_crime.io_utils import check_output_path
     from geo_crime.units import assign_units, make_units
 
-    try:
+    with _user_errors():
+        check_output_path(output, inputs=[incidents])
         frame = read_incidents_parquet(incidents)
         units = make_units(unit, frame, study_area=study_area)
         unit_ids, assignment = assign_units(frame, units)
@@ -223,8 +249,6 @@ def cube(
         result = build_cube(frame, units, unit_ids, freq=freq, coverage=coverage)
         result.meta["assignment"] = assignment.to_dict()
         result.save(output)
-    except GeoCrimeError as exc:
-        _fail(exc)
     share = result.period_complete_share()
     typer.echo(
         f"cube {result.shape[0]:,} units x {result.shape[1]:,} periods ({freq}); "
@@ -253,9 +277,11 @@ def hotspots(
 ) -> None:
     """Moran's I, LISA, Getis-Ord Gi* or emerging hot spots on a cube, as a table per unit."""
     from geo_crime.cube import Cube
+    from geo_crime.io_utils import check_output_path
     from geo_crime.stats import run_statistic, write_table
 
-    try:
+    with _user_errors():
+        check_output_path(output, inputs=[cube_file])
         loaded = Cube.load(cube_file)
         result = run_statistic(
             loaded,
@@ -267,8 +293,6 @@ def hotspots(
             time_window=time_window,
         )
         write_table(result.table, output)
-    except GeoCrimeError as exc:
-        _fail(exc)
     summary = {k: v for k, v in result.summary.items() if k != "weights"}
     typer.echo(f"{stat}: {json.dumps(summary, default=str)}")
     typer.echo(f"wrote {len(result.table):,} units to {output}")
@@ -291,8 +315,10 @@ def train(
     from geo_crime.cube import Cube
     from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
     from geo_crime.forecast import train as train_model
+    from geo_crime.io_utils import check_output_path
 
-    try:
+    with _user_errors():
+        check_output_path(output, inputs=[cube_file], folder=True)
         loaded = Cube.load(cube_file)
         config = dataclasses.replace(FAST_CONFIG if fast else DEFAULT_CONFIG, target=target)
         if tune_trials:
@@ -302,8 +328,6 @@ def train(
         else:
             model = train_model(loaded, config=config, seed=seed)
         path = model.save(output)
-    except GeoCrimeError as exc:
-        _fail(exc)
     typer.echo(f"saved model to {path}")
 
 
@@ -325,8 +349,10 @@ def evaluate(
     from geo_crime.cube import Cube
     from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG, write_forecast_report
     from geo_crime.forecast import evaluate as backtest
+    from geo_crime.io_utils import check_output_path
 
-    try:
+    with _user_errors():
+        check_output_path(output, inputs=[cube_file], folder=True)
         loaded = Cube.load(cube_file)
         chosen = [m.strip() for m in models.split(",")] if models else None
         result = backtest(
@@ -339,8 +365,6 @@ def evaluate(
             name=cube_file.stem,
         )
         files = write_forecast_report(result, output)
-    except GeoCrimeError as exc:
-        _fail(exc)
     columns = [c for c in ("n", "mae", "rmse", "pai_5", "pei_5") if c in result.metrics.columns]
     typer.echo(result.metrics[columns].round(3).to_string())
     for path in files:
@@ -356,15 +380,14 @@ def predict(
     """Forecast each unit's next period (with 80% intervals when the model has them)."""
     from geo_crime.cube import Cube
     from geo_crime.forecast import load_model, predict_next
-    from geo_crime.io_utils import atomic_path
+    from geo_crime.io_utils import atomic_path, check_output_path
 
-    try:
+    with _user_errors():
+        check_output_path(output, inputs=[cube_file, model])
         loaded = Cube.load(cube_file)
         table = predict_next(load_model(model), loaded)
         with atomic_path(output) as tmp:
             table.to_csv(tmp, index=False)
-    except GeoCrimeError as exc:
-        _fail(exc)
     typer.echo(f"wrote {len(table):,} unit forecasts for {table['period'].iloc[0]} to {output}")
 
 
@@ -433,10 +456,12 @@ def map_command(
     seed: SeedOption = 0,
 ) -> None:
     """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers."""
+    from geo_crime.io_utils import check_output_path
     from geo_crime.maps import MapLayers, write_map
     from geo_crime.units import division_units
 
-    try:
+    with _user_errors():
+        check_output_path(output, inputs=[cube_file, *([forecast] if forecast else [])])
         loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
         public, suppressed = _public_cube_tables(loaded, tables, k_anonymity, forecast)
         layers = MapLayers.from_cube(
@@ -449,8 +474,6 @@ def map_command(
         )
         layers.units["suppressed"] = suppressed.reindex(layers.units["unit_id"]).to_numpy()
         path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity)
-    except GeoCrimeError as exc:
-        _fail(exc)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -470,8 +493,10 @@ def export_command(
 ) -> None:
     """GIS layers of a cube (unit totals and statistics), privacy-safe, for QGIS/ArcGIS."""
     from geo_crime.export import export_layers
+    from geo_crime.io_utils import check_output_path
 
-    try:
+    with _user_errors():
+        check_output_path(output, inputs=[cube_file], folder=True)
         loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
         public, _ = _public_cube_tables(loaded, tables, k_anonymity, None)
         summary = public["summary"]
@@ -482,8 +507,6 @@ def export_command(
             k_anonymity=k_anonymity,
             counts=summary.set_index("unit_id")["count"],
         )
-    except GeoCrimeError as exc:
-        _fail(exc)
     for path in files:
         typer.echo(f"wrote {path}")
 
@@ -498,18 +521,25 @@ def run(
         Path | None, typer.Option("--config", help="TOML file with run settings.")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name (outputs/<name>/).")] = None,
-    outputs: Annotated[Path, typer.Option("--outputs", help="Outputs folder.")] = Path("outputs"),
+    outputs: Annotated[
+        Path | None, typer.Option("--outputs", help="Outputs folder (default: outputs/).")
+    ] = None,
+    cache: Annotated[
+        bool, typer.Option(help="Use the content-keyed cache of cleaned incidents.")
+    ] = True,
 ) -> None:
     """Run the whole pipeline on the default (or given) data into outputs/<run-name>/."""
     from geo_crime.pipeline import RunSettings, run_pipeline
 
-    try:
+    with _user_errors():
         settings = RunSettings.from_sources(
-            config_file=config, inputs=inputs, name=name, outputs=outputs
+            config_file=config,
+            inputs=inputs,
+            name=name,
+            outputs=outputs,
+            cache=None if cache else False,
         )
         result = run_pipeline(settings, console=console)
-    except GeoCrimeError as exc:
-        _fail(exc)
     typer.echo(f"run '{settings.name}' wrote {len(result.files)} files to {result.folder}:")
     for path in result.files:
         typer.echo(f"  {path}")
@@ -547,7 +577,7 @@ def fetch(
     logger = logging.getLogger("geo_crime.fetch")
     logger.addHandler(RichHandler(console=console, show_path=False))
     logger.setLevel(logging.WARNING)
-    try:
+    with _user_errors():
         if boundaries:
             from geo_crime.units import fetch_boundary, load_manifest
 
@@ -555,6 +585,10 @@ def fetch(
                 path = fetch_boundary(name, cache_dir=boundaries_dir)
                 typer.echo(f"{name}: {path}")
             return
+        if out is not None:
+            from geo_crime.io_utils import check_output_path
+
+            check_output_path(out)
         result = fetch_mod.fetch_incidents(
             out,
             base_url=base_url or fetch_mod.DEFAULT_URL,
@@ -562,8 +596,6 @@ def fetch(
             where=where,
             resume=resume,
         )
-    except GeoCrimeError as exc:
-        _fail(exc)
     typer.echo(
         f"{result.rows:,} rows -> {result.path} (sha256 {result.sha256}, "
         f"{result.pages_reused} pages resumed, {result.retries} retries)"

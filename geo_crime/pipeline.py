@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 import tomllib
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ import pandas as pd
 from rich.console import Console
 
 from geo_crime.errors import ConfigError, DataError
+from geo_crime.report import md_code, md_text
 
 ANALYSIS_NOTE = """\
 Files in this folder are for analysis, not for publication: incidents.parquet holds victim-level
@@ -118,6 +120,8 @@ class RunSettings:
         Units with fewer incidents have their counts suppressed in public exports.
     offline_map
         Inline Leaflet and all assets into the HTML maps.
+    cache
+        Reuse the content-keyed cache of cleaned incidents (``--no-cache`` turns it off).
     studies
         The studies (default: :func:`default_studies`).
     """
@@ -131,6 +135,7 @@ class RunSettings:
     seed: int = 0
     k_anonymity: int = 3
     offline_map: bool = True
+    cache: bool = True
     studies: list[StudySettings] = field(default_factory=default_studies)
 
     @classmethod
@@ -161,37 +166,152 @@ class RunSettings:
                 raise ConfigError(f"{config_file}: no such config file") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
-            section = dict(data.get("run", {}))
-            known = {f.name for f in fields(cls)} - {"studies"}
-            unknown = sorted(set(section) - known)
-            if unknown:
+            unexpected = sorted(set(data) - {"run", "study"})
+            if unexpected:
                 raise ConfigError(
-                    f"{config_file}: unknown setting(s) {unknown} in [run]; known: {sorted(known)}"
+                    f"{config_file}: unknown table(s) {unexpected}; use [run] and [[study]]"
                 )
-            values.update(section)
+            section = data.get("run", {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"{config_file}: [run] must be a table")
+            values.update(_checked(section, RUN_SCHEMA, f"{config_file}: [run]"))
             if "study" in data:
-                study_fields = {f.name for f in fields(StudySettings)}
+                entries = data["study"]
+                if not isinstance(entries, list):
+                    raise ConfigError(f"{config_file}: use [[study]] tables for studies")
                 studies = []
-                for entry in data["study"]:
-                    bad = sorted(set(entry) - study_fields)
-                    if bad or "name" not in entry:
-                        raise ConfigError(
-                            f"{config_file}: a [[study]] needs a name and knows only "
-                            f"{sorted(study_fields)} (got {sorted(entry)})"
-                        )
-                    studies.append(StudySettings(**entry))
+                for number, entry in enumerate(entries, start=1):
+                    where = f"{config_file}: [[study]] {number}"
+                    if "name" not in entry:
+                        raise ConfigError(f"{where} needs a name")
+                    studies.append(StudySettings(**_checked(entry, STUDY_SCHEMA, where)))
                 values["studies"] = studies
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(_checked(given, RUN_SCHEMA, "command line"))
         settings = cls(**values)
         settings.outputs = Path(settings.outputs)
         if not settings.name:
             settings.name = dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
-        if settings.negative_age not in {"null", "abs"}:
-            raise ConfigError("negative_age must be 'null' or 'abs'")
+        _check_name(settings.name, "run name")
         names = [s.name for s in settings.studies]
         if len(set(names)) != len(names):
             raise ConfigError(f"study names must be unique: {names}")
         return settings
+
+
+def unit_label(spec: str) -> str:
+    """A file-name label for a unit specification: ``h3:8`` -> ``h38``, a polygon file -> its
+    stem; only letters, digits, ``_`` and ``-`` (a label never names a path)."""
+    kind = spec.partition(":")[0].lower()
+    text = (
+        spec.replace(":", "")
+        if kind in ("h3", "rd", "rds", "division", "divisions")
+        else Path(spec).stem
+    )
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)[:64] or "units"
+
+
+def _check_name(name: str, what: str) -> str:
+    """A name used as a folder: letters, digits, ``_`` and ``-`` only (no path, no dots)."""
+    if not SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{what} {name!r} may only use letters, digits, '_' and '-' (it names a folder)"
+        )
+    return name
+
+
+#: What a run or study name may be: it becomes a folder under the outputs folder.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_iso_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value == "":
+        return True
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_unit_spec(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    kind, _, arg = value.partition(":")
+    if kind == "h3":
+        return arg == "" or (arg.isdigit() and 5 <= int(arg) <= 10)
+    return value in ("rd", "division") or Path(value).expanduser().is_file()
+
+
+_MEASURES = ("severity", "count", "harm", "rate")
+
+#: (test, expected type in words) of every setting; the words go into the error message.
+RUN_SCHEMA: dict[str, tuple] = {
+    "name": (lambda v: isinstance(v, str), "a name of letters, digits, '_' and '-'"),
+    "inputs": (
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "a list of file, folder or glob strings",
+    ),
+    "outputs": (lambda v: isinstance(v, str | Path), "a folder path string"),
+    "negative_age": (lambda v: v in ("null", "abs"), "'null' or 'abs'"),
+    "coverage_threshold": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1,
+        "a number between 0 and 1",
+    ),
+    "permutations": (lambda v: _is_int(v) and 0 <= v <= 99_999, "an integer from 0 to 99999"),
+    "seed": (_is_int, "an integer"),
+    "k_anonymity": (lambda v: _is_int(v) and 0 <= v <= 1_000, "an integer from 0 to 1000"),
+    "offline_map": (lambda v: isinstance(v, bool), "true or false"),
+    "cache": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+STUDY_SCHEMA: dict[str, tuple] = {
+    "name": (lambda v: isinstance(v, str), "a name of letters, digits, '_' and '-'"),
+    "areas": (
+        lambda v: isinstance(v, list) and all(_is_int(a) and 1 <= a <= 21 for a in v),
+        "a list of LAPD division numbers 1-21, e.g. [8]",
+    ),
+    "start": (_is_iso_date, 'an ISO date such as "2024-01-01"'),
+    "end": (_is_iso_date, 'an ISO date such as "2024-10-01"'),
+    "units": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_unit_spec(u) for u in v),
+        "a list of unit specs: h3:5 .. h3:10, rd, division or an existing polygon file",
+    ),
+    "freq": (lambda v: v in ("D", "W", "M"), "'D', 'W' or 'M'"),
+    "measure": (
+        lambda v: isinstance(v, str) and (v in _MEASURES or v.startswith("cat:")),
+        "'severity', 'count', 'harm', 'rate' or 'cat:<category>'",
+    ),
+    "statistics": (
+        lambda v: isinstance(v, list) and all(s in ("moran", "lisa", "gi", "emerging") for s in v),
+        "a list of 'moran', 'lisa', 'gi', 'emerging'",
+    ),
+    "forecast": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _checked(section: dict, schema: dict[str, tuple], where: str) -> dict:
+    """``section`` after checking each key against ``schema``: one error naming the problem."""
+    unknown = sorted(set(section) - set(schema))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(schema)}")
+    for key, value in section.items():
+        test, expected = schema[key]
+        if not test(value):
+            raise ConfigError(
+                f"{where}: {key} must be {expected}, got {value!r} ({type(value).__name__})"
+            )
+        if key == "name":
+            _check_name(value, "study name" if "study" in where else "run name")
+    if section.get("start") and section.get("end") and section["start"] >= section["end"]:
+        raise ConfigError(f"{where}: start {section['start']} is not before end {section['end']}")
+    return dict(section)
 
 
 @dataclass
@@ -219,6 +339,12 @@ def select_incidents(incidents: pd.DataFrame, study: StudySettings) -> pd.DataFr
 def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> RunResult:
     """Run every stage for ``settings`` and write the outputs.
 
+    The run writes into a staging folder beside its final one
+    (``outputs/.<name>.incomplete-<pid>/``, holding an ``INCOMPLETE`` marker) and renames it to
+    ``outputs/<name>/`` only when every stage has finished, replacing an older run of the same
+    name then. A failed or killed run therefore never leaves ``outputs/<name>/`` half-written;
+    its staging folder is removed on failure (a killed run leaves it, clearly named).
+
     Parameters
     ----------
     settings
@@ -230,25 +356,70 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
     -------
     RunResult
         The output folder, the files written and per-stage timings.
+
+    Raises
+    ------
+    ConfigError
+        The outputs folder is inside the data folder, holds an input, or cannot be written.
     """
+    import os
+    import shutil
+
     from geo_crime.config import default_crime_inputs
+    from geo_crime.ingest import expand_inputs
+    from geo_crime.io_utils import check_output_path
+
+    console = console or Console(stderr=True)
+    _check_name(settings.name, "run name")
+    for study in settings.studies:
+        _check_name(study.name, "study name")
+    inputs = settings.inputs or [str(p) for p in default_crime_inputs()]
+    files = expand_inputs(inputs)
+    outputs = check_output_path(settings.outputs, inputs=files, folder=True)
+    final = outputs / settings.name
+    check_output_path(final, inputs=files, folder=True)
+    outputs.mkdir(parents=True, exist_ok=True)
+    staging = outputs / f".{settings.name}.incomplete-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    (staging / "INCOMPLETE").write_text(
+        "This run did not finish: its outputs are incomplete and must not be used.\n",
+        encoding="utf-8",
+    )
+    try:
+        result = _run_stages(settings, files, staging, console)
+        (staging / "INCOMPLETE").unlink()
+        old = outputs / f".{settings.name}.replaced-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(staging, final)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.folder = final
+    result.files = [final / p.relative_to(staging) for p in result.files]
+    return result
+
+
+def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console) -> RunResult:
+    """Every stage of a run, writing into ``folder`` (the staging folder)."""
     from geo_crime.coverage import check_coverage
-    from geo_crime.ingest import expand_inputs, load_incidents
+    from geo_crime.ingest import load_incidents
     from geo_crime.io_utils import atomic_path, atomic_write_text
     from geo_crime.report import build_report
 
-    console = console or Console(stderr=True)
-    folder = settings.outputs / settings.name
-    folder.mkdir(parents=True, exist_ok=True)
     result = RunResult(folder)
 
     def stage(label: str) -> _Stage:
         return _Stage(label, result, console)
 
     with stage("ingest"):
-        inputs = settings.inputs or [str(p) for p in default_crime_inputs()]
-        files = expand_inputs(inputs)
-        incidents, cleaning = load_incidents(files, negative_age=settings.negative_age)
+        incidents, cleaning = load_incidents(
+            files, negative_age=settings.negative_age, cache=settings.cache
+        )
         path = folder / "analysis" / "incidents.parquet"
         with atomic_path(path) as tmp:
             incidents.to_parquet(tmp, index=False)
@@ -286,6 +457,8 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
         sections.append(study_result.markdown)
 
     with stage("report"):
+        from geo_crime.report import markdown_to_html
+
         text = build_report(
             incidents=incidents,
             cleaning=cleaning,
@@ -300,13 +473,12 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
                 folder / "summary.json", json.dumps(result.summaries, indent=2, default=str)
             )
         )
-        try:
-            from geo_crime.report import markdown_to_html
-
-            html = markdown_to_html(text, base=folder, title=f"geo_crime run {settings.name}")
-            result.files.append(atomic_write_text(folder / "report.html", html))
-        except ImportError:  # pragma: no cover - optional renderer
-            pass
+        # only the figures this run wrote are embedded, whatever a path in the text says
+        figures = {p for p in result.files if p.suffix == ".png"}
+        html = markdown_to_html(
+            text, base=folder, title=f"geo_crime run {settings.name}", images=figures
+        )
+        result.files.append(atomic_write_text(folder / "report.html", html))
     result.files = list(dict.fromkeys(result.files))
     return result
 
@@ -378,7 +550,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
         "units": {},
     }
     written: list[Path] = []
-    lines = [f"## Study `{study.name}`", ""]
+    lines = [f"## Study {md_code(study.name)}", ""]
     where = (
         "all 21 LAPD divisions"
         if all_divisions
@@ -395,7 +567,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
     area_polygon = "city" if all_divisions else outlines.union_all()
     rd_outlines = shared.rds(areas)
     for spec in study.units:
-        label = spec.replace(":", "")
+        label = unit_label(spec)
         with stage(f"{study.name}: units {spec}"):
             if spec.startswith("h3"):
                 units = make_units(spec, chosen, study_area=area_polygon)
@@ -474,7 +646,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
                 except DataError as exc:
                     unit_summary["forecast"] = {"not_computed": str(exc)}
                     lines_forecast = [
-                        f"#### Forecast and recommendations (`{spec}`)",
+                        f"#### Forecast and recommendations ({md_code(spec)})",
                         "",
                         f"No forecast: {exc}.",
                         "",
@@ -502,7 +674,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
                 suppressed=suppressed,
             )
             written.extend(public)
-            unit_summary["public_files"] = [str(p) for p in public]
+            unit_summary["public_files"] = [p.relative_to(folder).as_posix() for p in public]
         summary["units"][spec] = unit_summary
         lines.extend(
             _statistics_markdown(
@@ -510,13 +682,12 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
             )
         )
         lines.extend(lines_forecast)
-        figures = [Path(p) for p in unit_summary.get("public_files", []) if str(p).endswith(".png")]
+        figures = [Path(p) for p in unit_summary.get("public_files", []) if p.endswith(".png")]
         if figures:
-            lines.append(f"Figures (`{spec}`):")
+            lines.append(f"Figures ({md_code(spec)}):")
             lines.append("")
             for figure in figures:
-                relative = figure.relative_to(folder).as_posix()
-                lines.append(f"![{figure.stem.replace('_', ' ')}]({relative})")
+                lines.append(f"![{figure.stem.replace('_', ' ')}]({figure.as_posix()})")
             lines.append("")
     return _StudyResult(summary, "\n".join(lines), written)
 
@@ -694,7 +865,7 @@ def _scope_lines(backtest: dict, units) -> list[str]:
 def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
     """Forecast accuracy and resource-allocation recommendations for one unit type."""
     metrics = pd.DataFrame(backtest["metrics"]).T
-    lines = [f"#### Forecast and recommendations (`{spec}`)", ""]
+    lines = [f"#### Forecast and recommendations ({md_code(spec)})", ""]
     if metrics.empty or "keras" not in metrics.index:
         return [*lines, "Too few complete periods for a backtest.", ""]
     word = _FREQ_WORDS.get(cube.freq, "period")
@@ -772,7 +943,9 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
         lower = getattr(row, "lower", float("nan"))
         upper = getattr(row, "upper", float("nan"))
         interval = "" if pd.isna(lower) else f"{lower:.0f}-{upper:.0f}"
-        lines.append(f"| {rank} | {row.unit_id} | {division} | {row.prediction:.0f} | {interval} |")
+        lines.append(
+            f"| {rank} | {md_text(row.unit_id)} | {division} | {row.prediction:.0f} | {interval} |"
+        )
     lines.append("")
     n_forecast = int(ranked["prediction"].notna().sum())
     hidden = int(ranked["suppressed"].sum()) if "suppressed" in ranked else 0
@@ -800,7 +973,8 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
             top = group.head(k)
             total = group["prediction"].sum()
             share = top["prediction"].sum() / total if total > 0 else float("nan")
-            names = ", ".join(top["unit_id"].head(3).astype(str)) + (" ..." if k > 3 else "")
+            names = ", ".join(md_text(u) for u in top["unit_id"].head(3))
+            names += " ..." if k > 3 else ""
             lines.append(f"| {int(area)} | {len(group)} | {names} | {share:.0%} |")
         lines.append("")
     lines.append(
@@ -957,7 +1131,7 @@ def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3, suppressed=N
     ]
     for row in top.itertuples(index=False):
         lines.append(
-            f"| {row.unit} | {row.residents:,.0f} | {row.incidents:,} | {row.raw:.2f} | "
+            f"| {md_text(row.unit)} | {row.residents:,.0f} | {row.incidents:,} | {row.raw:.2f} | "
             f"{row.smoothed:.2f} |"
         )
     lines.append("")
@@ -968,7 +1142,7 @@ def _statistics_markdown(
     spec, cube, units, unit_summary, tables, k_anonymity, suppressed=None
 ) -> list[str]:
     """Report lines for one unit type of a study."""
-    lines = [f"### Units `{spec}`", ""]
+    lines = [f"### Units {md_code(spec)}", ""]
     approx = (
         " (approximate boundaries derived from incident points)"
         if unit_summary["approximate"]
@@ -1040,7 +1214,7 @@ def _statistics_markdown(
         lines.append("| unit | Gi* z | class |")
         lines.append("| --- | --- | --- |")
         for row in top.itertuples():
-            lines.append(f"| {row.unit_id} | {row.gi_z:.1f} | {row.gi_label} |")
+            lines.append(f"| {md_text(row.unit_id)} | {row.gi_z:.1f} | {row.gi_label} |")
         lines.append("")
     return lines
 

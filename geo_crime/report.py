@@ -7,7 +7,8 @@ allocate patrols can create feedback loops, and the data has coverage breaks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +43,25 @@ LIMITATIONS = """\
 """
 
 
+def md_code(value: object) -> str:
+    """``value`` as a Markdown code span that no content can close (CommonMark: the fence is
+    one backtick longer than the longest run inside), on one line."""
+    text = " ".join(str(value).split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def md_text(value: object) -> str:
+    """``value`` as literal Markdown text: every character Markdown or HTML would read as syntax
+    is backslash-escaped (links, images, emphasis, tables, raw HTML), on one line."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
 def _markdown_table(frame: pd.DataFrame, *, floatfmt: str = "{:,.2f}") -> str:
     """A plain GitHub-flavoured Markdown table (no extra dependency)."""
 
@@ -50,7 +70,7 @@ def _markdown_table(frame: pd.DataFrame, *, floatfmt: str = "{:,.2f}") -> str:
             return "" if pd.isna(value) else floatfmt.format(value)
         if isinstance(value, int):
             return f"{value:,}"
-        return str(value).replace("|", "\\|")
+        return md_text(value)
 
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
@@ -130,7 +150,7 @@ def build_report(
         parts.append("")
         parts.append("First unparseable rows:")
         parts.append("")
-        parts.extend(f"- `{row}`" for row in cleaning.bad_rows[:10])
+        parts.extend(f"- {md_code(row)}" for row in cleaning.bad_rows[:10])
     parts.append("")
     parts.append("## Coverage")
     parts.append(
@@ -225,7 +245,13 @@ h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; 
 """
 
 
-def markdown_to_html(text: str, *, base: Path, title: str = "geo_crime report") -> str:
+def markdown_to_html(
+    text: str,
+    *,
+    base: Path,
+    title: str = "geo_crime report",
+    images: Iterable[Path] | None = None,
+) -> str:
     """Render the Markdown report as one self-contained HTML page (figures inlined as data URIs).
 
     Parameters
@@ -236,6 +262,10 @@ def markdown_to_html(text: str, *, base: Path, title: str = "geo_crime report") 
         Folder that relative image paths in the report are resolved against.
     title
         The page title.
+    images
+        The only files that may be inlined (the figures the run wrote); any other image
+        reference is dropped, so text from the data can never embed a local file. ``None``
+        allows PNG files inside ``base``.
 
     Returns
     -------
@@ -244,22 +274,25 @@ def markdown_to_html(text: str, *, base: Path, title: str = "geo_crime report") 
     """
     import base64
     import html
-    import re
 
     from markdown_it import MarkdownIt
 
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
     body = renderer.render(text)
 
+    root = Path(base).resolve()
+    allowed = None if images is None else {Path(p).resolve() for p in images}
+
     def inline(match: re.Match) -> str:
         src = html.unescape(match.group(1))
-        path = (Path(base) / src).resolve()
-        if not path.is_file() or path.suffix.lower() != ".png":
-            return match.group(0)
+        path = (root / src).resolve()
+        permitted = path in allowed if allowed is not None else root in path.parents
+        if not permitted or not path.is_file() or path.suffix.lower() != ".png":
+            return 'src=""'
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         return f'src="data:image/png;base64,{data}"'
 
-    body = re.sub(r'src="([^"]+)"', inline, body)
+    body = re.sub(r'src="([^"]*)"', inline, body)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head>"

@@ -2,32 +2,61 @@
 
 The complete "Crime Data from 2020 to Present" set (about one million rows) is published on the
 City of Los Angeles Socrata portal as data set ``2nrs-mtv8``. :func:`fetch_incidents` reads it
-through the SODA API in pages (``$limit``, ``$offset``, ``$order=:id`` for a stable order) and
-writes one newline-delimited JSON gzip file that :func:`geo_crime.ingest.read_incidents` reads
-as the ``api`` schema.
+through the SODA API and writes one newline-delimited JSON gzip file, one record per line, that
+:func:`geo_crime.ingest.read_incidents` reads as the ``api`` schema.
 
-The download is built to survive a bad network and an interrupted run:
+How the rows are paged, so that none is lost or written twice:
 
-* every request is retried on connection errors, time-outs, truncated or undecodable bodies and
-  HTTP 429 / 5xx, with exponential backoff (plus optional jitter from a seeded generator) or the
-  delay the server asks for in ``Retry-After``; any other HTTP error stops at once with one
-  :class:`~geo_crime.errors.FetchError` naming the URL and the status;
-* pages are saved as they arrive in a folder beside the destination
-  (``.<name>.partial/page_000000.json`` ...) with a small ``state.json``; a new run checks each
-  saved page (complete JSON, the row count recorded) and downloads only the missing ones. A
-  change of page size, filter, URL or of the server's row count starts over;
-* the final file is written to a temporary name and renamed only after its row count matches
-  the server's ``count(*)`` (or, without a count, after a short last page), so the destination
-  is whole or absent. The partial folder is then removed.
+* the record number ``dr_no`` (a text field, unique per incident) is the key. Every page request
+  is ``$order=dr_no&$limit=<page size>``, and every page after the first adds
+  ``$where=dr_no > '<last id received>'`` (joined with ``AND`` to the caller's filter). This is
+  keyset paging: no ``$offset`` is sent, so a row inserted or deleted during the download cannot
+  shift a page boundary, and a resumed run starts after the last id it saved;
+* each page is checked before it is saved: every row must carry a non-empty text ``dr_no``
+  (otherwise a :class:`~geo_crime.errors.FetchError` at once) and the ids must not decrease (a
+  server ignoring ``$order`` fails the download). Rows whose id is not after the last id kept (a
+  repeated page, an overlapping page, a repeated row) are dropped and counted as duplicates; a
+  page made only of such rows is asked for again, as a transient fault. The ids written
+  therefore strictly increase, so each appears once;
+* the download ends at an empty page, or at a page shorter than ``$limit`` once the rows kept
+  reach the count. A short page while the count says more rows remain is logged as a warning
+  and paging goes on after its last id;
+* the server's ``count(*)`` (with the caller's filter) is asked before and after the download.
+  The file is written only if both counts and the number of distinct ids are equal. Otherwise
+  (the data set changed during the download, or the server served fewer or more ids than it
+  counts) a warning is logged, the saved pages are discarded and the whole download is made
+  again from nothing, once by default (``max_refetches``); if the check fails again, one
+  :class:`~geo_crime.errors.FetchError` names the counts and the final file is not written. With
+  ``count=False`` none of this is checked and the download ends at the first empty page.
 
-:func:`download_file` is the same machinery for one file (streamed, SHA-256 checked, renamed
-atomically) and :func:`get_bytes` for one small response; the official boundary layers listed in
-``boundaries/manifest.json`` are downloaded with it by :func:`geo_crime.units.fetch_boundary`.
+How the download survives a bad network and an interrupted run:
+
+* every request is retried on connection errors, time-outs, truncated or undecodable bodies, a
+  body that is an HTML page rather than JSON (a maintenance or portal page served with status
+  200), a page that only repeats rows already written, and HTTP 429 / 5xx, with exponential
+  backoff (plus optional jitter from a seeded generator) or the delay the server asks for in
+  ``Retry-After``; any other HTTP error stops at once with one
+  :class:`~geo_crime.errors.FetchError` naming the URL and the status. When the retries run out,
+  the error names the last fault;
+* the new rows of each page are saved as they arrive in a folder beside the destination
+  (``.<name>.partial/page_000000.json`` ...) with a small ``state.json`` recording each page's
+  row count and first and last id. A new run reuses the saved pages that are complete JSON, hold
+  the recorded rows and ids and continue the chain of ids; the first page failing that, and
+  every page after it, is downloaded again, starting after the last trusted id. A change of page
+  size, filter or URL, or of the server's count since the interrupted run, starts over;
+* the final file is assembled from the saved pages into a temporary name beside the destination
+  (checking once more that the ids strictly increase) and renamed onto it, so the destination is
+  whole or absent: it never holds a partial download. The partial folder is then removed.
+
+:func:`download_file` is the same retry machinery for one file (streamed, SHA-256 checked,
+renamed atomically) and :func:`get_bytes` for one small response; the official boundary layers
+listed in ``boundaries/manifest.json`` are downloaded with them by
+:func:`geo_crime.units.fetch_boundary`.
 
 Only the standard library talks to the network (:mod:`urllib`); :mod:`rich` draws the progress
 bar, which is shown only on a terminal. An app token for the Socrata API (higher rate limits) is
-read from the environment variable ``GEO_CRIME_SOCRATA_TOKEN``. Each retry is logged as a warning
-on the ``geo_crime.fetch`` logger (URL, error, delay).
+read from the environment variable ``GEO_CRIME_SOCRATA_TOKEN``. Retries, dropped duplicates,
+short pages and re-downloads are logged as warnings on the ``geo_crime.fetch`` logger.
 """
 
 from __future__ import annotations
@@ -36,10 +65,12 @@ import email.utils
 import gzip
 import hashlib
 import http.client
+import itertools
 import json
 import logging
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -61,6 +92,7 @@ __all__ = [
     "DATASET_ID",
     "DEFAULT_URL",
     "TOKEN_ENV",
+    "ID_FIELD",
     "DownloadResult",
     "FetchResult",
     "default_incidents_path",
@@ -81,8 +113,11 @@ DEFAULT_URL = f"https://data.lacity.org/resource/{DATASET_ID}.json"
 #: Environment variable holding an optional Socrata app token (sent as ``X-App-Token``).
 TOKEN_ENV = "GEO_CRIME_SOCRATA_TOKEN"
 
+#: The unique record number of the data set: pages are ordered, resumed and de-duplicated on it.
+ID_FIELD = "dr_no"
+
 _STATE_NAME = "state.json"
-_STATE_FORMAT = 1
+_STATE_FORMAT = 2
 _PAGE_PATTERN = "page_{:06d}.json"
 _CHUNK = 1 << 16
 #: A ``Retry-After`` longer than this (seconds) is shortened to it.
@@ -106,23 +141,31 @@ class FetchResult:
     path
         The newline-delimited JSON gzip file written.
     rows
-        Records in it.
+        Records in it: distinct ``dr_no``, each written once.
     expected_rows
-        The server's ``count(*)`` (``None`` when the server gave none).
+        The server's ``count(*)``, equal before and after the download and to ``rows``
+        (``None`` with ``count=False``).
     pages
         Pages the file was assembled from.
     pages_downloaded
-        Pages downloaded by this call.
+        Pages downloaded and saved by this call (all passes).
     pages_reused
         Pages taken from an earlier, interrupted run.
     requests
-        HTTP requests made, retries included.
+        HTTP requests made, retries and count queries included.
     retries
         Requests that were retries of a failed one.
     sha256
         SHA-256 of the file written (hex).
     elapsed
         Wall-clock seconds.
+    duplicates
+        Rows received but not written because their ``dr_no`` was already written (repeated
+        pages or rows), in the pass that produced the file.
+    short_pages
+        Pages shorter than ``$limit`` received while the count said more rows remained.
+    refetches
+        Times the whole download was made again after a failed count check.
     """
 
     path: Path
@@ -135,6 +178,9 @@ class FetchResult:
     retries: int
     sha256: str
     elapsed: float
+    duplicates: int = 0
+    short_pages: int = 0
+    refetches: int = 0
 
 
 @dataclass(frozen=True)
@@ -375,11 +421,29 @@ def _is_gzip_response(response: http.client.HTTPResponse) -> bool:
 
 
 def _read_json_records(response: http.client.HTTPResponse) -> tuple[bytes, list[dict]]:
-    """The whole body (decompressed) and its records; bad content raises :class:`_BadBodyError`."""
+    """The whole body (decompressed) and its records; bad content raises :class:`_BadBodyError`.
+
+    An HTML page (by its ``Content-Type`` or its first character) is bad content even with
+    status 200: portals and proxies answer so while the API is down.
+    """
     data = response.read()
     if _is_gzip_response(response):
         data = gzip.decompress(data)
+    content_type = response.headers.get("Content-Type", "")
+    if "html" in content_type.lower() or data.lstrip()[:1] == b"<":
+        raise _BadBodyError(
+            f"HTTP {response.status} with an HTML page instead of JSON "
+            f"(Content-Type: {content_type or 'none'}): {_html_summary(data)}"
+        )
     return data, _parse_records(data)
+
+
+def _html_summary(data: bytes) -> str:
+    """The title of an HTML page, else its first words."""
+    text = data[:4096].decode("utf-8", errors="replace")
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    text = title.group(1) if title else re.sub(r"<[^>]*>", " ", text)
+    return " ".join(text.split())[:100] or "(no text)"
 
 
 def _parse_records(data: bytes) -> list[dict]:
@@ -445,12 +509,12 @@ def partial_dir(dest: str | os.PathLike) -> Path:
     Parameters
     ----------
     dest
-        The final destination file.
+        The final file of :func:`fetch_incidents`.
 
     Returns
     -------
     pathlib.Path
-        ``dest.parent / ".<dest.name>.partial"``.
+        ``<dest folder>/.<dest name>.partial``.
     """
     dest = Path(dest)
     return dest.parent / f".{dest.name}.partial"
@@ -461,6 +525,19 @@ def _soql_url(base_url: str, params: Mapping[str, Any]) -> str:
         {k: v for k, v in params.items() if v is not None}, safe="$:(),*'"
     )
     return f"{base_url}{'&' if '?' in base_url else '?'}{query}"
+
+
+def _soql_text(value: str) -> str:
+    """``value`` as a SoQL string literal (single quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _page_where(where: str | None, cursor: str | None) -> str | None:
+    """The ``$where`` of the page after ``cursor``: the caller's filter and ``dr_no > cursor``."""
+    if cursor is None:
+        return where
+    after = f"{ID_FIELD} > {_soql_text(cursor)}"
+    return after if where is None else f"({where}) AND {after}"
 
 
 def _server_count(
@@ -481,12 +558,52 @@ def _server_count(
     return count
 
 
+def _record_ids(records: list[dict], where: str) -> list[str]:
+    """The ``dr_no`` of each record; a record without a non-empty text one is an error."""
+    ids = []
+    for number, record in enumerate(records, 1):
+        value = record.get(ID_FIELD)
+        if not isinstance(value, str) or not value:
+            keys = ", ".join(sorted(record)[:8]) or "none"
+            raise FetchError(
+                f"{where}: row {number} of {len(records)} has no {ID_FIELD} "
+                f"(got {value!r}; fields: {keys}); rows cannot be de-duplicated or paged without it"
+            )
+        ids.append(value)
+    return ids
+
+
+def _new_rows(records: list[dict], cursor: str | None, url: str) -> tuple[list[dict], list[str]]:
+    """The rows of a page that come after ``cursor``, each id once, with their ids.
+
+    Rows at or before ``cursor`` and repeats of the previous row's id are left out (the caller
+    counts them as duplicates). Rows not in ``dr_no`` order mean the server ignored ``$order``,
+    which makes keyset paging unsafe: that raises :class:`~geo_crime.errors.FetchError`.
+    """
+    ids = _record_ids(records, url)
+    for before, after in itertools.pairwise(ids):
+        if after < before:
+            raise FetchError(
+                f"{url}: rows are not in {ID_FIELD} order ({after!r} after {before!r}); "
+                f"the server did not honour $order={ID_FIELD}"
+            )
+    new: list[dict] = []
+    new_ids: list[str] = []
+    last = cursor
+    for record, value in zip(records, ids, strict=True):
+        if last is None or value > last:
+            new.append(record)
+            new_ids.append(value)
+            last = value
+    return new, new_ids
+
+
 def _read_state(folder: Path) -> dict | None:
     try:
         state = json.loads((folder / _STATE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or not isinstance(state.get("page_rows"), list):
+    if not isinstance(state, dict) or not isinstance(state.get("pages"), list):
         return None
     return state
 
@@ -495,44 +612,184 @@ def _write_state(folder: Path, state: Mapping[str, Any]) -> None:
     atomic_write_text(folder / _STATE_NAME, json.dumps(state, indent=1) + "\n")
 
 
-def _start_over(folder: Path, identity: Mapping[str, Any], expected: int | None) -> dict:
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    state = {
-        "format": _STATE_FORMAT,
-        **identity,
-        "expected_rows": expected,
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "page_rows": [],
-    }
-    _write_state(folder, state)
+def _open_state(
+    folder: Path, identity: Mapping[str, Any], expected: int | None, *, resume: bool
+) -> dict:
+    """The saved state of the same download with the same server count, or a fresh one."""
+    state = _read_state(folder) if resume else None
+    if (
+        state is None
+        or state.get("format") != _STATE_FORMAT
+        or any(state.get(k) != v for k, v in identity.items())
+        or state.get("expected_rows") != expected
+    ):
+        # nothing to resume, other options, or the data set changed since: start over
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        state = {
+            "format": _STATE_FORMAT,
+            **identity,
+            "expected_rows": expected,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "pages": [],
+        }
+        _write_state(folder, state)
     return state
 
 
-def _saved_page_rows(path: Path, state: dict, index: int, page_size: int) -> int | None:
-    """Rows of a saved page if it can be trusted (complete JSON, expected length); else ``None``.
-
-    An untrusted page file is deleted so that it is downloaded again.
-    """
-    if not path.is_file():
-        return None
+def _saved_page_ok(path: Path, meta: Any, cursor: str | None, page_size: int) -> bool:
+    """Whether a saved page is whole and continues the chain of ids after ``cursor``."""
+    if not isinstance(meta, dict) or not path.is_file():
+        return False
     try:
-        rows = len(_parse_records(path.read_bytes()))
-    except (OSError, _BadBodyError):
-        rows = None
-    recorded = state["page_rows"]
-    if rows is not None and index < len(recorded) and recorded[index] != rows:
-        rows = None
-    if rows is not None and rows > page_size:
-        rows = None
-    if rows is None:
-        path.unlink(missing_ok=True)
-        del recorded[index:]
-        return None
-    if index >= len(recorded):  # saved, but the run stopped before recording it
-        recorded.append(rows)
-    return rows
+        records = _parse_records(path.read_bytes())
+        ids = _record_ids(records, str(path))
+    except (OSError, _BadBodyError, FetchError):
+        return False
+    return (
+        0 < len(ids) == meta.get("rows") <= page_size
+        and ids[0] == meta.get("first")
+        and ids[-1] == meta.get("last")
+        and (cursor is None or ids[0] > cursor)
+        and all(a < b for a, b in itertools.pairwise(ids))
+    )
+
+
+@dataclass
+class _Pass:
+    """One pass over the data set: what it found saved, downloaded and dropped."""
+
+    state: dict
+    rows: int = 0
+    downloaded: int = 0
+    reused: int = 0
+    short_pages: int = 0
+    duplicates: int = 0
+
+
+def _download_pass(
+    retrier: _Retrier,
+    headers: Mapping[str, str],
+    *,
+    base_url: str,
+    where: str | None,
+    page_size: int,
+    folder: Path,
+    state: dict,
+    expected: int | None,
+    advance: Callable[[int], None],
+    on_page: Callable[[int, int], None] | None,
+) -> _Pass:
+    """Reuse the trusted saved pages, then page on by ``dr_no`` until the end of the data set."""
+    run = _Pass(state=state)
+    pages: list = state["pages"]
+    cursor: str | None = None
+    trusted = 0
+    for index, meta in enumerate(pages):
+        if not _saved_page_ok(folder / _PAGE_PATTERN.format(index), meta, cursor, page_size):
+            break
+        cursor = meta["last"]
+        run.rows += meta["rows"]
+        run.duplicates += meta.get("duplicates", 0)
+        run.reused += 1
+        trusted += 1
+        advance(meta["rows"])
+        if on_page is not None:
+            on_page(index, meta["rows"])
+    if trusted < len(pages):  # a damaged page and every page after it are downloaded again
+        del pages[trusted:]
+        _write_state(folder, state)
+    for path in folder.glob("page_*.json"):
+        if path.name >= _PAGE_PATTERN.format(trusted):
+            path.unlink(missing_ok=True)
+
+    index = trusted
+    pending_duplicates = 0  # dropped since the last saved page (repeated pages included)
+    while True:
+        url = _soql_url(
+            base_url,
+            {"$where": _page_where(where, cursor), "$order": ID_FIELD, "$limit": page_size},
+        )
+
+        def consume(
+            response: http.client.HTTPResponse, url: str = url, cursor: str | None = cursor
+        ) -> tuple[int, list[dict], list[str]]:
+            nonlocal pending_duplicates
+            _, records = _read_json_records(response)
+            if len(records) > page_size:
+                raise FetchError(
+                    f"{url}: the server sent {len(records)} rows for $limit={page_size}"
+                )
+            new, new_ids = _new_rows(records, cursor, url)
+            dropped = len(records) - len(new)
+            pending_duplicates += dropped
+            if records and not new:  # a repeated page: nothing to page on from, ask again
+                raise _BadBodyError(
+                    f"the page repeats {dropped} rows already written (every {ID_FIELD} is at or "
+                    f"before {cursor!r})"
+                )
+            if dropped:
+                _log.warning("%s: %d duplicate rows dropped (ids already written)", url, dropped)
+            return len(records), new, new_ids
+
+        served, new, new_ids = retrier.call(url, headers, consume)
+        if new:
+            atomic_write_bytes(
+                folder / _PAGE_PATTERN.format(index),
+                json.dumps(new, separators=(",", ":")).encode("ascii"),
+            )
+            pages.append(
+                {
+                    "rows": len(new),
+                    "first": new_ids[0],
+                    "last": new_ids[-1],
+                    "duplicates": pending_duplicates,
+                }
+            )
+            _write_state(folder, state)
+            run.duplicates += pending_duplicates
+            pending_duplicates = 0
+            cursor = new_ids[-1]
+            run.rows += len(new)
+            run.downloaded += 1
+            advance(len(new))
+            if on_page is not None:
+                on_page(index, len(new))
+            index += 1
+        if served == 0:
+            break
+        if served < page_size and expected is not None:
+            if run.rows >= expected:
+                break
+            run.short_pages += 1
+            _log.warning(
+                "%s: short page (%d of %d rows) with %d counted rows still to come; "
+                "paging on after %s %r",
+                url,
+                served,
+                page_size,
+                expected - run.rows,
+                ID_FIELD,
+                cursor,
+            )
+    run.duplicates += pending_duplicates
+    return run
+
+
+def _count_problem(before: int, after: int, distinct: int, duplicates: int) -> str | None:
+    """Why a pass cannot be trusted (``None`` when both counts and the distinct ids agree)."""
+    if before != after:
+        return (
+            f"the data set changed during the download: the server counted {before:,} rows "
+            f"before and {after:,} after ({distinct:,} distinct {ID_FIELD} downloaded)"
+        )
+    if distinct != before:
+        return (
+            f"the server counts {before:,} rows but {distinct:,} distinct {ID_FIELD} were "
+            f"downloaded ({duplicates:,} duplicate rows dropped)"
+        )
+    return None
 
 
 def fetch_incidents(
@@ -542,6 +799,7 @@ def fetch_incidents(
     where: str | None = None,
     page_size: int = 50_000,
     count: bool = True,
+    max_refetches: int = 1,
     max_retries: int = 5,
     backoff: float = 1.0,
     max_backoff: float = 120.0,
@@ -557,20 +815,29 @@ def fetch_incidents(
 ) -> FetchResult:
     """Download the LAPD crime data set in pages into one newline-delimited JSON gzip file.
 
+    Pages are requested in ``dr_no`` order after the last id received (keyset paging), each id is
+    written once, and the number of distinct ids must equal the server's ``count(*)`` taken
+    before and after the download (see the module documentation for the whole protocol).
+
     Parameters
     ----------
     dest
         The output file (``.ndjson.gz`` by convention); :func:`default_incidents_path` when
-        ``None``. It appears only when complete.
+        ``None``. It appears only when complete and verified.
     base_url
         The SODA resource endpoint (``.../resource/<id>.json``).
     where
-        An optional SoQL ``$where`` filter, e.g. ``"date_occ >= '2024-01-01'"``.
+        An optional SoQL ``$where`` filter, e.g. ``"date_occ >= '2024-01-01'"``; the page
+        requests add ``AND dr_no > '<last id>'`` to it.
     page_size
         Rows per request (``$limit``).
     count
-        Ask the server for ``count(*)`` first: it sizes the progress bar and the final file must
-        hold exactly that many rows. Without it the download ends at the first short page.
+        Verify the download against the server's ``count(*)``, asked before and after it: the
+        distinct ids written must equal both. Without it nothing checks completeness and the
+        download ends at the first empty page.
+    max_refetches
+        Whole downloads started again, from nothing, after a failed count check (0: fail at the
+        first).
     max_retries
         Retries per request after the first attempt.
     backoff
@@ -595,7 +862,8 @@ def fetch_incidents(
     sleep
         Called with each backoff delay (tests pass a recorder).
     on_page
-        Called as ``on_page(index, rows)`` after each page is saved or found saved.
+        Called as ``on_page(index, rows)`` after each page is saved or found saved; ``rows`` is
+        the number of new ids in it.
 
     Returns
     -------
@@ -605,9 +873,11 @@ def fetch_incidents(
     Raises
     ------
     FetchError
-        A request failed permanently (HTTP 4xx other than 429) or after all retries, or the row
-        count does not match the server's. ``dest`` is not written; the saved pages are kept for
-        the next run (except after a count mismatch, which makes them suspect).
+        A request failed permanently (HTTP 4xx other than 429) or after all retries (an HTML page
+        or incomplete JSON in every answer, a page that only repeats rows already written), a
+        row has no ``dr_no``, the rows are not in ``dr_no`` order, or the count check failed
+        after ``max_refetches`` new downloads. ``dest`` is not written. The saved pages are kept
+        for the next run, except after a failed count check, which makes them suspect.
     ConfigError
         An option is invalid.
 
@@ -620,6 +890,8 @@ def fetch_incidents(
     start = time.monotonic()
     if page_size < 1:
         raise ConfigError(f"page_size must be at least 1, not {page_size}")
+    if max_refetches < 0:
+        raise ConfigError(f"max_refetches must be 0 or more, not {max_refetches}")
     dest = Path(dest) if dest is not None else default_incidents_path()
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder = partial_dir(dest)
@@ -634,97 +906,103 @@ def fetch_incidents(
         opener=opener,
     )
     headers = _headers(app_token, "application/json")
-    expected = _server_count(retrier, base_url, where, headers) if count else None
+    identity = {"base_url": base_url, "where": where, "page_size": page_size, "order": ID_FIELD}
 
-    identity = {"base_url": base_url, "where": where, "page_size": page_size}
-    state = _read_state(folder) if resume else None
-    if (
-        state is None
-        or state.get("format") != _STATE_FORMAT
-        or any(state.get(k) != v for k, v in identity.items())
-        or state.get("expected_rows") != expected
-    ):
-        # nothing to resume, other options, or the data set changed since: start over
-        state = _start_over(folder, identity, expected)
-
-    total = 0
-    index = 0
-    downloaded = reused = 0
+    downloaded = reused = short_pages = refetches = 0
     with _progress_bar(progress) as bar:
-        task = bar.add_task("LAPD crime rows", total=expected)
+        task = bar.add_task("LAPD crime rows", total=None)
         while True:
-            page_path = folder / _PAGE_PATTERN.format(index)
-            rows = _saved_page_rows(page_path, state, index, page_size)
-            if rows is not None:
-                reused += 1
-            else:
-                url = _soql_url(
-                    base_url,
-                    {
-                        "$where": where,
-                        "$order": ":id",
-                        "$limit": page_size,
-                        "$offset": index * page_size,
-                    },
-                )
-                data, records = retrier.call(url, headers, _read_json_records)
-                rows = len(records)
-                if rows > page_size:
-                    raise FetchError(f"{url}: the server sent {rows} rows for $limit={page_size}")
-                atomic_write_bytes(page_path, data)
-                del state["page_rows"][index:]
-                state["page_rows"].append(rows)
-                _write_state(folder, state)
-                downloaded += 1
-            total += rows
-            bar.advance(task, rows)
-            if on_page is not None:
-                on_page(index, rows)
-            index += 1
-            if rows < page_size or (expected is not None and total >= expected):
+            expected = _server_count(retrier, base_url, where, headers) if count else None
+            bar.reset(task, total=expected)
+            state = _open_state(folder, identity, expected, resume=resume and not refetches)
+            run = _download_pass(
+                retrier,
+                headers,
+                base_url=base_url,
+                where=where,
+                page_size=page_size,
+                folder=folder,
+                state=state,
+                expected=expected,
+                advance=lambda rows: bar.advance(task, rows),
+                on_page=on_page,
+            )
+            downloaded += run.downloaded
+            reused += run.reused
+            short_pages += run.short_pages
+            if expected is None:
                 break
+            after = _server_count(retrier, base_url, where, headers)
+            problem = _count_problem(expected, after, run.rows, run.duplicates)
+            if problem is None:
+                break
+            shutil.rmtree(folder, ignore_errors=True)
+            if refetches >= max_refetches:
+                again = (
+                    f" (also after {refetches} complete re-download{'s' if refetches > 1 else ''})"
+                    if refetches
+                    else ""
+                )
+                raise FetchError(
+                    f"{base_url}: {problem}{again}; {dest} was not written and the saved pages "
+                    "were discarded: run again"
+                )
+            refetches += 1
+            _log.warning(
+                "%s: %s; downloading everything again (%d of %d)",
+                base_url,
+                problem,
+                refetches,
+                max_refetches,
+            )
 
-    if expected is not None and total != expected:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise FetchError(
-            f"{base_url}: the server counts {expected} rows but the pages hold {total}; the data "
-            "set probably changed during the download (the saved pages were discarded: run again)"
-        )
-    _assemble(folder, index, dest, rows=total)
+    _assemble(folder, state["pages"], dest, rows=run.rows)
     shutil.rmtree(folder, ignore_errors=True)
     return FetchResult(
         path=dest,
-        rows=total,
+        rows=run.rows,
         expected_rows=expected,
-        pages=index,
+        pages=len(state["pages"]),
         pages_downloaded=downloaded,
         pages_reused=reused,
         requests=retrier.requests,
         retries=retrier.retries,
         sha256=_sha256_file(dest),
         elapsed=time.monotonic() - start,
+        duplicates=run.duplicates,
+        short_pages=short_pages,
+        refetches=refetches,
     )
 
 
-def _assemble(folder: Path, n_pages: int, dest: Path, *, rows: int) -> None:
-    """Write the pages, in order, as one NDJSON gzip file (atomically), checking the row count.
+def _assemble(folder: Path, pages: list[dict], dest: Path, *, rows: int) -> None:
+    """Write the saved pages, in order, as one NDJSON gzip file (atomically), checking the ids.
 
-    Records are written with ASCII escapes so that no record holds a Unicode line separator
-    (which a line splitter would break on), and the gzip header carries no time stamp, so the
-    same rows always give the same bytes.
+    Every ``dr_no`` must come after the one before it, so the file holds each id once. Records
+    are written with ASCII escapes so that no record holds a Unicode line separator (which a line
+    splitter would break on), and the gzip header carries no time stamp, so the same rows always
+    give the same bytes.
     """
     written = 0
+    last: str | None = None
     with atomic_path(dest) as tmp:
         with (
             open(tmp, "wb") as raw,
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out,
         ):
-            for index in range(n_pages):
+            for index in range(len(pages)):
                 page = folder / _PAGE_PATTERN.format(index)
                 try:
                     records = _parse_records(page.read_bytes())
                 except (OSError, _BadBodyError) as exc:
                     raise FetchError(f"{page}: saved page unreadable ({exc})") from None
+                for value in _record_ids(records, str(page)):
+                    if last is not None and value <= last:
+                        raise FetchError(
+                            f"{page}: {ID_FIELD} {value!r} does not come after {last!r}; "
+                            f"{dest} was not written"
+                        )
+                    last = value
                 lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
                 out.write(lines.encode("ascii"))
                 written += len(records)

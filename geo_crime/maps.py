@@ -783,7 +783,11 @@ def build_map(
         west, south, east, north = layers.units.to_crs("EPSG:4326").total_bounds
         if np.isfinite([west, south, east, north]).all():
             corners = [[south, west], [north, east]]
-            m.fit_bounds([[round(float(v), precision) for v in c] for c in corners])
+            m.fit_bounds(  # keep the units clear of the legend (bottom right)
+                [[round(float(v), precision) for v in c] for c in corners],
+                padding_top_left=(30, 30),
+                padding_bottom_right=(300, 30),
+            )
     _set_assets(m, offline=offline)
     m.get_root().title = _esc(title)
     m.get_root().header.add_child(Element(_BOX_CSS), name="geo_crime_css")

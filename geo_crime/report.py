@@ -160,7 +160,8 @@ def build_report(
         "published annual totals of the full data set), and partial when the source does not "
         "span it whole. Weekly and daily studies are judged the same way week by week or day by "
         "day, from what was known at the time. Incomplete, partial and missing periods are "
-        "excluded from statistics and models by default."
+        "excluded from statistics and models by default. A source's rows include the record "
+        "numbers it shares with another source (kept once in the data, counted for both here)."
     )
     parts.append("")
     spans = coverage.spans.copy()

@@ -118,4 +118,6 @@ def _check_one_rate_and_dated_forecast(folder: Path) -> None:
     assert len(per_origin) == 8 and min(per_origin) >= 60
     assert metrics["scored_divisions"] == [8]
     assert f"**Scored:** {min(per_origin)}" in report
+    markdown = (folder / "public/westla/forecast_rd/forecast_metrics.md").read_text()
+    assert f"Scored: {min(per_origin)}-{max(per_origin)} of 69 units per origin" in markdown
     assert "coverage 80%" in report

@@ -104,6 +104,7 @@ def metrics_markdown(result: BacktestResult, *, title: str | None = None) -> str
         "",
         _table(shown),
         "",
+        *_scope_sentences(result),
         "### Does the Keras model beat the baselines?",
         "",
     ]
@@ -130,6 +131,30 @@ def metrics_markdown(result: BacktestResult, *, title: str | None = None) -> str
         keys = ("lags", "units", "layers", "dropout", "learning_rate", "batch_size", "max_epochs")
         lines += ["", "Keras settings: " + ", ".join(f"{k}={keras_cfg[k]}" for k in keys) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _scope_sentences(result: BacktestResult) -> list[str]:
+    """What the backtest scored, in words (blank PAI/PEI cells are not reported)."""
+    scope = result.scope or {}
+    per_origin = scope.get("scored_units_per_origin") or []
+    if not per_origin:
+        return []
+    n_units = scope.get("n_units") or 1
+    scored, study = scope.get("scored_divisions", []), scope.get("study_divisions", [])
+    where = f" in {len(scored)} of the {len(study)} divisions" if study else ""
+    lines = [
+        f"Scored: {min(per_origin):,}-{max(per_origin):,} of {n_units:,} units per origin "
+        f"({min(per_origin) / n_units:.0%} at the fewest){where}. Blank PAI/PEI cells are not "
+        "reported: that share of the scored area holds fewer than 5 units.",
+        "",
+    ]
+    if not scope.get("covers_study_area", False):
+        lines += [
+            "**This backtest does not cover the study area** (fewer than 50% of the units "
+            "scored at some origin): its figures describe the scored units only.",
+            "",
+        ]
+    return lines
 
 
 def _period_word(freq: str) -> str:

@@ -119,5 +119,7 @@ def _check_one_rate_and_dated_forecast(folder: Path) -> None:
     assert metrics["scored_divisions"] == [8]
     assert f"**Scored:** {min(per_origin)}" in report
     markdown = (folder / "public/westla/forecast_rd/forecast_metrics.md").read_text()
-    assert f"Scored: {min(per_origin)}-{max(per_origin)} of 69 units per origin" in markdown
+    assert f"Scored: {min(per_origin)}-{max(per_origin)} of {len(summary)} units per origin" in (
+        markdown
+    )
     assert "coverage 80%" in report

@@ -232,3 +232,21 @@ def test_a_forecast_at_the_end_of_a_whole_period_needs_no_excuse(westla):
     cube = _cube(westla[westla["occurred_at"] < "2021-07-26"], "division")
     origin = forecast_origin(cube, data_end=pd.Timestamp("2021-07-25"))
     assert origin.period == pd.Timestamp("2021-07-19") and origin.reason == ""
+
+
+def test_eligibility_at_an_origin_is_what_the_data_up_to_it_says(rows_2024, city_h3):
+    """A backtest origin sees the coverage it would have seen then: the cube built from the
+    rows up to the origin marks the same cells complete as the full cube, up to the origin."""
+    from geo_crime.forecast.features import eligible_cells
+
+    origin = pd.Timestamp("2024-04-15")  # a Monday: the rows up to its Sunday
+    known = rows_2024[rows_2024["occurred_at"] < origin + pd.Timedelta(days=7)]
+    then = _cube(known, "h3:8")
+    assert list(then.unit_ids) == list(city_h3.unit_ids)
+    upto = int(city_h3.periods.get_loc(origin))
+    assert np.array_equal(then.complete[:, : upto + 1], city_h3.complete[:, : upto + 1])
+    # the history part of eligibility (periods up to the origin) is the same as well
+    history_then = eligible_cells(then.complete, 6)[:, :upto]
+    history_now = eligible_cells(city_h3.complete, 6)[:, :upto]
+    assert np.array_equal(history_then, history_now)
+    assert then.complete[:, : upto + 1].mean() > 0.5

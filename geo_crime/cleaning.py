@@ -26,7 +26,14 @@ negative victim age            ``"null"`` (default): age unknown. ``"abs"``: the
 victim age 0                   LAPD's code for "no person victim" (business, society): age null,
                                counted
 occurred after reported        kept, ``date_suspect`` True, counted
-occurred in the future         left out, counted
+occurred in the future         left out, counted (after ``as_of``, default now)
+occurred before the minimum    left out, counted. ``min_occurred_date`` defaults to 2010-01-01:
+date                           the LAPD set starts in 2020, so a 1900 or 1970 date is a placeholder
+                               or a typo, not a time. As with future dates, such a row cannot be
+                               placed in time and would stretch every time series, so it is left
+                               out rather than flagged; ``None`` keeps every date
+date outside 1677-2262         pandas cannot hold it: an occurrence date is listed as unparseable
+                               and its row left out; a report date is set to null, counted
 reporting district outside     kept, counted (RD ``0377`` belongs to area 3)
 its stated area
 =============================  ===================================================================
@@ -43,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime import schema
+from geo_crime.errors import ConfigError, OutputError
 
 #: Bounding box of Los Angeles County (the union of its 2020 census tracts, Catalina included).
 LA_COUNTY_BBOX: tuple[float, float, float, float] = (-118.9448, 32.8007, -117.6462, 34.8233)
@@ -52,6 +60,9 @@ AGE_GROUPS: tuple[str, ...] = ("child", "adult", "elderly", "unknown")
 
 #: How many bad rows the report lists in full (all are counted).
 MAX_LISTED_BAD_ROWS = 1000
+
+#: Occurrences before this date are data errors (the LAPD set starts in 2020): left out, counted.
+MIN_OCCURRED_DATE = pd.Timestamp("2010-01-01")
 
 
 @dataclass
@@ -104,6 +115,8 @@ class CleaningReport:
     age_zero_no_person_victim: int = 0
     occurred_after_reported: int = 0
     occurred_in_future_dropped: int = 0
+    min_occurred_date: str = ""
+    occurred_before_min_dropped: int = 0
     district_outside_area: int = 0
     unknown_crime_codes: dict[str, int] = field(default_factory=dict)
     severity_scheme: str = ""
@@ -134,6 +147,16 @@ class CleaningReport:
         """Rows left out because a required value could not be parsed."""
         return sum(f.rows_read - f.rows_kept for f in self.files)
 
+    @property
+    def rows_dropped_by_reason(self) -> dict[str, int]:
+        """Rows left out, by reason; with :attr:`rows_out` they add up to :attr:`rows_read`."""
+        return {
+            "unparseable": self.rows_unparseable,
+            "duplicate DR_NO": self.duplicates_dropped,
+            "occurred in the future": self.occurred_in_future_dropped,
+            "occurred before the minimum date": self.occurred_before_min_dropped,
+        }
+
     def lines(self) -> list[tuple[str, int]]:
         """The report as (label, count) rows, in the order a reader follows the data."""
         rows = [("rows read", self.rows_read)]
@@ -146,6 +169,10 @@ class CleaningReport:
             ("no DR_NO: synthetic id from file name + record", self.synthetic_ids),
             ("duplicate DR_NO dropped", self.duplicates_dropped),
             ("occurred in the future, dropped", self.occurred_in_future_dropped),
+            (
+                f"occurred before {self.min_occurred_date or 'the minimum date'}, dropped",
+                self.occurred_before_min_dropped,
+            ),
             ("coordinates (0, 0): no spatial use", self.coordinates_zero),
             ("coordinates missing: no spatial use", self.coordinates_missing),
             ("coordinates outside LA County: no spatial use", self.coordinates_outside_county),
@@ -169,6 +196,7 @@ class CleaningReport:
         data = asdict(self)
         data["rows_read"] = self.rows_read
         data["rows_unparseable"] = self.rows_unparseable
+        data["rows_dropped_by_reason"] = self.rows_dropped_by_reason
         return data
 
     @classmethod
@@ -177,15 +205,39 @@ class CleaningReport:
         data = dict(data)
         data.pop("rows_read", None)
         data.pop("rows_unparseable", None)
+        data.pop("rows_dropped_by_reason", None)
         data["files"] = [FileSummary(**f) for f in data.get("files", [])]
         data["bad_rows"] = [BadRow(**b) for b in data.get("bad_rows", [])]
         return cls(**data)
 
     def write_json(self, path: str | os.PathLike) -> Path:
-        """Write the report as JSON, atomically."""
+        """Write the report as JSON, atomically.
+
+        Parameters
+        ----------
+        path
+            The JSON file to write (parent folders are created).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        OutputError
+            The path is a folder or the operating system refuses the write; nothing is left.
+        """
         from geo_crime.io_utils import atomic_write_text
 
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        if Path(path).is_dir():
+            raise OutputError(f"{path}: is a directory; give the report a file name")
+        try:
+            return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        except OSError as exc:
+            raise OutputError(
+                f"{path}: cannot write the cleaning report ({exc.strerror or exc})"
+            ) from None
 
     def rich_table(self):  # -> rich.table.Table
         """The report as a :class:`rich.table.Table` for the terminal."""
@@ -201,6 +253,34 @@ class CleaningReport:
     def __str__(self) -> str:
         width = max(len(label) for label, _ in self.lines())
         return "\n".join(f"{label:<{width}}  {count:>10,}" for label, count in self.lines())
+
+
+def parse_min_occurred_date(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
+    """The minimum occurrence date option as a timestamp.
+
+    Parameters
+    ----------
+    value
+        A date (``"2010-01-01"``, a timestamp) or ``None`` for no minimum.
+
+    Returns
+    -------
+    pandas.Timestamp or None
+
+    Raises
+    ------
+    ConfigError
+        The value is not a date.
+    """
+    if value is None:
+        return None
+    try:
+        floor = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"min_occurred_date: {value!r} is not a date") from None
+    if pd.isna(floor):
+        raise ConfigError(f"min_occurred_date: {value!r} is not a date")
+    return floor
 
 
 def _record_other_sources(
@@ -258,6 +338,7 @@ def clean_incidents(
     *,
     negative_age: str = "null",
     as_of: pd.Timestamp | None = None,
+    min_occurred_date: str | pd.Timestamp | None = MIN_OCCURRED_DATE,
 ) -> pd.DataFrame:
     """Apply the cleaning policies (see the module docstring), counting everything in ``report``.
 
@@ -271,14 +352,24 @@ def clean_incidents(
         ``"null"`` (default) or ``"abs"``.
     as_of
         Occurrences after this instant are in the future (default: now).
+    min_occurred_date
+        Occurrences before this date are data errors, left out and counted in
+        ``report.occurred_before_min_dropped`` (default :data:`MIN_OCCURRED_DATE`; ``None``
+        keeps every date).
 
     Returns
     -------
     pandas.DataFrame
         The cleaned frame with ``spatial_valid`` and ``date_suspect`` columns added.
+
+    Raises
+    ------
+    ConfigError
+        ``min_occurred_date`` is not a date.
     """
     if negative_age not in {"null", "abs"}:
         raise ValueError("negative_age must be 'null' or 'abs'")
+    floor = parse_min_occurred_date(min_occurred_date)
     frame = frame.copy(deep=False)
 
     # duplicates by record number: rows with a synthetic id (the reduced 2024 rows) have none and
@@ -292,11 +383,16 @@ def clean_incidents(
     report.duplicates_dropped += int(dup.sum())
     _record_other_sources(frame, ids, has_id, dup)
 
-    # future occurrences
+    # occurrences that cannot be placed in time: in the future, or before the minimum date
     now = pd.Timestamp.now() if as_of is None else pd.Timestamp(as_of)
     future = (frame["occurred_at"] > now).to_numpy()
     report.occurred_in_future_dropped += int((future & ~dup).sum())
-    drop = dup | future
+    too_early = np.zeros(len(frame), dtype=bool)
+    if floor is not None:
+        too_early = (frame["occurred_at"] < floor).to_numpy() & ~future
+        report.min_occurred_date = str(floor.date())
+    report.occurred_before_min_dropped += int((too_early & ~dup).sum())
+    drop = dup | future | too_early
     if drop.any():
         frame = frame.loc[~drop].reset_index(drop=True)
 

@@ -118,6 +118,12 @@ def ingest(
         bool, typer.Option("--strict", help="Stop at the first unparseable row.")
     ] = False,
     cache: Annotated[bool, typer.Option(help="Use the content-keyed Parquet cache.")] = True,
+    min_date: Annotated[
+        str,
+        typer.Option(
+            "--min-date", help="Drop and count occurrences before this ISO date ('' keeps all)."
+        ),
+    ] = "2010-01-01",
 ) -> None:
     """Read LAPD exports into one cleaned, typed, scored incidents Parquet file."""
     from geo_crime.errors import ConfigError
@@ -145,6 +151,7 @@ def ingest(
                 negative_age=negative_age,
                 on_bad_rows="raise" if strict else "report",
                 cache=cache,
+                min_occurred_date=min_date or None,
                 progress=tick,
             )
         with atomic_path(output) as tmp:

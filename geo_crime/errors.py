@@ -38,4 +38,8 @@ class ModelError(GeoCrimeError):
 
 
 class FetchError(GeoCrimeError):
-    """Downloading from a remote service failed after all retries."""
+    """A download failed after all retries, or its rows did not check out (ids, counts)."""
+
+
+class OutputError(GeoCrimeError):
+    """An output cannot be written: a folder in the way, a full or read-only disk, no permission."""

@@ -12,7 +12,9 @@ Reading is vectorised with pyarrow: every column is read as text, then converted
 be parsed do not crash the load: the row is listed with its file, line and column in the
 :class:`~geo_crime.cleaning.CleaningReport` and left out (or, with ``on_bad_rows="raise"``, the
 first one raises). File-level problems (missing, empty, corrupt gzip, unknown schema, a column
-that is text throughout) raise one :class:`~geo_crime.errors.InputError` naming the file.
+that is text throughout, a FIFO or device, a Parquet, ZIP or GeoJSON file, a JSON key holding an
+object, an array, a boolean or both numbers and strings) raise one
+:class:`~geo_crime.errors.InputError` naming the file and, where known, the line and column.
 
 :func:`load_incidents` is the entry point: read, clean, score, with a Parquet cache keyed by the
 content of the inputs.
@@ -20,14 +22,18 @@ content of the inputs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import gzip
 import json
 import os
+import re
+import stat
+import sys
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +47,12 @@ from geo_crime import schema
 from geo_crime.cleaning import (
     AGE_GROUPS,
     LA_COUNTY_BBOX,
+    MIN_OCCURRED_DATE,
     BadRow,
     CleaningReport,
     FileSummary,
     clean_incidents,
+    parse_min_occurred_date,
 )
 from geo_crime.errors import InputError, SchemaError
 from geo_crime.severity import crime_code_lookup, score_incidents
@@ -62,7 +70,11 @@ DATETIME_FORMATS: tuple[str, ...] = (
 )
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_INT_PATTERN = r"^-?\d+$"
+_PARQUET_MAGIC = b"PAR1"
+_ZIP_MAGIC = b"PK\x03\x04"
+#: Whole numbers of up to 18 digits always fit an int64; longer ones are out of range.
+_INT_PATTERN = r"^-?\d{1,18}$"
+_LONG_INT_PATTERN = r"^-?\d{19,}$"
 _FLOAT_PATTERN = r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 _DAY_PATTERN = r"^(?:\d{1,2}/(?P<slash>\d{1,2})/|\d{4}-\d{1,2}-(?P<iso>\d{1,2}))"
 #: A required column whose values fail to parse in more than this share of rows is a file error.
@@ -77,7 +89,11 @@ SYNTHETIC_ID_HEX_DIGITS = 15
 
 #: Version of the cached frame layout; part of the cache key, bumped whenever the columns or
 #: their meaning change so that older caches are not reused.
-CACHE_FORMAT_VERSION = 3
+CACHE_FORMAT_VERSION = 4
+
+#: Whole days a ``datetime64[ns]`` column holds at any time of day; dates outside are bad values.
+_FIRST_STAMP = np.datetime64("1677-09-22T00:00:00", "s")
+_LAST_STAMP = np.datetime64("2262-04-10T00:00:00", "s")
 
 
 def synthetic_incident_ids(
@@ -165,7 +181,13 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
             if not matches:
                 raise InputError(f"{text}: the pattern matches no file")
-            files.extend(m for m in matches if m.is_file())
+            regular = [m for m in matches if m.is_file()]
+            if not regular:
+                for match in matches:
+                    if not match.is_dir():
+                        require_regular_file(match)
+                raise InputError(f"{text}: the pattern matches folders only, no file")
+            files.extend(regular)
             continue
         path = Path(text)
         if path.is_dir():
@@ -177,10 +199,9 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
             if not found:
                 raise InputError(f"{path}: the directory holds no .csv or .json crime file")
             files.extend(found)
-        elif path.is_file():
-            files.append(path)
         else:
-            raise InputError(f"{path}: no such file")
+            require_regular_file(path)
+            files.append(path)
     seen: set[Path] = set()
     unique = []
     for f in files:
@@ -191,6 +212,54 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     return unique
 
 
+#: Names of the kinds of file that are not regular files, for error messages.
+_SPECIAL_FILE_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def require_regular_file(path: Path) -> None:
+    """Check that ``path`` is an existing regular file, without opening it.
+
+    Named pipes, devices and sockets are refused before anything reads them, so a FIFO never
+    blocks a run and ``/dev/zero`` is never read for ever.
+
+    Parameters
+    ----------
+    path
+        The file to check (symbolic links are followed).
+
+    Raises
+    ------
+    InputError
+        The path does not exist, is a broken link, a folder, or not a regular file.
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            raise InputError(f"{path}: broken symbolic link (its target does not exist)") from None
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a directory, not a file")
+    kind = next((name for test, name in _SPECIAL_FILE_KINDS if test(mode)), "a special file")
+    raise InputError(
+        f"{path}: not a regular file but {kind}; save the data to a file and pass that instead"
+    )
+
+
+def _unreadable(path: Path, exc: OSError) -> InputError:
+    """The error for an input the operating system refuses to read (permissions, I/O errors)."""
+    return InputError(f"{path}: cannot read ({exc.strerror or exc})")
+
+
 def _data_suffix(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in {".gz", ".gzip"}:
@@ -199,13 +268,19 @@ def _data_suffix(path: Path) -> str:
 
 
 def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == _GZIP_MAGIC
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == _GZIP_MAGIC
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
 
 
 def _read_bytes(path: Path) -> bytes:
     """Whole file content, decompressed when gzip; corrupt archives raise one clear error."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
     if not raw:
         raise InputError(f"{path}: the file is empty")
     if raw[:2] == _GZIP_MAGIC:
@@ -321,11 +396,14 @@ def detect_schema(
 
 
 def _csv_header(path: Path) -> list[str]:
-    opener = gzip.open if _is_gzip(path) else open
+    compressed = _is_gzip(path)
+    opener = gzip.open if compressed else open
     try:
         with opener(path, "rb") as fh:
             first = fh.readline()
     except (OSError, EOFError, zlib.error) as exc:
+        if not compressed or (isinstance(exc, OSError) and exc.errno is not None):
+            raise _unreadable(path, exc) from None
         raise InputError(f"{path}: corrupt or truncated gzip archive ({exc})") from None
     if not first.strip():
         raise InputError(f"{path}: the file is empty (no header line)")
@@ -335,7 +413,11 @@ def _csv_header(path: Path) -> list[str]:
         raise InputError(
             f"{path}: line 1 is not valid UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
-    return next(csv.reader([text]))
+    text = re.split(r"\r\n?|\n", text, maxsplit=1)[0]  # a lone CR ends a line, as for pyarrow
+    try:
+        return next(csv.reader([text]))
+    except csv.Error as exc:
+        raise InputError(f"{path}: line 1: cannot parse the header ({exc})") from None
 
 
 def _first_bad_utf8_line(path: Path) -> str:
@@ -348,6 +430,30 @@ def _first_bad_utf8_line(path: Path) -> str:
             except UnicodeDecodeError as exc:
                 return f"line {number} is not valid UTF-8 (byte 0x{line[exc.start]:02x})"
     return "the file is not valid UTF-8"
+
+
+@contextlib.contextmanager
+def _undecodable_invalid_rows(handler: Callable[[pacsv.InvalidRow], str]) -> Iterator[list]:
+    """Collect the rows pyarrow could not hand to ``handler`` because they are not UTF-8.
+
+    pyarrow decodes a malformed row before calling the invalid-row handler; when the row is not
+    UTF-8 that fails inside pyarrow, which prints "Exception ignored" and then stops the read.
+    Such failures are gathered here instead, so the reader can name the offending line.
+    """
+    caught: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if unraisable.object is handler and isinstance(unraisable.exc_value, UnicodeDecodeError):
+            caught.append(unraisable.exc_value)
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = previous
 
 
 def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> RawRead:
@@ -390,17 +496,19 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
             column_names=header, skip_rows=1, block_size=1 << 24, use_threads=use_threads
         )
         parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
+        undecodable: list[BaseException] = []
         try:
             source = pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
-            return pacsv.read_csv(
-                source,
-                read_options=read_opts,
-                parse_options=parse_opts,
-                convert_options=convert_opts,
-            )
+            with _undecodable_invalid_rows(on_invalid) as undecodable:
+                return pacsv.read_csv(
+                    source,
+                    read_options=read_opts,
+                    parse_options=parse_opts,
+                    convert_options=convert_opts,
+                )
         except pa.ArrowInvalid as exc:
             message = str(exc)
-            if "UTF8" in message or "utf8" in message.lower():
+            if undecodable or "UTF8" in message or "utf8" in message.lower():
                 raise InputError(f"{path}: {_first_bad_utf8_line(path)}") from None
             raise InputError(f"{path}: cannot parse CSV ({message.splitlines()[0]})") from None
         except (OSError, EOFError, zlib.error) as exc:
@@ -441,7 +549,132 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
     return RawRead(fields, n, schema_name, path, lines, bad_rows)
 
 
-def _records_from_json(path: Path) -> list[dict]:
+#: GeoJSON object types (RFC 7946), to recognise a boundary layer given as a crime export.
+_GEOJSON_TYPES = frozenset(
+    {
+        "FeatureCollection",
+        "Feature",
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+        "Polygon",
+        "MultiPolygon",
+        "GeometryCollection",
+    }
+)
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+@dataclass
+class _JsonRecords:
+    """The records of one JSON file and what is needed to say where each one is."""
+
+    path: Path
+    records: list
+    text: str
+    layout: str  # "array", "lines" (newline-delimited) or "object" (one record)
+    record_lines: list[int] | None = None  # for "lines": the file line of each record
+
+    def where(self, index: int) -> str:
+        """Where record ``index`` (0-based) is, for messages: its line, and record number."""
+        if self.layout == "lines" and self.record_lines is not None:
+            return f"line {self.record_lines[index]}"
+        if self.layout == "object":
+            return "record 1 (line 1)"
+        return f"record {index + 1} (line {_array_element_line(self.text, index)})"
+
+
+def _array_element_line(text: str, index: int) -> int:
+    """The 1-based line where element ``index`` of a top-level JSON array starts (errors only)."""
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    for _ in range(index):
+        pos = _JSON_WHITESPACE.match(text, pos).end()
+        _, pos = decoder.raw_decode(text, pos)
+        pos = _JSON_WHITESPACE.match(text, pos).end() + 1  # past the comma
+    pos = _JSON_WHITESPACE.match(text, pos).end()
+    return text.count("\n", 0, pos) + 1
+
+
+def _json_kind(value: object) -> str:
+    """A JSON type named for messages (``an object``, ``a boolean`` ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _short_json(value: object, limit: int = 40) -> str:
+    """A value as compact JSON text, cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _geojson_refusal(path: Path, value: object) -> InputError | None:
+    """The error for a GeoJSON document (or GeoJSON feature sequence) given as a crime export."""
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("type")
+    features = value.get("features")
+    if kind == "FeatureCollection" or (kind is None and isinstance(features, list)):
+        count = len(features) if isinstance(features, list) else 0
+        what = f"a FeatureCollection of {count:,} feature{'s' if count != 1 else ''}"
+    elif kind == "Feature" and "geometry" in value:
+        what = "GeoJSON features"
+    elif kind in _GEOJSON_TYPES and ("coordinates" in value or "geometries" in value):
+        what = f"a {kind} geometry"
+    else:
+        return None
+    return InputError(
+        f"{path}: this is a GeoJSON file ({what}), not an incident export; ingest reads LAPD "
+        "crime records (CSV or JSON exports)"
+    )
+
+
+def _parse_json_lines(path: Path, text: str) -> _JsonRecords:
+    """Parse newline-delimited JSON, one value per non-blank line, naming the real line on error."""
+    records: list = []
+    record_lines: list[int] = []
+    # JSON strings cannot hold a raw CR or LF, so splitting on them never cuts a record
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{path}: invalid JSON at line {number} column {exc.colno} ({exc.msg})"
+            ) from None
+        except (ValueError, RecursionError) as exc:
+            raise InputError(
+                f"{path}: invalid JSON at line {number} ({_json_failure(exc)})"
+            ) from None
+        record_lines.append(number)
+    return _JsonRecords(path, records, text, "lines", record_lines)
+
+
+def _json_failure(exc: BaseException) -> str:
+    """Why Python's JSON parser gave up, for values it refuses beyond syntax errors."""
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply"
+    return str(exc).split("\n")[0][:120]
+
+
+def _records_from_json(path: Path) -> _JsonRecords:
+    """Parse a JSON array of records, newline-delimited records or one record object."""
     raw = _read_bytes(path)
     try:
         text = raw.decode("utf-8-sig")
@@ -452,21 +685,74 @@ def _records_from_json(path: Path) -> list[dict]:
     if not stripped:
         raise InputError(f"{path}: the file is empty")
     try:
-        if stripped[0] == "[":
-            records = json.loads(text)
-        else:  # newline-delimited JSON
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
-        ) from None
-    if isinstance(records, dict):
-        records = [records]
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InputError(f"{path}: expected a JSON array of objects")
+        if exc.msg != "Extra data" or stripped[0] == "[":
+            raise InputError(
+                f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
+            ) from None
+        parsed = _parse_json_lines(path, text)  # one value per line: newline-delimited JSON
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: invalid JSON ({_json_failure(exc)})") from None
+    else:
+        if isinstance(document, list):
+            parsed = _JsonRecords(path, document, text, "array")
+        else:
+            parsed = _JsonRecords(path, [document], text, "object")
+    records = parsed.records
+    if isinstance(records, list) and records:
+        refusal = _geojson_refusal(path, records[0] if parsed.layout != "object" else document)
+        if refusal is not None:
+            raise refusal
     if not records:
         raise InputError(f"{path}: the JSON array holds no records")
-    return records
+    if parsed.layout == "object" and not isinstance(document, dict):
+        raise InputError(f"{path}: expected a JSON array of objects, found {_json_kind(document)}")
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{path}: {parsed.where(index)}: expected a JSON array of objects (one per "
+                f"incident), found {_json_kind(record)} {_short_json(record)}"
+            )
+    return parsed
+
+
+def _json_column_text(parsed: _JsonRecords, key: str) -> pa.Array:
+    """One key of every record as text, refusing values no LAPD export holds.
+
+    Strings are kept; numbers become their decimal text (the 2024 files store coordinates as
+    numbers), ``NaN`` (which Python writes for a missing float) becomes null. Objects, arrays and
+    booleans are refused, and so is a key holding numbers in some
+    records and strings in others: the file was not written by one exporter, so its values cannot
+    be trusted to mean the same thing.
+    """
+    values = [record.get(key) for record in parsed.records]
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds <= {str}:
+        return pa.array(values, pa.string())
+    if kinds <= {int, float}:
+        try:
+            return pc.cast(pa.array(values, from_pandas=True), pa.string())
+        except (OverflowError, pa.ArrowException):  # integers beyond int64
+            text = [None if v is None or v != v else repr(v) for v in values]
+            return pa.array(text, pa.string())
+    path = parsed.path
+    odd = kinds - {str, int, float}
+    if odd:
+        index = next(i for i, v in enumerate(values) if type(v) in odd)
+        raise InputError(
+            f"{path}: {parsed.where(index)}: key {key}: {_json_kind(values[index])} "
+            f"{_short_json(values[index])} where a string or a number is expected"
+        )
+    first = next(i for i, v in enumerate(values) if v is not None)
+    first_kind = _json_kind(values[first])
+    index = next(i for i, v in enumerate(values) if v is not None and _json_kind(v) != first_kind)
+    raise InputError(
+        f"{path}: {parsed.where(index)}: key {key}: {_json_kind(values[index])} "
+        f"{_short_json(values[index])} where {parsed.where(first)} has {first_kind}; the key "
+        "mixes JSON types"
+    )
 
 
 def read_json_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> RawRead:
@@ -486,8 +772,16 @@ def read_json_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> R
     -------
     RawRead
         Text columns keyed by canonical fields.
+
+    Raises
+    ------
+    InputError
+        The file is not JSON, is GeoJSON, holds no records, or a mapped key holds an object, an
+        array, a boolean or a mix of numbers and strings (the message names the key, the record
+        and its line).
     """
-    records = _records_from_json(path)
+    parsed = _records_from_json(path)
+    records = parsed.records
     keys: dict[str, None] = {}
     for rec in records[:1000]:
         keys.update(dict.fromkeys(rec))
@@ -496,35 +790,85 @@ def read_json_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> R
             if rec.keys() - keys.keys():
                 keys.update(dict.fromkeys(rec))
     schema_name, colmap = detect_schema(list(keys), path=path, mapping=mapping)
-    fields: dict[str, pa.Array] = {}
-    for col, target in colmap.items():
-        values = [rec.get(col) for rec in records]
-        arr = pa.array(values, from_pandas=True)
-        if not pa.types.is_string(arr.type):
-            arr = (
-                pc.cast(arr, pa.string())
-                if not pa.types.is_null(arr.type)
-                else arr.cast(pa.string())
-            )
-        fields[target] = arr
+    fields = {target: _json_column_text(parsed, col) for col, target in colmap.items()}
     n = len(records)
     return RawRead(fields, n, schema_name, path, np.arange(1, n + 1, dtype=np.int64))
 
 
+def _head_bytes(path: Path, size: int = 8) -> bytes:
+    """The first bytes of the content (decompressed when gzip; raw if the archive is broken)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+            if head[:2] != _GZIP_MAGIC:
+                return head
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read(size)
+    except (OSError, EOFError, zlib.error):
+        return head  # the reader reports the broken archive
+
+
+def _parquet_refusal(path: Path) -> InputError:
+    """The error for a Parquet file given as a crime export (pointing to what reads it)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError):
+        names = set()
+    if set(schema.CANONICAL_COLUMNS) <= names:
+        return InputError(
+            f"{path}: this is an incidents Parquet file already written by 'geo-crime ingest', "
+            "not an incident export: pass it to the commands that take incidents ('geo-crime "
+            "cube', 'geo-crime coverage') or read it with geo_crime.ingest.read_incidents_parquet"
+        )
+    return InputError(
+        f"{path}: this is a Parquet file, not an incident export; ingest reads LAPD crime "
+        "records (CSV or JSON exports)"
+    )
+
+
 def read_raw(path: Path, *, mapping: Mapping[str, str] | None = None) -> RawRead:
-    """Read one file with the reader its extension (or content) calls for."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    """Read one file with the reader its extension (or content) calls for.
+
+    Parameters
+    ----------
+    path
+        The file: CSV or JSON, plain or gzip.
+    mapping
+        Optional user mapping ``{source column: canonical field}``.
+
+    Returns
+    -------
+    RawRead
+        Text columns keyed by canonical fields.
+
+    Raises
+    ------
+    InputError
+        The path is no regular file, is empty, or holds another format (Parquet, ZIP, GeoJSON).
+    """
+    require_regular_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty")
+    head = _head_bytes(path)
+    if head[:4] == _PARQUET_MAGIC:
+        raise _parquet_refusal(path)
+    if head[:4] == _ZIP_MAGIC:
+        raise InputError(
+            f"{path}: this is a ZIP archive (a zipped export or an .xlsx workbook), not an "
+            "incident export: unzip it, or save the sheet as CSV"
+        )
     suffix = _data_suffix(path)
     if suffix in {".json", ".ndjson", ".geojson"}:
         return read_json_file(path, mapping=mapping)
     if suffix in {".csv", ".txt", ".tsv", ""}:
         return read_csv_file(path, mapping=mapping)
     # unknown extension: sniff the first non-blank byte
-    head = _read_bytes(path)[:64].lstrip()
-    if head[:1] in (b"[", b"{"):
+    if _head_bytes(path, 64).lstrip()[:1] in (b"[", b"{"):
         return read_json_file(path, mapping=mapping)
     return read_csv_file(path, mapping=mapping)
 
@@ -663,6 +1007,19 @@ class _Converter:
         ok = np.asarray(pc.fill_null(pc.match_substring_regex(text, pattern), False))
         empty = np.asarray(pc.fill_null(pc.equal(text, ""), False))
         bad_values = ~ok & ~empty
+        if integer:
+            too_long = np.asarray(
+                pc.fill_null(pc.match_substring_regex(text, _LONG_INT_PATTERN), False)
+            )
+            if too_long.any():
+                self.flag(
+                    d.rows(too_long),
+                    name,
+                    self._row_text(name),
+                    "is out of range",
+                    required=required,
+                )
+                bad_values &= ~too_long
         clean = pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string()))
         target = pa.int64() if integer else pa.float64()
         per_value = pc.cast(clean, target)
@@ -713,6 +1070,21 @@ class _Converter:
             "is not a date in a known format",
             required=required,
         )
+        # pandas keeps nanoseconds: a year such as 0001 or 9999 cannot be held (and would wrap)
+        stamps = seconds.astype("datetime64[s]")
+        unrepresentable = (seconds != _NULL_STAMP) & (
+            (stamps < _FIRST_STAMP) | (stamps > _LAST_STAMP)
+        )
+        if unrepresentable.any():
+            self.flag(
+                d.rows(unrepresentable),
+                name,
+                self._row_text(name),
+                f"is not a date between {_FIRST_STAMP.astype('datetime64[D]')} and "
+                f"{_LAST_STAMP.astype('datetime64[D]')}",
+                required=required,
+            )
+            seconds = np.where(unrepresentable, _NULL_STAMP, seconds)
         if required:
             self._check_missing(name)
         return d.spread(seconds.astype(np.int64), _NULL_STAMP).view("datetime64[s]")
@@ -1203,6 +1575,23 @@ def content_key(paths: Sequence[Path], options: Mapping[str, object]) -> str:
 
     The package version and :data:`CACHE_FORMAT_VERSION` are hashed too, so a cache written with
     an older column layout is never reused.
+
+    Parameters
+    ----------
+    paths
+        The input files, in order.
+    options
+        The loading options that change the result (JSON-serialisable).
+
+    Returns
+    -------
+    str
+        32 hex digits.
+
+    Raises
+    ------
+    InputError
+        An input cannot be read.
     """
     import xxhash
 
@@ -1213,9 +1602,12 @@ def content_key(paths: Sequence[Path], options: Mapping[str, object]) -> str:
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     for path in paths:
         digest.update(path.name.encode())
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 24):
-                digest.update(chunk)
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 24):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
     return digest.hexdigest()
 
 
@@ -1227,6 +1619,7 @@ def load_incidents(
     harm_log: bool = False,
     on_bad_rows: str = "report",
     as_of: pd.Timestamp | None = None,
+    min_occurred_date: str | pd.Timestamp | None = MIN_OCCURRED_DATE,
     cache: bool | str | os.PathLike = True,
     progress: Callable[[Path], None] | None = None,
 ) -> tuple[pd.DataFrame, CleaningReport]:
@@ -1248,10 +1641,15 @@ def load_incidents(
         ``"report"`` or ``"raise"``.
     as_of
         Dates after this are "in the future" (default: now).
+    min_occurred_date
+        Occurrences before this date are data errors, left out and counted (default
+        :data:`~geo_crime.cleaning.MIN_OCCURRED_DATE`, 2010-01-01; ``None`` keeps every date).
     cache
-        ``True`` uses the default cache folder, a path uses that folder, ``False`` disables it.
-        The key is the content of the inputs plus these options (see :func:`content_key`); a
-        cached file that lacks a canonical column is rebuilt.
+        ``True`` uses the default cache folder, a path uses that folder, ``False`` neither reads
+        nor writes any cache. The key is the content of the inputs plus these options (see
+        :func:`content_key`). A cached file that lacks a canonical column is rebuilt; one that
+        cannot be read (truncated, corrupt) is removed and rebuilt with a warning. When the cache
+        cannot be written (read-only or full disk) a warning is given and the load goes on.
     progress
         Called with each file before it is read.
 
@@ -1260,9 +1658,14 @@ def load_incidents(
     (pandas.DataFrame, CleaningReport)
         Canonical columns plus ``spatial_valid``, ``date_suspect``, ``crime_category``,
         ``severity`` and ``harm``.
-    """
-    from geo_crime.config import cache_dir
 
+    Raises
+    ------
+    InputError
+        An input is missing, unreadable or corrupt (the message names the file).
+    ConfigError
+        ``min_occurred_date`` is not a date.
+    """
     paths = expand_inputs(inputs)
     options = {
         "mapping": dict(mapping or {}),
@@ -1270,61 +1673,157 @@ def load_incidents(
         "harm_log": harm_log,
         "on_bad_rows": on_bad_rows,
         "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()),
+        "min_occurred_date": _date_option(min_occurred_date),
     }
-    cache_file = None
-    if cache:
-        folder = Path(cache) if not isinstance(cache, bool) else cache_dir() / "incidents"
-        folder.mkdir(parents=True, exist_ok=True)
-        key = content_key(paths, options)
-        cache_file = folder / f"{key}.parquet"
-        cached = _read_cache(cache_file) if cache_file.exists() else None
+    cache_file = _cache_file(cache, paths, options) if cache else None
+    if cache_file is not None and cache_file.exists():
+        cached = _read_cache(cache_file)
         if cached is not None:
             return cached
     frame, report = read_incidents(
         paths, mapping=mapping, on_bad_rows=on_bad_rows, progress=progress
     )
     frame = finalize_dtypes(frame)
-    frame = clean_incidents(frame, report, negative_age=negative_age, as_of=as_of)
+    frame = clean_incidents(
+        frame,
+        report,
+        negative_age=negative_age,
+        as_of=as_of,
+        min_occurred_date=min_occurred_date,
+    )
     frame = score_incidents(frame, report=report, harm_log=harm_log)
     if cache_file is not None:
         _write_cache(cache_file, frame, report)
     return frame, report
 
 
+def _date_option(value: str | pd.Timestamp | None) -> str | None:
+    """A date option as ISO text for the cache key (``None`` stays ``None``)."""
+    floor = parse_min_occurred_date(value)
+    return None if floor is None else str(floor.date())
+
+
+def _cache_file(
+    cache: bool | str | os.PathLike, paths: Sequence[Path], options: Mapping[str, object]
+) -> Path | None:
+    """The cache file for these inputs, or None (with a warning) when no cache folder is usable."""
+    from geo_crime.config import cache_dir
+
+    try:
+        folder = Path(cache) if not isinstance(cache, bool) else cache_dir() / "incidents"
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = exc.filename or cache
+        warnings.warn(
+            f"{where}: cannot use the incident cache folder ({exc.strerror or exc}); "
+            "continuing without the cache",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    return folder / f"{content_key(paths, options)}.parquet"
+
+
 def _write_cache(path: Path, frame: pd.DataFrame, report: CleaningReport) -> None:
+    """Write the cache under a unique temporary name, then rename it into place.
+
+    Concurrent runs on the same inputs each write their own temporary file; the last rename wins
+    and every reader sees one whole file. A write that fails (full or read-only disk) leaves no
+    file behind and only warns: the cache is an optimisation.
+    """
     import pyarrow.parquet as pq
+
+    from geo_crime.io_utils import atomic_path
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[b"geo_crime_report"] = json.dumps(report.to_dict()).encode()
     table = table.replace_schema_metadata(meta)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp, compression="lz4")
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".tmp") as tmp:
+            pq.write_table(table, tmp, compression="lz4", write_page_checksum=True)
+    except (OSError, pa.ArrowException) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).split("\n")[0]
+        warnings.warn(
+            f"{path}: cannot write the incident cache ({reason}); continuing without it",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _read_cache(path: Path) -> tuple[pd.DataFrame, CleaningReport] | None:
-    """The cached frame and report, or None when the file lacks a canonical column (stale)."""
+    """The cached frame and report, or None when the file is stale or broken.
+
+    A file that lacks a canonical column (an older layout) is simply rebuilt. A file that cannot
+    be read (truncated, a page failing its checksum, a report that does not parse, a row count
+    that disagrees with its report) is removed with a warning naming it, then rebuilt.
+    """
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    if not set(schema.CANONICAL_COLUMNS) <= set(table.column_names):
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+        if not set(schema.CANONICAL_COLUMNS) <= set(table.column_names):
+            return None
+        stored = (table.schema.metadata or {}).get(b"geo_crime_report")
+        if stored is None:
+            raise ValueError("no cleaning report in its metadata")
+        report = CleaningReport.from_dict(json.loads(stored))
+        if table.num_rows != report.rows_out:
+            raise ValueError(f"{table.num_rows:,} rows where its report says {report.rows_out:,}")
+        frame = table.to_pandas(types_mapper=_STRING_TYPES.get)
+    except FileNotFoundError:  # removed meanwhile by a concurrent run
         return None
-    report = CleaningReport.from_dict(json.loads(table.schema.metadata[b"geo_crime_report"]))
-    return table.to_pandas(types_mapper=_STRING_TYPES.get), report
+    except (OSError, pa.ArrowException, ValueError, TypeError, KeyError) as exc:
+        reason = str(exc).split("\n")[0][:160] or type(exc).__name__
+        with_removal = "removed it and rebuilding"
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            with_removal = "rebuilding"
+        warnings.warn(
+            f"{path}: corrupt incident cache ({reason}); {with_removal}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    return frame, report
 
 
 _STRING_TYPES = {pa.string(): schema.STRING, pa.large_string(): schema.STRING}
 
 
 def read_incidents_parquet(path: str | os.PathLike) -> pd.DataFrame:
-    """Read an incidents Parquet file written by ``geo-crime ingest`` (canonical dtypes kept)."""
+    """Read an incidents Parquet file written by ``geo-crime ingest`` (canonical dtypes kept).
+
+    Parameters
+    ----------
+    path
+        The Parquet file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The incidents, with the dtypes they were written with.
+
+    Raises
+    ------
+    InputError
+        The path is no regular file, or not a readable Parquet file (a crime export given here
+        is named as such: it must go through ``geo-crime ingest`` first).
+    """
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    require_regular_file(path)
+    head = _head_bytes(path)
+    if head[:4] != _PARQUET_MAGIC:
+        if head and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+            raise InputError(
+                f"{path}: this is a text file (a crime export?), not an incidents Parquet file: "
+                "run 'geo-crime ingest' on crime exports first"
+            )
+        raise InputError(f"{path}: not a Parquet file (no PAR1 signature)")
     try:
         return pq.read_table(path).to_pandas(types_mapper=_STRING_TYPES.get)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None

@@ -44,7 +44,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         yield tmp
         os.replace(tmp, final)
     except OSError as exc:
-        if exc.filename is None or str(exc.filename) == str(tmp):
+        if exc.errno is not None and (exc.filename is None or str(exc.filename) == str(tmp)):
             exc.filename = str(final)  # errors name the output, not its temporary file
         raise
     finally:

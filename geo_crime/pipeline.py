@@ -122,6 +122,8 @@ class RunSettings:
         Inline Leaflet and all assets into the HTML maps.
     cache
         Reuse the content-keyed cache of cleaned incidents (``--no-cache`` turns it off).
+    min_date
+        Occurrences before this ISO date are dropped and counted as suspicious ("" keeps all).
     studies
         The studies (default: :func:`default_studies`).
     """
@@ -136,6 +138,7 @@ class RunSettings:
     k_anonymity: int = 3
     offline_map: bool = True
     cache: bool = True
+    min_date: str = "2010-01-01"
     studies: list[StudySettings] = field(default_factory=default_studies)
 
     @classmethod
@@ -269,6 +272,7 @@ RUN_SCHEMA: dict[str, tuple] = {
     "k_anonymity": (lambda v: _is_int(v) and 0 <= v <= 1_000, "an integer from 0 to 1000"),
     "offline_map": (lambda v: isinstance(v, bool), "true or false"),
     "cache": (lambda v: isinstance(v, bool), "true or false"),
+    "min_date": (_is_iso_date, 'an ISO date such as "2010-01-01", or "" for none'),
 }
 
 STUDY_SCHEMA: dict[str, tuple] = {
@@ -418,7 +422,10 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
 
     with stage("ingest"):
         incidents, cleaning = load_incidents(
-            files, negative_age=settings.negative_age, cache=settings.cache
+            files,
+            negative_age=settings.negative_age,
+            cache=settings.cache,
+            min_occurred_date=settings.min_date or None,
         )
         path = folder / "analysis" / "incidents.parquet"
         with atomic_path(path) as tmp:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from geo_crime.cleaning import CleaningReport, clean_incidents
 from geo_crime.config import default_crime_inputs
+from geo_crime.errors import ConfigError, OutputError
 from geo_crime.ingest import load_incidents, read_incidents
 from tests.shared_data import IVANCO, WESTLA, crime_file, require_data
 
@@ -107,3 +110,85 @@ def test_age_zero_means_no_person_victim_and_age_groups():
         "elderly",
         "unknown",
     ]
+
+
+def test_dates_before_the_minimum_are_dropped_and_counted_like_future_dates():
+    rows = _rows(
+        occurred_at=pd.to_datetime(
+            [
+                "1900-01-01 00:00",
+                "2009-12-31 23:59",
+                "2010-01-01 00:00",
+                "2020-01-05 00:00",
+                "2031-01-01 00:00",
+            ]
+        ),
+        reported_at=pd.to_datetime(
+            ["2020-01-06", "2020-01-06", "2020-01-06", "2020-01-06", "2031-01-02"]
+        ),
+    )
+    report = CleaningReport()
+    out = clean_incidents(rows, report, as_of=pd.Timestamp("2026-01-01"))
+    assert out["occurred_at"].tolist() == [pd.Timestamp("2010-01-01"), pd.Timestamp("2020-01-05")]
+    assert report.occurred_before_min_dropped == 2
+    assert report.occurred_in_future_dropped == 1
+    assert report.min_occurred_date == "2010-01-01"
+    saved = report.to_dict()
+    assert saved["occurred_before_min_dropped"] == 2
+    assert saved["rows_dropped_by_reason"]["occurred before the minimum date"] == 2
+    assert ("occurred before 2010-01-01, dropped", 2) in report.lines()
+    assert re.search(r"occurred before 2010-01-01, dropped +2\n", str(report))
+    assert CleaningReport.from_dict(saved).to_dict() == saved
+
+
+def test_minimum_date_is_configurable_and_can_be_switched_off():
+    dates = pd.to_datetime(["1900-01-01", "2015-06-01", "2020-01-05"])
+    report = CleaningReport()
+    out = clean_incidents(_rows(occurred_at=dates), report, min_occurred_date="2020-01-01")
+    assert len(out) == 1 and report.occurred_before_min_dropped == 2
+    report = CleaningReport()
+    out = clean_incidents(_rows(occurred_at=dates), report, min_occurred_date=None)
+    assert len(out) == 3 and report.occurred_before_min_dropped == 0
+    with pytest.raises(ConfigError, match=r"min_occurred_date: 'someday' is not a date"):
+        clean_incidents(_rows(occurred_at=dates), CleaningReport(), min_occurred_date="someday")
+
+
+@pytest.fixture(scope="module")
+def real_rows() -> pd.DataFrame:
+    return pd.read_csv(crime_file(IVANCO), dtype=str, nrows=40, keep_default_na=False)
+
+
+def test_1900_dates_in_a_real_export_are_counted_not_kept(tmp_path, real_rows):
+    rows = real_rows.copy()
+    rows.loc[[4, 17], "DATE OCC"] = "01/01/1900 12:00:00 AM"
+    path = tmp_path / "old.csv"
+    rows.to_csv(path, index=False)
+    frame, report = load_incidents(path, cache=False)
+    assert report.rows_read == 40 and len(frame) == 38
+    assert report.occurred_before_min_dropped == 2
+    assert report.rows_read == report.rows_out + sum(report.rows_dropped_by_reason.values())
+    assert not frame["occurred_at"].lt("2010-01-01").any()
+    kept, report = load_incidents(path, cache=False, min_occurred_date=None)
+    assert len(kept) == 40 and report.occurred_before_min_dropped == 0
+
+
+def test_dates_pandas_cannot_hold_are_listed_as_unparseable(tmp_path, real_rows):
+    rows = real_rows.copy()
+    rows.loc[3, "DATE OCC"] = "01/01/0001 12:00:00 AM"
+    rows.loc[5, "DATE OCC"] = "12/31/9999 00:00"
+    rows.loc[6, "Date Rptd"] = "12/31/9999 00:00"  # optional: set to null, counted
+    path = tmp_path / "far.csv"
+    rows.to_csv(path, index=False)
+    frame, report = load_incidents(path, cache=False)
+    assert len(frame) == 38
+    listed = {(b.line, b.column, b.reason) for b in report.bad_rows}
+    reason = "is not a date between 1677-09-22 and 2262-04-10"
+    assert listed == {(5, "DATE OCC", reason), (7, "DATE OCC", reason)}
+    assert report.values_nulled == {f"Date Rptd: {reason}": 1}
+    assert frame["occurred_at"].dt.year.between(2010, 2026).all()
+
+
+def test_report_written_to_a_folder_is_refused(tmp_path):
+    with pytest.raises(OutputError, match=rf"{re.escape(str(tmp_path))}: is a directory"):
+        CleaningReport().write_json(tmp_path)
+    assert not list(tmp_path.iterdir())

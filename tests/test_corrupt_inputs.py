@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -12,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from tests.shared_data import IVANCO, crime_file
+from tests.shared_data import IVANCO, REDUCED_DIR, crime_file, require_data
 
 runner = CliRunner()
 
@@ -191,3 +193,203 @@ def test_real_console_script_exit_codes(tmp_path):
     assert good.returncode == 0, good.stderr
     assert pd.read_parquet(out).shape[0] == 10_000
     assert "wrote 10,000 incidents" in good.stdout
+
+
+# --- JSON values of the wrong type -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reduced_records() -> list[dict]:
+    """The first real 2024 records of one area (coordinates are JSON numbers there)."""
+    with gzip.open(crime_file(REDUCED_DIR) / "Crime_Data_CENTRAL.json.gz", "rt") as fh:
+        return json.load(fh)[:80]
+
+
+def _ingest_with_cache(tmp_path, *inputs):
+    """Ingest with the cache on (in tmp_path/cache), to check a refusal writes no cache either."""
+    out = tmp_path / "out.parquet"
+    env = {"GEO_CRIME_CACHE": str(tmp_path / "cache")}
+    result = runner.invoke(app, ["ingest", *map(str, inputs), "-o", str(out)], env=env)
+    return result, out
+
+
+def _assert_no_cache_written(tmp_path) -> None:
+    assert not list((tmp_path / "cache").rglob("*.parquet"))
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def _record_start_line(text: str, index: int) -> int:
+    """The line on which record ``index`` of a JSON array written with ``indent=1`` starts."""
+    starts = [number for number, line in enumerate(text.splitlines(), 1) if line == " {"]
+    return starts[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [({"a": 1}, r"an object \{\"a\":1\}"), ([1, 2], r"an array \[1,2\]"), (True, "a boolean true")],
+)
+def test_json_object_array_or_boolean_in_a_field_names_file_key_and_record(
+    tmp_path, reduced_records, value, kind
+):
+    records = [dict(r) for r in reduced_records]
+    records[3]["Latitude"] = value
+    text = json.dumps(records, indent=1)
+    path = _write(tmp_path, "typed.json", text)
+    line = _record_start_line(text, 3)
+    result, out = _ingest_with_cache(tmp_path, path)
+    _assert_clean_failure(
+        result, out, rf"typed\.json: record 4 \(line {line}\): key Latitude: {kind} where"
+    )
+    _assert_no_cache_written(tmp_path)
+
+
+def test_json_key_mixing_numbers_and_strings_names_both_records(tmp_path, reduced_records):
+    records = [dict(r) for r in reduced_records]
+    records[9]["Latitude"] = str(records[9]["Latitude"])
+    text = json.dumps(records, indent=1)
+    path = _write(tmp_path, "mixed.json", text)
+    line, first_line = _record_start_line(text, 9), _record_start_line(text, 0)
+    result, out = _ingest_with_cache(tmp_path, path)
+    _assert_clean_failure(
+        result,
+        out,
+        rf"mixed\.json: record 10 \(line {line}\): key Latitude: a string \"34\.\d+\" where "
+        rf"record 1 \(line {first_line}\) has a number; the key mixes JSON types",
+    )
+    _assert_no_cache_written(tmp_path)
+
+
+def test_ndjson_value_of_wrong_type_names_its_line(tmp_path, reduced_records):
+    lines = [json.dumps(r) for r in reduced_records[:30]]
+    broken = dict(reduced_records[20], Report_District=["0195"])
+    lines[20] = json.dumps(broken)
+    path = _write(tmp_path, "typed.ndjson", "\n".join(lines) + "\n")
+    _assert_clean_failure(
+        *_ingest(tmp_path, path), r"typed\.ndjson: line 21: key Report_District: an array"
+    )
+
+
+def test_ndjson_syntax_error_names_the_real_line(tmp_path, reduced_records):
+    lines = [json.dumps(r) for r in reduced_records[:60]]
+    lines.insert(9, "")  # a blank line: record 50 is now on line 51
+    lines[50] = lines[50][:-20]  # cut inside a value
+    path = _write(tmp_path, "broken.ndjson", "\n".join(lines) + "\n")
+    _assert_clean_failure(
+        *_ingest(tmp_path, path), r"broken\.ndjson: invalid JSON at line 51 column \d+ \("
+    )
+
+
+def test_json_array_syntax_error_names_line_and_column(tmp_path, reduced_records):
+    text = json.dumps(reduced_records[:20], indent=1)
+    lines = text.splitlines()
+    lines[100] = lines[100].replace(":", "", 1)
+    path = _write(tmp_path, "pretty.json", "\n".join(lines))
+    _assert_clean_failure(
+        *_ingest(tmp_path, path), r"pretty\.json: invalid JSON at line 101 column \d+"
+    )
+
+
+# --- things that are not incident exports ---------------------------------------------------
+
+DIVISIONS_LAYER = "lapd_divisions__LAPD_Division_5922489107755548254.geojson"
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "stream.csv"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "geo_crime", "ingest", str(fifo), "-o", str(out), "--no-cache"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,  # a reader opening the FIFO would block here for ever
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: {fifo}: not a regular file but a named pipe (FIFO); save the data to a file "
+        "and pass that instead"
+    ]
+    assert not out.exists()
+
+
+def test_character_device_is_not_a_regular_file(tmp_path):
+    _assert_clean_failure(
+        *_ingest(tmp_path, "/dev/null"), r"/dev/null: not a regular file but a character device"
+    )
+
+
+def test_broken_symlink_is_named_as_such(tmp_path):
+    link = tmp_path / "gone.csv"
+    link.symlink_to(tmp_path / "missing.csv")
+    _assert_clean_failure(*_ingest(tmp_path, link), r"gone\.csv: broken symbolic link")
+
+
+def test_geojson_boundary_layer_is_named(tmp_path):
+    layer = require_data() / "boundaries" / DIVISIONS_LAYER
+    _assert_clean_failure(
+        *_ingest(tmp_path, layer),
+        r"LAPD_Division_\d+\.geojson: this is a GeoJSON file \(a FeatureCollection of 21 "
+        r"features\), not an incident export",
+    )
+    collection = json.loads(layer.read_text())
+    collection["features"] = collection["features"][:2]
+    pretty = _write(tmp_path, "divisions.json", json.dumps(collection, indent=2))
+    _assert_clean_failure(
+        *_ingest(tmp_path, pretty),
+        r"divisions\.json: this is a GeoJSON file \(a FeatureCollection of 2 features\)",
+    )
+
+
+def test_foreign_parquet_is_named_even_with_a_csv_suffix(tmp_path):
+    rollup = pd.read_csv(
+        require_data() / "lapd_crime" / "reference" / "lapd_crime_2020_2022_rollup__"
+        "area_crmcd_year_counts.csv"
+    )
+    for name in ("rollup.parquet", "rollup.csv"):
+        path = tmp_path / name
+        rollup.to_parquet(path)
+        _assert_clean_failure(
+            *_ingest(tmp_path, path),
+            rf"{re.escape(name)}: this is a Parquet file, not an incident export",
+        )
+
+
+def test_parquet_written_by_ingest_points_to_the_commands_that_read_it(tmp_path, real_csv_text):
+    data = _write(tmp_path, "few.csv", real_csv_text)
+    result, first = _ingest(tmp_path, data, name="incidents.parquet")
+    assert result.exit_code == 0, result.output
+    again, out = _ingest(tmp_path, first, name="again.parquet")
+    _assert_clean_failure(
+        again,
+        out,
+        r"incidents\.parquet: this is an incidents Parquet file already written by 'geo-crime "
+        r"ingest', not an incident export: pass it to .*'geo-crime cube'",
+    )
+
+
+def test_output_path_that_is_a_folder_is_refused(tmp_path, real_csv_text):
+    data = _write(tmp_path, "few.csv", real_csv_text)
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    result = runner.invoke(app, ["ingest", str(data), "-o", str(folder), "--no-cache"])
+    assert result.exit_code == 1, result.output
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in result.output, err
+    assert re.search(rf"error: {re.escape(str(folder))}: .*(folder|directory)", err), err
+    assert not list(folder.iterdir())
+
+
+def test_1900_dates_are_counted_in_the_printed_table_and_the_json_report(tmp_path):
+    frame = pd.read_csv(crime_file(IVANCO), dtype=str, nrows=40, keep_default_na=False)
+    frame.loc[[3, 30], "DATE OCC"] = "01/01/1900 12:00:00 AM"
+    path = tmp_path / "old_dates.csv"
+    frame.to_csv(path, index=False)
+    report_path = tmp_path / "report.json"
+    result, out = _ingest(tmp_path, path, extra=["--report", str(report_path)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"occurred before 2010-01-01, dropped\s*│\s*2\b", result.stdout), result.stdout
+    report = json.loads(report_path.read_text())
+    assert report["occurred_before_min_dropped"] == 2
+    assert report["rows_read"] == 40 and report["rows_out"] == 38
+    assert pd.read_parquet(out).shape[0] == 38

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import os
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.ingest import detect_schema, load_incidents, read_incidents
+from geo_crime.cleaning import CleaningReport, clean_incidents
+from geo_crime.errors import InputError
+from geo_crime.ingest import (
+    detect_schema,
+    expand_inputs,
+    finalize_dtypes,
+    load_incidents,
+    read_incidents,
+)
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, require_data
 
 
@@ -240,3 +250,66 @@ def test_every_real_row_is_scored_within_bounds():
     frame, _ = load_incidents(crime_file(IVANCO), cache=False)
     assert frame["severity"].between(0, 100).all()
     assert np.isfinite(frame["harm"]).all() and (frame["harm"] > 0).all()
+
+
+@pytest.fixture(scope="module")
+def real_csv_lines() -> list[str]:
+    with gzip.open(crime_file(IVANCO), "rt", encoding="utf-8") as fh:
+        return [next(fh) for _ in range(41)]
+
+
+def test_numbers_too_long_for_int64_are_out_of_range_not_a_crash(tmp_path, real_csv_lines):
+    rows = pd.read_csv(io.StringIO("".join(real_csv_lines)), dtype=str, keep_default_na=False)
+    rows.loc[2, "Crm Cd"] = "99999999999999999999"  # required: row listed and left out
+    rows.loc[5, "Vict Age"] = "-99999999999999999999"  # optional: set to null, counted
+    path = tmp_path / "long.csv"
+    rows.to_csv(path, index=False)
+    frame, report = read_incidents(path)
+    assert len(frame) == 39
+    assert [(b.line, b.column, b.reason) for b in report.bad_rows] == [
+        (4, "Crm Cd", "is out of range")
+    ]
+    assert report.values_nulled == {"Vict Age: is out of range": 1}
+
+
+def test_malformed_row_that_is_not_utf8_names_its_line_quietly(tmp_path, real_csv_lines, capfd):
+    lines = [line.encode() for line in real_csv_lines]
+    lines[7] = b"010304468,01/08/2020 00:00,Sou\xe9thwest\n"  # too few fields, and not UTF-8
+    path = tmp_path / "mixed_bad.csv"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(InputError, match=r"mixed_bad\.csv: line 8 is not valid UTF-8"):
+        read_incidents(path)
+    assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_header_ending_in_a_lone_carriage_return_is_read(tmp_path, real_csv_lines):
+    text = real_csv_lines[0].rstrip("\n") + "\r" + "".join(real_csv_lines[1:])
+    path = tmp_path / "cr.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    frame, report = read_incidents(path)
+    assert report.files[0].schema == "official" and len(frame) == 40
+
+
+def test_pattern_matching_only_a_fifo_names_it(tmp_path):
+    fifo = tmp_path / "feed.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=r"feed\.csv: not a regular file but a named pipe"):
+        expand_inputs(str(tmp_path / "*.csv"))
+
+
+def test_pretty_json_array_record_lines_and_numbers_beyond_int64(tmp_path):
+    with gzip.open(crime_file(REDUCED_DIR) / "Crime_Data_CENTRAL.json.gz", "rt") as fh:
+        records = json.load(fh)[:12]
+    records[2]["Latitude"] = 2**70  # a JSON number no int64 holds, among floats
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(records, indent=2))
+    frame, _ = read_incidents(path)
+    assert len(frame) == 12 and frame.loc[2, "lat"] == float(2**70)
+    assert clean_incidents(finalize_dtypes(frame), CleaningReport())["spatial_valid"].sum() == 11
+    records[5]["Latitude"] = None
+    records[5]["Longitude"] = [34.05, -118.25]
+    text = json.dumps(records, indent=2)
+    path.write_text(text)
+    line = [n for n, row in enumerate(text.splitlines(), 1) if row == "  {"][5]
+    with pytest.raises(InputError, match=rf"record 6 \(line {line}\): key Longitude: an array"):
+        read_incidents(path)

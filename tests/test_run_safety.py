@@ -121,6 +121,7 @@ def test_disk_full_is_one_line_naming_the_output_and_leaves_nothing(capsys, tmp_
         ("run", "offline_map = 1", "offline_map must be true or false, got 1 (int)"),
         ("run", "coverage_threshold = 1.5", "coverage_threshold must be a number between 0 and 1"),
         ("run", "permutations = true", "permutations must be an integer"),
+        ("run", 'min_date = "1/1/10"', 'min_date must be an ISO date such as "2010-01-01"'),
         ("run", 'name = "../escape"', "run name '../escape' may only use letters"),
         ("study", 'areas = "8"', "areas must be a list of LAPD division numbers 1-21, e.g. [8]"),
         ("study", "areas = [8, 22]", "areas must be a list of LAPD division numbers 1-21"),

@@ -53,12 +53,13 @@ def md_code(value: object) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+_MD_SPECIAL = re.compile(r"([\\`\[\]!|<>&])")
 
 
 def md_text(value: object) -> str:
-    """``value`` as literal Markdown text: every character Markdown or HTML would read as syntax
-    is backslash-escaped (links, images, emphasis, tables, raw HTML), on one line."""
+    """``value`` as literal Markdown text, on one line: the characters that could open a link,
+    an image, a code span, raw HTML or a table cell are backslash-escaped (emphasis and list
+    markers are left alone: they cannot inject anything and escaping them clutters the text)."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
 
 

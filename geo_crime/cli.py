@@ -416,14 +416,11 @@ def _cube_layers(cube_file: Path, stats: str, permutations: int, seed: int):
 
 def _public_cube_tables(loaded, tables, k_anonymity: int, forecast: Path | None):
     """The publishable tables of a cube (see :mod:`geo_crime.disclosure`) and who is hidden."""
-    from geo_crime.disclosure import cube_disclosure, public_tables
+    from geo_crime.disclosure import cube_disclosure, publishable
 
     summary, suppressed = cube_disclosure(loaded, k_anonymity)
-    raw = {"summary": summary, **tables}
-    predictions = _read_forecast(forecast)
-    if predictions is not None:
-        raw["forecast"] = loaded.units[["unit_id", "geometry"]].merge(predictions, on="unit_id")
-    return public_tables(raw, suppressed), suppressed
+    public = publishable(summary, suppressed, statistics=tables, forecast=_read_forecast(forecast))
+    return public, suppressed
 
 
 def _read_forecast(path: Path | None):
@@ -463,6 +460,7 @@ def map_command(
     seed: SeedOption = 0,
 ) -> None:
     """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers."""
+    from geo_crime.disclosure import hidden_mask
     from geo_crime.io_utils import check_output_path
     from geo_crime.maps import MapLayers, write_map
     from geo_crime.units import division_units
@@ -479,7 +477,7 @@ def map_command(
             forecast=public.get("forecast"),
             divisions=division_units(),
         )
-        layers.units["suppressed"] = suppressed.reindex(layers.units["unit_id"]).to_numpy()
+        layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
         path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

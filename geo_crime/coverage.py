@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo_crime.errors import InputError
+from geo_crime.errors import ConfigError, InputError
 
 REFERENCE_ROLLUP = "lapd_crime/reference/lapd_crime_2020_2022_rollup__area_crmcd_year_counts.csv"
 
@@ -233,8 +233,6 @@ def check_coverage(
     >>> result.table["status"].tolist()
     ['unverified', 'unverified', 'unverified']
     """
-    from geo_crime.errors import ConfigError
-
     if not 0 < threshold < 1:
         raise ConfigError(f"coverage threshold must be between 0 and 1, got {threshold}")
     freq = str(freq).upper()[:1]

@@ -35,14 +35,17 @@ map of a small area should be published at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
     "PUBLIC_COLUMNS",
     "cube_disclosure",
+    "hidden_mask",
+    "publishable",
     "UNIT_ATTRIBUTES",
     "public_tables",
     "study_groups",
@@ -142,6 +145,46 @@ def suppressed_units(
     return small
 
 
+def hidden_mask(suppressed: pd.Series, unit_ids: Iterable[object]) -> np.ndarray:
+    """Boolean per unit id: suppressed (a unit missing from ``suppressed`` counts as one)."""
+    ids = pd.Index([str(u) for u in unit_ids])
+    return suppressed.reindex(ids).astype("boolean").fillna(True).to_numpy(dtype=bool)
+
+
+def publishable(
+    summary: pd.DataFrame,
+    suppressed: pd.Series,
+    *,
+    statistics: Mapping[str, pd.DataFrame] | None = None,
+    forecast: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The public tables of one unit set: its summary, statistics and forecast, disclosure-safe.
+
+    Parameters
+    ----------
+    summary : geopandas.GeoDataFrame
+        :func:`geo_crime.query.cube_summary` of the units (its geometry goes to the forecast).
+    suppressed : pandas.Series
+        From :func:`suppressed_units`.
+    statistics : mapping, optional
+        ``gi`` / ``lisa`` / ``emerging`` result tables.
+    forecast : pandas.DataFrame, optional
+        ``unit_id`` and the prediction columns.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        :func:`public_tables` of them, keyed ``summary``, the statistics and ``forecast``.
+    """
+    raw: dict[str, pd.DataFrame] = {"summary": summary}
+    raw.update({k: v for k, v in (statistics or {}).items() if k in ("gi", "lisa", "emerging")})
+    if forecast is not None:
+        raw["forecast"] = summary[["unit_id", "geometry"]].merge(
+            forecast.drop(columns=["suppressed"], errors="ignore"), on="unit_id"
+        )
+    return public_tables(raw, suppressed)
+
+
 def public_tables(
     tables: Mapping[str, pd.DataFrame], suppressed: pd.Series
 ) -> dict[str, pd.DataFrame]:
@@ -172,12 +215,7 @@ def public_tables(
         allowed = PUBLIC_COLUMNS[kind]
         keep = [c for c in table.columns if c in UNIT_ATTRIBUTES or c in allowed]
         public = table[keep].copy()
-        hidden = (
-            suppressed.reindex(public["unit_id"].astype(str).to_numpy())
-            .astype("boolean")
-            .fillna(True)
-            .to_numpy(dtype=bool)
-        )
+        hidden = hidden_mask(suppressed, public["unit_id"])
         for column in public.columns:
             if column in _ALWAYS_SHOWN:
                 continue

@@ -270,7 +270,9 @@ class MapLayers:
             kwargs.setdefault("measure_label", rate.label)
         if "period" not in kwargs and len(cube.periods):
             first, last = cube.periods[0], cube.periods[-1]
-            word = {"D": "days", "W": "weeks", "M": "months"}.get(cube.freq, "periods")
+            from geo_crime.cube import FREQUENCIES
+
+            word = f"{FREQUENCIES.get(cube.freq, 'period')}s"
             complete = int((np.asarray(cube.complete).all(axis=0)).sum())
             kwargs["period"] = (
                 f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(cube.periods)} {word}, "

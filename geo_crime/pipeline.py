@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from geo_crime.cube import FREQUENCIES
+from geo_crime.disclosure import hidden_mask
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.report import md_code, md_text
 
@@ -548,7 +550,8 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
     public_folder.mkdir(parents=True, exist_ok=True)
     chosen = select_incidents(incidents, study)
     # the study area is where the data is: the divisions asked for, else those the rows cover
-    areas = list(study.areas) or covered_divisions(chosen)
+    covered = covered_divisions(chosen)
+    areas = list(study.areas) or covered
     all_divisions = sorted(areas) == list(range(1, 22))
     summary: dict = {
         "settings": asdict(study),
@@ -567,7 +570,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
     lines.append(
         f"{len(chosen):,} incidents in {where}"
         + (f", {study.start} to {study.end}" if study.start or study.end else "")
-        + f"; periods: {_FREQ_WORDS.get(study.freq, study.freq)}s; measure: {study.measure}."
+        + f"; periods: {FREQUENCIES.get(study.freq, study.freq)}s; measure: {study.measure}."
     )
     lines.append("")
     outlines = _in_areas(shared.divisions, areas)
@@ -584,7 +587,12 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
                 units = _in_areas(make_units(spec, incidents, study_area="city"), areas)
             units.attrs["study_area"] = where
             unit_ids, assignment = assign_units(chosen, units)
-            footprint = footprint_note(units, chosen)
+            # make_units has judged H3 cells against the study's rows already
+            footprint = (
+                units.attrs.get("footprint_note")
+                if spec.startswith("h3")
+                else footprint_note(units, chosen, covered=covered)
+            )
         with stage(f"{study.name}: cube {spec}"):
             cube = build_cube(
                 chosen,
@@ -782,7 +790,7 @@ def forecast_origin(cube, *, min_share: float = 0.5, data_end=None) -> ForecastO
         raise ConfigError("the cube has no period to forecast from")
     good = np.flatnonzero(share >= min_share)
     index = int(good[-1]) if len(good) else int(np.flatnonzero(share >= share.max())[-1])
-    word = _FREQ_WORDS.get(cube.freq, "period")
+    word = FREQUENCIES.get(cube.freq, "period")
     later = len(share) - 1 - index
     reasons = []
     last_start = cube.periods[-1]
@@ -811,9 +819,6 @@ def _period_end(start: pd.Timestamp, freq: str) -> pd.Timestamp:
         return start + pd.Timedelta(days=days)
     return start + pd.offsets.MonthEnd(0)
 
-
-#: Words for the period codes in report prose.
-_FREQ_WORDS = {"D": "day", "W": "week", "M": "month"}
 
 #: Units with fewer residents are left out of the rate ranking of the report.
 RANKING_MIN_RESIDENTS = 100
@@ -875,7 +880,7 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
     lines = [f"#### Forecast and recommendations ({md_code(spec)})", ""]
     if metrics.empty or "keras" not in metrics.index:
         return [*lines, "Too few complete periods for a backtest.", ""]
-    word = _FREQ_WORDS.get(cube.freq, "period")
+    word = FREQUENCIES.get(cube.freq, "period")
     lines.append(
         f"Backtest of next-{word} severity (severity points per unit per {word}) over "
         f"{len(backtest['origins'])} rolling origins (expanding window, fast configuration, "
@@ -1014,27 +1019,22 @@ def _publish(
     Every table passes :func:`geo_crime.disclosure.public_tables` first: suppressed units are
     blank everywhere, and statistics are published as classes, not as solvable numbers.
     """
-    from geo_crime.disclosure import public_tables
+    from geo_crime.disclosure import publishable
     from geo_crime.export import export_layers
     from geo_crime.figures import write_figures
     from geo_crime.maps import MapLayers, write_map
-    from geo_crime.rates import severity_rate
 
-    # one rate for the map, its tooltips, the figure, the GIS layers and the report
-    rate = severity_rate(cube, units)
-    raw = {"summary": summary_table}
-    for stat in ("gi", "lisa", "emerging"):
-        if stat in tables:
-            raw[stat] = tables[stat].table
-    if forecast is not None:
-        raw["forecast"] = units[["unit_id", "geometry"]].merge(
-            forecast.drop(columns=["suppressed"], errors="ignore"), on="unit_id"
-        )
-    public = public_tables(raw, suppressed)
+    # one rate (the summary's severity_rate) for the map, tooltips, figure, GIS layers, report
+    public = publishable(
+        summary_table,
+        suppressed,
+        statistics={stat: outcome.table for stat, outcome in tables.items()},
+        forecast=forecast,
+    )
     forecast_label = ""
     if forecast is not None and len(forecast):
         forecast_label = (
-            f"{_FREQ_WORDS.get(cube.freq, 'period')} starting "
+            f"{FREQUENCIES.get(cube.freq, 'period')} starting "
             f"{pd.Timestamp(forecast['period'].iloc[0]).date()}"
         )
     layers = MapLayers.from_cube(
@@ -1047,9 +1047,7 @@ def _publish(
         rds=rd_outlines,
         forecast_period=forecast_label,
     )
-    layers.units["severity_rate"] = rate.values
-    layers.units["suppressed"] = suppressed.reindex(layers.units["unit_id"].astype(str)).to_numpy()
-    layers.measure_label = rate.label
+    layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
     files = [
         write_map(
             layers,
@@ -1076,7 +1074,7 @@ def _publish(
         moran=moran,
         outlines=outlines,
         severity_column="severity_rate",
-        severity_label=rate.label,
+        severity_label=summary_table.attrs["severity_rate"],
         scheme=RATE_SCHEME,
         k_anonymity=settings.k_anonymity,
         public=True,
@@ -1108,7 +1106,7 @@ def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3, suppressed=N
     # residents" of places where a handful of people live would rank car parks and malls
     few = int((np.isfinite(table["smoothed"]) & (table["residents"] < RANKING_MIN_RESIDENTS)).sum())
     shown = (
-        ~suppressed.reindex(units["unit_id"].astype(str)).fillna(True).to_numpy(bool)
+        ~hidden_mask(suppressed, units["unit_id"])
         if suppressed is not None
         else np.ones(len(units), dtype=bool)
     )
@@ -1119,7 +1117,7 @@ def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3, suppressed=N
         & (table["residents"] >= RANKING_MIN_RESIDENTS)
     ]
     top = table.sort_values("smoothed", ascending=False).head(k)
-    word = _FREQ_WORDS.get(cube.freq, "period")
+    word = FREQUENCIES.get(cube.freq, "period")
     lines = [
         f"Top units by {rate.label[0].lower()}{rate.label[1:]}: the severity of incidents in "
         f"the unit's completely recorded {word}s, divided by the number of those {word}s and by "
@@ -1155,7 +1153,7 @@ def _statistics_markdown(
         if unit_summary["approximate"]
         else ""
     )
-    word = _FREQ_WORDS.get(cube.freq, "period")
+    word = FREQUENCIES.get(cube.freq, "period")
     covered = units.attrs.get("study_area", "")
     lines.append(
         f"{unit_summary['units']:,} units{approx}"
@@ -1211,7 +1209,7 @@ def _statistics_markdown(
     if "gi" in tables:
         gi = tables["gi"].table
         if suppressed is not None:
-            gi = gi[~suppressed.reindex(gi["unit_id"].astype(str)).fillna(True).to_numpy(bool)]
+            gi = gi[~hidden_mask(suppressed, gi["unit_id"])]
         top = gi.sort_values("gi_z", ascending=False).head(10)
         lines.append(
             "Top units by Gi* z-score (suppressed units left out; z to one decimal, as "

@@ -70,6 +70,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geo_crime.config import EQUAL_AREA_CRS, data_dir
+from geo_crime.cube import FREQUENCIES
 from geo_crime.errors import ConfigError, DataError, InputError
 
 __all__ = [
@@ -89,9 +90,6 @@ NO_RESIDENTS = "no residents"
 #: Units with fewer residents than this (areal interpolation gives fractions: a park cell may
 #: receive 0.3 residents) have no rate: "per 1,000 residents" means nothing there.
 MIN_RESIDENTS = 1.0
-
-#: Words for a cube's period length in rate labels.
-_PERIOD_WORDS = {"D": "day", "W": "week", "M": "month"}
 POPULATION_UNKNOWN = "population unknown"
 COUNT_UNKNOWN = "count unknown"
 
@@ -445,7 +443,7 @@ def severity_rate(cube: Any, units: gpd.GeoDataFrame | None = None) -> SeverityR
     severity = np.where(complete, np.asarray(cube.severity, dtype=float), 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_period = np.where(periods > 0, severity / np.maximum(periods, 1), np.nan)
-    word = _PERIOD_WORDS.get(str(cube.freq), "period")
+    word = FREQUENCIES.get(str(cube.freq), "period")
     population = (
         pd.to_numeric(units["population"], errors="coerce").to_numpy(dtype=float)
         if "population" in units

@@ -1773,7 +1773,7 @@ def make_units(
         if (data_dir(must_exist=False) / TRACTS_FILE).is_file():
             units = attach_population(units)
     if incidents is not None:
-        note = footprint_note(units, incidents)
+        note = footprint_note(units, incidents, covered=divisions)
         if note:
             units.attrs["footprint_note"] = note
             warnings.warn(note, stacklevel=2)
@@ -1835,7 +1835,11 @@ def restrict_to_divisions(units: gpd.GeoDataFrame, divisions: Sequence[int]) -> 
 
 
 def footprint_note(
-    units: gpd.GeoDataFrame, incidents: pd.DataFrame, *, max_empty_share: float = 0.25
+    units: gpd.GeoDataFrame,
+    incidents: pd.DataFrame,
+    *,
+    covered: Sequence[int] | None = None,
+    max_empty_share: float = 0.25,
 ) -> str | None:
     """A warning when many units lie in divisions where the data has no incident.
 
@@ -1850,6 +1854,8 @@ def footprint_note(
         The study's incidents.
     max_empty_share
         Warn when more than this share of the units lie outside the covered divisions.
+    covered : sequence of int, optional
+        The divisions the incidents cover, when already known (:func:`covered_divisions`).
 
     Returns
     -------
@@ -1858,7 +1864,7 @@ def footprint_note(
     """
     if "area" not in units or not len(units) or not len(incidents):
         return None
-    covered = covered_divisions(incidents)
+    covered = covered_divisions(incidents) if covered is None else list(covered)
     outside = ~units["area"].isin(covered).to_numpy()
     if outside.mean() <= max_empty_share:
         return None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import string
 import time
 import tomllib
 import warnings
@@ -586,6 +587,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
             else:
                 units = _in_areas(make_units(spec, incidents, study_area="city"), areas)
             units.attrs["study_area"] = where
+            places = division_of_units(units, shared.divisions)
             unit_ids, assignment = assign_units(chosen, units)
             # make_units has judged H3 cells against the study's rows already
             footprint = (
@@ -671,7 +673,7 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
                     written.extend(files)
                     unit_summary["forecast"] = backtest
                     lines_forecast = _forecast_markdown(
-                        spec, cube, units, forecast_table, backtest, label
+                        spec, cube, units, forecast_table, backtest, label, divisions=places
                     )
         with stage(f"{study.name}: maps, exports, figures {spec}"):
             public = _publish(
@@ -693,7 +695,14 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
         summary["units"][spec] = unit_summary
         lines.extend(
             _statistics_markdown(
-                spec, cube, units, unit_summary, tables, settings.k_anonymity, suppressed
+                spec,
+                cube,
+                units,
+                unit_summary,
+                tables,
+                settings.k_anonymity,
+                suppressed,
+                divisions=places,
             )
         )
         lines.extend(lines_forecast)
@@ -874,7 +883,38 @@ def _scope_lines(backtest: dict, units) -> list[str]:
     return lines
 
 
-def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
+def division_of_units(units, divisions) -> pd.Series:
+    """Each unit's LAPD division by name (``"West Los Angeles"``), indexed by ``unit_id``.
+
+    Parameters
+    ----------
+    units : geopandas.GeoDataFrame
+        Units with an ``area`` (division number) column.
+    divisions : geopandas.GeoDataFrame
+        :func:`geo_crime.units.division_units` (``area``, ``name`` in capitals).
+
+    Returns
+    -------
+    pandas.Series
+        Title-case names; empty where a unit has no division.
+    """
+    names = {
+        int(a): string.capwords(str(n).lower())
+        for a, n in zip(divisions["area"], divisions["name"], strict=True)
+    }
+    areas = units["area"] if "area" in units else pd.Series(pd.NA, index=units.index)
+    labels = [names.get(int(a), "") if pd.notna(a) else "" for a in areas]
+    return pd.Series(labels, index=units["unit_id"].astype(str).to_numpy())
+
+
+def _place(divisions: pd.Series | None, unit_id: object) -> str:
+    """The division cell of a report table row."""
+    return md_text(divisions.get(str(unit_id), "")) if divisions is not None else ""
+
+
+def _forecast_markdown(
+    spec, cube, units, table, backtest, label, divisions: pd.Series | None = None
+) -> list[str]:
     """Forecast accuracy and resource-allocation recommendations for one unit type."""
     metrics = pd.DataFrame(backtest["metrics"]).T
     lines = [f"#### Forecast and recommendations ({md_code(spec)})", ""]
@@ -952,6 +992,8 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
     lines.append("| --- | --- | --- | --- | --- |")
     for rank, row in enumerate(ranked.head(10).itertuples(index=False), start=1):
         division = "" if "area" not in ranked or pd.isna(row.area) else int(row.area)
+        if divisions is not None and division != "":
+            division = f"{_place(divisions, row.unit_id)} ({division})"
         lower = getattr(row, "lower", float("nan"))
         upper = getattr(row, "upper", float("nan"))
         interval = "" if pd.isna(lower) else f"{lower:.0f}-{upper:.0f}"
@@ -987,7 +1029,9 @@ def _forecast_markdown(spec, cube, units, table, backtest, label) -> list[str]:
             share = top["prediction"].sum() / total if total > 0 else float("nan")
             names = ", ".join(md_text(u) for u in top["unit_id"].head(3))
             names += " ..." if k > 3 else ""
-            lines.append(f"| {int(area)} | {len(group)} | {names} | {share:.0%} |")
+            name = _place(divisions, group["unit_id"].iloc[0])
+            division = f"{name} ({int(area)})" if name else str(int(area))
+            lines.append(f"| {division} | {len(group)} | {names} | {share:.0%} |")
         lines.append("")
     lines.append(
         "Recommendation: direct prevention resources (street lighting, outreach, victim services, "
@@ -1082,7 +1126,9 @@ def _publish(
     return files
 
 
-def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3, suppressed=None) -> list[str]:
+def _top_rate_lines(
+    cube, units, k: int = 10, k_anonymity: int = 3, suppressed=None, divisions=None
+) -> list[str]:
     """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`)."""
     from geo_crime.rates import severity_rate
 
@@ -1131,20 +1177,22 @@ def _top_rate_lines(cube, units, k: int = 10, k_anonymity: int = 3, suppressed=N
         "layers show. Residents are not the people exposed: places with many visitors and few "
         "residents (the airport, downtown, parks) rank high on any residential rate.",
         "",
-        f"| unit | residents | incidents (complete {word}s) | raw rate | EB-smoothed rate |",
-        "| --- | --- | --- | --- | --- |",
+        f"| unit |{' division |' if divisions is not None else ''} residents | "
+        f"incidents (complete {word}s) | raw rate | EB-smoothed rate |",
+        "| --- |" + (" --- |" if divisions is not None else "") + " --- | --- | --- | --- |",
     ]
     for row in top.itertuples(index=False):
+        place = f" {_place(divisions, row.unit)} |" if divisions is not None else ""
         lines.append(
-            f"| {md_text(row.unit)} | {row.residents:,.0f} | {row.incidents:,} | {row.raw:.2f} | "
-            f"{row.smoothed:.2f} |"
+            f"| {md_text(row.unit)} |{place} {row.residents:,.0f} | {row.incidents:,} | "
+            f"{row.raw:.2f} | {row.smoothed:.2f} |"
         )
     lines.append("")
     return lines
 
 
 def _statistics_markdown(
-    spec, cube, units, unit_summary, tables, k_anonymity, suppressed=None
+    spec, cube, units, unit_summary, tables, k_anonymity, suppressed=None, divisions=None
 ) -> list[str]:
     """Report lines for one unit type of a study."""
     lines = [f"### Units {md_code(spec)}", ""]
@@ -1205,7 +1253,11 @@ def _statistics_markdown(
         for w in e.get("warnings", []):
             lines.append(f"  - Caution: {w}.")
     lines.append("")
-    lines.extend(_top_rate_lines(cube, units, k_anonymity=k_anonymity, suppressed=suppressed))
+    lines.extend(
+        _top_rate_lines(
+            cube, units, k_anonymity=k_anonymity, suppressed=suppressed, divisions=divisions
+        )
+    )
     if "gi" in tables:
         gi = tables["gi"].table
         if suppressed is not None:
@@ -1216,10 +1268,13 @@ def _statistics_markdown(
             "exact z-scores of many units could be solved for suppressed values):"
         )
         lines.append("")
-        lines.append("| unit | Gi* z | class |")
-        lines.append("| --- | --- | --- |")
+        lines.append("| unit | division | Gi* z | class |")
+        lines.append("| --- | --- | --- | --- |")
         for row in top.itertuples():
-            lines.append(f"| {md_text(row.unit_id)} | {row.gi_z:.1f} | {row.gi_label} |")
+            lines.append(
+                f"| {md_text(row.unit_id)} | {_place(divisions, row.unit_id)} | {row.gi_z:.1f} | "
+                f"{row.gi_label} |"
+            )
         lines.append("")
     return lines
 

@@ -211,7 +211,9 @@ def build_report(
     parts.append("## Severity")
     parts.append(
         f"Severity index `{SEVERITY_VERSION}`: base score 0-100 per crime code, +10 for a child "
-        "or elderly victim, +5/+10/+15 by weapon tier, capped at 100. Harm: custody-day weights."
+        "or elderly victim, +5/+10/+15 by weapon tier, capped at 100. Harm: custody-day weights. "
+        f"The table covers all {len(incidents):,} incidents of every source and year (not one "
+        "study): severity points and harm days summed per category."
     )
     parts.append("")
     by_category = (

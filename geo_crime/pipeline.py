@@ -1020,7 +1020,9 @@ def _forecast_markdown(
             f"severity for the {word} starting {period} they hold:"
         )
         lines.append("")
-        lines.append("| division | units | top units | share of forecast severity |")
+        lines.append(
+            "| division | units with a forecast | top units | share of forecast severity |"
+        )
         lines.append("| --- | --- | --- | --- |")
         for area, group in by_division:
             k = max(1, int(np.ceil(0.1 * len(group))))

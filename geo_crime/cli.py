@@ -284,8 +284,8 @@ def hotspots(
 ) -> None:
     """Moran's I, LISA, Getis-Ord Gi* or emerging hot spots on a cube, as a table per unit."""
     from geo_crime.cube import Cube
-    from geo_crime.io_utils import check_output_path
-    from geo_crime.stats import run_statistic, write_table
+    from geo_crime.io_utils import check_output_path, write_table
+    from geo_crime.stats import run_statistic
 
     with _user_errors():
         check_output_path(output, inputs=[cube_file])

@@ -164,3 +164,47 @@ def check_output_path(
             f"{out}: cannot write into {existing} ({describe_os_error(exc)})"
         ) from None
     return out
+
+
+def write_table(table, path: str | os.PathLike) -> Path:
+    """Write a table atomically, in the format its extension names.
+
+    The one table writer of the package: statistics, forecasts, coverage and cube summaries all
+    go through it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or geopandas.GeoDataFrame
+        The rows to write. ``.geojson`` and ``.gpkg`` need a geometry; ``.csv`` drops it.
+    path
+        ``.geojson`` (written in EPSG:4326), ``.gpkg``, ``.parquet`` or ``.csv``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    geo_crime.errors.OutputError
+        For an unknown extension.
+    """
+    import pandas as pd
+
+    from geo_crime.errors import OutputError
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".geojson", ".json", ".gpkg", ".parquet", ".csv"):
+        raise OutputError(f"{path}: unknown output format (use .geojson, .gpkg, .parquet, .csv)")
+    with atomic_path(path) as tmp:
+        if suffix in (".geojson", ".json"):
+            table.to_crs(4326).to_file(tmp, driver="GeoJSON", engine="pyogrio")
+        elif suffix == ".gpkg":
+            table.to_file(tmp, driver="GPKG", engine="pyogrio")
+        elif suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            plain = table.drop(columns="geometry") if "geometry" in table.columns else table
+            pd.DataFrame(plain).to_csv(tmp, index=False)
+    return path

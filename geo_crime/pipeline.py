@@ -542,7 +542,8 @@ def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _
     """Units, cube, statistics (and forecasts, maps, exports) for one study."""
     from geo_crime.cube import build_cube
     from geo_crime.disclosure import cube_disclosure
-    from geo_crime.stats import run_statistic, write_table
+    from geo_crime.io_utils import write_table
+    from geo_crime.stats import run_statistic
     from geo_crime.units import assign_units, covered_divisions, footprint_note, make_units
 
     study_folder = folder / "analysis" / study.name

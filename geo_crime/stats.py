@@ -206,24 +206,3 @@ def run_statistic(
         **common,
     }
     return StatisticResult("gi", table, summary, result)
-
-
-def write_table(table: gpd.GeoDataFrame, path) -> None:
-    """Write a result table by extension: ``.geojson``, ``.gpkg``, ``.parquet`` or ``.csv``."""
-    from pathlib import Path
-
-    from geo_crime.io_utils import atomic_path
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    with atomic_path(path) as tmp:
-        if suffix in (".geojson", ".json"):
-            table.to_crs(4326).to_file(tmp, driver="GeoJSON", engine="pyogrio")
-        elif suffix == ".gpkg":
-            table.to_file(tmp, driver="GPKG", engine="pyogrio")
-        elif suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        elif suffix == ".csv":
-            pd.DataFrame(table.drop(columns="geometry")).to_csv(tmp, index=False)
-        else:
-            raise DataError(f"{path}: unknown output format (use .geojson, .gpkg, .parquet, .csv)")

@@ -415,8 +415,8 @@ def _cube_layers(cube_file: Path, stats: str, permutations: int, seed: int):
 
 
 def _public_cube_tables(loaded, tables, k_anonymity: int, forecast: Path | None):
-    """The publishable tables of a cube (see :mod:`geo_crime.disclosure`) and who is hidden."""
-    from geo_crime.disclosure import cube_disclosure, publishable
+    """The publishable tables of a cube (see :mod:`geo_crime.privacy`) and who is hidden."""
+    from geo_crime.privacy import cube_disclosure, publishable
 
     summary, suppressed = cube_disclosure(loaded, k_anonymity)
     public = publishable(summary, suppressed, statistics=tables, forecast=_read_forecast(forecast))
@@ -460,7 +460,7 @@ def map_command(
     seed: SeedOption = 0,
 ) -> None:
     """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers."""
-    from geo_crime.disclosure import hidden_mask
+    from geo_crime.privacy import hidden_mask
     from geo_crime.io_utils import check_output_path
     from geo_crime.maps import MapLayers, write_map
     from geo_crime.units import division_units

@@ -43,3 +43,7 @@ class FetchError(GeoCrimeError):
 
 class OutputError(GeoCrimeError):
     """An output cannot be written: a folder in the way, a full or read-only disk, no permission."""
+
+
+class PrivacyError(DataError):
+    """A table cannot be published (victim- or incident-level data, unknown counts)."""

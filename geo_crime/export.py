@@ -32,9 +32,9 @@ Exports are public. Two rules are enforced for every layer (:func:`public_table`
    table's ``count`` column or from ``counts`` (a mapping ``unit_id -> incidents``). A table
    with measure columns but no way to know its counts is refused. A unit with an unknown count
    is suppressed; a ``suppressed`` column already in the table (secondary suppression, see
-   :mod:`geo_crime.disclosure`) is honoured. Which statistics a public layer may carry at all
+   :mod:`geo_crime.privacy`) is honoured. Which statistics a public layer may carry at all
    (confidence bins and classes, not z-scores or sums that can be solved for suppressed values)
-   is decided by :func:`geo_crime.disclosure.public_tables` before export.
+   is decided by :func:`geo_crime.privacy.public_tables` before export.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,15 @@ import pyogrio
 import shapely
 from pandas.api import types as ptypes
 
-from geo_crime.errors import DataError
+from geo_crime.errors import DataError, PrivacyError
 from geo_crime.io_utils import atomic_path
-from geo_crime.schema import VICTIM_COLUMNS
+from geo_crime.privacy import (
+    INCIDENT_COLUMNS,
+    SUPPRESSED_COLUMNS,
+    check_public_table,
+    suppress_small_units,
+    victim_columns,
+)
 
 __all__ = [
     "COORDINATE_PRECISION",
@@ -86,234 +92,7 @@ DEFAULT_GPKG_NAME = "geo_crime.gpkg"
 COORDINATE_PRECISION = 6
 """Decimals kept in GeoJSON coordinates (RFC 7946 section 11.2: about 10 cm)."""
 
-INCIDENT_COLUMNS: frozenset[str] = frozenset(
-    {
-        "incident_id",
-        "dr_no",
-        "occurred_at",
-        "reported_at",
-        "location",
-        "cross_street",
-        "mocodes",
-        "lat",
-        "lon",
-        "source_line",
-    }
-)
-"""Columns that only incident-level (one row per crime) tables carry."""
-
-SUPPRESSED_COLUMNS: frozenset[str] = frozenset(
-    {
-        "count",
-        "counts",
-        "incidents",
-        "n_incidents",
-        "y",
-        "y_std",
-        "lag_std",
-        "Is",
-        "actual",
-        "observed",
-        "severity",
-        "severity_sum",
-        "severity_mean",
-        "severity_rate",
-        "harm",
-        "harm_sum",
-        "rate",
-        "rate_per_1000",
-        "crime_rate",
-        "top_crime",
-    }
-)
-"""Per-unit measures set to null for units below the k-anonymity threshold.
-
-Columns starting with ``cat_`` (per-category counts), ``severity_``, ``harm_`` or ``rate_`` are
-suppressed too. ``y``, ``y_std``, ``lag_std`` and ``Is`` are the hot-spot tables' copies of the
-analysed value (from which it could be recovered).
-"""
-
-_SUPPRESSED_PREFIXES = ("cat_", "severity_", "harm_", "rate_")
-
-# Raw LAPD spellings of victim fields (official CSV, API, reduced 2024 JSON and its intermediates)
-_RAW_VICTIM_COLUMNS = frozenset(
-    {"age_category", "descent_category", "victim_descent_category", "vict_age_group"}
-)
-
 _LAYER_NAME = re.compile(r"[^a-z0-9_]+")
-
-
-class PrivacyError(DataError):
-    """A table cannot be exported publicly (victim- or incident-level data, unknown counts)."""
-
-
-# --------------------------------------------------------------------------------------------
-# privacy
-# --------------------------------------------------------------------------------------------
-
-
-def victim_columns(columns: Iterable[Any]) -> list[str]:
-    """Victim-level columns among ``columns``.
-
-    Parameters
-    ----------
-    columns : iterable
-        Column names.
-
-    Returns
-    -------
-    list of str
-        The names that are :data:`~geo_crime.schema.VICTIM_COLUMNS`, start with ``vict`` (any
-        case, e.g. ``Vict Age``, ``Victim_Sex``) or are the reduced schema's age and descent
-        categories.
-    """
-    found = []
-    for column in columns:
-        name = str(column)
-        norm = name.strip().lower().replace(" ", "_")
-        if name in VICTIM_COLUMNS or norm.startswith("vict") or norm in _RAW_VICTIM_COLUMNS:
-            found.append(name)
-    return found
-
-
-def check_public_table(table: pd.DataFrame, *, name: str = "table") -> None:
-    """Refuse a table that is not unit-level or that carries victim-level columns.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        The candidate layer.
-    name : str
-        Layer name, for messages.
-
-    Raises
-    ------
-    PrivacyError
-        Victim-level columns, incident-level columns, no ``unit_id`` column, or duplicated
-        ``unit_id`` values (more than one row per unit).
-    """
-    victims = victim_columns(table.columns)
-    if victims:
-        raise PrivacyError(
-            f"layer {name!r} has victim-level columns {victims}: public exports carry unit-level "
-            "aggregates only (drop these columns before exporting)"
-        )
-    incident = sorted(c for c in map(str, table.columns) if c.lower() in INCIDENT_COLUMNS)
-    if incident:
-        raise PrivacyError(
-            f"layer {name!r} looks like incident-level data (columns {incident}); only unit-level "
-            "tables (one row per spatial unit) can be exported"
-        )
-    if "unit_id" not in table.columns:
-        raise PrivacyError(f"layer {name!r} has no 'unit_id' column; only unit-level tables")
-    ids = table["unit_id"]
-    if ids.isna().any():
-        raise PrivacyError(f"layer {name!r} has missing unit_id values")
-    if ids.duplicated().any():
-        dup = ids[ids.duplicated()].iloc[0]
-        raise PrivacyError(
-            f"layer {name!r} has more than one row per unit (e.g. unit_id {dup!r}); "
-            "per-incident rows cannot be exported, aggregate to units first"
-        )
-
-
-def _suppressible(columns: Iterable[Any], extra: Iterable[str] = ()) -> list[str]:
-    extra = set(extra)
-    return [
-        str(c)
-        for c in columns
-        if str(c) in SUPPRESSED_COLUMNS
-        or str(c) in extra
-        or any(str(c).startswith(p) for p in _SUPPRESSED_PREFIXES)
-    ]
-
-
-def _unit_counts(
-    table: pd.DataFrame,
-    counts: Mapping[str, float] | pd.Series | None,
-    count_column: str,
-) -> np.ndarray | None:
-    if counts is not None:
-        series = counts if isinstance(counts, pd.Series) else pd.Series(dict(counts))
-        series = series.copy()
-        series.index = series.index.astype(str)
-        return pd.to_numeric(
-            series.reindex(table["unit_id"].astype(str).to_numpy()), errors="coerce"
-        ).to_numpy(dtype=float)
-    if count_column in table.columns:
-        return pd.to_numeric(table[count_column], errors="coerce").to_numpy(dtype=float)
-    return None
-
-
-def suppress_small_units(
-    table: pd.DataFrame,
-    *,
-    k_anonymity: int = 3,
-    counts: Mapping[str, float] | pd.Series | None = None,
-    count_column: str = "count",
-    extra_columns: Sequence[str] = (),
-    name: str = "table",
-) -> pd.DataFrame:
-    """Null the measures of units with fewer than ``k_anonymity`` incidents.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        A unit-level table with ``unit_id``.
-    k_anonymity : int, default 3
-        Units with fewer incidents are suppressed; ``0`` (or ``1`` with no empty units) turns
-        suppression off, though the ``suppressed`` column is still added.
-    counts : mapping or pandas.Series, optional
-        Incidents per ``unit_id``; wins over ``count_column``. Units missing from it count as
-        unknown and are suppressed.
-    count_column : str, default "count"
-        Column of ``table`` with each unit's incident count, used when ``counts`` is not given.
-    extra_columns : sequence of str
-        Further columns to suppress besides :data:`SUPPRESSED_COLUMNS`.
-    name : str
-        Layer name, for messages.
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy with the measure columns nulled for small units (integer columns become nullable
-        ``Int64``) and a boolean ``suppressed`` column. A table with no measure columns (e.g.
-        outlines) is returned unchanged: there is nothing to suppress.
-
-    Raises
-    ------
-    PrivacyError
-        The table has measure columns but neither ``counts`` nor ``count_column``.
-    """
-    if k_anonymity < 0:
-        raise DataError(f"k_anonymity must be >= 0, got {k_anonymity}")
-    columns = _suppressible(table.columns, extra_columns)
-    if not columns:
-        return table
-    n = _unit_counts(table, counts, count_column)
-    if n is None:
-        if columns:
-            raise PrivacyError(
-                f"layer {name!r} has per-unit measures {columns} but no {count_column!r} column "
-                "and no counts were given, so units with fewer than k incidents cannot be "
-                "suppressed (pass counts={unit_id: incidents})"
-            )
-        return table
-    small = ~(n >= k_anonymity)  # NaN (unknown count) is suppressed too
-    if "suppressed" in table.columns:  # secondary suppression decided upstream is kept
-        small |= table["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
-    out = table.copy()
-    for column in columns:
-        series = out[column]
-        if ptypes.is_bool_dtype(series.dtype):
-            series = series.astype("boolean")
-        elif ptypes.is_integer_dtype(series.dtype):
-            series = series.astype("Int64")
-        elif not ptypes.is_float_dtype(series.dtype):
-            series = series.astype(object)
-        out[column] = series.mask(small)
-    out["suppressed"] = small
-    return out
 
 
 def public_table(

@@ -372,7 +372,7 @@ def moran_scatterplot(
     binned : bool, default False
         Draw the density of units in hexagonal bins instead of one point per unit: a public
         figure must not let anyone read off each unit's value and lag (the lag mixes in
-        suppressed neighbours, see :mod:`geo_crime.disclosure`).
+        suppressed neighbours, see :mod:`geo_crime.privacy`).
     dpi : int, default 150
         Resolution.
 
@@ -566,7 +566,7 @@ def write_figures(
     public : bool, default False
         Figures for publication: the Moran scatterplot is binned (see
         :func:`moran_scatterplot`); pass the public tables of
-        :func:`geo_crime.disclosure.public_tables` so suppressed units are drawn grey.
+        :func:`geo_crime.privacy.public_tables` so suppressed units are drawn grey.
     dpi : int, default 150
         Resolution.
 

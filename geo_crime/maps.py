@@ -78,10 +78,11 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS
-from geo_crime.errors import ConfigError, DataError
-from geo_crime.export import PrivacyError, geojson_geometries, victim_columns
+from geo_crime.errors import ConfigError, DataError, PrivacyError
+from geo_crime.export import geojson_geometries
 from geo_crime.hotspots import GI_BIN_LABELS, LISA_LABELS
 from geo_crime.io_utils import atomic_write_text
+from geo_crime.privacy import victim_columns
 
 __all__ = [
     "ASSETS_DIR",
@@ -886,7 +887,7 @@ def build_map(
     # Gi* --------------------------------------------------------------------------------------
     if layers.gi is not None:
         # the confidence bin only: exact z-scores of the published units would let a
-        # least-squares solve recover suppressed values (see geo_crime.disclosure)
+        # least-squares solve recover suppressed values (see geo_crime.privacy)
         bins = _aligned(layers.gi, prepared.ids, "gi_bin", "Gi*")
         order = [3, 2, 1, 0, -1, -2, -3]
         palette = [GI_COLOURS[b] for b in order] + [NO_DATA_COLOUR]

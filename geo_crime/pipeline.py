@@ -38,7 +38,7 @@ import pandas as pd
 from rich.console import Console
 
 from geo_crime.cube import FREQUENCIES
-from geo_crime.disclosure import hidden_mask
+from geo_crime.privacy import hidden_mask
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.report import md_code, md_text
 
@@ -541,7 +541,7 @@ class _StudyResult:
 def _run_study(study, incidents, coverage, settings, folder, stage, shared) -> _StudyResult:
     """Units, cube, statistics (and forecasts, maps, exports) for one study."""
     from geo_crime.cube import build_cube
-    from geo_crime.disclosure import cube_disclosure
+    from geo_crime.privacy import cube_disclosure
     from geo_crime.io_utils import write_table
     from geo_crime.stats import run_statistic
     from geo_crime.units import assign_units, covered_divisions, footprint_note, make_units
@@ -725,7 +725,7 @@ def _forecast(cube, label, folder, analysis_folder, settings, data_end, suppress
     """
     import dataclasses
 
-    from geo_crime.disclosure import public_tables
+    from geo_crime.privacy import public_tables
     from geo_crime.forecast import FAST_CONFIG, evaluate, predict_next, train, write_forecast_report
 
     config = dataclasses.replace(FAST_CONFIG, target="severity")
@@ -1063,10 +1063,10 @@ def _publish(
 ) -> list[Path]:
     """The public outputs of one unit type: map, GIS layers, figures (aggregates only).
 
-    Every table passes :func:`geo_crime.disclosure.public_tables` first: suppressed units are
+    Every table passes :func:`geo_crime.privacy.public_tables` first: suppressed units are
     blank everywhere, and statistics are published as classes, not as solvable numbers.
     """
-    from geo_crime.disclosure import publishable
+    from geo_crime.privacy import publishable
     from geo_crime.export import export_layers
     from geo_crime.figures import write_figures
     from geo_crime.maps import MapLayers, write_map

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.cube import Cube
-from geo_crime.disclosure import UNIT_ATTRIBUTES, suppressed_units
+from geo_crime.privacy import UNIT_ATTRIBUTES, suppressed_units
 from geo_crime.weights import build_weights
 from tests.shared_data import IVANCO, WESTLA, crime_file
 

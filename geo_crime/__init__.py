@@ -60,7 +60,7 @@ _EXPORTS: dict[str, str] = {
     "Cube": "geo_crime.cube",
     "build_cube": "geo_crime.cube",
     "cube_from_table": "geo_crime.cube",
-    "make_cube": "geo_crime.api",
+    "make_cube": "geo_crime.cube",
     "build_weights": "geo_crime.weights",
     "global_moran": "geo_crime.hotspots",
     "local_moran": "geo_crime.hotspots",
@@ -103,6 +103,5 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from geo_crime.api import make_cube  # noqa: F401
-    from geo_crime.cube import Cube, build_cube, cube_from_table  # noqa: F401
+    from geo_crime.cube import Cube, build_cube, cube_from_table, make_cube  # noqa: F401
     from geo_crime.ingest import load_incidents  # noqa: F401

@@ -368,7 +368,7 @@ def clean_incidents(
         ``min_occurred_date`` is not a date.
     """
     if negative_age not in {"null", "abs"}:
-        raise ValueError("negative_age must be 'null' or 'abs'")
+        raise ConfigError(f"negative_age must be 'null' or 'abs', got {negative_age!r}")
     floor = parse_min_occurred_date(min_occurred_date)
     frame = frame.copy(deep=False)
 

@@ -7,12 +7,12 @@ outputs are written to a temporary file and renamed into place only when complet
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -60,23 +60,32 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(1)
 
 
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn every error a user can cause into one ``error:`` line and exit status 1.
+def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``app.command`` with the one error handler of the CLI around the command.
 
-    :class:`GeoCrimeError` carries its own message; an ``OSError`` (disk full, read-only
-    folder, a folder where a file was expected) is described with its path.
+    Every error a user can cause becomes one ``error:`` line and exit status 1:
+    :class:`~geo_crime.errors.GeoCrimeError` carries its own message; an ``OSError`` (disk
+    full, read-only folder, a folder where a file was expected) is described with its path.
+    Anything else is a bug and keeps its traceback. ``--debug`` re-raises everything.
     """
-    from geo_crime.io_utils import describe_os_error
 
-    try:
-        yield
-    except GeoCrimeError as exc:
-        _fail(exc)
-    except OSError as exc:
-        if _state["debug"]:
-            raise
-        _fail(GeoCrimeError(describe_os_error(exc)))
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def handled(*call_args: Any, **call_kwargs: Any) -> Any:
+            from geo_crime.io_utils import describe_os_error
+
+            try:
+                return function(*call_args, **call_kwargs)
+            except GeoCrimeError as exc:
+                _fail(exc)
+            except OSError as exc:
+                if _state["debug"]:
+                    raise
+                _fail(GeoCrimeError(describe_os_error(exc)))
+
+        return app.command(*args, **kwargs)(handled)
+
+    return decorate
 
 
 def _progress_reader():
@@ -96,7 +105,7 @@ def _progress_reader():
     return progress
 
 
-@app.command()
+@command()
 def ingest(
     inputs: Annotated[
         list[str], typer.Argument(help="Crime files, folders or glob patterns (CSV/JSON, .gz).")
@@ -130,34 +139,33 @@ def ingest(
     from geo_crime.ingest import expand_inputs, load_incidents
     from geo_crime.io_utils import atomic_path, check_output_path
 
-    with _user_errors():
-        if negative_age not in ("null", "abs"):
-            raise ConfigError(f"--negative-age must be 'null' or 'abs', got {negative_age!r}")
-        column_map = _read_mapping(mapping) if mapping else None
-        files = expand_inputs(inputs)
-        sources = [*files, *([mapping] if mapping else [])]
-        check_output_path(output, inputs=sources)
-        if report:
-            check_output_path(report, inputs=sources)
-        with _progress_reader() as progress:
-            task = progress.add_task("reading", total=len(files), name="")
+    if negative_age not in ("null", "abs"):
+        raise ConfigError(f"--negative-age must be 'null' or 'abs', got {negative_age!r}")
+    column_map = _read_mapping(mapping) if mapping else None
+    files = expand_inputs(inputs)
+    sources = [*files, *([mapping] if mapping else [])]
+    check_output_path(output, inputs=sources)
+    if report:
+        check_output_path(report, inputs=sources)
+    with _progress_reader() as progress:
+        task = progress.add_task("reading", total=len(files), name="")
 
-            def tick(path: Path) -> None:
-                progress.update(task, advance=1, name=path.name)
+        def tick(path: Path) -> None:
+            progress.update(task, advance=1, name=path.name)
 
-            frame, cleaning = load_incidents(
-                files,
-                mapping=column_map,
-                negative_age=negative_age,
-                on_bad_rows="raise" if strict else "report",
-                cache=cache,
-                min_occurred_date=min_date or None,
-                progress=tick,
-            )
-        with atomic_path(output) as tmp:
-            frame.to_parquet(tmp, index=False)
-        if report:
-            cleaning.write_json(report)
+        frame, cleaning = load_incidents(
+            files,
+            mapping=column_map,
+            negative_age=negative_age,
+            on_bad_rows="raise" if strict else "report",
+            cache=cache,
+            min_occurred_date=min_date or None,
+            progress=tick,
+        )
+    with atomic_path(output) as tmp:
+        frame.to_parquet(tmp, index=False)
+    if report:
+        cleaning.write_json(report)
     Console().print(cleaning.rich_table())
     typer.echo(f"wrote {len(frame):,} incidents to {output}")
 
@@ -176,12 +184,14 @@ def _read_mapping(path: Path) -> dict[str, str]:
     return data
 
 
-@app.command()
+@command()
 def coverage(
     incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Write the (source, area, period) table as CSV."),
+        typer.Option(
+            "-o", "--output", help="Write the (source, area, period) table (.csv or .parquet)."
+        ),
     ] = None,
     threshold: Annotated[
         float, typer.Option(help="Incomplete below this share of the baseline.")
@@ -196,16 +206,14 @@ def coverage(
     """Flag (source, area, period) cells recorded too thinly to trust (e.g. the 2024 change)."""
     from geo_crime.coverage import check_coverage
     from geo_crime.ingest import read_incidents_parquet
-    from geo_crime.io_utils import atomic_path, check_output_path
+    from geo_crime.io_utils import check_output_path, write_table
 
-    with _user_errors():
-        if output:
-            check_output_path(output, inputs=[incidents])
-        frame = read_incidents_parquet(incidents)
-        result = check_coverage(frame, threshold=threshold, freq=freq, by=by)
-        if output:
-            with atomic_path(output) as tmp:
-                result.table.to_csv(tmp, index=False)
+    if output:
+        check_output_path(output, inputs=[incidents])
+    frame = read_incidents_parquet(incidents)
+    result = check_coverage(frame, threshold=threshold, freq=freq, by=by)
+    if output:
+        write_table(result.table, output)
     for span in result.spans.itertuples():
         typer.echo(
             f"source {span.source}: {span.rows:,} rows, {span.first_day:%Y-%m-%d} to "
@@ -220,7 +228,7 @@ def coverage(
     )
 
 
-@app.command()
+@command()
 def cube(
     incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Cube Parquet to write.")],
@@ -242,30 +250,28 @@ def cube(
 ) -> None:
     """Aggregate incidents into a zero-filled unit x period cube (count, severity, rate, ...)."""
     from geo_crime.coverage import check_coverage
-    from geo_crime.cube import build_cube
+    from geo_crime.cube import make_cube
     from geo_crime.ingest import read_incidents_parquet
     from geo_crime.io_utils import check_output_path
-    from geo_crime.units import assign_units, make_units
+    from geo_crime.units import make_units
 
-    with _user_errors():
-        check_output_path(output, inputs=[incidents])
-        frame = read_incidents_parquet(incidents)
-        units = make_units(unit, frame, study_area=study_area)
-        unit_ids, assignment = assign_units(frame, units)
-        coverage = None if include_incomplete else check_coverage(frame, freq=freq)
-        result = build_cube(frame, units, unit_ids, freq=freq, coverage=coverage)
-        result.meta["assignment"] = assignment.to_dict()
-        result.save(output)
+    check_output_path(output, inputs=[incidents])
+    frame = read_incidents_parquet(incidents)
+    units = make_units(unit, frame, study_area=study_area)
+    coverage = None if include_incomplete else check_coverage(frame, freq=freq)
+    result = make_cube(frame, units, freq=freq, coverage=coverage)
+    result.save(output)
+    assignment = result.meta["assignment"]
     share = result.period_complete_share()
     typer.echo(
         f"cube {result.shape[0]:,} units x {result.shape[1]:,} periods ({freq}); "
-        f"{assignment.assigned:,} incidents in units, {assignment.outside:,} outside, "
-        f"{assignment.not_spatially_valid:,} without valid coordinates; "
+        f"{assignment['assigned']:,} incidents in units, {assignment['outside']:,} outside, "
+        f"{assignment['not_spatially_valid']:,} without valid coordinates; "
         f"{int((share == 1).sum())} periods complete for every unit -> {output}"
     )
 
 
-@app.command()
+@command()
 def hotspots(
     cube_file: CubeArgument,
     output: Annotated[
@@ -287,25 +293,24 @@ def hotspots(
     from geo_crime.io_utils import check_output_path, write_table
     from geo_crime.stats import run_statistic
 
-    with _user_errors():
-        check_output_path(output, inputs=[cube_file])
-        loaded = Cube.load(cube_file)
-        result = run_statistic(
-            loaded,
-            stat,
-            measure=measure,
-            permutations=permutations,
-            seed=seed,
-            fdr=fdr,
-            time_window=time_window,
-        )
-        write_table(result.table, output)
+    check_output_path(output, inputs=[cube_file])
+    loaded = Cube.load(cube_file)
+    result = run_statistic(
+        loaded,
+        stat,
+        measure=measure,
+        permutations=permutations,
+        seed=seed,
+        fdr=fdr,
+        time_window=time_window,
+    )
+    write_table(result.table, output)
     summary = {k: v for k, v in result.summary.items() if k != "weights"}
     typer.echo(f"{stat}: {json.dumps(summary, default=str)}")
     typer.echo(f"wrote {len(result.table):,} units to {output}")
 
 
-@app.command()
+@command()
 def train(
     cube_file: CubeArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
@@ -324,21 +329,20 @@ def train(
     from geo_crime.forecast import train as train_model
     from geo_crime.io_utils import check_output_path
 
-    with _user_errors():
-        check_output_path(output, inputs=[cube_file], folder=True)
-        loaded = Cube.load(cube_file)
-        config = dataclasses.replace(FAST_CONFIG if fast else DEFAULT_CONFIG, target=target)
-        if tune_trials:
-            from geo_crime.forecast import tune_and_train
+    check_output_path(output, inputs=[cube_file], folder=True)
+    loaded = Cube.load(cube_file)
+    config = dataclasses.replace(FAST_CONFIG if fast else DEFAULT_CONFIG, target=target)
+    if tune_trials:
+        from geo_crime.forecast import tune_and_train
 
-            model = tune_and_train(loaded, config=config, max_trials=tune_trials, seed=seed)
-        else:
-            model = train_model(loaded, config=config, seed=seed)
-        path = model.save(output)
+        model = tune_and_train(loaded, config=config, max_trials=tune_trials, seed=seed)
+    else:
+        model = train_model(loaded, config=config, seed=seed)
+    path = model.save(output)
     typer.echo(f"saved model to {path}")
 
 
-@app.command()
+@command()
 def evaluate(
     cube_file: CubeArgument,
     output: Annotated[
@@ -358,27 +362,26 @@ def evaluate(
     from geo_crime.forecast import evaluate as backtest
     from geo_crime.io_utils import check_output_path
 
-    with _user_errors():
-        check_output_path(output, inputs=[cube_file], folder=True)
-        loaded = Cube.load(cube_file)
-        chosen = [m.strip() for m in models.split(",")] if models else None
-        result = backtest(
-            loaded,
-            models=chosen,
-            n_origins=origins,
-            refit_every=refit_every,
-            config=FAST_CONFIG if fast else DEFAULT_CONFIG,
-            seed=seed,
-            name=cube_file.stem,
-        )
-        files = write_forecast_report(result, output)
+    check_output_path(output, inputs=[cube_file], folder=True)
+    loaded = Cube.load(cube_file)
+    chosen = [m.strip() for m in models.split(",")] if models else None
+    result = backtest(
+        loaded,
+        models=chosen,
+        n_origins=origins,
+        refit_every=refit_every,
+        config=FAST_CONFIG if fast else DEFAULT_CONFIG,
+        seed=seed,
+        name=cube_file.stem,
+    )
+    files = write_forecast_report(result, output)
     columns = [c for c in ("n", "mae", "rmse", "pai_5", "pei_5") if c in result.metrics.columns]
     typer.echo(result.metrics[columns].round(3).to_string())
     for path in files:
         typer.echo(f"wrote {path}")
 
 
-@app.command()
+@command()
 def predict(
     cube_file: CubeArgument,
     model: Annotated[Path, typer.Option("--model", help="Model folder from 'geo-crime train'.")],
@@ -387,14 +390,12 @@ def predict(
     """Forecast each unit's next period (with 80% intervals when the model has them)."""
     from geo_crime.cube import Cube
     from geo_crime.forecast import load_model, predict_next
-    from geo_crime.io_utils import atomic_path, check_output_path
+    from geo_crime.io_utils import check_output_path, write_table
 
-    with _user_errors():
-        check_output_path(output, inputs=[cube_file, model])
-        loaded = Cube.load(cube_file)
-        table = predict_next(load_model(model), loaded)
-        with atomic_path(output) as tmp:
-            table.to_csv(tmp, index=False)
+    check_output_path(output, inputs=[cube_file, model])
+    loaded = Cube.load(cube_file)
+    table = predict_next(load_model(model), loaded)
+    write_table(table, output)
     typer.echo(f"wrote {len(table):,} unit forecasts for {table['period'].iloc[0]} to {output}")
 
 
@@ -442,7 +443,7 @@ def _read_forecast(path: Path | None):
     return frame
 
 
-@app.command("map")
+@command("map")
 def map_command(
     cube_file: CubeArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML map to write.")],
@@ -460,29 +461,28 @@ def map_command(
     seed: SeedOption = 0,
 ) -> None:
     """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers."""
-    from geo_crime.privacy import hidden_mask
     from geo_crime.io_utils import check_output_path
     from geo_crime.maps import MapLayers, write_map
+    from geo_crime.privacy import hidden_mask
     from geo_crime.units import division_units
 
-    with _user_errors():
-        check_output_path(output, inputs=[cube_file, *([forecast] if forecast else [])])
-        loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
-        public, suppressed = _public_cube_tables(loaded, tables, k_anonymity, forecast)
-        layers = MapLayers.from_cube(
-            loaded,
-            gi=public.get("gi"),
-            lisa=public.get("lisa"),
-            emerging=public.get("emerging"),
-            forecast=public.get("forecast"),
-            divisions=division_units(),
-        )
-        layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
-        path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity)
+    check_output_path(output, inputs=[cube_file, *([forecast] if forecast else [])])
+    loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
+    public, suppressed = _public_cube_tables(loaded, tables, k_anonymity, forecast)
+    layers = MapLayers.from_cube(
+        loaded,
+        gi=public.get("gi"),
+        lisa=public.get("lisa"),
+        emerging=public.get("emerging"),
+        forecast=public.get("forecast"),
+        divisions=division_units(),
+    )
+    layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
+    path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-@app.command("export")
+@command("export")
 def export_command(
     cube_file: CubeArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")],
@@ -500,23 +500,22 @@ def export_command(
     from geo_crime.export import export_layers
     from geo_crime.io_utils import check_output_path
 
-    with _user_errors():
-        check_output_path(output, inputs=[cube_file], folder=True)
-        loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
-        public, _ = _public_cube_tables(loaded, tables, k_anonymity, None)
-        summary = public["summary"]
-        files = export_layers(
-            public,
-            output,
-            formats=formats,
-            k_anonymity=k_anonymity,
-            counts=summary.set_index("unit_id")["count"],
-        )
+    check_output_path(output, inputs=[cube_file], folder=True)
+    loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
+    public, _ = _public_cube_tables(loaded, tables, k_anonymity, None)
+    summary = public["summary"]
+    files = export_layers(
+        public,
+        output,
+        formats=formats,
+        k_anonymity=k_anonymity,
+        counts=summary.set_index("unit_id")["count"],
+    )
     for path in files:
         typer.echo(f"wrote {path}")
 
 
-@app.command()
+@command()
 def run(
     inputs: Annotated[
         list[str] | None,
@@ -536,21 +535,20 @@ def run(
     """Run the whole pipeline on the default (or given) data into outputs/<run-name>/."""
     from geo_crime.pipeline import RunSettings, run_pipeline
 
-    with _user_errors():
-        settings = RunSettings.from_sources(
-            config_file=config,
-            inputs=inputs,
-            name=name,
-            outputs=outputs,
-            cache=None if cache else False,
-        )
-        result = run_pipeline(settings, console=console)
+    settings = RunSettings.from_sources(
+        config_file=config,
+        inputs=inputs,
+        name=name,
+        outputs=outputs,
+        cache=None if cache else False,
+    )
+    result = run_pipeline(settings, console=console)
     typer.echo(f"run '{settings.name}' wrote {len(result.files)} files to {result.folder}:")
     for path in result.files:
         typer.echo(f"  {path}")
 
 
-@app.command()
+@command()
 def fetch(
     out: Annotated[
         Path | None,
@@ -582,25 +580,24 @@ def fetch(
     logger = logging.getLogger("geo_crime.fetch")
     logger.addHandler(RichHandler(console=console, show_path=False))
     logger.setLevel(logging.WARNING)
-    with _user_errors():
-        if boundaries:
-            from geo_crime.units import fetch_boundary, load_manifest
+    if boundaries:
+        from geo_crime.units import fetch_boundary, load_manifest
 
-            for name in load_manifest()["layers"]:
-                path = fetch_boundary(name, cache_dir=boundaries_dir)
-                typer.echo(f"{name}: {path}")
-            return
-        if out is not None:
-            from geo_crime.io_utils import check_output_path
+        for name in load_manifest()["layers"]:
+            path = fetch_boundary(name, cache_dir=boundaries_dir)
+            typer.echo(f"{name}: {path}")
+        return
+    if out is not None:
+        from geo_crime.io_utils import check_output_path
 
-            check_output_path(out)
-        result = fetch_mod.fetch_incidents(
-            out,
-            base_url=base_url or fetch_mod.DEFAULT_URL,
-            page_size=page_size,
-            where=where,
-            resume=resume,
-        )
+        check_output_path(out)
+    result = fetch_mod.fetch_incidents(
+        out,
+        base_url=base_url or fetch_mod.DEFAULT_URL,
+        page_size=page_size,
+        where=where,
+        resume=resume,
+    )
     typer.echo(
         f"{result.rows:,} rows -> {result.path} (sha256 {result.sha256}, "
         f"{result.pages_reused} pages resumed, {result.retries} retries)"

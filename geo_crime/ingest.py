@@ -54,7 +54,7 @@ from geo_crime.cleaning import (
     clean_incidents,
     parse_min_occurred_date,
 )
-from geo_crime.errors import InputError, SchemaError
+from geo_crime.errors import ConfigError, GeoCrimeError, InputError, SchemaError
 from geo_crime.severity import crime_code_lookup, score_incidents
 
 #: Datetime formats tried in order; the first two are the official export and its spreadsheet
@@ -1528,7 +1528,7 @@ def read_incidents(
     (210, '000000001')
     """
     if on_bad_rows not in {"report", "raise"}:
-        raise ValueError("on_bad_rows must be 'report' or 'raise'")
+        raise ConfigError(f"on_bad_rows must be 'report' or 'raise', got {on_bad_rows!r}")
     report = report or CleaningReport()
     frames = []
     first_path_by_name: dict[str, Path] = {}
@@ -1766,14 +1766,14 @@ def _read_cache(path: Path) -> tuple[pd.DataFrame, CleaningReport] | None:
             return None
         stored = (table.schema.metadata or {}).get(b"geo_crime_report")
         if stored is None:
-            raise ValueError("no cleaning report in its metadata")
+            raise InputError("no cleaning report in its metadata")
         report = CleaningReport.from_dict(json.loads(stored))
         if table.num_rows != report.rows_out:
-            raise ValueError(f"{table.num_rows:,} rows where its report says {report.rows_out:,}")
+            raise InputError(f"{table.num_rows:,} rows where its report says {report.rows_out:,}")
         frame = table.to_pandas(types_mapper=_STRING_TYPES.get)
     except FileNotFoundError:  # removed meanwhile by a concurrent run
         return None
-    except (OSError, pa.ArrowException, ValueError, TypeError, KeyError) as exc:
+    except (OSError, pa.ArrowException, GeoCrimeError, ValueError, TypeError, KeyError) as exc:
         reason = str(exc).split("\n")[0][:160] or type(exc).__name__
         with_removal = "removed it and rebuilding"
         try:

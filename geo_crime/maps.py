@@ -78,7 +78,7 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS
-from geo_crime.errors import ConfigError, DataError, PrivacyError
+from geo_crime.errors import ConfigError, DataError, OutputError, PrivacyError
 from geo_crime.export import geojson_geometries
 from geo_crime.hotspots import GI_BIN_LABELS, LISA_LABELS
 from geo_crime.io_utils import atomic_write_text
@@ -1184,5 +1184,5 @@ def write_map(
     if offline:
         refs = external_references(text)
         if refs:
-            raise RuntimeError(f"offline map still references the network: {refs[:3]}")
+            raise OutputError(f"{path}: the offline map still references the network: {refs[:3]}")
     return atomic_write_text(path, text)

@@ -1,0 +1,272 @@
+"""What a map shows, and the units made ready for it.
+
+:class:`MapLayers` bundles the inputs of :func:`geo_crime.maps.build_map`: the units with their
+measures, the optional hot-spot, emerging hot spot and forecast tables, the administrative
+outlines and the labels. :func:`_prepare_units` checks the units and turns them into what every
+unit layer shares (:class:`_Units`): one GeoJSON feature per unit, the tooltip values (HTML
+escaped, and hidden for units below k-anonymity), the choropleth measure and its label.
+:func:`_aligned` lines a result table up with the units.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo_crime.errors import ConfigError, DataError, PrivacyError
+from geo_crime.export import geojson_geometries
+from geo_crime.maps.classify import _fmt_num
+from geo_crime.privacy import victim_columns
+
+#: Unit columns shown in tooltips when present: column -> label. ``name`` and ``area`` describe
+#: the place; the others derive from incidents and are hidden for suppressed units.
+DEFAULT_TOOLTIP_COLUMNS: dict[str, str] = {"name": "Name", "top_crime": "Most common crime"}
+_PLACE_COLUMNS = frozenset({"name", "area", "area_name", "unit_type"})
+
+
+@dataclass
+class MapLayers:
+    """Everything a map can show; only ``units`` is required.
+
+    Attributes
+    ----------
+    units : geopandas.GeoDataFrame
+        One row per unit: ``unit_id``, geometry, ``count`` (incidents in the period, needed for
+        k-anonymity), ``severity`` (severity sum) and optionally ``population``, ``area_km2``,
+        ``rate``, ``severity_rate``, ``name``, ``top_crime``.
+    gi : pandas.DataFrame, optional
+        :func:`geo_crime.hotspots.gi_star_table` output (``unit_id``, ``gi_bin``, ``gi_z``...).
+    lisa : pandas.DataFrame, optional
+        :func:`geo_crime.hotspots.lisa_table` output (``unit_id``, ``cluster_code``...).
+    emerging : pandas.DataFrame, optional
+        ``emerging_hotspots(...).table`` (``unit_id``, ``code`` 1..17, ``category``).
+    forecast : pandas.DataFrame, optional
+        ``unit_id`` and ``prediction`` (next-period forecast).
+    divisions : geopandas.GeoDataFrame, optional
+        Division outlines (``unit_id``, optional ``name``).
+    rds : geopandas.GeoDataFrame, optional
+        Reporting district outlines; derived ones carry ``attrs["approximate"] = True`` or an
+        ``approximate`` column.
+    period : str
+        Label of the analysed period (e.g. ``"2024-01-01 to 2024-08-31"``).
+    forecast_period : str
+        Label of the forecast period (default "next period").
+    measure : str, default "severity_rate"
+        Units column of the choropleth and of the tooltips' rate. :meth:`from_cube` fills
+        ``severity_rate`` with :func:`geo_crime.rates.severity_rate`; when a bare units table
+        lacks it, the unsmoothed severity per 1,000 residents (else per km²) over the whole
+        period is used and labelled so.
+    measure_label : str, optional
+        Legend title of the choropleth (default: derived from ``measure``).
+    tooltip_columns : mapping of str to str
+        Extra unit columns shown in tooltips when present (column -> label).
+    """
+
+    units: gpd.GeoDataFrame
+    gi: pd.DataFrame | None = None
+    lisa: pd.DataFrame | None = None
+    emerging: pd.DataFrame | None = None
+    forecast: pd.DataFrame | None = None
+    divisions: gpd.GeoDataFrame | None = None
+    rds: gpd.GeoDataFrame | None = None
+    period: str = ""
+    forecast_period: str = ""
+    measure: str = "severity_rate"
+    measure_label: str | None = None
+    tooltip_columns: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_TOOLTIP_COLUMNS)
+    )
+
+    @classmethod
+    def from_cube(cls, cube: Any, **kwargs: Any) -> MapLayers:
+        """Layers whose units carry a cube's totals over all its periods and its severity rate.
+
+        The choropleth shows :func:`geo_crime.rates.severity_rate` (EB-smoothed severity per
+        1,000 residents per complete period), the one rate every output of geo_crime uses.
+
+        Parameters
+        ----------
+        cube : geo_crime.cube.Cube
+            Space-time cube; ``count`` and ``severity`` are its per-unit totals.
+        **kwargs
+            Other :class:`MapLayers` fields (``gi``, ``lisa``, ``emerging``, ``forecast``,
+            ``divisions``, ``rds``, ``period``...). ``period`` defaults to the cube's span.
+
+        Returns
+        -------
+        MapLayers
+        """
+        from geo_crime.rates import severity_rate
+
+        units = cube.units.copy()
+        units["count"] = np.asarray(cube.counts).sum(axis=1).astype(np.int64)
+        units["severity"] = np.asarray(cube.severity, dtype=float).sum(axis=1)
+        if "severity_rate" not in units.columns:
+            rate = severity_rate(cube)
+            units["severity_rate"] = rate.values
+            kwargs.setdefault("measure_label", rate.label)
+        if "period" not in kwargs and len(cube.periods):
+            first, last = cube.periods[0], cube.periods[-1]
+            from geo_crime.cube import FREQUENCIES
+
+            word = f"{FREQUENCIES.get(cube.freq, 'period')}s"
+            complete = int((np.asarray(cube.complete).all(axis=0)).sum())
+            kwargs["period"] = (
+                f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(cube.periods)} {word}, "
+                f"{complete} completely recorded)"
+            )
+        return cls(units=units, **kwargs)
+
+    @classmethod
+    def coerce(cls, layers: MapLayers | Mapping[str, Any]) -> MapLayers:
+        """A :class:`MapLayers` from itself or from a dict of its fields.
+
+        Raises
+        ------
+        ConfigError
+            Unknown keys in the dict.
+        """
+        if isinstance(layers, cls):
+            return layers
+        if not isinstance(layers, Mapping):
+            raise ConfigError(f"layers must be MapLayers or a dict, got {type(layers).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(layers) - known)
+        if unknown:
+            raise ConfigError(f"unknown map layer(s) {unknown}; known: {sorted(known)}")
+        return cls(**layers)
+
+
+def _esc(value: Any) -> str:
+    """HTML-escape a data value (quotes too) for tooltips, legends and layer names."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+def _is_approximate(gdf: pd.DataFrame | None) -> bool:
+    if gdf is None:
+        return False
+    if bool(gdf.attrs.get("approximate", False)):
+        return True
+    return "approximate" in gdf.columns and bool(
+        gdf["approximate"].fillna(False).astype(bool).any()
+    )
+
+
+def _area_km2(units: gpd.GeoDataFrame) -> np.ndarray:
+    if "area_km2" in units.columns:
+        return pd.to_numeric(units["area_km2"], errors="coerce").to_numpy(dtype=float)
+    # California Albers (equal area), fine for Los Angeles
+    return units.geometry.to_crs("EPSG:3310").area.to_numpy() / 1e6
+
+
+def _rates(units: gpd.GeoDataFrame, numerator: np.ndarray) -> tuple[np.ndarray, str]:
+    if "population" in units.columns:
+        pop = pd.to_numeric(units["population"], errors="coerce").to_numpy(dtype=float)
+        if np.nansum(pop) > 0:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(pop > 0, numerator / pop * 1000.0, np.nan), "per 1,000 residents"
+    area = _area_km2(units)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(area > 0, numerator / area, np.nan), "per km²"
+
+
+def _column(table: pd.DataFrame, name: str) -> np.ndarray:
+    return pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)
+
+
+@dataclass
+class _Units:
+    """Units ready for mapping: geometry features and per-unit display values."""
+
+    ids: list[str]
+    features: list[dict]  # {"type", "id", "geometry"} shared by every layer
+    base: list[dict]  # tooltip properties shared by every layer
+    suppressed: np.ndarray
+    measure: np.ndarray
+    measure_label: str
+    rate_label: str
+
+
+def _prepare_units(
+    layers: MapLayers, k_anonymity: int, precision: int
+) -> tuple[_Units, list[tuple[str, str]]]:
+    units = layers.units
+    if not isinstance(units, gpd.GeoDataFrame):
+        raise DataError("MapLayers.units must be a GeoDataFrame")
+    for column in ("unit_id", "count"):
+        if column not in units.columns:
+            raise DataError(
+                f"map units need a {column!r} column"
+                + (" (incidents per unit, for k-anonymity)" if column == "count" else "")
+            )
+    if units["unit_id"].duplicated().any():
+        raise DataError("map units have duplicated unit_id values")
+    if units.crs is not None and not units.crs.equals("EPSG:4326"):
+        units = units.to_crs("EPSG:4326")
+    ids = units["unit_id"].astype(str).tolist()
+    count = _column(units, "count")
+    severity = (
+        _column(units, "severity") if "severity" in units.columns else np.full(len(ids), np.nan)
+    )
+    suppressed = ~(count >= k_anonymity)
+    if "suppressed" in units.columns:  # secondary suppression decided upstream
+        suppressed |= units["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
+
+    if layers.measure in units.columns:
+        measure = _column(units, layers.measure)
+        measure_label = layers.measure_label or layers.measure.replace("_", " ").capitalize()
+    elif layers.measure == "severity_rate":
+        measure, basis = _rates(units, severity)
+        measure_label = layers.measure_label or f"Severity {basis} (whole period, unsmoothed)"
+    else:
+        raise DataError(f"map units have no {layers.measure!r} column")
+    # the tooltip's rate is the choropleth's rate: one number, one label, everywhere
+    if layers.measure == "severity_rate":
+        rate, rate_label = measure, measure_label
+    elif "rate" in units.columns:
+        rate, rate_label = _column(units, "rate"), "Rate"
+    else:
+        rate, rate_basis = _rates(units, count)
+        rate_label = f"Incidents {rate_basis} (whole period)"
+
+    victims = victim_columns(layers.tooltip_columns)
+    if victims:
+        raise PrivacyError(f"victim-level columns {victims} cannot be shown on a public map")
+    period = _esc(layers.period)
+    extras = [(c, a) for c, a in layers.tooltip_columns.items() if c in units.columns]
+    extra_values = {c: units[c].tolist() for c, _ in extras}
+    hidden = "suppressed"
+    geoms = geojson_geometries(units.geometry.to_numpy(), precision=precision)
+    features, base = [], []
+    for i, uid in enumerate(ids):
+        features.append({"type": "Feature", "id": uid, "geometry": geoms[i]})
+        small = bool(suppressed[i])
+        props = {
+            "u": _esc(uid),
+            "n": hidden if small else _fmt_num(count[i]),
+            "s": hidden if small else _fmt_num(severity[i]),
+            "r": hidden if small else _fmt_num(rate[i]),
+        }
+        for j, (column, _alias) in enumerate(extras):
+            value = extra_values[column][i]
+            props[f"x{j}"] = hidden if small and column not in _PLACE_COLUMNS else _esc(value)
+        props["p"] = period
+        base.append(props)
+    return _Units(ids, features, base, suppressed, measure, measure_label, rate_label), extras
+
+
+def _aligned(table: pd.DataFrame, ids: list[str], column: str, what: str) -> np.ndarray:
+    if "unit_id" not in table.columns or column not in table.columns:
+        raise DataError(f"the {what} table needs 'unit_id' and {column!r} columns")
+    keyed = pd.Series(table[column].to_numpy(), index=table["unit_id"].astype(str).to_numpy())
+    keyed = keyed[~keyed.index.duplicated()]
+    return keyed.reindex(ids).to_numpy()

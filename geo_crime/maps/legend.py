@@ -1,0 +1,126 @@
+"""The boxes beside the map: the legend, the info box and the HTML of their entries.
+
+:class:`_Legend` is a Leaflet control (bottom right) with one section per layer, each shown only
+while its layer is on; :class:`_InfoBox` (bottom left) holds the title, the period and the notes.
+:func:`_section`, :func:`_swatch` (a fill colour) and :func:`_line` (an outline) write the
+sections' HTML; their labels must already be HTML-escaped. :data:`_BOX_CSS` styles both boxes.
+"""
+
+from __future__ import annotations
+
+from branca.element import MacroElement
+from folium.template import Template
+
+_BOX_CSS = """
+<style>
+.gc-box {background: rgba(255,255,255,0.93); padding: 6px 9px; border-radius: 4px;
+  font: 12px/1.35 "Helvetica Neue", Arial, Helvetica, sans-serif; color: #222;
+  box-shadow: 0 1px 5px rgba(0,0,0,0.35); max-width: 300px;}
+.gc-box h4 {margin: 0 0 4px; font-size: 13px;}
+.gc-legend-section + .gc-legend-section {margin-top: 8px;}
+.gc-item {display: flex; align-items: center; margin: 1px 0;}
+.gc-swatch {display: inline-block; width: 16px; height: 12px; margin-right: 6px; flex: none;
+  border: 1px solid #888;}
+.gc-line {display: inline-block; width: 16px; margin-right: 6px; flex: none; height: 0;}
+.gc-note {margin-top: 4px; color: #444; font-size: 11px;}
+.gc-title {font-weight: bold; font-size: 14px;}
+.leaflet-container.gc-offline {background: #f4f3ef;}
+</style>
+"""
+
+
+class _Legend(MacroElement):
+    """A legend control whose sections follow their layers' visibility."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            var sections = [
+            {%- for layer, content in this.sections %}
+                {layer: {{ layer }}, html: {{ content|tojson }}},
+            {%- endfor %}
+            ];
+            var legend = L.control({position: "bottomright"});
+            legend.onAdd = function () {
+                var div = L.DomUtil.create("div", "gc-box gc-legend");
+                sections.forEach(function (s) {
+                    s.el = L.DomUtil.create("div", "gc-legend-section", div);
+                    s.el.innerHTML = s.html;
+                });
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+            };
+            legend.addTo(map);
+            function refresh() {
+                sections.forEach(function (s) {
+                    s.el.style.display = map.hasLayer(s.layer) ? "" : "none";
+                });
+            }
+            map.on("overlayadd overlayremove", refresh);
+            refresh();
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, sections: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self._name = "GeoCrimeLegend"
+        self.sections = sections  # (layer JS variable, escaped HTML)
+
+
+class _InfoBox(MacroElement):
+    """A static control with the title, period and notes (already escaped HTML)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var info = L.control({position: "bottomleft"});
+            info.onAdd = function () {
+                var div = L.DomUtil.create("div", "gc-box gc-info");
+                div.innerHTML = {{ this.content|tojson }};
+                L.DomEvent.disableClickPropagation(div);
+                return div;
+            };
+            info.addTo({{ this._parent.get_name() }});
+            {%- if this.offline %}
+            {{ this._parent.get_name() }}.getContainer().classList.add("gc-offline");
+            {%- endif %}
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, content: str, *, offline: bool) -> None:
+        super().__init__()
+        self._name = "GeoCrimeInfo"
+        self.content = content
+        self.offline = offline
+
+
+def _swatch(colour: str, label: str) -> str:
+    """A legend entry: a box filled with ``colour``, then ``label`` (escaped HTML)."""
+    return (
+        f'<div class="gc-item"><span class="gc-swatch" style="background:{colour}"></span>'
+        f"{label}</div>"
+    )
+
+
+def _line(colour: str, label: str, *, dashed: bool = False) -> str:
+    """A legend entry of an outline layer: a line in ``colour``, then ``label``."""
+    style = "dashed" if dashed else "solid"
+    return (
+        f'<div class="gc-item"><span class="gc-line" style="border-top:2px {style} {colour}">'
+        f"</span>{label}</div>"
+    )
+
+
+def _section(title: str, items: list[str], note: str = "") -> str:
+    """A legend section: its title, its entries and an optional note (all escaped HTML)."""
+    body = "".join(items)
+    extra = f'<div class="gc-note">{note}</div>' if note else ""
+    return f"<h4>{title}</h4>{body}{extra}"

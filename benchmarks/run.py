@@ -256,6 +256,7 @@ def _end_to_end(ctx: dict, state: dict) -> None:
     from geo_crime.ingest import load_incidents
     from geo_crime.maps import MapLayers, write_map
     from geo_crime.query import unit_results
+    from geo_crime.rates import attach_population
     from geo_crime.stats import run_statistic
     from geo_crime.units import assign_units, division_units, make_units
     from geo_crime.weights import build_weights
@@ -265,7 +266,7 @@ def _end_to_end(ctx: dict, state: dict) -> None:
     coverage = check_coverage(frame)
     divisions = division_units()
     for spec in ("h3:8", "rd"):
-        units = make_units(spec, frame)
+        units = attach_population(make_units(spec, frame))
         ids, _ = assign_units(frame, units)
         cube = build_cube(frame, units, ids, freq="W", coverage=coverage)
         weights = build_weights(units)

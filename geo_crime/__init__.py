@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     "global_moran": "geo_crime.hotspots",
     "local_moran": "geo_crime.hotspots",
     "getis_ord_gi_star": "geo_crime.hotspots",
-    "incremental_moran": "geo_crime.hotspots",
+    "incremental_moran": "geo_crime.incremental",
     "emerging_hotspots": "geo_crime.emerging",
     "run_statistic": "geo_crime.stats",
     # forecasting

@@ -7,10 +7,11 @@ outputs are written to a temporary file and renamed into place only when complet
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,28 +61,35 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(1)
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``app.command`` with the one error handler of the CLI around the command.
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """The one error handler of the CLI: every error a user can cause becomes one ``error:``
+    line and exit status 1.
 
-    Every error a user can cause becomes one ``error:`` line and exit status 1:
     :class:`~geo_crime.errors.GeoCrimeError` carries its own message; an ``OSError`` (disk
     full, read-only folder, a folder where a file was expected) is described with its path.
     Anything else is a bug and keeps its traceback. ``--debug`` re-raises everything.
     """
+    from geo_crime.io_utils import describe_os_error
+
+    try:
+        yield
+    except GeoCrimeError as exc:
+        _fail(exc)
+    except OSError as exc:
+        if _state["debug"]:
+            raise
+        _fail(GeoCrimeError(describe_os_error(exc)))
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``app.command`` with :func:`_user_errors` around the command (every command uses it)."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def handled(*call_args: Any, **call_kwargs: Any) -> Any:
-            from geo_crime.io_utils import describe_os_error
-
-            try:
+            with _user_errors():
                 return function(*call_args, **call_kwargs)
-            except GeoCrimeError as exc:
-                _fail(exc)
-            except OSError as exc:
-                if _state["debug"]:
-                    raise
-                _fail(GeoCrimeError(describe_os_error(exc)))
 
         return app.command(*args, **kwargs)(handled)
 
@@ -247,17 +255,26 @@ def cube(
     include_incomplete: Annotated[
         bool, typer.Option("--include-incomplete", help="Do not mark thin (area, month) periods.")
     ] = False,
+    population: Annotated[
+        bool,
+        typer.Option(
+            help="Interpolate census-tract residents onto the units (for rates per 1,000)."
+        ),
+    ] = True,
 ) -> None:
     """Aggregate incidents into a zero-filled unit x period cube (count, severity, rate, ...)."""
     from geo_crime.coverage import check_coverage
     from geo_crime.cube import make_cube
     from geo_crime.ingest import read_incidents_parquet
     from geo_crime.io_utils import check_output_path
+    from geo_crime.rates import attach_population
     from geo_crime.units import make_units
 
     check_output_path(output, inputs=[incidents])
     frame = read_incidents_parquet(incidents)
     units = make_units(unit, frame, study_area=study_area)
+    if population:
+        units = attach_population(units)
     coverage = None if include_incomplete else check_coverage(frame, freq=freq)
     result = make_cube(frame, units, freq=freq, coverage=coverage)
     result.save(output)
@@ -533,7 +550,8 @@ def run(
     ] = True,
 ) -> None:
     """Run the whole pipeline on the default (or given) data into outputs/<run-name>/."""
-    from geo_crime.pipeline import RunSettings, run_pipeline
+    from geo_crime.pipeline import run_pipeline
+    from geo_crime.settings import RunSettings
 
     settings = RunSettings.from_sources(
         config_file=config,

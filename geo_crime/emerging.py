@@ -83,7 +83,7 @@ import pandas as pd
 from scipy import sparse, stats
 
 from geo_crime.errors import ConfigError, DataError
-from geo_crime.hotspots import benjamini_hochberg, check_min_units
+from geo_crime.significance import benjamini_hochberg, check_min_units
 from geo_crime.weights import SpatialWeights, build_weights, validate_units
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Download the LAPD crime data set and the official boundary layers from the city's open data.
+"""Download the LAPD crime data set from the city's open data: paged, verified, resumable.
 
 The complete "Crime Data from 2020 to Present" set (about one million rows) is published on the
 City of Los Angeles Socrata portal as data set ``2nrs-mtv8``. :func:`fetch_incidents` reads it
@@ -48,43 +48,43 @@ How the download survives a bad network and an interrupted run:
   (checking once more that the ids strictly increase) and renamed onto it, so the destination is
   whole or absent: it never holds a partial download. The partial folder is then removed.
 
-:func:`download_file` is the same retry machinery for one file (streamed, SHA-256 checked,
-renamed atomically) and :func:`get_bytes` for one small response; the official boundary layers
-listed in ``boundaries/manifest.json`` are downloaded with them by
-:func:`geo_crime.units.fetch_boundary`.
+Requests and retries go through :mod:`geo_crime._http`, the package's one HTTP layer (the
+official boundary layers of :func:`geo_crime.units.fetch_boundary` are downloaded through it
+too); :func:`get_bytes` (one small response, with the same retries) and :func:`sha256_file` are
+re-exported from it.
 
 Only the standard library talks to the network (:mod:`urllib`); :mod:`rich` draws the progress
 bar, which is shown only on a terminal. An app token for the Socrata API (higher rate limits) is
 read from the environment variable ``GEO_CRIME_SOCRATA_TOKEN``. Retries, dropped duplicates,
 short pages and re-downloads are logged as warnings on the ``geo_crime.fetch`` logger.
+
+Long because the paged download, its resumable on-disk state and the count checks are one
+protocol (a page is only trusted with the state that says which cursor produced it); split
+apart, each half would need the other's private invariants.
 """
 
 from __future__ import annotations
 
-import email.utils
 import gzip
-import hashlib
 import http.client
 import itertools
 import json
 import logging
 import os
-import random
 import re
 import shutil
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
-import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from geo_crime import __version__
+from geo_crime._http import SNIPPET, BadBodyError, Retrier, get_bytes, make_retrier, sha256_file
 from geo_crime.errors import ConfigError, FetchError
 from geo_crime.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 
@@ -93,15 +93,12 @@ __all__ = [
     "DEFAULT_URL",
     "TOKEN_ENV",
     "ID_FIELD",
-    "DownloadResult",
     "FetchResult",
     "default_incidents_path",
-    "download_file",
     "fetch_incidents",
     "get_bytes",
     "partial_dir",
     "sha256_file",
-    "validate_geojson",
 ]
 
 #: Socrata id of LAPD "Crime Data from 2020 to Present".
@@ -119,12 +116,9 @@ ID_FIELD = "dr_no"
 _STATE_NAME = "state.json"
 _STATE_FORMAT = 2
 _PAGE_PATTERN = "page_{:06d}.json"
-_CHUNK = 1 << 16
-#: A ``Retry-After`` longer than this (seconds) is shortened to it.
-_MAX_RETRY_AFTER = 600.0
-_SNIPPET = 300
 
-T = TypeVar("T")
+#: Added to the message of an HTTP 401 or 403 answer of the Socrata API.
+_AUTH_HINT = f" (check the app token in {TOKEN_ENV})"
 
 _log = logging.getLogger(__name__)
 
@@ -183,225 +177,7 @@ class FetchResult:
     refetches: int = 0
 
 
-@dataclass(frozen=True)
-class DownloadResult:
-    """What :func:`download_file` did.
-
-    Attributes
-    ----------
-    path
-        The file written.
-    url
-        Where it came from.
-    sha256
-        SHA-256 of the file (hex).
-    size
-        Bytes written.
-    requests
-        HTTP requests made, retries included.
-    retries
-        Requests that were retries of a failed one.
-    features
-        Number of GeoJSON features, when the content was validated as GeoJSON.
-    """
-
-    path: Path
-    url: str
-    sha256: str
-    size: int
-    requests: int
-    retries: int
-    features: int | None = None
-
-
-# --- retries --------------------------------------------------------------------------------------
-
-
-class _BadBodyError(ValueError):
-    """A response arrived whole but its content is unusable (for instance truncated JSON)."""
-
-
-#: Failures worth another attempt (HTTP status errors are sorted separately).
-_RETRYABLE: tuple[type[BaseException], ...] = (
-    urllib.error.URLError,
-    http.client.HTTPException,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-    EOFError,
-    zlib.error,
-    _BadBodyError,
-)
-
-
-@dataclass
-class _Retrier:
-    """Runs requests with retries and counts them; one per public call."""
-
-    max_retries: int
-    backoff: float
-    max_backoff: float
-    jitter: float
-    timeout: float
-    sleep: Callable[[float], None]
-    opener: urllib.request.OpenerDirector
-    rng: random.Random = field(default_factory=random.Random)
-    requests: int = 0
-    retries: int = 0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``attempt + 1``."""
-        if retry_after is not None:
-            return min(retry_after, _MAX_RETRY_AFTER)
-        base = min(self.backoff * 2.0**attempt, self.max_backoff)
-        if self.jitter:
-            base *= 1.0 + self.jitter * self.rng.random()
-        return base
-
-    def call(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        consume: Callable[[http.client.HTTPResponse], T],
-    ) -> T:
-        """GET ``url`` and hand the response to ``consume``, retrying transient failures.
-
-        ``consume`` runs inside the attempt: an error while it reads the body (reset, time-out,
-        truncation, :class:`_BadBodyError`) is retried like a failed request. A
-        :class:`~geo_crime.errors.FetchError` it raises is not.
-        """
-        last = "no attempt made"
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            self.requests += 1
-            if attempt:
-                self.retries += 1
-            request = urllib.request.Request(url, headers=dict(headers))
-            try:
-                with self.opener.open(request, timeout=self.timeout) as response:
-                    return consume(response)
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-                detail = _error_detail(exc)
-                if status != 429 and status < 500:
-                    hint = ""
-                    if status in (401, 403):
-                        hint = f" (check the app token in {TOKEN_ENV})"
-                    raise FetchError(
-                        f"HTTP {status} {exc.reason} from {url}{detail}{hint}"
-                    ) from None
-                retry_after = _parse_retry_after(exc.headers.get("Retry-After"))
-                last = f"HTTP {status} {exc.reason}{detail}"
-            except FetchError:
-                raise
-            except _RETRYABLE as exc:
-                last = _describe(exc, self.timeout)
-            if attempt < self.max_retries:
-                wait = self.delay(attempt, retry_after)
-                _log.warning(
-                    "%s: %s; retry %d of %d in %.1f s",
-                    url,
-                    last,
-                    attempt + 1,
-                    self.max_retries,
-                    wait,
-                )
-                self.sleep(wait)
-        raise FetchError(
-            f"{url}: giving up after {self.max_retries + 1} attempts; last error: {last}"
-        )
-
-
-def _make_retrier(
-    *,
-    max_retries: int,
-    backoff: float,
-    max_backoff: float,
-    jitter: float,
-    seed: int | None,
-    timeout: float,
-    sleep: Callable[[float], None],
-    opener: urllib.request.OpenerDirector | None,
-) -> _Retrier:
-    if max_retries < 0:
-        raise ConfigError(f"max_retries must be 0 or more, not {max_retries}")
-    if backoff < 0 or max_backoff < 0 or jitter < 0:
-        raise ConfigError("backoff, max_backoff and jitter must not be negative")
-    if timeout <= 0:
-        raise ConfigError(f"timeout must be positive, not {timeout}")
-    return _Retrier(
-        max_retries=max_retries,
-        backoff=backoff,
-        max_backoff=max_backoff,
-        jitter=jitter,
-        timeout=timeout,
-        sleep=sleep,
-        opener=opener or urllib.request.build_opener(),
-        rng=random.Random(seed),
-    )
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date); ``None`` if absent."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _error_detail(exc: urllib.error.HTTPError) -> str:
-    """A short text from an HTTP error body (Socrata sends JSON with a ``message``)."""
-    try:
-        body = exc.read(4096)
-    except (OSError, http.client.HTTPException):
-        return ""
-    finally:
-        exc.close()
-    if not body:
-        return ""
-    if exc.headers.get("Content-Encoding", "").lower() == "gzip":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error):
-            return ""
-    text = body.decode("utf-8", errors="replace").strip()
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict):
-        message = doc.get("message") or doc.get("error")
-        if isinstance(message, dict):
-            message = message.get("message")
-        if message:
-            text = str(message)
-    text = " ".join(text.split())
-    return f": {text[:_SNIPPET]}" if text else ""
-
-
-def _describe(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, str):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g} s (time-out)"
-    if isinstance(exc, http.client.IncompleteRead):
-        return f"body cut short after {len(exc.partial)} bytes"
-    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
-        return "connection closed or reset by the server"
-    if isinstance(exc, _BadBodyError):
-        return str(exc)[:_SNIPPET]
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:_SNIPPET]
+# --- requests -------------------------------------------------------------------------------------
 
 
 def _headers(app_token: str | None, accept: str) -> dict[str, str]:
@@ -421,7 +197,7 @@ def _is_gzip_response(response: http.client.HTTPResponse) -> bool:
 
 
 def _read_json_records(response: http.client.HTTPResponse) -> tuple[bytes, list[dict]]:
-    """The whole body (decompressed) and its records; bad content raises :class:`_BadBodyError`.
+    """The whole body (decompressed) and its records; bad content raises :class:`BadBodyError`.
 
     An HTML page (by its ``Content-Type`` or its first character) is bad content even with
     status 200: portals and proxies answer so while the API is down.
@@ -431,7 +207,7 @@ def _read_json_records(response: http.client.HTTPResponse) -> tuple[bytes, list[
         data = gzip.decompress(data)
     content_type = response.headers.get("Content-Type", "")
     if "html" in content_type.lower() or data.lstrip()[:1] == b"<":
-        raise _BadBodyError(
+        raise BadBodyError(
             f"HTTP {response.status} with an HTML page instead of JSON "
             f"(Content-Type: {content_type or 'none'}): {_html_summary(data)}"
         )
@@ -450,36 +226,33 @@ def _parse_records(data: bytes) -> list[dict]:
     try:
         records = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _BadBodyError(f"the body is not complete JSON ({exc})") from None
+        raise BadBodyError(f"the body is not complete JSON ({exc})") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise _BadBodyError(f"expected a JSON array of records, got {type(records).__name__}")
+        raise BadBodyError(f"expected a JSON array of records, got {type(records).__name__}")
     return records
 
 
 # --- progress -------------------------------------------------------------------------------------
 
 
-def _progress_bar(enabled: bool, *, bytes_mode: bool = False):
+def _progress_bar(enabled: bool):
     """A rich progress bar on standard error, disabled unless asked for and on a terminal."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
-        TransferSpeedColumn,
     )
 
     console = Console(stderr=True)
     show = enabled and sys.stderr.isatty() and console.is_terminal
-    amount = (DownloadColumn(), TransferSpeedColumn()) if bytes_mode else (MofNCompleteColumn(),)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        *amount,
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -541,7 +314,7 @@ def _page_where(where: str | None, cursor: str | None) -> str | None:
 
 
 def _server_count(
-    retrier: _Retrier, base_url: str, where: str | None, headers: Mapping[str, str]
+    retrier: Retrier, base_url: str, where: str | None, headers: Mapping[str, str]
 ) -> int:
     url = _soql_url(base_url, {"$select": "count(*)", "$where": where})
     _, records = retrier.call(url, headers, _read_json_records)
@@ -551,7 +324,7 @@ def _server_count(
         count = int(value)
     except (ValueError, TypeError):
         raise FetchError(
-            f"{url}: unexpected answer to the count query: {json.dumps(records)[:_SNIPPET]}"
+            f"{url}: unexpected answer to the count query: {json.dumps(records)[:SNIPPET]}"
         ) from None
     if count < 0:
         raise FetchError(f"{url}: the server reported a negative row count ({count})")
@@ -645,7 +418,7 @@ def _saved_page_ok(path: Path, meta: Any, cursor: str | None, page_size: int) ->
     try:
         records = _parse_records(path.read_bytes())
         ids = _record_ids(records, str(path))
-    except (OSError, _BadBodyError, FetchError):
+    except (OSError, BadBodyError, FetchError):
         return False
     return (
         0 < len(ids) == meta.get("rows") <= page_size
@@ -669,7 +442,7 @@ class _Pass:
 
 
 def _download_pass(
-    retrier: _Retrier,
+    retrier: Retrier,
     headers: Mapping[str, str],
     *,
     base_url: str,
@@ -725,7 +498,7 @@ def _download_pass(
             dropped = len(records) - len(new)
             pending_duplicates += dropped
             if records and not new:  # a repeated page: nothing to page on from, ask again
-                raise _BadBodyError(
+                raise BadBodyError(
                     f"the page repeats {dropped} rows already written (every {ID_FIELD} is at or "
                     f"before {cursor!r})"
                 )
@@ -895,7 +668,7 @@ def fetch_incidents(
     dest = Path(dest) if dest is not None else default_incidents_path()
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder = partial_dir(dest)
-    retrier = _make_retrier(
+    retrier = make_retrier(
         max_retries=max_retries,
         backoff=backoff,
         max_backoff=max_backoff,
@@ -904,6 +677,7 @@ def fetch_incidents(
         timeout=timeout,
         sleep=sleep,
         opener=opener,
+        auth_hint=_AUTH_HINT,
     )
     headers = _headers(app_token, "application/json")
     identity = {"base_url": base_url, "where": where, "page_size": page_size, "order": ID_FIELD}
@@ -967,7 +741,7 @@ def fetch_incidents(
         pages_reused=reused,
         requests=retrier.requests,
         retries=retrier.retries,
-        sha256=_sha256_file(dest),
+        sha256=sha256_file(dest),
         elapsed=time.monotonic() - start,
         duplicates=run.duplicates,
         short_pages=short_pages,
@@ -994,7 +768,7 @@ def _assemble(folder: Path, pages: list[dict], dest: Path, *, rows: int) -> None
                 page = folder / _PAGE_PATTERN.format(index)
                 try:
                     records = _parse_records(page.read_bytes())
-                except (OSError, _BadBodyError) as exc:
+                except (OSError, BadBodyError) as exc:
                     raise FetchError(f"{page}: saved page unreadable ({exc})") from None
                 for value in _record_ids(records, str(page)):
                     if last is not None and value <= last:
@@ -1008,233 +782,3 @@ def _assemble(folder: Path, pages: list[dict], dest: Path, *, rows: int) -> None
                 written += len(records)
         if written != rows:  # a page file changed under us: dest stays as it was
             raise FetchError(f"{folder}: the pages hold {written} rows, {rows} were downloaded")
-
-
-def get_bytes(
-    url: str,
-    *,
-    timeout: float = 60.0,
-    max_retries: int = 5,
-    backoff: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
-    headers: Mapping[str, str] | None = None,
-) -> bytes:
-    """GET ``url`` and return the body, with the same retries and backoff as the downloads.
-
-    Parameters
-    ----------
-    url
-        What to fetch.
-    timeout, max_retries, backoff, sleep
-        As in :func:`fetch_incidents`.
-    headers
-        Extra request headers.
-
-    Returns
-    -------
-    bytes
-        The response body.
-
-    Raises
-    ------
-    FetchError
-        A permanent HTTP error, or every attempt failed.
-    """
-    retrier = _make_retrier(
-        max_retries=max_retries,
-        backoff=backoff,
-        max_backoff=120.0,
-        jitter=0.1,
-        seed=None,
-        timeout=timeout,
-        sleep=sleep,
-        opener=None,
-    )
-    request_headers = {"User-Agent": "geo_crime", **dict(headers or {})}
-    return retrier.call(url, request_headers, lambda response: response.read())
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file, read in chunks."""
-    return _sha256_file(Path(path))
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# --- single files and boundary layers -------------------------------------------------------------
-
-
-def download_file(
-    url: str,
-    dest: str | os.PathLike,
-    *,
-    expected_sha256: str | None = None,
-    validate: Callable[[Path], object] | None = None,
-    max_retries: int = 5,
-    backoff: float = 1.0,
-    max_backoff: float = 120.0,
-    jitter: float = 0.1,
-    seed: int | None = None,
-    timeout: float = 120.0,
-    headers: Mapping[str, str] | None = None,
-    progress: bool = False,
-    opener: urllib.request.OpenerDirector | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> DownloadResult:
-    """Download one file with retries, check it, and rename it into place.
-
-    The body is streamed to a temporary file beside ``dest`` (restarted from scratch on each
-    retry), hashed on the way, checked against ``expected_sha256`` and passed to ``validate``;
-    only then is it renamed onto ``dest``. On any failure ``dest`` is left as it was and the
-    temporary file is removed.
-
-    Parameters
-    ----------
-    url
-        What to download.
-    dest
-        Where to write it (parent folders are created).
-    expected_sha256
-        The SHA-256 (hex) the content must have.
-    validate
-        Called with the temporary file before the rename; a :class:`FetchError` or
-        :class:`ValueError` it raises rejects the download.
-    max_retries, backoff, max_backoff, jitter, seed, timeout, opener, sleep
-        As in :func:`fetch_incidents`.
-    headers
-        Extra request headers.
-    progress
-        Show a byte progress bar (only on a terminal).
-
-    Returns
-    -------
-    DownloadResult
-        Path, URL, SHA-256, size and request counts.
-
-    Raises
-    ------
-    FetchError
-        The download failed, the checksum differs or ``validate`` rejected the content.
-    """
-    dest = Path(dest)
-    retrier = _make_retrier(
-        max_retries=max_retries,
-        backoff=backoff,
-        max_backoff=max_backoff,
-        jitter=jitter,
-        seed=seed,
-        timeout=timeout,
-        sleep=sleep,
-        opener=opener,
-    )
-    request_headers = _headers(None, "*/*")
-    request_headers.pop("X-App-Token", None)  # the token is for the Socrata API only
-    request_headers.update(headers or {})
-    with atomic_path(dest) as tmp, _progress_bar(progress, bytes_mode=True) as bar:
-        task = bar.add_task(dest.name, total=None)
-
-        def consume(response: http.client.HTTPResponse) -> tuple[str, int]:
-            length = response.headers.get("Content-Length")
-            gzipped = _is_gzip_response(response)
-            bar.reset(task, total=int(length) if length and not gzipped else None)
-            stream = gzip.GzipFile(fileobj=response) if gzipped else response
-            digest = hashlib.sha256()
-            size = 0
-            try:
-                out = open(tmp, "wb")  # noqa: SIM115 - closed below; write errors are not retried
-            except OSError as exc:
-                raise FetchError(f"cannot write {tmp}: {exc}") from None
-            with out:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    try:
-                        out.write(chunk)
-                    except OSError as exc:
-                        raise FetchError(f"cannot write {tmp}: {exc}") from None
-                    bar.advance(task, len(chunk))
-            return digest.hexdigest(), size
-
-        sha256, size = retrier.call(url, request_headers, consume)
-        if expected_sha256 is not None and sha256 != expected_sha256.strip().lower():
-            raise FetchError(
-                f"{url}: checksum mismatch: expected sha256 {expected_sha256.strip().lower()}, "
-                f"got {sha256} ({size} bytes); {dest} was not written"
-            )
-        features = None
-        if validate is not None:
-            try:
-                outcome = validate(tmp)
-            except (FetchError, ValueError) as exc:
-                raise FetchError(
-                    f"{url}: content rejected: {exc}; {dest} was not written"
-                ) from None
-            if isinstance(outcome, int) and not isinstance(outcome, bool):
-                features = outcome
-    return DownloadResult(
-        path=dest,
-        url=url,
-        sha256=sha256,
-        size=size,
-        requests=retrier.requests,
-        retries=retrier.retries,
-        features=features,
-    )
-
-
-def validate_geojson(path: str | os.PathLike) -> int:
-    """Check that a file is a non-empty GeoJSON FeatureCollection and return its feature count.
-
-    Parameters
-    ----------
-    path
-        The file.
-
-    Returns
-    -------
-    int
-        Number of features.
-
-    Raises
-    ------
-    FetchError
-        The file is not JSON, is an ArcGIS error document, is no FeatureCollection, has no
-        features or a malformed one, or was cut at the server's record limit
-        (``exceededTransferLimit``).
-    """
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise FetchError(f"not a JSON document ({exc})") from None
-    if not isinstance(doc, dict):
-        raise FetchError(f"expected a GeoJSON object, got a JSON {type(doc).__name__}")
-    if "error" in doc and doc.get("type") != "FeatureCollection":
-        raise FetchError(f"the server answered with an error: {json.dumps(doc['error'])[:200]}")
-    if doc.get("type") != "FeatureCollection":
-        raise FetchError(f"expected a GeoJSON FeatureCollection, got type {doc.get('type')!r}")
-    features = doc.get("features")
-    if not isinstance(features, list) or not features:
-        raise FetchError("the FeatureCollection has no features")
-    for number, feature in enumerate(features):
-        geometry = feature.get("geometry", "missing") if isinstance(feature, dict) else None
-        ok = (
-            isinstance(feature, dict)
-            and feature.get("type") == "Feature"
-            and (geometry is None or (isinstance(geometry, dict) and "type" in geometry))
-        )
-        if not ok:
-            raise FetchError(f"feature {number} is not a GeoJSON Feature with a geometry")
-    properties = doc.get("properties") if isinstance(doc.get("properties"), dict) else {}
-    if doc.get("exceededTransferLimit") or properties.get("exceededTransferLimit"):
-        raise FetchError(
-            f"the server stopped at its record limit after {len(features)} features "
-            "(exceededTransferLimit): the layer is incomplete; use a full export URL"
-        )
-    return len(features)

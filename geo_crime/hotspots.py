@@ -14,33 +14,19 @@ about one variable ``y`` over ``units`` (see :mod:`geo_crime.weights` for who ne
    conditional-permutation pseudo p-value, and Getis-Ord Gi* (:func:`getis_ord_gi_star`, via
    ``esda.G_Local(star=True)`` on binary weights that include the unit itself) gives a z-score per
    unit and the ArcGIS-style confidence bins -3..+3.
-3. **At what scale?** Incremental spatial autocorrelation (:func:`incremental_moran`) runs global
-   Moran's I over growing distance bands and returns the first peak of its z-score, the distance
-   ArcGIS's *Optimized Hot Spot Analysis* uses as the neighbourhood.
+3. **At what scale?** Incremental spatial autocorrelation (:func:`incremental_moran`, from
+   :mod:`geo_crime.incremental`) runs global Moran's I over growing distance bands and returns the
+   first peak of its z-score, the distance ArcGIS's *Optimized Hot Spot Analysis* uses as the
+   neighbourhood.
 
-Pseudo p-values and the ``alternative``
----------------------------------------
-With ``R`` permutations and ``M`` simulated statistics at least as extreme as the observed one,
-the pseudo p-value is ``(M + 1) / (R + 1)`` (so the smallest possible value with 999 permutations
-is 0.001). esda 2.9's ``Moran_Local`` and ``G_Local`` take no ``alternative``: their ``p_sim`` is
-the *directed* (folded) one-sided value, ``M`` counted in whichever tail the observation lies in,
-which is about half a two-sided p-value. This module keeps that value as ``p_directed`` and
-computes its own from esda's kept simulations:
-
-* ``"greater"``: ``M = #{sim >= observed}``;
-* ``"lesser"``: ``M = #{sim <= observed}``;
-* ``"two-sided"`` (default): ``min(1, 2 * min(p_greater, p_lesser))``, the usual doubling of the
-  smaller one-sided pseudo p-value.
-
-Analytical Gi* p-values are from the standard normal: two-sided ``2 * sf(|z|)``, ``"greater"``
-``sf(z)``, ``"lesser"`` ``cdf(z)``.
-
-Multiple testing
-----------------
-Local statistics test every unit at once. ``fdr=True`` applies the Benjamini-Hochberg false
-discovery rate procedure (:func:`benjamini_hochberg`). For the Gi* bins it is applied at each
-confidence level, as ArcGIS's FDR option does: a unit is in bin +/-3 if BH rejects it at 0.01,
-+/-2 at 0.05, +/-1 at 0.10.
+Inference
+---------
+The inference every statistic shares is in :mod:`geo_crime.significance`, whose docstring says
+how the pseudo p-values are computed for each ``alternative`` (esda's own directed ``p_sim`` is
+kept as ``p_directed``), and how ``fdr=True`` applies the Benjamini-Hochberg correction, to the
+Gi* bins at each confidence level. Its public helpers (:func:`pseudo_p_values`,
+:func:`normal_p_values`, :func:`benjamini_hochberg`, :func:`confidence_bins`,
+:func:`check_min_units`) are importable from here too.
 
 Conventions
 -----------
@@ -56,26 +42,31 @@ Conventions
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import esda
 import geopandas as gpd
 import numpy as np
-from libpysal.graph import Graph
-from scipy import stats
 
-from geo_crime.errors import ConfigError, DataError, TooFewUnitsError
-from geo_crime.weights import (
-    SpatialWeights,
-    build_weights,
-    nearest_neighbour_distances,
-    projected_centroids,
-    validate_units,
+from geo_crime.errors import ConfigError, DataError
+from geo_crime.incremental import IncrementalMoran, incremental_moran
+from geo_crime.significance import (
+    MIN_UNITS,
+    Alternative,
+    benjamini_hochberg,
+    check_alpha,
+    check_alternative,
+    check_min_units,
+    check_permutations,
+    confidence_bins,
+    normal_p_values,
+    pseudo_p_values,
+    seeded_global_rng,
+    significant_units,
+    unit_values,
 )
+from geo_crime.weights import SpatialWeights, build_weights, validate_units
 
 __all__ = [
     "MIN_UNITS",
@@ -98,12 +89,6 @@ __all__ = [
     "pseudo_p_values",
 ]
 
-MIN_UNITS = 30
-"""Fewest units a hot-spot statistic is computed on."""
-
-Alternative = Literal["two-sided", "greater", "lesser"]
-ALTERNATIVES = ("two-sided", "greater", "lesser")
-
 LISA_LABELS = {
     0: "Not Significant",
     1: "High-High",
@@ -124,67 +109,19 @@ GI_BIN_LABELS = {
 }
 """ArcGIS ``Gi_Bin`` code -> label."""
 
-_BIN_LEVELS = ((1, 0.10), (2, 0.05), (3, 0.01))
-
 
 # --------------------------------------------------------------------------------------------
-# shared helpers
+# the inputs and the result table every statistic shares
 # --------------------------------------------------------------------------------------------
-
-
-def check_min_units(n: int, *, what: str = "this statistic", minimum: int = MIN_UNITS) -> None:
-    """Raise :class:`TooFewUnitsError` when ``n < minimum``.
-
-    Parameters
-    ----------
-    n : int
-        Number of units available.
-    what : str
-        Name of the statistic, for the message.
-    minimum : int, default 30
-        Fewest units accepted.
-
-    Raises
-    ------
-    TooFewUnitsError
-        With a message naming ``n`` and ``minimum``.
-    """
-    if n < minimum:
-        raise TooFewUnitsError(f"{what} needs at least {minimum} units, got {n}")
-
-
-def _check_alternative(alternative: str) -> None:
-    if alternative not in ALTERNATIVES:
-        raise ConfigError(
-            f"alternative must be one of {', '.join(ALTERNATIVES)}, got {alternative!r}"
-        )
-
-
-def _check_alpha(alpha: float) -> None:
-    if not 0 < alpha < 1:
-        raise ConfigError(f"alpha must be between 0 and 1, got {alpha}")
-
-
-def _as_values(y: Any, n: int) -> np.ndarray:
-    arr = np.asarray(y, dtype=float)
-    if arr.ndim != 1 or len(arr) != n:
-        raise DataError(
-            f"y must be a 1-D array of length {n} (one value per unit), got {arr.shape}"
-        )
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise DataError(f"y has {int(bad.sum())} missing or non-finite values")
-    if np.ptp(arr) == 0:
-        raise DataError("y is constant: spatial autocorrelation is undefined")
-    return arr
 
 
 def _prepare(
     units: gpd.GeoDataFrame, y: Any, weights: SpatialWeights | None, what: str
 ) -> tuple[np.ndarray, np.ndarray, SpatialWeights]:
+    """The unit ids, the checked values and the weights (built when not given) of a statistic."""
     ids = validate_units(units)
     check_min_units(len(ids), what=what)
-    values = _as_values(y, len(ids))
+    values = unit_values(y, len(ids))
     if weights is None:
         weights = build_weights(units)
     elif not np.array_equal(np.asarray(weights.unit_ids, dtype=object), ids):
@@ -192,168 +129,8 @@ def _prepare(
     return ids, values, weights
 
 
-@contextmanager
-def _seeded_global_rng(seed: int) -> Iterator[None]:
-    """Seed NumPy's legacy global generator (which esda uses) and restore it afterwards."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            # esda 2.9 warns that its default alternative will change (we do not use its p_sim),
-            # and divides 0 by 0 for the permutation z-score of an island
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    finally:
-        np.random.set_state(state)
-
-
-def _check_permutations(permutations: int, *, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if int(permutations) != permutations or permutations < low:
-        raise ConfigError(f"permutations must be an integer >= {low}, got {permutations}")
-
-
-def benjamini_hochberg(p: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Benjamini-Hochberg false discovery rate control.
-
-    Sort the ``m`` p-values, find the largest ``k`` with ``p_(k) <= k * alpha / m`` and reject the
-    ``k`` smallest. The adjusted p-values are ``min_{j >= i} p_(j) * m / j`` (capped at 1), so
-    ``reject == (p_adjusted <= alpha)``.
-
-    Parameters
-    ----------
-    p : array_like
-        P-values. Non-finite entries are ignored (never rejected, adjusted value NaN) and do not
-        count in ``m``.
-    alpha : float, default 0.05
-        False discovery rate ``q``.
-
-    Returns
-    -------
-    reject : numpy.ndarray of bool
-        True where the null hypothesis is rejected.
-    p_adjusted : numpy.ndarray of float
-        BH-adjusted p-values (``scipy.stats.false_discovery_control(method="bh")``).
-
-    Notes
-    -----
-    The step-up comparison uses a relative tolerance of 1e-12 so that a p-value exactly on its
-    threshold (common in worked examples) is rejected, as it is in exact arithmetic.
-    """
-    _check_alpha(alpha)
-    p = np.asarray(p, dtype=float)
-    shape = p.shape
-    flat = p.ravel()
-    reject = np.zeros(flat.shape, dtype=bool)
-    adjusted = np.full(flat.shape, np.nan)
-    ok = np.isfinite(flat)
-    if ok.any():
-        pv = flat[ok]
-        if (pv < 0).any() or (pv > 1).any():
-            raise DataError("p-values must lie in [0, 1]")
-        m = len(pv)
-        order = np.argsort(pv, kind="mergesort")
-        thresholds = alpha * np.arange(1, m + 1) / m
-        below = np.nonzero(pv[order] <= thresholds * (1 + 1e-12))[0]
-        rej = np.zeros(m, dtype=bool)
-        if len(below):
-            rej[order[: below[-1] + 1]] = True
-        reject[ok] = rej
-        adjusted[ok] = stats.false_discovery_control(pv, method="bh")
-    return reject.reshape(shape), adjusted.reshape(shape)
-
-
-def pseudo_p_values(
-    observed: np.ndarray, simulated: np.ndarray, alternative: Alternative = "two-sided"
-) -> np.ndarray:
-    """Permutation pseudo p-values ``(M + 1) / (R + 1)`` for each unit.
-
-    Parameters
-    ----------
-    observed : numpy.ndarray
-        ``(n,)`` observed statistics.
-    simulated : numpy.ndarray
-        ``(R, n)`` statistics simulated under the null (esda's ``sim``).
-    alternative : {"two-sided", "greater", "lesser"}
-        ``"greater"`` counts ``sim >= observed``, ``"lesser"`` counts ``sim <= observed`` and
-        ``"two-sided"`` is ``min(1, 2 * min(p_greater, p_lesser))``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n,)`` pseudo p-values.
-    """
-    _check_alternative(alternative)
-    sims = np.asarray(simulated, dtype=float)
-    obs = np.asarray(observed, dtype=float)
-    r = sims.shape[0]
-    greater = ((sims >= obs).sum(axis=0) + 1.0) / (r + 1.0)
-    if alternative == "greater":
-        return greater
-    lesser = ((sims <= obs).sum(axis=0) + 1.0) / (r + 1.0)
-    if alternative == "lesser":
-        return lesser
-    return np.minimum(1.0, 2.0 * np.minimum(greater, lesser))
-
-
-def normal_p_values(z: Any, alternative: Alternative = "two-sided") -> np.ndarray:
-    """P-values of z-scores under the standard normal.
-
-    Parameters
-    ----------
-    z : array_like
-        z-scores.
-    alternative : {"two-sided", "greater", "lesser"}
-        ``2 * sf(|z|)``, ``sf(z)`` or ``cdf(z)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        P-values, same shape as ``z``.
-    """
-    _check_alternative(alternative)
-    z = np.asarray(z, dtype=float)
-    if alternative == "greater":
-        return stats.norm.sf(z)
-    if alternative == "lesser":
-        return stats.norm.cdf(z)
-    return 2.0 * stats.norm.sf(np.abs(z))
-
-
-def _significance(p: np.ndarray, alpha: float, fdr: bool) -> tuple[np.ndarray, np.ndarray]:
-    if fdr:
-        return benjamini_hochberg(p, alpha)
-    return p < alpha, p.copy()
-
-
-def confidence_bins(z: Any, p: Any, *, fdr: bool = False) -> np.ndarray:
-    """ArcGIS ``Gi_Bin`` confidence bins from z-scores and p-values.
-
-    Parameters
-    ----------
-    z : array_like
-        z-scores (only their sign is used).
-    p : array_like
-        P-values (two-sided for the usual bins).
-    fdr : bool, default False
-        Apply Benjamini-Hochberg at each level (0.10, 0.05, 0.01) instead of raw thresholds.
-
-    Returns
-    -------
-    numpy.ndarray of int
-        ``sign(z) * level`` with level 3 for p < 0.01 (99%), 2 for p < 0.05 (95%), 1 for p < 0.10
-        (90%) and 0 otherwise.
-    """
-    z = np.asarray(z, dtype=float)
-    p = np.asarray(p, dtype=float)
-    level = np.zeros(p.shape, dtype=int)
-    for value, a in _BIN_LEVELS:
-        hit = benjamini_hochberg(p, a)[0] if fdr else p < a
-        level[hit] = value
-    return (np.sign(z).astype(int) * level).astype(int)
-
-
 def _base_table(units: gpd.GeoDataFrame, ids: np.ndarray, y: np.ndarray) -> gpd.GeoDataFrame:
+    """The first columns of a result table: ``unit_id``, ``y`` and the units' geometry."""
     return gpd.GeoDataFrame(
         {"unit_id": ids, "y": y}, geometry=units.geometry.to_numpy(), crs=units.crs
     )
@@ -449,10 +226,10 @@ def global_moran(
     DataError
         ``y`` misaligned, non-finite or constant.
     """
-    _check_permutations(permutations, allow_zero=True)
+    check_permutations(permutations, allow_zero=True)
     _, values, weights = _prepare(units, y, weights, "Global Moran's I")
     w = weights.row_standardised()
-    with _seeded_global_rng(seed):
+    with seeded_global_rng(seed):
         mi = esda.Moran(values, w, transformation="r", permutations=int(permutations))
     y_std = (values - values.mean()) / values.std()
     lag_std = w.lag(y_std)
@@ -574,7 +351,7 @@ def local_moran(
     seed : int, default 0
         Seed of the permutations.
     alternative : {"two-sided", "greater", "lesser"}, default "two-sided"
-        Tail(s) of the pseudo p-value (see the module docstring). ``"greater"`` tests for
+        Tail(s) of the pseudo p-value (see :mod:`geo_crime.significance`). ``"greater"`` tests for
         clusters (HH/LL), ``"lesser"`` for outliers (HL/LH).
     alpha : float, default 0.05
         Significance level.
@@ -597,12 +374,12 @@ def local_moran(
     DataError
         ``y`` misaligned, non-finite or constant.
     """
-    _check_alternative(alternative)
-    _check_alpha(alpha)
-    _check_permutations(permutations)
+    check_alternative(alternative)
+    check_alpha(alpha)
+    check_permutations(permutations)
     ids, values, weights = _prepare(units, y, weights, "Local Moran's I")
     w = weights.row_standardised()
-    with _seeded_global_rng(seed):
+    with seeded_global_rng(seed):
         lm = esda.Moran_Local(
             values,
             w,
@@ -618,7 +395,7 @@ def local_moran(
     p = pseudo_p_values(lm.Is, sims, alternative)
     islands = weights.cardinalities == 0
     p = np.where(islands, 1.0, p)
-    significant, p_adj = _significance(p, alpha, fdr)
+    significant, p_adj = significant_units(p, alpha, fdr)
     significant &= ~islands
     q = np.asarray(lm.q, dtype=int)
     codes = np.where(significant, q, 0)
@@ -789,8 +566,8 @@ def getis_ord_gi_star(
     DataError
         ``y`` misaligned, non-finite or constant.
     """
-    _check_alternative(alternative)
-    _check_permutations(permutations, allow_zero=True)
+    check_alternative(alternative)
+    check_permutations(permutations, allow_zero=True)
     if inference not in ("analytical", "permutation"):
         raise ConfigError(f"inference must be 'analytical' or 'permutation', got {inference!r}")
     if inference == "permutation" and permutations == 0:
@@ -799,7 +576,7 @@ def getis_ord_gi_star(
     if abs(values.sum()) <= 1e-12 * np.abs(values).sum():
         raise DataError("Gi* is undefined when y sums to zero (it is a share of the total)")
     w = weights.binary_with_self()
-    with _seeded_global_rng(seed):
+    with seeded_global_rng(seed):
         g = esda.G_Local(
             values,
             w,
@@ -871,167 +648,3 @@ def gi_star_table(units: gpd.GeoDataFrame, y: Any, **kwargs: Any) -> gpd.GeoData
         :attr:`GiStar.table`.
     """
     return getis_ord_gi_star(units, y, **kwargs).table
-
-
-# --------------------------------------------------------------------------------------------
-# incremental spatial autocorrelation
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class IncrementalMoran:
-    """Global Moran's I over increasing distance bands and the chosen analysis distance.
-
-    Attributes
-    ----------
-    distances : numpy.ndarray
-        Band distances in metres (EPSG:3310 centroids).
-    I, EI : numpy.ndarray
-        Moran's I and its expectation at each distance.
-    z, p : numpy.ndarray
-        z-score and two-sided p-value at each distance, under ``assumption``.
-    mean_neighbours : numpy.ndarray
-        Mean number of neighbours at each distance.
-    n_islands : numpy.ndarray of int
-        Units without a neighbour at each distance.
-    peaks : numpy.ndarray of int
-        Indices of local maxima of ``z`` (strictly above both adjacent distances).
-    first_peak : float or None
-        Distance of the first peak (None if there is none).
-    max_peak : float or None
-        Distance of the highest peak (None if there is none).
-    distance : float
-        The chosen distance: ``first_peak``, or the distance of the largest ``z`` when no peak
-        exists.
-    chosen_by : {"first_peak", "max_z"}
-        How ``distance`` was chosen.
-    assumption : {"randomization", "normality"}
-        Variance assumption behind ``z``.
-    """
-
-    distances: np.ndarray
-    I: np.ndarray  # noqa: E741 - the statistic's name
-    EI: np.ndarray
-    z: np.ndarray
-    p: np.ndarray
-    mean_neighbours: np.ndarray
-    n_islands: np.ndarray
-    peaks: np.ndarray
-    first_peak: float | None
-    max_peak: float | None
-    distance: float
-    chosen_by: str
-    assumption: str
-
-
-def incremental_moran(
-    units: gpd.GeoDataFrame,
-    y: Any,
-    *,
-    distances: Sequence[float] | None = None,
-    n_steps: int = 10,
-    start: float | None = None,
-    increment: float | None = None,
-    row_standardise: bool = True,
-    assumption: Literal["randomization", "normality"] = "randomization",
-) -> IncrementalMoran:
-    """Incremental spatial autocorrelation: Moran's I z-score over growing distance bands.
-
-    As in ArcGIS's *Incremental Spatial Autocorrelation* (used by *Optimized Hot Spot
-    Analysis*), global Moran's I is computed with binary distance-band weights (row-standardised
-    by default) on unit centroids in EPSG:3310 for ``n_steps`` distances ``start + i * increment``.
-    A peak of the z-score marks a distance at which the clustering process is most pronounced;
-    the first peak is returned as the analysis distance, or the distance with the largest z when
-    the z-scores have no peak (e.g. they rise monotonically).
-
-    Parameters
-    ----------
-    units : geopandas.GeoDataFrame
-        Units with ``unit_id`` and geometry.
-    y : array_like
-        One value per unit, aligned with ``units`` rows.
-    distances : sequence of float, optional
-        Explicit increasing distances in metres; overrides ``n_steps``, ``start`` and
-        ``increment``.
-    n_steps : int, default 10
-        Number of distance bands.
-    start : float, optional
-        First distance in metres; default the smallest distance that gives every unit at least
-        one neighbour (the largest nearest-neighbour distance).
-    increment : float, optional
-        Step in metres; default the mean nearest-neighbour distance.
-    row_standardise : bool, default True
-        Row-standardise the band weights (else binary).
-    assumption : {"randomization", "normality"}, default "randomization"
-        Variance of I behind the z-score; ArcGIS reports the randomisation one.
-
-    Returns
-    -------
-    IncrementalMoran
-        The z-score profile, its peaks and the chosen distance.
-
-    Raises
-    ------
-    TooFewUnitsError
-        Fewer than 30 units.
-    ConfigError
-        Invalid distances or options.
-    DataError
-        ``y`` misaligned, non-finite or constant.
-    """
-    ids = validate_units(units)
-    check_min_units(len(ids), what="Incremental spatial autocorrelation")
-    values = _as_values(y, len(ids))
-    if assumption not in ("randomization", "normality"):
-        raise ConfigError(f"assumption must be 'randomization' or 'normality', got {assumption!r}")
-    xy = projected_centroids(units)
-    if distances is None:
-        if n_steps < 2:
-            raise ConfigError(f"n_steps must be >= 2, got {n_steps}")
-        nn = nearest_neighbour_distances(xy)
-        d0 = float(nn.max()) * (1 + 1e-9) if start is None else float(start)
-        step = float(nn.mean()) if increment is None else float(increment)
-        if d0 <= 0 or step <= 0:
-            raise ConfigError(f"start and increment must be positive, got {d0} and {step}")
-        dists = d0 + step * np.arange(n_steps)
-    else:
-        dists = np.asarray(distances, dtype=float)
-        if dists.ndim != 1 or len(dists) < 2 or (dists <= 0).any() or (np.diff(dists) <= 0).any():
-            raise ConfigError("distances must be at least two positive, increasing numbers")
-    transformation = "r" if row_standardise else "b"
-    out = {k: np.empty(len(dists)) for k in ("I", "EI", "z", "p", "mean_neighbours", "islands")}
-    for i, d in enumerate(dists):
-        g = Graph.build_distance_band(xy, float(d), binary=True)
-        card = g.cardinalities.to_numpy()
-        mi = esda.Moran(values, g, transformation=transformation, permutations=0)
-        z = mi.z_rand if assumption == "randomization" else mi.z_norm
-        out["I"][i] = mi.I
-        out["EI"][i] = mi.EI
-        out["z"][i] = z
-        out["p"][i] = 2.0 * stats.norm.sf(abs(z))
-        out["mean_neighbours"][i] = card.mean()
-        out["islands"][i] = (card == 0).sum()
-    z = out["z"]
-    inner = np.arange(1, len(z) - 1)
-    peaks = inner[(z[inner] > z[inner - 1]) & (z[inner] > z[inner + 1])]
-    first_peak = float(dists[peaks[0]]) if len(peaks) else None
-    max_peak = float(dists[peaks[np.argmax(z[peaks])]]) if len(peaks) else None
-    if first_peak is not None:
-        chosen, how = first_peak, "first_peak"
-    else:
-        chosen, how = float(dists[int(np.nanargmax(z))]), "max_z"
-    return IncrementalMoran(
-        distances=dists,
-        I=out["I"],
-        EI=out["EI"],
-        z=z,
-        p=out["p"],
-        mean_neighbours=out["mean_neighbours"],
-        n_islands=out["islands"].astype(int),
-        peaks=peaks,
-        first_peak=first_peak,
-        max_peak=max_peak,
-        distance=chosen,
-        chosen_by=how,
-        assumption=assumption,
-    )

@@ -19,7 +19,8 @@ they actually contain. The tract's whole area is the denominator (tobler's
 the units receive the population of the tracts they cover, in proportion to the part covered,
 and a tract half outside the units keeps half of its residents outside. (tobler's default,
 ``allocate_total=True``, would instead push a straddling tract's whole population into the part
-that is covered.)
+that is covered.) Units get a population only from an explicit call of
+:func:`attach_population`: no unit builder of :mod:`geo_crime.units` attaches one.
 
 Raw rates
 ---------
@@ -70,8 +71,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geo_crime.config import EQUAL_AREA_CRS, data_dir
-from geo_crime.cube import FREQUENCIES
+from geo_crime.cube import FREQUENCIES, Cube
 from geo_crime.errors import ConfigError, DataError, InputError
+from geo_crime.units import read_polygon_layer, unit_area_km2
 
 __all__ = [
     "TRACTS_FILE",
@@ -109,8 +111,6 @@ def load_tracts(path: str | Path | None = None) -> gpd.GeoDataFrame:
         ``GEOID`` (when present), ``population`` (float) and ``geometry``, invalid geometries
         repaired and non-polygons dropped (see :func:`geo_crime.units.read_polygon_layer`).
     """
-    from geo_crime.units import read_polygon_layer
-
     path = Path(path) if path is not None else data_dir() / TRACTS_FILE
     frame, report = read_polygon_layer(path)
     if "population" not in frame.columns:
@@ -462,11 +462,7 @@ def severity_rate(cube: Any, units: gpd.GeoDataFrame | None = None) -> SeverityR
             complete_periods=periods,
             notes=notes.reset_index(drop=True),
         )
-    area = (
-        pd.to_numeric(units["area_km2"], errors="coerce").to_numpy(dtype=float)
-        if "area_km2" in units
-        else units.geometry.to_crs(EQUAL_AREA_CRS).area.to_numpy() / 1e6
-    )
+    area = unit_area_km2(units)
     with np.errstate(invalid="ignore", divide="ignore"):
         dense = np.where(area > 0, per_period / area, np.nan)
     notes = pd.Series(np.where(np.isnan(dense), "no complete period", None), dtype=object)
@@ -478,3 +474,90 @@ def severity_rate(cube: Any, units: gpd.GeoDataFrame | None = None) -> SeverityR
         complete_periods=periods,
         notes=notes,
     )
+
+
+#: Units with fewer residents are left out of a rate ranking (they keep their rate on maps): a
+#: ranking "per 1,000 residents" of places where a handful of people live would rank car parks.
+RANKING_MIN_RESIDENTS = 100
+
+
+@dataclass
+class RateRanking:
+    """Units ranked by the severity rate, and how many were left out and why.
+
+    Attributes
+    ----------
+    rate
+        The :class:`SeverityRate` of every unit.
+    table
+        Ranked units (highest smoothed rate first): ``unit``, ``residents``, ``incidents``
+        (in complete periods), ``raw`` and ``smoothed`` rate.
+    undefined
+        Units with no rate (no residents, or no complete period).
+    few_residents
+        Units with a rate but fewer than :data:`RANKING_MIN_RESIDENTS` residents.
+    """
+
+    rate: SeverityRate
+    table: pd.DataFrame
+    undefined: int
+    few_residents: int
+
+
+def rate_ranking(
+    cube: Cube,
+    units: gpd.GeoDataFrame,
+    *,
+    k_anonymity: int = 3,
+    hidden: np.ndarray | None = None,
+    min_residents: int = RANKING_MIN_RESIDENTS,
+) -> RateRanking | None:
+    """Rank units by the severity rate per 1,000 residents, leaving out those it would mislead.
+
+    A unit enters the ranking when it has a rate, at least ``min_residents`` residents, at
+    least ``k_anonymity`` incidents in complete periods and is not suppressed.
+
+    Parameters
+    ----------
+    cube
+        The cube (its coverage mask decides the complete periods).
+    units
+        The cube's units with ``population`` (:func:`attach_population`).
+    k_anonymity
+        Units with fewer incidents are left out.
+    hidden
+        Boolean per unit row, true where the unit is suppressed
+        (:func:`geo_crime.privacy.hidden_mask`); those are left out.
+    min_residents
+        Units with fewer residents are left out.
+
+    Returns
+    -------
+    RateRanking or None
+        None when the units have no population (the rate is then per km², not per resident).
+    """
+    rate = severity_rate(cube, units)
+    if rate.basis != "per 1,000 residents":
+        return None
+    complete = np.asarray(cube.complete, dtype=bool)
+    counts = np.where(complete, cube.counts, 0).sum(axis=1)
+    table = pd.DataFrame(
+        {
+            "unit": units["unit_id"].to_numpy(),
+            "residents": units["population"].to_numpy(dtype=float),
+            "incidents": counts,
+            "raw": rate.raw,
+            "smoothed": rate.values,
+        }
+    )
+    undefined = int(np.isnan(rate.values).sum())
+    few = int((np.isfinite(table["smoothed"]) & (table["residents"] < min_residents)).sum())
+    shown = ~np.asarray(hidden, dtype=bool) if hidden is not None else True
+    kept = table[
+        np.isfinite(table["smoothed"])
+        & (table["incidents"] >= k_anonymity)
+        & shown
+        & (table["residents"] >= min_residents)
+    ]
+    ranked = kept.sort_values("smoothed", ascending=False).reset_index(drop=True)
+    return RateRanking(rate, ranked, undefined, few)

@@ -18,6 +18,7 @@ import pytest
 
 from geo_crime import ingest
 from geo_crime.cleaning import CleaningReport
+from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest import load_incidents
 from tests.shared_data import IVANCO, crime_file
 
@@ -55,7 +56,7 @@ def test_concurrent_writers_of_one_key_both_succeed(tmp_path, export):
         try:
             for _ in range(5):
                 barrier.wait()  # all writers start each round together
-                ingest._write_cache(target, frame, report)
+                incident_cache.write_cache(target, frame, report)
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             failures.append(exc)
             barrier.abort()  # release the other writers instead of leaving them waiting
@@ -69,7 +70,7 @@ def test_concurrent_writers_of_one_key_both_succeed(tmp_path, export):
             thread.join()
     assert failures == []
     assert [str(w.message) for w in caught] == []
-    cached, cached_report = ingest._read_cache(target)
+    cached, cached_report = incident_cache.read_cache(target)
     pd.testing.assert_frame_equal(cached, frame)
     assert cached_report.to_dict() == report.to_dict()
     assert _leftovers(target.parent) == []
@@ -166,8 +167,8 @@ def test_no_cache_neither_reads_nor_writes(tmp_path, export, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the cache was touched")
 
-    for name in ("_read_cache", "_write_cache", "_cache_file", "content_key"):
-        monkeypatch.setattr(ingest, name, forbidden)
+    for name in ("read_cache", "write_cache", "cache_file", "content_key"):
+        monkeypatch.setattr(incident_cache, name, forbidden)
     frame, report = load_incidents(export, cache=False)
     assert len(frame) == 300 and report.rows_read == 300
     assert not default_folder.exists()

@@ -36,16 +36,12 @@ import pandas as pd
 import pytest
 
 from geo_crime import schema
+from geo_crime._http import LOCK_FILE
+from geo_crime._http import parse_retry_after as _parse_retry_after
 from geo_crime.errors import FetchError
-from geo_crime.fetch import (
-    TOKEN_ENV,
-    _parse_retry_after,
-    download_file,
-    fetch_incidents,
-    partial_dir,
-    validate_geojson,
-)
+from geo_crime.fetch import TOKEN_ENV, fetch_incidents, partial_dir
 from geo_crime.ingest import read_incidents
+from geo_crime.units import fetch_boundary
 from tests.shared_data import IVANCO, crime_file, require_data
 
 N_ROWS = 2_500
@@ -542,55 +538,35 @@ def divisions() -> bytes:
     return (require_data() / DIVISIONS).read_bytes()
 
 
-def test_download_file_retries_checks_the_sha256_and_writes_atomically(
-    server, opener, tmp_path, divisions
+def test_boundary_download_retries_checks_the_sha256_and_writes_atomically(
+    server, tmp_path, divisions, monkeypatch
 ):
-    server.files["/files/divisions.geojson"] = divisions
-    server.faults = {("/files/divisions.geojson", 0): "truncated"}
-    url = server.base_url + "/files/divisions.geojson"
-    digest = hashlib.sha256(divisions).hexdigest()
-    sleeps: list[float] = []
-    dest = tmp_path / "divisions.geojson"
-    result = download_file(
-        url, dest, expected_sha256=digest, opener=opener, sleep=sleeps.append, jitter=0.0
-    )
-    assert dest.read_bytes() == divisions
-    assert (result.sha256, result.size, result.retries) == (digest, len(divisions), 1)
-    assert sleeps == [1.0]
-
-    other = tmp_path / "other.geojson"
-    with pytest.raises(FetchError, match="checksum mismatch") as info:
-        download_file(url, other, expected_sha256="0" * 64, opener=opener, sleep=sleeps.append)
-    assert url in str(info.value)
-    assert not other.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]  # no temp file left
-
-    # an existing file is not touched by a failed download
-    with pytest.raises(FetchError, match="checksum mismatch"):
-        download_file(url, dest, expected_sha256="f" * 64, opener=opener, sleep=sleeps.append)
-    assert dest.read_bytes() == divisions
-
-
-def test_geojson_download_is_validated_before_the_rename(server, opener, tmp_path, divisions):
+    monkeypatch.setenv("no_proxy", "*")  # the boundary download uses urllib's default opener
     server.files["/layers/divisions"] = divisions
     server.files["/layers/error"] = json.dumps(
         {"error": {"code": 400, "message": "Invalid or missing input parameters."}}
     ).encode()
-    layer = json.loads(divisions)
-    layer["exceededTransferLimit"] = True
-    server.files["/layers/cut"] = json.dumps(layer).encode()
-    options = {"opener": opener, "sleep": [].append, "validate": validate_geojson}
+    server.faults = {("/layers/divisions", 0): "truncated"}
+    layers = {
+        name: {"url": f"{server.base_url}/layers/{name}", "filename": f"{name}.geojson"}
+        for name in ("divisions", "error")
+    }
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"layers": layers}))
+    cache = tmp_path / "cache"
 
-    dest = tmp_path / "lapd_divisions.geojson"
-    result = download_file(server.base_url + "/layers/divisions", dest, **options)
-    assert result.features == 21
-    assert result.sha256 == hashlib.sha256(divisions).hexdigest()
-    assert validate_geojson(dest) == 21
+    path = fetch_boundary("divisions", cache_dir=cache, manifest=manifest)
+    assert path.read_bytes() == divisions  # after one retry of the truncated answer
+    assert server.attempts["/layers/divisions"] == 2
+    lock = json.loads((cache / LOCK_FILE).read_text())
+    assert lock["divisions"]["sha256"] == hashlib.sha256(divisions).hexdigest()
 
-    for path, reason in (("/layers/error", "Invalid or missing"), ("/layers/cut", "record limit")):
-        bad = tmp_path / f"{path.rsplit('/', 1)[-1]}.geojson"
-        with pytest.raises(FetchError, match=reason) as info:
-            download_file(server.base_url + path, bad, **options)
-        assert server.base_url + path in str(info.value)
-        assert not bad.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]
+    with pytest.raises(FetchError, match="Invalid or missing") as info:
+        fetch_boundary("error", cache_dir=cache, manifest=manifest)
+    assert server.base_url + "/layers/error" in str(info.value)
+    # the upstream layer changes: the new download is refused and the cache left as it was
+    path.unlink()
+    server.files["/layers/divisions"] = divisions.replace(b"}", b"} ", 1)
+    with pytest.raises(FetchError, match="differs from the recorded"):
+        fetch_boundary("divisions", cache_dir=cache, manifest=manifest)
+    assert sorted(p.name for p in cache.iterdir()) == [LOCK_FILE]  # no file, no temp file

@@ -51,6 +51,15 @@ def test_interpolating_tracts_onto_themselves_is_exact(tracts):
     assert out.attrs["population"]["share_on_units"] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_population_is_attached_only_by_an_explicit_call(tracts):
+    divisions = gu.make_units("division")
+    assert "population" not in divisions.columns
+    out = gr.attach_population(divisions, tracts=tracts)
+    assert (out["population"] > 0).all()
+    assert out.attrs["population"]["tracts_used"] == 2495
+    assert out.attrs["study_area"] == divisions.attrs["study_area"]
+
+
 def test_population_conserved_on_cells_covering_the_county(tracts):
     county = shapely.union_all(tracts.geometry.to_numpy())
     cells = gu.h3_units(6, study_area=county, contain="overlap")

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from geo_crime.cli import _user_errors, app
 from geo_crime.errors import ConfigError
 from geo_crime.io_utils import atomic_path
-from geo_crime.pipeline import STUDY_SCHEMA, RunSettings, StudySettings, unit_label
 from geo_crime.report import markdown_to_html, md_code, md_text
+from geo_crime.settings import STUDY_SCHEMA, RunSettings, StudySettings, unit_label
 from tests.shared_data import IVANCO, crime_file
 
 

@@ -18,10 +18,11 @@ from geo_crime.cli import app
 from geo_crime.coverage import check_coverage
 from geo_crime.cube import Cube, build_cube
 from geo_crime.forecast.evaluate import BacktestResult, evaluate
+from geo_crime.forecast.origin import forecast_origin
 from geo_crime.ingest import load_incidents
 from geo_crime.maps import MapLayers, _fmt_num, build_map, classify_values
-from geo_crime.pipeline import _scope_lines, _top_rate_lines, forecast_origin
-from geo_crime.rates import MIN_RESIDENTS, eb_smooth, severity_rate
+from geo_crime.rates import MIN_RESIDENTS, attach_population, eb_smooth, severity_rate
+from geo_crime.report.study import scope_lines, top_rate_lines
 from geo_crime.units import assign_units, covered_divisions, make_units
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 
@@ -39,7 +40,7 @@ def rows_2024(tmp_path_factory):
 
 
 def _cube(incidents, spec, freq="W", **unit_options) -> Cube:
-    units = make_units(spec, incidents, **unit_options)
+    units = attach_population(make_units(spec, incidents, **unit_options))
     ids, report = assign_units(incidents, units)
     cube = build_cube(
         incidents, units, ids, freq=freq, coverage=check_coverage(incidents, freq=freq)
@@ -159,7 +160,7 @@ def test_report_says_in_words_when_a_backtest_is_not_city_wide(city_h3):
             "pai_reported": [0.1],
         },
     }
-    text = "\n".join(_scope_lines(backtest, city_h3.units))
+    text = "\n".join(scope_lines(backtest, city_h3.units))
     assert "14 of the 1,513 units per origin (1% at the fewest) in 1 of the study's 21" in text
     assert "This backtest is not city-wide" in text
     assert "PAI@1%, PAI@5% not reported" in text
@@ -205,7 +206,7 @@ def test_units_without_residents_have_no_rate_and_no_rank(westla):
     assert nobody.sum() > 100  # parks and hills: areal interpolation leaves them (almost) empty
     assert np.isnan(rate.values[nobody]).all()
     assert np.isfinite(rate.values[~nobody & (cube.complete.sum(axis=1) > 0)]).all()
-    lines = _top_rate_lines(cube, cube.units, k_anonymity=3)
+    lines = top_rate_lines(cube, cube.units, k_anonymity=3)
     rows = [line.split(" | ") for line in lines if line.startswith("| 89")]
     assert len(rows) == 10
     ids = [row[0].strip("| ") for row in rows]

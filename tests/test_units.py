@@ -6,6 +6,8 @@ import hashlib
 import http.server
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -177,6 +179,37 @@ def test_study_areas_agree():
     assert km2(county) > 10000
     with pytest.raises(ConfigError):
         gu.study_area("nowhere")
+
+
+# --- the unit contract ----------------------------------------------------------------------------
+
+
+def test_unit_area_km2_takes_the_column_else_measures_the_geometry():
+    squares = gpd.GeoDataFrame(
+        geometry=[box(0, 0, 1000, 1000), box(0, 0, 2000, 500)], crs="EPSG:3310"
+    ).to_crs("EPSG:4326")
+    assert gu.unit_area_km2(squares) == pytest.approx([1.0, 1.0], rel=1e-6)
+    with_column = squares.assign(area_km2=[3.0, "n/a"])
+    assert gu.unit_area_km2(with_column)[0] == 3.0
+    assert np.isnan(gu.unit_area_km2(with_column)[1])
+    assert gu.unit_area_km2(with_column, from_column=False) == pytest.approx([1.0, 1.0], rel=1e-6)
+    with pytest.raises(DataError, match="no CRS"):
+        gu.unit_area_km2(gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)]))
+
+
+def test_units_carry_no_population_and_do_not_import_rates():
+    _data_root()
+    divisions = gu.make_units("division")
+    assert "population" not in divisions.columns
+    assert "population" not in divisions.attrs
+    code = (
+        "import sys, geo_crime.units; "
+        "print(sorted(m for m in sys.modules if m in ('geo_crime.rates', 'geo_crime.fetch')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
 
 
 # --- divisions and assignment -------------------------------------------------------------------

@@ -24,6 +24,7 @@ from geo_crime.errors import ConfigError, DataError, PrivacyError
 from geo_crime.export import geojson_geometries
 from geo_crime.maps.classify import _fmt_num
 from geo_crime.privacy import victim_columns
+from geo_crime.units import unit_area_km2
 
 #: Unit columns shown in tooltips when present: column -> label. ``name`` and ``area`` describe
 #: the place; the others derive from incidents and are hidden for suppressed units.
@@ -161,20 +162,13 @@ def _is_approximate(gdf: pd.DataFrame | None) -> bool:
     )
 
 
-def _area_km2(units: gpd.GeoDataFrame) -> np.ndarray:
-    if "area_km2" in units.columns:
-        return pd.to_numeric(units["area_km2"], errors="coerce").to_numpy(dtype=float)
-    # California Albers (equal area), fine for Los Angeles
-    return units.geometry.to_crs("EPSG:3310").area.to_numpy() / 1e6
-
-
 def _rates(units: gpd.GeoDataFrame, numerator: np.ndarray) -> tuple[np.ndarray, str]:
     if "population" in units.columns:
         pop = pd.to_numeric(units["population"], errors="coerce").to_numpy(dtype=float)
         if np.nansum(pop) > 0:
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.where(pop > 0, numerator / pop * 1000.0, np.nan), "per 1,000 residents"
-    area = _area_km2(units)
+    area = unit_area_km2(units)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(area > 0, numerator / area, np.nan), "per km²"
 

@@ -7,15 +7,25 @@ allocate patrols can create feedback loops, and the data has coverage breaks.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from geo_crime.cleaning import CleaningReport
 from geo_crime.coverage import CoverageResult
+from geo_crime.report.markdown import markdown_table, markdown_to_html, md_code, md_text
 from geo_crime.severity import SEVERITY_VERSION
+
+__all__ = [
+    "LIMITATIONS",
+    "build_report",
+    "data_summary",
+    "markdown_table",
+    "markdown_to_html",
+    "md_code",
+    "md_text",
+]
 
 LIMITATIONS = """\
 ## Limitations and responsible use
@@ -41,42 +51,6 @@ LIMITATIONS = """\
   differently.
 - **Privacy.** Public exports carry no victim-level fields, and small counts are suppressed.
 """
-
-
-def md_code(value: object) -> str:
-    """``value`` as a Markdown code span that no content can close (CommonMark: the fence is
-    one backtick longer than the longest run inside), on one line."""
-    text = " ".join(str(value).split())
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-_MD_SPECIAL = re.compile(r"([\\`\[\]!|<>&])")
-
-
-def md_text(value: object) -> str:
-    """``value`` as literal Markdown text, on one line: the characters that could open a link,
-    an image, a code span, raw HTML or a table cell are backslash-escaped (emphasis and list
-    markers are left alone: they cannot inject anything and escaping them clutters the text)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
-
-
-def _markdown_table(frame: pd.DataFrame, *, floatfmt: str = "{:,.2f}") -> str:
-    """A plain GitHub-flavoured Markdown table (no extra dependency)."""
-
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            return "" if pd.isna(value) else floatfmt.format(value)
-        if isinstance(value, int):
-            return f"{value:,}"
-        return md_text(value)
-
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
 
 
 def data_summary(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -131,7 +105,7 @@ def build_report(
     parts.append("## Data")
     parts.append(f"{len(incidents):,} incidents from {len(inputs)} file(s).")
     parts.append("")
-    parts.append(_markdown_table(data_summary(incidents)))
+    parts.append(markdown_table(data_summary(incidents)))
     parts.append("")
     if division_check is not None:
         parts.append(
@@ -146,7 +120,7 @@ def build_report(
     parts.append("Every row dropped or changed, by reason (nothing is dropped silently).")
     parts.append("")
     lines = pd.DataFrame(cleaning.lines(), columns=["what", "rows"])
-    parts.append(_markdown_table(lines))
+    parts.append(markdown_table(lines))
     if cleaning.bad_rows:
         parts.append("")
         parts.append("First unparseable rows:")
@@ -177,7 +151,7 @@ def build_report(
         )
     spans["first_day"] = pd.to_datetime(spans["first_day"]).dt.date
     spans["last_day"] = pd.to_datetime(spans["last_day"]).dt.date
-    parts.append(_markdown_table(spans))
+    parts.append(markdown_table(spans))
     parts.append("")
     parts.append(
         "City-wide monthly counts over all sources (months with data) and the number of areas "
@@ -195,7 +169,7 @@ def build_report(
             "areas_incomplete": "areas not complete",
         }
     )
-    parts.append(_markdown_table(city))
+    parts.append(markdown_table(city))
     parts.append("")
     synthetic = int(getattr(cleaning, "synthetic_ids", 0))
     if synthetic:
@@ -228,77 +202,10 @@ def build_report(
         .reset_index()
     )
     by_category["severity_sum"] = by_category["severity_sum"].astype(int)
-    parts.append(_markdown_table(by_category))
+    parts.append(markdown_table(by_category))
     parts.append("")
     for section in sections:
         parts.append(section.rstrip())
         parts.append("")
     parts.append(LIMITATIONS)
     return "\n".join(parts)
-
-
-_HTML_STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 60rem;
-       margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
-th { background: #f3f3f3; }
-img { max-width: 100%; border: 1px solid #ddd; }
-code { background: #f6f6f6; padding: 0 0.2rem; }
-h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; }
-"""
-
-
-def markdown_to_html(
-    text: str,
-    *,
-    base: Path,
-    title: str = "geo_crime report",
-    images: Iterable[Path] | None = None,
-) -> str:
-    """Render the Markdown report as one self-contained HTML page (figures inlined as data URIs).
-
-    Parameters
-    ----------
-    text
-        The Markdown report.
-    base
-        Folder that relative image paths in the report are resolved against.
-    title
-        The page title.
-    images
-        The only files that may be inlined (the figures the run wrote); any other image
-        reference is dropped, so text from the data can never embed a local file. ``None``
-        allows PNG files inside ``base``.
-
-    Returns
-    -------
-    str
-        HTML with no external references.
-    """
-    import base64
-    import html
-
-    from markdown_it import MarkdownIt
-
-    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-    body = renderer.render(text)
-
-    root = Path(base).resolve()
-    allowed = None if images is None else {Path(p).resolve() for p in images}
-
-    def inline(match: re.Match) -> str:
-        src = html.unescape(match.group(1))
-        path = (root / src).resolve()
-        permitted = path in allowed if allowed is not None else root in path.parents
-        if not permitted or not path.is_file() or path.suffix.lower() != ".png":
-            return 'src=""'
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        return f'src="data:image/png;base64,{data}"'
-
-    body = re.sub(r'src="([^"]*)"', inline, body)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head>"
-        f"<body>\n{body}\n</body></html>\n"
-    )

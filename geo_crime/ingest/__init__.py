@@ -1,0 +1,366 @@
+"""Read LAPD crime exports, in every form they exist in the wild, into canonical incidents.
+
+The LAPD "Crime Data from 2020 to Present" set circulates in several shapes: the official
+28-column CSV (with two date formats mixed in one column after a spreadsheet re-save), spreadsheet
+modified copies (extra columns, leading zeros stripped, ``M/D/YYYY H:MM``), the open-data API's
+snake_case CSV and JSON (ISO timestamps, every value a string, null keys omitted) and reduced
+derived files such as the per-area 2024 JSON. Each file's schema is detected from its header; a
+user mapping handles anything else.
+
+Reading is vectorised with pyarrow: every column is read as text, then converted with
+``pyarrow.compute`` (explicit date formats tried in order, no per-row Python). Values that cannot
+be parsed do not crash the load: the row is listed with its file, line and column in the
+:class:`~geo_crime.cleaning.CleaningReport` and left out (or, with ``on_bad_rows="raise"``, the
+first one raises). File-level problems (missing, empty, corrupt gzip, unknown schema, a column
+that is text throughout, a FIFO or device, a Parquet, ZIP or GeoJSON file, a JSON key holding an
+object, an array, a boolean or both numbers and strings) raise one
+:class:`~geo_crime.errors.InputError` naming the file and, where known, the line and column.
+
+:func:`load_incidents` is the entry point: read, clean, score, with a Parquet cache keyed by the
+content of the inputs. One module a step, in the order a file goes through them:
+
+1. :mod:`geo_crime.ingest.detect`: is the input a regular file, which format is it (gzip looked
+   through; Parquet, ZIP and GeoJSON refused) and which schema does its header belong to;
+2. :mod:`geo_crime.ingest.readers`: one CSV or JSON file as text columns keyed by canonical
+   fields (a :class:`~geo_crime.ingest.readers.RawRead`);
+3. :mod:`geo_crime.ingest.convert`: those text columns typed into the canonical columns, bad
+   values listed and left out, synthetic ids for records without a ``DR_NO``; dates are parsed by
+   :mod:`geo_crime.ingest.dates`;
+4. this module: the files joined (:func:`read_incidents`), then cleaned
+   (:func:`~geo_crime.cleaning.clean_incidents`) and scored
+   (:func:`~geo_crime.severity.score_incidents`) by :func:`load_incidents`, through the cache of
+   :mod:`geo_crime.ingest.cache`.
+
+Every name used from this package is importable from ``geo_crime.ingest`` itself.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from geo_crime import schema
+from geo_crime.cleaning import (
+    MIN_OCCURRED_DATE,
+    CleaningReport,
+    clean_incidents,
+    parse_min_occurred_date,
+)
+from geo_crime.errors import ConfigError, InputError
+from geo_crime.ingest import cache as incident_cache
+from geo_crime.ingest.cache import CACHE_FORMAT_VERSION, STRING_TYPES, content_key
+from geo_crime.ingest.convert import (
+    SYNTHETIC_ID_HEX_DIGITS,
+    SYNTHETIC_ID_PREFIX,
+    convert_raw,
+    finalize_dtypes,
+    synthetic_incident_ids,
+)
+from geo_crime.ingest.dates import DATETIME_FORMATS, parse_datetimes
+from geo_crime.ingest.detect import (
+    PARQUET_MAGIC,
+    data_suffix,
+    detect_schema,
+    head_bytes,
+    require_regular_file,
+)
+from geo_crime.ingest.readers import RawRead, read_csv_file, read_json_file, read_raw
+from geo_crime.severity import score_incidents
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "DATETIME_FORMATS",
+    "SYNTHETIC_ID_HEX_DIGITS",
+    "SYNTHETIC_ID_PREFIX",
+    "RawRead",
+    "content_key",
+    "convert_raw",
+    "detect_schema",
+    "expand_inputs",
+    "finalize_dtypes",
+    "load_incidents",
+    "parse_datetimes",
+    "read_csv_file",
+    "read_incidents",
+    "read_incidents_parquet",
+    "read_json_file",
+    "read_raw",
+    "require_regular_file",
+    "synthetic_incident_ids",
+]
+
+
+def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files, directories and glob patterns into a sorted list of files.
+
+    Parameters
+    ----------
+    inputs
+        One path or many. A directory contributes every ``.csv``, ``.json`` and ``.ndjson`` file
+        in it (compressed or not, recursively); a pattern with ``*`` or ``?`` is globbed.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Existing files, without repeats, in input order.
+
+    Raises
+    ------
+    InputError
+        A path does not exist, or a directory or pattern matches no file.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    files: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        if any(ch in text for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
+            if not matches:
+                raise InputError(f"{text}: the pattern matches no file")
+            regular = [m for m in matches if m.is_file()]
+            if not regular:
+                for match in matches:
+                    if not match.is_dir():
+                        require_regular_file(match)
+                raise InputError(f"{text}: the pattern matches folders only, no file")
+            files.extend(regular)
+            continue
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and data_suffix(p) in {".csv", ".json", ".ndjson"}
+            )
+            if not found:
+                raise InputError(f"{path}: the directory holds no .csv or .json crime file")
+            files.extend(found)
+        else:
+            require_regular_file(path)
+            files.append(path)
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def read_incidents(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    on_bad_rows: str = "report",
+    report: CleaningReport | None = None,
+    progress: Callable[[Path], None] | None = None,
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read files of any supported form into one canonical frame (before cleaning).
+
+    Parameters
+    ----------
+    inputs
+        Files, directories or glob patterns; formats may be mixed.
+    mapping
+        A user mapping ``{source column: canonical field}`` applied to every file, for exports
+        with other headers. Canonical fields are those of :data:`geo_crime.schema.OFFICIAL_COLUMNS`
+        values (``incident_id``, ``occurred_date``, ``occurred_time``, ``crm_cd``, ``lat`` ...).
+    on_bad_rows
+        ``"report"`` (default) or ``"raise"``.
+    report
+        A report to add to; a new one by default.
+    progress
+        Called with each file before it is read.
+
+    Returns
+    -------
+    (pandas.DataFrame, CleaningReport)
+
+    Examples
+    --------
+    A spreadsheet export with its own headers, mapped onto the canonical fields:
+
+    >>> mapping = {"Case": "incident_id", "When": "occurred_date", "Offense": "crm_cd_desc",
+    ...            "Y": "lat", "X": "lon"}
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "custom.csv"
+    >>> _ = p.write_text("Case,When,Offense,Y,X\\n1,2024-03-01,ROBBERY,34.05,-118.25\\n")
+    >>> frame, rep = read_incidents(p, mapping=mapping)
+    >>> int(frame.loc[0, "crm_cd"]), frame.loc[0, "incident_id"]
+    (210, '000000001')
+    """
+    if on_bad_rows not in {"report", "raise"}:
+        raise ConfigError(f"on_bad_rows must be 'report' or 'raise', got {on_bad_rows!r}")
+    report = report or CleaningReport()
+    frames = []
+    first_path_by_name: dict[str, Path] = {}
+    for path in expand_inputs(inputs):
+        if progress:
+            progress(path)
+        raw = read_raw(path, mapping=mapping)
+        frame = convert_raw(raw, report, on_bad_rows=on_bad_rows)
+        frames.append(frame)
+        _warn_on_shared_synthetic_ids(path, frame, first_path_by_name)
+    if len(frames) == 1:
+        return frames[0], report
+    frames = [f for f in frames if len(f)]
+    with warnings.catch_warnings():  # all-null columns (e.g. 2024 weapon_desc) are expected
+        warnings.simplefilter("ignore", FutureWarning)
+        frame = pd.concat(frames, ignore_index=True)
+    for col, dtype in schema.CANONICAL_DTYPES.items():
+        if dtype == "category" and frame[col].dtype != "category":
+            frame[col] = frame[col].astype("category")
+    return frame, report
+
+
+def _warn_on_shared_synthetic_ids(
+    path: Path, frame: pd.DataFrame, first_path_by_name: dict[str, Path]
+) -> None:
+    """Warn when a file given synthetic ids has the name of an earlier input (their ids clash)."""
+    if not frame["incident_id_synthetic"].any():
+        return
+    earlier = first_path_by_name.setdefault(path.name, path)
+    if earlier != path:
+        warnings.warn(
+            f"{path} and {earlier} have the same name, so their records without a DR_NO get the "
+            "same synthetic incident ids; rename one to keep ids unique",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def load_incidents(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    negative_age: str = "null",
+    harm_log: bool = False,
+    on_bad_rows: str = "report",
+    as_of: pd.Timestamp | None = None,
+    min_occurred_date: str | pd.Timestamp | None = MIN_OCCURRED_DATE,
+    cache: bool | str | os.PathLike = True,
+    progress: Callable[[Path], None] | None = None,
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read, clean and score incidents: the cleaned, typed, scored frame every stage starts from.
+
+    Parameters
+    ----------
+    inputs
+        Files, directories or glob patterns, formats mixed (see :func:`read_incidents`).
+    mapping
+        Optional user column mapping.
+    negative_age
+        Policy for negative victim ages: ``"null"`` (default: treat as unknown) or ``"abs"``
+        (the original study's absolute value).
+    harm_log
+        Store ``log1p`` of the custody days in ``harm`` (see
+        :func:`geo_crime.severity.score_incidents`).
+    on_bad_rows
+        ``"report"`` or ``"raise"``.
+    as_of
+        Dates after this are "in the future" (default: now).
+    min_occurred_date
+        Occurrences before this date are data errors, left out and counted (default
+        :data:`~geo_crime.cleaning.MIN_OCCURRED_DATE`, 2010-01-01; ``None`` keeps every date).
+    cache
+        ``True`` uses the default cache folder, a path uses that folder, ``False`` neither reads
+        nor writes any cache. The key is the content of the inputs plus these options (see
+        :func:`content_key`). A cached file that lacks a canonical column is rebuilt; one that
+        cannot be read (truncated, corrupt) is removed and rebuilt with a warning. When the cache
+        cannot be written (read-only or full disk) a warning is given and the load goes on.
+    progress
+        Called with each file before it is read.
+
+    Returns
+    -------
+    (pandas.DataFrame, CleaningReport)
+        Canonical columns plus ``spatial_valid``, ``date_suspect``, ``crime_category``,
+        ``severity`` and ``harm``.
+
+    Raises
+    ------
+    InputError
+        An input is missing, unreadable or corrupt (the message names the file).
+    ConfigError
+        ``min_occurred_date`` is not a date.
+    """
+    paths = expand_inputs(inputs)
+    options = {
+        "mapping": dict(mapping or {}),
+        "negative_age": negative_age,
+        "harm_log": harm_log,
+        "on_bad_rows": on_bad_rows,
+        "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()),
+        "min_occurred_date": _date_option(min_occurred_date),
+    }
+    cache_file = incident_cache.cache_file(cache, paths, options) if cache else None
+    if cache_file is not None and cache_file.exists():
+        cached = incident_cache.read_cache(cache_file)
+        if cached is not None:
+            return cached
+    frame, report = read_incidents(
+        paths, mapping=mapping, on_bad_rows=on_bad_rows, progress=progress
+    )
+    frame = finalize_dtypes(frame)
+    frame = clean_incidents(
+        frame,
+        report,
+        negative_age=negative_age,
+        as_of=as_of,
+        min_occurred_date=min_occurred_date,
+    )
+    frame = score_incidents(frame, report=report, harm_log=harm_log)
+    if cache_file is not None:
+        incident_cache.write_cache(cache_file, frame, report)
+    return frame, report
+
+
+def _date_option(value: str | pd.Timestamp | None) -> str | None:
+    """A date option as ISO text for the cache key (``None`` stays ``None``)."""
+    floor = parse_min_occurred_date(value)
+    return None if floor is None else str(floor.date())
+
+
+def read_incidents_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    """Read an incidents Parquet file written by ``geo-crime ingest`` (canonical dtypes kept).
+
+    Parameters
+    ----------
+    path
+        The Parquet file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The incidents, with the dtypes they were written with.
+
+    Raises
+    ------
+    InputError
+        The path is no regular file, or not a readable Parquet file (a crime export given here
+        is named as such: it must go through ``geo-crime ingest`` first).
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    require_regular_file(path)
+    head = head_bytes(path)
+    if head[:4] != PARQUET_MAGIC:
+        if head and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+            raise InputError(
+                f"{path}: this is a text file (a crime export?), not an incidents Parquet file: "
+                "run 'geo-crime ingest' on crime exports first"
+            )
+        raise InputError(f"{path}: not a Parquet file (no PAR1 signature)")
+    try:
+        return pq.read_table(path).to_pandas(types_mapper=STRING_TYPES.get)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None

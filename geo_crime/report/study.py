@@ -1,0 +1,382 @@
+"""The report's text for one study: hot spots, rates, forecasts and recommendations, in words.
+
+The pipeline hands each study's results (cube, units, statistic tables, backtest summary,
+suppression) to these functions and inserts the Markdown they return into the run report; no
+statistic is computed here beyond ranking what the stages produced. Every number names its unit
+and scope (per what, over which units and periods, how many were scored), and every table that
+covers part of the study says so in words. Suppressed units never appear in a ranking.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geo_crime.cube import FREQUENCIES
+from geo_crime.privacy import hidden_mask
+from geo_crime.report.markdown import md_code, md_text
+
+
+def _fmt_metric(value) -> str:
+    """A metric for a report table: two decimals, or 'n/r' where it is not reported."""
+    return "n/r" if value is None or pd.isna(value) else f"{float(value):.2f}"
+
+
+def scope_lines(backtest: dict, units) -> list[str]:
+    """What a backtest scored, in words, for the line under its metric table."""
+    scope = backtest.get("scope") or {}
+    per_origin = scope.get("scored_units_per_origin") or []
+    if not per_origin:
+        return []
+    n_units = scope.get("n_units", len(units))
+    low, high = min(per_origin), max(per_origin)
+    span = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+    share_low = low / n_units if n_units else 0.0
+    scored = scope.get("scored_divisions") or []
+    study = scope.get("study_divisions") or []
+    divisions = (
+        f" in {len(scored)} of the study's {len(study)} divisions"
+        + (f" ({', '.join(map(str, scored))})" if 0 < len(scored) <= 6 else "")
+        if study
+        else ""
+    )
+    lines = [
+        f"**Scored:** {span} of the {n_units:,} units per origin ({share_low:.0%} at the "
+        f"fewest){divisions}, over {len(per_origin)} origins "
+        f"({backtest['origins'][0]} to {backtest['origins'][-1]}); only units whose target and "
+        "history are completely recorded are scored, the same cells for every model.",
+        "",
+    ]
+    if not scope.get("covers_study_area", False):
+        area = "city-wide" if len(study) == 21 else "study-area-wide"
+        lines += [
+            f"**This backtest is not {area}:** fewer than 50% of the study's units could be "
+            "scored at some origin, so its errors and PAI describe the scored units only.",
+            "",
+        ]
+    not_reported = [k for k in (1, 5, 10) if k / 100 not in scope.get("pai_reported", [])]
+    if not_reported:
+        lines += [
+            "PAI@" + "%, PAI@".join(map(str, not_reported)) + "% not reported (n/r): that "
+            "share of the scored area holds fewer than 5 units.",
+            "",
+        ]
+    return lines
+
+
+def _place(divisions: pd.Series | None, unit_id: object) -> str:
+    """The division cell of a report table row."""
+    return md_text(divisions.get(str(unit_id), "")) if divisions is not None else ""
+
+
+def forecast_section(
+    spec, cube, units, table, backtest, label, divisions: pd.Series | None = None
+) -> list[str]:
+    """Forecast accuracy and resource-allocation recommendations for one unit type."""
+    metrics = pd.DataFrame(backtest["metrics"]).T
+    lines = [f"#### Forecast and recommendations ({md_code(spec)})", ""]
+    if metrics.empty or "keras" not in metrics.index:
+        return [*lines, "Too few complete periods for a backtest.", ""]
+    word = FREQUENCIES.get(cube.freq, "period")
+    lines.append(
+        f"Backtest of next-{word} severity (severity points per unit per {word}) over "
+        f"{len(backtest['origins'])} rolling origins (expanding window, fast configuration, "
+        "incomplete periods excluded); lower MAE is better. PAI@k is the share of next-period "
+        "severity in the top k% of the scored area chosen by the model, divided by k%. "
+        "Coverage 80% is the share of actual values inside the model's 80% interval (0.80 is "
+        "right; lower means the intervals are too narrow)."
+    )
+    lines.append("")
+    lines.append("| model | MAE | RMSE | Poisson dev. | PAI@1% | PAI@5% | PAI@10% | coverage 80% |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, row in metrics.sort_values("mae").iterrows():
+        lines.append(
+            f"| {name} | {row['mae']:.2f} | {row['rmse']:.2f} | {row['poisson_deviance']:.2f} | "
+            f"{_fmt_metric(row.get('pai_1'))} | {_fmt_metric(row.get('pai_5'))} | "
+            f"{_fmt_metric(row.get('pai_10'))} | {_fmt_metric(row.get('coverage_80'))} |"
+        )
+    lines.append("")
+    lines.extend(scope_lines(backtest, units))
+    for verdict in backtest.get("verdicts", []):
+        lines.append(f"- {verdict}")
+    lines.append(
+        "- Where a simple baseline does as well, prefer it: it is cheaper and easier to explain."
+    )
+    lines.append("")
+    keras = metrics.loc["keras"]
+    reported = [k for k in (1, 5, 10) if pd.notna(keras.get(f"pai_{k}"))]
+    if reported:
+        shares = ", ".join(
+            f"top {k}% of the scored area holds {keras[f'pai_{k}'] * k:.0f}% of next-{word} "
+            "severity"
+            for k in reported
+        )
+        lines.append(
+            f"Harm captured by targeting with the Keras forecast (backtest, scored units only): "
+            f"{shares}."
+        )
+        lines.append("")
+    # ranked units for the next period, overall and by division
+    ranked = table.merge(
+        units[["unit_id", "area"]] if "area" in units else units[["unit_id"]],
+        on="unit_id",
+        how="left",
+    ).sort_values("prediction", ascending=False)
+    period = backtest.get("next_period", "")
+    last = backtest.get("last_complete_period", "")
+    data_end = backtest.get("data_end", "")
+    lines.append(
+        f"**Forecast period: the {word} starting {period}**, forecast from data up to the "
+        f"{word} starting {last} (the last {word} completely recorded for "
+        f"{backtest.get('complete_share_at_origin', 0):.0%} of the units). The data runs to "
+        f"{data_end}."
+        + (
+            " The forecast does not start from the end of the data because "
+            f"{backtest['why_not_data_end']}."
+            if backtest.get("why_not_data_end")
+            else ""
+        )
+        + f" So this is a forecast of what would have been recorded in that {word}, not of "
+        "today."
+    )
+    lines.append("")
+    lines.append(
+        f"Units with the highest forecast severity (severity points in the {word} starting "
+        f"{period}; 80% interval in brackets):"
+    )
+    lines.append("")
+    lines.append("| rank | unit | division | forecast | interval |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    for rank, row in enumerate(ranked.head(10).itertuples(index=False), start=1):
+        division = "" if "area" not in ranked or pd.isna(row.area) else int(row.area)
+        if divisions is not None and division != "":
+            division = f"{_place(divisions, row.unit_id)} ({division})"
+        lower = getattr(row, "lower", float("nan"))
+        upper = getattr(row, "upper", float("nan"))
+        interval = "" if pd.isna(lower) else f"{lower:.0f}-{upper:.0f}"
+        lines.append(
+            f"| {rank} | {md_text(row.unit_id)} | {division} | {row.prediction:.0f} | {interval} |"
+        )
+    lines.append("")
+    n_forecast = int(ranked["prediction"].notna().sum())
+    hidden = int(ranked["suppressed"].sum()) if "suppressed" in ranked else 0
+    if n_forecast < len(ranked):
+        lines.append(
+            f"{n_forecast:,} of the {len(ranked):,} units have a published forecast; "
+            f"{hidden:,} are suppressed (fewer than the threshold of incidents), and the other "
+            f"{len(ranked) - n_forecast - hidden:,} lie in divisions whose recent {word}s are not "
+            "completely recorded, so no model can be trusted there."
+        )
+        lines.append("")
+    ranked = ranked.dropna(subset=["prediction"])
+    if "area" in ranked and ranked["area"].notna().any():
+        by_division = ranked.dropna(subset=["area"]).groupby("area")
+        lines.append(
+            "By division: the units to prioritise first (the top 10% of each "
+            "division's units by forecast) and the share of the division's forecast "
+            f"severity for the {word} starting {period} they hold:"
+        )
+        lines.append("")
+        lines.append(
+            "| division | units with a forecast | top units | share of forecast severity |"
+        )
+        lines.append("| --- | --- | --- | --- |")
+        for area, group in by_division:
+            k = max(1, int(np.ceil(0.1 * len(group))))
+            top = group.head(k)
+            total = group["prediction"].sum()
+            share = top["prediction"].sum() / total if total > 0 else float("nan")
+            names = ", ".join(md_text(u) for u in top["unit_id"].head(3))
+            names += " ..." if k > 3 else ""
+            name = _place(divisions, group["unit_id"].iloc[0])
+            division = f"{name} ({int(area)})" if name else str(int(area))
+            lines.append(f"| {division} | {len(group)} | {names} | {share:.0%} |")
+        lines.append("")
+    lines.append(
+        "Recommendation: direct prevention resources (street lighting, outreach, victim services, "
+        "problem-oriented projects) as well as patrol time to the ranked units, review the list "
+        "each period, and weigh it against where residents ask for help: forecasts built from "
+        "recorded crime follow where police already look."
+    )
+    lines.append("")
+    return lines
+
+
+def top_rate_lines(
+    cube, units, k: int = 10, k_anonymity: int = 3, suppressed=None, divisions=None
+) -> list[str]:
+    """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`)."""
+    from geo_crime.rates import RANKING_MIN_RESIDENTS, rate_ranking
+
+    hidden = hidden_mask(suppressed, units["unit_id"]) if suppressed is not None else None
+    ranking = rate_ranking(cube, units, k_anonymity=k_anonymity, hidden=hidden)
+    if ranking is None:
+        return []
+    rate, undefined, few = ranking.rate, ranking.undefined, ranking.few_residents
+    top = ranking.table.head(k)
+    word = FREQUENCIES.get(cube.freq, "period")
+    lines = [
+        f"Top units by {rate.label[0].lower()}{rate.label[1:]}: the severity of incidents in "
+        f"the unit's completely recorded {word}s, divided by the number of those {word}s and by "
+        "its residents, then Empirical Bayes smoothed so that units with few residents do not "
+        f"top the list by chance. {undefined:,} of {len(units):,} units have no residents (or "
+        f"no complete period) and no rate; {few:,} units with fewer than "
+        f"{RANKING_MIN_RESIDENTS} residents (they keep their rate on the map) and suppressed "
+        f"units (fewer than {k_anonymity} incidents) are left out of this ranking. This is the "
+        "rate the "
+        "maps, figures and GIS "
+        "layers show. Residents are not the people exposed: places with many visitors and few "
+        "residents (the airport, downtown, parks) rank high on any residential rate.",
+        "",
+        f"| unit |{' division |' if divisions is not None else ''} residents | "
+        f"incidents (complete {word}s) | raw rate | EB-smoothed rate |",
+        "| --- |" + (" --- |" if divisions is not None else "") + " --- | --- | --- | --- |",
+    ]
+    for row in top.itertuples(index=False):
+        place = f" {_place(divisions, row.unit)} |" if divisions is not None else ""
+        lines.append(
+            f"| {md_text(row.unit)} |{place} {row.residents:,.0f} | {row.incidents:,} | "
+            f"{row.raw:.2f} | {row.smoothed:.2f} |"
+        )
+    lines.append("")
+    return lines
+
+
+def statistics_section(
+    spec, cube, units, unit_summary, tables, k_anonymity, suppressed=None, divisions=None
+) -> list[str]:
+    """Report lines for one unit type of a study."""
+    lines = [f"### Units {md_code(spec)}", ""]
+    approx = (
+        " (approximate boundaries derived from incident points)"
+        if unit_summary["approximate"]
+        else ""
+    )
+    word = FREQUENCIES.get(cube.freq, "period")
+    covered = units.attrs.get("study_area", "")
+    lines.append(
+        f"{unit_summary['units']:,} units{approx}"
+        + (f" covering {covered}" if covered else "")
+        + f"; {unit_summary['periods']} {word}s, {unit_summary['complete_periods']} of them "
+        f"completely recorded for every unit (the hot spot statistics use those {word}s only). "
+        f"Incidents outside the units: {unit_summary['assignment']['outside']:,}."
+    )
+    lines.append("")
+    if unit_summary.get("footprint_note"):
+        lines.append(f"**Caution:** {unit_summary['footprint_note']}.")
+        lines.append("")
+    stats = {k: v for k, v in unit_summary["statistics"].items() if "not_computed" not in v}
+    names = {"moran": "Moran's I", "lisa": "LISA", "gi": "Gi*", "emerging": "Emerging hot spots"}
+    for stat, value in unit_summary["statistics"].items():
+        if "not_computed" in value:
+            lines.append(f"- {names.get(stat, stat)}: not computed ({value['not_computed']}).")
+    if "moran" in stats:
+        m = stats["moran"]
+        lines.append(
+            f"- Global Moran's I = {m['I']:.3f} (z = {m['z_norm']:.1f}, permutation p = "
+            f"{m['p_sim']:.3f}): harm {'clusters' if m['I'] > 0 else 'disperses'} in space."
+        )
+    if "gi" in stats:
+        bins = stats["gi"]["bins"]
+        hot = sum(v for k, v in bins.items() if k.startswith("Hot"))
+        cold = sum(v for k, v in bins.items() if k.startswith("Cold"))
+        lines.append(
+            f"- Getis-Ord Gi*: {hot} hot-spot units and {cold} cold-spot units at 90% "
+            "confidence or more."
+            + (
+                " No cold spot does not mean no quiet area: where most units record "
+                "little or nothing, a neighbourhood cannot fall significantly below the mean "
+                "(Gi* is asymmetric on skewed counts)."
+                if hot and not cold
+                else ""
+            )
+        )
+    if "lisa" in stats:
+        clusters = stats["lisa"]["clusters"]
+        lines.append("- LISA clusters: " + ", ".join(f"{k} {v}" for k, v in clusters.items()))
+    if "emerging" in stats:
+        e = stats["emerging"]
+        cats = ", ".join(f"{k} {v}" for k, v in e["categories"].items())
+        lines.append(
+            f"- Emerging hot spots over {e['periods']} complete periods "
+            f"({e['first_period']} to {e['last_period']}): {cats}."
+        )
+        for w in e.get("warnings", []):
+            lines.append(f"  - Caution: {w}.")
+    lines.append("")
+    lines.extend(
+        top_rate_lines(
+            cube, units, k_anonymity=k_anonymity, suppressed=suppressed, divisions=divisions
+        )
+    )
+    if "gi" in tables:
+        gi = tables["gi"].table
+        if suppressed is not None:
+            gi = gi[~hidden_mask(suppressed, gi["unit_id"])]
+        top = gi.sort_values("gi_z", ascending=False).head(10)
+        lines.append(
+            "Top units by Gi* z-score (suppressed units left out; z to one decimal, as "
+            "exact z-scores of many units could be solved for suppressed values):"
+        )
+        lines.append("")
+        lines.append("| unit | division | Gi* z | class |")
+        lines.append("| --- | --- | --- | --- |")
+        for row in top.itertuples():
+            lines.append(
+                f"| {md_text(row.unit_id)} | {_place(divisions, row.unit_id)} | {row.gi_z:.1f} | "
+                f"{row.gi_label} |"
+            )
+        lines.append("")
+    return lines
+
+
+def study_area_words(areas: list[int], *, chosen_by_data: bool) -> str:
+    """The study area in words: ``all 21 LAPD divisions`` or ``LAPD division(s) 8``."""
+    if sorted(areas) == list(range(1, 22)):
+        return "all 21 LAPD divisions"
+    return f"LAPD division(s) {', '.join(map(str, areas))}" + (
+        " (the divisions the data covers)" if chosen_by_data else ""
+    )
+
+
+def study_header(study: Any, n_incidents: int, where: str) -> list[str]:
+    """The opening lines of a study's section: its rows, area, dates, periods and measure."""
+    dates = f", {study.start} to {study.end}" if study.start or study.end else ""
+    return [
+        f"## Study {md_code(study.name)}",
+        "",
+        f"{n_incidents:,} incidents in {where}{dates}; periods: "
+        f"{FREQUENCIES.get(study.freq, study.freq)}s; measure: {study.measure}.",
+        "",
+    ]
+
+
+def no_forecast_section(spec: str, reason: Exception) -> list[str]:
+    """The forecast section of a unit type whose forecast could not be computed, and why."""
+    return [
+        f"#### Forecast and recommendations ({md_code(spec)})",
+        "",
+        f"No forecast: {reason}.",
+        "",
+    ]
+
+
+def figure_lines(spec: str, figures: list[Path]) -> list[str]:
+    """The figures of a unit type, as Markdown images (paths relative to the run folder)."""
+    if not figures:
+        return []
+    lines = [f"Figures ({md_code(spec)}):", ""]
+    lines += [f"![{figure.stem.replace('_', ' ')}]({figure.as_posix()})" for figure in figures]
+    return [*lines, ""]
+
+
+def original_study_title(info: dict) -> str:
+    """The heading of the original study's protocol table in a forecast report."""
+    return (
+        "The original study's protocol (80/20 split, days complete for all 21 "
+        f"divisions: {info['days'][0]} .. {info['days'][1]}; test "
+        f"{info['test_days'][0]} .. {info['test_days'][1]})"
+    )

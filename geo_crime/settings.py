@@ -1,0 +1,358 @@
+"""Settings of a run: the ``[run]`` and ``[[study]]`` tables of a TOML file, typed and checked.
+
+Settings come from defaults, then an optional TOML file (``[run]`` table and ``[[study]]``
+tables), then command-line flags (later wins). Every key is checked against
+:data:`RUN_SCHEMA` / :data:`STUDY_SCHEMA` and a wrong one is refused with one error naming the
+file, the table and the key. Run and study names become folders, so they may only use letters,
+digits, ``_`` and ``-``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from geo_crime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from geo_crime.forecast.model import ForecastConfig
+
+
+@dataclass
+class StudySettings:
+    """One study of a run.
+
+    Attributes
+    ----------
+    name
+        Folder name under the run folder.
+    areas
+        LAPD divisions (1-21) to keep; empty = all.
+    start, end
+        Occurrence date range (inclusive start, exclusive end), ISO dates; empty = all.
+    units
+        Unit specifications (``h3:8``, ``rd``, ``division`` or a polygon file).
+    freq
+        Period length: ``D``, ``W`` or ``M``.
+    measure
+        Cube measure the statistics and forecasts use (``severity``, ``count``, ``harm``).
+    statistics
+        Which of ``moran``, ``lisa``, ``gi``, ``emerging`` to run.
+    forecast
+        Backtest the forecasters and predict the next period.
+    forecast_config
+        Keras configuration: ``fast`` (the default, a few seconds per fit) or ``default``.
+    lags
+        Periods of history the models see (0: the configuration's own).
+    forecast_models
+        Forecasters to backtest, by registry name (``keras``, ``gbm``, ``ma8``...; empty: the
+        default list of :func:`geo_crime.forecast.evaluate`).
+    forecast_origins, refit_every
+        Rolling origins of the backtest, and how often the models are refitted.
+    tune_trials, tune_seconds
+        Keras tuning budget on the periods before the first origin (0 trials: no tuning).
+    reproduce_study
+        Also run the original student study's Conv1D protocol (for division x day panels).
+    """
+
+    name: str
+    areas: list[int] = field(default_factory=list)
+    start: str = ""
+    end: str = ""
+    units: list[str] = field(default_factory=lambda: ["h3:8", "rd"])
+    freq: str = "W"
+    measure: str = "severity"
+    statistics: list[str] = field(default_factory=lambda: ["moran", "lisa", "gi", "emerging"])
+    forecast: bool = True
+    forecast_config: str = "fast"
+    lags: int = 0
+    forecast_models: list[str] = field(default_factory=list)
+    forecast_origins: int = 8
+    refit_every: int = 4
+    tune_trials: int = 0
+    tune_seconds: float = 0.0
+    reproduce_study: bool = False
+
+    def select(self, incidents: pd.DataFrame) -> pd.DataFrame:
+        """The incidents of this study (its divisions and date range)."""
+        keep = pd.Series(True, index=incidents.index)
+        if self.areas:
+            keep &= incidents["area"].isin(self.areas)
+        if self.start:
+            keep &= incidents["occurred_at"] >= pd.Timestamp(self.start)
+        if self.end:
+            keep &= incidents["occurred_at"] < pd.Timestamp(self.end)
+        return incidents.loc[keep]
+
+    def keras_config(self) -> ForecastConfig:
+        """The Keras configuration this study's forecasts use (target: severity)."""
+        from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
+
+        base = FAST_CONFIG if self.forecast_config == "fast" else DEFAULT_CONFIG
+        changes: dict[str, object] = {"target": "severity"}
+        if self.lags:
+            changes["lags"] = self.lags
+        return dataclasses.replace(base, **changes)
+
+    def tuning(self) -> dict[str, float] | None:
+        """The keras-tuner budget of the backtest, or None when the study does not tune."""
+        if not self.tune_trials:
+            return None
+        return {"max_trials": self.tune_trials, "max_seconds": self.tune_seconds or 180.0}
+
+
+def default_studies() -> list[StudySettings]:
+    """The two studies the real data supports (see the module docstring)."""
+    return [
+        StudySettings(
+            name="citywide_2024", start="2024-01-01", end="2024-10-01", units=["h3:8", "rd"]
+        ),
+        StudySettings(
+            name="westla_2020_21",
+            areas=[8],
+            start="2020-03-01",
+            end="2021-08-01",
+            units=["rd", "h3:9"],
+        ),
+    ]
+
+
+@dataclass
+class RunSettings:
+    """Settings of one pipeline run (``[run]`` table of the TOML file; studies in ``[[study]]``).
+
+    Attributes
+    ----------
+    name
+        Run name: outputs go to ``outputs/<name>/`` (default: ``run-YYYYmmdd-HHMMSS``).
+    inputs
+        Crime files, folders or globs (default: the real data in ``GEO_CRIME_DATA``).
+    outputs
+        The outputs folder.
+    negative_age
+        Negative victim age policy (``null`` or ``abs``).
+    coverage_threshold
+        Share of the baseline below which an (area, month) is incomplete.
+    permutations, seed
+        Permutation inference for the statistics; seed for everything random.
+    k_anonymity
+        Units with fewer incidents have their counts suppressed in public exports.
+    offline_map
+        Inline Leaflet and all assets into the HTML maps.
+    cache
+        Reuse the content-keyed cache of cleaned incidents (``--no-cache`` turns it off).
+    min_date
+        Occurrences before this ISO date are dropped and counted as suspicious ("" keeps all).
+    studies
+        The studies (default: :func:`default_studies`).
+    """
+
+    name: str = ""
+    inputs: list[str] = field(default_factory=list)
+    outputs: Path = Path("outputs")
+    negative_age: str = "null"
+    coverage_threshold: float = 0.6
+    permutations: int = 999
+    seed: int = 0
+    k_anonymity: int = 3
+    offline_map: bool = True
+    cache: bool = True
+    min_date: str = "2010-01-01"
+    studies: list[StudySettings] = field(default_factory=default_studies)
+
+    @classmethod
+    def from_sources(
+        cls,
+        *,
+        config_file: Path | None = None,
+        **overrides: object,
+    ) -> RunSettings:
+        """Build settings from defaults, a TOML file and explicit overrides.
+
+        Parameters
+        ----------
+        config_file
+            Optional TOML file with a ``[run]`` table and ``[[study]]`` tables.
+        **overrides
+            Values that win over the file; ``None`` values are ignored.
+
+        Returns
+        -------
+        RunSettings
+        """
+        values: dict[str, object] = {}
+        if config_file is not None:
+            try:
+                data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise ConfigError(f"{config_file}: no such config file") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
+            unexpected = sorted(set(data) - {"run", "study"})
+            if unexpected:
+                raise ConfigError(
+                    f"{config_file}: unknown table(s) {unexpected}; use [run] and [[study]]"
+                )
+            section = data.get("run", {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"{config_file}: [run] must be a table")
+            values.update(_checked(section, RUN_SCHEMA, f"{config_file}: [run]"))
+            if "study" in data:
+                entries = data["study"]
+                if not isinstance(entries, list):
+                    raise ConfigError(f"{config_file}: use [[study]] tables for studies")
+                studies = []
+                for number, entry in enumerate(entries, start=1):
+                    where = f"{config_file}: [[study]] {number}"
+                    if "name" not in entry:
+                        raise ConfigError(f"{where} needs a name")
+                    studies.append(StudySettings(**_checked(entry, STUDY_SCHEMA, where)))
+                values["studies"] = studies
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(_checked(given, RUN_SCHEMA, "command line"))
+        settings = cls(**values)
+        settings.outputs = Path(settings.outputs)
+        if not settings.name:
+            settings.name = dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+        check_name(settings.name, "run name")
+        names = [s.name for s in settings.studies]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"study names must be unique: {names}")
+        return settings
+
+
+def unit_label(spec: str) -> str:
+    """A file-name label for a unit specification: ``h3:8`` -> ``h38``, a polygon file -> its
+    stem; only letters, digits, ``_`` and ``-`` (a label never names a path)."""
+    kind = spec.partition(":")[0].lower()
+    text = (
+        spec.replace(":", "")
+        if kind in ("h3", "rd", "rds", "division", "divisions")
+        else Path(spec).stem
+    )
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)[:64] or "units"
+
+
+def check_name(name: str, what: str) -> str:
+    """A name used as a folder: letters, digits, ``_`` and ``-`` only (no path, no dots)."""
+    if not SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{what} {name!r} may only use letters, digits, '_' and '-' (it names a folder)"
+        )
+    return name
+
+
+#: What a run or study name may be: it becomes a folder under the outputs folder.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_iso_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value == "":
+        return True
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_unit_spec(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    kind, _, arg = value.partition(":")
+    if kind == "h3":
+        return arg == "" or (arg.isdigit() and 5 <= int(arg) <= 10)
+    return value in ("rd", "division") or Path(value).expanduser().is_file()
+
+
+_MEASURES = ("severity", "count", "harm", "rate")
+
+#: (test, expected type in words) of every setting; the words go into the error message.
+RUN_SCHEMA: dict[str, tuple] = {
+    "name": (lambda v: isinstance(v, str), "a name of letters, digits, '_' and '-'"),
+    "inputs": (
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "a list of file, folder or glob strings",
+    ),
+    "outputs": (lambda v: isinstance(v, str | Path), "a folder path string"),
+    "negative_age": (lambda v: v in ("null", "abs"), "'null' or 'abs'"),
+    "coverage_threshold": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1,
+        "a number between 0 and 1",
+    ),
+    "permutations": (lambda v: _is_int(v) and 0 <= v <= 99_999, "an integer from 0 to 99999"),
+    "seed": (_is_int, "an integer"),
+    "k_anonymity": (lambda v: _is_int(v) and 0 <= v <= 1_000, "an integer from 0 to 1000"),
+    "offline_map": (lambda v: isinstance(v, bool), "true or false"),
+    "cache": (lambda v: isinstance(v, bool), "true or false"),
+    "min_date": (_is_iso_date, 'an ISO date such as "2010-01-01", or "" for none'),
+}
+
+STUDY_SCHEMA: dict[str, tuple] = {
+    "name": (lambda v: isinstance(v, str), "a name of letters, digits, '_' and '-'"),
+    "areas": (
+        lambda v: isinstance(v, list) and all(_is_int(a) and 1 <= a <= 21 for a in v),
+        "a list of LAPD division numbers 1-21, e.g. [8]",
+    ),
+    "start": (_is_iso_date, 'an ISO date such as "2024-01-01"'),
+    "end": (_is_iso_date, 'an ISO date such as "2024-10-01"'),
+    "units": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_unit_spec(u) for u in v),
+        "a list of unit specs: h3:5 .. h3:10, rd, division or an existing polygon file",
+    ),
+    "freq": (lambda v: v in ("D", "W", "M"), "'D', 'W' or 'M'"),
+    "measure": (
+        lambda v: isinstance(v, str) and (v in _MEASURES or v.startswith("cat:")),
+        "'severity', 'count', 'harm', 'rate' or 'cat:<category>'",
+    ),
+    "statistics": (
+        lambda v: isinstance(v, list) and all(s in ("moran", "lisa", "gi", "emerging") for s in v),
+        "a list of 'moran', 'lisa', 'gi', 'emerging'",
+    ),
+    "forecast": (lambda v: isinstance(v, bool), "true or false"),
+    "forecast_config": (lambda v: v in ("fast", "default"), "'fast' or 'default'"),
+    "lags": (lambda v: _is_int(v) and 0 <= v <= 60, "an integer from 0 to 60"),
+    "forecast_models": (
+        lambda v: isinstance(v, list) and all(isinstance(m, str) and m for m in v),
+        'a list of forecaster names such as ["keras", "gbm", "ma8"]',
+    ),
+    "forecast_origins": (lambda v: _is_int(v) and 1 <= v <= 1_000, "an integer from 1 to 1000"),
+    "refit_every": (lambda v: _is_int(v) and 1 <= v <= 100, "an integer from 1 to 100"),
+    "tune_trials": (lambda v: _is_int(v) and 0 <= v <= 100, "an integer from 0 to 100"),
+    "tune_seconds": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 86_400,
+        "a number of seconds from 0 to 86400",
+    ),
+    "reproduce_study": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _checked(section: dict, schema: dict[str, tuple], where: str) -> dict:
+    """``section`` after checking each key against ``schema``: one error naming the problem."""
+    unknown = sorted(set(section) - set(schema))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(schema)}")
+    for key, value in section.items():
+        test, expected = schema[key]
+        if not test(value):
+            raise ConfigError(
+                f"{where}: {key} must be {expected}, got {value!r} ({type(value).__name__})"
+            )
+        if key == "name":
+            check_name(value, "study name" if "study" in where else "run name")
+    if section.get("start") and section.get("end") and section["start"] >= section["end"]:
+        raise ConfigError(f"{where}: start {section['start']} is not before end {section['end']}")
+    return dict(section)

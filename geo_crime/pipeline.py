@@ -137,7 +137,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
     """Every stage of a run, writing into ``folder`` (the staging folder)."""
     from geo_crime.coverage import check_coverage
     from geo_crime.ingest import load_incidents
-    from geo_crime.io_utils import atomic_path, atomic_write_text
+    from geo_crime.io_utils import atomic_write_text, write_table
     from geo_crime.report import build_report
 
     result = RunResult(folder)
@@ -153,9 +153,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
             min_occurred_date=settings.min_date or None,
         )
         path = folder / "analysis" / "incidents.parquet"
-        with atomic_path(path) as tmp:
-            incidents.to_parquet(tmp, index=False)
-        result.files.append(path)
+        result.files.append(write_table(incidents, path))
         result.files.append(cleaning.write_json(folder / "cleaning_report.json"))
         # victim-level rows stay in analysis/; only aggregated layers go to public/
         atomic_write_text(folder / "analysis" / "README.txt", ANALYSIS_NOTE)
@@ -175,9 +173,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
             )
         for freq, judged in coverage_by_freq.items():
             path = folder / ("coverage.csv" if freq == "M" else f"coverage_{freq}.csv")
-            with atomic_path(path) as tmp:
-                judged.table.to_csv(tmp, index=False)
-            result.files.append(path)
+            result.files.append(write_table(judged.table, path))
 
     run = _Run(settings, folder, stage, _SharedLayers(incidents))
     sections = []

@@ -4,7 +4,7 @@ The real city-wide panel is short (the 2024 rows are complete for a few months o
 times a synthetic cube of the same width: ``n_units`` H3 resolution-8 cells around downtown Los
 Angeles (about the 1,500-1,800 cells that cover the city) x ``n_periods`` weeks of a seasonal,
 trending, spatially autocorrelated Poisson panel
-(:func:`geo_crime.forecast.evaluate.synthetic_cube`). It times training (features, network fit
+(:func:`tests.forecast_cubes.synthetic_cube`). It times training (features, network fit
 with early stopping on the latest 20% of weeks) and the next-week prediction for every cell, and
 returns the timings in seconds with the sizes, so a larger benchmark script can collect them::
 
@@ -30,9 +30,9 @@ from geo_crime.forecast import (  # noqa: E402
     FAST_CONFIG,
     ForecastConfig,
     predict_next,
-    synthetic_cube,
     train,
 )
+from tests.forecast_cubes import synthetic_cube  # noqa: E402
 
 
 def run(

@@ -481,7 +481,9 @@ def _forecast(
     if settings.reproduce_study:
         from geo_crime.forecast import reproduce_study
 
-        original = reproduce_study(cube, seed=seed)
+        original = reproduce_study(
+            cube, seed=seed, epochs=30 if settings.forecast_config == "fast" else 50
+        )
         result.extra[report_study.original_study_title(original.info)] = (
             original.metrics.reset_index()
         )

@@ -278,6 +278,24 @@ def _is_unit_spec(value: object) -> bool:
     return value in ("rd", "division") or Path(value).expanduser().is_file()
 
 
+def _forecaster_names() -> list[str]:
+    from geo_crime.forecast.registry import known_names
+
+    return list(known_names())
+
+
+def _is_forecaster_name(value: object) -> bool:
+    from geo_crime.forecast.registry import forecaster_class
+
+    if not isinstance(value, str):
+        return False
+    try:
+        forecaster_class(value)
+    except ConfigError:
+        return False
+    return True
+
+
 _MEASURES = ("severity", "count", "harm", "rate")
 
 #: (test, expected type in words) of every setting; the words go into the error message.
@@ -326,8 +344,8 @@ STUDY_SCHEMA: dict[str, tuple] = {
     "forecast_config": (lambda v: v in ("fast", "default"), "'fast' or 'default'"),
     "lags": (lambda v: _is_int(v) and 0 <= v <= 60, "an integer from 0 to 60"),
     "forecast_models": (
-        lambda v: isinstance(v, list) and all(isinstance(m, str) and m for m in v),
-        'a list of forecaster names such as ["keras", "gbm", "ma8"]',
+        lambda v: isinstance(v, list) and all(_is_forecaster_name(m) for m in v),
+        "a list of forecaster names: " + ", ".join(_forecaster_names()),
     ),
     "forecast_origins": (lambda v: _is_int(v) and 1 <= v <= 1_000, "an integer from 1 to 1000"),
     "refit_every": (lambda v: _is_int(v) and 1 <= v <= 100, "an integer from 1 to 100"),

@@ -3,6 +3,7 @@ persistence."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -10,12 +11,15 @@ import pandas as pd
 import pytest
 
 from geo_crime.cube import Cube, cube_from_table
-from geo_crime.errors import DataError, ModelError
+from geo_crime.errors import ConfigError, DataError, ModelError
 from geo_crime.forecast import (
+    DEFAULT_MODELS,
     FAST_CONFIG,
     FeatureBuilder,
     ForecastConfig,
+    GradientBoosting,
     HistoricalMean,
+    KerasForecaster,
     LastPeriod,
     MovingAverage,
     SeasonalNaive,
@@ -23,19 +27,22 @@ from geo_crime.forecast import (
     capture_curve,
     evaluate,
     load_model,
+    make_forecaster,
+    make_model,
     pai,
     pei,
     predict_next,
     reproduce_study,
-    synthetic_cube,
     train,
     tune,
     write_forecast_report,
 )
 from geo_crime.forecast.features import eligible_cells, history_ok
 from geo_crime.forecast.model import training_blocks
+from geo_crime.forecast.registry import forecaster_class, known_names
 from geo_crime.forecast.study import StudyConv1D
 from tests.conftest import h3_units
+from tests.forecast_cubes import synthetic_cube
 
 #: Small network: a few seconds per fit on 2 cores.
 TINY = ForecastConfig(
@@ -145,6 +152,96 @@ def test_spatial_smoothing_chooses_a_bandwidth():
     assert model.bandwidth_ > 0
     pred = model.predict(cube)
     assert pred.shape == (40,) and np.isfinite(pred).all()
+
+
+# --- forecasters are estimators -----------------------------------------------------------------
+
+
+def test_forecasters_compare_and_hash_by_identity():
+    four, eight = MovingAverage(4), MovingAverage(8)
+    assert four != eight
+    assert MovingAverage(4) != MovingAverage(4)  # equal settings, different objects
+    assert four == four
+    models = [four, eight, SpatialSmoothing(), GradientBoosting(), KerasForecaster(TINY)]
+    models.append(StudyConv1D(10, layout="pooled"))
+    assert len({hash(m) for m in models}) == len(models)
+    assert len(set(models)) == len(models)  # usable as set members and dict keys
+    assert {four: "a", eight: "b"}[four] == "a"
+
+
+def test_get_params_and_clone_round_trip():
+    models = [
+        MovingAverage(13, target="count"),
+        SpatialSmoothing(6, bandwidth=250.0, multiples=(1.0, 2.0)),
+        GradientBoosting(5, max_iter=20, seed=3, feature_options={"calendar": False}),
+        KerasForecaster(TINY, seed=4, target="harm"),
+        StudyConv1D(10, layout="pooled", epochs=1, seed=2),
+        LastPeriod(target="harm"),
+    ]
+    for model in models:
+        params = model.get_params()
+        assert list(params) == type(model).param_names()  # read from the __init__ signature
+        assert all(getattr(model, k) is v for k, v in params.items())
+        copy = model.clone()
+        assert type(copy) is type(model) and copy is not model and copy != model
+        assert copy.get_params() == params
+        assert type(model)(**params).get_params() == params
+        assert repr(copy) == repr(model)
+    keras = models[3]
+    assert keras.target == keras.config.target == "harm"
+    harm = TINY.replace(target="harm")
+    assert keras.get_params() == {"config": harm, "seed": 4, "target": "harm"}
+
+
+def test_fitted_attributes_end_in_underscore_and_appear_in_fit():
+    cube = synthetic_cube(n_units=20, n_periods=30, seed=1)
+    daily = synthetic_cube(n_units=4, n_periods=30, freq="D", seed=1)
+    cases = [
+        (SpatialSmoothing(), cube, {"bandwidth_"}),
+        (GradientBoosting(4, max_iter=10), cube, {"builder_", "n_iter_", "estimator_"}),
+        (StudyConv1D(5, epochs=1), daily, {"min_", "range_", "network_", "n_windows_"}),
+        (KerasForecaster(TINY.replace(max_epochs=2)), cube, {"builder_", "networks_"}),
+        (MovingAverage(4), cube, set()),
+    ]
+    for model, data, expected in cases:
+        before = set(vars(model))
+        assert before == set(type(model).param_names()), type(model).__name__
+        assert not any(name.endswith("_") for name in before)
+        for name in expected:
+            assert not hasattr(model, name)
+        with pytest.raises(ModelError) if expected else contextlib.nullcontext():
+            model.predict(data)
+        model.fit(data)
+        learnt = {name for name in set(vars(model)) - before if not name.startswith("_")}
+        assert expected <= learnt
+        assert all(name.endswith("_") for name in learnt), learnt
+        assert set(model.get_params()) == before  # fitting changes no setting
+        assert not (set(vars(model.clone())) - before)  # a clone is unfitted
+
+
+def test_registry_builds_every_default_model_and_rejects_unknown_names():
+    for name in DEFAULT_MODELS + ("study_conv1d",):
+        model = make_model(name, config=TINY, seed=5)
+        assert model.name == name
+        assert model.target == TINY.target
+        cls, _ = forecaster_class(name)
+        assert type(model) is cls
+    assert make_forecaster("ma13").get_params() == {"window": 13, "target": "severity"}
+    assert make_forecaster("ma4", target="count").window == 4
+    assert make_model("study_conv1d").layout == "pooled"
+    gbm = make_model("gbm", config=TINY.replace(lags=3, calendar=False), seed=7)
+    assert (gbm.lags, gbm.seed, gbm.feature_options["calendar"]) == (3, 7, False)
+    keras = make_model("keras", config=TINY, target="count", seed=2)
+    assert keras.config == TINY.replace(target="count") and keras.seed == 2
+    assert "ma<window>" in known_names() and "keras" in known_names()
+    with pytest.raises(ConfigError, match="unknown model 'arima'; known: keras, gbm, last, ma<"):
+        make_forecaster("arima")
+    with pytest.raises(ConfigError, match="study_conv1d"):
+        evaluate(synthetic_cube(n_units=10, n_periods=30), models=["ma4", "prophet"])
+    with pytest.raises(ConfigError, match="takes no parameter 'seed'"):
+        make_forecaster("ma4", seed=1)
+    with pytest.raises(ConfigError):
+        TINY.replace(epochs=3)
 
 
 # --- no leakage ---------------------------------------------------------------------------------

@@ -7,23 +7,34 @@ moving average would have said?
 
 Modules
 -------
+:mod:`~geo_crime.forecast.panel`
+    Targets, periods, coverage eligibility, unit areas and chronological splits.
 :mod:`~geo_crime.forecast.features`
-    Feature rows per (unit, origin) with no look-ahead; coverage-aware eligibility.
+    Feature rows per (unit, origin) with no look-ahead.
 :mod:`~geo_crime.forecast.baselines`
-    The common ``fit(cube)`` / ``predict(cube)`` interface and the baselines.
+    The common ``fit(cube)`` / ``predict(cube)`` estimator interface and the baselines.
+:mod:`~geo_crime.forecast.network`
+    The Keras forecaster's settings (:class:`ForecastConfig`) and network.
+:mod:`~geo_crime.forecast.blocks`, :mod:`~geo_crime.forecast.calibration`
+    Chronological fit / validation / calibration blocks; conformal interval factors.
 :mod:`~geo_crime.forecast.model`
     The pooled Keras forecaster (:func:`train`, :func:`predict_next`, save and load).
-:mod:`~geo_crime.forecast.evaluate`
-    Rolling-origin backtest (:func:`evaluate`), MAE/RMSE/R²/Poisson deviance and harm-weighted
-    PAI/PEI targeting metrics.
-:mod:`~geo_crime.forecast.tuning`
-    keras-tuner random search under a time budget, before the test window.
 :mod:`~geo_crime.forecast.study`
     The original division-daily Conv1D study, reproduced with naive baselines.
+:mod:`~geo_crime.forecast.registry`
+    Forecasters by name (``keras``, ``gbm``, ``ma4`` ...): :func:`make_forecaster`.
+:mod:`~geo_crime.forecast.metrics`
+    MAE/RMSE/R²/Poisson deviance and harm-weighted PAI/PEI targeting metrics.
+:mod:`~geo_crime.forecast.evaluate`
+    Rolling-origin backtest (:func:`evaluate`).
+:mod:`~geo_crime.forecast.tuning`
+    keras-tuner random search under a time budget, before the test window.
 :mod:`~geo_crime.forecast.report`
-    Markdown/JSON tables and figures (:func:`write_forecast_report`), and the real-data report.
+    Markdown/JSON tables and figures of a backtest (:func:`write_forecast_report`).
 
-TensorFlow is imported only when a Keras model is built, so the baselines and metrics load fast.
+Imports run one way: panel, features, then baselines, network, blocks and calibration, then model,
+study, registry, evaluate, tuning and report; metrics depends on none of them. TensorFlow is
+imported only when a Keras model is built, so the baselines and metrics load fast.
 
 Examples
 --------
@@ -45,18 +56,9 @@ from geo_crime.forecast.baselines import (
     SeasonalNaive,
     SpatialSmoothing,
 )
-from geo_crime.forecast.evaluate import (
-    DEFAULT_MODELS,
-    BacktestResult,
-    capture_curve,
-    evaluate,
-    make_model,
-    pai,
-    pei,
-    point_metrics,
-    synthetic_cube,
-)
-from geo_crime.forecast.features import TARGETS, FeatureBuilder, unit_areas
+from geo_crime.forecast.evaluate import DEFAULT_MODELS, BacktestResult, evaluate, make_model
+from geo_crime.forecast.features import FeatureBuilder
+from geo_crime.forecast.metrics import capture_curve, pai, pei, point_metrics
 from geo_crime.forecast.model import (
     DEFAULT_CONFIG,
     FAST_CONFIG,
@@ -67,7 +69,9 @@ from geo_crime.forecast.model import (
     predict_next,
     train,
 )
-from geo_crime.forecast.report import run_real_data_report, write_forecast_report
+from geo_crime.forecast.panel import TARGETS, unit_areas
+from geo_crime.forecast.registry import known_names, make_forecaster, register
+from geo_crime.forecast.report import write_forecast_report
 from geo_crime.forecast.study import StudyConv1D, StudyResult, reproduce_study
 from geo_crime.forecast.tuning import TuningResult, tune, tune_and_train
 
@@ -93,15 +97,16 @@ __all__ = [
     "TuningResult",
     "capture_curve",
     "evaluate",
+    "known_names",
     "load_model",
+    "make_forecaster",
     "make_model",
     "pai",
     "pei",
     "point_metrics",
     "predict_next",
+    "register",
     "reproduce_study",
-    "run_real_data_report",
-    "synthetic_cube",
     "train",
     "tune",
     "tune_and_train",

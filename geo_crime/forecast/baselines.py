@@ -16,6 +16,15 @@ treats them alike:
 ``clone()``
     An unfitted copy with the same settings (the backtest refits clones).
 
+Forecasters follow scikit-learn's estimator habits: every ``__init__`` parameter is stored in an
+attribute of the same name and nothing else is set there (:meth:`Forecaster.get_params` reads the
+names from the ``__init__`` signature, and :meth:`Forecaster.clone` calls the class with them);
+whatever ``fit`` learns goes in attributes ending in ``_`` (``bandwidth_``, ``estimator_`` ...),
+which do not exist before ``fit``. Two forecasters are equal only when they are the same object,
+and every forecaster is hashable (the object defaults), so two moving averages with different
+windows never compare equal. :mod:`geo_crime.forecast.registry` builds them by name (``ma4``,
+``gbm`` ...).
+
 Incomplete cells (the coverage mask) never enter a baseline: means are taken over complete
 periods only, and a "last period" that is incomplete gives NaN.
 
@@ -51,12 +60,8 @@ from scipy.spatial import cKDTree
 
 from geo_crime.cube import Cube
 from geo_crime.errors import ModelError
-from geo_crime.forecast.features import (
-    FeatureBuilder,
-    chronological_split,
-    season_length,
-    target_values,
-)
+from geo_crime.forecast.features import FeatureBuilder
+from geo_crime.forecast.panel import chronological_split, season_length, target_values
 
 __all__ = [
     "Forecaster",
@@ -92,13 +97,39 @@ class Forecaster:
         """Complete periods of history the forecaster needs before an origin."""
         return 1
 
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Names of the ``__init__`` parameters, in signature order (scikit-learn style).
+
+        Returns
+        -------
+        list of str
+        """
+        signature = inspect.signature(cls.__init__)
+        return [
+            name
+            for name, p in signature.parameters.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
     def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (scikit-learn style)."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+        """The settings, read from the attributes named like the ``__init__`` parameters.
+
+        Returns
+        -------
+        dict
+            ``{parameter: value}``; ``type(self)(**self.get_params())`` rebuilds the forecaster.
+        """
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def clone(self) -> Forecaster:
-        """An unfitted forecaster with the same settings."""
+        """An unfitted forecaster with the same settings.
+
+        Returns
+        -------
+        Forecaster
+            A new instance of the same class, built from :meth:`get_params` (no fitted state).
+        """
         return type(self)(**self.get_params())
 
     def fit(self, cube: Cube) -> Forecaster:
@@ -130,10 +161,26 @@ class Forecaster:
         numpy.ndarray
             ``(n_units,)``; NaN where no forecast can be made.
         """
-        raise NotImplementedError
+        raise ModelError(f"{type(self).__name__} does not implement predict(cube)")
 
     def predict_interval(self, cube: Cube) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of the 80% prediction interval (if supported)."""
+        """Lower and upper bounds of the 80% prediction interval (if supported).
+
+        Parameters
+        ----------
+        cube : Cube
+            The history available at the origin.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            ``(lower, upper)``, each ``(n_units,)``.
+
+        Raises
+        ------
+        geo_crime.errors.ModelError
+            When the forecaster has no intervals (``supports_intervals`` is False).
+        """
         raise ModelError(f"{self.name} has no prediction intervals")
 
     def __repr__(self) -> str:
@@ -144,7 +191,19 @@ class Forecaster:
 def recent_mean(values: np.ndarray, complete: np.ndarray, window: int | None) -> np.ndarray:
     """Mean of each unit's complete values over the last ``window`` periods (all if ``None``).
 
-    NaN for a unit with no complete period in the window.
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n_units, n_periods)`` target values.
+    complete : numpy.ndarray
+        ``(n_units, n_periods)`` coverage mask; incomplete cells are left out of the mean.
+    window : int or None
+        Periods averaged, counted back from the last one; ``None`` for all.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_units,)``; NaN for a unit with no complete period in the window.
     """
     if window is not None:
         values = values[:, -window:]
@@ -261,18 +320,19 @@ class SpatialSmoothing(Forecaster):
         self.bandwidth = bandwidth
         self.multiples = tuple(multiples)
         self.validation_periods = int(validation_periods)
-        self._kernels: dict[tuple[int, float], Any] = {}
 
     def _xy(self, cube: Cube) -> np.ndarray:
         from geo_crime.weights import projected_centroids
 
         return projected_centroids(cube.units)
 
-    def _kernel(self, cube: Cube, h: float):
+    def _kernel(self, cube: Cube, h: float) -> Any:
+        """The sparse Gaussian kernel of the cube's units (the last one is cached, privately)."""
         import scipy.sparse as sp
 
         key = (hash(tuple(cube.unit_ids.tolist())), float(h))
-        if key not in self._kernels:
+        cache: dict[tuple[int, float], Any] = getattr(self, "_kernels", {})
+        if key not in cache:
             xy = self._xy(cube)
             n = len(xy)
             if h <= 0 or n < 2:
@@ -283,8 +343,9 @@ class SpatialSmoothing(Forecaster):
                 weights = np.exp(-0.5 * (dist.data / h) ** 2)
                 kernel = sp.csr_matrix((weights, (dist.row, dist.col)), shape=(n, n))
                 kernel.setdiag(1.0)
-            self._kernels = {key: kernel}
-        return self._kernels[key]
+            cache = {key: kernel}
+            self._kernels = cache
+        return cache[key]
 
     def _smooth(self, cube: Cube, means: np.ndarray, h: float) -> np.ndarray:
         kernel = self._kernel(cube, h)
@@ -295,7 +356,18 @@ class SpatialSmoothing(Forecaster):
             return np.where(den > 0, num / den, np.nan)
 
     def fit(self, cube: Cube) -> SpatialSmoothing:
-        """Choose the bandwidth on the last periods of the training window (if not given)."""
+        """Choose the bandwidth on the last periods of the training window (if not given).
+
+        Parameters
+        ----------
+        cube : Cube
+            The training window.
+
+        Returns
+        -------
+        SpatialSmoothing
+            ``self``, with ``bandwidth_`` (metres) set.
+        """
         y = target_values(cube, self.target)
         if self.bandwidth is not None:
             self.bandwidth_ = float(self.bandwidth)
@@ -390,7 +462,7 @@ class GradientBoosting(Forecaster):
     def required_history(self) -> int:
         return self.lags
 
-    def _estimator(self, max_iter: int):
+    def _estimator(self, max_iter: int) -> Any:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         return HistGradientBoostingRegressor(
@@ -405,6 +477,18 @@ class GradientBoosting(Forecaster):
         )
 
     def fit(self, cube: Cube) -> GradientBoosting:
+        """Fit the features, choose the number of iterations on a later block, refit on all.
+
+        Parameters
+        ----------
+        cube : Cube
+            The training window.
+
+        Returns
+        -------
+        GradientBoosting
+            ``self``, with ``builder_``, ``n_iter_`` and ``estimator_`` set.
+        """
         from sklearn.metrics import mean_poisson_deviance
 
         self.builder_ = FeatureBuilder(target=self.target, lags=self.lags, **self.feature_options)

@@ -29,27 +29,12 @@ origin).
 
 Metrics
 -------
-``mae``, ``rmse``, ``r2``
-    Pooled over all scored (unit, origin) cells.
-``poisson_deviance``
-    :func:`sklearn.metrics.mean_poisson_deviance`, with predictions clipped to ``>= 1e-6`` (it
-    needs positive predictions); a model predicting zero where crime happens is heavily penalised,
-    as the Poisson likelihood says it should be.
-``pai_k``, ``pei_k``
-    Reported only where ``k``% of the scored area holds at least :data:`MIN_UNITS_IN_SHARE` (5)
-    units of the median scored size at every origin: on 14 scored cells, 1% of the area is a
-    fraction of one cell, and PAI@1% would only repeat PAI@5%. Targeting at ``k`` = 1, 5, 10% of
-    the area, weighted by harm: units are ranked by predicted
-    density (prediction / area) and accumulated until ``k``% of the scored area is covered; the
-    unit straddling the threshold counts pro rata, and units with equal predicted density are
-    pooled (the expected capture of a random tie break). The Predictive Accuracy Index is the share
-    of the next period's actual **severity** (the ``capture`` measure) in the selection divided by
-    the area share ``k``; the Predictive Efficiency Index divides it by the PAI of the perfect
-    selection (ranking by actual density) at the same area share, so ``0 <= PEI <= 1``. Both are
-    computed per origin and averaged. Areas: ``units["area_km2"]``, else polygon areas in
-    EPSG:3310, else equal.
-``coverage_80``, ``interval_width``
-    For models with intervals: share of actuals inside the 80% interval, and its mean width.
+MAE, RMSE, R², Poisson deviance, harm-weighted PAI@k and PEI@k (reported only where ``k``% of
+the scored area holds enough units) and the 80% interval coverage: see
+:mod:`geo_crime.forecast.metrics`, which computes them from the long predictions table.
+
+Models are named as in :mod:`geo_crime.forecast.registry` (``keras``, ``gbm``, ``ma4`` ...);
+:func:`make_model` builds one from the backtest's Keras configuration and seed.
 """
 
 from __future__ import annotations
@@ -59,38 +44,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from geo_crime.cube import Cube
 from geo_crime.errors import DataError, ModelError
-from geo_crime.forecast.baselines import (
-    Forecaster,
-    GradientBoosting,
-    HistoricalMean,
-    LastPeriod,
-    MovingAverage,
-    SeasonalNaive,
-    SpatialSmoothing,
-)
-from geo_crime.forecast.features import eligible_cells, target_values, unit_areas
+from geo_crime.forecast.baselines import Forecaster
+from geo_crime.forecast.metrics import SHARES, score_predictions
 from geo_crime.forecast.model import DEFAULT_CONFIG, ForecastConfig, KerasForecaster
+from geo_crime.forecast.panel import eligible_cells, target_values, unit_areas
+from geo_crime.forecast.registry import make_forecaster
 
 __all__ = [
     "DEFAULT_MODELS",
     "MIN_SCORED_SHARE",
-    "MIN_UNITS_IN_SHARE",
-    "SHARES",
     "BacktestResult",
     "backtest_scope",
-    "capture_curve",
     "evaluate",
     "make_model",
-    "pai",
-    "pei",
-    "point_metrics",
-    "synthetic_cube",
 ]
 
 #: Every model and baseline compared by default.
@@ -106,93 +77,8 @@ DEFAULT_MODELS = (
     "spatial_smooth",
 )
 
-#: Area shares of the targeting metrics.
-SHARES = (0.01, 0.05, 0.10)
-
-#: PAI@k and PEI@k are reported only when k% of the scored area holds this many units.
-MIN_UNITS_IN_SHARE = 5
-
 #: Default share of the study's units that must be scorable at a forecast origin.
 MIN_SCORED_SHARE = 0.5
-
-#: Grid of area shares of the stored capture curves.
-CURVE_GRID = np.round(np.linspace(0.0, 1.0, 201), 4)
-
-
-# --- metrics --------------------------------------------------------------------------------------
-
-
-def capture_curve(
-    pred: np.ndarray, actual: np.ndarray, area: np.ndarray, shares: Sequence[float] | np.ndarray
-) -> np.ndarray:
-    """Share of the actual total captured by the top units, by predicted density, per area share.
-
-    Parameters
-    ----------
-    pred, actual, area : numpy.ndarray
-        Per unit: predicted value, actual value (e.g. next-period severity) and area.
-    shares : sequence of float
-        Area shares in ``[0, 1]``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Captured share of ``actual`` at each area share (NaN when the actual total is zero).
-        Units are taken in decreasing ``pred / area``; the unit straddling a share counts pro
-        rata and equal densities are pooled (see the module docstring).
-    """
-    pred = np.asarray(pred, dtype=float)
-    actual = np.asarray(actual, dtype=float)
-    area = np.asarray(area, dtype=float)
-    shares = np.asarray(shares, dtype=float)
-    total = actual.sum()
-    if total <= 0 or len(pred) == 0:
-        return np.full(shares.shape, np.nan)
-    density = pred / area
-    order = np.argsort(-density, kind="stable")
-    d, a, v = density[order], area[order], actual[order]
-    ends = np.append(np.flatnonzero(np.diff(d) != 0), len(d) - 1)  # last index of each tie group
-    xs = np.concatenate([[0.0], np.cumsum(a)[ends] / a.sum()])
-    ys = np.concatenate([[0.0], np.cumsum(v)[ends] / total])
-    return np.interp(shares, xs, ys)
-
-
-def pai(pred: np.ndarray, actual: np.ndarray, area: np.ndarray, share: float) -> float:
-    """Predictive Accuracy Index: captured share of ``actual`` / area share.
-
-    Examples
-    --------
-    Four equal units, the forecast ranks the unit holding 6 of 10 incidents first:
-
-    >>> pai([4, 3, 2, 1], [6, 2, 1, 1], [1, 1, 1, 1], 0.25)
-    2.4
-    """
-    return float(capture_curve(pred, actual, area, [share])[0] / share)
-
-
-def pei(pred: np.ndarray, actual: np.ndarray, area: np.ndarray, share: float) -> float:
-    """Predictive Efficiency Index: PAI / the PAI of perfect knowledge at the same area share."""
-    got = capture_curve(pred, actual, area, [share])[0]
-    best = capture_curve(actual, actual, area, [share])[0]
-    return float(got / best) if best > 0 else float("nan")
-
-
-def point_metrics(actual: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, R² and mean Poisson deviance of pooled forecasts."""
-    from sklearn.metrics import mean_poisson_deviance, r2_score
-
-    actual = np.asarray(actual, dtype=float)
-    pred = np.asarray(pred, dtype=float)
-    if len(actual) == 0:
-        return {"mae": np.nan, "rmse": np.nan, "r2": np.nan, "poisson_deviance": np.nan}
-    err = pred - actual
-    return {
-        "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "r2": float(r2_score(actual, pred)) if len(actual) > 1 else np.nan,
-        "poisson_deviance": float(mean_poisson_deviance(actual, np.maximum(pred, 1e-6))),
-    }
-
 
 # --- models -----------------------------------------------------------------------------------
 
@@ -200,13 +86,14 @@ def point_metrics(actual: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 def make_model(
     name: str, *, config: ForecastConfig = DEFAULT_CONFIG, seed: int = 0, target: str | None = None
 ) -> Forecaster:
-    """A forecaster by name.
+    """A forecaster by name, set up from the backtest's Keras configuration.
 
     Parameters
     ----------
     name : str
-        ``keras``, ``gbm``, ``last``, ``ma<k>`` (e.g. ``ma4``), ``last_year``, ``hist_mean``,
-        ``spatial_smooth`` or ``study_conv1d`` (the original study's network, pooled layout).
+        A name of :mod:`geo_crime.forecast.registry`: ``keras``, ``gbm``, ``last``,
+        ``ma<window>`` (e.g. ``ma4``), ``last_year``, ``hist_mean``, ``spatial_smooth`` or
+        ``study_conv1d`` (the original study's network, pooled layout).
     config : ForecastConfig
         Settings of the Keras model; ``gbm`` uses the same ``lags`` and feature groups.
     seed : int, default 0
@@ -217,34 +104,21 @@ def make_model(
     Returns
     -------
     Forecaster
+
+    Raises
+    ------
+    geo_crime.errors.ConfigError
+        For an unknown name (the message lists the known ones).
     """
     target = target or config.target
-    features = {
-        "spatial": config.spatial,
-        "calendar": config.calendar,
-        "static": config.static,
-        "weights_method": config.weights_method,
-        "knn": config.knn,
+    context = {
+        "config": config.replace(target=target),
+        "seed": seed,
+        "target": target,
+        "lags": config.lags,
+        "feature_options": config.feature_options(),
     }
-    if name == "keras":
-        return KerasForecaster(config.replace(target=target), seed=seed)
-    if name == "gbm":
-        return GradientBoosting(config.lags, seed=seed, target=target, feature_options=features)
-    if name == "last":
-        return LastPeriod(target=target)
-    if name.startswith("ma") and name[2:].isdigit():
-        return MovingAverage(int(name[2:]), target=target)
-    if name == "last_year":
-        return SeasonalNaive(target=target)
-    if name == "hist_mean":
-        return HistoricalMean(target=target)
-    if name == "spatial_smooth":
-        return SpatialSmoothing(target=target)
-    if name == "study_conv1d":
-        from geo_crime.forecast.study import StudyConv1D
-
-        return StudyConv1D(target=target, seed=seed, layout="pooled")
-    raise ModelError(f"unknown model {name!r}; known: {', '.join(DEFAULT_MODELS)}, study_conv1d")
+    return make_forecaster(name, context=context)
 
 
 # --- result ---------------------------------------------------------------------------------------
@@ -306,6 +180,11 @@ class BacktestResult:
     def comparison(self, reference: str = "keras") -> pd.DataFrame:
         """How ``reference`` fares against every other model on MAE and PAI@5%.
 
+        Parameters
+        ----------
+        reference : str, default "keras"
+            The model compared.
+
         Returns
         -------
         pandas.DataFrame
@@ -333,7 +212,19 @@ class BacktestResult:
         return pd.DataFrame(rows)
 
     def verdicts(self, reference: str = "keras") -> list[str]:
-        """Plain sentences: where the reference model does not beat a baseline."""
+        """Plain sentences: where the reference model does not beat a baseline.
+
+        Parameters
+        ----------
+        reference : str, default "keras"
+            The model compared.
+
+        Returns
+        -------
+        list of str
+            On MAE and on harm-weighted PAI@5%: the models it does not beat, ties, or that it
+            beats them all.
+        """
         table = self.comparison(reference)
         if table.empty:
             return [f"{reference} was not evaluated on this panel."]
@@ -459,7 +350,8 @@ def evaluate(
     cube : Cube
         The panel (any unit type and frequency; the coverage mask is honoured).
     models : sequence of str or Forecaster, optional
-        Names (see :func:`make_model`) or unfitted forecasters; default :data:`DEFAULT_MODELS`.
+        Names (see :func:`make_model` and :mod:`geo_crime.forecast.registry`) or unfitted
+        forecasters; default :data:`DEFAULT_MODELS`.
     n_origins : int, default 12
         Number of forecast origins (the last usable ones).
     refit_every : int, default 4
@@ -605,7 +497,7 @@ def evaluate(
         }
         frames.append(pd.concat(parts, ignore_index=True))
     predictions = pd.concat(frames, ignore_index=True)
-    metrics, curves, more_notes, pai_reported = _score(
+    metrics, curves, more_notes, pai_reported = score_predictions(
         predictions, [m.name for m in forecasters], shares
     )
     notes.extend(more_notes)
@@ -687,205 +579,3 @@ def backtest_scope(
         "covers_study_area": bool(shares) and min(shares) >= MIN_SCORED_SHARE,
         "pai_reported": [float(s) for s in pai_reported],
     }
-
-
-def _score(
-    predictions: pd.DataFrame, names: list[str], shares: Sequence[float]
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Metrics table, mean capture curves and notes from the long predictions table."""
-    rows: dict[str, dict[str, float]] = {}
-    curves: dict[str, np.ndarray] = {}
-    notes: list[str] = []
-    perfect_done = False
-    reportable = _reportable_shares(predictions, shares)
-    for share in shares:
-        if share not in reportable:
-            notes.append(
-                f"PAI@{share:.0%} and PEI@{share:.0%} are not reported: {share:.0%} of the scored "
-                f"area holds fewer than {MIN_UNITS_IN_SHARE} units at some origin."
-            )
-    for name in names:
-        part = predictions.loc[predictions["model"] == name]
-        missing = part["prediction"].isna()
-        if missing.any():
-            notes.append(
-                f"{name} is not reported: it cannot forecast {int(missing.sum())} of the "
-                f"{len(part)} scored cells (e.g. history shorter than a year for last_year)."
-            )
-            continue
-        row: dict[str, float] = {"n": float(len(part))}
-        row.update(point_metrics(part["actual"].to_numpy(), part["prediction"].to_numpy()))
-        per_origin = {f"pai_{round(s * 100):g}": [] for s in shares}
-        per_origin.update({f"pei_{round(s * 100):g}": [] for s in shares})
-        curve_list, perfect_list = [], []
-        for _, g in part.groupby("origin", sort=True):
-            p = g["prediction"].to_numpy()
-            a = g["captured"].to_numpy()
-            ar = g["area_km2"].to_numpy()
-            got = capture_curve(p, a, ar, shares)
-            best = capture_curve(a, a, ar, shares)
-            for s, gv, bv in zip(shares, got, best, strict=True):
-                per_origin[f"pai_{round(s * 100):g}"].append(gv / s)
-                per_origin[f"pei_{round(s * 100):g}"].append(gv / bv if bv > 0 else np.nan)
-            curve_list.append(capture_curve(p, a, ar, CURVE_GRID))
-            if not perfect_done:
-                perfect_list.append(capture_curve(a, a, ar, CURVE_GRID))
-        for key, values in per_origin.items():
-            arr = np.asarray(values, dtype=float)
-            share = float(key.split("_")[1]) / 100.0
-            ok = any(np.isclose(share, r) for r in reportable)
-            row[key] = float(np.nanmean(arr)) if ok and np.isfinite(arr).any() else np.nan
-        if part["lower"].notna().all() and part["upper"].notna().all():
-            inside = (part["actual"] >= part["lower"]) & (part["actual"] <= part["upper"])
-            row["coverage_80"] = float(inside.mean())
-            row["interval_width"] = float((part["upper"] - part["lower"]).mean())
-        rows[name] = row
-        curves[name] = np.nanmean(np.vstack(curve_list), axis=0)
-        if not perfect_done:
-            curves["perfect"] = np.nanmean(np.vstack(perfect_list), axis=0)
-            perfect_done = True
-    metrics = pd.DataFrame.from_dict(rows, orient="index")
-    metrics.index.name = "model"
-    order = ["n", "mae", "rmse", "r2", "poisson_deviance"]
-    order += [f"pai_{round(s * 100):g}" for s in shares] + [
-        f"pei_{round(s * 100):g}" for s in shares
-    ]
-    order += [c for c in ("coverage_80", "interval_width") if c in metrics]
-    metrics = metrics.reindex(columns=order) if len(metrics) else metrics
-    curve_frame = pd.DataFrame(curves, index=pd.Index(CURVE_GRID, name="area_share"))
-    return metrics, curve_frame, notes, reportable
-
-
-def _reportable_shares(predictions: pd.DataFrame, shares: Sequence[float]) -> list[float]:
-    """Area shares ``k``: ``k``% of the scored area holds 5 median-sized units at every origin."""
-    if predictions.empty:
-        return []
-    first = predictions["model"].iloc[0]
-    part = predictions.loc[predictions["model"] == first]
-    out = []
-    for share in shares:
-        ok = True
-        for _, g in part.groupby("origin"):
-            area = g["area_km2"].to_numpy(dtype=float)
-            if share * area.sum() < MIN_UNITS_IN_SHARE * float(np.median(area)):
-                ok = False
-                break
-        if ok:
-            out.append(float(share))
-    return out
-
-
-# --- synthetic panel ----------------------------------------------------------------------------
-
-
-def synthetic_cube(
-    *,
-    n_units: int = 100,
-    n_periods: int = 104,
-    freq: str = "W",
-    resolution: int = 8,
-    start: str = "2021-01-04",
-    base_rate: float = 1.0,
-    seasonal: float = 0.4,
-    trend: float = 0.6,
-    persistence: float = 0.8,
-    noise: float = 0.15,
-    n_divisions: int = 3,
-    incomplete: float = 0.0,
-    seed: int = 0,
-) -> Cube:
-    """A synthetic H3 panel with a known, learnable signal (for tests and benchmarks).
-
-    The log intensity of unit ``i`` in period ``t`` is a smooth spatial hot-spot surface plus a
-    yearly season (amplitude ``seasonal``), a trend whose sign varies smoothly in space (up to
-    ``trend`` over the panel) and a spatially correlated AR(1) shock (``persistence``, scale
-    ``noise``). Counts are Poisson; each incident gets a severity from {20, 35, 50, 80} (harm is
-    severity x 3).
-
-    Parameters
-    ----------
-    n_units, n_periods : int
-        Panel size (H3 cells nearest downtown Los Angeles, at ``resolution``).
-    freq : {"D", "W", "M"}
-        Period length.
-    incomplete : float, default 0
-        Share of (division, last-periods) cells marked incomplete: the last
-        ``round(incomplete * n_periods)`` periods of the first division.
-    seed : int
-        Random seed.
-
-    Returns
-    -------
-    Cube
-        With ``area`` (division 1..n_divisions) and ``population`` on the units.
-    """
-    import h3
-    from shapely.geometry import Polygon
-
-    rng = np.random.default_rng(seed)
-    centre = h3.latlng_to_cell(34.05, -118.25, resolution)
-    rings = 0
-    while 3 * rings * (rings + 1) + 1 < n_units:
-        rings += 1
-    cells = sorted(h3.grid_disk(centre, rings), key=lambda c: (h3.grid_distance(centre, c), c))
-    cells = cells[:n_units]
-    latlng = np.array([h3.cell_to_latlng(c) for c in cells])
-    xy = (latlng - latlng.mean(axis=0)) / (latlng.std(axis=0) + 1e-12)
-    geoms = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
-    # smooth hot spots
-    bumps = rng.normal(size=(4, 2)) * 0.8
-    surface = sum(np.exp(-0.5 * ((xy - b) ** 2).sum(axis=1) / 0.3) for b in bumps)
-    level = np.log(base_rate) + 1.5 * (surface - surface.mean())
-    slope = trend * np.tanh(xy[:, 0])  # up in the east, down in the west
-    # spatially correlated AR(1) shocks: Gaussian kernel over units
-    dist2 = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2)
-    kernel = np.exp(-0.5 * dist2 / 0.15)
-    kernel /= kernel.sum(axis=1, keepdims=True)
-    shock = np.zeros((n_units, n_periods))
-    for t in range(1, n_periods):
-        shock[:, t] = persistence * shock[:, t - 1] + kernel @ rng.normal(0, noise, n_units) * 3
-    freq_code = {"D": "D", "W": "W-SUN", "M": "M"}[freq]
-    periods = pd.period_range(start, periods=n_periods, freq=freq_code).start_time
-    doy = (periods + (pd.Timedelta(days=3) if freq == "W" else pd.Timedelta(0))).dayofyear
-    season = seasonal * np.sin(2 * np.pi * (doy.to_numpy() - 1) / 365.25)
-    tt = np.arange(n_periods) / max(n_periods - 1, 1)
-    log_rate = level[:, None] + season[None, :] + slope[:, None] * tt[None, :] + shock
-    counts = rng.poisson(np.exp(log_rate))
-    sev_values = np.array([20.0, 35.0, 50.0, 80.0])
-    total = int(counts.sum())
-    draws = rng.choice(sev_values, size=total, p=[0.4, 0.3, 0.2, 0.1])
-    owner = np.repeat(np.arange(counts.size), counts.ravel())
-    severity = np.bincount(owner, weights=draws, minlength=counts.size).reshape(counts.shape)
-    division = 1 + np.minimum((rankdata_order(xy[:, 1]) * n_divisions).astype(int), n_divisions - 1)
-    units = gpd.GeoDataFrame(
-        {
-            "unit_id": cells,
-            "unit_type": "h3",
-            "area": division,
-            "population": np.round(np.exp(rng.normal(7.5, 0.5, n_units))),
-        },
-        geometry=geoms,
-        crs="EPSG:4326",
-    )
-    complete = np.ones_like(counts, dtype=bool)
-    k = int(round(incomplete * n_periods))
-    if k > 0:
-        complete[division == 1, -k:] = False
-    return Cube(
-        units=units,
-        periods=pd.DatetimeIndex(periods),
-        freq=freq,
-        counts=counts.astype(np.int64),
-        severity=severity,
-        harm=severity * 3.0,
-        complete=complete,
-        meta={"unit_type": "h3", "source": "synthetic", "seed": seed},
-    )
-
-
-def rankdata_order(values: np.ndarray) -> np.ndarray:
-    """Rank of each value in ``[0, 1)`` (ties broken by position)."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values)) / max(len(values), 1)
-    return ranks

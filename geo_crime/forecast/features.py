@@ -24,6 +24,9 @@ static
     ``log_population`` when the units carry a ``population`` column, and a one-hot of the LAPD
     division when the units carry its number in ``area``.
 
+Targets, periods, coverage eligibility and unit areas come from :mod:`geo_crime.forecast.panel`
+and are re-exported here.
+
 The ``log_hist_mean`` value is also returned on its own as the model's *base* (see
 :mod:`geo_crime.forecast.model`: the network learns a multiplicative correction of the
 historical mean).
@@ -52,6 +55,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from geo_crime.cube import Cube
 from geo_crime.errors import DataError, ModelError
+from geo_crime.forecast.panel import (
+    TARGETS,
+    chronological_split,
+    eligible_cells,
+    history_ok,
+    next_period,
+    season_length,
+    target_periods,
+    target_values,
+    unit_areas,
+)
 
 __all__ = [
     "TARGETS",
@@ -71,60 +85,8 @@ __all__ = [
     "unit_areas",
 ]
 
-#: Measures a forecast can target.
-TARGETS = ("severity", "count", "harm")
-
-#: "Same period last year" distance in periods (364 days keeps the weekday of daily panels).
-_SEASON = {"D": 364, "W": 52, "M": 12}
-
 #: Added to scaled means before the log, so a unit never seen with crime gets a finite base.
 BASE_EPS = 0.05
-
-
-def target_values(cube: Cube, target: str) -> np.ndarray:
-    """The ``(n_units, n_periods)`` float array of a forecast target.
-
-    Parameters
-    ----------
-    cube : Cube
-        The panel.
-    target : {"severity", "count", "harm"}
-        Severity sum, incident count or harm sum per unit and period.
-
-    Returns
-    -------
-    numpy.ndarray
-    """
-    if target not in TARGETS:
-        raise ModelError(f"unknown forecast target {target!r}; use one of {', '.join(TARGETS)}")
-    return np.asarray(cube.values(target), dtype=float)
-
-
-def season_length(freq: str) -> int:
-    """Number of periods back to "the same period last year" (``D`` 364, ``W`` 52, ``M`` 12)."""
-    return _SEASON[freq]
-
-
-def _offset(freq: str) -> pd.DateOffset | pd.Timedelta:
-    if freq == "D":
-        return pd.Timedelta(days=1)
-    if freq == "W":
-        return pd.Timedelta(weeks=1)
-    if freq == "M":
-        return pd.offsets.MonthBegin(1)
-    raise DataError(f"unknown period {freq!r}")
-
-
-def target_periods(periods: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
-    """The period following each period (the target period of each origin)."""
-    return pd.DatetimeIndex(pd.DatetimeIndex(periods) + _offset(freq))
-
-
-def next_period(periods: pd.DatetimeIndex, freq: str) -> pd.Timestamp:
-    """Start of the period after the last one of ``periods``."""
-    if len(periods) == 0:
-        raise DataError("the cube has no periods")
-    return pd.Timestamp(target_periods(periods[-1:], freq)[0])
 
 
 def calendar_features(stamps: pd.DatetimeIndex, freq: str) -> tuple[np.ndarray, list[str]]:
@@ -159,34 +121,21 @@ def calendar_features(stamps: pd.DatetimeIndex, freq: str) -> tuple[np.ndarray, 
     return np.column_stack(cols).astype(float), names
 
 
-def history_ok(complete: np.ndarray, lags: int) -> np.ndarray:
-    """``ok[i, t]``: the unit's periods ``t-lags+1 .. t`` are all inside the cube and complete."""
-    complete = np.asarray(complete, dtype=bool)
-    n, T = complete.shape
-    bad = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(~complete, axis=1)], axis=1)
-    ok = np.zeros((n, T), dtype=bool)
-    if lags <= T:
-        # bad count over columns [t-lags+1, t] = bad[:, t+1] - bad[:, t-lags+1]
-        window = bad[:, lags:] - bad[:, : T - lags + 1]
-        ok[:, lags - 1 :] = window == 0
-    return ok
-
-
-def eligible_cells(complete: np.ndarray, lags: int) -> np.ndarray:
-    """``e[i, t]``: origin ``t`` of unit ``i`` can be trained on or scored.
-
-    True when the target cell ``(i, t + 1)`` is complete and the last ``lags`` periods up to
-    ``t`` are complete. The last column (no target inside the cube) is False.
-    """
-    complete = np.asarray(complete, dtype=bool)
-    ok = history_ok(complete, lags)
-    out = np.zeros_like(ok)
-    out[:, :-1] = ok[:, :-1] & complete[:, 1:]
-    return out
-
-
 def expanding_mean(values: np.ndarray, complete: np.ndarray) -> np.ndarray:
-    """Mean of each unit's complete periods up to and including each period (NaN before any)."""
+    """Mean of each unit's complete periods up to and including each period (NaN before any).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n_units, n_periods)`` target values.
+    complete : numpy.ndarray
+        ``(n_units, n_periods)`` coverage mask.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_units, n_periods)`` expanding means.
+    """
     c = np.asarray(complete, dtype=bool)
     total = np.cumsum(np.where(c, values, 0.0), axis=1)
     count = np.cumsum(c, axis=1)
@@ -244,6 +193,20 @@ def spatial_lag(matrix: sp.csr_array, values: np.ndarray, complete: np.ndarray) 
 
     Incomplete neighbour cells are left out and the weights renormalised over the rest; a unit
     with no complete neighbour (or no neighbour at all) takes its own value.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_array
+        Spatial weights (:func:`spatial_matrix`).
+    values : numpy.ndarray
+        ``(n_units, n_periods)`` values.
+    complete : numpy.ndarray
+        ``(n_units, n_periods)`` coverage mask.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_units, n_periods)`` spatial lag.
     """
     c = np.asarray(complete, dtype=float)
     num = matrix @ (np.nan_to_num(values) * c)
@@ -251,26 +214,6 @@ def spatial_lag(matrix: sp.csr_array, values: np.ndarray, complete: np.ndarray) 
     with np.errstate(invalid="ignore", divide="ignore"):
         lag = num / den
     return np.where(den > 0, lag, values)
-
-
-def unit_areas(units: gpd.GeoDataFrame) -> np.ndarray:
-    """Area of each unit in km² for area-based targeting metrics.
-
-    ``units["area_km2"]`` when present and positive, else the polygon area in EPSG:3310, else
-    equal areas (all ones, e.g. for point units).
-    """
-    n = len(units)
-    if "area_km2" in units:
-        area = pd.to_numeric(units["area_km2"], errors="coerce").to_numpy(dtype=float)
-        if np.isfinite(area).all() and (area > 0).all():
-            return area
-    try:
-        area = units.geometry.to_crs(3310).area.to_numpy(dtype=float) / 1e6
-        if np.isfinite(area).all() and (area > 0).all():
-            return area
-    except Exception:  # no CRS or no geometry: equal areas
-        pass
-    return np.ones(n)
 
 
 @dataclass
@@ -339,11 +282,28 @@ class FeatureBuilder:
 
     Examples
     --------
-    >>> from geo_crime.forecast.evaluate import synthetic_cube
-    >>> cube = synthetic_cube(n_units=36, n_periods=30, seed=0)
+    Nine point units on a grid, 30 weeks of Poisson counts (severity 35 per incident):
+
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Point
+    >>> from geo_crime.cube import Cube
+    >>> counts = np.random.default_rng(0).poisson(3.0, size=(9, 30))
+    >>> units = gpd.GeoDataFrame(
+    ...     {"unit_id": [f"u{i}" for i in range(9)]},
+    ...     geometry=[Point(-118.4 + 0.01 * (i % 3), 34.0 + 0.01 * (i // 3)) for i in range(9)],
+    ...     crs="EPSG:4326",
+    ... )
+    >>> cube = Cube(
+    ...     units=units,
+    ...     periods=pd.date_range("2021-01-04", periods=30, freq="7D"),
+    ...     freq="W",
+    ...     counts=counts,
+    ...     severity=counts * 35.0,
+    ...     harm=counts * 105.0,
+    ... )
     >>> builder = FeatureBuilder(lags=4).fit(cube)
     >>> rows = builder.training_rows(cube)
-    >>> rows.X.shape[0] == len(rows.y) > 0
+    >>> rows.X.shape[0] == len(rows.y) == 9 * (30 - 4)
     True
     """
 
@@ -536,7 +496,17 @@ class FeatureBuilder:
         )
 
     def training_rows(self, cube: Cube) -> FeatureMatrix:
-        """The eligible rows of a training cube (targets inside it, complete history and target)."""
+        """The eligible rows of a training cube (targets inside it, complete history and target).
+
+        Parameters
+        ----------
+        cube : Cube
+            The training window (at least two periods).
+
+        Returns
+        -------
+        FeatureMatrix
+        """
         T = cube.shape[1]
         if T < 2:
             raise DataError("a training cube needs at least two periods")
@@ -574,7 +544,18 @@ class FeatureBuilder:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> FeatureBuilder:
-        """Rebuild a fitted builder from :meth:`to_dict` output."""
+        """Rebuild a fitted builder from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        state : dict
+            As written by :meth:`to_dict`.
+
+        Returns
+        -------
+        FeatureBuilder
+            Fitted.
+        """
         builder = cls(
             target=state["target"],
             lags=state["lags"],
@@ -595,33 +576,3 @@ class FeatureBuilder:
         builder.names_ = list(state["names"])
         builder.fitted_ = True
         return builder
-
-
-def chronological_split(
-    origins: np.ndarray, *, share: float = 0.2, minimum: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split rows into an earlier fitting block and a LATER validation block of origins.
-
-    Parameters
-    ----------
-    origins : numpy.ndarray
-        Origin period index of each row.
-    share : float, default 0.2
-        Share of the distinct origins (the latest ones) held out for validation.
-    minimum : int, default 1
-        At least this many origins are held out when there are two or more origins.
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        Boolean masks ``(fit, validation)``. Whole periods go to one side; rows are never split
-        at random, so validation always lies after fitting in time. With a single origin the
-        validation mask is empty.
-    """
-    distinct = np.unique(origins)
-    if len(distinct) < 2:
-        return np.ones(len(origins), dtype=bool), np.zeros(len(origins), dtype=bool)
-    n_val = int(np.clip(round(share * len(distinct)), minimum, len(distinct) - 1))
-    cut = distinct[-n_val]
-    val = origins >= cut
-    return ~val, val

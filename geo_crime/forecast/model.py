@@ -71,6 +71,13 @@ bit.
 Persistence. :meth:`KerasForecaster.save` writes a folder (``metadata.json``, ``features.json``,
 ``weights.npz``) into a temporary sibling and renames it into place; :meth:`KerasForecaster.load`
 rebuilds the network from the stored hyperparameters and loads the weights.
+
+Modules. The settings and the network live in :mod:`geo_crime.forecast.network`
+(:class:`ForecastConfig`, :func:`build_network`), the chronological blocks in
+:mod:`geo_crime.forecast.blocks` (:func:`training_blocks`) and the conformal factors in
+:mod:`geo_crime.forecast.calibration`; this module trains, predicts, saves and loads, and
+re-exports their public names, so ``from geo_crime.forecast.model import ForecastConfig`` keeps
+working.
 """
 
 from __future__ import annotations
@@ -81,7 +88,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +97,27 @@ import pandas as pd
 from geo_crime.cube import Cube
 from geo_crime.errors import ModelError
 from geo_crime.forecast.baselines import Forecaster
-from geo_crime.forecast.features import (
-    TARGETS,
-    FeatureBuilder,
-    FeatureMatrix,
-    chronological_split,
-    history_ok,
-    next_period,
+from geo_crime.forecast.blocks import TrainingBlocks, training_blocks
+from geo_crime.forecast.calibration import (
+    NO_CALIBRATION,
+    apply_calibration,
+    fit_calibration,
+    interval_coverage,
+    split_half_coverage,
 )
+from geo_crime.forecast.features import FeatureBuilder, FeatureMatrix
+from geo_crime.forecast.network import (
+    DEFAULT_CONFIG,
+    FAST_CONFIG,
+    ForecastConfig,
+    build_network,
+    import_keras,
+    monitored_loss,
+    network_inputs,
+    network_targets,
+    seed_everything,
+)
+from geo_crime.forecast.panel import history_ok, next_period
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -118,509 +137,8 @@ __all__ = [
     "training_blocks",
 ]
 
+#: Version of the saved-model folder layout.
 MODEL_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class ForecastConfig:
-    """Settings of the Keras forecaster (features, network, training).
-
-    Attributes
-    ----------
-    target : {"severity", "count", "harm"}
-        The measure forecast.
-    lags : int
-        Periods of history per row (``L``).
-    spatial, calendar, static : bool
-        Feature groups (see :mod:`geo_crime.forecast.features`).
-    weights_method : str
-        Spatial weights method; point units use ``knn`` neighbours.
-    knn : int
-        Neighbours for point units.
-    units, layers : int
-        Width and depth of the ReLU network.
-    dropout, l2 : float
-        Dropout rate after each hidden layer and L2 penalty of the hidden kernels.
-    learning_rate : float
-        Adam learning rate.
-    batch_size, max_epochs, patience : int
-        Mini-batch size, epoch cap and early-stopping patience (epochs).
-    validation_share : float
-        Share of the training origins in the early-stopping (validation) block: the latest ones,
-        or, with ``refit_full``, the ones just before the calibration block.
-    calibration_share : float
-        With ``refit_full``: the latest share of the training origins (at least one period) held
-        out of all training to calibrate the intervals and score the held-out metrics; ``0``
-        refits on every row and leaves the intervals uncalibrated. Ignored without
-        ``refit_full`` (the validation block calibrates).
-    refit_full : bool
-        Retrain on the fit and validation blocks for the chosen number of epochs after early
-        stopping (on by default: the validation block is recent data, and leaving it out hurt on
-        three of the five real panels; off in :data:`FAST_CONFIG`). The calibration block is
-        never part of the refit.
-    ensemble : int
-        Number of networks (seeds ``seed .. seed + ensemble - 1``) whose forecasts are averaged.
-    intervals : bool
-        Train the quantile heads (80% interval).
-    interval_level : float
-        Nominal coverage of the interval (quantiles ``(1 - level) / 2`` and ``(1 + level) / 2``).
-    deterministic : bool
-        Switch TensorFlow op determinism on.
-    """
-
-    target: str = "severity"
-    lags: int = 8
-    spatial: bool = True
-    calendar: bool = True
-    static: bool = True
-    weights_method: str = "auto"
-    knn: int = 6
-    units: int = 64
-    layers: int = 2
-    dropout: float = 0.1
-    l2: float = 1e-5
-    learning_rate: float = 1e-3
-    batch_size: int = 512
-    max_epochs: int = 100
-    patience: int = 8
-    validation_share: float = 0.2
-    calibration_share: float = 0.15
-    refit_full: bool = True
-    ensemble: int = 1
-    intervals: bool = True
-    interval_level: float = 0.8
-    deterministic: bool = True
-
-    def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ModelError(f"unknown forecast target {self.target!r}; use one of {TARGETS}")
-        if self.lags < 1 or self.units < 1 or self.layers < 0 or self.ensemble < 1:
-            raise ModelError("lags, units and ensemble must be >= 1 and layers >= 0")
-        if not 0 < self.interval_level < 1:
-            raise ModelError("interval_level must be between 0 and 1")
-        if not 0 <= self.dropout < 1:
-            raise ModelError("dropout must be in [0, 1)")
-        if not 0 <= self.calibration_share < 1 or not 0 <= self.validation_share < 1:
-            raise ModelError("validation_share and calibration_share must be in [0, 1)")
-        if self.validation_share + self.calibration_share >= 1:
-            raise ModelError("validation_share + calibration_share must be below 1")
-
-    def replace(self, **changes: Any) -> ForecastConfig:
-        """A copy with some settings changed."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-serialisable)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ForecastConfig:
-        """Build from a dict, ignoring unknown keys."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    def hyperparameters(self) -> dict[str, Any]:
-        """The network and training settings (what tuning searches)."""
-        keys = ("lags", "units", "layers", "dropout", "l2", "learning_rate", "batch_size")
-        return {k: getattr(self, k) for k in keys}
-
-
-#: Default settings for analyses and the report.
-DEFAULT_CONFIG = ForecastConfig()
-
-#: Small, fast settings for the one-command pipeline (well under a minute on ~2,000 cells).
-FAST_CONFIG = ForecastConfig(
-    lags=6,
-    units=32,
-    layers=1,
-    dropout=0.0,
-    batch_size=1024,
-    max_epochs=30,
-    patience=4,
-    refit_full=False,
-)
-
-
-def _keras():
-    """Import Keras (TensorFlow backend) quietly, on first use only."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-
-    return keras
-
-
-def seed_everything(seed: int, *, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and TensorFlow; optionally switch TF op determinism on.
-
-    Parameters
-    ----------
-    seed : int
-        The seed.
-    deterministic : bool, default True
-        Call ``tf.config.experimental.enable_op_determinism()`` (process-wide).
-    """
-    keras = _keras()
-    keras.utils.set_random_seed(int(seed))
-    if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-
-
-def pinball_loss(quantile: float):
-    """Pinball (quantile) loss for the given quantile, as a Keras loss function."""
-    keras = _keras()
-    ops = keras.ops
-
-    def loss(y_true, y_pred):
-        err = y_true - y_pred
-        return ops.mean(ops.maximum(quantile * err, (quantile - 1.0) * err), axis=-1)
-
-    loss.__name__ = f"pinball_{quantile:g}"
-    return loss
-
-
-def build_network(n_features: int, config: ForecastConfig):
-    """The (compiled) Keras network for ``n_features`` inputs.
-
-    Parameters
-    ----------
-    n_features : int
-        Width of the feature matrix.
-    config : ForecastConfig
-        Network and training settings.
-
-    Returns
-    -------
-    keras.Model
-        Inputs ``{"features": (n, p), "base": (n, 1)}``; outputs ``{"mean"}`` and, with
-        intervals, ``{"lower", "upper"}`` (in units of the scaled target).
-    """
-    keras = _keras()
-    layers, ops = keras.layers, keras.ops
-    x_in = keras.Input((n_features,), name="features")
-    b_in = keras.Input((1,), name="base")
-    reg = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
-    h = x_in
-    for i in range(config.layers):
-        h = layers.Dense(config.units, activation="relu", kernel_regularizer=reg, name=f"h{i}")(h)
-        if config.dropout > 0:
-            h = layers.Dropout(config.dropout, name=f"dropout{i}")(h)
-    correction = layers.Dense(1, kernel_initializer="zeros", name="correction")(h)
-    weighted_base = layers.Dense(1, kernel_initializer="ones", name="base_weight")(b_in)
-    log_mu = layers.Add(name="log_mean")([weighted_base, correction])
-    mu = layers.Lambda(lambda t: ops.exp(ops.clip(t, -15.0, 12.0)), name="mean")(log_mu)
-    outputs = {"mean": mu}
-    losses: dict[str, Any] = {"mean": "poisson"}
-    if config.intervals:
-        q_lo = (1.0 - config.interval_level) / 2.0
-        q_hi = 1.0 - q_lo
-        frozen = layers.Lambda(ops.stop_gradient, name="frozen")(
-            layers.Concatenate(name="q_in")([h, log_mu])
-        )
-        frozen_mu = layers.Lambda(ops.stop_gradient, name="frozen_mean")(mu)
-        q = layers.Dense(16, activation="relu", name="q_hidden")(frozen)
-        a = layers.Dense(1, name="q_lower")(q)
-        b = layers.Dense(1, name="q_upper")(q)
-        outputs["lower"] = layers.Lambda(lambda z: z[0] * ops.sigmoid(z[1]), name="lower")(
-            [frozen_mu, a]
-        )
-        outputs["upper"] = layers.Lambda(lambda z: z[0] * (1.0 + ops.softplus(z[1])), name="upper")(
-            [frozen_mu, b]
-        )
-        losses["lower"] = pinball_loss(q_lo)
-        losses["upper"] = pinball_loss(q_hi)
-    model = keras.Model({"features": x_in, "base": b_in}, outputs, name="pooled_forecaster")
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate), loss=losses, jit_compile=False
-    )
-    return model
-
-
-#: Interval calibration that leaves the quantile heads as they are (one bin, factors one).
-_NO_CALIBRATION: dict[str, list[float]] = {"edges": [], "lower": [1.0], "upper": [1.0]}
-
-
-def _monitor(config: ForecastConfig) -> str:
-    return "val_mean_loss" if config.intervals else "val_loss"
-
-
-def _conformal_factors(
-    y: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float
-) -> tuple[float, float]:
-    """Lower and upper multipliers giving ``level`` coverage on ``y`` (see ``fit_calibration``)."""
-    n = len(y)
-    if n < 10:
-        return 1.0, 1.0
-    lo_f = 1.0
-    ok = lower > 0
-    if ok.sum() >= 10:
-        lo_f = float(np.quantile(y[ok] / lower[ok], (1.0 - level) / 2.0, method="lower"))
-    above = y >= lower * lo_f
-    hi_f = 1.0
-    if (upper > 0).all():
-        ratios = np.sort(y[above] / upper[above])
-        need = int(np.ceil(level * (n + 1)))
-        if need <= len(ratios):
-            hi_f = float(ratios[need - 1])
-        elif len(ratios):
-            hi_f = float(ratios[-1])
-    return lo_f, hi_f
-
-
-def fit_calibration(
-    actual: np.ndarray,
-    mean: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    level: float,
-) -> dict[str, list[float]]:
-    """Split-conformal factors of the interval bounds, per bin of the predicted mean.
-
-    The rows are split into up to five bins of the predicted mean (quantile edges, at least 200
-    rows per bin); in each bin the lower bound is multiplied by the ``(1 - level) / 2`` quantile
-    of ``actual / lower``, then the upper bound by the smallest factor for which the interval
-    holds ``level`` of the bin's actuals (finite-sample corrected). Binning (Mondrian conformal)
-    keeps the intervals of busy cells meaningful when most cells are quiet: in a bin where more
-    than ``level`` of the actuals are zero the interval is ``[0, 0]``, which is the honest 80%
-    interval there. The heads give the shape within a bin, the factors the level. The rows must
-    be ones the networks were not trained on, or the factors are too small.
-
-    Parameters
-    ----------
-    actual : numpy.ndarray
-        Observed targets of the calibration rows.
-    mean, lower, upper : numpy.ndarray
-        The networks' mean and uncalibrated bounds on the same rows (target units).
-    level : float
-        Nominal coverage.
-
-    Returns
-    -------
-    dict
-        ``edges`` (bin edges of the predicted mean) and the per-bin ``lower`` and ``upper``
-        factors, as read by :func:`apply_calibration`.
-    """
-    if len(actual) == 0:
-        return _NO_CALIBRATION
-    n_bins = int(np.clip(len(actual) // 200, 1, 5))
-    edges = np.quantile(mean, np.linspace(0, 1, n_bins + 1)[1:-1]).tolist()
-    which = np.searchsorted(edges, mean, side="right")
-    lower_factors, upper_factors = [], []
-    for b in range(n_bins):
-        in_bin = which == b
-        lo_f, hi_f = _conformal_factors(actual[in_bin], lower[in_bin], upper[in_bin], level)
-        lower_factors.append(lo_f)
-        upper_factors.append(hi_f)
-    return {"edges": edges, "lower": lower_factors, "upper": upper_factors}
-
-
-def apply_calibration(
-    calibration: dict[str, list[float]], mean: np.ndarray, lower: np.ndarray, upper: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rescale uncalibrated bounds by the factors of their bin of the predicted mean.
-
-    Parameters
-    ----------
-    calibration : dict
-        Output of :func:`fit_calibration`.
-    mean, lower, upper : numpy.ndarray
-        Predicted mean and uncalibrated bounds (target units).
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        The calibrated ``(lower, upper)``.
-    """
-    which = np.searchsorted(np.asarray(calibration["edges"], dtype=float), mean, side="right")
-    return (
-        lower * np.asarray(calibration["lower"])[which],
-        upper * np.asarray(calibration["upper"])[which],
-    )
-
-
-def _coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float | None:
-    """Share of ``actual`` inside ``[lower, upper]`` (None without rows)."""
-    if len(actual) == 0:
-        return None
-    return float(((actual >= lower) & (actual <= upper)).mean())
-
-
-def split_half_coverage(
-    actual: np.ndarray,
-    mean: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    origin: np.ndarray,
-    level: float,
-) -> float | None:
-    """Out-of-sample coverage of conformal calibration on a held-out block.
-
-    Factors are fitted (:func:`fit_calibration`) on the rows of the earlier half of the block's
-    origins and the coverage of the rescaled interval is counted on the later half, so no row
-    scores factors it helped to set. The coverage of the final factors on the whole block is
-    at least ``level`` by construction and says nothing about new periods; this estimate does.
-
-    Parameters
-    ----------
-    actual, mean, lower, upper : numpy.ndarray
-        Observed targets, predicted mean and uncalibrated bounds of the held-out rows.
-    origin : numpy.ndarray
-        Origin period of each row.
-    level : float
-        Nominal coverage.
-
-    Returns
-    -------
-    float or None
-        The coverage on the later half; None with fewer than two distinct origins.
-    """
-    distinct = np.unique(origin)
-    if len(distinct) < 2:
-        return None
-    later = origin >= distinct[(len(distinct) + 1) // 2]
-    earlier = ~later
-    factors = fit_calibration(actual[earlier], mean[earlier], lower[earlier], upper[earlier], level)
-    lo, hi = apply_calibration(factors, mean[later], lower[later], upper[later])
-    return _coverage(actual[later], lo, hi)
-
-
-@dataclass(frozen=True)
-class TrainingBlocks:
-    """Chronological blocks of the training rows, as boolean masks over the rows.
-
-    Attributes
-    ----------
-    fit, validation, calibration : numpy.ndarray
-        The fit block (early stopping's gradient steps), the validation block (monitored by early
-        stopping) and the calibration block (held out of all training; empty when there is
-        none). Disjoint, covering every row, each made of whole periods and in this time order.
-    refit : bool
-        The final networks are retrained on fit + validation for the best number of epochs.
-    heldout_block : {"calibration", "validation"} or None
-        The block that calibrates the intervals and scores the held-out metrics: rows no final
-        network was trained on. None when there are none (intervals stay uncalibrated).
-    note : str
-        The case that applied, in words (stored in the metadata).
-    """
-
-    fit: np.ndarray
-    validation: np.ndarray
-    calibration: np.ndarray
-    refit: bool
-    heldout_block: str | None
-    note: str
-
-    @property
-    def final_training(self) -> np.ndarray:
-        """Rows the final networks are trained on (gradient steps)."""
-        return self.fit | self.validation if self.refit else self.fit.copy()
-
-    @property
-    def heldout(self) -> np.ndarray:
-        """Rows that calibrate the intervals and score the held-out metrics."""
-        if self.heldout_block == "calibration":
-            return self.calibration.copy()
-        if self.heldout_block == "validation":
-            return self.validation.copy()
-        return np.zeros_like(self.fit)
-
-
-def training_blocks(origins: np.ndarray, config: ForecastConfig) -> TrainingBlocks:
-    """Split training rows by origin into fit, validation and calibration blocks.
-
-    Parameters
-    ----------
-    origins : numpy.ndarray
-        Origin period index of each training row.
-    config : ForecastConfig
-        Uses ``refit_full``, ``validation_share`` and ``calibration_share``.
-
-    Returns
-    -------
-    TrainingBlocks
-        With ``refit_full`` and at least three distinct origins: the latest
-        ``calibration_share`` of origins (at least one) calibrate, the ``validation_share``
-        before them (at least one) validate, the rest (at least one) fit. Otherwise the fit and
-        validation blocks of :func:`~geo_crime.forecast.features.chronological_split` (see the
-        module docstring for the fallbacks).
-    """
-    origins = np.asarray(origins)
-    distinct = np.unique(origins)
-    n_origins = len(distinct)
-    no_rows = np.zeros(len(origins), dtype=bool)
-    if n_origins < 2:
-        return TrainingBlocks(
-            fit=np.ones(len(origins), dtype=bool),
-            validation=no_rows,
-            calibration=no_rows.copy(),
-            refit=False,
-            heldout_block=None,
-            note="a single training period: trained for max_epochs on it, intervals uncalibrated",
-        )
-    if config.refit_full and config.calibration_share > 0 and n_origins >= 3:
-        n_calibration = int(np.clip(round(config.calibration_share * n_origins), 1, n_origins - 2))
-        n_validation = int(
-            np.clip(round(config.validation_share * n_origins), 1, n_origins - 1 - n_calibration)
-        )
-        calibration_start = distinct[n_origins - n_calibration]
-        validation_start = distinct[n_origins - n_calibration - n_validation]
-        calibration = origins >= calibration_start
-        validation = (origins >= validation_start) & ~calibration
-        return TrainingBlocks(
-            fit=origins < validation_start,
-            validation=validation,
-            calibration=calibration,
-            refit=True,
-            heldout_block="calibration",
-            note=(
-                "early stopping on the validation block, final networks refit on fit + "
-                "validation; intervals calibrated on the later calibration block, which no "
-                "network trained on or used for early stopping"
-            ),
-        )
-    fit, validation = chronological_split(origins, share=config.validation_share)
-    if config.refit_full and config.calibration_share == 0:
-        return TrainingBlocks(
-            fit=fit,
-            validation=validation,
-            calibration=no_rows,
-            refit=True,
-            heldout_block=None,
-            note=(
-                "calibration_share=0: final networks refit on every row, no held-out rows, "
-                "intervals uncalibrated (raw quantile heads)"
-            ),
-        )
-    if config.refit_full:
-        note = (
-            "too few training periods for a calibration block: no refit, the early-stopped "
-            "networks are kept and calibrated on the validation block, which chose their epoch"
-        )
-    else:
-        note = (
-            "refit_full=False: the early-stopped networks never trained on the validation "
-            "block, which chose their epoch and calibrates the intervals"
-        )
-    return TrainingBlocks(
-        fit=fit,
-        validation=validation,
-        calibration=no_rows,
-        refit=False,
-        heldout_block="validation",
-        note=note,
-    )
-
-
-def _inputs(rows: FeatureMatrix, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    X, base = (rows.X, rows.base) if keep is None else (rows.X[keep], rows.base[keep])
-    return {"features": X, "base": base[:, None].astype(np.float32)}
-
-
-def _targets(y: np.ndarray, intervals: bool) -> dict[str, np.ndarray]:
-    col = y.astype(np.float32)[:, None]
-    return {"mean": col, "lower": col, "upper": col} if intervals else {"mean": col}
 
 
 def _versions() -> dict[str, str]:
@@ -628,7 +146,7 @@ def _versions() -> dict[str, str]:
 
     import geo_crime
 
-    keras = _keras()
+    keras = import_keras()
     import tensorflow as tf
 
     return {
@@ -651,7 +169,8 @@ class KerasForecaster(Forecaster):
     seed : int, default 0
         Seed of every random step (weights, dropout, shuffling).
     target : str, optional
-        Overrides ``config.target``.
+        Overrides ``config.target``: ``config`` is stored with it applied, and the ``target``
+        attribute is always ``config.target``, so :meth:`get_params` and :meth:`clone` round trip.
 
     Attributes
     ----------
@@ -688,9 +207,6 @@ class KerasForecaster(Forecaster):
         self.config = config
         self.seed = seed
 
-    def get_params(self) -> dict[str, Any]:
-        return {"config": self.config, "seed": self.seed}
-
     @property
     def supports_intervals(self) -> bool:  # type: ignore[override]
         return self.config.intervals
@@ -703,15 +219,7 @@ class KerasForecaster(Forecaster):
 
     def _builder(self) -> FeatureBuilder:
         cfg = self.config
-        return FeatureBuilder(
-            target=cfg.target,
-            lags=cfg.lags,
-            spatial=cfg.spatial,
-            calendar=cfg.calendar,
-            static=cfg.static,
-            weights_method=cfg.weights_method,
-            knn=cfg.knn,
-        )
+        return FeatureBuilder(target=cfg.target, lags=cfg.lags, **cfg.feature_options())
 
     def fit(self, cube: Cube) -> KerasForecaster:
         """Train on the eligible rows of the training cube; calibrate on held-out rows.
@@ -754,7 +262,7 @@ class KerasForecaster(Forecaster):
         final_mask = blocks.final_training
         heldout = rows.subset(heldout_mask)
         mean, raw_lower, raw_upper = self._network_outputs(heldout)
-        self.calibration_ = _NO_CALIBRATION
+        self.calibration_ = NO_CALIBRATION
         if cfg.intervals and heldout_mask.any():
             self.calibration_ = fit_calibration(
                 heldout.y, mean, raw_lower, raw_upper, cfg.interval_level
@@ -770,13 +278,13 @@ class KerasForecaster(Forecaster):
             "heldout_mae": float(np.mean(np.abs(mean - heldout.y))) if len(heldout) else None,
             "heldout_interval_coverage": None,
             "calibration_interval_coverage": None,
-            "early_stopping_loss": float(np.mean([min(m[1][_monitor(cfg)]) for m in members]))
+            "early_stopping_loss": float(np.mean([min(m[1][monitored_loss(cfg)]) for m in members]))
             if blocks.validation.any()
             else None,
         }
         if cfg.intervals and len(heldout):
             lower, upper = apply_calibration(self.calibration_, mean, raw_lower, raw_upper)
-            metrics["calibration_interval_coverage"] = _coverage(heldout.y, lower, upper)
+            metrics["calibration_interval_coverage"] = interval_coverage(heldout.y, lower, upper)
             metrics["heldout_interval_coverage"] = split_half_coverage(
                 heldout.y, mean, raw_lower, raw_upper, heldout.origin, cfg.interval_level
             )
@@ -843,21 +351,24 @@ class KerasForecaster(Forecaster):
         same seed on ``blocks.final_training``. The calibration block is never passed to Keras.
         """
         cfg = self.config
-        keras = _keras()
+        keras = import_keras()
         seed_everything(seed, deterministic=cfg.deterministic)
         network = build_network(rows.X.shape[1], cfg)
         history: dict[str, list[float]] = {}
         best_epoch = cfg.max_epochs
         if blocks.validation.any():
             stop = keras.callbacks.EarlyStopping(
-                monitor=_monitor(cfg), patience=cfg.patience, restore_best_weights=True, mode="min"
+                monitor=monitored_loss(cfg),
+                patience=cfg.patience,
+                restore_best_weights=True,
+                mode="min",
             )
             fitted = network.fit(
-                _inputs(rows, blocks.fit),
-                _targets(y[blocks.fit], cfg.intervals),
+                network_inputs(rows, blocks.fit),
+                network_targets(y[blocks.fit], cfg.intervals),
                 validation_data=(
-                    _inputs(rows, blocks.validation),
-                    _targets(y[blocks.validation], cfg.intervals),
+                    network_inputs(rows, blocks.validation),
+                    network_targets(y[blocks.validation], cfg.intervals),
                 ),
                 epochs=cfg.max_epochs,
                 batch_size=cfg.batch_size,
@@ -866,14 +377,14 @@ class KerasForecaster(Forecaster):
                 verbose=0,
             )
             history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
-            best_epoch = int(np.argmin(history[_monitor(cfg)])) + 1
+            best_epoch = int(np.argmin(history[monitored_loss(cfg)])) + 1
         if blocks.refit or not blocks.validation.any():
             final_mask = blocks.final_training
             seed_everything(seed, deterministic=cfg.deterministic)
             network = build_network(rows.X.shape[1], cfg)
             network.fit(
-                _inputs(rows, final_mask),
-                _targets(y[final_mask], cfg.intervals),
+                network_inputs(rows, final_mask),
+                network_targets(y[final_mask], cfg.intervals),
                 epochs=best_epoch,
                 batch_size=cfg.batch_size,
                 shuffle=True,
@@ -896,7 +407,7 @@ class KerasForecaster(Forecaster):
         if len(rows) == 0:
             empty = np.zeros(0)
             return empty, empty, empty
-        inputs = _inputs(rows)
+        inputs = network_inputs(rows)
         outs = [net(inputs, training=False) for net in self.networks_]  # eager: no retracing
         mean = np.mean([np.asarray(o["mean"], dtype=float)[:, 0] for o in outs], axis=0) * scale
         if not self.config.intervals:
@@ -910,7 +421,7 @@ class KerasForecaster(Forecaster):
         """Mean, lower and upper (calibrated) in the target's units for feature rows."""
         mean, lower, upper = self._network_outputs(rows)
         if self.config.intervals and len(mean):
-            calibration = getattr(self, "calibration_", _NO_CALIBRATION)
+            calibration = getattr(self, "calibration_", NO_CALIBRATION)
             lower, upper = apply_calibration(calibration, mean, lower, upper)
         return mean, lower, upper
 
@@ -1021,9 +532,13 @@ class KerasForecaster(Forecaster):
             raise ModelError(f"{folder}: not a readable forecast model ({exc})") from None
         if meta.get("format") != MODEL_FORMAT:
             raise ModelError(f"{folder}: unsupported model format {meta.get('format')!r}")
-        config = ForecastConfig.from_dict(meta["config"])
+        try:
+            config = ForecastConfig.from_dict(meta["config"])
+            builder = FeatureBuilder.from_dict(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{folder}: incomplete model metadata ({exc!r})") from None
         model = cls(config, seed=int(meta.get("seed", 0)))
-        model.builder_ = FeatureBuilder.from_dict(state)
+        model.builder_ = builder
         model.networks_ = []
         for k in sorted(members):
             network = build_network(len(model.builder_.names_), config)
@@ -1033,7 +548,7 @@ class KerasForecaster(Forecaster):
                 raise ModelError(f"{folder}: weights do not match the network ({exc})") from None
             model.networks_.append(network)
         model.metadata_ = meta
-        model.calibration_ = meta.get("interval_calibration") or _NO_CALIBRATION
+        model.calibration_ = meta.get("interval_calibration") or NO_CALIBRATION
         model.best_epoch_ = meta.get("metrics", {}).get("best_epoch")
         model.history_ = {}
         return model
@@ -1063,7 +578,11 @@ def train(cube: Cube, *, config: ForecastConfig = DEFAULT_CONFIG, seed: int = 0)
 
 
 def load_model(path: str | os.PathLike) -> KerasForecaster:
-    """Load a model saved by :meth:`KerasForecaster.save`."""
+    """Load a model saved by :meth:`KerasForecaster.save` (see :meth:`KerasForecaster.load`).
+
+    Raises :class:`~geo_crime.errors.ModelError` when the folder is missing, unreadable or of
+    another format.
+    """
     return KerasForecaster.load(path)
 
 

@@ -14,7 +14,8 @@ days complete for every division. :class:`StudyConv1D` also offers ``layout="poo
 ``(30, 1)`` window per division, pooled over divisions (the same network with one output), which
 can forecast a division as soon as its own last 30 days are complete. The backtest in
 :mod:`geo_crime.forecast.evaluate` uses the pooled layout (``make_model("study_conv1d")``), so
-the study's network is scored on exactly the cells every other model is scored on.
+the study's network is scored on exactly the cells every other model is scored on; its registry
+name ``study_conv1d`` (:mod:`geo_crime.forecast.registry`) means the pooled layout.
 
 Scaling follows the study: each division's series is MinMax-scaled with its minimum and maximum
 over the (complete) training days; forecasts are scaled back and clipped at zero. Training runs a
@@ -32,9 +33,9 @@ import pandas as pd
 from geo_crime.cube import Cube
 from geo_crime.errors import DataError, ModelError
 from geo_crime.forecast.baselines import Forecaster, LastPeriod, MovingAverage
-from geo_crime.forecast.evaluate import point_metrics
-from geo_crime.forecast.features import history_ok, target_values
-from geo_crime.forecast.model import _keras, seed_everything
+from geo_crime.forecast.metrics import point_metrics
+from geo_crime.forecast.network import import_keras, seed_everything
+from geo_crime.forecast.panel import history_ok, target_values
 
 __all__ = ["StudyConv1D", "StudyResult", "reproduce_study"]
 
@@ -95,8 +96,8 @@ class StudyConv1D(Forecaster):
     def required_history(self) -> int:
         return self.window
 
-    def _network(self, channels: int, outputs: int):
-        keras = _keras()
+    def _network(self, channels: int, outputs: int) -> Any:
+        keras = import_keras()
         layers = keras.layers
         model = keras.Sequential(
             [
@@ -123,7 +124,18 @@ class StudyConv1D(Forecaster):
         return np.transpose(y[:, idx], (1, 2, 0))
 
     def fit(self, cube: Cube) -> StudyConv1D:
-        """Fit the MinMax scaler and the network on every complete training window."""
+        """Fit the MinMax scaler and the network on every complete training window.
+
+        Parameters
+        ----------
+        cube : Cube
+            The training days.
+
+        Returns
+        -------
+        StudyConv1D
+            ``self``, with ``min_``, ``range_``, ``network_``, ``n_units_`` and ``n_windows_``.
+        """
         seed_everything(self.seed)
         y = target_values(cube, self.target)
         c = np.asarray(cube.complete, dtype=bool)

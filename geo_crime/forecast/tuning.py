@@ -28,14 +28,15 @@ import pandas as pd
 from geo_crime.cube import Cube
 from geo_crime.errors import DataError, ModelError
 from geo_crime.forecast.features import FeatureBuilder
-from geo_crime.forecast.model import (
+from geo_crime.forecast.model import KerasForecaster
+from geo_crime.forecast.network import (
     DEFAULT_CONFIG,
     ForecastConfig,
-    KerasForecaster,
-    _inputs,
-    _keras,
-    _targets,
     build_network,
+    import_keras,
+    monitored_loss,
+    network_inputs,
+    network_targets,
     seed_everything,
 )
 
@@ -59,6 +60,23 @@ def search_space(
 
     Without an explicit ``lags`` entry the choices are ``config.lags // 2`` (at least 2) and
     ``config.lags``, so tuning never asks for more history than the configuration.
+
+    Parameters
+    ----------
+    config : ForecastConfig, default DEFAULT_CONFIG
+        The configuration tuned.
+    space : dict, optional
+        Candidate values per setting.
+
+    Returns
+    -------
+    dict
+        ``{setting: candidates}``.
+
+    Raises
+    ------
+    geo_crime.errors.ModelError
+        For a setting that cannot be tuned.
     """
     out = {k: list(v) for k, v in (space or DEFAULT_SPACE).items()}
     if "lags" not in out:
@@ -162,7 +180,7 @@ def tune(
     """
     import keras_tuner as kt
 
-    keras = _keras()
+    keras = import_keras()
     values = search_space(config, space)
     share = validation_share if validation_share is not None else config.validation_share
     start = time.monotonic()
@@ -176,13 +194,7 @@ def tune(
     def rows_for(lags: int):
         if lags not in rows_cache:
             builder = FeatureBuilder(
-                target=config.target,
-                lags=lags,
-                spatial=config.spatial,
-                calendar=config.calendar,
-                static=config.static,
-                weights_method=config.weights_method,
-                knn=config.knn,
+                target=config.target, lags=lags, **config.feature_options()
             ).fit(cube)
             rows_cache[lags] = (builder, builder.training_rows(cube))
         return rows_cache[lags]
@@ -213,18 +225,19 @@ def tune(
                     continue
                 seed_everything(seed, deterministic=cfg.deterministic)
                 net = build_network(rows.X.shape[1], cfg)
+                key = monitored_loss(cfg)
                 stop = keras.callbacks.EarlyStopping(
-                    monitor="val_mean_loss" if cfg.intervals else "val_loss",
+                    monitor=key,
                     patience=cfg.patience,
                     restore_best_weights=True,
                     mode="min",
                 )
                 hist = net.fit(
-                    _inputs(rows, fit_mask),
-                    _targets(y[fit_mask], cfg.intervals),
+                    network_inputs(rows, fit_mask),
+                    network_targets(y[fit_mask], cfg.intervals),
                     validation_data=(
-                        _inputs(rows, val_mask),
-                        _targets(y[val_mask], cfg.intervals),
+                        network_inputs(rows, val_mask),
+                        network_targets(y[val_mask], cfg.intervals),
                     ),
                     epochs=cfg.max_epochs,
                     batch_size=cfg.batch_size,
@@ -232,7 +245,6 @@ def tune(
                     shuffle=True,
                     verbose=0,
                 ).history
-                key = "val_mean_loss" if cfg.intervals else "val_loss"
                 losses.append(float(np.min(hist[key])))
                 epochs.append(int(np.argmin(hist[key])) + 1)
             if not losses:
@@ -305,6 +317,22 @@ def tune_and_train(
 
     The tuning summary is stored in ``model.metadata_["tuning"]`` and written by
     :meth:`~geo_crime.forecast.model.KerasForecaster.save`.
+
+    Parameters
+    ----------
+    cube : Cube
+        The training panel.
+    config : ForecastConfig, default DEFAULT_CONFIG
+        Fixed settings; the tuned ones are replaced.
+    seed : int, default 0
+        Seed of the search and of the final fit.
+    **tune_options
+        Further arguments of :func:`tune` (``space``, ``max_trials``, ``max_seconds`` ...).
+
+    Returns
+    -------
+    KerasForecaster
+        Fitted with the best configuration.
     """
     result = tune(cube, config=config, seed=seed, **tune_options)
     model = KerasForecaster(result.best_config, seed=seed).fit(cube)

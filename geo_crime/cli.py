@@ -375,9 +375,10 @@ def evaluate(
 ) -> None:
     """Backtest the Keras model and every baseline (rolling origin, no look-ahead)."""
     from geo_crime.cube import Cube
-    from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG, write_forecast_report
+    from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
     from geo_crime.forecast import evaluate as backtest
     from geo_crime.io_utils import check_output_path
+    from geo_crime.report.forecast import write_forecast_report
 
     check_output_path(output, inputs=[cube_file], folder=True)
     loaded = Cube.load(cube_file)

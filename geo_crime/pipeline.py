@@ -460,10 +460,11 @@ def _forecast(
     The full forecast table goes to the study's analysis folder; the public one has no
     prediction for suppressed units. The returned table is the public one.
     """
-    from geo_crime.forecast import evaluate, predict_next, train, write_forecast_report
+    from geo_crime.forecast import evaluate, predict_next, train
     from geo_crime.forecast.origin import forecast_origin
     from geo_crime.io_utils import write_table
     from geo_crime.privacy import public_tables
+    from geo_crime.report.forecast import write_forecast_report
 
     settings, seed = study.settings, run.settings.seed
     config = settings.keras_config()

@@ -35,12 +35,12 @@ from geo_crime.forecast import (
     reproduce_study,
     train,
     tune,
-    write_forecast_report,
 )
 from geo_crime.forecast.features import eligible_cells, history_ok
 from geo_crime.forecast.model import training_blocks
 from geo_crime.forecast.registry import forecaster_class, known_names
 from geo_crime.forecast.study import StudyConv1D
+from geo_crime.report.forecast import write_forecast_report
 from tests.conftest import h3_units
 from tests.forecast_cubes import synthetic_cube
 

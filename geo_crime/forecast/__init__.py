@@ -29,7 +29,7 @@ Modules
     Rolling-origin backtest (:func:`evaluate`).
 :mod:`~geo_crime.forecast.tuning`
     keras-tuner random search under a time budget, before the test window.
-:mod:`~geo_crime.forecast.report`
+:mod:`~geo_crime.report.forecast`
     Markdown/JSON tables and figures of a backtest (:func:`write_forecast_report`).
 
 Imports run one way: panel, features, then baselines, network, blocks and calibration, then model,
@@ -41,6 +41,7 @@ Examples
 On a cube (see :func:`geo_crime.make_cube`)::
 
     from geo_crime.forecast import FAST_CONFIG, evaluate, predict_next, train
+    from geo_crime.report.forecast import write_forecast_report
     model = train(cube, config=FAST_CONFIG, seed=0)
     table = predict_next(model, cube)
     result = evaluate(cube, n_origins=12, refit_every=4, config=FAST_CONFIG)
@@ -71,7 +72,6 @@ from geo_crime.forecast.model import (
 )
 from geo_crime.forecast.panel import TARGETS, unit_areas
 from geo_crime.forecast.registry import known_names, make_forecaster, register
-from geo_crime.forecast.report import write_forecast_report
 from geo_crime.forecast.study import StudyConv1D, StudyResult, reproduce_study
 from geo_crime.forecast.tuning import TuningResult, tune, tune_and_train
 
@@ -111,5 +111,4 @@ __all__ = [
     "tune",
     "tune_and_train",
     "unit_areas",
-    "write_forecast_report",
 ]

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from geo_crime.errors import GeoCrimeError
+from geo_crime.progress import BarReporter, reporting
 
 app = typer.Typer(
     name="geo-crime",
@@ -45,6 +46,10 @@ def main(
 ) -> None:
     """Geospatial analytics for Los Angeles crime."""
     _state["debug"] = debug
+    if debug:  # TensorFlow's logs too (see geo_crime.forecast.network.import_keras)
+        import os
+
+        os.environ["GEO_CRIME_DEBUG"] = "1"
     import warnings
 
     def one_line(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
@@ -354,7 +359,8 @@ def train(
 
         model = tune_and_train(loaded, config=config, max_trials=tune_trials, seed=seed)
     else:
-        model = train_model(loaded, config=config, seed=seed)
+        with BarReporter("train", console) as bar, reporting(bar):
+            model = train_model(loaded, config=config, seed=seed)
     path = model.save(output)
     typer.echo(f"saved model to {path}")
 
@@ -383,15 +389,16 @@ def evaluate(
     check_output_path(output, inputs=[cube_file], folder=True)
     loaded = Cube.load(cube_file)
     chosen = [m.strip() for m in models.split(",")] if models else None
-    result = backtest(
-        loaded,
-        models=chosen,
-        n_origins=origins,
-        refit_every=refit_every,
-        config=FAST_CONFIG if fast else DEFAULT_CONFIG,
-        seed=seed,
-        name=cube_file.stem,
-    )
+    with BarReporter("backtest", console) as bar, reporting(bar):
+        result = backtest(
+            loaded,
+            models=chosen,
+            n_origins=origins,
+            refit_every=refit_every,
+            config=FAST_CONFIG if fast else DEFAULT_CONFIG,
+            seed=seed,
+            name=cube_file.stem,
+        )
     files = write_forecast_report(result, output)
     columns = [c for c in ("n", "mae", "rmse", "pai_5", "pei_5") if c in result.metrics.columns]
     typer.echo(result.metrics[columns].round(3).to_string())

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from rich.console import Console
 
+from geo_crime import progress
 from geo_crime.cube import FREQUENCIES
 from geo_crime.errors import DataError
 from geo_crime.privacy import hidden_mask
@@ -407,7 +408,11 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     forecast_table = None
     lines_forecast: list[str] = []
     if settings.forecast:
-        with stage(f"{name}: forecast {spec}"):
+        with (
+            stage(f"{name}: forecast {spec}"),
+            progress.BarReporter(f"forecast {spec}") as bar,
+            progress.reporting(bar),
+        ):
             try:
                 forecast_table, backtest, files = _forecast(
                     cube, label, study, run, suppressed=suppressed

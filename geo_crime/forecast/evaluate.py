@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_crime import progress as progress_report
 from geo_crime.cube import Cube
 from geo_crime.errors import DataError, ModelError
 from geo_crime.forecast.baselines import Forecaster
@@ -457,12 +458,18 @@ def evaluate(
     unit_ids = cube.unit_ids
     frames = []
     timings: dict[str, dict[str, float]] = {}
+    blocks_per_model = -(-len(origins) // refit_every)
+    total_fits, fits_done = blocks_per_model * len(forecasters), 0
     for model in forecasters:
         fit_s = pred_s = 0.0
         n_fits = 0
         parts = []
         for b in range(0, len(origins), refit_every):
             block = origins[b : b + refit_every]
+            progress_report.fits(
+                fits_done, total_fits, f"{model.name}, origin {cube.periods[block[0]].date()}"
+            )
+            fits_done += 1
             t0 = time.perf_counter()
             fitted = model.clone().fit(cube.select_periods(slice(0, block[0] + 1)))
             fit_s += time.perf_counter() - t0
@@ -488,6 +495,7 @@ def evaluate(
                         }
                     )
                 )
+        progress_report.fits(fits_done, total_fits, model.name)
         if progress is not None:
             progress(f"{model.name}: {n_fits} fits in {fit_s:.1f} s, predictions in {pred_s:.1f} s")
         timings[model.name] = {

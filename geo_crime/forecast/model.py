@@ -89,6 +89,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -356,6 +357,7 @@ class KerasForecaster(Forecaster):
         network = build_network(rows.X.shape[1], cfg)
         history: dict[str, list[float]] = {}
         best_epoch = cfg.max_epochs
+        epochs_seen = _epoch_reporter(keras, cfg.max_epochs)
         if blocks.validation.any():
             stop = keras.callbacks.EarlyStopping(
                 monitor=monitored_loss(cfg),
@@ -372,7 +374,7 @@ class KerasForecaster(Forecaster):
                 ),
                 epochs=cfg.max_epochs,
                 batch_size=cfg.batch_size,
-                callbacks=[stop],
+                callbacks=[stop, epochs_seen],
                 shuffle=True,
                 verbose=0,
             )
@@ -387,6 +389,7 @@ class KerasForecaster(Forecaster):
                 network_targets(y[final_mask], cfg.intervals),
                 epochs=best_epoch,
                 batch_size=cfg.batch_size,
+                callbacks=[_epoch_reporter(keras, best_epoch)],
                 shuffle=True,
                 verbose=0,
             )
@@ -623,3 +626,14 @@ def predict_next(model: Forecaster, cube: Cube) -> pd.DataFrame:
             "history_complete": ok,
         }
     )
+
+
+def _epoch_reporter(keras: ModuleType, max_epochs: int) -> Any:
+    """A Keras callback reporting each finished epoch to :mod:`geo_crime.progress`."""
+    from geo_crime import progress
+
+    class EpochReporter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            progress.epoch(epoch + 1, max_epochs)
+
+    return EpochReporter()

@@ -207,15 +207,24 @@ FAST_CONFIG = ForecastConfig(
 def import_keras() -> ModuleType:
     """Import Keras (TensorFlow backend) quietly, on first use only.
 
+    TensorFlow's C++ log (``TF_CPP_MIN_LOG_LEVEL=3``: not even its spurious graph "errors") and
+    its Python logger (errors only) are silenced, unless ``GEO_CRIME_DEBUG`` is set (the CLI's
+    ``--debug`` sets it) or the user chose a log level already.
+
     Returns
     -------
     module
         The ``keras`` package.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug = bool(os.environ.get("GEO_CRIME_DEBUG"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
+    if not debug:
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
     return keras
 
 

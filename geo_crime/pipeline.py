@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from rich.console import Console
 
-from geo_crime import progress
+from geo_crime import progress, report
 from geo_crime.cube import FREQUENCIES
 from geo_crime.errors import DataError
 from geo_crime.privacy import hidden_mask
@@ -47,13 +47,6 @@ if TYPE_CHECKING:
     from geo_crime.coverage import CoverageResult
     from geo_crime.cube import Cube
     from geo_crime.stats import StatisticResult
-
-ANALYSIS_NOTE = """\
-Files in this folder are for analysis, not for publication: incidents.parquet holds victim-level
-fields (age, sex, descent) and the cubes and statistic tables hold exact small counts. Publish
-only what is under public/ (maps, GIS layers with small counts suppressed, figures) and the
-report.
-"""
 
 
 @dataclass
@@ -139,7 +132,6 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
     from geo_crime.coverage import check_coverage
     from geo_crime.ingest import load_incidents
     from geo_crime.io_utils import atomic_write_text, write_table
-    from geo_crime.report import build_report
 
     result = RunResult(folder)
 
@@ -157,7 +149,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
         result.files.append(write_table(incidents, path))
         result.files.append(cleaning.write_json(folder / "cleaning_report.json"))
         # victim-level rows stay in analysis/; only aggregated layers go to public/
-        atomic_write_text(folder / "analysis" / "README.txt", ANALYSIS_NOTE)
+        atomic_write_text(folder / "analysis" / "README.txt", report.ANALYSIS_NOTE)
 
     with stage("division check"):
         from geo_crime.units import incidents_outside_division
@@ -186,9 +178,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
         sections.append(study_result.markdown)
 
     with stage("report"):
-        from geo_crime.report import markdown_to_html
-
-        text = build_report(
+        text = report.build_report(
             incidents=incidents,
             cleaning=cleaning,
             coverage=coverage,
@@ -204,7 +194,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
         )
         # only the figures this run wrote are embedded, whatever a path in the text says
         figures = {p for p in result.files if p.suffix == ".png"}
-        html = markdown_to_html(
+        html = report.markdown_to_html(
             text, base=folder, title=f"geo_crime run {settings.name}", images=figures
         )
         result.files.append(atomic_write_text(folder / "report.html", html))

@@ -18,6 +18,7 @@ from geo_crime.report.markdown import markdown_table, markdown_to_html, md_code,
 from geo_crime.severity import SEVERITY_VERSION
 
 __all__ = [
+    "ANALYSIS_NOTE",
     "LIMITATIONS",
     "build_report",
     "data_summary",
@@ -26,6 +27,14 @@ __all__ = [
     "md_code",
     "md_text",
 ]
+
+#: The note beside the analysis files of a run (``analysis/README.txt``).
+ANALYSIS_NOTE = """\
+Files in this folder are for analysis, not for publication: incidents.parquet holds victim-level
+fields (age, sex, descent) and the cubes and statistic tables hold exact small counts. Publish
+only what is under public/ (maps, GIS layers with small counts suppressed, figures) and the
+report.
+"""
 
 LIMITATIONS = """\
 ## Limitations and responsible use

@@ -298,7 +298,8 @@ def _is_forecaster_name(value: object) -> bool:
 
 _MEASURES = ("severity", "count", "harm", "rate")
 
-#: (test, expected type in words) of every setting; the words go into the error message.
+#: (test, expected type in words) of every setting; the words go into the error message (a
+#: callable gives them only when needed, e.g. the forecaster names, which import the registry).
 RUN_SCHEMA: dict[str, tuple] = {
     "name": (lambda v: isinstance(v, str), "a name of letters, digits, '_' and '-'"),
     "inputs": (
@@ -345,7 +346,7 @@ STUDY_SCHEMA: dict[str, tuple] = {
     "lags": (lambda v: _is_int(v) and 0 <= v <= 60, "an integer from 0 to 60"),
     "forecast_models": (
         lambda v: isinstance(v, list) and all(_is_forecaster_name(m) for m in v),
-        "a list of forecaster names: " + ", ".join(_forecaster_names()),
+        lambda: "a list of forecaster names: " + ", ".join(_forecaster_names()),
     ),
     "forecast_origins": (lambda v: _is_int(v) and 1 <= v <= 1_000, "an integer from 1 to 1000"),
     "refit_every": (lambda v: _is_int(v) and 1 <= v <= 100, "an integer from 1 to 100"),
@@ -366,6 +367,7 @@ def _checked(section: dict, schema: dict[str, tuple], where: str) -> dict:
     for key, value in section.items():
         test, expected = schema[key]
         if not test(value):
+            expected = expected() if callable(expected) else expected  # worded when needed
             raise ConfigError(
                 f"{where}: {key} must be {expected}, got {value!r} ({type(value).__name__})"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 import geopandas as gpd
@@ -70,3 +71,20 @@ def incidents(tmp_path_factory) -> pd.DataFrame:
     require_data()
     frame, _ = load_incidents(default_crime_inputs(), cache=tmp_path_factory.mktemp("incidents"))
     return frame
+
+
+@pytest.fixture
+def server(records):
+    """A fake open-data API on 127.0.0.1 serving the module's ``records``, checked for
+    protocol violations when the test ends (test_fetch, test_fetch_integrity)."""
+    from tests.test_fetch import running_server
+
+    with running_server(records) as httpd:
+        yield httpd
+    assert httpd.violations == []
+
+
+@pytest.fixture
+def opener() -> urllib.request.OpenerDirector:
+    """An opener that ignores proxy variables: requests go straight to 127.0.0.1."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))

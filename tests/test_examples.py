@@ -12,6 +12,9 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
+from geo_crime.errors import ConfigError
 from geo_crime.forecast.registry import make_forecaster
 from geo_crime.pipeline import run_pipeline
 from geo_crime.settings import RunSettings
@@ -69,3 +72,14 @@ def test_the_daily_division_panel_runs_with_the_original_study_beside_it(tmp_pat
     report = next((result.folder / "public" / "divisions_2024_daily").rglob("*.md")).read_text()
     assert "The original study's protocol (80/20 split" in report
     assert "2024-01-01 .. 2024-02-29" in report  # the days complete for all 21 divisions
+
+
+def test_an_unknown_forecaster_in_a_config_is_refused_naming_the_known_ones(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[[study]]\nname = "a"\nforecast_models = ["arima"]\n')
+    with pytest.raises(
+        ConfigError,
+        match=r"forecast_models must be a list of forecaster names: "
+        r"keras, gbm, .*got \['arima'\]",
+    ):
+        RunSettings.from_sources(config_file=config)

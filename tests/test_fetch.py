@@ -302,19 +302,6 @@ def running_server(records: list[dict]) -> Iterator[FakeSocrata]:
         thread.join(5)
 
 
-@pytest.fixture
-def server(records):
-    with running_server(records) as httpd:
-        yield httpd
-    assert httpd.violations == []
-
-
-@pytest.fixture
-def opener() -> urllib.request.OpenerDirector:
-    """An opener that ignores proxy variables: requests go straight to 127.0.0.1."""
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def by_id(records: list[dict]) -> list[dict]:
     """Records in ``dr_no`` order, as the client pages and writes them."""
     return sorted(records, key=lambda r: r["dr_no"])

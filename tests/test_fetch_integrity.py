@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.request
 
 import pandas as pd
 import pytest
@@ -30,7 +29,6 @@ from tests.test_fetch import (
     by_id,
     fetch,
     read_ndjson,
-    running_server,
 )
 
 
@@ -43,18 +41,6 @@ def records() -> list[dict]:
     out = api_records(raw)
     assert len(out) == len({r["dr_no"] for r in out}) == N_ROWS
     return out
-
-
-@pytest.fixture
-def server(records):
-    with running_server(records) as httpd:
-        yield httpd
-    assert httpd.violations == []
-
-
-@pytest.fixture
-def opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def ids(rows: list[dict]) -> list[str]:

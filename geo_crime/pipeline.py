@@ -261,6 +261,8 @@ class _Study:
     where: str
     analysis_folder: Path
     public_folder: Path
+    outlines: gpd.GeoDataFrame  # the study's divisions
+    rd_outlines: gpd.GeoDataFrame  # the study's reporting districts
 
 
 @dataclass
@@ -290,6 +292,8 @@ def _run_study(
         where,
         run.folder / "analysis" / study.name,
         run.folder / "public" / study.name,
+        _in_areas(run.layers.divisions, areas),
+        run.layers.rds(areas),
     )
     current.analysis_folder.mkdir(parents=True, exist_ok=True)
     current.public_folder.mkdir(parents=True, exist_ok=True)
@@ -323,8 +327,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
 
     settings, stage, name = study.settings, run.stage, study.settings.name
     label = unit_label(spec)
-    outlines = _in_areas(run.layers.divisions, study.areas)
-    rd_outlines = run.layers.rds(study.areas)
+    outlines, rd_outlines = study.outlines, study.rd_outlines
     written: list[Path] = []
     with stage(f"{name}: units {spec}"):
         if spec.startswith("h3"):

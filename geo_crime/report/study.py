@@ -143,24 +143,6 @@ def forecast_section(
         "today."
     )
     lines.append("")
-    lines.append(
-        f"Units with the highest forecast severity (severity points in the {word} starting "
-        f"{period}; 80% interval in brackets):"
-    )
-    lines.append("")
-    lines.append("| rank | unit | division | forecast | interval |")
-    lines.append("| --- | --- | --- | --- | --- |")
-    for rank, row in enumerate(ranked.head(10).itertuples(index=False), start=1):
-        division = "" if "area" not in ranked or pd.isna(row.area) else int(row.area)
-        if divisions is not None and division != "":
-            division = f"{_place(divisions, row.unit_id)} ({division})"
-        lower = getattr(row, "lower", float("nan"))
-        upper = getattr(row, "upper", float("nan"))
-        interval = "" if pd.isna(lower) else f"{lower:.0f}-{upper:.0f}"
-        lines.append(
-            f"| {rank} | {md_text(row.unit_id)} | {division} | {row.prediction:.0f} | {interval} |"
-        )
-    lines.append("")
     n_forecast = int(ranked["prediction"].notna().sum())
     hidden = int(ranked["suppressed"].sum()) if "suppressed" in ranked else 0
     if n_forecast < len(ranked):
@@ -171,11 +153,34 @@ def forecast_section(
             "completely recorded, so no model can be trusted there."
         )
         lines.append("")
-    ranked = ranked.dropna(subset=["prediction"])
+    lines.append(
+        f"Units with the highest forecast severity, of the {n_forecast:,} with a published "
+        f"forecast (severity points in the {word} starting {period}; 80% interval in "
+        "brackets):"
+    )
+    lines.append("")
+    lines.append("| rank | unit | division | forecast | interval |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    forecast_units = ranked.dropna(subset=["prediction"])
+    for rank, row in enumerate(forecast_units.head(10).itertuples(index=False), start=1):
+        division = "" if "area" not in ranked or pd.isna(row.area) else int(row.area)
+        if divisions is not None and division != "":
+            division = f"{_place(divisions, row.unit_id)} ({division})"
+        lower = getattr(row, "lower", float("nan"))
+        upper = getattr(row, "upper", float("nan"))
+        interval = "" if pd.isna(lower) else f"{lower:.0f}-{upper:.0f}"
+        lines.append(
+            f"| {rank} | {md_text(row.unit_id)} | {division} | {row.prediction:.0f} | {interval} |"
+        )
+    lines.append("")
+    ranked = forecast_units
     if "area" in ranked and ranked["area"].notna().any():
         by_division = ranked.dropna(subset=["area"]).groupby("area")
+        n_study = int(units["area"].nunique()) if "area" in units else 0
         lines.append(
-            "By division: the units to prioritise first (the top 10% of each "
+            f"By division ({by_division.ngroups} of the study's {n_study} divisions have a "
+            "published forecast; the others are not listed): the units to prioritise first (the "
+            "top 10% of each "
             "division's units by forecast) and the share of the division's forecast "
             f"severity for the {word} starting {period} they hold:"
         )

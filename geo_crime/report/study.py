@@ -177,10 +177,14 @@ def forecast_section(
     if "area" in ranked and ranked["area"].notna().any():
         by_division = ranked.dropna(subset=["area"]).groupby("area")
         n_study = int(units["area"].nunique()) if "area" in units else 0
+        listed = (
+            f" ({by_division.ngroups} of the study's {n_study} divisions have a published "
+            "forecast; the others are not listed)"
+            if by_division.ngroups < n_study
+            else ""
+        )
         lines.append(
-            f"By division ({by_division.ngroups} of the study's {n_study} divisions have a "
-            "published forecast; the others are not listed): the units to prioritise first (the "
-            "top 10% of each "
+            f"By division{listed}: the units to prioritise first (the top 10% of each "
             "division's units by forecast) and the share of the division's forecast "
             f"severity for the {word} starting {period} they hold:"
         )

@@ -458,7 +458,7 @@ def _forecast(
     The full forecast table goes to the study's analysis folder; the public one has no
     prediction for suppressed units. The returned table is the public one.
     """
-    from geo_crime.forecast import evaluate, predict_next, train
+    from geo_crime.forecast import KerasForecaster, evaluate, predict_next
     from geo_crime.forecast.origin import forecast_origin
     from geo_crime.io_utils import write_table
     from geo_crime.privacy import public_tables
@@ -481,7 +481,10 @@ def _forecast(
         from geo_crime.forecast import reproduce_study
 
         original = reproduce_study(
-            cube, seed=seed, epochs=30 if settings.forecast_config == "fast" else 50
+            cube,
+            seed=seed,
+            epochs=30 if settings.forecast_config == "fast" else 50,
+            ours={"keras": KerasForecaster(config, seed=seed)},
         )
         result.extra[report_study.original_study_title(original.info)] = (
             original.metrics.reset_index()
@@ -491,7 +494,9 @@ def _forecast(
     files = write_forecast_report(result, folder / f"forecast_{label}")
     origin = forecast_origin(cube, data_end=data_end)
     recent = cube.select_periods(slice(0, origin.index + 1))
-    model = train(recent, config=config, seed=seed)
+    # the final model starts from the last backtest network (when the configuration warm-starts)
+    warm = result.last_fits.get("keras") if config.warm_start else None
+    model = KerasForecaster(config, seed=seed).fit(recent, warm_start=warm)
     table = predict_next(model, recent)
     table.insert(2, "last_complete_period", str(origin.period.date()))
     table.insert(3, "data_end", str(pd.Timestamp(data_end).date()))

@@ -71,7 +71,9 @@ __all__ = [
     "MovingAverage",
     "SeasonalNaive",
     "SpatialSmoothing",
+    "ROLLING_BASELINES",
     "recent_mean",
+    "rolling_baseline",
 ]
 
 
@@ -212,6 +214,51 @@ def recent_mean(values: np.ndarray, complete: np.ndarray, window: int | None) ->
     total = np.where(complete, values, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+#: Baselines :func:`rolling_baseline` computes at every origin at once.
+ROLLING_BASELINES = ("last", "ma4", "ma8", "ma13", "hist_mean")
+
+
+def rolling_baseline(name: str, values: np.ndarray, complete: np.ndarray) -> np.ndarray:
+    """A simple baseline's forecast made at every origin of a panel, in one pass.
+
+    Column ``t`` is the forecast of period ``t + 1`` from periods ``<= t``: exactly what the
+    baseline's :meth:`Forecaster.predict` gives on ``cube.select_periods(slice(0, t + 1))``
+    (incomplete cells left out, NaN where no complete cell is in the window).
+
+    Parameters
+    ----------
+    name : {"last", "ma<window>", "hist_mean"}
+        The baseline.
+    values : numpy.ndarray
+        ``(n_units, n_periods)`` target values.
+    complete : numpy.ndarray
+        ``(n_units, n_periods)`` coverage mask.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_units, n_periods)`` forecasts.
+    """
+    values = np.asarray(values, dtype=float)
+    complete = np.asarray(complete, dtype=bool)
+    if name == "last":
+        return np.where(complete, values, np.nan)
+    if name == "hist_mean":
+        window = None
+    elif name.startswith("ma") and name[2:].isdigit() and int(name[2:]) >= 1:
+        window = int(name[2:])
+    else:
+        raise ModelError(f"no rolling form of baseline {name!r}; use one of {ROLLING_BASELINES}")
+    zero = np.zeros((values.shape[0], 1))
+    total = np.concatenate([zero, np.cumsum(np.where(complete, values, 0.0), axis=1)], axis=1)
+    count = np.concatenate([zero, np.cumsum(complete, axis=1)], axis=1)
+    end = np.arange(1, values.shape[1] + 1)
+    start = np.zeros_like(end) if window is None else np.maximum(end - window, 0)
+    n = count[:, end] - count[:, start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (total[:, end] - total[:, start]) / np.maximum(n, 1), np.nan)
 
 
 class LastPeriod(Forecaster):

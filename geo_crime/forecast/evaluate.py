@@ -160,6 +160,8 @@ class BacktestResult:
         division numbers; empty when the units carry none), ``covers_study_area`` (at least
         half of the units scored at every origin) and ``pai_reported`` (the shares whose PAI is
         reported).
+    last_fits : dict
+        Each model as fitted at the last refit (the warm start of a final model); not saved.
     """
 
     name: str
@@ -177,6 +179,7 @@ class BacktestResult:
     tuning: dict[str, Any] | None = None
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     scope: dict[str, Any] = field(default_factory=dict)
+    last_fits: dict[str, Forecaster] = field(default_factory=dict, repr=False)
 
     def comparison(self, reference: str = "keras") -> pd.DataFrame:
         """How ``reference`` fares against every other model on MAE and PAI@5%.
@@ -457,6 +460,7 @@ def evaluate(
         )
     unit_ids = cube.unit_ids
     frames = []
+    last_fits: dict[str, Forecaster] = {}
     timings: dict[str, dict[str, float]] = {}
     blocks_per_model = -(-len(origins) // refit_every)
     total_fits, fits_done = blocks_per_model * len(forecasters), 0
@@ -464,6 +468,8 @@ def evaluate(
         fit_s = pred_s = 0.0
         n_fits = 0
         parts = []
+        previous = None
+        warm = isinstance(model, KerasForecaster) and model.config.warm_start
         for b in range(0, len(origins), refit_every):
             block = origins[b : b + refit_every]
             progress_report.fits(
@@ -471,7 +477,12 @@ def evaluate(
             )
             fits_done += 1
             t0 = time.perf_counter()
-            fitted = model.clone().fit(cube.select_periods(slice(0, block[0] + 1)))
+            window = cube.select_periods(slice(0, block[0] + 1))
+            if warm:
+                fitted = model.clone().fit(window, warm_start=previous)
+            else:
+                fitted = model.clone().fit(window)
+            previous = fitted
             fit_s += time.perf_counter() - t0
             n_fits += 1
             for t in block:
@@ -496,6 +507,7 @@ def evaluate(
                     )
                 )
         progress_report.fits(fits_done, total_fits, model.name)
+        last_fits[model.name] = previous
         if progress is not None:
             progress(f"{model.name}: {n_fits} fits in {fit_s:.1f} s, predictions in {pred_s:.1f} s")
         timings[model.name] = {
@@ -542,6 +554,7 @@ def evaluate(
         timings=timings,
         tuning=tuning_summary,
         scope=scope,
+        last_fits=last_fits,
     )
 
 

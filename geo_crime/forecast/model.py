@@ -82,6 +82,7 @@ working.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -97,7 +98,7 @@ import pandas as pd
 
 from geo_crime.cube import Cube
 from geo_crime.errors import ModelError
-from geo_crime.forecast.baselines import Forecaster
+from geo_crime.forecast.baselines import Forecaster, rolling_baseline
 from geo_crime.forecast.blocks import TrainingBlocks, training_blocks
 from geo_crime.forecast.calibration import (
     NO_CALIBRATION,
@@ -118,7 +119,7 @@ from geo_crime.forecast.network import (
     network_targets,
     seed_everything,
 )
-from geo_crime.forecast.panel import history_ok, next_period
+from geo_crime.forecast.panel import history_ok, next_period, target_values
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -222,7 +223,7 @@ class KerasForecaster(Forecaster):
         cfg = self.config
         return FeatureBuilder(target=cfg.target, lags=cfg.lags, **cfg.feature_options())
 
-    def fit(self, cube: Cube) -> KerasForecaster:
+    def fit(self, cube: Cube, *, warm_start: KerasForecaster | None = None) -> KerasForecaster:
         """Train on the eligible rows of the training cube; calibrate on held-out rows.
 
         The rows are split by time (:func:`training_blocks`); the final networks are trained on
@@ -233,6 +234,11 @@ class KerasForecaster(Forecaster):
         ----------
         cube : Cube
             The training window; its coverage mask restricts the rows.
+        warm_start : KerasForecaster, optional
+            A fitted model of the same configuration (e.g. the previous origin's): its networks
+            are the starting point instead of fresh weights, when the features and the base
+            agree; early stopping then decides how many more epochs help, and the network is
+            kept only where it beats its starting point on the validation block.
 
         Returns
         -------
@@ -247,7 +253,28 @@ class KerasForecaster(Forecaster):
         y = rows.y / self.builder_.target_scale_
         blocks = training_blocks(rows.origin, cfg)
         self.blocks_ = blocks
-        members = [self._train_member(rows, y, blocks, self.seed + k) for k in range(cfg.ensemble)]
+        self.base_model_ = None
+        base_losses: dict[str, float] = {}
+        if cfg.correction:
+            candidates = self._candidate_bases(cube, rows)
+            chosen_on = blocks.validation if blocks.validation.any() else blocks.final_training
+            base_losses = {
+                name: _point_loss(rows.y[chosen_on], values[chosen_on], cfg.point_loss)
+                for name, values in candidates.items()
+            }
+            self.base_model_ = min(base_losses, key=base_losses.__getitem__)
+            rows = self._with_bases(rows, candidates)
+        starts: list[list[np.ndarray] | None] = [None] * cfg.ensemble
+        if warm_start is not None and self._can_start_from(warm_start, rows):
+            starts = [
+                warm_start.networks_[k % len(warm_start.networks_)].get_weights()
+                for k in range(cfg.ensemble)
+            ]
+        self.warm_started_ = starts[0] is not None
+        members = [
+            self._train_member(rows, y, blocks, self.seed + k, starts[k])
+            for k in range(cfg.ensemble)
+        ]
         # inference runs on fresh copies of the trained networks (no optimizer, no traced training
         # graph): exactly the networks load() rebuilds, so saved and loaded models agree bit for bit
         self.networks_ = []
@@ -280,8 +307,11 @@ class KerasForecaster(Forecaster):
             "heldout_interval_coverage": None,
             "calibration_interval_coverage": None,
             "early_stopping_loss": float(np.mean([min(m[1][monitored_loss(cfg)]) for m in members]))
-            if blocks.validation.any()
+            if blocks.validation.any() and all(m[1] for m in members)
             else None,
+            "base_model": self.base_model_,
+            "base_validation_loss": {k: round(v, 6) for k, v in base_losses.items()},
+            "warm_started": self.warm_started_,
         }
         if cfg.intervals and len(heldout):
             lower, upper = apply_calibration(self.calibration_, mean, raw_lower, raw_upper)
@@ -320,6 +350,7 @@ class KerasForecaster(Forecaster):
             "config": cfg.to_dict(),
             "hyperparameters": cfg.hyperparameters(),
             "seed": self.seed,
+            "base_model": self.base_model_,
             "versions": _versions(),
             "metrics": metrics,
             "calibration": {
@@ -338,27 +369,75 @@ class KerasForecaster(Forecaster):
         }
         return self
 
+    def _candidate_bases(self, cube: Cube, rows: FeatureMatrix) -> dict[str, np.ndarray]:
+        """Every candidate base's forecast for each row (its target period), NaN as zero."""
+        y = target_values(cube, self.config.target)
+        complete = np.asarray(cube.complete, dtype=bool)
+        return {
+            name: np.nan_to_num(rolling_baseline(name, y, complete)[rows.unit, rows.origin])
+            for name in self.config.base_models
+        }
+
+    def _with_bases(self, rows: FeatureMatrix, candidates: dict[str, np.ndarray]) -> FeatureMatrix:
+        """Rows whose base is the chosen baseline (scaled) and whose features add every
+        candidate's forecast as ``log1p(forecast / s)``."""
+        scale = self.builder_.target_scale_
+        extra = np.column_stack([np.log1p(np.maximum(v, 0.0) / scale) for v in candidates.values()])
+        return dataclasses.replace(
+            rows,
+            X=np.concatenate([rows.X, extra.astype(rows.X.dtype)], axis=1),
+            base=(np.maximum(candidates[self.base_model_], 0.0) / scale).astype(np.float32),
+            names=[*rows.names, *(f"base_{name}" for name in candidates)],
+        )
+
+    def _can_start_from(self, previous: KerasForecaster, rows: FeatureMatrix) -> bool:
+        """``previous`` is fitted with the same configuration, features and base."""
+        return (
+            hasattr(previous, "networks_")
+            and previous.config == self.config
+            and list(previous.metadata_.get("features", [])) == list(rows.names)
+            and getattr(previous, "base_model_", None) == self.base_model_
+        )
+
     def _train_member(
         self,
         rows: FeatureMatrix,
         y: np.ndarray,
         blocks: TrainingBlocks,
         seed: int,
+        start_weights: list[np.ndarray] | None = None,
     ) -> tuple[list[np.ndarray], dict[str, list[float]], int]:
         """Train one network; returns its weights, loss history and best epoch.
 
         Early stopping trains on ``blocks.fit`` and monitors ``blocks.validation``; with
         ``blocks.refit`` (or without a validation block) the network is then retrained from the
-        same seed on ``blocks.final_training``. The calibration block is never passed to Keras.
+        same seed (and the same starting weights) on ``blocks.final_training``. The calibration
+        block is never passed to Keras. The correction model, and any warm-started network,
+        keeps its starting weights (best epoch 0) when no epoch beats them on the validation
+        block.
         """
         cfg = self.config
         keras = import_keras()
         seed_everything(seed, deterministic=cfg.deterministic)
         network = build_network(rows.X.shape[1], cfg)
+        if start_weights is not None:
+            network.set_weights(start_weights)
+        initial = network.get_weights()
+        guarded = cfg.correction or start_weights is not None
         history: dict[str, list[float]] = {}
         best_epoch = cfg.max_epochs
         epochs_seen = _epoch_reporter(keras, cfg.max_epochs)
         if blocks.validation.any():
+            validation = (
+                network_inputs(rows, blocks.validation),
+                network_targets(y[blocks.validation], cfg.intervals),
+            )
+            start_loss = np.inf
+            if guarded:
+                scores = network.evaluate(
+                    *validation, batch_size=cfg.batch_size, verbose=0, return_dict=True
+                )
+                start_loss = float(scores[monitored_loss(cfg).removeprefix("val_")])
             stop = keras.callbacks.EarlyStopping(
                 monitor=monitored_loss(cfg),
                 patience=cfg.patience,
@@ -368,10 +447,7 @@ class KerasForecaster(Forecaster):
             fitted = network.fit(
                 network_inputs(rows, blocks.fit),
                 network_targets(y[blocks.fit], cfg.intervals),
-                validation_data=(
-                    network_inputs(rows, blocks.validation),
-                    network_targets(y[blocks.validation], cfg.intervals),
-                ),
+                validation_data=validation,
                 epochs=cfg.max_epochs,
                 batch_size=cfg.batch_size,
                 callbacks=[stop, epochs_seen],
@@ -379,11 +455,17 @@ class KerasForecaster(Forecaster):
                 verbose=0,
             )
             history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
-            best_epoch = int(np.argmin(history[monitored_loss(cfg)])) + 1
-        if blocks.refit or not blocks.validation.any():
+            losses = history[monitored_loss(cfg)]
+            best_epoch = int(np.argmin(losses)) + 1
+            if guarded and min(losses) >= start_loss:
+                network.set_weights(initial)
+                best_epoch = 0
+        if (blocks.refit or not blocks.validation.any()) and best_epoch > 0:
             final_mask = blocks.final_training
             seed_everything(seed, deterministic=cfg.deterministic)
             network = build_network(rows.X.shape[1], cfg)
+            if start_weights is not None:
+                network.set_weights(start_weights)
             network.fit(
                 network_inputs(rows, final_mask),
                 network_targets(y[final_mask], cfg.intervals),
@@ -439,6 +521,8 @@ class KerasForecaster(Forecaster):
         """
         self._check_fitted()
         rows = self.builder_.transform(cube)
+        if self.config.correction:
+            rows = self._with_bases(rows, self._candidate_bases(cube, rows))
         mean, lower, upper = self._raw_predict(rows)
         bad = ~rows.valid
         return (
@@ -542,9 +626,10 @@ class KerasForecaster(Forecaster):
             raise ModelError(f"{folder}: incomplete model metadata ({exc!r})") from None
         model = cls(config, seed=int(meta.get("seed", 0)))
         model.builder_ = builder
+        model.base_model_ = meta.get("base_model")
         model.networks_ = []
         for k in sorted(members):
-            network = build_network(len(model.builder_.names_), config)
+            network = build_network(len(model.builder_.names_) + len(config.base_models), config)
             try:
                 network.set_weights(members[k])
             except ValueError as exc:
@@ -626,6 +711,15 @@ def predict_next(model: Forecaster, cube: Cube) -> pd.DataFrame:
             "history_complete": ok,
         }
     )
+
+
+def _point_loss(actual: np.ndarray, forecast: np.ndarray, loss: str) -> float:
+    """Mean point loss of a forecast: absolute error (``median``) or Poisson deviance."""
+    actual = np.asarray(actual, dtype=float)
+    forecast = np.maximum(np.asarray(forecast, dtype=float), 1e-9)
+    if loss == "median":
+        return float(np.mean(np.abs(actual - forecast)))
+    return float(np.mean(forecast - actual * np.log(forecast)))
 
 
 def _epoch_reporter(keras: ModuleType, max_epochs: int) -> Any:

@@ -249,8 +249,13 @@ def reproduce_study(
     layout: str = "divisions",
     target: str = "severity",
     seed: int = 0,
+    ours: dict[str, Forecaster] | None = None,
 ) -> StudyResult:
     """Run the original study's protocol on a division x day cube, with naive baselines.
+
+    ``ours`` adds this project's forecasters to the same protocol: each is fitted on the same
+    training days (its own validation blocks inside them) and forecasts the same test days from
+    their history, so the table sets the study's network, the 7-day mean and ours side by side.
 
     Parameters
     ----------
@@ -270,6 +275,9 @@ def reproduce_study(
         The measure forecast.
     seed : int, default 0
         Random seed.
+    ours : dict of str to Forecaster, optional
+        More (unfitted) forecasters, by the name their column gets, e.g.
+        ``{"keras": KerasForecaster(config)}``.
 
     Returns
     -------
@@ -288,7 +296,13 @@ def reproduce_study(
         )
     model = StudyConv1D(window, layout=layout, epochs=epochs, seed=seed, target=target)
     model.fit(days.select_periods(slice(0, split)))
-    naive = {"last_day": LastPeriod(target=target), "mean_7d": MovingAverage(7, target=target)}
+    naive: dict[str, Forecaster] = {
+        "last_day": LastPeriod(target=target),
+        "mean_7d": MovingAverage(7, target=target),
+    }
+    training = days.select_periods(slice(0, split))
+    fitted_ours = {name: m.clone().fit(training) for name, m in (ours or {}).items()}
+    naive.update(fitted_ours)
     y = target_values(days, target)
     rows = []
     for t in range(split - 1, T - 1):  # origins whose next day is a test day
@@ -307,7 +321,7 @@ def reproduce_study(
     table = pd.DataFrame(rows)
     scale = pd.Series(model.range_, index=days.unit_ids)
     metrics = {}
-    for name in ("study_conv1d", "last_day", "mean_7d"):
+    for name in ("study_conv1d", "last_day", "mean_7d", *fitted_ours):
         ok = table[name].notna()
         part = table.loc[ok]
         m = point_metrics(part["actual"].to_numpy(), part[name].to_numpy())
@@ -328,6 +342,7 @@ def reproduce_study(
         "epochs": epochs,
         "training_windows": model.n_windows_,
         "test_forecasts": int(metrics["study_conv1d"]["n"]),
+        "ours": list(fitted_ours),
         "seed": seed,
     }
     return StudyResult(

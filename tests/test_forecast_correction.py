@@ -17,6 +17,7 @@ from geo_crime.coverage import check_coverage
 from geo_crime.cube import Cube, build_cube
 from geo_crime.forecast import FAST_CONFIG, KerasForecaster, evaluate, reproduce_study
 from geo_crime.forecast.baselines import ROLLING_BASELINES, rolling_baseline
+from geo_crime.forecast.correction import candidate_bases, with_bases
 from geo_crime.forecast.network import network_inputs
 from geo_crime.forecast.panel import target_values
 from geo_crime.forecast.registry import make_forecaster
@@ -48,8 +49,8 @@ def divisions_daily(tmp_path_factory) -> Cube:
 def _validation_mae(model: KerasForecaster, cube: Cube) -> tuple[float, float]:
     """MAE of the fitted network and of its chosen base on the validation block's rows."""
     rows = model.builder_.training_rows(cube)
-    candidates = model._candidate_bases(cube, rows)
-    rows = model._with_bases(rows, candidates)
+    candidates = candidate_bases(cube, rows, model.config.base_models, "severity")
+    rows = with_bases(rows, candidates, model.base_model_, model.builder_.target_scale_)
     keep = model.blocks_.validation
     out = model.networks_[0](network_inputs(rows, keep), training=False)
     forecast = np.asarray(out["mean"], dtype=float)[:, 0] * model.builder_.target_scale_

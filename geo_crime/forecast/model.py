@@ -5,15 +5,13 @@ Model
 One feed-forward network (TensorFlow backend) is trained on the feature rows of **all** units
 (:class:`~geo_crime.forecast.features.FeatureBuilder`: the unit's last ``L`` periods and those of
 its spatial lag, its long-run mean and its neighbours', calendar features of the target period,
-log population and the division one-hot when known). It predicts a non-negative mean
-
-    mu = s * exp(w * log(m / s + eps) + g(x))
-
-where ``m`` is the unit's historical mean, ``s`` the training mean of the target, ``w`` a weight
-initialised at one and ``g`` a ReLU network whose last layer starts at zero: an untrained model
-forecasts the historical mean, and training learns a multiplicative correction from recent history,
-the neighbourhood, the season and the division. The loss is the Poisson deviance (appropriate for
-counts, and a quasi-likelihood for severity and harm sums); ``exp`` keeps forecasts positive.
+log population and the division one-hot when known). The default is the **correction model**
+(``config.base_models``, :mod:`geo_crime.forecast.correction`): the candidate baseline with the
+lowest point loss on the validation block is the base ``b`` and the forecast is
+``b * exp(g(x))``, ``g`` a ReLU network whose last layer starts at zero, kept only where it beats
+``b`` on the validation block. Without base models it is ``s * exp(w * log(m / s + eps) + g(x))``
+(``m`` the historical mean, ``s`` the target scale, ``w`` starting at one). The point loss is the
+absolute error (a median forecast, the default) or the Poisson deviance (a mean).
 
 Prediction intervals. Two extra heads give the 10% and 90% quantiles (an 80% interval) as
 ``lower = mu * sigmoid(a(x))`` and ``upper = mu * (1 + softplus(b(x)))``, trained with the pinball
@@ -82,7 +80,6 @@ working.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -98,7 +95,7 @@ import pandas as pd
 
 from geo_crime.cube import Cube
 from geo_crime.errors import ModelError
-from geo_crime.forecast.baselines import Forecaster, rolling_baseline
+from geo_crime.forecast.baselines import Forecaster
 from geo_crime.forecast.blocks import TrainingBlocks, training_blocks
 from geo_crime.forecast.calibration import (
     NO_CALIBRATION,
@@ -107,6 +104,7 @@ from geo_crime.forecast.calibration import (
     interval_coverage,
     split_half_coverage,
 )
+from geo_crime.forecast.correction import candidate_bases, point_loss, with_bases
 from geo_crime.forecast.features import FeatureBuilder, FeatureMatrix
 from geo_crime.forecast.network import (
     DEFAULT_CONFIG,
@@ -119,7 +117,7 @@ from geo_crime.forecast.network import (
     network_targets,
     seed_everything,
 )
-from geo_crime.forecast.panel import history_ok, next_period, target_values
+from geo_crime.forecast.panel import history_ok, next_period
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -235,10 +233,8 @@ class KerasForecaster(Forecaster):
         cube : Cube
             The training window; its coverage mask restricts the rows.
         warm_start : KerasForecaster, optional
-            A fitted model of the same configuration (e.g. the previous origin's): its networks
-            are the starting point instead of fresh weights, when the features and the base
-            agree; early stopping then decides how many more epochs help, and the network is
-            kept only where it beats its starting point on the validation block.
+            A fitted model of the same configuration, features and base (e.g. the previous
+            origin's): its networks are the start, kept unless training beats them.
 
         Returns
         -------
@@ -256,14 +252,14 @@ class KerasForecaster(Forecaster):
         self.base_model_ = None
         base_losses: dict[str, float] = {}
         if cfg.correction:
-            candidates = self._candidate_bases(cube, rows)
+            candidates = candidate_bases(cube, rows, cfg.base_models, cfg.target)
             chosen_on = blocks.validation if blocks.validation.any() else blocks.final_training
             base_losses = {
-                name: _point_loss(rows.y[chosen_on], values[chosen_on], cfg.point_loss)
+                name: point_loss(rows.y[chosen_on], values[chosen_on], cfg.point_loss)
                 for name, values in candidates.items()
             }
             self.base_model_ = min(base_losses, key=base_losses.__getitem__)
-            rows = self._with_bases(rows, candidates)
+            rows = with_bases(rows, candidates, self.base_model_, self.builder_.target_scale_)
         starts: list[list[np.ndarray] | None] = [None] * cfg.ensemble
         if warm_start is not None and self._can_start_from(warm_start, rows):
             starts = [
@@ -368,27 +364,6 @@ class KerasForecaster(Forecaster):
             "fit_seconds": round(self.fit_seconds_, 3),
         }
         return self
-
-    def _candidate_bases(self, cube: Cube, rows: FeatureMatrix) -> dict[str, np.ndarray]:
-        """Every candidate base's forecast for each row (its target period), NaN as zero."""
-        y = target_values(cube, self.config.target)
-        complete = np.asarray(cube.complete, dtype=bool)
-        return {
-            name: np.nan_to_num(rolling_baseline(name, y, complete)[rows.unit, rows.origin])
-            for name in self.config.base_models
-        }
-
-    def _with_bases(self, rows: FeatureMatrix, candidates: dict[str, np.ndarray]) -> FeatureMatrix:
-        """Rows whose base is the chosen baseline (scaled) and whose features add every
-        candidate's forecast as ``log1p(forecast / s)``."""
-        scale = self.builder_.target_scale_
-        extra = np.column_stack([np.log1p(np.maximum(v, 0.0) / scale) for v in candidates.values()])
-        return dataclasses.replace(
-            rows,
-            X=np.concatenate([rows.X, extra.astype(rows.X.dtype)], axis=1),
-            base=(np.maximum(candidates[self.base_model_], 0.0) / scale).astype(np.float32),
-            names=[*rows.names, *(f"base_{name}" for name in candidates)],
-        )
 
     def _can_start_from(self, previous: KerasForecaster, rows: FeatureMatrix) -> bool:
         """``previous`` is fitted with the same configuration, features and base."""
@@ -522,7 +497,8 @@ class KerasForecaster(Forecaster):
         self._check_fitted()
         rows = self.builder_.transform(cube)
         if self.config.correction:
-            rows = self._with_bases(rows, self._candidate_bases(cube, rows))
+            candidates = candidate_bases(cube, rows, self.config.base_models, self.config.target)
+            rows = with_bases(rows, candidates, self.base_model_, self.builder_.target_scale_)
         mean, lower, upper = self._raw_predict(rows)
         bad = ~rows.valid
         return (
@@ -711,15 +687,6 @@ def predict_next(model: Forecaster, cube: Cube) -> pd.DataFrame:
             "history_complete": ok,
         }
     )
-
-
-def _point_loss(actual: np.ndarray, forecast: np.ndarray, loss: str) -> float:
-    """Mean point loss of a forecast: absolute error (``median``) or Poisson deviance."""
-    actual = np.asarray(actual, dtype=float)
-    forecast = np.maximum(np.asarray(forecast, dtype=float), 1e-9)
-    if loss == "median":
-        return float(np.mean(np.abs(actual - forecast)))
-    return float(np.mean(forecast - actual * np.log(forecast)))
 
 
 def _epoch_reporter(keras: ModuleType, max_epochs: int) -> Any:

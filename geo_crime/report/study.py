@@ -72,6 +72,43 @@ def _place(divisions: pd.Series | None, unit_id: object) -> str:
     return md_text(divisions.get(str(unit_id), "")) if divisions is not None else ""
 
 
+def recommendation(metrics: pd.DataFrame, bar: float = 0.97) -> str:
+    """Which forecast to use for a panel, by name, from its backtest metrics.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        One row per model with ``mae`` (and ``pai_5``).
+    bar : float, default 0.97
+        Keras must have at most this share of the best other model's MAE to be recommended
+        outright.
+
+    Returns
+    -------
+    str
+        One sentence naming the model to use.
+    """
+    others = metrics.drop(index="keras", errors="ignore")
+    if "keras" not in metrics.index or others.empty:
+        return "No comparison: fewer than two models were scored."
+    best = str(others["mae"].astype(float).idxmin())
+    ratio = float(metrics.at["keras", "mae"]) / float(others.at[best, "mae"])
+    if ratio <= bar:
+        return (
+            f"Use the Keras forecast: its backtest MAE is {1 - ratio:.0%} below the best "
+            f"other model's ({best})."
+        )
+    if ratio < 1:
+        return (
+            f"The Keras forecast is {1 - ratio:.1%} better than {best} on MAE, less than the 3% "
+            f"that would justify a network over a baseline: {best} is as good a choice."
+        )
+    return (
+        f"Use {best} for this panel: it has the lowest backtest MAE, and the Keras forecast "
+        f"does not beat it ({ratio:.2f} x its MAE)."
+    )
+
+
 def forecast_section(
     spec, cube, units, table, backtest, label, divisions: pd.Series | None = None
 ) -> list[str]:
@@ -87,7 +124,9 @@ def forecast_section(
         "incomplete periods excluded); lower MAE is better. PAI@k is the share of next-period "
         "severity in the top k% of the scored area chosen by the model, divided by k%. "
         "Coverage 80% is the share of actual values inside the model's 80% interval (0.80 is "
-        "right; lower means the intervals are too narrow)."
+        "right; lower means the intervals are too narrow). The Keras forecast corrects the "
+        "best simple baseline on recent weeks and is a median (the typical value, which is what "
+        "a low MAE rewards); the baselines are means."
     )
     lines.append("")
     lines.append("| model | MAE | RMSE | Poisson dev. | PAI@1% | PAI@5% | PAI@10% | coverage 80% |")
@@ -105,6 +144,7 @@ def forecast_section(
     lines.append(
         "- Where a simple baseline does as well, prefer it: it is cheaper and easier to explain."
     )
+    lines.append(f"- {recommendation(metrics)}")
     lines.append("")
     keras = metrics.loc["keras"]
     reported = [k for k in (1, 5, 10) if pd.notna(keras.get(f"pai_{k}"))]

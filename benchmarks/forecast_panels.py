@@ -239,8 +239,9 @@ def write_markdown(results: dict[str, dict], path: Path, command: str) -> Path:
         f"MAE: Keras clears the 0.97 bar on {mae_passes} of {len(results)} panels. PAI@5%: the bar "
         "is the highest of seven or eight other models on each panel, a maximum over noisy "
         f"scores; Keras is at most {gap} below it where PAI is reported. Coverage of the 80% "
-        "interval: in zero-heavy panels (West LA H3-9, most cell-weeks empty) every interval that contains zero covers all the empty weeks, so "
-        "coverage cannot come down to 80% there.",
+        "interval: in zero-heavy panels (West LA H3-9, most cell-weeks empty) every interval "
+        "that contains zero covers all the empty weeks, so coverage cannot come down to 80% "
+        "there.",
         "",
     ]
     for key, r in results.items():

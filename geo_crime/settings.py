@@ -55,7 +55,10 @@ class StudySettings:
         Forecasters to backtest, by registry name (``keras``, ``gbm``, ``ma8``...; empty: the
         default list of :func:`geo_crime.forecast.evaluate`).
     forecast_origins, refit_every
-        Rolling origins of the backtest, and how often the models are refitted.
+        Rolling origins of the backtest, and how often the models are refitted. The defaults
+        (8 and 8) train each model once per panel: the eight origins are forecast from their
+        own history with the weights learnt at the first, and the final model warm-starts from
+        that network.
     tune_trials, tune_seconds
         Keras tuning budget on the periods before the first origin (0 trials: no tuning).
     reproduce_study
@@ -75,7 +78,7 @@ class StudySettings:
     lags: int = 0
     forecast_models: list[str] = field(default_factory=list)
     forecast_origins: int = 8
-    refit_every: int = 4
+    refit_every: int = 8
     tune_trials: int = 0
     tune_seconds: float = 0.0
     reproduce_study: bool = False

@@ -142,3 +142,21 @@ def test_the_original_studys_table_sets_its_network_the_7_day_mean_and_ours_side
     ]
     assert table.at["mean_7d", "mae"] == pytest.approx(np.mean(errors), rel=1e-9)
     assert np.isfinite(table.at["keras", "mae"]) and table.at["keras", "mae"] > 0
+
+
+def test_the_report_names_the_model_to_use_for_levels_and_for_ranking():
+    import pandas as pd
+
+    from geo_crime.report.study import ranking_recommendation, recommendation
+
+    metrics = pd.DataFrame(
+        {"mae": [51.05, 51.33, 52.66], "pai_5": [7.79, 7.75, 7.82]},
+        index=["keras", "hist_mean", "gbm"],
+    )
+    assert recommendation(metrics).startswith("The Keras forecast is 0.5% better than hist_mean")
+    assert "gbm ranked places best" in ranking_recommendation(metrics)
+    metrics.loc["keras"] = [40.0, 7.9]
+    assert recommendation(metrics).startswith("Use the Keras forecast: its backtest MAE is 22%")
+    assert ranking_recommendation(metrics) is None
+    metrics.loc["keras"] = [60.0, 7.9]
+    assert recommendation(metrics).startswith("Use hist_mean for this panel")

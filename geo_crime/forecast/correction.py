@@ -21,7 +21,7 @@ from geo_crime.forecast.baselines import rolling_baseline
 from geo_crime.forecast.features import FeatureMatrix
 from geo_crime.forecast.panel import target_values
 
-__all__ = ["candidate_bases", "point_loss", "with_bases"]
+__all__ = ["candidate_bases", "keras_point_loss", "point_loss", "with_bases"]
 
 
 def candidate_bases(
@@ -104,3 +104,26 @@ def point_loss(actual: np.ndarray, forecast: np.ndarray, loss: str) -> float:
     if loss == "median":
         return float(np.mean(np.abs(actual - forecast)))
     return float(np.mean(forecast - actual * np.log(forecast)))
+
+
+def keras_point_loss(scaled_actual: np.ndarray, scaled_forecast: object, loss: str) -> float:
+    """The point head's loss exactly as Keras reports it (``val_mean_loss``), in NumPy.
+
+    Parameters
+    ----------
+    scaled_actual : numpy.ndarray
+        Targets divided by the target scale.
+    scaled_forecast : array-like
+        The network's ``mean`` output, ``(n, 1)``.
+    loss : {"median", "poisson"}
+        Pinball loss at 0.5, or Keras's Poisson loss ``mean(f - y * log(f + 1e-7))``.
+
+    Returns
+    -------
+    float
+    """
+    y = np.asarray(scaled_actual, dtype=np.float32)
+    f = np.asarray(scaled_forecast, dtype=np.float32).reshape(-1)
+    if loss == "median":
+        return float(np.mean(0.5 * np.abs(y - f)))
+    return float(np.mean(f - y * np.log(f + np.float32(1e-7))))

@@ -104,7 +104,12 @@ from geo_crime.forecast.calibration import (
     interval_coverage,
     split_half_coverage,
 )
-from geo_crime.forecast.correction import candidate_bases, point_loss, with_bases
+from geo_crime.forecast.correction import (
+    candidate_bases,
+    keras_point_loss,
+    point_loss,
+    with_bases,
+)
 from geo_crime.forecast.features import FeatureBuilder, FeatureMatrix
 from geo_crime.forecast.network import (
     DEFAULT_CONFIG,
@@ -262,10 +267,8 @@ class KerasForecaster(Forecaster):
             rows = with_bases(rows, candidates, self.base_model_, self.builder_.target_scale_)
         starts: list[list[np.ndarray] | None] = [None] * cfg.ensemble
         if warm_start is not None and self._can_start_from(warm_start, rows):
-            starts = [
-                warm_start.networks_[k % len(warm_start.networks_)].get_weights()
-                for k in range(cfg.ensemble)
-            ]
+            nets = warm_start.networks_
+            starts = [nets[k % len(nets)].get_weights() for k in range(cfg.ensemble)]
         self.warm_started_ = starts[0] is not None
         members = [
             self._train_member(rows, y, blocks, self.seed + k, starts[k])
@@ -386,10 +389,8 @@ class KerasForecaster(Forecaster):
 
         Early stopping trains on ``blocks.fit`` and monitors ``blocks.validation``; with
         ``blocks.refit`` (or without a validation block) the network is then retrained from the
-        same seed (and the same starting weights) on ``blocks.final_training``. The calibration
-        block is never passed to Keras. The correction model, and any warm-started network,
-        keeps its starting weights (best epoch 0) when no epoch beats them on the validation
-        block.
+        same seed and start on ``blocks.final_training`` (never the calibration block). The
+        correction model and a warm start keep their start (best epoch 0) unless beaten.
         """
         cfg = self.config
         keras = import_keras()
@@ -408,11 +409,9 @@ class KerasForecaster(Forecaster):
                 network_targets(y[blocks.validation], cfg.intervals),
             )
             start_loss = np.inf
-            if guarded:
-                scores = network.evaluate(
-                    *validation, batch_size=cfg.batch_size, verbose=0, return_dict=True
-                )
-                start_loss = float(scores[monitored_loss(cfg).removeprefix("val_")])
+            if guarded:  # the starting network's validation loss, as Keras computes it
+                start = network(validation[0], training=False)["mean"]
+                start_loss = keras_point_loss(y[blocks.validation], start, cfg.point_loss)
             stop = keras.callbacks.EarlyStopping(
                 monitor=monitored_loss(cfg),
                 patience=cfg.patience,

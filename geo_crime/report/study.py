@@ -109,6 +109,35 @@ def recommendation(metrics: pd.DataFrame, bar: float = 0.97) -> str:
     )
 
 
+def ranking_recommendation(metrics: pd.DataFrame) -> str | None:
+    """Which model ranked places best (harm-weighted PAI@5%), when it is not Keras.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        One row per model with ``pai_5``.
+
+    Returns
+    -------
+    str or None
+        A sentence naming the better-ranking model; None when Keras ranks best (ties
+        included) or PAI@5% is not reported.
+    """
+    if "pai_5" not in metrics or "keras" not in metrics.index:
+        return None
+    pai = metrics["pai_5"].astype(float).dropna()
+    if "keras" not in pai.index or len(pai) < 2:
+        return None
+    best = str(pai.drop(index="keras").idxmax())
+    if pai[best] <= pai["keras"] * (1 + 1e-3):
+        return None
+    return (
+        f"To choose where to act, {best} ranked places best in the backtest (harm-weighted "
+        f"PAI@5% {pai[best]:.2f} against the Keras forecast's {pai['keras']:.2f}): use its "
+        "ranking, or both side by side."
+    )
+
+
 def forecast_section(
     spec, cube, units, table, backtest, label, divisions: pd.Series | None = None
 ) -> list[str]:
@@ -145,6 +174,9 @@ def forecast_section(
         "- Where a simple baseline does as well, prefer it: it is cheaper and easier to explain."
     )
     lines.append(f"- {recommendation(metrics)}")
+    ranking = ranking_recommendation(metrics)
+    if ranking:
+        lines.append(f"- {ranking}")
     lines.append("")
     keras = metrics.loc["keras"]
     reported = [k for k in (1, 5, 10) if pd.notna(keras.get(f"pai_{k}"))]

@@ -292,6 +292,7 @@ UNIT_ATTRIBUTES: tuple[str, ...] = (
     "unit_id",
     "unit_type",
     "name",
+    "place",
     "area",
     "area_km2",
     "bureau",

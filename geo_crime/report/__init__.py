@@ -85,6 +85,9 @@ def build_report(
     inputs: Sequence[Path] = (),
     sections: Sequence[str] = (),
     division_check=None,
+    findings: Sequence[dict] = (),
+    outputs: Sequence[Path] = (),
+    folder: Path | None = None,
 ) -> str:
     """Assemble the Markdown report.
 
@@ -104,14 +107,19 @@ def build_report(
     division_check
         Optional :class:`~geo_crime.units.DivisionCheck` (incidents located outside the division
         they are recorded in).
+    findings
+        :func:`geo_crime.report.findings.unit_findings` of every study and unit type: the
+        report opens with them (key findings, then contents and links to the outputs).
+    outputs, folder
+        The files the run wrote and its folder: the public maps, GIS layers, figures and tables
+        are linked at the top.
 
     Returns
     -------
     str
         Markdown text.
     """
-    parts = ["# geo_crime run report", ""]
-    parts.append("## Data")
+    parts = ["## Data"]
     parts.append(f"{len(incidents):,} incidents from {len(inputs)} file(s).")
     parts.append("")
     parts.append(markdown_table(data_summary(incidents)))
@@ -217,4 +225,17 @@ def build_report(
         parts.append(section.rstrip())
         parts.append("")
     parts.append(LIMITATIONS)
-    return "\n".join(parts)
+    body = "\n".join(parts)
+    from geo_crime.report.findings import (
+        contents_lines,
+        coverage_caveats,
+        key_findings_lines,
+        output_links,
+    )
+
+    head = ["# geo_crime run report", ""]
+    head += key_findings_lines(findings, coverage_caveats(coverage))
+    links = output_links(outputs, folder) if folder is not None else []
+    head += contents_lines("\n".join(links) + "\n" + body)
+    head += links
+    return "\n".join(head) + "\n" + body

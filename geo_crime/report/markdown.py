@@ -62,6 +62,31 @@ h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; 
 """
 
 
+def heading_anchor(title: str) -> str:
+    """The HTML anchor of a report heading: lower case, punctuation dropped, spaces as hyphens.
+
+    Parameters
+    ----------
+    title : str
+        The heading's text (Markdown code marks are dropped too).
+
+    Returns
+    -------
+    str
+        E.g. ``"Units h3:8"`` -> ``"units-h38"``.
+    """
+    text = re.sub(r"[^\w\- ]", "", title.lower().replace("`", ""))
+    return re.sub(r"\s+", "-", text.strip())
+
+
+def unique_anchor(anchor: str, seen: dict[str, int]) -> str:
+    """``anchor``, or ``anchor-2``, ``anchor-3`` ... when it was seen before (``seen`` is
+    updated): two studies' ``Units rd`` headings get distinct anchors, in document order."""
+    count = seen.get(anchor, 0) + 1
+    seen[anchor] = count
+    return anchor if count == 1 else f"{anchor}-{count}"
+
+
 def markdown_to_html(
     text: str,
     *,
@@ -110,6 +135,15 @@ def markdown_to_html(
         return f'src="data:image/png;base64,{data}"'
 
     body = re.sub(r'src="([^"]*)"', inline, body)
+
+    seen: dict[str, int] = {}
+
+    def anchored(match: re.Match) -> str:
+        words = html.unescape(re.sub(r"<[^>]+>", "", match.group(2)))
+        anchor = unique_anchor(heading_anchor(words), seen)
+        return f'<h{match.group(1)} id="{anchor}">{match.group(2)}</h{match.group(1)}>'
+
+    body = re.sub(r"<h([23])>(.*?)</h\1>", anchored, body)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head>"

@@ -72,6 +72,15 @@ def _place(divisions: pd.Series | None, unit_id: object) -> str:
     return md_text(divisions.get(str(unit_id), "")) if divisions is not None else ""
 
 
+def _unit_cell(labels: pd.Series | None, unit_id: object, drop: str = "") -> str:
+    """A unit's cell in a report table: its place label (``Downtown (Central) - 88...``), or
+    its id when there are no labels; ``drop`` removes a division the table already names."""
+    if labels is None:
+        return md_text(unit_id)
+    text = str(labels.get(str(unit_id), unit_id))
+    return md_text(text.replace(f" ({drop})", "") if drop else text)
+
+
 def recommendation(metrics: pd.DataFrame, bar: float = 0.97) -> str:
     """Which forecast to use for a panel, by name, from its backtest metrics.
 
@@ -139,9 +148,20 @@ def ranking_recommendation(metrics: pd.DataFrame) -> str | None:
 
 
 def forecast_section(
-    spec, cube, units, table, backtest, label, divisions: pd.Series | None = None
+    spec,
+    cube,
+    units,
+    table,
+    backtest,
+    label,
+    divisions: pd.Series | None = None,
+    labels: pd.Series | None = None,
 ) -> list[str]:
-    """Forecast accuracy and resource-allocation recommendations for one unit type."""
+    """Forecast accuracy and resource-allocation recommendations for one unit type.
+
+    ``divisions`` names each unit's division and ``labels`` gives its place label (see
+    :func:`geo_crime.units.places.place_labels`); with labels, tables name units by place.
+    """
     metrics = pd.DataFrame(backtest["metrics"]).T
     lines = [f"#### Forecast and recommendations ({md_code(spec)})", ""]
     if metrics.empty or "keras" not in metrics.index:
@@ -231,8 +251,12 @@ def forecast_section(
         "brackets):"
     )
     lines.append("")
-    lines.append("| rank | unit | division | forecast | interval |")
-    lines.append("| --- | --- | --- | --- | --- |")
+    if labels is not None:
+        lines.append("| rank | place | forecast | interval |")
+        lines.append("| --- | --- | --- | --- |")
+    else:
+        lines.append("| rank | unit | division | forecast | interval |")
+        lines.append("| --- | --- | --- | --- | --- |")
     forecast_units = ranked.dropna(subset=["prediction"])
     for rank, row in enumerate(forecast_units.head(10).itertuples(index=False), start=1):
         division = "" if "area" not in ranked or pd.isna(row.area) else int(row.area)
@@ -241,9 +265,12 @@ def forecast_section(
         lower = getattr(row, "lower", float("nan"))
         upper = getattr(row, "upper", float("nan"))
         interval = "" if pd.isna(lower) else f"{lower:.0f}-{upper:.0f}"
-        lines.append(
-            f"| {rank} | {md_text(row.unit_id)} | {division} | {row.prediction:.0f} | {interval} |"
+        where = (
+            _unit_cell(labels, row.unit_id)
+            if labels is not None
+            else f"{md_text(row.unit_id)} | {division}"
         )
+        lines.append(f"| {rank} | {where} | {row.prediction:.0f} | {interval} |")
     lines.append("")
     ranked = forecast_units
     if "area" in ranked and ranked["area"].notna().any():
@@ -270,9 +297,9 @@ def forecast_section(
             top = group.head(k)
             total = group["prediction"].sum()
             share = top["prediction"].sum() / total if total > 0 else float("nan")
-            names = ", ".join(md_text(u) for u in top["unit_id"].head(3))
-            names += " ..." if k > 3 else ""
             name = _place(divisions, group["unit_id"].iloc[0])
+            names = ", ".join(_unit_cell(labels, u, drop=name) for u in top["unit_id"].head(3))
+            names += " ..." if k > 3 else ""
             division = f"{name} ({int(area)})" if name else str(int(area))
             lines.append(f"| {division} | {len(group)} | {names} | {share:.0%} |")
         lines.append("")
@@ -287,9 +314,10 @@ def forecast_section(
 
 
 def top_rate_lines(
-    cube, units, k: int = 10, k_anonymity: int = 3, suppressed=None, divisions=None
+    cube, units, k: int = 10, k_anonymity: int = 3, suppressed=None, divisions=None, labels=None
 ) -> list[str]:
-    """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`)."""
+    """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`); with
+    ``labels`` (place labels by unit id) units are named by place."""
     from geo_crime.rates import RANKING_MIN_RESIDENTS, rate_ranking
 
     hidden = hidden_mask(suppressed, units["unit_id"]) if suppressed is not None else None
@@ -312,14 +340,19 @@ def top_rate_lines(
         "layers show. Residents are not the people exposed: places with many visitors and few "
         "residents (the airport, downtown, parks) rank high on any residential rate.",
         "",
-        f"| unit |{' division |' if divisions is not None else ''} residents | "
+        f"| {'place' if labels is not None else 'unit'} |"
+        f"{' division |' if divisions is not None and labels is None else ''} residents | "
         f"incidents (complete {word}s) | raw rate | EB-smoothed rate |",
-        "| --- |" + (" --- |" if divisions is not None else "") + " --- | --- | --- | --- |",
+        "| --- |"
+        + (" --- |" if divisions is not None and labels is None else "")
+        + " --- | --- | --- | --- |",
     ]
     for row in top.itertuples(index=False):
-        place = f" {_place(divisions, row.unit)} |" if divisions is not None else ""
+        place = (
+            f" {_place(divisions, row.unit)} |" if divisions is not None and labels is None else ""
+        )
         lines.append(
-            f"| {md_text(row.unit)} |{place} {row.residents:,.0f} | {row.incidents:,} | "
+            f"| {_unit_cell(labels, row.unit)} |{place} {row.residents:,.0f} | {row.incidents:,} | "
             f"{row.raw:.2f} | {row.smoothed:.2f} |"
         )
     lines.append("")
@@ -327,9 +360,17 @@ def top_rate_lines(
 
 
 def statistics_section(
-    spec, cube, units, unit_summary, tables, k_anonymity, suppressed=None, divisions=None
+    spec,
+    cube,
+    units,
+    unit_summary,
+    tables,
+    k_anonymity,
+    suppressed=None,
+    divisions=None,
+    labels=None,
 ) -> list[str]:
-    """Report lines for one unit type of a study."""
+    """Report lines for one unit type of a study (units named by ``labels`` when given)."""
     lines = [f"### Units {md_code(spec)}", ""]
     approx = (
         " (approximate boundaries derived from incident points)"
@@ -390,7 +431,12 @@ def statistics_section(
     lines.append("")
     lines.extend(
         top_rate_lines(
-            cube, units, k_anonymity=k_anonymity, suppressed=suppressed, divisions=divisions
+            cube,
+            units,
+            k_anonymity=k_anonymity,
+            suppressed=suppressed,
+            divisions=divisions,
+            labels=labels,
         )
     )
     if "gi" in tables:
@@ -403,13 +449,19 @@ def statistics_section(
             "exact z-scores of many units could be solved for suppressed values):"
         )
         lines.append("")
-        lines.append("| unit | division | Gi* z | class |")
-        lines.append("| --- | --- | --- | --- |")
+        if labels is not None:
+            lines.append("| place | Gi* z | class |")
+            lines.append("| --- | --- | --- |")
+        else:
+            lines.append("| unit | division | Gi* z | class |")
+            lines.append("| --- | --- | --- | --- |")
         for row in top.itertuples():
-            lines.append(
-                f"| {md_text(row.unit_id)} | {_place(divisions, row.unit_id)} | {row.gi_z:.1f} | "
-                f"{row.gi_label} |"
+            where = (
+                _unit_cell(labels, row.unit_id)
+                if labels is not None
+                else f"{md_text(row.unit_id)} | {_place(divisions, row.unit_id)}"
             )
+            lines.append(f"| {where} | {row.gi_z:.1f} | {row.gi_label} |")
         lines.append("")
     return lines
 

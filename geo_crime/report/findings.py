@@ -1,0 +1,302 @@
+"""Key findings first: the report's opening summary, its contents and links to every output.
+
+A reader of ``report.html`` should learn in half a page where harm concentrates, what is
+emerging, what the forecast says and how far to trust it, and which caveats matter, before any
+data or cleaning table. :func:`unit_findings` condenses one unit type of a study into a small dict
+(kept in ``summary.json`` too) from results already computed (no statistic is re-run), naming
+places by their labels (:func:`geo_crime.units.places.place_labels`) and leaving suppressed units
+out of every list and share. :func:`key_findings_lines` writes the summary from those dicts,
+:func:`contents_lines` the table of contents and :func:`output_links` the links to the run's
+maps, GIS layers and figures.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geo_crime.report.markdown import heading_anchor, md_text, unique_anchor
+
+__all__ = [
+    "contents_lines",
+    "coverage_caveats",
+    "key_findings_lines",
+    "output_links",
+    "unit_findings",
+]
+
+#: Emerging hot spot categories the summary calls "emerging".
+EMERGING = ("New Hot Spot", "Consecutive Hot Spot", "Intensifying Hot Spot")
+
+#: Words for the period of a cube's frequency.
+_WORD = {"D": "day", "W": "week", "M": "month"}
+
+
+def unit_findings(
+    *,
+    study: str,
+    spec: str,
+    cube: Any,
+    labels: pd.Series,
+    suppressed: pd.Series | None,
+    tables: dict[str, Any],
+    backtest: dict | None,
+    approximate: bool = False,
+    top: int = 3,
+) -> dict[str, Any]:
+    """The findings of one unit type of a study, for the summary.
+
+    Parameters
+    ----------
+    study, spec : str
+        Study name and unit specification (``h3:8``).
+    cube : Cube
+        The study's cube (severity over its completely recorded cells).
+    labels : pandas.Series
+        Place label per unit id.
+    suppressed : pandas.Series, optional
+        Suppressed units (True) by unit id: never named, never counted in a share.
+    tables : dict
+        Statistic results by name (``emerging`` is used when present).
+    backtest : dict, optional
+        The forecast summary of the run (``metrics``, ``scope``, ``next_period``).
+    approximate : bool, default False
+        The units' boundaries are approximate (derived reporting districts).
+    top : int, default 3
+        Places named.
+
+    Returns
+    -------
+    dict
+        ``top_places`` (label and share of the study's recorded severity), ``top_decile_share``
+        (share held by the 10% of units with the most), ``n_units``, ``emerging`` (labels per
+        category), ``forecast`` (verdict and scope) and ``approximate``.
+    """
+    ids = np.asarray(cube.unit_ids).astype(str)
+    hidden = (
+        suppressed.reindex(ids).fillna(True).to_numpy(dtype=bool)
+        if suppressed is not None
+        else np.zeros(len(ids), dtype=bool)
+    )
+    severity = np.where(np.asarray(cube.complete, bool), cube.values("severity"), 0.0).sum(axis=1)
+    total = float(severity.sum())
+    order = [i for i in np.argsort(-severity, kind="stable") if not hidden[i] and severity[i] > 0]
+    decile = max(1, int(np.ceil(0.1 * len(ids))))
+    findings: dict[str, Any] = {
+        "study": study,
+        "spec": spec,
+        "period": _WORD.get(cube.freq, "period"),
+        "n_units": int(len(ids)),
+        "top_places": [
+            {"label": str(labels.get(ids[i], ids[i])), "share": float(severity[i] / total)}
+            for i in order[:top]
+        ]
+        if total > 0
+        else [],
+        "top_decile_units": decile,
+        # the decile's share counts published units only: no suppressed value enters a share
+        "top_decile_share": float(severity[order[:decile]].sum() / total) if total > 0 else 0.0,
+        "approximate": bool(approximate),
+        "emerging": {},
+        "forecast": None,
+    }
+    if "emerging" in tables:
+        table = tables["emerging"].table
+        keep = ~table["unit_id"].astype(str).map(
+            lambda u: bool(suppressed.get(u, True)) if suppressed is not None else False
+        )
+        for category in EMERGING:
+            chosen = table.loc[keep & (table["category"] == category), "unit_id"].astype(str)
+            if len(chosen):
+                findings["emerging"][category] = [str(labels.get(u, u)) for u in chosen]
+    if backtest and backtest.get("metrics"):
+        from geo_crime.report.study import ranking_recommendation, recommendation
+
+        metrics = pd.DataFrame(backtest["metrics"]).T
+        scope = backtest.get("scope", {})
+        shares = scope.get("scored_share_per_origin", [])
+        findings["forecast"] = {
+            "next_period": backtest.get("next_period", ""),
+            "use": recommendation(metrics) if "keras" in metrics.index else "",
+            "ranking": ranking_recommendation(metrics) or "",
+            "scored_share": float(np.mean(shares)) if shares else None,
+            "covers_study_area": bool(scope.get("covers_study_area", False)),
+            "n_origins": len(backtest.get("origins", [])),
+        }
+    return findings
+
+
+def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) -> list[str]:
+    """The report's opening section: findings per study and unit type, then caveats.
+
+    Parameters
+    ----------
+    findings : sequence of dict
+        :func:`unit_findings` results, in report order.
+    caveats : sequence of str
+        The data caveats that matter most (coverage breaks ...), as sentences.
+
+    Returns
+    -------
+    list of str
+        Markdown lines (a ``## Key findings`` section).
+    """
+    lines = ["## Key findings", ""]
+    if not findings:
+        lines += ["No study produced unit results in this run.", ""]
+    for f in findings:
+        head = f"**{md_text(f['study'])}, {md_text(f['spec'])}** ({f['n_units']:,} units)"
+        places = "; ".join(
+            f"{md_text(p['label'])} ({p['share']:.1%})" for p in f.get("top_places", [])
+        )
+        text = [head + ":"]
+        if places:
+            text.append(
+                f"harm concentrates: the {f['top_decile_units']:,} units with the most recorded "
+                f"severity (10% of the units) hold {f['top_decile_share']:.0%} of it; the first "
+                f"are {places} (share of the study's recorded severity, completely recorded "
+                f"{f['period']}s)."
+            )
+        emerging = f.get("emerging") or {}
+        if emerging:
+            parts = []
+            for category, names in emerging.items():
+                listed = ", ".join(md_text(n) for n in names[:3])
+                more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                parts.append(
+                    f"{len(names)} {category.lower()}{'s' if len(names) > 1 else ''} "
+                    f"({listed}{more})"
+                )
+            text.append("Emerging: " + "; ".join(parts) + ".")
+        elif "emerging" in f:
+            text.append("No new, consecutive or intensifying hot spot.")
+        forecast = f.get("forecast")
+        if forecast:
+            scope = (
+                f"scored on {forecast['scored_share']:.0%} of the units per origin"
+                if forecast.get("scored_share") is not None
+                else "scope unknown"
+            )
+            if not forecast.get("covers_study_area"):
+                scope += ", not the whole study area"
+            text.append(
+                f"Forecast for the {f['period']} starting {forecast['next_period']} "
+                f"(backtest over {forecast['n_origins']} origins, {scope}): {forecast['use']}"
+                + (f" {forecast['ranking']}" if forecast.get("ranking") else "")
+            )
+        if f.get("approximate"):
+            text.append("Boundaries are approximate (derived from incident points).")
+        lines += ["- " + " ".join(text), ""]
+    if caveats:
+        lines += ["Caveats that matter most:", ""]
+        lines += [f"- {c}" for c in caveats]
+        lines.append("")
+    return lines
+
+
+def contents_lines(markdown: str) -> list[str]:
+    """A table of contents of the ``##`` and ``###`` headings of a Markdown text.
+
+    Parameters
+    ----------
+    markdown : str
+        The report text (headings are linked by the anchors the HTML report gives them).
+
+    Returns
+    -------
+    list of str
+        Markdown lines (a ``## Contents`` section).
+    """
+    lines = ["## Contents", ""]
+    # the anchors count the summary's headings too, as the HTML renderer does
+    seen = {heading_anchor("Key findings"): 1, heading_anchor("Contents"): 1}
+    for line in markdown.splitlines():
+        match = re.match(r"^(#{2,3}) (.+)$", line)
+        if not match:
+            continue
+        depth = len(match.group(1)) - 2
+        title = match.group(2).strip()
+        anchor = unique_anchor(heading_anchor(title), seen)
+        lines.append(f"{'  ' * depth}- [{title}](#{anchor})")
+    return [*lines, ""]
+
+
+def output_links(files: Sequence[Path], folder: Path) -> list[str]:
+    """Links to every map, GIS layer and figure a run wrote, relative to the run folder.
+
+    Parameters
+    ----------
+    files : sequence of pathlib.Path
+        The run's files (only those under ``public/`` are linked).
+    folder : pathlib.Path
+        The run (staging) folder.
+
+    Returns
+    -------
+    list of str
+        Markdown lines (a ``## Maps, GIS layers and figures`` section).
+    """
+    kinds = {
+        "Maps (open in a browser)": (".html",),
+        "GIS layers (QGIS, ArcGIS)": (".gpkg", ".geojson"),
+        "Figures": (".png",),
+        "Tables": (".csv",),
+    }
+    public = []
+    for path in files:
+        try:
+            rel = Path(path).resolve().relative_to(Path(folder).resolve())
+        except ValueError:
+            continue
+        if rel.parts and rel.parts[0] == "public":
+            public.append(rel)
+    lines = ["## Maps, GIS layers and figures", ""]
+    for title, suffixes in kinds.items():
+        chosen = sorted({p for p in public if p.suffix in suffixes})
+        if not chosen:
+            continue
+        lines += [f"{title}:", ""]
+        lines += [f"- [{md_text(p.as_posix())}]({p.as_posix()})" for p in chosen]
+        lines.append("")
+    return lines
+
+
+def coverage_caveats(coverage: Any) -> list[str]:
+    """The coverage breaks a reader must know about, one sentence per source.
+
+    Parameters
+    ----------
+    coverage : CoverageResult
+        The run's monthly coverage check (``table`` with ``source``, ``area``, ``period``,
+        ``complete``).
+
+    Returns
+    -------
+    list of str
+        Sentences: per source, how many area-months are not completely recorded and when; and
+        the March 2024 records-system change when the data reaches past it.
+    """
+    table = coverage.table
+    out = []
+    for source, group in table.groupby("source", sort=True):
+        bad = group.loc[~group["complete"].astype(bool)]
+        if bad.empty:
+            continue
+        first = pd.Timestamp(bad["period"].min()).strftime("%Y-%m")
+        last = pd.Timestamp(bad["period"].max()).strftime("%Y-%m")
+        out.append(
+            f"Source {md_text(source)}: {len(bad):,} of {len(group):,} area-months are not "
+            f"completely recorded ({first} to {last}); statistics and forecasts leave them out."
+        )
+    if len(table) and pd.Timestamp(table["period"].max()) >= pd.Timestamp("2024-03-01"):
+        out.append(
+            "LAPD changed records systems on 7 March 2024: the legacy data thins out area by "
+            "area after it, so city-wide 2024 results rest on the weeks before, and no trend "
+            "crosses the break."
+        )
+    return out

@@ -1,0 +1,131 @@
+"""Places by name and key findings first: labels from the real neighbourhood layer, a summary
+that names the top place of the real 2024 H3-8 study and never a suppressed unit."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+from geo_crime.coverage import check_coverage
+from geo_crime.cube import build_cube
+from geo_crime.ingest import load_incidents
+from geo_crime.report.findings import contents_lines, key_findings_lines, unit_findings
+from geo_crime.report.markdown import markdown_to_html
+from geo_crime.units import assign_units, division_names, division_units, make_units
+from geo_crime.units.places import neighbourhoods, place_labels
+from tests.shared_data import REDUCED_DIR, crime_file
+
+CITY_HALL = (34.0537, -118.2428)  # Los Angeles City Hall, Downtown, LAPD Central division
+
+
+@pytest.fixture(scope="module")
+def city_h38(tmp_path_factory):
+    rows, _ = load_incidents(crime_file(REDUCED_DIR), cache=tmp_path_factory.mktemp("r"))
+    units = make_units("h3:8", rows)
+    ids, _ = assign_units(rows, units)
+    cube = build_cube(rows, units, ids, freq="W", coverage=check_coverage(rows, freq="W"))
+    return units, cube
+
+
+def test_the_cell_of_city_hall_is_downtown_in_central(city_h38):
+    units, _ = city_h38
+    labels = place_labels(units, division_names(units, division_units()))
+    cell = h3.latlng_to_cell(*CITY_HALL, 8)
+    assert cell in labels.index
+    assert labels.at[cell, "neighbourhood"] == "Downtown"
+    assert re.fullmatch(
+        rf"Downtown( and \d+ others?)? \(Central\) - {cell}", labels.at[cell, "label"]
+    )
+    # every city cell has a neighbourhood; the labels are unique because they carry the id
+    named = (labels["neighbourhood"] != "").mean()
+    assert named > 0.98
+    assert labels["label"].is_unique
+
+
+def test_a_split_unit_names_its_majority_and_counts_the_others(tmp_path):
+    hoods = gpd.GeoDataFrame(
+        {"name": ["Alpha", "Beta", "Gamma"]},
+        geometry=[box(0, 0, 600, 1000), box(600, 0, 950, 1000), box(950, 0, 1000, 1000)],
+        crs="EPSG:3310",
+    ).to_crs(4326)
+    path = tmp_path / "hoods.geojson"
+    hoods.to_file(path, driver="GeoJSON")
+    units = gpd.GeoDataFrame(
+        {"unit_id": ["u1", "u2"], "unit_type": "h3"},
+        geometry=[box(0, 0, 1000, 1000), box(0, 0, 500, 1000)],
+        crs="EPSG:3310",
+    ).to_crs(4326)
+    table = neighbourhoods(units, path=path)
+    # u1: 60% Alpha, 35% Beta (counted), 5% Gamma (below the 10% share, not counted)
+    assert table.at["u1", "neighbourhood"] == "Alpha"
+    assert table.at["u1", "neighbourhood_share"] == pytest.approx(0.6, abs=1e-3)
+    assert table.at["u1", "other_neighbourhoods"] == 1
+    assert table.at["u2", "other_neighbourhoods"] == 0
+    labels = place_labels(units, pd.Series({"u1": "Central", "u2": ""}), path=path)
+    assert labels.at["u1", "label"] == "Alpha and 1 other (Central) - u1"
+    assert labels.at["u2", "label"] == "Alpha - u2"
+
+
+def test_the_summary_names_the_top_place_of_the_real_2024_h3_8_study(city_h38):
+    units, cube = city_h38
+    labels = place_labels(units, division_names(units, division_units()))["label"]
+    severity = np.where(cube.complete, cube.values("severity"), 0.0).sum(axis=1)
+    top = str(cube.unit_ids[int(np.argmax(severity))])
+    findings = unit_findings(
+        study="citywide_2024",
+        spec="h3:8",
+        cube=cube,
+        labels=labels,
+        suppressed=pd.Series(False, index=cube.unit_ids),
+        tables={},
+        backtest=None,
+    )
+    text = "\n".join(key_findings_lines([findings]))
+    assert findings["top_places"][0]["label"] == labels[top]
+    assert labels[top] in text
+    share = severity.max() / severity.sum()
+    assert f"({share:.1%})" in text
+    # the attack: suppress the top unit; it must vanish from the summary and from every share
+    hidden = pd.Series(False, index=cube.unit_ids)
+    hidden[top] = True
+    again = unit_findings(
+        study="citywide_2024",
+        spec="h3:8",
+        cube=cube,
+        labels=labels,
+        suppressed=hidden,
+        tables={},
+        backtest=None,
+    )
+    text = "\n".join(key_findings_lines([again]))
+    assert labels[top] not in text and top not in json.dumps(again)
+    published = np.sort(severity[cube.unit_ids != top])[::-1]
+    decile = again["top_decile_units"]
+    assert again["top_decile_share"] == pytest.approx(published[:decile].sum() / severity.sum())
+
+
+def test_every_contents_link_lands_on_a_heading_of_the_html_report(tmp_path):
+    text = "\n".join(
+        [
+            "# geo_crime run report",
+            "## Key findings",
+            *contents_lines("## Data\n## Study `a`\n### Units `rd`\n## Study `b`\n### Units `rd`"),
+            "## Data",
+            "## Study `a`",
+            "### Units `rd`",
+            "## Study `b`",
+            "### Units `rd`",
+        ]
+    )
+    html = markdown_to_html(text, base=tmp_path)
+    links = re.findall(r'href="#([^"]+)"', html)
+    ids = set(re.findall(r' id="([^"]+)"', html))
+    assert links == ["data", "study-a", "units-rd", "study-b", "units-rd-2"]
+    assert set(links) <= ids

@@ -191,7 +191,7 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
             )
         if f.get("approximate"):
             text.append("Boundaries are approximate (derived from incident points).")
-        lines += ["- " + " ".join(text), ""]
+        lines += ["- " + text[0], *(f"  - {part[0].upper()}{part[1:]}" for part in text[1:]), ""]
     if caveats:
         lines += ["Caveats that matter most:", ""]
         lines += [f"- {c}" for c in caveats]

@@ -3,6 +3,13 @@
 Every command has ``--help``. Errors a user can cause print one line (``error: ...``) on standard
 error and exit with status 1, with no traceback (``--debug`` shows it) and no partial output file:
 outputs are written to a temporary file and renamed into place only when complete.
+
+Help text names values by what they are (``--output FILE``, ``--unit SPEC``), never by Python
+type (typer's ``<bool>``, ``<path>``), and the usage line lists arguments as ``INPUTS...`` /
+``[INPUTS]...`` (not typer's ``{inputs}...``): see :class:`_CleanHelp`.
+
+Long because each command's options are declared here with their help text (typer keeps a
+command's parameters in its signature); the work itself lives in the stage modules.
 """
 
 from __future__ import annotations
@@ -17,12 +24,68 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from geo_crime.errors import GeoCrimeError
 from geo_crime.progress import BarReporter, reporting
 
+#: What a value is called in help when its option gives no ``metavar`` (typer's type names).
+_VALUE_NAMES = {
+    "str": "TEXT",
+    "int": "N",
+    "float": "NUMBER",
+    "path": "PATH",
+    "file": "FILE",
+    "directory": "FOLDER",
+}
+
+
+class _ArgumentHelp(TyperArgument):
+    """An argument shown by its name alone (``INPUTS...``), without a type column."""
+
+    def display_type_rich(self, ctx: typer.Context) -> str | None:  # noqa: D102 (typer's)
+        return None
+
+    def get_usage_pieces(self, ctx: typer.Context) -> list[str]:  # noqa: D102 (click's)
+        return [self.display_name_raw if self.required else f"[{self.display_name_raw}]"]
+
+
+def _clean_parameter(param: object, ctx: typer.Context) -> None:
+    """Give ``param`` a help name without type placeholders (once; explicit metavars win)."""
+    if isinstance(param, TyperArgument) and not isinstance(param, _ArgumentHelp):
+        param.__class__ = _ArgumentHelp  # same layout: only how it is shown changes
+        if param.metavar is None:
+            param.metavar = (param.name or "value").upper() + ("..." if param.nargs != 1 else "")
+    elif isinstance(param, TyperOption) and param.metavar is None:
+        if param.is_flag or param.count:
+            param.metavar = ""  # a flag takes no value: no '<bool>'
+        else:
+            label = param.display_type(ctx).strip("<>")
+            label = label.removeprefix("list[").removesuffix("]")
+            param.metavar = _VALUE_NAMES.get(label, label.upper())
+
+
+class _CleanHelp:
+    """Help without type placeholders, for every command and the app (mixed into typer's)."""
+
+    def get_params(self, ctx: typer.Context) -> list:  # noqa: D102 (click's)
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            _clean_parameter(param, ctx)
+        return params
+
+
+class _Command(_CleanHelp, TyperCommand):
+    """A typer command with clean help (see :class:`_CleanHelp`)."""
+
+
+class _Group(_CleanHelp, TyperGroup):
+    """The typer app with clean help (see :class:`_CleanHelp`)."""
+
+
 app = typer.Typer(
     name="geo-crime",
+    cls=_Group,
     help="Geospatial analytics for Los Angeles crime: ingest, hot spots, forecasts, maps.",
     no_args_is_help=True,
     add_completion=False,
@@ -31,18 +94,25 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 # options several commands share
-CubeArgument = Annotated[Path, typer.Argument(help="Cube Parquet from 'geo-crime cube'.")]
-SeedOption = Annotated[int, typer.Option(help="Random seed.")]
-PermutationsOption = Annotated[int, typer.Option(help="Permutations for pseudo p-values.")]
+CubeArgument = Annotated[
+    Path, typer.Argument(metavar="CUBE", help="Cube Parquet from 'geo-crime cube'.")
+]
+SeedOption = Annotated[int, typer.Option(metavar="N", help="Random seed.")]
+PermutationsOption = Annotated[
+    int, typer.Option(metavar="N", help="Permutations for pseudo p-values.")
+]
 KAnonymityOption = Annotated[
-    int, typer.Option("--k", help="Suppress counts of units with fewer incidents.")
+    int, typer.Option("--k", metavar="N", help="Suppress counts of units with fewer incidents.")
 ]
 _state = {"debug": False}
 
 
 @app.callback()
 def main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show full tracebacks on errors, and TensorFlow's logs."),
+    ] = False,
 ) -> None:
     """Geospatial analytics for Los Angeles crime."""
     _state["debug"] = debug
@@ -96,7 +166,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callabl
             with _user_errors():
                 return function(*call_args, **call_kwargs)
 
-        return app.command(*args, **kwargs)(handled)
+        return app.command(*args, cls=_Command, **kwargs)(handled)
 
     return decorate
 
@@ -123,18 +193,28 @@ def ingest(
     inputs: Annotated[
         list[str], typer.Argument(help="Crime files, folders or glob patterns (CSV/JSON, .gz).")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Incidents Parquet to write.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="FILE", help="Incidents Parquet to write.")
+    ],
     report: Annotated[
-        Path | None, typer.Option("--report", help="Write the cleaning report as JSON here.")
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Write the cleaning report as JSON here."),
     ] = None,
     mapping: Annotated[
         Path | None,
         typer.Option(
-            "--mapping", help="JSON file {source column: canonical field} for other exports."
+            "--mapping",
+            metavar="FILE",
+            help="JSON file {source column: canonical field} for other exports.",
         ),
     ] = None,
     negative_age: Annotated[
-        str, typer.Option("--negative-age", help="Negative victim ages: 'null' or 'abs'.")
+        str,
+        typer.Option(
+            "--negative-age",
+            metavar="null|abs",
+            help="Negative victim ages: null (unknown) or abs (sign dropped).",
+        ),
     ] = "null",
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first unparseable row.")
@@ -143,7 +223,9 @@ def ingest(
     min_date: Annotated[
         str,
         typer.Option(
-            "--min-date", help="Drop and count occurrences before this ISO date ('' keeps all)."
+            "--min-date",
+            metavar="DATE",
+            help="Drop and count occurrences before this ISO date ('' keeps all).",
         ),
     ] = "2010-01-01",
 ) -> None:
@@ -203,17 +285,31 @@ def coverage(
     output: Annotated[
         Path | None,
         typer.Option(
-            "-o", "--output", help="Write the (source, area, period) table (.csv or .parquet)."
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="Write the (source, area, period) table (.csv or .parquet).",
         ),
     ] = None,
     threshold: Annotated[
-        float, typer.Option(help="Incomplete below this share of the baseline.")
+        float,
+        typer.Option(
+            metavar="SHARE", help="A cell is incomplete below this share of its baseline."
+        ),
     ] = 0.6,
     freq: Annotated[
-        str, typer.Option("--freq", help="Periods judged: M (months), W (weeks) or D (days).")
+        str,
+        typer.Option(
+            "--freq", metavar="M|W|D", help="Periods judged: M (months), W (weeks) or D (days)."
+        ),
     ] = "M",
     by: Annotated[
-        str, typer.Option("--by", help="What a source is: source (schema family) or source_file.")
+        str,
+        typer.Option(
+            "--by",
+            metavar="COLUMN",
+            help="What a source is: source (schema family) or source_file.",
+        ),
     ] = "source",
 ) -> None:
     """Flag (source, area, period) cells recorded too thinly to trust (e.g. the 2024 change)."""
@@ -244,17 +340,27 @@ def coverage(
 @command()
 def cube(
     incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Cube Parquet to write.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="FILE", help="Cube Parquet to write.")
+    ],
     unit: Annotated[
-        str, typer.Option("--unit", help="h3:<5-10>, rd, division, or a polygon file path.")
+        str,
+        typer.Option(
+            "--unit",
+            metavar="SPEC",
+            help="Spatial unit: h3:<5-10>, rd, division or a polygon file.",
+        ),
     ] = "h3:8",
-    freq: Annotated[str, typer.Option("--freq", help="Period: D, W or M.")] = "W",
+    freq: Annotated[
+        str, typer.Option("--freq", metavar="D|W|M", help="Period length: day, week or month.")
+    ] = "W",
     study_area: Annotated[
         str,
         typer.Option(
             "--study-area",
-            help="data (the divisions the incidents cover), city, divisions, county, or a "
-            "polygon file: what H3 cells fill; other units keep the data's divisions with 'data'.",
+            metavar="AREA",
+            help="What H3 cells fill: data (the divisions the incidents cover), city, divisions, "
+            "county or a polygon file; other units keep the data's divisions with 'data'.",
         ),
     ] = "data",
     include_incomplete: Annotated[
@@ -297,17 +403,36 @@ def cube(
 def hotspots(
     cube_file: CubeArgument,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Result table (.geojson, .gpkg, .parquet, .csv).")
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="Result table to write (.geojson, .gpkg, .parquet, .csv).",
+        ),
     ],
-    stat: Annotated[str, typer.Option("--stat", help="moran, lisa, gi or emerging.")] = "gi",
+    stat: Annotated[
+        str,
+        typer.Option("--stat", metavar="NAME", help="Statistic: moran, lisa, gi or emerging."),
+    ] = "gi",
     measure: Annotated[
-        str, typer.Option("--measure", help="severity, count, harm, rate or cat:<category>.")
+        str,
+        typer.Option(
+            "--measure",
+            metavar="NAME",
+            help="Value tested: severity, count, harm, rate or cat:<category>.",
+        ),
     ] = "severity",
     permutations: PermutationsOption = 999,
     seed: SeedOption = 0,
-    fdr: Annotated[bool, typer.Option("--fdr", help="Benjamini-Hochberg FDR control.")] = False,
+    fdr: Annotated[
+        bool, typer.Option("--fdr", help="Control the false discovery rate (Benjamini-Hochberg).")
+    ] = False,
     time_window: Annotated[
-        int, typer.Option("--time-window", help="Emerging: neighbouring periods pooled.")
+        int,
+        typer.Option(
+            "--time-window", metavar="N", help="Emerging only: neighbouring periods pooled."
+        ),
     ] = 0,
 ) -> None:
     """Moran's I, LISA, Getis-Ord Gi* or emerging hot spots on a cube, as a table per unit."""
@@ -335,11 +460,20 @@ def hotspots(
 @command()
 def train(
     cube_file: CubeArgument,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
-    target: Annotated[str, typer.Option(help="severity, count or harm.")] = "severity",
-    fast: Annotated[bool, typer.Option("--fast", help="Small, fast configuration.")] = False,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="FOLDER", help="Model folder to write.")
+    ],
+    target: Annotated[
+        str, typer.Option(metavar="NAME", help="What to forecast: severity, count or harm.")
+    ] = "severity",
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Use the small, fast Keras configuration.")
+    ] = False,
     tune_trials: Annotated[
-        int, typer.Option("--tune", help="keras-tuner trials before training (0 = none).")
+        int,
+        typer.Option(
+            "--tune", metavar="TRIALS", help="keras-tuner trials before training (0 = none)."
+        ),
     ] = 0,
     seed: SeedOption = 0,
 ) -> None:
@@ -369,14 +503,29 @@ def train(
 def evaluate(
     cube_file: CubeArgument,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Folder for metrics (Markdown, JSON), plots.")
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FOLDER",
+            help="Folder for the metrics (Markdown, JSON) and plots.",
+        ),
     ],
-    origins: Annotated[int, typer.Option("--origins", help="Rolling forecast origins.")] = 12,
-    refit_every: Annotated[int, typer.Option(help="Refit models every k origins.")] = 4,
+    origins: Annotated[
+        int, typer.Option("--origins", metavar="N", help="Rolling forecast origins to test.")
+    ] = 12,
+    refit_every: Annotated[
+        int, typer.Option(metavar="K", help="Refit the models every K origins.")
+    ] = 4,
     models: Annotated[
-        str | None, typer.Option("--models", help="Comma-separated model names (default: all).")
+        str | None,
+        typer.Option(
+            "--models", metavar="NAMES", help="Comma-separated model names (default: all)."
+        ),
     ] = None,
-    fast: Annotated[bool, typer.Option("--fast", help="Small, fast Keras configuration.")] = False,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Use the small, fast Keras configuration.")
+    ] = False,
     seed: SeedOption = 0,
 ) -> None:
     """Backtest the Keras model and every baseline (rolling origin, no look-ahead)."""
@@ -409,8 +558,16 @@ def evaluate(
 @command()
 def predict(
     cube_file: CubeArgument,
-    model: Annotated[Path, typer.Option("--model", help="Model folder from 'geo-crime train'.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV of next-period forecasts.")],
+    model: Annotated[
+        Path,
+        typer.Option("--model", metavar="FOLDER", help="Model folder from 'geo-crime train'."),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="FILE", help="CSV of next-period forecasts to write."
+        ),
+    ],
 ) -> None:
     """Forecast each unit's next period (with 80% intervals when the model has them)."""
     from geo_crime.cube import Cube
@@ -510,13 +667,21 @@ def map_command(
 @command("export")
 def export_command(
     cube_file: CubeArgument,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="FOLDER", help="Folder to write into.")
+    ],
     formats: Annotated[
-        list[str], typer.Option("--format", help="geojson, gpkg or parquet (repeatable).")
+        list[str],
+        typer.Option(
+            "--format", metavar="FORMAT", help="File format: geojson, gpkg or parquet (repeatable)."
+        ),
     ] = ["geojson", "gpkg", "parquet"],  # noqa: B006 - typer needs a literal default
-    stats: Annotated[str, typer.Option("--stats", help="Tables: any of gi,lisa,emerging.")] = (
-        "gi,lisa,emerging"
-    ),
+    stats: Annotated[
+        str,
+        typer.Option(
+            "--stats", metavar="NAMES", help="Statistics tables: any of gi,lisa,emerging."
+        ),
+    ] = "gi,lisa,emerging",
     k_anonymity: KAnonymityOption = 3,
     permutations: PermutationsOption = 999,
     seed: SeedOption = 0,
@@ -547,17 +712,35 @@ def run(
         typer.Argument(help="Crime files/folders (default: the real data in GEO_CRIME_DATA)."),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file with run settings.")
+        Path | None,
+        typer.Option("--config", metavar="FILE", help="TOML file with run settings."),
     ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Run name (outputs/<name>/).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Run name: outputs go to <outputs>/<name>/."),
+    ] = None,
     outputs: Annotated[
-        Path | None, typer.Option("--outputs", help="Outputs folder (default: outputs/).")
+        Path | None,
+        typer.Option("--outputs", metavar="FOLDER", help="Outputs folder (default: outputs/)."),
     ] = None,
     cache: Annotated[
         bool, typer.Option(help="Use the content-keyed cache of cleaned incidents.")
     ] = True,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress, no file list: print only the output folder."
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole pipeline on the default (or given) data into outputs/<run-name>/."""
+    """Run the whole pipeline on the default (or given) data into outputs/<run-name>/.
+
+    On a terminal a live display shows the current stage and sub-step, a bar for stages that
+    count their steps (fits, epochs) and the elapsed time of the stage and of the run; when
+    standard error is not a terminal (CI, pipes) each stage prints plain lines instead. Then the
+    files written are listed on standard output. With --quiet nothing but errors (on standard
+    error) and the output folder (one line on standard output) is printed, for scripts.
+    """
     from geo_crime.pipeline import run_pipeline
     from geo_crime.settings import RunSettings
 
@@ -568,7 +751,10 @@ def run(
         outputs=outputs,
         cache=None if cache else False,
     )
-    result = run_pipeline(settings, console=console)
+    result = run_pipeline(settings, console=console, quiet=quiet)
+    if quiet:
+        typer.echo(str(result.folder))
+        return
     typer.echo(f"run '{settings.name}' wrote {len(result.files)} files to {result.folder}:")
     for path in result.files:
         typer.echo(f"  {path}")
@@ -578,14 +764,20 @@ def run(
 def fetch(
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Output .ndjson.gz (default: the cache folder)."),
+        typer.Option(
+            "--out", metavar="FILE", help="Output .ndjson.gz (default: in the cache folder)."
+        ),
     ] = None,
-    page_size: Annotated[int, typer.Option("--page-size", help="Rows per request.")] = 50_000,
+    page_size: Annotated[
+        int, typer.Option("--page-size", metavar="ROWS", help="Rows per request.")
+    ] = 50_000,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="Open-data API endpoint (Socrata).")
+        str | None,
+        typer.Option("--base-url", metavar="URL", help="Open-data API endpoint (Socrata)."),
     ] = None,
     where: Annotated[
-        str | None, typer.Option("--where", help="SoQL filter for a partial download.")
+        str | None,
+        typer.Option("--where", metavar="SOQL", help="SoQL filter for a partial download."),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Resume an interrupted download.")] = True,
     boundaries: Annotated[
@@ -593,7 +785,11 @@ def fetch(
     ] = False,
     boundaries_dir: Annotated[
         Path | None,
-        typer.Option("--boundaries-dir", help="Where boundary layers go (default: the cache)."),
+        typer.Option(
+            "--boundaries-dir",
+            metavar="FOLDER",
+            help="Where boundary layers go (default: the cache).",
+        ),
     ] = None,
 ) -> None:
     """Download the full LAPD data set (or the official boundaries) from the city's open data."""

@@ -16,7 +16,9 @@ atomically (temporary file, then rename):
 * :func:`forecast_vs_actual`: a time series of both when they are indexed by dates, otherwise a
   scatter of predicted against actual with the 1:1 line; MAE and RMSE in the title.
 
-:func:`write_figures` writes all of them that its inputs allow into one folder.
+:func:`write_figures` writes all of them that its inputs allow into one folder. The figures of
+time (trends with coverage breaks, hour x weekday) and the emerging hot spot map are in
+:mod:`geo_crime.trend_figures`, which reuses the helpers here.
 """
 
 from __future__ import annotations
@@ -190,7 +192,8 @@ def severity_choropleth(
     k_anonymity : int, default 3
         Units with fewer incidents are drawn as suppressed (no class).
     count_column : str, default "count"
-        Incidents per unit; without it no unit is suppressed.
+        Incidents per unit; without it (and without a ``suppressed`` column) no unit is
+        suppressed. Units whose ``suppressed`` column is true (or missing) are suppressed too.
     title : str, optional
         Figure title.
     outlines : geopandas.GeoDataFrame, optional
@@ -201,6 +204,7 @@ def severity_choropleth(
     Returns
     -------
     pathlib.Path
+        The legend sits beside the map, outside its axes, so no unit is covered.
     """
     units = _geo(units, "units")
     if column not in units.columns:
@@ -211,6 +215,8 @@ def severity_choropleth(
         suppressed = ~(counts >= k_anonymity)
     else:
         suppressed = np.zeros(len(units), dtype=bool)
+    if "suppressed" in units.columns:  # secondary suppression decided upstream is kept
+        suppressed |= units["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
     cls = classify_values(np.where(suppressed, np.nan, values), scheme=scheme, k=k)
     colours = sequential_colours(cls.k, "YlOrRd")
     fill = [colours[c] if c >= 0 else NO_DATA_COLOUR for c in cls.codes]
@@ -245,7 +251,9 @@ def severity_choropleth(
     legend_title = f"{title or column} ({scheme_name})"
     # the classes go into the PNG's text chunk too, so anyone can check them against the map
     description = f"{legend_title}: " + "; ".join(cls.labels())
-    ax.legend(**_LEGEND_BESIDE, handles=handles, title=textwrap.fill(legend_title, 40))
+    # beside the map, never over it; the figure title already names the measure
+    shown_title = f"Classes ({scheme_name})" if title else legend_title
+    ax.legend(**_LEGEND_BESIDE, handles=handles, title=textwrap.fill(shown_title, 40))
     return _save(fig, path, dpi, description=description)
 
 

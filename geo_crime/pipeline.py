@@ -59,7 +59,9 @@ class RunResult:
     summaries: dict[str, dict] = field(default_factory=dict)
 
 
-def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> RunResult:
+def run_pipeline(
+    settings: RunSettings, *, console: Console | None = None, quiet: bool = False
+) -> RunResult:
     """Run every stage for ``settings`` and write the outputs.
 
     The run writes into a staging folder beside its final one
@@ -73,7 +75,10 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
     settings
         The run settings.
     console
-        Where progress goes (stderr by default).
+        Where progress goes (stderr by default): a live display of the stages on a terminal,
+        two plain lines per stage otherwise (see :class:`geo_crime.progress.RunDisplay`).
+    quiet
+        Show no progress at all (errors are raised as usual).
 
     Returns
     -------
@@ -110,8 +115,15 @@ def run_pipeline(settings: RunSettings, *, console: Console | None = None) -> Ru
         "This run did not finish: its outputs are incomplete and must not be used.\n",
         encoding="utf-8",
     )
+    display = progress.RunDisplay(
+        console,
+        title=f"run {settings.name}",
+        stages=_Stage.expected(settings),
+        mode="quiet" if quiet else None,
+    )
     try:
-        result = _run_stages(settings, files, staging, console)
+        with display:
+            result = _run_stages(settings, files, staging, console)
         (staging / "INCOMPLETE").unlink()
         old = outputs / f".{settings.name}.replaced-{os.getpid()}"
         if final.exists():
@@ -178,6 +190,12 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
         sections.append(study_result.markdown)
 
     with stage("report"):
+        findings = [
+            unit["findings"]
+            for study in settings.studies
+            for unit in result.summaries[study.name]["units"].values()
+            if "findings" in unit
+        ]
         text = report.build_report(
             incidents=incidents,
             cleaning=cleaning,
@@ -185,6 +203,9 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
             inputs=files,
             sections=sections,
             division_check=division_check,
+            findings=findings,
+            outputs=result.files,
+            folder=folder,
         )
         result.files.append(atomic_write_text(folder / "report.md", text))
         result.files.append(
@@ -303,8 +324,14 @@ def _run_study(
         "divisions": areas,
         "units": {},
     }
-    written: list[Path] = []
+    from geo_crime.trend_figures import study_figures
+
+    folder, divisions = current.public_folder / "figures", run.layers.divisions
+    written = study_figures(chosen, coverage, folder, freq=study.freq, divisions=divisions)
     lines = report_study.study_header(study, len(chosen), where)
+    lines += report_study.figure_lines(
+        study.name, [p.relative_to(run.folder) for p in written], title="Trends and times"
+    )
     for spec in study.units:
         unit_summary, unit_lines, files = _run_units(spec, current, run)
         summary["units"][spec] = unit_summary
@@ -324,6 +351,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     from geo_crime.rates import attach_population
     from geo_crime.stats import run_statistic
     from geo_crime.units import division_names, footprint_note, make_units
+    from geo_crime.units.places import named_units
 
     settings, stage, name = study.settings, run.stage, study.settings.name
     label = unit_label(spec)
@@ -343,6 +371,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
             )
         units.attrs["study_area"] = study.where
         places = division_names(units, run.layers.divisions)
+        units, labels = named_units(units, places)
         # make_units has judged H3 cells against the study's rows already
         footprint = (
             units.attrs.get("footprint_note")
@@ -417,7 +446,14 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
                 written.extend(files)
                 unit_summary["forecast"] = backtest
                 lines_forecast = report_study.forecast_section(
-                    spec, cube, units, forecast_table, backtest, label, divisions=places
+                    spec,
+                    cube,
+                    units,
+                    forecast_table,
+                    backtest,
+                    label,
+                    divisions=places,
+                    labels=labels,
                 )
     with stage(f"{name}: maps, exports, figures {spec}"):
         public = _publish(
@@ -443,10 +479,24 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         run.settings.k_anonymity,
         suppressed,
         divisions=places,
+        labels=labels,
     )
     lines.extend(lines_forecast)
     figures = [Path(p) for p in unit_summary["public_files"] if p.endswith(".png")]
     lines.extend(report_study.figure_lines(spec, figures))
+    from geo_crime.report.findings import unit_findings
+
+    forecast_summary = unit_summary.get("forecast")
+    unit_summary["findings"] = unit_findings(
+        study=name,
+        spec=spec,
+        cube=cube,
+        labels=labels,
+        suppressed=suppressed,
+        tables=tables,
+        backtest=forecast_summary if isinstance(forecast_summary, dict) else None,
+        approximate=unit_summary["approximate"],
+    )
     return unit_summary, lines, written
 
 
@@ -500,6 +550,9 @@ def _forecast(
     table = predict_next(model, recent)
     table.insert(2, "last_complete_period", str(origin.period.date()))
     table.insert(3, "data_end", str(pd.Timestamp(data_end).date()))
+    if "name" in cube.units:  # the unit's place (see units.places.named_units)
+        names = cube.units.set_index(cube.units["unit_id"].astype(str))["name"]
+        table.insert(1, "place", names.reindex(table["unit_id"].astype(str)).to_numpy())
     public = public_tables({"forecast": table}, suppressed)["forecast"]
     files.append(write_table(table, study.analysis_folder / f"next_period_forecast_{label}.csv"))
     files.append(write_table(public, folder / f"forecast_{label}" / "next_period_forecast.csv"))
@@ -582,6 +635,18 @@ def _publish(
         counts=summary_table.set_index("unit_id")["count"],
         gpkg_name=f"geo_crime_{label}.gpkg",
     )
+    if "emerging" in public:
+        from geo_crime.trend_figures import emerging_hotspot_figure
+
+        files.append(
+            emerging_hotspot_figure(
+                public["summary"],
+                public["emerging"],
+                folder / f"figures_{label}" / "emerging_hot_spots.png",
+                suppressed=suppressed,
+                outlines=outlines,
+            )
+        )
     moran = tables["moran"].result if "moran" in tables else None
     files += write_figures(
         folder / f"figures_{label}",
@@ -604,18 +669,28 @@ RATE_SCHEME = "quantiles"
 
 
 class _Stage:
-    """Times a stage and prints one progress line for it."""
+    """Times a stage and shows it in the run's display (:class:`geo_crime.progress.RunDisplay`).
+
+    Without a display in effect (a stage used outside :func:`run_pipeline`) it prints the plain
+    lines ``<stage> ...`` and ``  done in 3.2 s`` on ``console``.
+    """
 
     def __init__(self, label: str, result: RunResult, console: Console) -> None:
         self.label, self.result, self.console = label, result, console
 
     def __enter__(self) -> _Stage:
+        self.display = progress.current_display() or progress.RunDisplay(self.console, mode="plain")
+        self.display.begin(self.label)
         self.start = time.perf_counter()
-        self.console.print(f"[bold]{self.label}[/bold] ...")
         return self
 
     def __exit__(self, *exc: object) -> None:
         elapsed = time.perf_counter() - self.start
         self.result.timings[self.label] = elapsed
-        if exc[0] is None:
-            self.console.print(f"  done in {elapsed:.1f} s")
+        self.display.end(self.label, elapsed, failed=exc[0] is not None)
+
+    @staticmethod
+    def expected(settings: RunSettings) -> int:
+        """How many stages a run of ``settings`` has (for the run's bar; a hint, not a rule)."""
+        per_unit = [5 if study.forecast else 4 for study in settings.studies for _ in study.units]
+        return 3 + sum(per_unit) + 1  # ingest, division check, coverage ... report

@@ -1,18 +1,21 @@
-"""The command line end to end on real rows: ingest -> cube -> hotspots -> map -> export."""
+"""The command line end to end on real rows: ingest -> cube -> hotspots -> map -> export; clean
+help for every command; what ``run`` prints without a terminal and with ``--quiet``."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import geopandas as gpd
 import pandas as pd
 import pyogrio
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.cube import Cube
-from tests.shared_data import REDUCED_DIR, crime_file
+from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 runner = CliRunner()
 
@@ -176,3 +179,93 @@ def test_unknown_unit_and_stat_are_clear_errors(workdir):
         ],
     )
     assert bad.exit_code == 1 and "not a geo_crime cube" in bad.stderr
+
+
+# --- help: what each option does, no type placeholders -------------------------------------
+
+WIDE = {"COLUMNS": "200"}  # one help text a line
+TYPE_PLACEHOLDER = re.compile(r"<(bool|str|int|float|path|file|directory|list\[[^\]]*\])>")
+
+
+def _command_names() -> list[str]:
+    names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+    assert {"ingest", "run", "map", "export"} <= set(names)
+    return names
+
+
+@pytest.mark.parametrize("name", ["", *_command_names()])
+def test_help_of_every_command_is_clean(name):
+    result = runner.invoke(app, [*([name] if name else []), "--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "<bool>" not in text and not TYPE_PLACEHOLDER.search(text), text
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage
+    group = typer.main.get_command(app)
+    command = group.get_command(click_context(group), name) if name else group
+    for param in command.get_params(click_context(command)):
+        assert (param.help or "").strip(), f"{name} {param.name}: no help text"
+        names = param.opts if isinstance(param, typer.core.TyperOption) else [param.metavar]
+        assert all(shown in text for shown in names), f"{names} missing from help"
+
+
+def click_context(command):
+    return command.make_context(command.name, [], resilient_parsing=True)
+
+
+def test_run_help_documents_quiet():
+    text = runner.invoke(app, ["run", "--help"], env=WIDE).stdout
+    assert "--quiet" in text and "-q" in text
+    assert "print only the output folder" in text
+
+
+# --- run: plain lines without a terminal, nothing with --quiet -------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run_config(tmp_path_factory):
+    """Six months of real West LA rows, reporting districts, one statistic, no forecast."""
+    folder = tmp_path_factory.mktemp("run")
+    config = folder / "run.toml"
+    config.write_text(
+        f"""
+[run]
+inputs = ["{crime_file(WESTLA)}"]
+permutations = 9
+
+[[study]]
+name = "westla"
+areas = [8]
+start = "2020-03-01"
+end = "2020-09-01"
+units = ["rd"]
+statistics = ["moran"]
+forecast = false
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_run_without_a_terminal_prints_one_plain_line_pair_per_stage(tiny_run_config, tmp_path):
+    result = _ok(
+        ["run", "--config", str(tiny_run_config), "--name", "p", "--outputs", str(tmp_path)]
+    )
+    assert "\x1b" not in result.stderr  # CI logs and pipes get no escape codes
+    lines = result.stderr.splitlines()
+    stages = [line.removesuffix(" ...") for line in lines[0::2]]
+    assert all(line.endswith(" ...") for line in lines[0::2]), lines
+    assert all(re.fullmatch(r"  done in \d+\.\d s", line) for line in lines[1::2]), lines
+    assert stages[0] == "ingest" and stages[-1] == "report" and len(lines) == 2 * len(stages)
+    assert {"coverage", "westla: cube rd", "westla: statistics rd"} <= set(stages)
+    assert result.stdout.splitlines()[0].startswith("run 'p' wrote ")
+
+
+@pytest.mark.parametrize("flag", ["--quiet", "-q"])
+def test_quiet_run_prints_only_the_output_folder(tiny_run_config, tmp_path, flag):
+    result = _ok(
+        ["run", flag, "--config", str(tiny_run_config), "--name", "q", "--outputs", str(tmp_path)]
+    )
+    assert result.stderr == ""  # no stage lines, no progress, nothing
+    assert result.stdout == f"{tmp_path / 'q'}\n"
+    assert (tmp_path / "q" / "report.md").is_file()

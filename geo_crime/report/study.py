@@ -497,11 +497,12 @@ def no_forecast_section(spec: str, reason: Exception) -> list[str]:
     ]
 
 
-def figure_lines(spec: str, figures: list[Path]) -> list[str]:
-    """The figures of a unit type, as Markdown images (paths relative to the run folder)."""
+def figure_lines(spec: str, figures: list[Path], title: str = "Figures") -> list[str]:
+    """The figures of a unit type (or a study), as Markdown images (paths relative to the run
+    folder), under ``title``."""
     if not figures:
         return []
-    lines = [f"Figures ({md_code(spec)}):", ""]
+    lines = [f"{title} ({md_code(spec)}):", ""]
     lines += [f"![{figure.stem.replace('_', ' ')}]({figure.as_posix()})" for figure in figures]
     return [*lines, ""]
 

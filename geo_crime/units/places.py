@@ -24,7 +24,7 @@ import shapely
 
 from geo_crime.config import EQUAL_AREA_CRS, data_dir
 
-__all__ = ["NEIGHBOURHOODS_FILE", "SPLIT_SHARE", "neighbourhoods", "place_labels"]
+__all__ = ["NEIGHBOURHOODS_FILE", "SPLIT_SHARE", "named_units", "neighbourhoods", "place_labels"]
 
 #: The LA Times neighbourhood layer, relative to the data folder.
 NEIGHBOURHOODS_FILE = "boundaries/la_times_neighborhoods__LA_Times_Neighborhood_Boundaries.geojson"
@@ -149,3 +149,30 @@ def place_labels(
     table["place"] = places
     table["label"] = labels
     return table
+
+
+def named_units(
+    units: gpd.GeoDataFrame, division_names: pd.Series
+) -> tuple[gpd.GeoDataFrame, pd.Series]:
+    """A copy of the units whose ``name`` is their place, and their place labels.
+
+    What tooltips, GIS attributes, CSVs and report tables name units by.
+
+    Parameters
+    ----------
+    units : geopandas.GeoDataFrame
+        Units (their ``attrs`` are kept).
+    division_names : pandas.Series
+        Division name per ``unit_id``.
+
+    Returns
+    -------
+    (geopandas.GeoDataFrame, pandas.Series)
+        The named copy (``name`` = ``"Downtown (Central)"``; a division's own name) and the
+        label per unit id (``"Downtown (Central) - 88..."``).
+    """
+    table = place_labels(units, division_names)
+    named = units.copy()
+    named.attrs = dict(units.attrs)
+    named["name"] = table["place"].reindex(units["unit_id"].astype(str)).to_numpy(dtype=object)
+    return named, table["label"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyogrio
@@ -100,8 +101,10 @@ def _check_one_rate_and_dated_forecast(folder: Path) -> None:
         assert json.dumps(text)[1:-1] in html, text
     # the report's rate ranking shows the GIS layer's numbers
     ranking = report[report.index(f"Top units by {label[0].lower()}{label[1:]}") :]
-    first = next(line for line in ranking.splitlines() if line.startswith("| 08"))
-    unit, *_, smoothed = (cell.strip() for cell in first.strip("|").split("|"))
+    # rows name units by place: "| Sawtelle (West Los Angeles) - 0853 | ..."
+    first = next(line for line in ranking.splitlines() if re.match(r"\| .+ - 08\d\d \|", line))
+    place, *_, smoothed = (cell.strip() for cell in first.strip("|").split("|"))
+    unit = place.rsplit(" - ", 1)[1]
     value = summary.set_index("unit_id").loc[unit, "severity_rate"]
     assert f"{value:.2f}" == smoothed
     assert f"| {unit} | West Los Angeles |" in first  # the division by name, not a number

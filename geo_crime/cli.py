@@ -630,8 +630,20 @@ def map_command(
     cube_file: CubeArgument,
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML map to write.")],
     offline: Annotated[
-        bool, typer.Option("--offline", help="Inline Leaflet and all assets (no internet).")
-    ] = False,
+        bool,
+        typer.Option(
+            "--offline/--cdn",
+            help="Inline Leaflet (default: the map needs no internet) or load it from a CDN.",
+        ),
+    ] = True,
+    tiles: Annotated[
+        str,
+        typer.Option(
+            "--tiles",
+            help="Web tiles under the vector base map: none (default), carto (needs "
+            "GEO_CRIME_CARTO_KEY) or osm.",
+        ),
+    ] = "none",
     stats: Annotated[
         str, typer.Option("--stats", help="Layers to compute: any of gi,lisa,emerging.")
     ] = "gi,lisa,emerging",
@@ -642,12 +654,19 @@ def map_command(
     permutations: PermutationsOption = 999,
     seed: SeedOption = 0,
 ) -> None:
-    """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers."""
+    """An interactive folium map of a cube: severity, Gi*, LISA, emerging, forecast layers.
+
+    Offline by default: Leaflet is inlined and the base map is drawn from the shipped city,
+    division and neighbourhood boundaries; ``--tiles carto|osm`` adds web tiles.
+    """
+    from geo_crime.errors import ConfigError
     from geo_crime.io_utils import check_output_path
     from geo_crime.maps import MapLayers, write_map
     from geo_crime.privacy import hidden_mask
     from geo_crime.units import division_units
 
+    if tiles.lower() not in ("none", "carto", "osm"):
+        raise ConfigError(f"--tiles must be none, carto or osm, got {tiles!r}")
     check_output_path(output, inputs=[cube_file, *([forecast] if forecast else [])])
     loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
     public, suppressed = _public_cube_tables(loaded, tables, k_anonymity, forecast)
@@ -660,7 +679,8 @@ def map_command(
         divisions=division_units(),
     )
     layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
-    path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity)
+    chosen = None if tiles.lower() == "none" else tiles.lower()
+    path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity, tiles=chosen)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,12 +30,13 @@ from geo_crime.maps import (
     classify_values,
     external_references,
     layer_pane,
+    map_layers,
     write_map,
 )
+from tests.browser import headless_chromium
 
 EVIL = '<script>alert(1)</script>" onmouseover="alert(1)'
 DIVISIONS = "boundaries/lapd_divisions__LAPD_Division_5922489107755548254.geojson"
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def _divisions() -> gpd.GeoDataFrame:
@@ -131,50 +130,62 @@ def test_map_opens_on_los_angeles_with_all_layers(layers):
 
 def test_only_severity_and_divisions_are_visible_at_start(layers):
     m = build_map(layers)
-    shown = {c.layer_name: c.show for c in m._children.values() if c._name == "GeoJson"}
+    shown = {name: layer.show for name, layer in map_layers(m).items()}
     assert [name for name, show in shown.items() if show] == [
         "Severity per km² (whole period, unsmoothed) (classes)",
         "LAPD divisions",
     ]
+    html = m.get_root().render()
+    assert '"Place names (divisions, neighbourhoods)"' in html  # an overlay, on at first
+
+
+def _unit_layer_props(m, name_start: str) -> tuple[dict, list[dict]]:
+    """A unit layer's spec and each unit's tooltip properties (shared ones + the layer's)."""
+    layer = next(v for k, v in map_layers(m).items() if k.startswith(name_start))
+    shared = layer.source.shared[layer.spec["base"]]
+    props = [{**base, **rec["properties"]} for base, rec in zip(shared, layer.records, strict=True)]
+    return layer.spec, props
 
 
 def test_tooltips_show_the_fields_and_suppress_small_units(layers):
     m = build_map(layers, k_anonymity=5)
-    geojsons = [c for c in m._children.values() if c._name == "GeoJson"]
-    severity = geojsons[0]
-    tooltip = next(c for c in severity._children.values() if c._name == "GeoJsonTooltip")
     label = "Severity per km² (whole period, unsmoothed)"
+    spec, features = _unit_layer_props(m, "Severity")
     # the tooltip's rate is the choropleth's measure, under the same label
-    assert tooltip.aliases[:4] == ["Unit", "Incidents", "Severity", label]
-    assert tooltip.aliases[-2:] == [f"{label} class", "Period"]
+    assert spec["aliases"][:4] == ["Unit", "Incidents", "Severity", label]
+    assert spec["aliases"][-2:] == [f"{label} class", "Period"]
+    assert spec["fields"][-2:] == ["v", "p"]
+    assert spec["period"] == "2020-03-15 to 2021-07-31"
     counts = layers.units["count"].to_numpy()
-    for feature, count in zip(severity.data["features"], counts, strict=True):
-        props = feature["properties"]
-        assert props["p"] == "2020-03-15 to 2021-07-31"
+    suppressed_class = len(spec["palette"]) - 1
+    assert spec["labels"][suppressed_class] == "suppressed"
+    for props, count in zip(features, counts, strict=True):
         if count < 5:
             assert props["n"] == props["s"] == props["r"] == "suppressed"
-            assert props["v"] == "suppressed"
+            assert props["v"] == "suppressed" and props["c"] == suppressed_class
             assert props["x1"] == "suppressed"  # the most common crime is hidden too
+            assert set(props) == {"u", "n", "s", "r", "x0", "x1", "c", "v"}
         else:
             assert props["n"] == f"{count:,}"
-        assert set(props) == {"u", "n", "s", "r", "x0", "x1", "p", "v", "c"}
-    forecast = next(g for g in geojsons if g.layer_name.startswith("Forecast"))
-    assert forecast.data["features"][0]["properties"]["p"] == "2021-08"
+            assert props["c"] != suppressed_class
+            assert set(props) == {"u", "n", "s", "r", "x0", "x1", "c"}  # v: labels[c]
+    forecast, fprops = _unit_layer_props(m, "Forecast")
+    assert forecast["period"] == "2021-08"
+    assert all(p["v"] == "suppressed" for p, c in zip(fprops, counts, strict=True) if c < 5)
 
 
 def test_data_strings_are_html_escaped(layers, offline_html):
     html = offline_html.read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html
     assert 'onmouseover="alert' not in html and 'onmouseover=\\"alert' not in html
-    # escaped in Python (&lt; ...), then JSON-escaped by folium (& -> \u0026)
+    # escaped in Python (&lt; ...), then JSON-escaped for the script (& -> \u0026)
     assert "\\u0026lt;script\\u0026gt;alert(1)\\u0026lt;/script\\u0026gt;" in html
     assert "\\u0026quot; onmouseover=\\u0026quot;alert(1)" in html
     m = build_map(layers)
-    severity = next(c for c in m._children.values() if c._name == "GeoJson")
-    evil = next(f for f in severity.data["features"] if f["id"] == layers.units.attrs["evil_unit"])
-    assert evil["properties"]["x1"] == (
-        "&lt;script&gt;alert(1)&lt;/script&gt;&quot; onmouseover=&quot;alert(1)"
-    )
+    spec, features = _unit_layer_props(m, "Severity")
+    ids = layers.units["unit_id"].astype(str).tolist()  # the records follow the units
+    evil = features[ids.index(layers.units.attrs["evil_unit"])]
+    assert evil["x1"] == ("&lt;script&gt;alert(1)&lt;/script&gt;&quot; onmouseover=&quot;alert(1)")
 
 
 def test_offline_html_needs_no_network(offline_html):
@@ -187,16 +198,31 @@ def test_offline_html_needs_no_network(offline_html):
     assert "data:image/png;base64," in html  # the layer-control icons are inlined
 
 
-def test_online_map_uses_cdn_and_tiles(layers, tmp_path):
-    path = write_map(layers, tmp_path / "online.html")
+def test_online_map_uses_cdn_and_tiles(layers, tmp_path, monkeypatch):
+    # the default is offline with the vector base map: no CDN, no tiles
+    default = build_map(layers).get_root().render()
+    assert "L.tileLayer" not in default and "https://cdn" not in default
+    with pytest.warns(UserWarning, match="CARTO tiles need an API key"):
+        path = write_map(layers, tmp_path / "online.html", offline=False, tiles="carto")
     html = path.read_text(encoding="utf-8")
     assert "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js" in html
-    assert "L.tileLayer" in html
+    assert "L.tileLayer" in html and "basemaps.cartocdn.com" in html
+    assert "carto.com/attributions" in html  # the tiles' attribution
+    monkeypatch.setenv("GEO_CRIME_CARTO_KEY", "k3y")
+    assert (
+        "light_all/{z}/{x}/{y}{r}.png?key=k3y"
+        in build_map(layers, tiles="carto").get_root().render()
+    )
     assert "jquery" not in html.lower() and "bootstrap" not in html.lower()
-    # a built online map can still be written offline
-    m = build_map(layers)
+    # tiles can be asked for on an offline (inlined) map too
+    osm = build_map(layers, tiles="osm").get_root().render()
+    assert "tile.openstreetmap.org" in osm and "openstreetmap.org/copyright" in osm
+    assert external_references(osm) == []
+    # a built online map can still be written offline: Leaflet inlined, tiles dropped
+    m = build_map(layers, offline=False, tiles="osm")
     offline = write_map(m, tmp_path / "converted.html", offline=True)
-    assert external_references(offline.read_text(encoding="utf-8")) == []
+    text = offline.read_text(encoding="utf-8")
+    assert external_references(text) == [] and "L.tileLayer" not in text
 
 
 def test_inputs_are_checked(layers):
@@ -213,7 +239,7 @@ def test_inputs_are_checked(layers):
     with pytest.raises(ConfigError, match="build options"):
         write_map(build_map(layers), "never.html", title="x")
     with pytest.raises(ConfigError, match="built offline"):
-        write_map(build_map(layers, offline=True), "never.html", offline=False)
+        write_map(build_map(layers), "never.html", offline=False)
 
 
 def test_layers_from_a_cube_and_from_a_dict(westla_h3_units, tmp_path):
@@ -263,7 +289,7 @@ def test_classification_schemes():
 
 
 def test_city_wide_res8_map_size(tmp_path):
-    """A city-wide H3 resolution-8 map (about 1,800 cells) with every layer stays < 15 MB."""
+    """A city-wide H3 resolution-8 map (about 1,800 cells) with every layer stays < 3 MB."""
     divisions = _divisions()
     try:
         from geo_crime.units import h3_units as city_h3_units
@@ -317,9 +343,9 @@ def test_city_wide_res8_map_size(tmp_path):
     elapsed = time.perf_counter() - start
     size_mb = path.stat().st_size / 1e6
     print(f"\ncity-wide res-8 map: {n} cells, {len(rds)} RDs, {size_mb:.2f} MB in {elapsed:.1f} s")
-    assert size_mb < 15
-    # coordinates rounded to 6 decimals
-    assert not re.search(r"-118\.\d{7,}", path.read_text(encoding="utf-8"))
+    assert size_mb < 3  # the real city-wide maps are checked in test_map_browser.py
+    # coordinates are quantised integers (no decimal degrees beyond 5 decimals anywhere)
+    assert not re.search(r"-118\.\d{6,}", path.read_text(encoding="utf-8"))
     assert "Severity per 1,000 residents" in path.read_text(encoding="utf-8")
 
 
@@ -328,57 +354,16 @@ def test_city_wide_res8_map_size(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium through /usr/bin/chromedriver; a failure (not a skip) under CI."""
-    binary = _chromium()
-    if binary is None or not CHROMEDRIVER.exists():
-        msg = "headless browser test needs chromium and /usr/bin/chromedriver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="geo-crime-chrome-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     # any alert/confirm/prompt (an XSS payload firing) is counted instead of shown
-    driver.execute_cdp_cmd(
-        "Page.addScriptToEvaluateOnNewDocument",
-        {
-            "source": "window.__xss = 0; window.alert = window.confirm = window.prompt = "
-            "function () { window.__xss += 1; };"
-        },
+    count_alerts = (
+        "window.__xss = 0; window.alert = window.confirm = window.prompt = "
+        "function () { window.__xss += 1; };"
     )
-    try:
+    with headless_chromium(scripts=[count_alerts]) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 _PATHS_IN_PANE = (
@@ -492,3 +477,83 @@ def test_vendored_leaflet_is_complete():
         assert (ASSETS_DIR / image).exists(), image
     total = sum(p.stat().st_size for p in ASSETS_DIR.rglob("*") if p.is_file())
     assert total < 250_000  # small: Leaflet only
+
+
+# --------------------------------------------------------------------------------------------
+# the shared geometry source
+# --------------------------------------------------------------------------------------------
+
+
+def _decode(encoded: dict, name: str) -> list:
+    """Polygons of one object of an encoded topology (what the browser runtime does)."""
+    x0, y0, scale = encoded["q"]
+    arcs = [(np.cumsum(np.reshape(a, (-1, 2)), axis=0) + [x0, y0]) / scale for a in encoded["arcs"]]
+    out = []
+    for feature in encoded["objects"][name]:
+        polygons = []
+        for polygon in feature:
+            rings = []
+            for refs in polygon:
+                points: list = []
+                for r in refs:
+                    arc = arcs[r] if r >= 0 else arcs[~r][::-1]
+                    points.extend(arc if not points else arc[1:])
+                rings.append(points)
+            polygons.append(shapely.Polygon(rings[0], rings[1:]))
+        out.append(shapely.MultiPolygon(polygons))
+    return out
+
+
+def test_topology_shares_borders_and_simplifies_without_slivers(westla_h3_units):
+    from geo_crime.maps.topology import Topology
+
+    cells = westla_h3_units[0].geometry.to_numpy()
+    divisions = _divisions().geometry.to_numpy()
+    topo = Topology(precision=5)
+    topo.add("cells", cells, tolerance_m=1.0)
+    topo.add("divisions", divisions, tolerance_m=15.0)
+    topo.add("again", divisions, tolerance_m=15.0)  # a second layer of the same polygons
+    encoded = topo.encode()
+    refs = [
+        abs(r) if r >= 0 else ~r
+        for f in encoded["objects"]["cells"]
+        for p in f
+        for g in p
+        for r in g
+    ]
+    counts = np.bincount(refs)
+    assert (counts == 2).sum() > len(cells)  # inner borders are stored once for two cells
+    assert encoded["objects"]["again"] == encoded["objects"]["divisions"]  # nothing repeated
+    metres = gpd.GeoSeries(cells, crs=4326).to_crs(3310)
+    decoded = gpd.GeoSeries(_decode(encoded, "cells"), crs=4326).to_crs(3310)
+    assert decoded.is_valid.all()
+    worst = max(a.hausdorff_distance(b) for a, b in zip(decoded, metres, strict=True))
+    assert worst < 2.0  # ~1 m grid, 1 m tolerance
+    # neighbours share their border exactly: no overlap, no gap
+    union = decoded.union_all()
+    assert abs(decoded.area.sum() - union.area) < 1e-6 * union.area
+    assert abs(union.area - metres.union_all().area) < 1e-4 * union.area
+    # the divisions are simplified more, and still tile without slivers
+    dmetres = gpd.GeoSeries(divisions, crs=4326).to_crs(3310)
+    ddecoded = gpd.GeoSeries(_decode(encoded, "divisions"), crs=4326).to_crs(3310)
+    n_original = int(shapely.get_num_coordinates(divisions).sum())
+    n_kept = sum(len(a) // 2 for a in encoded["arcs"])
+    assert n_kept < 0.6 * (n_original + len(metres) * 7)
+    assert max(a.hausdorff_distance(b) for a, b in zip(ddecoded, dmetres, strict=True)) < 20
+    dunion = ddecoded.union_all()
+    assert abs(ddecoded.area.sum() - dunion.area) < 1e-5 * dunion.area
+
+
+def test_outlines_of_the_units_reuse_their_geometry(layers):
+    rds = layers.units[["unit_id", "name", "geometry"]]
+    m = build_map(MapLayers(units=layers.units, rds=rds, divisions=layers.divisions))
+    outline = map_layers(m)["Reporting districts"]
+    assert outline.spec["object"] == "units"  # stored once, drawn twice
+    assert [r["id"] for r in outline.records] == layers.units["unit_id"].tolist()
+    assert map_layers(m)["LAPD divisions"].spec["object"] == "divisions"
+    alone = build_map(MapLayers(units=layers.units, divisions=layers.divisions))
+
+    def shared(built) -> str:
+        return next(c for c in built._children.values() if c._name == "GeoCrimeData").json
+
+    assert shared(m) == shared(alone)  # no geometry added: only the outlines' names and ids

@@ -23,12 +23,22 @@ Emerging hot spots         :data:`geo_crime.emerging.CATEGORY_COLOURS`
 Forecast                   sequential classes (Purples) of the ``prediction`` column
 LAPD divisions (on)        outline only
 Reporting districts        outline only; named "(approximate)" when the layer is derived
+Place names (on)           division names at city scale, neighbourhood names closer in
 =========================  ================================================================
 
 Only one unit layer is visible when the map opens (the severity rate), so the browser draws one
-set of polygons; every layer lives in its own Leaflet pane (``gc-<layer>``), whose SVG holds
-exactly one ``path`` per feature of that layer. The map opens on the units' extent (centred on
-Los Angeles before it fits them).
+set of polygons; a hidden layer builds its features the first time it is switched on. Every
+layer lives in its own Leaflet pane (``gc-<layer>``), whose SVG holds exactly one ``path`` per
+feature of that layer. The map opens fitted to the units' extent, its study area.
+
+Base map
+--------
+By default the map is drawn over a light vector base map built from the shipped layers
+(:mod:`~geo_crime.maps.basemap`): the City of Los Angeles (the land), the LAPD division and LA
+Times neighbourhood boundaries, and their names (division names at city scale, neighbourhood
+names from zoom 12 on, overlapping names dropped); it needs no network. ``tiles="carto"`` or
+``"osm"`` adds web tiles (CARTO Positron or OpenStreetMap) with their attribution, under the
+same boundaries and names.
 
 Privacy and safety
 ------------------
@@ -42,14 +52,17 @@ Privacy and safety
 
 Offline maps and size
 ---------------------
-With ``offline=True`` no tile layer is added (a plain background instead) and Leaflet's
-JavaScript and CSS, vendored in ``geo_crime/assets/leaflet`` (version :data:`LEAFLET_VERSION`,
-BSD-2-Clause), are inlined, so the file needs no network at all. The online map loads Leaflet
-from a CDN and uses OpenStreetMap tiles. Coordinates are rounded to 6 decimals and the feature
-properties are trimmed to what the tooltips show: a city-wide H3 resolution-8 map (about 1,800
-cells) with every layer stays well under 15 MB. Above :data:`MAX_FEATURES` units (e.g. H3
-resolution 9 and finer city-wide) a :class:`LargeMapWarning` suggests a coarser resolution or a
-GeoPackage export (:func:`geo_crime.export.export_layers`).
+With ``offline=True`` (the default) Leaflet's JavaScript and CSS, vendored in
+``geo_crime/assets/leaflet`` (version :data:`LEAFLET_VERSION`, BSD-2-Clause), are inlined, so the
+file needs no network at all unless web tiles were asked for; ``offline=False`` loads Leaflet
+from a CDN. Every polygon is stored once (:mod:`~geo_crime.maps.topology`): the layers share one
+geometry source, coordinates are quantised to ``10**-precision`` degrees (about 1 m), borders
+shared by neighbours are stored and simplified once (no slivers), and each layer carries only
+its classes and tooltip values. A city-wide reporting district map of the 2024 rows with every
+layer is about 1.5 MB, an H3 resolution-8 one about 2 MB (12.7 and 5.9 MB when each layer
+carried its own GeoJSON). Above :data:`MAX_FEATURES` units (e.g. H3
+resolution 9 and finer city-wide) a :class:`LargeMapWarning` suggests a coarser resolution or
+a GeoPackage export (:func:`geo_crime.export.export_layers`).
 
 Where things are
 ----------------
@@ -63,8 +76,15 @@ This module
     :func:`classify_values`, :class:`Classification`, :func:`sequential_colours`, the fixed
     colours (:data:`GI_COLOURS`, :data:`LISA_COLOURS`...) and the writing of numbers.
 :mod:`~geo_crime.maps.draw`
-    One function per layer kind (severity, Gi*, LISA, emerging, forecast, outlines), each in
-    its pane (:func:`layer_pane`).
+    One function per layer kind (severity, Gi*, LISA, emerging, forecast, outlines, base map),
+    each in its pane (:func:`layer_pane`), all drawn from the map's shared data.
+:mod:`~geo_crime.maps.topology`
+    :class:`~geo_crime.maps.topology.Topology`: the shared, quantised, simplified polygons.
+:mod:`~geo_crime.maps.basemap`
+    The vector base map's layers (:func:`~geo_crime.maps.basemap.load_basemap`) and the web
+    tiles (:data:`~geo_crime.maps.basemap.TILES`).
+:mod:`~geo_crime.maps.runtime`
+    The inlined JavaScript that decodes the shared data and makes the layers.
 :mod:`~geo_crime.maps.legend`
     The legend and the info box.
 :mod:`~geo_crime.maps.assets`
@@ -74,6 +94,7 @@ This module
 
 from __future__ import annotations
 
+import html
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -82,7 +103,8 @@ from typing import Any
 
 import folium
 import numpy as np
-from branca.element import Element
+from branca.element import Element, MacroElement
+from folium.template import Template
 
 from geo_crime.errors import ConfigError, OutputError
 from geo_crime.io_utils import atomic_write_text
@@ -92,6 +114,7 @@ from geo_crime.maps.assets import (
     _set_assets,
     external_references,
 )
+from geo_crime.maps.basemap import TILES, load_basemap, tile_layer
 from geo_crime.maps.classify import (
     GI_COLOURS,
     LISA_COLOURS,
@@ -109,12 +132,17 @@ from geo_crime.maps.classify import (
     _fmt_num as _fmt_num,
 )
 from geo_crime.maps.draw import (
+    UNIT_TOLERANCE_M,
+    _basemap_layers,
     _Canvas,
     _categorical_layer,
     _divisions_layer,
     _forecast_layer,
+    _MapData,
+    _place_names_layer,
     _rds_layer,
     _severity_layer,
+    _VectorLayer,
     layer_pane,
 )
 from geo_crime.maps.layers import (
@@ -127,6 +155,7 @@ from geo_crime.maps.layers import (
     _prepare_units,
 )
 from geo_crime.maps.legend import _BOX_CSS, _InfoBox, _Legend
+from geo_crime.maps.runtime import RUNTIME_CSS, RUNTIME_JS
 
 __all__ = [
     "ASSETS_DIR",
@@ -138,10 +167,13 @@ __all__ = [
     "MAX_FEATURES",
     "NO_DATA_COLOUR",
     "SUPPRESSED_COLOUR",
+    "TILES",
+    "UNIT_TOLERANCE_M",
     "Classification",
     "LargeMapWarning",
     "MapLayers",
     "build_map",
+    "map_layers",
     "classify_values",
     "external_references",
     "layer_pane",
@@ -150,13 +182,16 @@ __all__ = [
 ]
 
 LA_CENTRE = (34.05, -118.35)
-"""Where maps open (latitude, longitude): central Los Angeles."""
+"""Where maps open (latitude, longitude) before they fit their units: central Los Angeles."""
 
 DEFAULT_ZOOM = 10
-"""Initial zoom level (the whole city)."""
+"""Initial zoom level (the whole city) before the map fits its units."""
 
 MAX_FEATURES = 20_000
 """Units above which :func:`build_map` warns that the HTML will be large and slow."""
+
+ZOOM_SNAP = 0.25
+"""Zoom steps the map may take, so the view fits the study area closely."""
 
 
 class LargeMapWarning(UserWarning):
@@ -166,17 +201,19 @@ class LargeMapWarning(UserWarning):
 def build_map(
     layers: MapLayers | Mapping[str, Any],
     *,
-    offline: bool = False,
+    offline: bool = True,
     title: str = "Los Angeles crime: severity and hot spots",
     k_anonymity: int = 3,
     scheme: Scheme = "quantiles",
     k: int = 5,
     max_features: int = MAX_FEATURES,
-    precision: int = 6,
+    precision: int = 5,
     location: Sequence[float] = LA_CENTRE,
     zoom_start: int = DEFAULT_ZOOM,
-    tiles: str | None = "OpenStreetMap",
+    tiles: str | None = None,
     fit_units: bool = True,
+    basemap: bool = True,
+    tolerance_m: float = UNIT_TOLERANCE_M,
 ) -> folium.Map:
     """Build the interactive map of a run's results.
 
@@ -185,8 +222,8 @@ def build_map(
     layers : MapLayers or dict
         The units (with ``count`` and ``severity``) and optional result tables; a dict is
         passed to :class:`MapLayers`.
-    offline : bool, default False
-        Inline Leaflet and use no tile layer, so the HTML works without network.
+    offline : bool, default True
+        Inline Leaflet, so the HTML needs no network (False: Leaflet from a CDN).
     title : str
         Shown in the info box and as the page title.
     k_anonymity : int, default 3
@@ -198,16 +235,25 @@ def build_map(
         Number of choropleth classes.
     max_features : int, default 20,000
         Above this many units a :class:`LargeMapWarning` is issued.
-    precision : int, default 6
-        Decimals kept in coordinates.
+    precision : int, default 5
+        Decimals of a degree kept in coordinates (5: a grid of about 1 m).
     location : (lat, lon)
         Initial centre (Los Angeles) before the view fits the units.
     zoom_start : int, default 10
         Initial zoom before the view fits the units.
+    tiles : str, optional
+        Web tiles under the vector base map: ``"carto"`` (CARTO Positron; its API key from
+        ``GEO_CRIME_CARTO_KEY``), ``"osm"`` (OpenStreetMap) or any folium tile name; their
+        attribution is shown (see :func:`geo_crime.maps.basemap.tile_layer`). Default: none,
+        the map needs no network.
     fit_units : bool, default True
         Open on the units' extent (a West LA study opens on West LA, not on the whole city).
-    tiles : str or None, default "OpenStreetMap"
-        Base map of online maps (any folium/xyzservices name, or None); offline maps have none.
+    basemap : bool, default True
+        Draw the vector base map (city, division and neighbourhood boundaries and names) from
+        the data folder (:func:`geo_crime.maps.basemap.load_basemap`); skipped, with a note,
+        when the folder lacks its layers.
+    tolerance_m : float, default UNIT_TOLERANCE_M
+        Simplification of the units and outlines (metres; shared borders stay shared).
 
     Returns
     -------
@@ -240,19 +286,27 @@ def build_map(
         )
     if k_anonymity < 0:
         raise ConfigError(f"k_anonymity must be >= 0, got {k_anonymity}")
-    prepared, extras = _prepare_units(layers, k_anonymity, precision)
+    if not 0 <= precision <= 7:
+        raise ConfigError(f"precision must be 0..7 decimals, got {precision}")
+    prepared, extras = _prepare_units(layers, k_anonymity)
 
     m = _base_map(
         layers,
         offline=offline,
         title=title,
-        precision=precision,
         location=location,
         zoom_start=zoom_start,
         tiles=tiles,
         fit_units=fit_units,
     )
-    canvas = _Canvas(m, prepared, extras, k_anonymity, scheme, k)
+    data = _MapData(precision)
+    data.add_to(m)
+    canvas = _Canvas(
+        m, data, prepared, extras, k_anonymity, scheme, k, _esc(layers.period), tolerance_m
+    )
+    shipped = load_basemap() if basemap else None
+    if shipped is not None:
+        _basemap_layers(canvas, shipped, tiles=bool(tiles))
     legend_sections = [_severity_layer(canvas)]
     for key in ("gi", "lisa", "emerging"):
         table = getattr(layers, key)
@@ -266,18 +320,50 @@ def build_map(
         notes.append("Units are approximate (derived) reporting districts.")
     if layers.rds is not None and len(layers.rds):
         approx = _is_approximate(layers.rds)
-        legend_sections.append(_rds_layer(m, layers.rds, precision, approx))
+        legend_sections.append(_rds_layer(canvas, layers.rds, approx))
         if approx:
             notes.append("Reporting district outlines are approximate (derived).")
     if layers.divisions is not None and len(layers.divisions):
-        legend_sections.append(_divisions_layer(m, layers.divisions, precision))
+        legend_sections.append(_divisions_layer(canvas, layers.divisions))
+    if shipped is not None:
+        _place_names_layer(canvas, shipped)
+        if not tiles:
+            notes.append(
+                "Base map: City of Los Angeles, LAPD division and LA Times neighbourhood "
+                "boundaries (no web tiles)."
+            )
+    elif basemap:
+        notes.append("No base map: its boundary layers were not found in the data folder.")
+    data.finish()
 
     _Legend(legend_sections).add_to(m)
-    info = _info_html(title, layers.period, k_anonymity, notes, offline=offline)
-    _InfoBox(info, offline=offline).add_to(m)
+    info = _info_html(title, layers.period, k_anonymity, notes)
+    _InfoBox(info, vector=not tiles).add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     m._geo_crime_offline = offline  # remembered by write_map
     return m
+
+
+def map_layers(m: folium.Map) -> dict[str, _VectorLayer]:
+    """The layers of a built map that appear in its layer control, by name.
+
+    Parameters
+    ----------
+    m : folium.Map
+        From :func:`build_map`.
+
+    Returns
+    -------
+    dict of str to layer
+        Each layer's ``show`` (on when the map opens), ``records`` (one ``{"id",
+        "properties"}`` per feature: its own tooltip values), ``data`` (its features with all
+        their tooltip properties, without geometry) and ``spec`` (what the browser gets).
+    """
+    return {
+        html.unescape(c.layer_name): c
+        for c in m._children.values()
+        if isinstance(c, _VectorLayer) and c.control
+    }
 
 
 def _base_map(
@@ -285,39 +371,61 @@ def _base_map(
     *,
     offline: bool,
     title: str,
-    precision: int,
     location: Sequence[float],
     zoom_start: int,
     tiles: str | None,
     fit_units: bool,
 ) -> folium.Map:
-    """The map before its layers: view, base tiles (online only), Leaflet, title and CSS."""
+    """The map before its layers: view, Leaflet, web tiles (on request), title and CSS."""
     m = folium.Map(
         location=list(location),
         zoom_start=zoom_start,
         tiles=None,
         control_scale=True,
+        zoom_snap=ZOOM_SNAP,
     )
-    if tiles and not offline:
-        folium.TileLayer(tiles, control=False).add_to(m)
+    _set_assets(m, offline=offline)
+    if tiles:
+        tile_layer(tiles).add_to(m)
     if fit_units and len(layers.units):
         west, south, east, north = layers.units.to_crs("EPSG:4326").total_bounds
         if np.isfinite([west, south, east, north]).all():
             corners = [[south, west], [north, east]]
-            m.fit_bounds(  # keep the units clear of the legend (bottom right)
-                [[round(float(v), precision) for v in c] for c in corners],
-                padding_top_left=(30, 30),
-                padding_bottom_right=(300, 30),
-            )
-    _set_assets(m, offline=offline)
-    m.get_root().title = _esc(title)
-    m.get_root().header.add_child(Element(_BOX_CSS), name="geo_crime_css")
+            _FitView([[round(float(v), 5) for v in c] for c in corners]).add_to(m)
+    root = m.get_root()
+    root.title = _esc(title)
+    root.header.add_child(Element(_BOX_CSS), name="geo_crime_css")
+    runtime = f"<style>{RUNTIME_CSS}</style>\n<script>{RUNTIME_JS}</script>\n"
+    root.header.add_child(Element(runtime), name="geo_crime_runtime")
     return m
 
 
-def _info_html(
-    title: str, period: str, k_anonymity: int, notes: list[str], *, offline: bool
-) -> str:
+class _FitView(MacroElement):
+    """Open the map on ``bounds`` at once (no zoom animation), clear of the boxes on the right.
+
+    Attributes
+    ----------
+    bounds : list
+        ``[[south, west], [north, east]]``.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.fitBounds({{ this.bounds|tojson }}, {
+            paddingTopLeft: [20, 20], paddingBottomRight: [290, 20], animate: false
+        });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, bounds: list[list[float]]) -> None:
+        super().__init__()
+        self._name = "GeoCrimeFitView"
+        self.bounds = bounds
+
+
+def _info_html(title: str, period: str, k_anonymity: int, notes: list[str]) -> str:
     """The info box's HTML: title, period, privacy and other notes (escaped)."""
     info = [f'<div class="gc-title">{_esc(title)}</div>']
     if period:
@@ -328,8 +436,6 @@ def _info_html(
             "suppressed (counts, severity and rates hidden).</div>"
         )
     info.extend(f'<div class="gc-note">{_esc(n)}</div>' for n in notes)
-    if offline:
-        info.append('<div class="gc-note">Offline map: no base map tiles.</div>')
     return "".join(info)
 
 
@@ -349,11 +455,12 @@ def write_map(
     path : path-like
         Destination ``.html`` file.
     offline : bool, optional
-        Self-contained HTML (inlined Leaflet, no tiles). Default: how the map was built, or
-        False when building. An online map written with ``offline=True`` is converted (its
-        tile layer removed, Leaflet inlined); an offline map cannot be written online.
+        Inline Leaflet (no CDN). Default: how the map was built, or True when building. An
+        online map written with ``offline=True`` is converted (Leaflet inlined, its web tiles
+        removed, so it needs no network); an offline map cannot be written online.
     **build_options
-        Passed to :func:`build_map` when layers are given (``title``, ``k_anonymity``...).
+        Passed to :func:`build_map` when layers are given (``title``, ``k_anonymity``,
+        ``tiles``...).
 
     Returns
     -------
@@ -363,7 +470,7 @@ def write_map(
     ------
     ConfigError
         Build options given with a built map, or an offline map asked to be written online.
-    RuntimeError
+    OutputError
         An offline page still references the network (a bug).
     """
     if isinstance(map_or_layers, folium.Map):
@@ -374,11 +481,12 @@ def write_map(
         offline = built_offline if offline is None else offline
         if offline and not built_offline:
             _set_assets(m, offline=True)
+            _drop_tiles(m)
             m._geo_crime_offline = True
         elif built_offline and not offline:
             raise ConfigError("this map was built offline; rebuild it with offline=False")
     else:
-        offline = bool(offline)
+        offline = True if offline is None else bool(offline)
         m = build_map(map_or_layers, offline=offline, **build_options)
     text = m.get_root().render()
     if offline:
@@ -386,3 +494,10 @@ def write_map(
         if refs:
             raise OutputError(f"{path}: the offline map still references the network: {refs[:3]}")
     return atomic_write_text(path, text)
+
+
+def _drop_tiles(m: folium.Map) -> None:
+    """Remove a map's web tile layers."""
+    for key, child in list(m._children.items()):
+        if isinstance(child, folium.TileLayer):
+            del m._children[key]

@@ -3,9 +3,10 @@
 :class:`MapLayers` bundles the inputs of :func:`geo_crime.maps.build_map`: the units with their
 measures, the optional hot-spot, emerging hot spot and forecast tables, the administrative
 outlines and the labels. :func:`_prepare_units` checks the units and turns them into what every
-unit layer shares (:class:`_Units`): one GeoJSON feature per unit, the tooltip values (HTML
-escaped, and hidden for units below k-anonymity), the choropleth measure and its label.
-:func:`_aligned` lines a result table up with the units.
+unit layer shares (:class:`_Units`): the geometry (drawn once, see
+:mod:`geo_crime.maps.topology`), the tooltip values (HTML escaped, and hidden for units below
+k-anonymity), the choropleth measure and its label. :func:`_aligned` lines a result table up
+with the units.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.errors import ConfigError, DataError, PrivacyError
-from geo_crime.export import geojson_geometries
 from geo_crime.maps.classify import _fmt_num
 from geo_crime.privacy import victim_columns
 from geo_crime.units import unit_area_km2
@@ -182,17 +182,20 @@ class _Units:
     """Units ready for mapping: geometry features and per-unit display values."""
 
     ids: list[str]
-    features: list[dict]  # {"type", "id", "geometry"} shared by every layer
-    base: list[dict]  # tooltip properties shared by every layer
+    geometry: np.ndarray  # shapely geometries in EPSG:4326, drawn once for every layer
+    base: list[dict]  # place properties shared by every layer: "u" (id), "x<j>" (extras)
+    values: list[dict]  # incident-derived tooltip values: "n", "s", "r" (or "suppressed")
     suppressed: np.ndarray
     measure: np.ndarray
     measure_label: str
     rate_label: str
 
 
-def _prepare_units(
-    layers: MapLayers, k_anonymity: int, precision: int
-) -> tuple[_Units, list[tuple[str, str]]]:
+def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tuple[str, str]]]:
+    """Check the units and compute what every unit layer shows (suppressed values hidden).
+
+    Returns the prepared units and the extra tooltip columns shown (column, label).
+    """
     units = layers.units
     if not isinstance(units, gpd.GeoDataFrame):
         raise DataError("MapLayers.units must be a GeoDataFrame")
@@ -235,27 +238,35 @@ def _prepare_units(
     victims = victim_columns(layers.tooltip_columns)
     if victims:
         raise PrivacyError(f"victim-level columns {victims} cannot be shown on a public map")
-    period = _esc(layers.period)
     extras = [(c, a) for c, a in layers.tooltip_columns.items() if c in units.columns]
     extra_values = {c: units[c].tolist() for c, _ in extras}
     hidden = "suppressed"
-    geoms = geojson_geometries(units.geometry.to_numpy(), precision=precision)
-    features, base = [], []
+    base, values = [], []
     for i, uid in enumerate(ids):
-        features.append({"type": "Feature", "id": uid, "geometry": geoms[i]})
         small = bool(suppressed[i])
-        props = {
-            "u": _esc(uid),
-            "n": hidden if small else _fmt_num(count[i]),
-            "s": hidden if small else _fmt_num(severity[i]),
-            "r": hidden if small else _fmt_num(rate[i]),
-        }
+        values.append(
+            {
+                "n": hidden if small else _fmt_num(count[i]),
+                "s": hidden if small else _fmt_num(severity[i]),
+                "r": hidden if small else _fmt_num(rate[i]),
+            }
+        )
+        props = {"u": _esc(uid)}
         for j, (column, _alias) in enumerate(extras):
             value = extra_values[column][i]
             props[f"x{j}"] = hidden if small and column not in _PLACE_COLUMNS else _esc(value)
-        props["p"] = period
         base.append(props)
-    return _Units(ids, features, base, suppressed, measure, measure_label, rate_label), extras
+    prepared = _Units(
+        ids,
+        units.geometry.to_numpy(),
+        base,
+        values,
+        suppressed,
+        measure,
+        measure_label,
+        rate_label,
+    )
+    return prepared, extras
 
 
 def _aligned(table: pd.DataFrame, ids: list[str], column: str, what: str) -> np.ndarray:

@@ -24,7 +24,12 @@ _BOX_CSS = """
 .gc-line {display: inline-block; width: 16px; margin-right: 6px; flex: none; height: 0;}
 .gc-note {margin-top: 4px; color: #444; font-size: 11px;}
 .gc-title {font-weight: bold; font-size: 14px;}
-.leaflet-container.gc-offline {background: #f4f3ef;}
+.leaflet-container.gc-vector {background: #e3e6e8;}
+.leaflet-control-layers-expanded {max-width: 270px; padding: 5px 8px;
+  font: 12px/1.3 "Helvetica Neue", Arial, Helvetica, sans-serif;}
+.leaflet-control-layers-overlays label {margin: 2px 0;}
+.leaflet-control-layers-overlays label > span {display: flex; align-items: flex-start;}
+.leaflet-control-layers-selector {flex: none; margin-top: 1px;}
 </style>
 """
 
@@ -87,19 +92,19 @@ class _InfoBox(MacroElement):
                 return div;
             };
             info.addTo({{ this._parent.get_name() }});
-            {%- if this.offline %}
-            {{ this._parent.get_name() }}.getContainer().classList.add("gc-offline");
+            {%- if this.vector %}
+            {{ this._parent.get_name() }}.getContainer().classList.add("gc-vector");
             {%- endif %}
         })();
         {% endmacro %}
         """
     )
 
-    def __init__(self, content: str, *, offline: bool) -> None:
+    def __init__(self, content: str, *, vector: bool) -> None:
         super().__init__()
         self._name = "GeoCrimeInfo"
         self.content = content
-        self.offline = offline
+        self.vector = vector  # no web tiles: the vector base map's background
 
 
 def _swatch(colour: str, label: str) -> str:

@@ -1,0 +1,227 @@
+"""Real maps in a real browser: size budgets, open time, offline base map, fitted view.
+
+The maps are built from the real 2024 rows as the pipeline publishes them (city-wide reporting
+districts and H3 resolution-8 cells, every layer, suppression applied), plus a West LA study
+map, and opened in headless Chromium through ``/usr/bin/chromedriver``. A missing browser or
+missing data is a skip on a laptop and a failure under ``CI=true``.
+
+Measured on the run's city-wide 2024 maps (2-core machine, cold headless Chromium, navigation
+start to the last path drawn, median of 3) when each layer stopped carrying its own GeoJSON:
+reporting districts 13.1 MB, 1.00 s -> 1.56 MB, 0.48 s; H3 resolution 8: 6.1 MB, 0.52 s ->
+2.0 MB, 0.45 s (with the base map's 136 extra paths drawn).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geo_crime.maps import MapLayers, layer_pane, write_map
+from tests.browser import headless_chromium, skip_or_fail
+from tests.shared_data import REDUCED_DIR, require_data
+
+#: Size budgets of the city-wide maps with every layer (bytes).
+BUDGETS = {"rd": 4_000_000, "h38": 3_000_000}
+
+#: Records, from the first script on, when the number of drawn paths last changed.
+_WATCH_PATHS = """
+window.__gcPaths = [];
+(function poll() {
+    var n = document.querySelectorAll('.leaflet-pane path').length, c = window.__gcPaths;
+    if (!c.length || c[c.length - 1][1] !== n) { c.push([performance.now(), n]); }
+    setTimeout(poll, 10);
+})();
+"""
+
+_MAP = "var map = window[document.querySelector('.folium-map').id];"
+
+_LABELS = """
+return Array.from(document.querySelectorAll('.gc-label')).filter(function (el) {
+    return el.style.display !== 'none' && el.style.visibility !== 'hidden';
+}).map(function (el) { return [el.classList.contains('gc-label-d') ? 'd' : 'n', el.textContent]; });
+"""
+
+
+@pytest.fixture(scope="module")
+def maps(tmp_path_factory) -> dict[str, tuple[Path, tuple[float, float, float, float], int]]:
+    """Maps of the real 2024 rows: ``{label: (html, units' bounds, number of units)}``."""
+    from geo_crime.cube import make_cube
+    from geo_crime.ingest import load_incidents
+    from geo_crime.privacy import cube_disclosure, hidden_mask, publishable
+    from geo_crime.rates import attach_population
+    from geo_crime.stats import run_statistic
+    from geo_crime.units import division_units, make_units, restrict_to_divisions
+    from geo_crime.weights import build_weights
+
+    files = sorted((require_data() / "lapd_crime" / REDUCED_DIR).glob("*.json.gz"))
+    if len(files) != 21:
+        skip_or_fail(f"the 21 area files of the 2024 rows are missing ({len(files)} found)")
+    folder = tmp_path_factory.mktemp("real_maps")
+    incidents, _ = load_incidents(files, cache=folder / "cache")
+    divisions = division_units()
+    rds = attach_population(make_units("rd", incidents, study_area="city"))
+    westla = restrict_to_divisions(divisions, [8]).union_all()
+    studies = {
+        "rd": (rds, divisions),
+        "h38": (attach_population(make_units("h3:8", incidents, study_area="city")), divisions),
+        "westla_h39": (
+            attach_population(make_units("h3:9", incidents, study_area=westla)),
+            restrict_to_divisions(divisions, [8]),
+        ),
+    }
+    out = {}
+    for label, (units, outlines) in studies.items():
+        cube = make_cube(incidents, units, freq="W", start="2024-01-01", end="2024-09-29")
+        weights = build_weights(cube.units)
+        tables = {
+            s: run_statistic(cube, s, permutations=99, seed=0, weights=weights).table
+            for s in ("gi", "lisa", "emerging")
+        }
+        # a forecast from the rows: the mean of the last four weeks
+        forecast = pd.DataFrame(
+            {
+                "unit_id": cube.units["unit_id"].astype(str),
+                "period": cube.periods[-1] + pd.Timedelta(weeks=1),
+                "prediction": np.asarray(cube.counts)[:, -4:].mean(axis=1),
+            }
+        )
+        summary, suppressed = cube_disclosure(cube, 3)
+        public = publishable(summary, suppressed, statistics=tables, forecast=forecast)
+        layers = MapLayers.from_cube(
+            cube,
+            gi=public.get("gi"),
+            lisa=public.get("lisa"),
+            emerging=public.get("emerging"),
+            forecast=public.get("forecast"),
+            divisions=outlines,
+            rds=restrict_to_divisions(rds, [8]) if label.startswith("westla") else rds,
+            forecast_period="week starting 2024-09-30",
+        )
+        layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
+        path = write_map(layers, folder / f"map_{label}.html", k_anonymity=3)  # the defaults
+        bounds = tuple(float(v) for v in cube.units.to_crs(4326).total_bounds)
+        out[label] = (path, bounds, len(cube.units))
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium logging every network request (Chrome DevTools performance log)."""
+    with headless_chromium(logs=("browser", "performance"), scripts=[_WATCH_PATHS]) as driver:
+        yield driver
+
+
+def _open(driver, path: Path, *, quiet: float = 0.6, timeout: float = 30.0) -> tuple[float, int]:
+    """Open a map and wait until no path is added for ``quiet`` seconds.
+
+    Returns the open time (navigation start to the last path drawn, seconds) and the paths.
+    """
+    driver.get("about:blank")
+    driver.get_log("performance")  # forget earlier requests
+    driver.get(path.as_uri())
+    start, last, since = time.monotonic(), None, time.monotonic()
+    while time.monotonic() - start < timeout:
+        changes = driver.execute_script("return window.__gcPaths")
+        if changes != last:
+            last, since = changes, time.monotonic()
+        elif changes and changes[-1][1] > 0 and time.monotonic() - since > quiet:
+            return changes[-1][0] / 1000.0, int(changes[-1][1])
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name}: the paths kept changing for {timeout} s")
+
+
+def _requested_urls(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def test_city_maps_meet_their_size_budgets(maps):
+    for label, budget in BUDGETS.items():
+        path, _, n = maps[label]
+        size = path.stat().st_size
+        print(f"\n{label}: {n} units, {size / 1e6:.2f} MB (budget {budget / 1e6:.0f} MB)")
+        assert size <= budget, (label, size)
+
+
+def test_maps_open_offline_fast_and_draw_every_unit(browser, maps):
+    for label, (path, _, n_units) in maps.items():
+        seconds, paths = _open(browser, path)
+        print(f"\n{label}: open in {seconds:.2f} s, {paths} paths")
+        assert seconds < 15.0, (label, seconds)
+        # one path per unit in the visible unit layer; the hidden layers draw nothing yet
+        drawn = browser.execute_script(
+            "return document.querySelectorAll('.leaflet-' + arguments[0] + '-pane path').length;",
+            layer_pane("severity"),
+        )
+        assert drawn == n_units, label
+        # no request leaves the file: no CDN, no tiles, no fonts
+        urls = _requested_urls(browser)
+        assert urls and all(urlparse(u).scheme in ("file", "data") for u in urls), urls
+        assert not browser.find_elements("css selector", ".leaflet-tile")
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == [], severe
+
+
+def _view(driver) -> tuple[float, list[float]]:
+    zoom, bbox = driver.execute_script(
+        _MAP + "return [map.getZoom(), map.getBounds().toBBoxString()];"
+    )
+    return float(zoom), [float(v) for v in bbox.split(",")]
+
+
+def _area(b) -> float:
+    return (b[2] - b[0]) * (b[3] - b[1])
+
+
+def test_maps_open_fitted_to_their_study_area(browser, maps):
+    for label in ("rd", "westla_h39"):
+        path, study, _ = maps[label]
+        _open(browser, path)
+        _, view = _view(browser)
+        # the whole study area is in view ...
+        assert view[0] <= study[0] and view[1] <= study[1], (label, view, study)
+        assert view[2] >= study[2] and view[3] >= study[3], (label, view, study)
+        # ... and fills it (the legend and layer control take the right-hand side)
+        assert _area(view) < 3.5 * _area(study), (label, view, study)
+    _, west_la = _view(browser)
+    assert west_la[2] - west_la[0] < 0.45  # West LA opens on West LA, not on the whole city
+
+
+def test_offline_base_map_and_its_names(browser, maps):
+    path, _, _ = maps["westla_h39"]
+    _open(browser, path)
+    # the vector base map: the city, its 21 divisions and 114 neighbourhoods, no tiles
+    base = browser.execute_script(
+        "return document.querySelectorAll('.leaflet-gc-base-pane path').length"
+    )
+    assert base == 1 + 21 + 114
+    attribution = browser.find_element("css selector", ".leaflet-control-attribution").text
+    assert "LA GeoHub" in attribution and "Los Angeles Times" in attribution
+    # West LA opens at neighbourhood scale: neighbourhood names, no division names
+    zoom, _ = _view(browser)
+    shown = browser.execute_script(_LABELS)
+    names = {name for kind, name in shown if kind == "n"}
+    assert zoom >= 12 and not [n for kind, n in shown if kind == "d"], (zoom, shown)
+    assert {"Westwood", "Brentwood", "Sawtelle"} <= names, names
+    # the city seen whole: the division names, none of the neighbourhoods
+    browser.execute_script(_MAP + "map.setView([34.02, -118.41], 10);")
+    time.sleep(0.3)
+    shown = browser.execute_script(_LABELS)
+    divisions = {name for kind, name in shown if kind == "d"}
+    assert {"WEST LOS ANGELES", "HARBOR", "DEVONSHIRE", "TOPANGA"} <= divisions, divisions
+    assert len(divisions) >= 15 and not [n for kind, n in shown if kind == "n"]
+    # names above the choropleth never take the mouse
+    events = browser.execute_script(
+        "return getComputedStyle(document.querySelector('.leaflet-gc-labels-pane')).pointerEvents"
+    )
+    assert events == "none"

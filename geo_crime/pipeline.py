@@ -19,6 +19,9 @@ some unit types at one period length. The default run has two, matching the real
 
 Settings come from defaults, then an optional TOML file (``[run]`` table and ``[[study]]``
 tables), then command-line flags (later wins).
+
+Long because the order of the stages, what each one hands the next and which of its outputs
+are public is easiest to check when it reads top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -405,7 +408,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         from geo_crime.weights import build_weights
 
         weights = build_weights(units) if settings.statistics else None
-        for stat in settings.statistics:
+        for stat in progress.steps(settings.statistics, "statistics"):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
@@ -496,6 +499,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         tables=tables,
         backtest=forecast_summary if isinstance(forecast_summary, dict) else None,
         approximate=unit_summary["approximate"],
+        forecast=forecast_table,
     )
     return unit_summary, lines, written
 
@@ -509,6 +513,7 @@ def _forecast(
     prediction for suppressed units. The returned table is the public one.
     """
     from geo_crime.forecast import KerasForecaster, evaluate, predict_next
+    from geo_crime.forecast.incidents import expected_incidents, points_per_incident
     from geo_crime.forecast.origin import forecast_origin
     from geo_crime.io_utils import write_table
     from geo_crime.privacy import public_tables
@@ -547,7 +552,7 @@ def _forecast(
     # the final model starts from the last backtest network (when the configuration warm-starts)
     warm = result.last_fits.get("keras") if config.warm_start else None
     model = KerasForecaster(config, seed=seed).fit(recent, warm_start=warm)
-    table = predict_next(model, recent)
+    table = expected_incidents(predict_next(model, recent), recent)
     table.insert(2, "last_complete_period", str(origin.period.date()))
     table.insert(3, "data_end", str(pd.Timestamp(data_end).date()))
     if "name" in cube.units:  # the unit's place (see units.places.named_units)
@@ -567,6 +572,7 @@ def _forecast(
         "complete_share_at_origin": round(origin.share, 4),
         "data_end": str(pd.Timestamp(data_end).date()),
         "why_not_data_end": origin.reason,
+        "points_per_incident": round(points_per_incident(recent), 3),
     }
     return public, summary, files
 
@@ -618,6 +624,8 @@ def _publish(
         forecast_period=forecast_label,
     )
     layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
+    n_steps = 4 if "emerging" in public else 3
+    progress.step(0, n_steps, "map", "outputs")
     files = [
         write_map(
             layers,
@@ -627,6 +635,7 @@ def _publish(
             scheme=RATE_SCHEME,
         )
     ]
+    progress.step(1, n_steps, "GIS layers", "outputs")
     export = {f"{label}_{kind}": table for kind, table in public.items()}
     files += export_layers(
         export,
@@ -638,6 +647,7 @@ def _publish(
     if "emerging" in public:
         from geo_crime.trend_figures import emerging_hotspot_figure
 
+        progress.step(2, n_steps, "emerging hot spot figure", "outputs")
         files.append(
             emerging_hotspot_figure(
                 public["summary"],
@@ -648,6 +658,7 @@ def _publish(
             )
         )
     moran = tables["moran"].result if "moran" in tables else None
+    progress.step(n_steps - 1, n_steps, "figures", "outputs")
     files += write_figures(
         folder / f"figures_{label}",
         units=public["summary"],
@@ -661,6 +672,7 @@ def _publish(
         k_anonymity=settings.k_anonymity,
         public=True,
     )
+    progress.step(n_steps, n_steps, "", "outputs")
     return files
 
 

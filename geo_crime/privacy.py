@@ -110,12 +110,13 @@ SUPPRESSED_COLUMNS: frozenset[str] = frozenset(
 )
 """Per-unit measures set to null for units below the k-anonymity threshold.
 
-Columns starting with ``cat_`` (per-category counts), ``severity_``, ``harm_`` or ``rate_`` are
-suppressed too. ``y``, ``y_std``, ``lag_std`` and ``Is`` are the hot-spot tables' copies of the
-analysed value (from which it could be recovered).
+Columns starting with ``cat_`` (per-category counts), ``severity_``, ``harm_``, ``rate_`` or
+``expected_`` (expected incidents of a forecast) are suppressed too. ``y``, ``y_std``,
+``lag_std`` and ``Is`` are the hot-spot tables' copies of the analysed value (from which it
+could be recovered).
 """
 
-_SUPPRESSED_PREFIXES = ("cat_", "severity_", "harm_", "rate_")
+_SUPPRESSED_PREFIXES = ("cat_", "severity_", "harm_", "rate_", "expected_")
 
 # Raw LAPD spellings of victim fields (official CSV, API, reduced 2024 JSON and its intermediates)
 _RAW_VICTIM_COLUMNS = frozenset(
@@ -324,6 +325,10 @@ PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
         "prediction",
         "lower",
         "upper",
+        "expected_incidents",
+        "expected_violent",
+        "expected_property",
+        "expected_other",
         "history_complete",
     ),
 }

@@ -229,3 +229,51 @@ def test_expected_stages_count_the_stages_of_a_run():
     )
     # ingest, division check, coverage; 5 per forecast unit type, 4 without; report
     assert _Stage.expected(settings) == 3 + 5 + 5 + 4 + 1
+
+
+def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeypatch):
+    """Every stage that can take seconds moves a bar: files read, statistics, outputs."""
+    from geo_crime.pipeline import run_pipeline
+    from tests.shared_data import WESTLA, crime_file
+
+    calls: list[tuple[int, int, str, str]] = []
+    monkeypatch.setattr(
+        progress.RunDisplay,
+        "step",
+        lambda self, done, total, label, unit="steps": calls.append((done, total, label, unit)),
+    )
+    settings = RunSettings(
+        inputs=[str(crime_file(WESTLA))],
+        outputs=str(tmp_path),
+        name="steps",
+        permutations=9,
+        cache=False,
+        studies=[
+            StudySettings(
+                name="westla",
+                areas=[8],
+                start="2020-03-01",
+                end="2020-09-01",
+                units=["rd"],
+                freq="W",
+                forecast=False,
+                statistics=["moran", "gi"],
+            )
+        ],
+    )
+    run_pipeline(settings, quiet=True)
+    name = crime_file(WESTLA).name
+    assert calls[:4] == [
+        (0, 3, f"read {name}", "steps"),
+        (1, 3, "clean", "steps"),
+        (2, 3, "score severity", "steps"),
+        (3, 3, "", "steps"),
+    ]
+    stats = [c for c in calls if c[3] == "statistics"]
+    assert stats == [
+        (0, 2, "moran", "statistics"),
+        (1, 2, "gi", "statistics"),
+        (2, 2, "", "statistics"),
+    ]
+    outputs = [c[2] for c in calls if c[3] == "outputs"]
+    assert outputs == ["map", "GIS layers", "figures", ""]

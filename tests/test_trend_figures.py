@@ -7,6 +7,8 @@ colour bars against the data axes: none may cover them.
 
 from __future__ import annotations
 
+import io
+
 import geopandas as gpd
 import h3
 import numpy as np
@@ -293,3 +295,31 @@ def test_severity_choropleth_legend_beside_map(westla_h3_units, tmp_path, drawn)
     _, overlay = _fills(ax)
     assert len(overlay) == int((y < 3).sum()) + 1  # the small units and the flagged one
     assert ax.get_legend().get_title().get_text() == "Classes (quantiles)"
+
+
+# ------------------------------------------------------------------ embedding in the report
+
+
+def test_a_figure_embedded_in_the_report_keeps_its_colours_and_shrinks(reduced, tmp_path):
+    """The report inlines figures with a 256-colour palette: every colour covering a visible
+    area (0.05% of the pixels or more) is exactly the original, and the file is smaller."""
+    from PIL import Image
+
+    from geo_crime.report.markdown import compact_png
+
+    path = trend_figure(reduced, check_coverage(reduced, freq="W"), tmp_path / "trend.png")
+    packed = compact_png(path)
+    assert len(packed) < 0.7 * path.stat().st_size
+    original = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
+    embedded = np.asarray(Image.open(io.BytesIO(packed)).convert("RGB")).reshape(-1, 3)
+    assert embedded.shape == original.shape
+    colours, inverse, counts = np.unique(original, axis=0, return_inverse=True, return_counts=True)
+    visible = np.flatnonzero(counts >= 0.0005 * len(original))
+    assert len(visible) >= 5  # background, the bars, the shading, the lines, the text
+    for colour in visible:
+        pixels = inverse.ravel() == colour
+        assert (embedded[pixels] == colours[colour]).all(), colours[colour]
+    # not a PNG: embedded as it is
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    assert compact_png(fake) == fake.read_bytes()

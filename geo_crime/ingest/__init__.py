@@ -306,9 +306,21 @@ def load_incidents(
         cached = incident_cache.read_cache(cache_file)
         if cached is not None:
             return cached
+    from geo_crime import progress as run_progress
+
+    n_steps = len(paths) + 2  # each file, then cleaning, then scoring
+    read_so_far = [0]
+
+    def on_file(path: Path) -> None:
+        run_progress.step(read_so_far[0], n_steps, f"read {Path(path).name}", "steps")
+        read_so_far[0] += 1
+        if progress:
+            progress(path)
+
     frame, report = read_incidents(
-        paths, mapping=mapping, on_bad_rows=on_bad_rows, progress=progress
+        paths, mapping=mapping, on_bad_rows=on_bad_rows, progress=on_file
     )
+    run_progress.step(len(paths), n_steps, "clean", "steps")
     frame = finalize_dtypes(frame)
     frame = clean_incidents(
         frame,
@@ -317,7 +329,9 @@ def load_incidents(
         as_of=as_of,
         min_occurred_date=min_occurred_date,
     )
+    run_progress.step(len(paths) + 1, n_steps, "score severity", "steps")
     frame = score_incidents(frame, report=report, harm_log=harm_log)
+    run_progress.step(n_steps, n_steps, "", "steps")
     if cache_file is not None:
         incident_cache.write_cache(cache_file, frame, report)
     return frame, report

@@ -47,6 +47,7 @@ def unit_findings(
     tables: dict[str, Any],
     backtest: dict | None,
     approximate: bool = False,
+    forecast: pd.DataFrame | None = None,
     top: int = 3,
 ) -> dict[str, Any]:
     """The findings of one unit type of a study, for the summary.
@@ -67,6 +68,10 @@ def unit_findings(
         The forecast summary of the run (``metrics``, ``scope``, ``next_period``).
     approximate : bool, default False
         The units' boundaries are approximate (derived reporting districts).
+    forecast : pandas.DataFrame, optional
+        The public next-period forecast (``unit_id``, ``prediction`` and, when present, the
+        ``expected_*`` incidents of :func:`geo_crime.forecast.incidents.expected_incidents`);
+        suppressed units are blank in it and never named.
     top : int, default 3
         Places named.
 
@@ -75,7 +80,8 @@ def unit_findings(
     dict
         ``top_places`` (label and share of the study's recorded severity), ``top_decile_share``
         (share held by the 10% of units with the most), ``n_units``, ``emerging`` (labels per
-        category), ``forecast`` (verdict and scope) and ``approximate``.
+        category), ``forecast`` (verdict, scope and the places forecast highest) and
+        ``approximate``.
     """
     ids = np.asarray(cube.unit_ids).astype(str)
     hidden = (
@@ -127,8 +133,38 @@ def unit_findings(
             "scored_share": float(np.mean(shares)) if shares else None,
             "covers_study_area": bool(scope.get("covers_study_area", False)),
             "n_origins": len(backtest.get("origins", [])),
+            "top_places": _forecast_top(forecast, labels, hidden_ids=set(ids[hidden]), top=top),
         }
     return findings
+
+
+def _about(value: float) -> str:
+    """An expected count as a reader says it: one decimal below 10, whole numbers above."""
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def _forecast_top(
+    forecast: pd.DataFrame | None, labels: pd.Series, *, hidden_ids: set, top: int
+) -> list[dict]:
+    """The published units forecast highest: label, severity points and expected incidents."""
+    if forecast is None or "prediction" not in forecast:
+        return []
+    ranked = forecast.dropna(subset=["prediction"])
+    ranked = ranked[~ranked["unit_id"].astype(str).isin(hidden_ids)]
+    out = []
+    for row in ranked.sort_values("prediction", ascending=False).head(top).itertuples():
+        unit = str(row.unit_id)
+        incidents = getattr(row, "expected_incidents", float("nan"))
+        violent = getattr(row, "expected_violent", float("nan"))
+        out.append(
+            {
+                "label": str(labels.get(unit, unit)),
+                "severity": float(row.prediction),
+                "incidents": float(incidents) if pd.notna(incidents) else None,
+                "violent": float(violent) if pd.notna(violent) else None,
+            }
+        )
+    return out
 
 
 def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) -> list[str]:
@@ -189,6 +225,19 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
                 f"(backtest over {forecast['n_origins']} origins, {scope}): {forecast['use']}"
                 + (f" {forecast['ranking']}" if forecast.get("ranking") else "")
             )
+            highest = "; ".join(
+                f"{md_text(p['label'])} ({p['severity']:,.0f} severity points"
+                + (
+                    f", about {_about(p['incidents'])} incidents, {_about(p['violent'])} of "
+                    "them violent"
+                    if p.get("incidents") is not None and p.get("violent") is not None
+                    else ""
+                )
+                + ")"
+                for p in forecast.get("top_places", [])
+            )
+            if highest:
+                text.append(f"Forecast highest for that {f['period']}: {highest}.")
         if f.get("approximate"):
             text.append("Boundaries are approximate (derived from incident points).")
         lines += ["- " + text[0], *(f"  - {part[0].upper()}{part[1:]}" for part in text[1:]), ""]

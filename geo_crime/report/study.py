@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.cube import FREQUENCIES
+from geo_crime.forecast.incidents import severity_scale_sentence
 from geo_crime.privacy import hidden_mask
 from geo_crime.report.markdown import md_code, md_text
 
@@ -245,18 +246,31 @@ def forecast_section(
             "completely recorded, so no model can be trusted there."
         )
         lines.append("")
+    with_incidents = "expected_incidents" in ranked
     lines.append(
         f"Units with the highest forecast severity, of the {n_forecast:,} with a published "
-        f"forecast (severity points in the {word} starting {period}; 80% interval in "
-        "brackets):"
+        f"forecast: severity points in the {word} starting {period}, its 80% interval"
+        + (
+            ", and the incidents that severity means at the unit's recent crime mix "
+            "(expected incidents in that "
+            f"{word}: all, and violent / property / other)"
+            if with_incidents
+            else ""
+        )
+        + ". "
+        + severity_scale_sentence(backtest.get("points_per_incident"), freq=cube.freq)
     )
     lines.append("")
+    extra = " expected incidents | violent / property / other |" if with_incidents else ""
+    rule = " --- | --- |" if with_incidents else ""
     if labels is not None:
-        lines.append("| rank | place | forecast | interval |")
-        lines.append("| --- | --- | --- | --- |")
+        lines.append("| rank | place | forecast (severity points) | 80% interval |" + extra)
+        lines.append("| --- | --- | --- | --- |" + rule)
     else:
-        lines.append("| rank | unit | division | forecast | interval |")
-        lines.append("| --- | --- | --- | --- | --- |")
+        lines.append(
+            "| rank | unit | division | forecast (severity points) | 80% interval |" + extra
+        )
+        lines.append("| --- | --- | --- | --- | --- |" + rule)
     forecast_units = ranked.dropna(subset=["prediction"])
     for rank, row in enumerate(forecast_units.head(10).itertuples(index=False), start=1):
         division = "" if "area" not in ranked or pd.isna(row.area) else int(row.area)
@@ -270,7 +284,13 @@ def forecast_section(
             if labels is not None
             else f"{md_text(row.unit_id)} | {division}"
         )
-        lines.append(f"| {rank} | {where} | {row.prediction:.0f} | {interval} |")
+        incidents = (
+            f" {row.expected_incidents:.1f} | {row.expected_violent:.1f} / "
+            f"{row.expected_property:.1f} / {row.expected_other:.1f} |"
+            if with_incidents
+            else ""
+        )
+        lines.append(f"| {rank} | {where} | {row.prediction:.0f} | {interval} |{incidents}")
     lines.append("")
     ranked = forecast_units
     if "area" in ranked and ranked["area"].notna().any():

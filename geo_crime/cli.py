@@ -746,6 +746,14 @@ def run(
     cache: Annotated[
         bool, typer.Option(help="Use the content-keyed cache of cleaned incidents.")
     ] = True,
+    tiles: Annotated[
+        str | None,
+        typer.Option(
+            "--tiles",
+            metavar="none|carto|osm",
+            help="Web tiles under the maps' vector base map (default none: no internet needed).",
+        ),
+    ] = None,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -770,6 +778,7 @@ def run(
         name=name,
         outputs=outputs,
         cache=None if cache else False,
+        map_tiles=tiles.lower() if tiles else None,
     )
     result = run_pipeline(settings, console=console, quiet=quiet)
     if quiet:

@@ -633,6 +633,7 @@ def _publish(
             offline=settings.offline_map,
             k_anonymity=settings.k_anonymity,
             scheme=RATE_SCHEME,
+            tiles=None if settings.map_tiles == "none" else settings.map_tiles,
         )
     ]
     progress.step(1, n_steps, "GIS layers", "outputs")

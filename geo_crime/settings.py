@@ -150,6 +150,9 @@ class RunSettings:
         Units with fewer incidents have their counts suppressed in public exports.
     offline_map
         Inline Leaflet and all assets into the HTML maps.
+    map_tiles
+        Web tiles under the maps' vector base map: ``"none"`` (the default: the maps need no
+        internet), ``"carto"`` or ``"osm"``.
     cache
         Reuse the content-keyed cache of cleaned incidents (``--no-cache`` turns it off).
     min_date
@@ -167,6 +170,7 @@ class RunSettings:
     seed: int = 0
     k_anonymity: int = 3
     offline_map: bool = True
+    map_tiles: str = "none"
     cache: bool = True
     min_date: str = "2010-01-01"
     studies: list[StudySettings] = field(default_factory=default_studies)
@@ -302,6 +306,9 @@ def _is_forecaster_name(value: object) -> bool:
 
 _MEASURES = ("severity", "count", "harm", "rate")
 
+#: Web tiles a run's maps can carry under the vector base map (``none``: no tiles, no internet).
+MAP_TILES = ("none", "carto", "osm")
+
 #: (test, expected type in words) of every setting; the words go into the error message (a
 #: callable gives them only when needed, e.g. the forecaster names, which import the registry).
 RUN_SCHEMA: dict[str, tuple] = {
@@ -320,6 +327,7 @@ RUN_SCHEMA: dict[str, tuple] = {
     "seed": (_is_int, "an integer"),
     "k_anonymity": (lambda v: _is_int(v) and 0 <= v <= 1_000, "an integer from 0 to 1000"),
     "offline_map": (lambda v: isinstance(v, bool), "true or false"),
+    "map_tiles": (lambda v: v in MAP_TILES, "'none', 'carto' or 'osm'"),
     "cache": (lambda v: isinstance(v, bool), "true or false"),
     "min_date": (_is_iso_date, 'an ISO date such as "2010-01-01", or "" for none'),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,16 @@ from pathlib import Path
 import pytest
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+#: Records, from the first script on, when the number of drawn paths last changed.
+WATCH_PATHS = """
+window.__gcPaths = [];
+(function poll() {
+    var n = document.querySelectorAll('.leaflet-pane path').length, c = window.__gcPaths;
+    if (!c.length || c[c.length - 1][1] !== n) { c.push([performance.now(), n]); }
+    setTimeout(poll, 10);
+})();
+"""
 
 _ARGUMENTS = (
     "--headless=new",
@@ -82,3 +93,22 @@ def headless_chromium(
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_map(driver, path: Path, *, quiet: float = 0.6, timeout: float = 30.0) -> tuple[float, int]:
+    """Open a map and wait until no path is added for ``quiet`` seconds.
+
+    Returns the open time (navigation start to the last path drawn, seconds) and the paths.
+    """
+    driver.get("about:blank")
+    driver.get_log("performance")  # forget earlier requests
+    driver.get(path.as_uri())
+    start, last, since = time.monotonic(), None, time.monotonic()
+    while time.monotonic() - start < timeout:
+        changes = driver.execute_script("return window.__gcPaths")
+        if changes != last:
+            last, since = changes, time.monotonic()
+        elif changes and changes[-1][1] > 0 and time.monotonic() - since > quiet:
+            return changes[-1][0] / 1000.0, int(changes[-1][1])
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name}: the paths kept changing for {timeout} s")

@@ -23,21 +23,12 @@ import pandas as pd
 import pytest
 
 from geo_crime.maps import MapLayers, layer_pane, write_map
-from tests.browser import headless_chromium, skip_or_fail
+from tests.browser import WATCH_PATHS, headless_chromium, open_map, skip_or_fail
 from tests.shared_data import REDUCED_DIR, require_data
 
 #: Size budgets of the city-wide maps with every layer (bytes).
 BUDGETS = {"rd": 4_000_000, "h38": 3_000_000}
 
-#: Records, from the first script on, when the number of drawn paths last changed.
-_WATCH_PATHS = """
-window.__gcPaths = [];
-(function poll() {
-    var n = document.querySelectorAll('.leaflet-pane path').length, c = window.__gcPaths;
-    if (!c.length || c[c.length - 1][1] !== n) { c.push([performance.now(), n]); }
-    setTimeout(poll, 10);
-})();
-"""
 
 _MAP = "var map = window[document.querySelector('.folium-map').id];"
 
@@ -113,27 +104,8 @@ def maps(tmp_path_factory) -> dict[str, tuple[Path, tuple[float, float, float, f
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium logging every network request (Chrome DevTools performance log)."""
-    with headless_chromium(logs=("browser", "performance"), scripts=[_WATCH_PATHS]) as driver:
+    with headless_chromium(logs=("browser", "performance"), scripts=[WATCH_PATHS]) as driver:
         yield driver
-
-
-def _open(driver, path: Path, *, quiet: float = 0.6, timeout: float = 30.0) -> tuple[float, int]:
-    """Open a map and wait until no path is added for ``quiet`` seconds.
-
-    Returns the open time (navigation start to the last path drawn, seconds) and the paths.
-    """
-    driver.get("about:blank")
-    driver.get_log("performance")  # forget earlier requests
-    driver.get(path.as_uri())
-    start, last, since = time.monotonic(), None, time.monotonic()
-    while time.monotonic() - start < timeout:
-        changes = driver.execute_script("return window.__gcPaths")
-        if changes != last:
-            last, since = changes, time.monotonic()
-        elif changes and changes[-1][1] > 0 and time.monotonic() - since > quiet:
-            return changes[-1][0] / 1000.0, int(changes[-1][1])
-        time.sleep(0.05)
-    raise AssertionError(f"{path.name}: the paths kept changing for {timeout} s")
 
 
 def _requested_urls(driver) -> list[str]:
@@ -155,7 +127,7 @@ def test_city_maps_meet_their_size_budgets(maps):
 
 def test_maps_open_offline_fast_and_draw_every_unit(browser, maps):
     for label, (path, _, n_units) in maps.items():
-        seconds, paths = _open(browser, path)
+        seconds, paths = open_map(browser, path)
         print(f"\n{label}: open in {seconds:.2f} s, {paths} paths")
         assert seconds < 15.0, (label, seconds)
         # one path per unit in the visible unit layer; the hidden layers draw nothing yet
@@ -186,7 +158,7 @@ def _area(b) -> float:
 def test_maps_open_fitted_to_their_study_area(browser, maps):
     for label in ("rd", "westla_h39"):
         path, study, _ = maps[label]
-        _open(browser, path)
+        open_map(browser, path)
         _, view = _view(browser)
         # the whole study area is in view ...
         assert view[0] <= study[0] and view[1] <= study[1], (label, view, study)
@@ -199,7 +171,7 @@ def test_maps_open_fitted_to_their_study_area(browser, maps):
 
 def test_offline_base_map_and_its_names(browser, maps):
     path, _, _ = maps["westla_h39"]
-    _open(browser, path)
+    open_map(browser, path)
     # the vector base map: the city, its 21 divisions and 114 neighbourhoods, no tiles
     base = browser.execute_script(
         "return document.querySelectorAll('.leaflet-gc-base-pane path').length"

@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from geo_crime import progress
+from geo_crime.errors import ConfigError
 from geo_crime.forecast import ForecastConfig, evaluate
 from geo_crime.pipeline import RunResult, _Stage
 from geo_crime.settings import RunSettings, StudySettings
@@ -232,7 +233,8 @@ def test_expected_stages_count_the_stages_of_a_run():
 
 
 def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeypatch):
-    """Every stage that can take seconds moves a bar: files read, statistics, outputs."""
+    """Every stage that can take seconds moves a bar: files read, statistics, outputs. (The
+    same small run checks that the maps carry the web tiles the run asks for.)"""
     from geo_crime.pipeline import run_pipeline
     from tests.shared_data import WESTLA, crime_file
 
@@ -248,6 +250,7 @@ def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeyp
         name="steps",
         permutations=9,
         cache=False,
+        map_tiles="osm",
         studies=[
             StudySettings(
                 name="westla",
@@ -261,7 +264,7 @@ def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeyp
             )
         ],
     )
-    run_pipeline(settings, quiet=True)
+    result = run_pipeline(settings, quiet=True)
     name = crime_file(WESTLA).name
     assert calls[:4] == [
         (0, 3, f"read {name}", "steps"),
@@ -277,3 +280,7 @@ def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeyp
     ]
     outputs = [c[2] for c in calls if c[3] == "outputs"]
     assert outputs == ["map", "GIS layers", "figures", ""]
+    html = (result.folder / "public" / "westla" / "map_rd.html").read_text(encoding="utf-8")
+    assert "tile.openstreetmap.org" in html and "openstreetmap.org/copyright" in html
+    with pytest.raises(ConfigError, match="map_tiles"):
+        RunSettings.from_sources(map_tiles="google")

@@ -33,7 +33,11 @@ from tests.browser import WATCH_PATHS, headless_chromium, open_map  # noqa: E402
 
 def build_maps(source: Path, outputs: Path, name: str) -> list[Path]:
     """Run the default pipeline with the package in ``source``; return its maps."""
-    env = {**os.environ, "PYTHONPATH": str(source)}
+    from geo_crime.config import data_dir
+
+    # the package of ``source`` comes first (``-m`` puts the working folder first on the path);
+    # the data folder is named outright: its default is relative to the package checkout
+    env = {**os.environ, "PYTHONPATH": str(source), "GEO_CRIME_DATA": str(data_dir())}
     subprocess.run(
         [
             sys.executable,
@@ -48,7 +52,7 @@ def build_maps(source: Path, outputs: Path, name: str) -> list[Path]:
         ],
         check=True,
         env=env,
-        cwd=ROOT,
+        cwd=source,
     )
     return sorted((outputs / name / "public").glob("*/map_*.html"))
 

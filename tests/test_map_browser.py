@@ -47,7 +47,8 @@ def maps(tmp_path_factory) -> dict[str, tuple[Path, tuple[float, float, float, f
     from geo_crime.privacy import cube_disclosure, hidden_mask, publishable
     from geo_crime.rates import attach_population
     from geo_crime.stats import run_statistic
-    from geo_crime.units import division_units, make_units, restrict_to_divisions
+    from geo_crime.units import division_names, division_units, make_units, restrict_to_divisions
+    from geo_crime.units.places import named_units
     from geo_crime.weights import build_weights
 
     files = sorted((require_data() / "lapd_crime" / REDUCED_DIR).glob("*.json.gz"))
@@ -68,6 +69,8 @@ def maps(tmp_path_factory) -> dict[str, tuple[Path, tuple[float, float, float, f
     }
     out = {}
     for label, (units, outlines) in studies.items():
+        # units named by place, as the pipeline names them (tooltips show the place)
+        units, _ = named_units(units, division_names(units, divisions))
         cube = make_cube(incidents, units, freq="W", start="2024-01-01", end="2024-09-29")
         weights = build_weights(cube.units)
         tables = {
@@ -197,3 +200,27 @@ def test_offline_base_map_and_its_names(browser, maps):
         "return getComputedStyle(document.querySelector('.leaflet-gc-labels-pane')).pointerEvents"
     )
     assert events == "none"
+
+
+def test_the_tooltip_under_city_hall_names_downtown_in_central(browser, maps):
+    """Hovering the cell of Los Angeles City Hall shows its place: Downtown, Central division."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    path, _, _ = maps["h38"]
+    open_map(browser, path)
+    browser.execute_script(_MAP + "map.setView([34.0537, -118.2428], 15);")
+    time.sleep(0.5)
+    x, y = browser.execute_script(
+        _MAP + "var p = map.latLngToContainerPoint([34.0537, -118.2428]); return [p.x, p.y];"
+    )
+    container = browser.find_element("css selector", ".folium-map")
+    width, height = container.size["width"], container.size["height"]
+    ActionChains(browser).move_to_element_with_offset(
+        container, int(x - width / 2), int(y - height / 2)
+    ).perform()
+    time.sleep(0.3)
+    tips = [t.text for t in browser.find_elements("css selector", ".leaflet-tooltip")]
+    assert tips, "no tooltip under the pointer"
+    text = tips[-1]
+    assert "Place Downtown" in text and "(Central)" in text, text
+    assert "8829a1d" in text  # the cell's own id beside its place

@@ -28,7 +28,7 @@ from geo_crime.units import unit_area_km2
 
 #: Unit columns shown in tooltips when present: column -> label. ``name`` and ``area`` describe
 #: the place; the others derive from incidents and are hidden for suppressed units.
-DEFAULT_TOOLTIP_COLUMNS: dict[str, str] = {"name": "Name", "top_crime": "Most common crime"}
+DEFAULT_TOOLTIP_COLUMNS: dict[str, str] = {"name": "Place", "top_crime": "Most common crime"}
 _PLACE_COLUMNS = frozenset({"name", "area", "area_name", "unit_type"})
 
 

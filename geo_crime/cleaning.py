@@ -13,6 +13,10 @@ unparseable value in a         row listed (file, line, column, value) and left o
 required field
 wrong number of CSV fields     row listed and left out
 duplicate ``DR_NO``            later copies dropped (files overlap: the two 2020 slices share 464)
+                               among legacy rows only: NIBRS rows are never matched to a DR_NO
+duplicate NIBRS offence id     later copies of a ``uniquenibrno`` (``offense_id``) dropped, counted
+                               (several offence rows of one case share their ``caseno``: they are
+                               no duplicates)
 no ``DR_NO`` (reduced 2024     synthetic ``incident_id`` (``S`` + hash of file name and record,
 rows, some mapped exports)     ``incident_id_synthetic`` True), counted; such rows are never
                                deduplicated: identical 2024 records are separate victims
@@ -32,6 +36,9 @@ date                           the LAPD set starts in 2020, so a 1900 or 1970 da
                                or a typo, not a time. As with future dates, such a row cannot be
                                placed in time and would stretch every time series, so it is left
                                out rather than flagged; ``None`` keeps every date
+placeholder date 1800-01-06    seen in the NIBRS offences set: counted on its own (and, as a date
+                               before the minimum, left out); with no minimum date it is kept
+                               with ``date_suspect`` True
 date outside 1677-2262         pandas cannot hold it: an occurrence date is listed as unparseable
                                and its row left out; a report date is set to null, counted
 reporting district outside     kept, counted (RD ``0377`` belongs to area 3)
@@ -63,6 +70,9 @@ MAX_LISTED_BAD_ROWS = 1000
 
 #: Occurrences before this date are data errors (the LAPD set starts in 2020): left out, counted.
 MIN_OCCURRED_DATE = pd.Timestamp("2010-01-01")
+
+#: Dates known to stand for "unknown" in LAPD exports (``1800-01-06`` in the NIBRS offences set).
+PLACEHOLDER_DATES: tuple[pd.Timestamp, ...] = (pd.Timestamp("1800-01-06"),)
 
 
 @dataclass
@@ -97,6 +107,14 @@ class CleaningReport:
     Attributes are plain counts (or dicts of counts), so the report serialises to JSON as is.
     ``synthetic_ids`` counts the rows read without a ``DR_NO`` that were given a synthetic
     ``incident_id`` (see :func:`geo_crime.ingest.synthetic_incident_ids`).
+    ``duplicate_offenses_dropped`` counts NIBRS offence rows whose ``uniquenibrno`` was seen
+    before, ``occurred_placeholder_date`` the rows that occurred on a placeholder date
+    (:data:`PLACEHOLDER_DATES`; also in ``occurred_before_min_dropped`` when a minimum date left
+    them out) and ``offenses_merged_into_cases`` the NIBRS offence rows folded into the row of
+    their case by :func:`geo_crime.ingest.collapse_offenses_to_cases`.
+    ``legacy_after_switch_dropped`` and ``nibrs_before_switch_dropped`` count the rows left out
+    when legacy and NIBRS rows are joined into one series
+    (:func:`geo_crime.series.combine_across_break`).
     """
 
     files: list[FileSummary] = field(default_factory=list)
@@ -118,6 +136,11 @@ class CleaningReport:
     min_occurred_date: str = ""
     occurred_before_min_dropped: int = 0
     district_outside_area: int = 0
+    duplicate_offenses_dropped: int = 0
+    occurred_placeholder_date: int = 0
+    offenses_merged_into_cases: int = 0
+    legacy_after_switch_dropped: int = 0
+    nibrs_before_switch_dropped: int = 0
     unknown_crime_codes: dict[str, int] = field(default_factory=dict)
     severity_scheme: str = ""
     severity_version: str = ""
@@ -149,13 +172,26 @@ class CleaningReport:
 
     @property
     def rows_dropped_by_reason(self) -> dict[str, int]:
-        """Rows left out, by reason; with :attr:`rows_out` they add up to :attr:`rows_read`."""
+        """Rows left out, by reason; with :attr:`rows_out` they add up to :attr:`rows_read`.
+
+        NIBRS offence rows merged into their case's row are counted here too: they leave the
+        table, though their offences are kept in ``offense_count``.
+        """
         return {
             "unparseable": self.rows_unparseable,
             "duplicate DR_NO": self.duplicates_dropped,
+            "duplicate NIBRS offence id": self.duplicate_offenses_dropped,
             "occurred in the future": self.occurred_in_future_dropped,
             "occurred before the minimum date": self.occurred_before_min_dropped,
+            "NIBRS offences merged into cases": self.offenses_merged_into_cases,
+            "legacy row after the switch to NIBRS": self.legacy_after_switch_dropped,
+            "NIBRS row before the switch to NIBRS": self.nibrs_before_switch_dropped,
         }
+
+    @property
+    def has_nibrs(self) -> bool:
+        """Whether a NIBRS offences file was read (its lines are shown only then)."""
+        return any(f.schema == "nibrs" for f in self.files)
 
     def lines(self) -> list[tuple[str, int]]:
         """The report as (label, count) rows, in the order a reader follows the data."""
@@ -165,14 +201,41 @@ class CleaningReport:
             rows.append((f"  bad value in {col}", count))
         for key, count in sorted(self.values_nulled.items()):
             rows.append((f"value set to null ({key})", count))
+        nibrs = self.has_nibrs
         rows += [
             ("no DR_NO: synthetic id from file name + record", self.synthetic_ids),
             ("duplicate DR_NO dropped", self.duplicates_dropped),
+        ]
+        if nibrs or self.duplicate_offenses_dropped:
+            rows.append(("duplicate NIBRS offence id dropped", self.duplicate_offenses_dropped))
+        rows += [
             ("occurred in the future, dropped", self.occurred_in_future_dropped),
             (
                 f"occurred before {self.min_occurred_date or 'the minimum date'}, dropped",
                 self.occurred_before_min_dropped,
             ),
+        ]
+        if nibrs or self.occurred_placeholder_date:
+            placeholders = ", ".join(str(d.date()) for d in PLACEHOLDER_DATES)
+            rows.append(
+                (f"occurred on a placeholder date ({placeholders})", self.occurred_placeholder_date)
+            )
+        if nibrs or self.offenses_merged_into_cases:
+            rows.append(("NIBRS offences merged into their case", self.offenses_merged_into_cases))
+        if nibrs or self.legacy_after_switch_dropped or self.nibrs_before_switch_dropped:
+            rows.append(
+                (
+                    "legacy rows on or after the switch to NIBRS (2024-03-07), dropped",
+                    self.legacy_after_switch_dropped,
+                )
+            )
+            rows.append(
+                (
+                    "NIBRS rows before the switch (2024-03-07), dropped",
+                    self.nibrs_before_switch_dropped,
+                )
+            )
+        rows += [
             ("coordinates (0, 0): no spatial use", self.coordinates_zero),
             ("coordinates missing: no spatial use", self.coordinates_missing),
             ("coordinates outside LA County: no spatial use", self.coordinates_outside_county),
@@ -332,6 +395,35 @@ def _record_numbers(ids: pd.Series) -> np.ndarray:
     return pc.fill_null(numbers, -1).to_numpy(zero_copy_only=False)
 
 
+def _nibrs_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows come from the NIBRS offences set (none when the column is absent)."""
+    if "source_system" not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return (frame["source_system"] == schema.NIBRS_SYSTEM).to_numpy(dtype=bool)
+
+
+def _with_offense_keys(
+    frame: pd.DataFrame, ids: np.ndarray, has_id: np.ndarray, nibrs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Duplicate keys with NIBRS rows keyed by their offence id, apart from every record number.
+
+    Record numbers have at most 18 digits, so offence ids numbered from 10**18 on never meet one.
+    """
+    ids = ids.copy()
+    offense_ids = frame["offense_id"].to_numpy(dtype=object, na_value=None)[nibrs]
+    codes, _ = pd.factorize(offense_ids, use_na_sentinel=True)
+    ids[nibrs] = np.where(codes >= 0, codes.astype(np.int64) + 10**18, -1)
+    has_id = has_id.copy()
+    has_id[nibrs] = codes >= 0
+    return ids, has_id
+
+
+def _on_placeholder_date(occurred: pd.Series) -> np.ndarray:
+    """Which occurrences fall on a day of :data:`PLACEHOLDER_DATES` (any time of day)."""
+    days = occurred.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    return np.isin(days, np.array([d.to_datetime64() for d in PLACEHOLDER_DATES], "datetime64[D]"))
+
+
 def clean_incidents(
     frame: pd.DataFrame,
     report: CleaningReport,
@@ -374,13 +466,18 @@ def clean_incidents(
 
     # duplicates by record number: rows with a synthetic id (the reduced 2024 rows) have none and
     # are never deduplicated; record numbers are digits, so they are compared as integers (much
-    # faster than text), and synthetic ids, which start with a letter, never parse as one
+    # faster than text), and synthetic ids, which start with a letter, never parse as one. NIBRS
+    # offence rows share their case number: they are deduplicated by offence id instead
     ids = _record_numbers(frame["incident_id"])
     has_id = ids >= 0
     if "incident_id_synthetic" in frame:
         has_id &= ~frame["incident_id_synthetic"].to_numpy(dtype=bool)
+    nibrs = _nibrs_rows(frame)
+    if nibrs.any():
+        ids, has_id = _with_offense_keys(frame, ids, has_id, nibrs)
     dup = has_id & pd.Series(ids).duplicated(keep="first").to_numpy()
-    report.duplicates_dropped += int(dup.sum())
+    report.duplicates_dropped += int((dup & ~nibrs).sum())
+    report.duplicate_offenses_dropped += int((dup & nibrs).sum())
     _record_other_sources(frame, ids, has_id, dup)
 
     # occurrences that cannot be placed in time: in the future, or before the minimum date
@@ -392,7 +489,10 @@ def clean_incidents(
         too_early = (frame["occurred_at"] < floor).to_numpy() & ~future
         report.min_occurred_date = str(floor.date())
     report.occurred_before_min_dropped += int((too_early & ~dup).sum())
+    placeholder = _on_placeholder_date(frame["occurred_at"])
+    report.occurred_placeholder_date += int((placeholder & ~dup).sum())
     drop = dup | future | too_early
+    placeholder_kept = placeholder[~drop]
     if drop.any():
         frame = frame.loc[~drop].reset_index(drop=True)
 
@@ -440,7 +540,7 @@ def clean_incidents(
     reported_day = frame["reported_at"].dt.normalize()
     after = (frame["occurred_at"].dt.normalize() > reported_day).fillna(False).to_numpy()
     report.occurred_after_reported += int(after.sum())
-    frame["date_suspect"] = after
+    frame["date_suspect"] = after | placeholder_kept
 
     report.rows_out = len(frame)
     report.spatially_valid = int(frame["spatial_valid"].sum())

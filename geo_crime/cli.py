@@ -228,14 +228,27 @@ def ingest(
             help="Drop and count occurrences before this ISO date ('' keeps all).",
         ),
     ] = "2010-01-01",
+    count: Annotated[
+        str,
+        typer.Option(
+            "--count",
+            metavar="incidents|offenses",
+            help=(
+                "What a row is: incidents (NIBRS offences collapsed to one row per case, its "
+                "most serious offence) or offenses (every NIBRS offence row kept)."
+            ),
+        ),
+    ] = "incidents",
 ) -> None:
     """Read LAPD exports into one cleaned, typed, scored incidents Parquet file."""
     from geo_crime.errors import ConfigError
-    from geo_crime.ingest import expand_inputs, load_incidents
+    from geo_crime.ingest import COUNT_UNITS, expand_inputs, load_incidents
     from geo_crime.io_utils import atomic_path, check_output_path
 
     if negative_age not in ("null", "abs"):
         raise ConfigError(f"--negative-age must be 'null' or 'abs', got {negative_age!r}")
+    if count not in COUNT_UNITS:
+        raise ConfigError(f"--count must be 'incidents' or 'offenses', got {count!r}")
     column_map = _read_mapping(mapping) if mapping else None
     files = expand_inputs(inputs)
     sources = [*files, *([mapping] if mapping else [])]
@@ -256,6 +269,7 @@ def ingest(
             cache=cache,
             min_occurred_date=min_date or None,
             progress=tick,
+            count=count,
         )
     with atomic_path(output) as tmp:
         frame.to_parquet(tmp, index=False)
@@ -760,6 +774,17 @@ def run(
             "--quiet", "-q", help="No progress, no file list: print only the output folder."
         ),
     ] = False,
+    count: Annotated[
+        str | None,
+        typer.Option(
+            "--count",
+            metavar="incidents|offenses",
+            help=(
+                "What a row is: incidents (default: NIBRS offences collapsed to one row per "
+                "case) or offenses (every NIBRS offence row kept)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline on the default (or given) data into outputs/<run-name>/.
 
@@ -779,6 +804,7 @@ def run(
         outputs=outputs,
         cache=None if cache else False,
         map_tiles=tiles.lower() if tiles else None,
+        count=count.lower() if count else None,
     )
     result = run_pipeline(settings, console=console, quiet=quiet)
     if quiet:
@@ -791,10 +817,27 @@ def run(
 
 @command()
 def fetch(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            metavar="legacy|nibrs|all",
+            help=(
+                "Which data set: legacy (2020 until the NIBRS switch of 2024-03-07, keyed by "
+                "dr_no), nibrs (every record since, one row per offence, keyed by uniquenibrno) "
+                "or all (both, each into its own file in the --out folder)."
+            ),
+        ),
+    ] = "legacy",
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", metavar="FILE", help="Output .ndjson.gz (default: in the cache folder)."
+            "--out",
+            metavar="PATH",
+            help=(
+                "Output .ndjson.gz; with --dataset all, the folder for both files "
+                "(default: the downloads folder of the cache)."
+            ),
         ),
     ] = None,
     page_size: Annotated[
@@ -802,11 +845,26 @@ def fetch(
     ] = 50_000,
     base_url: Annotated[
         str | None,
-        typer.Option("--base-url", metavar="URL", help="Open-data API endpoint (Socrata)."),
+        typer.Option(
+            "--base-url",
+            metavar="URL",
+            help=(
+                "Socrata API instead of the city's portal: one data set's resource URL, or a "
+                "template containing {id} or a root ending in /resource/, which each data "
+                "set's Socrata id is put into (needed with --dataset all)."
+            ),
+        ),
     ] = None,
     where: Annotated[
         str | None,
-        typer.Option("--where", metavar="SOQL", help="SoQL filter for a partial download."),
+        typer.Option(
+            "--where",
+            metavar="SOQL",
+            help=(
+                "SoQL filter for a partial download; with --dataset all it applies to both "
+                "(use fields both have, such as date_occ or area)."
+            ),
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Resume an interrupted download.")] = True,
     boundaries: Annotated[
@@ -821,7 +879,19 @@ def fetch(
         ),
     ] = None,
 ) -> None:
-    """Download the full LAPD data set (or the official boundaries) from the city's open data."""
+    """Download the LAPD crime data (or the official boundaries) from the city's open data.
+
+    legacy is "Crime Data from 2020 to Present" (Socrata 2nrs-mtv8), nibrs is "LAPD NIBRS
+    Offenses" (k7nn-b2ep). Each is paged in the order of its key and de-duplicated on it, checked
+    against the server's row count, resumed after an interruption, and written only when
+    complete and verified. With --dataset all they are downloaded one after the other into
+    lapd_crime_2nrs-mtv8.ndjson.gz and lapd_nibrs_k7nn-b2ep.ndjson.gz in the --out folder, and
+    each row count is printed when its file is written. If the second fails, its file is not
+    written and the first one, complete and verified, is kept.
+
+    To download from another server (a local copy, a test server), give --base-url
+    http://127.0.0.1:8080/resource/{id}.json or http://127.0.0.1:8080/resource/ .
+    """
     import logging
 
     from rich.logging import RichHandler
@@ -831,6 +901,7 @@ def fetch(
     logger = logging.getLogger("geo_crime.fetch")
     logger.addHandler(RichHandler(console=console, show_path=False))
     logger.setLevel(logging.WARNING)
+    names = fetch_mod.dataset_names(dataset.strip().lower())
     if boundaries:
         from geo_crime.units import fetch_boundary, load_manifest
 
@@ -838,21 +909,32 @@ def fetch(
             path = fetch_boundary(name, cache_dir=boundaries_dir)
             typer.echo(f"{name}: {path}")
         return
-    if out is not None:
-        from geo_crime.io_utils import check_output_path
 
+    def summary(result: fetch_mod.FetchResult) -> str:
+        return (
+            f"{result.rows:,} rows -> {result.path} (sha256 {result.sha256}, "
+            f"{result.pages_reused} pages resumed, {result.retries} retries)"
+        )
+
+    from geo_crime.io_utils import check_output_path
+
+    options = {"page_size": page_size, "where": where, "resume": resume}
+    if dataset.strip().lower() == fetch_mod.ALL_DATASETS:
+        if out is not None:
+            check_output_path(out, folder=True)
+        fetch_mod.fetch_datasets(
+            out,
+            datasets=names,
+            base_url=base_url or None,
+            on_written=lambda result: typer.echo(f"{result.dataset}: {summary(result)}"),
+            **options,
+        )
+        return
+    if out is not None:
         check_output_path(out)
-    result = fetch_mod.fetch_incidents(
-        out,
-        base_url=base_url or fetch_mod.DEFAULT_URL,
-        page_size=page_size,
-        where=where,
-        resume=resume,
-    )
-    typer.echo(
-        f"{result.rows:,} rows -> {result.path} (sha256 {result.sha256}, "
-        f"{result.pages_reused} pages resumed, {result.retries} retries)"
-    )
+    (name,) = names
+    result = fetch_mod.fetch_incidents(out, dataset=name, base_url=base_url or None, **options)
+    typer.echo(summary(result))
 
 
 def entry() -> None:  # pragma: no cover - thin wrapper for python -m

@@ -36,6 +36,17 @@ changes what is said about a source.
 
 Several sources can cover one (area, period): the data is then at least as complete as its most
 complete source, so :meth:`CoverageResult.combined` calls it complete when any source is.
+
+The records-system switch (:data:`geo_crime.series.RECORDS_SYSTEM_SWITCH`, 7 March 2024) is a
+documented break, never a thin period. When legacy and NIBRS rows are loaded together they are
+one series (:func:`geo_crime.series.combine_across_break`: legacy rows before the switch, NIBRS
+rows from it), each system still judged on its own rows: a legacy source that stops within the
+week before the switch is taken to span up to it, a NIBRS source that starts within the week
+after it to span from it, and the period holding the switch is judged for each system on its
+own days of it (the baseline pro rata, ``switch_share`` in the table; such a period does not
+enter the baseline history). The combined (area, period) is complete when the systems on both
+sides each recorded their part of it completely. A NIBRS source has no history before the
+switch, so its first periods are judged against the published roll-up of the legacy data.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.errors import ConfigError, InputError
+from geo_crime.series import RECORDS_SYSTEM_SWITCH
 
 REFERENCE_ROLLUP = "lapd_crime/reference/lapd_crime_2020_2022_rollup__area_crmcd_year_counts.csv"
 
@@ -149,14 +161,29 @@ class CoverageResult:
             columns = ["area", "period", "count", "status", "complete", "sources"]
             return pd.DataFrame(columns=columns)
         rank = table["status"].map({s: i for i, s in enumerate(STATUSES)})
-        work = table.assign(rank=rank)
+        share = table["switch_share"] if "switch_share" in table else pd.Series(1.0, table.index)
+        whole = share >= 1.0
+        work = table.assign(
+            rank=rank,
+            whole_complete=table["complete"] & whole,
+            cut=~whole,
+            cut_share=share.where(~whole, 0.0),
+            cut_incomplete=~table["complete"] & ~whole,
+        )
         grouped = work.groupby(["area", "period"], sort=True)
         best = grouped["rank"].min()
+        # the period holding the records-system switch is complete when one source recorded
+        # it whole, or when the systems on either side each recorded their own days of it
+        joined = (
+            grouped["cut"].any()
+            & (grouped["cut_share"].sum() >= 0.999)
+            & ~grouped["cut_incomplete"].any()
+        )
         out = pd.DataFrame(
             {
                 "count": grouped["count"].sum(),
                 "status": best.map(dict(enumerate(STATUSES))),
-                "complete": grouped["complete"].any(),
+                "complete": grouped["whole_complete"].any() | joined,
                 "sources": grouped["source"].agg(lambda s: ",".join(sorted(map(str, set(s))))),
             }
         ).reset_index()
@@ -245,16 +272,35 @@ def check_coverage(
         reference = load_reference_rollup()
     code = _PERIOD_CODES[freq]
     frame = _source_rows(incidents, by)
+    at_break = _both_systems(incidents)
     rows: list[tuple] = []
     spans: list[tuple] = []
     for source, part in frame.groupby("source", sort=True):
         first_day, last_day = part["day"].min(), part["day"].max()
+        if at_break:  # a source cut at the switch covers the days up to or from it
+            first_day, last_day = _span_at_switch(part["system"].iloc[0], first_day, last_day)
         spans.append((source, first_day, last_day, len(part), int(part["area"].dropna().nunique())))
         periods = pd.period_range(first_day, last_day, freq=code)
         starts = periods.start_time
         ends = periods.end_time.normalize()
         spanned = (starts >= first_day) & (ends <= last_day)
         days_in = (ends - starts).days + 1
+        # the period holding the switch: each system is judged on its own days of it
+        share = np.ones(len(periods))
+        if at_break:
+            switch = RECORDS_SYSTEM_SWITCH
+            ends_at_switch = (last_day == switch - pd.Timedelta(days=1)) & (starts >= first_day)
+            ends_at_switch &= (starts <= last_day) & (ends > last_day)
+            starts_at_switch = (first_day == switch) & (ends <= last_day)
+            starts_at_switch &= (starts < first_day) & (ends >= first_day)
+            cut = np.asarray(ends_at_switch | starts_at_switch, dtype=bool)
+            last, first = np.datetime64(last_day, "D"), np.datetime64(first_day, "D")
+            inside = np.minimum(ends.values.astype("datetime64[D]"), last) - np.maximum(
+                starts.values.astype("datetime64[D]"), first
+            )
+            covered = inside.astype(int) + 1
+            share = np.where(cut, covered / days_in, 1.0)
+            spanned = spanned | cut
         for area, group in part.dropna(subset=["area"]).groupby("area", sort=True):
             counts = _period_counts(group["day"], periods, first_day, last_day, freq)
             rows.extend(
@@ -265,6 +311,7 @@ def check_coverage(
                     counts,
                     spanned,
                     days_in,
+                    share,
                     threshold=threshold,
                     window=window,
                     min_history=min_history,
@@ -282,6 +329,7 @@ def check_coverage(
             "baseline_source",
             "ratio",
             "status",
+            "switch_share",
         ],
     )
     table["complete"] = table["status"].isin(["complete", "unverified"])
@@ -301,9 +349,15 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
         if by in incidents
         else np.full(len(incidents), "all", dtype=object)
     )
+    systems = (
+        incidents["source_system"].astype("string").fillna("legacy").to_numpy(dtype=object)
+        if "source_system" in incidents
+        else np.full(len(incidents), "legacy", dtype=object)
+    )
     frame = pd.DataFrame(
         {
             "source": sources,
+            "system": systems,
             "area": incidents["area"].astype("Int64").to_numpy(),
             "day": incidents["occurred_at"].dt.normalize().to_numpy(),
         }
@@ -341,6 +395,7 @@ def _judge_area(
     counts: np.ndarray,
     spanned: np.ndarray,
     days_in: np.ndarray,
+    share: np.ndarray,
     *,
     threshold: float,
     window: int,
@@ -350,13 +405,16 @@ def _judge_area(
     """The rows of one (source, area) series, judged in time order."""
     history: list[float] = []
     out = []
-    for start, count, whole, n_days in zip(starts, counts, spanned, days_in, strict=True):
+    for start, count, whole, n_days, part in zip(
+        starts, counts, spanned, days_in, share, strict=True
+    ):
         if len(history) >= min_history:
             baseline, basis = float(np.median(history[-window:])), "own"
         else:
             # daily counts are trailing-seven-day sums: compare with a week of the reference
             basis_days = 7 if n_days == 1 else int(n_days)
             baseline, basis = _reference_baseline(reference, area, start.year, basis_days)
+        baseline *= part  # at the switch: the system's own days of the period
         ratio = count / baseline if baseline > 0 else np.nan
         if not whole:
             status = "partial"
@@ -366,10 +424,32 @@ def _judge_area(
             status, ratio = "unverified", np.nan
         else:
             status = "complete" if ratio >= threshold else "incomplete"
-        if status in ("complete", "unverified"):
+        if status in ("complete", "unverified") and part == 1.0:
             history.append(float(count))
-        out.append((source, area, start, count, baseline, basis, ratio, status))
+        out.append((source, area, start, count, baseline, basis, ratio, status, float(part)))
     return out
+
+
+def _both_systems(incidents: pd.DataFrame) -> bool:
+    """Whether the rows hold legacy and NIBRS rows (one series across the switch)."""
+    if "source_system" not in incidents:
+        return False
+    return {"legacy", "nibrs"} <= set(incidents["source_system"].astype("string").dropna())
+
+
+def _span_at_switch(system: str, first_day, last_day) -> tuple:
+    """A source's span, taken to reach the switch when its rows stop or start in its week.
+
+    Combined across the break (:func:`geo_crime.series.combine_across_break`), legacy rows stop
+    the day before the switch and NIBRS rows start on it; a source whose rows end (or begin)
+    within the seven days next to it recorded up to (or from) the switch.
+    """
+    switch, week = RECORDS_SYSTEM_SWITCH, pd.Timedelta(days=7)
+    if system == "legacy" and switch - week <= last_day < switch:
+        last_day = switch - pd.Timedelta(days=1)
+    if system == "nibrs" and switch <= first_day < switch + week:
+        first_day = switch
+    return first_day, last_day
 
 
 def _reference_baseline(

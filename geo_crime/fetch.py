@@ -1,29 +1,49 @@
-"""Download the LAPD crime data set from the city's open data: paged, verified, resumable.
+"""Download the LAPD crime data sets from the city's open data: paged, verified, resumable.
 
-The complete "Crime Data from 2020 to Present" set (about one million rows) is published on the
-City of Los Angeles Socrata portal as data set ``2nrs-mtv8``. :func:`fetch_incidents` reads it
-through the SODA API and writes one newline-delimited JSON gzip file, one record per line, that
-:func:`geo_crime.ingest.read_incidents` reads as the ``api`` schema.
+LAPD publishes two data sets on the City of Los Angeles Socrata portal, both read through the
+SODA API (``https://data.lacity.org/resource/<id>.json``). They are named, with their Socrata id,
+key field and default file name, in one place, :data:`DATASETS`:
 
-How the rows are paged, so that none is lost or written twice:
+* ``legacy``: "Crime Data from 2020 to Present" (``2nrs-mtv8``, about one million rows), the
+  records system LAPD used until its move to NIBRS on 2024-03-07; one row per incident, keyed by
+  the record number ``dr_no``. Its file (``lapd_crime_2nrs-mtv8.ndjson.gz``) is what
+  :func:`geo_crime.ingest.read_incidents` reads as the ``api`` schema;
+* ``nibrs``: "LAPD NIBRS Offenses" (``k7nn-b2ep``), every record entered since the move; one row
+  per offence, keyed by ``uniquenibrno`` (case number, NIBRS offence code and sequence). One case
+  (``caseno``) has as many rows as offences: they are all kept, since only ``uniquenibrno`` is
+  unique. Its file is ``lapd_nibrs_k7nn-b2ep.ndjson.gz``, records as the API serves them.
 
-* the record number ``dr_no`` (a text field, unique per incident) is the key. Every page request
-  is ``$order=dr_no&$limit=<page size>``, and every page after the first adds
-  ``$where=dr_no > '<last id received>'`` (joined with ``AND`` to the caller's filter). This is
+:func:`fetch_incidents` downloads one data set (``dataset="legacy"`` by default) into one
+newline-delimited JSON gzip file, one record per line; :func:`fetch_datasets` downloads several
+(``"all"``: both), one after the other, each into its own file in one folder, each with every
+guarantee below. If one fails, its file is not written and the error names the data sets
+already written: those keep their new files, each complete and verified against its own count.
+``base_url`` points the downloads elsewhere (a test server): an endpoint for one data set, or,
+for any number, a template with ``{id}`` or a portal root ending in ``/`` (:func:`dataset_url`).
+
+How the rows are paged, so that none is lost or written twice (below, "the key" is the data
+set's :attr:`Dataset.id_field`: ``dr_no`` or ``uniquenibrno``):
+
+* the key (a text field, unique per row) orders the pages. Every page request is
+  ``$order=<key>&$limit=<page size>``, and every page after the first adds
+  ``$where=<key> > '<last key received>'`` (joined with ``AND`` to the caller's filter). This is
   keyset paging: no ``$offset`` is sent, so a row inserted or deleted during the download cannot
-  shift a page boundary, and a resumed run starts after the last id it saved;
-* each page is checked before it is saved: every row must carry a non-empty text ``dr_no``
-  (otherwise a :class:`~geo_crime.errors.FetchError` at once) and the ids must not decrease (a
-  server ignoring ``$order`` fails the download). Rows whose id is not after the last id kept (a
+  shift a page boundary, and a resumed run starts after the last key it saved;
+* each page is checked before it is saved: every row must carry a non-empty text key (otherwise
+  a :class:`~geo_crime.errors.FetchError` at once) and the keys must not decrease (a server
+  ignoring ``$order`` fails the download). Rows whose key is not after the last key kept (a
   repeated page, an overlapping page, a repeated row) are dropped and counted as duplicates; a
-  page made only of such rows is asked for again, as a transient fault. The ids written
-  therefore strictly increase, so each appears once;
+  page made only of such rows is asked for again, as a transient fault. The keys written
+  therefore strictly increase, so each appears once. Keys are compared by code point, which for
+  keys made of digits and capital letters (as those of both data sets are) agrees with the usual
+  text collations; a server sorting otherwise fails the order check or the count check rather
+  than losing rows;
 * the download ends at an empty page, or at a page shorter than ``$limit`` once the rows kept
   reach the count. A short page while the count says more rows remain is logged as a warning
-  and paging goes on after its last id;
+  and paging goes on after its last key;
 * the server's ``count(*)`` (with the caller's filter) is asked before and after the download.
-  The file is written only if both counts and the number of distinct ids are equal. Otherwise
-  (the data set changed during the download, or the server served fewer or more ids than it
+  The file is written only if both counts and the number of distinct keys are equal. Otherwise
+  (the data set changed during the download, or the server served fewer or more keys than it
   counts) a warning is logged, the saved pages are discarded and the whole download is made
   again from nothing, once by default (``max_refetches``); if the check fails again, one
   :class:`~geo_crime.errors.FetchError` names the counts and the final file is not written. With
@@ -40,13 +60,14 @@ How the download survives a bad network and an interrupted run:
   the error names the last fault;
 * the new rows of each page are saved as they arrive in a folder beside the destination
   (``.<name>.partial/page_000000.json`` ...) with a small ``state.json`` recording each page's
-  row count and first and last id. A new run reuses the saved pages that are complete JSON, hold
-  the recorded rows and ids and continue the chain of ids; the first page failing that, and
-  every page after it, is downloaded again, starting after the last trusted id. A change of page
-  size, filter or URL, or of the server's count since the interrupted run, starts over;
+  row count and first and last key. A new run reuses the saved pages that are complete JSON,
+  hold the recorded rows and keys and continue the chain of keys; the first page failing that,
+  and every page after it, is downloaded again, starting after the last trusted key. A change of
+  page size, filter, URL or key field, or of the server's count since the interrupted run,
+  starts over. Each data set has its own destination, hence its own partial folder;
 * the final file is assembled from the saved pages into a temporary name beside the destination
-  (checking once more that the ids strictly increase) and renamed onto it, so the destination is
-  whole or absent: it never holds a partial download. The partial folder is then removed.
+  (checking once more that the keys strictly increase) and renamed onto it, so the destination
+  is whole or absent: it never holds a partial download. The partial folder is then removed.
 
 Requests and retries go through :mod:`geo_crime._http`, the package's one HTTP layer (the
 official boundary layers of :func:`geo_crime.units.fetch_boundary` are downloaded through it
@@ -77,41 +98,115 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from geo_crime import __version__
 from geo_crime._http import SNIPPET, BadBodyError, Retrier, get_bytes, make_retrier, sha256_file
-from geo_crime.errors import ConfigError, FetchError
+from geo_crime.errors import ConfigError, FetchError, GeoCrimeError
 from geo_crime.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
+    "ALL_DATASETS",
+    "DATASETS",
     "DATASET_ID",
     "DEFAULT_URL",
-    "TOKEN_ENV",
     "ID_FIELD",
+    "ID_PLACEHOLDER",
+    "PORTAL_URL",
+    "TOKEN_ENV",
+    "Dataset",
     "FetchResult",
+    "dataset_names",
+    "dataset_url",
+    "default_downloads_dir",
     "default_incidents_path",
+    "fetch_datasets",
     "fetch_incidents",
     "get_bytes",
     "partial_dir",
     "sha256_file",
 ]
 
-#: Socrata id of LAPD "Crime Data from 2020 to Present".
-DATASET_ID = "2nrs-mtv8"
+#: The SODA resources of the city's open-data portal: a data set is ``<PORTAL_URL><id>.json``.
+PORTAL_URL = "https://data.lacity.org/resource/"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One LAPD data set on the city's Socrata portal, and the key it is paged on.
+
+    Attributes
+    ----------
+    name
+        The name :func:`fetch_incidents` and ``geo-crime fetch --dataset`` know it by.
+    socrata_id
+        The Socrata id (``xxxx-xxxx``) of the data set.
+    id_field
+        Its unique text key: pages are ordered, resumed and de-duplicated on it.
+    file_name
+        Its file in the download folder (:func:`default_incidents_path`).
+    title
+        What it holds, for progress bars and messages.
+    """
+
+    name: str
+    socrata_id: str
+    id_field: str
+    file_name: str
+    title: str
+
+    @property
+    def url(self) -> str:
+        """The SODA resource endpoint on the city's portal (``<PORTAL_URL><id>.json``)."""
+        return f"{PORTAL_URL}{self.socrata_id}.json"
+
+
+#: Every data set :func:`fetch_incidents` can download, by name: the one place their Socrata ids,
+#: key fields and file names are set. ``legacy`` is the records system up to the NIBRS switch of
+#: 2024-03-07 (one row per incident); ``nibrs`` is every record entered since (one row per
+#: offence, several per case number ``caseno``).
+DATASETS: Mapping[str, Dataset] = MappingProxyType(
+    {
+        "legacy": Dataset(
+            name="legacy",
+            socrata_id="2nrs-mtv8",
+            id_field="dr_no",
+            file_name="lapd_crime_2nrs-mtv8.ndjson.gz",
+            title="LAPD crime rows",
+        ),
+        "nibrs": Dataset(
+            name="nibrs",
+            socrata_id="k7nn-b2ep",
+            id_field="uniquenibrno",
+            file_name="lapd_nibrs_k7nn-b2ep.ndjson.gz",
+            title="LAPD NIBRS offence rows",
+        ),
+    }
+)
+
+#: The name that stands for every data set of :data:`DATASETS` (``geo-crime fetch --dataset all``).
+ALL_DATASETS = "all"
+
+#: Socrata id of LAPD "Crime Data from 2020 to Present" (the ``legacy`` data set).
+DATASET_ID = DATASETS["legacy"].socrata_id
 
 #: The SODA endpoint of :data:`DATASET_ID` on the city's open-data portal.
-DEFAULT_URL = f"https://data.lacity.org/resource/{DATASET_ID}.json"
+DEFAULT_URL = DATASETS["legacy"].url
 
 #: Environment variable holding an optional Socrata app token (sent as ``X-App-Token``).
 TOKEN_ENV = "GEO_CRIME_SOCRATA_TOKEN"
 
-#: The unique record number of the data set: pages are ordered, resumed and de-duplicated on it.
-ID_FIELD = "dr_no"
+#: The unique record number of the ``legacy`` data set: its pages are ordered, resumed and
+#: de-duplicated on it (``DATASETS[name].id_field`` for any data set).
+ID_FIELD = DATASETS["legacy"].id_field
+
+#: Placeholder of a base URL template, replaced by a data set's Socrata id (:func:`dataset_url`).
+ID_PLACEHOLDER = "{id}"
 
 _STATE_NAME = "state.json"
 _STATE_FORMAT = 2
@@ -135,7 +230,8 @@ class FetchResult:
     path
         The newline-delimited JSON gzip file written.
     rows
-        Records in it: distinct ``dr_no``, each written once.
+        Records in it: distinct keys (``dr_no``, ``uniquenibrno``: the data set's
+        :attr:`Dataset.id_field`), each written once.
     expected_rows
         The server's ``count(*)``, equal before and after the download and to ``rows``
         (``None`` with ``count=False``).
@@ -154,12 +250,14 @@ class FetchResult:
     elapsed
         Wall-clock seconds.
     duplicates
-        Rows received but not written because their ``dr_no`` was already written (repeated
-        pages or rows), in the pass that produced the file.
+        Rows received but not written because their key was already written (repeated pages or
+        rows), in the pass that produced the file.
     short_pages
         Pages shorter than ``$limit`` received while the count said more rows remained.
     refetches
         Times the whole download was made again after a failed count check.
+    dataset
+        The name of the data set downloaded (a key of :data:`DATASETS`).
     """
 
     path: Path
@@ -175,6 +273,7 @@ class FetchResult:
     duplicates: int = 0
     short_pages: int = 0
     refetches: int = 0
+    dataset: str = "legacy"
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -263,17 +362,137 @@ def _progress_bar(enabled: bool):
 # --- incidents ------------------------------------------------------------------------------------
 
 
-def default_incidents_path() -> Path:
-    """Default destination of :func:`fetch_incidents`: ``<cache>/downloads/lapd_crime_<id>...``.
+def dataset_names(dataset: str | Iterable[str]) -> list[str]:
+    """The data set names ``dataset`` stands for, checked: ``"all"`` is every one.
+
+    Parameters
+    ----------
+    dataset
+        A key of :data:`DATASETS`, :data:`ALL_DATASETS`, or several keys.
+
+    Returns
+    -------
+    list of str
+        Keys of :data:`DATASETS`, each once, in the order given (``"all"``: the order of
+        :data:`DATASETS`).
+
+    Raises
+    ------
+    ConfigError
+        A name is not a key of :data:`DATASETS` (nor ``"all"``), or none is given.
+
+    Examples
+    --------
+    >>> dataset_names("all")
+    ['legacy', 'nibrs']
+    >>> dataset_names(["nibrs", "legacy", "nibrs"])
+    ['nibrs', 'legacy']
+    """
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    known = [*DATASETS, ALL_DATASETS]
+    chosen: list[str] = []
+    for name in names:
+        if name not in known:
+            choices = ", ".join(known[:-1]) + f" or {known[-1]}"
+            raise ConfigError(f"unknown data set {name!r}: choose {choices}")
+        for one in DATASETS if name == ALL_DATASETS else [name]:
+            if one not in chosen:
+                chosen.append(one)
+    if not chosen:
+        raise ConfigError("no data set given: choose " + ", ".join(known))
+    return chosen
+
+
+def _dataset(name: str) -> Dataset:
+    """The :class:`Dataset` called ``name`` (a :class:`ConfigError` for any other name)."""
+    if name not in DATASETS:
+        choices = ", ".join(DATASETS)
+        raise ConfigError(f"unknown data set {name!r}: choose one of {choices}")
+    return DATASETS[name]
+
+
+def dataset_url(dataset: str, base_url: str | None = None) -> str:
+    """The SODA resource endpoint of a data set, on the city's portal or on ``base_url``.
+
+    Parameters
+    ----------
+    dataset
+        A key of :data:`DATASETS`.
+    base_url
+        ``None``: the city's portal (:attr:`Dataset.url`). A URL containing ``{id}``: a
+        template, ``{id}`` replaced by the data set's Socrata id. A URL ending in ``/``: a portal
+        root (like :data:`PORTAL_URL`), to which ``<id>.json`` is added. Any other URL: the
+        endpoint itself, used as it is (it can serve one data set only).
+
+    Returns
+    -------
+    str
+        The URL the pages and counts are asked of.
+
+    Raises
+    ------
+    ConfigError
+        ``dataset`` is unknown.
+
+    Examples
+    --------
+    >>> dataset_url("nibrs")
+    'https://data.lacity.org/resource/k7nn-b2ep.json'
+    >>> dataset_url("legacy", "http://127.0.0.1:8080/resource/{id}.json")
+    'http://127.0.0.1:8080/resource/2nrs-mtv8.json'
+    >>> dataset_url("nibrs", "http://127.0.0.1:8080/resource/")
+    'http://127.0.0.1:8080/resource/k7nn-b2ep.json'
+    """
+    chosen = _dataset(dataset)
+    if base_url is None:
+        return chosen.url
+    socrata_id = chosen.socrata_id
+    if ID_PLACEHOLDER in base_url:
+        return base_url.replace(ID_PLACEHOLDER, socrata_id)
+    if base_url.endswith("/"):
+        return f"{base_url}{socrata_id}.json"
+    return base_url
+
+
+def _serves_every_dataset(base_url: str | None) -> bool:
+    """Whether ``base_url`` gives each data set its own endpoint (see :func:`dataset_url`)."""
+    return base_url is None or ID_PLACEHOLDER in base_url or base_url.endswith("/")
+
+
+def default_downloads_dir() -> Path:
+    """The folder the data sets are downloaded into by default: ``<cache>/downloads``.
 
     Returns
     -------
     pathlib.Path
-        ``cache_dir() / "downloads" / "lapd_crime_2nrs-mtv8.ndjson.gz"``.
+        ``cache_dir() / "downloads"`` (not created here).
     """
     from geo_crime.config import cache_dir
 
-    return cache_dir() / "downloads" / f"lapd_crime_{DATASET_ID}.ndjson.gz"
+    return cache_dir() / "downloads"
+
+
+def default_incidents_path(dataset: str = "legacy") -> Path:
+    """Default destination of :func:`fetch_incidents`: ``<cache>/downloads/<file name>``.
+
+    Parameters
+    ----------
+    dataset
+        A key of :data:`DATASETS`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``cache_dir() / "downloads" / DATASETS[dataset].file_name``, i.e.
+        ``lapd_crime_2nrs-mtv8.ndjson.gz`` (legacy) or ``lapd_nibrs_k7nn-b2ep.ndjson.gz``
+        (nibrs).
+
+    Raises
+    ------
+    ConfigError
+        ``dataset`` is unknown.
+    """
+    return default_downloads_dir() / _dataset(dataset).file_name
 
 
 def partial_dir(dest: str | os.PathLike) -> Path:
@@ -305,11 +524,11 @@ def _soql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _page_where(where: str | None, cursor: str | None) -> str | None:
-    """The ``$where`` of the page after ``cursor``: the caller's filter and ``dr_no > cursor``."""
+def _page_where(where: str | None, cursor: str | None, *, id_field: str) -> str | None:
+    """The ``$where`` of the page after ``cursor``: the caller's filter and ``<key> > cursor``."""
     if cursor is None:
         return where
-    after = f"{ID_FIELD} > {_soql_text(cursor)}"
+    after = f"{id_field} > {_soql_text(cursor)}"
     return after if where is None else f"({where}) AND {after}"
 
 
@@ -331,34 +550,37 @@ def _server_count(
     return count
 
 
-def _record_ids(records: list[dict], where: str) -> list[str]:
-    """The ``dr_no`` of each record; a record without a non-empty text one is an error."""
+def _record_ids(records: list[dict], where: str, *, id_field: str) -> list[str]:
+    """The key (``id_field``) of each record; a record without a non-empty text one is an error."""
     ids = []
     for number, record in enumerate(records, 1):
-        value = record.get(ID_FIELD)
+        value = record.get(id_field)
         if not isinstance(value, str) or not value:
             keys = ", ".join(sorted(record)[:8]) or "none"
             raise FetchError(
-                f"{where}: row {number} of {len(records)} has no {ID_FIELD} "
+                f"{where}: row {number} of {len(records)} has no {id_field} "
                 f"(got {value!r}; fields: {keys}); rows cannot be de-duplicated or paged without it"
             )
         ids.append(value)
     return ids
 
 
-def _new_rows(records: list[dict], cursor: str | None, url: str) -> tuple[list[dict], list[str]]:
+def _new_rows(
+    records: list[dict], cursor: str | None, url: str, *, id_field: str
+) -> tuple[list[dict], list[str]]:
     """The rows of a page that come after ``cursor``, each id once, with their ids.
 
     Rows at or before ``cursor`` and repeats of the previous row's id are left out (the caller
-    counts them as duplicates). Rows not in ``dr_no`` order mean the server ignored ``$order``,
-    which makes keyset paging unsafe: that raises :class:`~geo_crime.errors.FetchError`.
+    counts them as duplicates). Rows not in ``id_field`` order mean the server ignored
+    ``$order``, which makes keyset paging unsafe: that raises
+    :class:`~geo_crime.errors.FetchError`.
     """
-    ids = _record_ids(records, url)
+    ids = _record_ids(records, url, id_field=id_field)
     for before, after in itertools.pairwise(ids):
         if after < before:
             raise FetchError(
-                f"{url}: rows are not in {ID_FIELD} order ({after!r} after {before!r}); "
-                f"the server did not honour $order={ID_FIELD}"
+                f"{url}: rows are not in {id_field} order ({after!r} after {before!r}); "
+                f"the server did not honour $order={id_field}"
             )
     new: list[dict] = []
     new_ids: list[str] = []
@@ -411,13 +633,15 @@ def _open_state(
     return state
 
 
-def _saved_page_ok(path: Path, meta: Any, cursor: str | None, page_size: int) -> bool:
+def _saved_page_ok(
+    path: Path, meta: Any, cursor: str | None, page_size: int, *, id_field: str
+) -> bool:
     """Whether a saved page is whole and continues the chain of ids after ``cursor``."""
     if not isinstance(meta, dict) or not path.is_file():
         return False
     try:
         records = _parse_records(path.read_bytes())
-        ids = _record_ids(records, str(path))
+        ids = _record_ids(records, str(path), id_field=id_field)
     except (OSError, BadBodyError, FetchError):
         return False
     return (
@@ -446,6 +670,7 @@ def _download_pass(
     headers: Mapping[str, str],
     *,
     base_url: str,
+    id_field: str,
     where: str | None,
     page_size: int,
     folder: Path,
@@ -454,13 +679,14 @@ def _download_pass(
     advance: Callable[[int], None],
     on_page: Callable[[int, int], None] | None,
 ) -> _Pass:
-    """Reuse the trusted saved pages, then page on by ``dr_no`` until the end of the data set."""
+    """Reuse the trusted saved pages, then page on by ``id_field`` until the end of the data set."""
     run = _Pass(state=state)
     pages: list = state["pages"]
     cursor: str | None = None
     trusted = 0
     for index, meta in enumerate(pages):
-        if not _saved_page_ok(folder / _PAGE_PATTERN.format(index), meta, cursor, page_size):
+        page = folder / _PAGE_PATTERN.format(index)
+        if not _saved_page_ok(page, meta, cursor, page_size, id_field=id_field):
             break
         cursor = meta["last"]
         run.rows += meta["rows"]
@@ -482,7 +708,11 @@ def _download_pass(
     while True:
         url = _soql_url(
             base_url,
-            {"$where": _page_where(where, cursor), "$order": ID_FIELD, "$limit": page_size},
+            {
+                "$where": _page_where(where, cursor, id_field=id_field),
+                "$order": id_field,
+                "$limit": page_size,
+            },
         )
 
         def consume(
@@ -494,12 +724,12 @@ def _download_pass(
                 raise FetchError(
                     f"{url}: the server sent {len(records)} rows for $limit={page_size}"
                 )
-            new, new_ids = _new_rows(records, cursor, url)
+            new, new_ids = _new_rows(records, cursor, url, id_field=id_field)
             dropped = len(records) - len(new)
             pending_duplicates += dropped
             if records and not new:  # a repeated page: nothing to page on from, ask again
                 raise BadBodyError(
-                    f"the page repeats {dropped} rows already written (every {ID_FIELD} is at or "
+                    f"the page repeats {dropped} rows already written (every {id_field} is at or "
                     f"before {cursor!r})"
                 )
             if dropped:
@@ -543,23 +773,25 @@ def _download_pass(
                 served,
                 page_size,
                 expected - run.rows,
-                ID_FIELD,
+                id_field,
                 cursor,
             )
     run.duplicates += pending_duplicates
     return run
 
 
-def _count_problem(before: int, after: int, distinct: int, duplicates: int) -> str | None:
+def _count_problem(
+    before: int, after: int, distinct: int, duplicates: int, *, id_field: str
+) -> str | None:
     """Why a pass cannot be trusted (``None`` when both counts and the distinct ids agree)."""
     if before != after:
         return (
             f"the data set changed during the download: the server counted {before:,} rows "
-            f"before and {after:,} after ({distinct:,} distinct {ID_FIELD} downloaded)"
+            f"before and {after:,} after ({distinct:,} distinct {id_field} downloaded)"
         )
     if distinct != before:
         return (
-            f"the server counts {before:,} rows but {distinct:,} distinct {ID_FIELD} were "
+            f"the server counts {before:,} rows but {distinct:,} distinct {id_field} were "
             f"downloaded ({duplicates:,} duplicate rows dropped)"
         )
     return None
@@ -568,7 +800,8 @@ def _count_problem(before: int, after: int, distinct: int, duplicates: int) -> s
 def fetch_incidents(
     dest: str | os.PathLike | None = None,
     *,
-    base_url: str = DEFAULT_URL,
+    dataset: str = "legacy",
+    base_url: str | None = None,
     where: str | None = None,
     page_size: int = 50_000,
     count: bool = True,
@@ -586,22 +819,30 @@ def fetch_incidents(
     sleep: Callable[[float], None] = time.sleep,
     on_page: Callable[[int, int], None] | None = None,
 ) -> FetchResult:
-    """Download the LAPD crime data set in pages into one newline-delimited JSON gzip file.
+    """Download one LAPD data set in pages into one newline-delimited JSON gzip file.
 
-    Pages are requested in ``dr_no`` order after the last id received (keyset paging), each id is
-    written once, and the number of distinct ids must equal the server's ``count(*)`` taken
-    before and after the download (see the module documentation for the whole protocol).
+    Pages are requested in the order of the data set's key (``dr_no`` for ``legacy``,
+    ``uniquenibrno`` for ``nibrs``: :attr:`Dataset.id_field`) after the last key received
+    (keyset paging), each key is written once, and the number of distinct keys must equal the
+    server's ``count(*)`` taken before and after the download (see the module documentation for
+    the whole protocol).
 
     Parameters
     ----------
     dest
-        The output file (``.ndjson.gz`` by convention); :func:`default_incidents_path` when
-        ``None``. It appears only when complete and verified.
+        The output file (``.ndjson.gz`` by convention); ``default_incidents_path(dataset)``
+        when ``None``. It appears only when complete and verified.
+    dataset
+        Which data set: a key of :data:`DATASETS` (``"legacy"``, the default, or ``"nibrs"``).
+        It sets the key the pages are ordered, resumed and de-duplicated on, and the default
+        ``base_url`` and ``dest``.
     base_url
-        The SODA resource endpoint (``.../resource/<id>.json``).
+        The SODA resource endpoint (``.../resource/<id>.json``), or a template containing
+        ``{id}`` or a portal root ending in ``/`` that the data set's Socrata id is put into
+        (:func:`dataset_url`); ``None``: the data set on the city's portal.
     where
         An optional SoQL ``$where`` filter, e.g. ``"date_occ >= '2024-01-01'"``; the page
-        requests add ``AND dr_no > '<last id>'`` to it.
+        requests add ``AND <key> > '<last key>'`` to it.
     page_size
         Rows per request (``$limit``).
     count
@@ -648,24 +889,28 @@ def fetch_incidents(
     FetchError
         A request failed permanently (HTTP 4xx other than 429) or after all retries (an HTML page
         or incomplete JSON in every answer, a page that only repeats rows already written), a
-        row has no ``dr_no``, the rows are not in ``dr_no`` order, or the count check failed
-        after ``max_refetches`` new downloads. ``dest`` is not written. The saved pages are kept
-        for the next run, except after a failed count check, which makes them suspect.
+        row has no key, the rows are not in key order, or the count check failed after
+        ``max_refetches`` new downloads. ``dest`` is not written. The saved pages are kept for
+        the next run, except after a failed count check, which makes them suspect.
     ConfigError
-        An option is invalid.
+        An option is invalid, or ``dataset`` is unknown.
 
     Examples
     --------
     Download 2024 onwards (needs the internet)::
 
         fetch_incidents("lapd.ndjson.gz", where="date_occ >= '2024-01-01'")
+        fetch_incidents("nibrs.ndjson.gz", dataset="nibrs")
     """
     start = time.monotonic()
+    chosen = _dataset(dataset)
+    base_url = dataset_url(chosen.name, base_url)
+    id_field = chosen.id_field
     if page_size < 1:
         raise ConfigError(f"page_size must be at least 1, not {page_size}")
     if max_refetches < 0:
         raise ConfigError(f"max_refetches must be 0 or more, not {max_refetches}")
-    dest = Path(dest) if dest is not None else default_incidents_path()
+    dest = Path(dest) if dest is not None else default_incidents_path(chosen.name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder = partial_dir(dest)
     retrier = make_retrier(
@@ -680,11 +925,11 @@ def fetch_incidents(
         auth_hint=_AUTH_HINT,
     )
     headers = _headers(app_token, "application/json")
-    identity = {"base_url": base_url, "where": where, "page_size": page_size, "order": ID_FIELD}
+    identity = {"base_url": base_url, "where": where, "page_size": page_size, "order": id_field}
 
     downloaded = reused = short_pages = refetches = 0
     with _progress_bar(progress) as bar:
-        task = bar.add_task("LAPD crime rows", total=None)
+        task = bar.add_task(chosen.title, total=None)
         while True:
             expected = _server_count(retrier, base_url, where, headers) if count else None
             bar.reset(task, total=expected)
@@ -693,6 +938,7 @@ def fetch_incidents(
                 retrier,
                 headers,
                 base_url=base_url,
+                id_field=id_field,
                 where=where,
                 page_size=page_size,
                 folder=folder,
@@ -707,7 +953,7 @@ def fetch_incidents(
             if expected is None:
                 break
             after = _server_count(retrier, base_url, where, headers)
-            problem = _count_problem(expected, after, run.rows, run.duplicates)
+            problem = _count_problem(expected, after, run.rows, run.duplicates, id_field=id_field)
             if problem is None:
                 break
             shutil.rmtree(folder, ignore_errors=True)
@@ -730,7 +976,7 @@ def fetch_incidents(
                 max_refetches,
             )
 
-    _assemble(folder, state["pages"], dest, rows=run.rows)
+    _assemble(folder, state["pages"], dest, rows=run.rows, id_field=id_field)
     shutil.rmtree(folder, ignore_errors=True)
     return FetchResult(
         path=dest,
@@ -746,16 +992,99 @@ def fetch_incidents(
         duplicates=run.duplicates,
         short_pages=short_pages,
         refetches=refetches,
+        dataset=chosen.name,
     )
 
 
-def _assemble(folder: Path, pages: list[dict], dest: Path, *, rows: int) -> None:
+def fetch_datasets(
+    folder: str | os.PathLike | None = None,
+    *,
+    datasets: str | Iterable[str] = ALL_DATASETS,
+    base_url: str | None = None,
+    on_written: Callable[[FetchResult], None] | None = None,
+    **options: Any,
+) -> dict[str, FetchResult]:
+    """Download several LAPD data sets, one after the other, each into its own file in ``folder``.
+
+    Each data set is downloaded by :func:`fetch_incidents` with all its guarantees (keyset pages
+    on its own key, de-duplication, count check, resume, atomic write) into
+    ``folder / DATASETS[name].file_name``.
+
+    Parameters
+    ----------
+    folder
+        Where the files go (created if needed); :func:`default_downloads_dir` when ``None``.
+    datasets
+        ``"all"`` (every key of :data:`DATASETS`, in its order), one key, or several.
+    base_url
+        ``None`` (the city's portal), a template containing ``{id}`` (e.g.
+        ``http://127.0.0.1:8080/resource/{id}.json``) or a portal root ending in ``/``; see
+        :func:`dataset_url`. A plain endpoint is accepted only for a single data set.
+    on_written
+        Called with the :class:`FetchResult` of each data set as soon as its file is written.
+    **options
+        Passed on to :func:`fetch_incidents` for every data set (``where``, ``page_size``,
+        ``resume``, ``opener``, ...).
+
+    Returns
+    -------
+    dict of str to FetchResult
+        The result of each data set, by name, in download order.
+
+    Raises
+    ------
+    ConfigError
+        A data set name is unknown, or one plain endpoint was given for several data sets. Raised
+        before any request.
+    FetchError
+        A data set failed (its error, prefixed with its name). Its file is not written (an older
+        complete file at that path is left as it was) and its saved pages are kept as
+        :func:`fetch_incidents` keeps them. The data sets written before it keep their new files,
+        each complete and verified against its own count; the message names them. The data sets
+        after it are not downloaded.
+
+    Examples
+    --------
+    Both data sets into one folder (needs the internet)::
+
+        results = fetch_datasets("downloads")
+        results["nibrs"].rows
+    """
+    names = dataset_names(datasets)
+    if len(names) > 1 and not _serves_every_dataset(base_url):
+        raise ConfigError(
+            f"{base_url}: one endpoint cannot serve the data sets {', '.join(names)}; give a "
+            f"template containing {ID_PLACEHOLDER} or a portal root ending in /"
+        )
+    for reserved in ("dest", "dataset"):
+        if reserved in options:
+            raise ConfigError(f"fetch_datasets sets {reserved!r} itself; pass folder and datasets")
+    folder = Path(folder) if folder is not None else default_downloads_dir()
+    results: dict[str, FetchResult] = {}
+    for name in names:
+        dest = folder / DATASETS[name].file_name
+        try:
+            result = fetch_incidents(dest, dataset=name, base_url=base_url, **options)
+        except GeoCrimeError as exc:
+            kept = "; ".join(
+                f"{done.dataset} kept: {done.rows:,} rows, verified, in {done.path}"
+                for done in results.values()
+            )
+            message = f"{name} data set: {exc}" + (f" ({kept})" if kept else "")
+            raise type(exc)(message) from exc
+        results[name] = result
+        if on_written is not None:
+            on_written(result)
+    return results
+
+
+def _assemble(folder: Path, pages: list[dict], dest: Path, *, rows: int, id_field: str) -> None:
     """Write the saved pages, in order, as one NDJSON gzip file (atomically), checking the ids.
 
-    Every ``dr_no`` must come after the one before it, so the file holds each id once. Records
-    are written with ASCII escapes so that no record holds a Unicode line separator (which a line
-    splitter would break on), and the gzip header carries no time stamp, so the same rows always
-    give the same bytes.
+    Every key (``id_field``) must come after the one before it, so the file holds each key once.
+    Records are written with ASCII escapes so that no record holds a Unicode line separator (which
+    a line splitter would break on), and the gzip header carries no time stamp, so the same rows
+    always give the same bytes.
     """
     written = 0
     last: str | None = None
@@ -770,10 +1099,10 @@ def _assemble(folder: Path, pages: list[dict], dest: Path, *, rows: int) -> None
                     records = _parse_records(page.read_bytes())
                 except (OSError, BadBodyError) as exc:
                     raise FetchError(f"{page}: saved page unreadable ({exc})") from None
-                for value in _record_ids(records, str(page)):
+                for value in _record_ids(records, str(page), id_field=id_field):
                     if last is not None and value <= last:
                         raise FetchError(
-                            f"{page}: {ID_FIELD} {value!r} does not come after {last!r}; "
+                            f"{page}: {id_field} {value!r} does not come after {last!r}; "
                             f"{dest} was not written"
                         )
                     last = value

@@ -159,6 +159,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
             negative_age=settings.negative_age,
             cache=settings.cache,
             min_occurred_date=settings.min_date or None,
+            count=settings.count,
         )
         path = folder / "analysis" / "incidents.parquet"
         result.files.append(write_table(incidents, path))
@@ -182,6 +183,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
         for freq, judged in coverage_by_freq.items():
             path = folder / ("coverage.csv" if freq == "M" else f"coverage_{freq}.csv")
             result.files.append(write_table(judged.table, path))
+        break_lines = _records_system_break(incidents, cleaning, folder, result)
 
     run = _Run(settings, folder, stage, _SharedLayers(incidents))
     sections = []
@@ -209,6 +211,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
             findings=findings,
             outputs=result.files,
             folder=folder,
+            break_lines=break_lines,
         )
         result.files.append(atomic_write_text(folder / "report.md", text))
         result.files.append(
@@ -224,6 +227,30 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
         result.files.append(atomic_write_text(folder / "report.html", html))
     result.files = list(dict.fromkeys(result.files))
     return result
+
+
+def _records_system_break(
+    incidents: pd.DataFrame, cleaning, folder: Path, result: RunResult
+) -> list[str]:
+    """The report's section on the March 2024 break and its figure, when both systems are in."""
+    from geo_crime.report.series import break_lines
+    from geo_crime.series import level_shift, level_shift_figure, spans_break
+
+    if not spans_break(incidents):
+        return []
+    shift = level_shift(incidents)
+    figure = level_shift_figure(shift, folder / "public" / "figures" / "break_level_shift.png")
+    result.files.append(figure)
+    result.summaries["records_system_break"] = {
+        "legacy_after_switch_dropped": int(getattr(cleaning, "legacy_after_switch_dropped", 0)),
+        "nibrs_before_switch_dropped": int(getattr(cleaning, "nibrs_before_switch_dropped", 0)),
+        "level_shift": shift.round(3).reset_index().to_dict(orient="records"),
+    }
+    dropped = {
+        "legacy_after_switch": int(getattr(cleaning, "legacy_after_switch_dropped", 0)),
+        "nibrs_before_switch": int(getattr(cleaning, "nibrs_before_switch_dropped", 0)),
+    }
+    return break_lines(shift, dropped, figure=figure, folder=folder)
 
 
 class _SharedLayers:
@@ -408,12 +435,13 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         from geo_crime.weights import build_weights
 
         weights = build_weights(units) if settings.statistics else None
+        trend_cube = _trend_cube(cube, study, units, settings)
         for stat in progress.steps(settings.statistics, "statistics"):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     outcome = run_statistic(
-                        cube,
+                        trend_cube if stat == "emerging" else cube,
                         stat,
                         measure=settings.measure,
                         permutations=run.settings.permutations,
@@ -425,6 +453,8 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
                     continue
             tables[stat] = outcome
             stat_summary = dict(outcome.summary)
+            if stat == "emerging" and trend_cube is not cube:
+                stat_summary["crime_categories"] = list(trend_cube.meta["harmonised_categories"])
             stat_summary["warnings"] = [str(w.message) for w in caught]
             unit_summary["statistics"][stat] = stat_summary
             path = study.analysis_folder / f"{stat}_{label}.parquet"
@@ -502,6 +532,26 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         forecast=forecast_table,
     )
     return unit_summary, lines, written
+
+
+def _trend_cube(cube: Cube, study: _Study, units, settings) -> Cube:
+    """The cube trend statistics use: harmonised categories only when the study spans the
+    March 2024 records-system break (see :mod:`geo_crime.series`), else the study's cube."""
+    from geo_crime.cube import make_cube
+    from geo_crime.series import HARMONISED_CATEGORIES, harmonised_rows, spans_break
+
+    if "emerging" not in settings.statistics or not spans_break(study.incidents):
+        return cube
+    trend = make_cube(
+        harmonised_rows(study.incidents),
+        units,
+        freq=settings.freq,
+        coverage=study.coverage,
+        start=str(pd.Timestamp(cube.periods[0]).date()),
+        end=str(pd.Timestamp(cube.periods[-1]).date()),
+    )
+    trend.meta["harmonised_categories"] = HARMONISED_CATEGORIES
+    return trend
 
 
 def _forecast(

@@ -30,6 +30,14 @@ which they can be solved. The rules, each answering an attack that works without
 5. **Forecasts.** A suppressed unit's prediction and interval are blank (a forecast of a
    unit is mostly its own history).
 
+NIBRS rows (the offences set LAPD publishes since March 2024) carry more about victims than
+legacy rows: victim counts, whether a victim was shot, and domestic-violence, hate, gang, transit
+and homeless flags. They are victim-level (:data:`geo_crime.schema.VICTIM_COLUMNS`, and the
+set's own spellings in :func:`victim_columns`), so they stay in ``analysis/``; case and offence
+numbers and the hundred-block coordinates are incident-level. Sexual offences are never located
+in public outputs: no public layer carries incident points or per-unit counts by category, so
+they enter only unit totals (subject to the threshold) and city-wide figures.
+
 What the threshold protects: the exact small count of any single unit, and its value, class and
 forecast. What it does not protect: that a unit has fewer than ``k`` incidents (it is grey), the
 sum of the suppressed units of a group (at least two units), aggregate statistics (Moran's I,
@@ -80,6 +88,13 @@ INCIDENT_COLUMNS: frozenset[str] = frozenset(
         "lat",
         "lon",
         "source_line",
+        "case_id",
+        "offense_id",
+        "caseno",
+        "uniquenibrno",
+        "hndrdth_lat",
+        "hndrdth_lon",
+        "hndrdth_loc_chk",
     }
 )
 """Columns that only incident-level (one row per crime) tables carry."""
@@ -120,7 +135,22 @@ _SUPPRESSED_PREFIXES = ("cat_", "severity_", "harm_", "rate_", "expected_")
 
 # Raw LAPD spellings of victim fields (official CSV, API, reduced 2024 JSON and its intermediates)
 _RAW_VICTIM_COLUMNS = frozenset(
-    {"age_category", "descent_category", "victim_descent_category", "vict_age_group"}
+    {
+        "age_category",
+        "descent_category",
+        "victim_descent_category",
+        "vict_age_group",
+        # the NIBRS offences set's victim facts, as the set spells them
+        "totalvictimcount",
+        "victim_shot",
+        "domestic_violence_crime",
+        "hate_crime",
+        "gang_related_crime",
+        "transit_related_crime",
+        "homeless_victim_crime",
+        "homeless_suspect_crime",
+        "homeless_arrestee_crime",
+    }
 )
 
 

@@ -5,55 +5,99 @@ Later stages only ever see canonical names.
 
 Canonical columns
 -----------------
-=====================  ==============  =============================================================
-column                 dtype           meaning
-=====================  ==============  =============================================================
-incident_id            string          ``DR_NO``, zero-padded to 9 digits. A row without one (the
-                                       reduced 2024 schema, a mapping without ``incident_id``, a
-                                       blank ``DR_NO``) gets a synthetic id: ``S`` + 15 hex digits
-                                       of the xxh3-64 hash of ``"{source_file}:{source_line}"``
-                                       (see :func:`geo_crime.ingest.synthetic_incident_ids`);
-                                       never null, never a ``DR_NO``
-incident_id_synthetic  bool            True where ``incident_id`` is synthetic (such ids are never
-                                       used to find duplicate records)
-occurred_at            datetime64[ns]  ``DATE OCC`` + ``TIME OCC``; naive **local time**
-                                       (America/Los_Angeles, as LAPD records it)
-time_known             bool            False when only the date is known (reduced schema)
-reported_at            datetime64[ns]  ``Date Rptd`` (date only in practice); NaT when absent
-area                   Int8            LAPD area (division), 1-21 (``PREC`` in boundaries)
-area_name              category        LAPD's area name (``Central``, ``77th Street``, ...)
-rpt_dist               string          reporting district, 4-digit zero-padded (``0377``)
-part                   Int8            UCR part, 1 or 2
-crm_cd                 Int16           crime code (primary)
-crm_cd_desc            category        crime code description
-crm_cd_2..crm_cd_4     Int16           secondary crime codes (``Crm Cd 2..4``)
-mocodes                string          modus operandi codes, space separated
-vict_age               Int16           victim age in years; null when unknown or when the victim is
-                                       not a person (LAPD writes age 0 for those)
-vict_age_group         category        coarse age band: ``child`` (<18), ``adult``, ``elderly``
-                                       (>65), ``unknown``; the reduced schema only gives bands
-vict_sex               category        ``F``, ``M``, ``X`` (unknown), ``H``; null when not reported
-vict_descent           category        LAPD descent code (``H``, ``W``, ``B``, ``A``, ...)
-premis_cd              Int16           premise code
-premis_desc            category        premise description
-weapon_cd              Int16           weapon code; null when no weapon was recorded
-weapon_desc            category        weapon description
-weapon_used            boolean         a weapon was recorded (the only weapon fact in 2024 rows)
-status                 category        case status code (``IC``, ``AA``, ``AO``, ``JA``, ``JO``)
-status_desc            category        case status description
-location               string          street address, rounded to the hundred block by LAPD
-cross_street           string          cross street
-lat, lon               float64         WGS84 coordinates; NaN when missing
-source                 category        which reader produced the row (``official``, ``modified``,
-                                       ``api``, ``reduced_2024``, ``mapped``)
-source_file            category        the name of the file the row came from (no folder)
-source_line            Int64           1-based line (CSV) or record number (JSON) in that file
-=====================  ==============  =============================================================
+======================  ==============  ============================================================
+column                  dtype           meaning
+======================  ==============  ============================================================
+incident_id             string          ``DR_NO``, zero-padded to 9 digits. A row without one (the
+                                        reduced 2024 schema, a mapping without ``incident_id``, a
+                                        blank ``DR_NO``) gets a synthetic id: ``S`` + 15 hex digits
+                                        of the xxh3-64 hash of ``"{source_file}:{source_line}"``
+                                        (see :func:`geo_crime.ingest.synthetic_incident_ids`);
+                                        never null, never a ``DR_NO``. NIBRS rows: ``caseno``
+                                        (see below)
+incident_id_synthetic   bool            True where ``incident_id`` is synthetic (such ids are never
+                                        used to find duplicate records)
+occurred_at             datetime64[ns]  ``DATE OCC`` + ``TIME OCC``; naive **local time**
+                                        (America/Los_Angeles, as LAPD records it)
+time_known              bool            False when only the date is known (reduced schema)
+reported_at             datetime64[ns]  ``Date Rptd`` (date only in practice); NaT when absent
+area                    Int8            LAPD area (division), 1-21 (``PREC`` in boundaries)
+area_name               category        LAPD's area name (``Central``, ``77th Street``, ...)
+rpt_dist                string          reporting district, 4-digit zero-padded (``0377``)
+part                    Int8            UCR part, 1 or 2
+crm_cd                  Int16           crime code (primary)
+crm_cd_desc             category        crime code description
+crm_cd_2..crm_cd_4      Int16           secondary crime codes (``Crm Cd 2..4``)
+mocodes                 string          modus operandi codes, space separated
+vict_age                Int16           victim age in years; null when unknown or when the victim is
+                                        not a person (LAPD writes age 0 for those)
+vict_age_group          category        coarse age band: ``child`` (<18), ``adult``, ``elderly``
+                                        (>65), ``unknown``; the reduced schema only gives bands
+vict_sex                category        ``F``, ``M``, ``X`` (unknown), ``H``; null when not reported
+vict_descent            category        LAPD descent code (``H``, ``W``, ``B``, ``A``, ...)
+premis_cd               Int16           premise code
+premis_desc             category        premise description
+weapon_cd               Int16           weapon code; null when no weapon was recorded
+weapon_desc             category        weapon description
+weapon_used             boolean         a weapon was recorded (the only weapon fact in 2024 rows)
+status                  category        case status code (``IC``, ``AA``, ``AO``, ``JA``, ``JO``)
+status_desc             category        case status description
+location                string          street address, rounded to the hundred block by LAPD
+cross_street            string          cross street
+lat, lon                float64         WGS84 coordinates; NaN when missing
+source                  category        which reader produced the row (``official``, ``modified``,
+                                        ``api``, ``reduced_2024``, ``mapped``, ``nibrs``)
+source_file             category        the name of the file the row came from (no folder)
+source_line             Int64           1-based line (CSV) or record number (JSON) in that file
+source_system           category        LAPD records system: ``legacy`` (the 2020-2024 "Crime Data
+                                        from 2020 to Present" set, every reader but one) or
+                                        ``nibrs`` (the NIBRS offences set, from 2024-03-07)
+case_id                 string          the case: ``caseno`` of a NIBRS row, normalised like
+                                        ``incident_id``; the ``incident_id`` of a legacy row
+offense_id              string          the offence: ``uniquenibrno`` of a NIBRS row (case number +
+                                        NIBRS code + sequence); the ``incident_id`` of a legacy row
+offense_count           Int16           offence rows the row stands for: 1 for a legacy row or an
+                                        uncollapsed NIBRS offence, the case's offence rows after
+                                        :func:`~geo_crime.ingest.load_incidents` collapsed them
+nibrs_code              string          FBI NIBRS offence code (``13A``, ``120``, ``23F``); NA on
+                                        legacy rows (which carry ``crm_cd`` instead)
+nibrs_group             category        NIBRS offence group, ``A`` or ``B``; NA on legacy rows
+nibrs_weapon_cd         string          the NIBRS row's weapon code as written (``12``, ``11A``);
+                                        NA on legacy rows. A plain integer code is also in
+                                        ``weapon_cd``
+crime_against           category        NIBRS crime against: ``Person``, ``Property``, ``Society``;
+                                        NA on legacy rows
+victim_count            Int16           NIBRS ``totalvictimcount`` (victim-level, see below)
+victim_shot             boolean         NIBRS ``victim_shot`` (victim-level)
+flag_domestic_violence  boolean         NIBRS ``domestic_violence_crime`` (victim-level)
+flag_hate_crime         boolean         NIBRS ``hate_crime`` (victim-level)
+flag_gang_related       boolean         NIBRS ``gang_related_crime`` (victim-level)
+flag_transit_related    boolean         NIBRS ``transit_related_crime`` (victim-level)
+flag_homeless_victim    boolean         NIBRS ``homeless_victim_crime`` (victim-level)
+flag_homeless_suspect   boolean         NIBRS ``homeless_suspect_crime`` (victim-level)
+flag_homeless_arrestee  boolean         NIBRS ``homeless_arrestee_crime`` (victim-level)
+======================  ==============  ============================================================
+
+NIBRS rows (:data:`NIBRS_COLUMNS`) have no ``crm_cd``, ``part``, ``mocodes``, cross street or
+victim age, sex and descent (NA): their offence is ``nibrs_code`` and ``crm_cd_desc`` holds
+``nibr_description``. ``incident_id`` of a NIBRS row is its ``caseno``, zero-padded to 9 digits
+when it is all digits (the ``DR_NO`` layout; any other text is kept as written, trimmed), and
+never synthetic. Every offence row of a case shares it, so ``incident_id`` is unique per row
+only once offences are collapsed to cases (the default of ``load_incidents``); ``offense_id`` is
+unique per offence row. Their coordinates are ``hndrdth_lat`` / ``hndrdth_lon``: a point of the
+**hundred block** (``hndrdth_loc_chk``, in ``location``), not the place of the offence, so they
+place a row to within about a block (LAPD rounds the legacy address to the hundred block as well;
+only the NIBRS field names state it for the coordinates). The flags are parsed from ``Yes`` /
+``No`` (also ``Y`` / ``N``, ``true`` / ``false``, ``1`` / ``0``); anything else is null and
+counted. On legacy rows every
+NIBRS-only column is NA, ``case_id`` and ``offense_id`` equal ``incident_id`` and
+``offense_count`` is 1.
 
 Cleaning adds ``spatial_valid`` (bool), ``date_suspect`` (bool) and ``also_in_sources`` /
 ``also_in_files`` (string, NA unless a dropped duplicate of the row came from another source or
 file: the coverage check counts the row for those too), and the severity stage adds
-``severity`` and ``harm``. Victim-level columns (``vict_*``) are for analysis only; no public export
+``severity`` and ``harm``. Victim-level columns (:data:`VICTIM_COLUMNS`: ``vict_*``, the NIBRS
+victim count, ``victim_shot`` and the ``flag_*`` columns) are for analysis only; no public export
 carries them.
 """
 
@@ -147,6 +191,44 @@ CANONICAL_COLUMNS: list[str] = [
     "source_line",
 ]
 
+#: The NIBRS yes/no flag columns (boolean, NA where the source left the value out).
+NIBRS_FLAG_COLUMNS: tuple[str, ...] = (
+    "victim_shot",
+    "flag_domestic_violence",
+    "flag_hate_crime",
+    "flag_gang_related",
+    "flag_transit_related",
+    "flag_homeless_victim",
+    "flag_homeless_suspect",
+    "flag_homeless_arrestee",
+)
+
+#: Columns only the NIBRS offences set fills (NA on legacy rows), and the per-offence and per-case
+#: identifiers every row carries. They follow the legacy columns in :data:`CANONICAL_COLUMNS`.
+RECORDS_SYSTEM_COLUMNS: list[str] = [
+    "source_system",
+    "case_id",
+    "offense_id",
+    "offense_count",
+    "nibrs_code",
+    "nibrs_group",
+    "nibrs_weapon_cd",
+    "crime_against",
+    "victim_count",
+    *NIBRS_FLAG_COLUMNS,
+]
+
+#: The columns every incidents Parquet written since the first release carries (the legacy set's
+#: canonical columns), by which such a file is recognised.
+LEGACY_CANONICAL_COLUMNS: list[str] = list(CANONICAL_COLUMNS)
+
+CANONICAL_COLUMNS = CANONICAL_COLUMNS + RECORDS_SYSTEM_COLUMNS
+
+
+#: ``source_system`` values.
+LEGACY_SYSTEM = "legacy"
+NIBRS_SYSTEM = "nibrs"
+
 STRING = pd.StringDtype("pyarrow")
 
 #: pandas dtype of every canonical column.
@@ -184,10 +266,27 @@ CANONICAL_DTYPES: dict[str, object] = {
     "source": "category",
     "source_file": "category",
     "source_line": "Int64",
+    "source_system": "category",
+    "case_id": STRING,
+    "offense_id": STRING,
+    "offense_count": "Int16",
+    "nibrs_code": STRING,
+    "nibrs_group": "category",
+    "nibrs_weapon_cd": STRING,
+    "crime_against": "category",
+    "victim_count": "Int16",
+    **dict.fromkeys(NIBRS_FLAG_COLUMNS, "boolean"),
 }
 
 #: Victim-level columns: never written to a public export.
-VICTIM_COLUMNS: tuple[str, ...] = ("vict_age", "vict_age_group", "vict_sex", "vict_descent")
+VICTIM_COLUMNS: tuple[str, ...] = (
+    "vict_age",
+    "vict_age_group",
+    "vict_sex",
+    "vict_descent",
+    "victim_count",
+    *NIBRS_FLAG_COLUMNS,
+)
 
 # --- source mappings: source column -> canonical field --------------------------------------------
 
@@ -254,6 +353,58 @@ API_COLUMNS: dict[str, str] = {
     "lat": "lat",
     "lon": "lon",
 }
+
+#: The LAPD NIBRS offences set (``k7nn-b2ep``, from 2024-03-07), one row per offence: open-data
+#: API conventions (snake_case keys, every value a string, ISO floating timestamps, null keys
+#: omitted from JSON). ``totaloffensecount`` is read but not kept (``offense_count`` counts the
+#: rows of a case instead).
+NIBRS_COLUMNS: dict[str, str] = {
+    "caseno": "case_id",
+    "uniquenibrno": "offense_id",
+    "date_rptd": "reported_at",
+    "date_occ": "occurred_date",
+    "time_occ": "occurred_time",
+    "area": "area",
+    "area_name": "area_name",
+    "rpt_dist_no": "rpt_dist",
+    "totaloffensecount": "total_offense_count",
+    "group": "nibrs_group",
+    "nibr_code": "nibrs_code",
+    "nibr_description": "crm_cd_desc",
+    "crime_against": "crime_against",
+    "premis_cd": "premis_cd",
+    "premis_desc": "premis_desc",
+    "weapon_used_cd": "nibrs_weapon_cd",
+    "weapon_desc": "weapon_desc",
+    "status": "status",
+    "status_desc": "status_desc",
+    "totalvictimcount": "victim_count",
+    "victim_shot": "victim_shot",
+    "domestic_violence_crime": "flag_domestic_violence",
+    "hate_crime": "flag_hate_crime",
+    "gang_related_crime": "flag_gang_related",
+    "transit_related_crime": "flag_transit_related",
+    "homeless_victim_crime": "flag_homeless_victim",
+    "homeless_suspect_crime": "flag_homeless_suspect",
+    "homeless_arrestee_crime": "flag_homeless_arrestee",
+    "hndrdth_loc_chk": "location",
+    "hndrdth_lat": "lat",
+    "hndrdth_lon": "lon",
+}
+
+#: Keys a NIBRS offences file must have (a missing one is a schema error naming them all).
+NIBRS_REQUIRED_COLUMNS: tuple[str, ...] = (
+    "caseno",
+    "uniquenibrno",
+    "date_occ",
+    "nibr_code",
+    "area",
+    "hndrdth_lat",
+    "hndrdth_lon",
+)
+
+#: Keys only the NIBRS set has (none is in the legacy forms): two of them name a header NIBRS.
+NIBRS_ONLY_COLUMNS: frozenset[str] = frozenset(NIBRS_COLUMNS) - set(API_COLUMNS)
 
 #: The reduced per-area 2024 JSON files.
 REDUCED_2024_COLUMNS: dict[str, str] = {

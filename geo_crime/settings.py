@@ -157,6 +157,10 @@ class RunSettings:
         Reuse the content-keyed cache of cleaned incidents (``--no-cache`` turns it off).
     min_date
         Occurrences before this ISO date are dropped and counted as suspicious ("" keeps all).
+    count
+        What a row of the incidents is: ``incidents`` (the default: the offence rows of each
+        NIBRS case collapsed to one, its most serious offence) or ``offenses`` (every NIBRS
+        offence row kept); see :func:`geo_crime.ingest.load_incidents`.
     studies
         The studies (default: :func:`default_studies`).
     """
@@ -173,6 +177,7 @@ class RunSettings:
     map_tiles: str = "none"
     cache: bool = True
     min_date: str = "2010-01-01"
+    count: str = "incidents"
     studies: list[StudySettings] = field(default_factory=default_studies)
 
     @classmethod
@@ -330,6 +335,7 @@ RUN_SCHEMA: dict[str, tuple] = {
     "map_tiles": (lambda v: v in MAP_TILES, "'none', 'carto' or 'osm'"),
     "cache": (lambda v: isinstance(v, bool), "true or false"),
     "min_date": (_is_iso_date, 'an ISO date such as "2010-01-01", or "" for none'),
+    "count": (lambda v: v in ("incidents", "offenses"), "'incidents' or 'offenses'"),
 }
 
 STUDY_SCHEMA: dict[str, tuple] = {

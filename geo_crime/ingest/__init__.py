@@ -4,8 +4,39 @@ The LAPD "Crime Data from 2020 to Present" set circulates in several shapes: the
 28-column CSV (with two date formats mixed in one column after a spreadsheet re-save), spreadsheet
 modified copies (extra columns, leading zeros stripped, ``M/D/YYYY H:MM``), the open-data API's
 snake_case CSV and JSON (ISO timestamps, every value a string, null keys omitted) and reduced
-derived files such as the per-area 2024 JSON. Each file's schema is detected from its header; a
-user mapping handles anything else.
+derived files such as the per-area 2024 JSON. Since LAPD moved to NIBRS on 2024-03-07 its new
+records are published as the "LAPD NIBRS Offenses" set (``k7nn-b2ep``): the same API conventions,
+other keys (``caseno``, ``uniquenibrno``, ``nibr_code``, ``hndrdth_lat`` ...; see
+:data:`geo_crime.schema.NIBRS_COLUMNS`), as JSON, NDJSON or CSV, gzipped or not, and one row per
+**offence** rather than per report. Each file's schema is detected from its header (``official``,
+``modified``, ``api``, ``reduced_2024``, ``nibrs``); a user mapping handles anything else. Every
+row says which records system it comes from (``source_system``: ``legacy`` or ``nibrs``).
+
+Incidents, not offences
+-----------------------
+By default (``count="incidents"``) :func:`load_incidents` collapses the NIBRS offence rows of a
+case (``case_id``, from ``caseno``) to one row, after scoring
+(:func:`~geo_crime.ingest.cases.collapse_offenses_to_cases`): the case takes its most serious
+offence (highest ``severity``; ties: group ``A`` before ``B``, then the lowest ``offense_id``)
+for its code, description, category, severity and every other column, ``offense_count`` says how
+many offence rows it had, and its victim facts are those of all its offences (largest victim
+count; a flag True when any offence has it). A row is then one incident in both records systems
+(a legacy row is one report: ``offense_count`` 1), so counts, rates, hot spots and forecasts
+count incidents alike across the 2024 change, and a case with three offences weighs as one
+incident of its worst offence rather than three. The rows folded away are counted in the cleaning
+report (``offenses_merged_into_cases``) and in ``rows_dropped_by_reason``. ``count="offenses"``
+keeps every offence row (``offense_count`` 1 each, ``incident_id`` shared by the offences of a
+case, ``offense_id`` unique): counts are then of offences, higher than incident counts for
+NIBRS rows and not comparable with legacy rows. The sum of ``offense_count`` is the number of
+offence rows either way.
+
+One series across the switch
+----------------------------
+When legacy and NIBRS rows are loaded together, :func:`load_incidents` keeps the legacy rows
+that occurred before the switch to NIBRS (7 March 2024) and the NIBRS rows from it on
+(:func:`geo_crime.series.combine_across_break`): the legacy set's thinning trickle after the
+switch and NIBRS rows dated before it would count incidents twice. The rows left out are
+counted (``legacy_after_switch_dropped``, ``nibrs_before_switch_dropped``).
 
 Reading is vectorised with pyarrow: every column is read as text, then converted with
 ``pyarrow.compute`` (explicit date formats tried in order, no per-row Python). Values that cannot
@@ -27,8 +58,9 @@ content of the inputs. One module a step, in the order a file goes through them:
    values listed and left out, synthetic ids for records without a ``DR_NO``; dates are parsed by
    :mod:`geo_crime.ingest.dates`;
 4. this module: the files joined (:func:`read_incidents`), then cleaned
-   (:func:`~geo_crime.cleaning.clean_incidents`) and scored
-   (:func:`~geo_crime.severity.score_incidents`) by :func:`load_incidents`, through the cache of
+   (:func:`~geo_crime.cleaning.clean_incidents`), scored
+   (:func:`~geo_crime.severity.score_incidents`) and NIBRS offences collapsed to cases
+   (:mod:`geo_crime.ingest.cases`) by :func:`load_incidents`, through the cache of
    :mod:`geo_crime.ingest.cache`.
 
 Every name used from this package is importable from ``geo_crime.ingest`` itself.
@@ -55,6 +87,7 @@ from geo_crime.cleaning import (
 from geo_crime.errors import ConfigError, InputError
 from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest.cache import CACHE_FORMAT_VERSION, STRING_TYPES, content_key
+from geo_crime.ingest.cases import collapse_offenses_to_cases
 from geo_crime.ingest.convert import (
     SYNTHETIC_ID_HEX_DIGITS,
     SYNTHETIC_ID_PREFIX,
@@ -71,14 +104,17 @@ from geo_crime.ingest.detect import (
     require_regular_file,
 )
 from geo_crime.ingest.readers import RawRead, read_csv_file, read_json_file, read_raw
+from geo_crime.series import combine_across_break
 from geo_crime.severity import score_incidents
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
+    "COUNT_UNITS",
     "DATETIME_FORMATS",
     "SYNTHETIC_ID_HEX_DIGITS",
     "SYNTHETIC_ID_PREFIX",
     "RawRead",
+    "collapse_offenses_to_cases",
     "content_key",
     "convert_raw",
     "detect_schema",
@@ -94,6 +130,11 @@ __all__ = [
     "require_regular_file",
     "synthetic_incident_ids",
 ]
+
+
+#: What a row of loaded incidents stands for: ``incidents`` (NIBRS offences collapsed to their
+#: case, the default) or ``offenses`` (every NIBRS offence row kept).
+COUNT_UNITS: tuple[str, ...] = ("incidents", "offenses")
 
 
 def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -248,6 +289,7 @@ def load_incidents(
     min_occurred_date: str | pd.Timestamp | None = MIN_OCCURRED_DATE,
     cache: bool | str | os.PathLike = True,
     progress: Callable[[Path], None] | None = None,
+    count: str = "incidents",
 ) -> tuple[pd.DataFrame, CleaningReport]:
     """Read, clean and score incidents: the cleaned, typed, scored frame every stage starts from.
 
@@ -278,6 +320,10 @@ def load_incidents(
         cannot be written (read-only or full disk) a warning is given and the load goes on.
     progress
         Called with each file before it is read.
+    count
+        ``"incidents"`` (default): the offence rows of each NIBRS case are collapsed to one row,
+        its most serious offence (see the module docstring); ``"offenses"``: every offence row
+        is kept. Legacy rows are the same either way.
 
     Returns
     -------
@@ -290,8 +336,11 @@ def load_incidents(
     InputError
         An input is missing, unreadable or corrupt (the message names the file).
     ConfigError
-        ``min_occurred_date`` is not a date.
+        ``min_occurred_date`` is not a date, or ``count`` is neither ``"incidents"`` nor
+        ``"offenses"``.
     """
+    if count not in COUNT_UNITS:
+        raise ConfigError(f"count must be 'incidents' or 'offenses', got {count!r}")
     paths = expand_inputs(inputs)
     options = {
         "mapping": dict(mapping or {}),
@@ -300,6 +349,7 @@ def load_incidents(
         "on_bad_rows": on_bad_rows,
         "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()),
         "min_occurred_date": _date_option(min_occurred_date),
+        "count": count,
     }
     cache_file = incident_cache.cache_file(cache, paths, options) if cache else None
     if cache_file is not None and cache_file.exists():
@@ -331,6 +381,12 @@ def load_incidents(
     )
     run_progress.step(len(paths) + 1, n_steps, "score severity", "steps")
     frame = score_incidents(frame, report=report, harm_log=harm_log)
+    if count == "incidents":
+        frame = collapse_offenses_to_cases(frame, report)
+    frame, left_out = combine_across_break(frame)
+    report.legacy_after_switch_dropped += left_out["legacy_after_switch"]
+    report.nibrs_before_switch_dropped += left_out["nibrs_before_switch"]
+    report.rows_out = len(frame)
     run_progress.step(n_steps, n_steps, "", "steps")
     if cache_file is not None:
         incident_cache.write_cache(cache_file, frame, report)
@@ -375,6 +431,7 @@ def read_incidents_parquet(path: str | os.PathLike) -> pd.DataFrame:
             )
         raise InputError(f"{path}: not a Parquet file (no PAR1 signature)")
     try:
-        return pq.read_table(path).to_pandas(types_mapper=STRING_TYPES.get)
+        frame = pq.read_table(path).to_pandas(types_mapper=STRING_TYPES.get)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    return incident_cache.restore_empty_categories(frame)

@@ -27,13 +27,36 @@ from geo_crime import schema
 from geo_crime.cleaning import CleaningReport
 from geo_crime.errors import GeoCrimeError, InputError
 from geo_crime.ingest.detect import unreadable
+from geo_crime.ingest.nibrs import empty_categorical
 
 #: Version of the cached frame layout; part of the cache key, bumped whenever the columns or
 #: their meaning change so that older caches are not reused.
-CACHE_FORMAT_VERSION = 4
+CACHE_FORMAT_VERSION = 5
 
 #: Arrow text types to the canonical pandas string dtype, for reading a canonical frame back.
 STRING_TYPES = {pa.string(): schema.STRING, pa.large_string(): schema.STRING}
+
+
+def restore_empty_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """Make canonical category columns that Parquet gave back as all-null plain columns (it keeps
+    no dictionary type for a column without a value) category columns again, in place.
+
+    Parameters
+    ----------
+    frame
+        A canonical frame as read from Parquet.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same frame.
+    """
+    for col, dtype in schema.CANONICAL_DTYPES.items():
+        if dtype != "category" or col not in frame or frame[col].dtype == "category":
+            continue
+        if frame[col].isna().all():
+            frame[col] = empty_categorical(len(frame))
+    return frame
 
 
 def content_key(paths: Sequence[Path], options: Mapping[str, object]) -> str:
@@ -144,7 +167,7 @@ def read_cache(path: Path) -> tuple[pd.DataFrame, CleaningReport] | None:
         report = CleaningReport.from_dict(json.loads(stored))
         if table.num_rows != report.rows_out:
             raise InputError(f"{table.num_rows:,} rows where its report says {report.rows_out:,}")
-        frame = table.to_pandas(types_mapper=STRING_TYPES.get)
+        frame = restore_empty_categories(table.to_pandas(types_mapper=STRING_TYPES.get))
     except FileNotFoundError:  # removed meanwhile by a concurrent run
         return None
     except (OSError, pa.ArrowException, GeoCrimeError, ValueError, TypeError, KeyError) as exc:

@@ -7,6 +7,9 @@ what, who and how. LAPD columns repeat heavily, so each conversion runs once per
 and is spread back to the rows (``_Distinct``); ``_Converter`` turns one text column into numbers,
 timestamps, text or categories and records the values that fail.
 
+What only the NIBRS offences form needs (case numbers, weapon code text, yes/no flags) is in
+:mod:`geo_crime.ingest.nibrs`.
+
 A value that does not parse in a required field marks its row bad: the row is listed with its
 file, line and column in the :class:`~geo_crime.cleaning.CleaningReport` and left out (or, with
 ``on_bad_rows="raise"``, the first one raises). A bad optional value becomes null and is counted.
@@ -30,6 +33,7 @@ import pyarrow.compute as pc
 from geo_crime import schema
 from geo_crime.cleaning import AGE_GROUPS, LA_COUNTY_BBOX, BadRow, CleaningReport, FileSummary
 from geo_crime.errors import InputError, SchemaError
+from geo_crime.ingest import nibrs as nibrs_text
 from geo_crime.ingest.dates import FIRST_STAMP, LAST_STAMP, NULL_STAMP, parse_datetimes
 from geo_crime.ingest.readers import RawRead
 from geo_crime.severity import crime_code_lookup
@@ -213,6 +217,15 @@ class _Converter:
         missing = (d.codes < 0) | d.rows(empty)
         self.flag(missing, name, self._row_text(name), "is missing", required=True)
 
+    def check_missing(self, name: str) -> None:
+        """Mark rows where the required text field ``name`` is null or blank as bad."""
+        self._check_missing(name)
+
+    def identifier(self, name: str) -> pd.api.extensions.ExtensionArray:
+        """A required identifier as trimmed text; rows without one are marked bad."""
+        self.check_missing(name)
+        return self.strings(name)
+
     def number_values(
         self, name: str, *, integer: bool, required: bool
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -252,8 +265,10 @@ class _Converter:
         self, name: str, dtype: str = "Int16", *, required: bool = False
     ) -> pd.arrays.IntegerArray:
         """A nullable integer column (``Int8``/``Int16``/``Int64``)."""
+        np_type = pd.api.types.pandas_dtype(dtype).numpy_dtype
         if not self.has(name):
-            return pd.array([pd.NA] * self.raw.n_rows, dtype=dtype)
+            n = self.raw.n_rows
+            return pd.arrays.IntegerArray(np.zeros(n, dtype=np_type), np.ones(n, dtype=bool))
         values, valid = self.number_values(name, integer=True, required=required)
         info = np.iinfo(pd.api.types.pandas_dtype(dtype).numpy_dtype)
         fits = (values >= info.min) & (values <= info.max)
@@ -262,7 +277,6 @@ class _Converter:
                 valid & ~fits, name, self._row_text(name), "is out of range", required=required
             )
             valid &= fits
-        np_type = pd.api.types.pandas_dtype(dtype).numpy_dtype
         return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(np_type), ~valid)
 
     def real(self, name: str, *, required: bool = False) -> np.ndarray:
@@ -303,27 +317,52 @@ class _Converter:
             self._check_missing(name)
         return d.spread(seconds.astype(np.int64), NULL_STAMP).view("datetime64[s]")
 
-    def strings(self, name: str, *, squeeze: bool = False) -> pd.api.extensions.ExtensionArray:
-        """A text column (trimmed; ``squeeze`` folds runs of spaces, as in LAPD addresses)."""
+    def strings(
+        self, name: str, *, squeeze: bool = False, upper: bool = False
+    ) -> pd.api.extensions.ExtensionArray:
+        """A text column (trimmed; ``squeeze`` folds runs of spaces, as in LAPD addresses;
+        ``upper`` upper-cases, for codes such as ``13a``)."""
         if not self.has(name):
-            return pd.array([None] * self.raw.n_rows, dtype=schema.STRING)
+            return pd.arrays.ArrowStringArray(
+                pa.chunked_array([pa.nulls(self.raw.n_rows, pa.string())])
+            )
         d = self.distinct(name)
         text = pc.utf8_trim_whitespace(d.values)
         if squeeze:
             text = pc.replace_substring_regex(text, r"\s{2,}", " ")
+        if upper:
+            text = pc.utf8_upper(text)
         text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
         indices = pa.array(d.codes, mask=d.codes < 0)
         return pd.arrays.ArrowStringArray(pa.chunked_array([pc.take(text, indices)]))
 
-    def category(self, name: str) -> pd.Categorical:
-        """A low-cardinality text column as a pandas Categorical (trimmed, empty = null)."""
+    def category(self, name: str, *, upper: bool = False) -> pd.Categorical:
+        """A low-cardinality text column as a pandas Categorical (trimmed, empty = null;
+        ``upper`` upper-cases)."""
         if not self.has(name):
             return pd.Categorical([None] * self.raw.n_rows)
         d = self.distinct(name)
-        text = np.asarray(
-            pc.fill_null(pc.utf8_trim_whitespace(d.values), "").to_pylist(), dtype=object
+        text = pc.utf8_trim_whitespace(d.values)
+        if upper:
+            text = pc.utf8_upper(text)
+        return _categorical(np.asarray(pc.fill_null(text, "").to_pylist(), dtype=object), d.codes)
+
+    def yes_no(self, name: str) -> pd.arrays.BooleanArray:
+        """A yes/no flag (``Yes``/``No``, ``Y``/``N``, ``true``/``false``, ``1``/``0``, any case)
+        as a nullable boolean; other values become null and are counted."""
+        n = self.raw.n_rows
+        if not self.has(name):
+            return pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
+        d = self.distinct(name)
+        truthy, falsy, blank = nibrs_text.yes_no_values(d.values)
+        self.flag(
+            d.rows(~truthy & ~falsy & ~blank),
+            name,
+            self._row_text(name),
+            "is not yes or no",
+            required=False,
         )
-        return _categorical(text, d.codes)
+        return pd.arrays.BooleanArray(d.rows(truthy), ~d.rows(truthy | falsy))
 
 
 def _categorical(per_value_text: np.ndarray, codes: np.ndarray) -> pd.Categorical:
@@ -355,6 +394,7 @@ _SOURCE_NAMES = {
         ("modified", schema.OFFICIAL_COLUMNS),
         ("api", schema.API_COLUMNS),
         ("reduced_2024", schema.REDUCED_2024_COLUMNS),
+        ("nibrs", schema.NIBRS_COLUMNS),
     )
 }
 
@@ -385,10 +425,14 @@ def convert_raw(
     conv = _Converter(raw, report, on_bad_rows=on_bad_rows)
     n = raw.n_rows
     reduced = raw.schema_name == "reduced_2024"
+    nibrs = raw.schema_name == "nibrs"
     cols: dict[str, object] = {}
 
-    # identifiers: the record number, or a synthetic id where the source has none
-    if conv.has("incident_id"):
+    # identifiers: the record number, or a synthetic id where the source has none; a NIBRS
+    # offence row is identified by its case (``caseno``), every offence of a case alike
+    if nibrs:
+        ident = nibrs_text.case_numbers(conv.identifier("case_id"))
+    elif conv.has("incident_id"):
         ident = raw.fields["incident_id"]
         if isinstance(ident, pa.ChunkedArray):
             ident = ident.combine_chunks()
@@ -481,7 +525,10 @@ def convert_raw(
 
     # what
     lookup = crime_code_lookup()
-    if conv.has("crm_cd"):
+    if nibrs:  # an FBI offence code (nibrs_code below), no LAPD crime code
+        crm = pd.array([pd.NA] * n, dtype="Int16")
+        desc = conv.category("crm_cd_desc")
+    elif conv.has("crm_cd"):
         crm = conv.integer("crm_cd", required=True)
         desc = (
             conv.category("crm_cd_desc") if conv.has("crm_cd_desc") else pd.Categorical([None] * n)
@@ -505,7 +552,7 @@ def convert_raw(
     cols["crm_cd_desc"] = desc
     cols["crm_cd"] = crm
     part = conv.integer("part", "Int8")
-    if part.isna().any():
+    if part.isna().any() and not nibrs:
         fill = pd.Series(crm).map(lookup.part_by_code).astype("Int8").array
         part = pd.Series(part).fillna(pd.Series(fill)).astype("Int8").array
     cols["part"] = part
@@ -539,6 +586,7 @@ def convert_raw(
     # how / status / address
     cols["premis_cd"] = conv.integer("premis_cd")
     cols["premis_desc"] = conv.category("premis_desc")
+    nibrs_weapon = conv.strings("nibrs_weapon_cd", upper=True)
     if reduced:
         cols["weapon_cd"] = pd.array([pd.NA] * n, dtype="Int16")
         cols["weapon_desc"] = pd.Categorical([None] * n)
@@ -546,6 +594,9 @@ def convert_raw(
         cols["weapon_used"] = pd.array(
             category.map({"Weapon Used": True, "No Weapon Used": False}), dtype="boolean"
         )
+    elif nibrs:
+        cols["weapon_cd"], cols["weapon_used"] = nibrs_text.weapon_columns(nibrs_weapon)
+        cols["weapon_desc"] = conv.category("weapon_desc")
     else:
         weapon = conv.integer("weapon_cd")
         cols["weapon_cd"] = weapon
@@ -563,6 +614,11 @@ def convert_raw(
     cols["source_file"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [raw.path.name])
     cols["source_line"] = pd.arrays.IntegerArray(
         raw.line_numbers.astype(np.int64), np.zeros(n, dtype=bool)
+    )
+    cols.update(
+        nibrs_text.records_system_columns(
+            conv, nibrs=nibrs, incident_ids=cols["incident_id"], weapon_text=nibrs_weapon
+        )
     )
 
     frame = pd.DataFrame(cols, copy=False)
@@ -613,7 +669,11 @@ def _unswap_coordinates(
 
 
 def finalize_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Put the canonical columns in order with their canonical dtypes (extra columns kept after)."""
+    """Put the canonical columns in order with their canonical dtypes (extra columns kept after).
+
+    A category column without any category (all null: the NIBRS columns of legacy rows, the
+    weapon description of the 2024 rows) is given the form that survives a Parquet round trip.
+    """
     for col, dtype in schema.CANONICAL_DTYPES.items():
         if col not in frame:
             frame[col] = pd.Series([pd.NA] * len(frame), dtype=object)
@@ -622,5 +682,7 @@ def finalize_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
                 frame[col] = frame[col].astype("string").astype("category")
             else:
                 frame[col] = frame[col].astype(dtype)
+        if dtype == "category" and len(frame[col].cat.categories) == 0:
+            frame[col] = nibrs_text.empty_categorical(len(frame))
     extra = [c for c in frame.columns if c not in schema.CANONICAL_DTYPES]
     return frame[schema.CANONICAL_COLUMNS + extra]

@@ -10,8 +10,12 @@ Everything here looks at a file from the outside or at its first bytes, never at
 * :func:`geojson_refusal` recognises a GeoJSON boundary layer from the first JSON value the
   reader parses (newline-delimited JSON is told from a JSON array while parsing, in the reader);
 * :func:`csv_header` and :func:`detect_schema` name the LAPD schema (``official``, ``modified``,
-  ``api``, ``reduced_2024`` or a user ``mapped`` one) a header belongs to, and map its columns to
-  canonical fields.
+  ``api``, ``reduced_2024``, ``nibrs`` or a user ``mapped`` one) a header belongs to, and map its
+  columns to canonical fields. A NIBRS offences header is told apart by its own keys
+  (``caseno``, ``uniquenibrno``, ``nibr_code``, ``hndrdth_lat`` ...: two of them suffice); keys
+  of it that are not in :data:`~geo_crime.schema.NIBRS_COLUMNS` are left out with a warning
+  naming them and the file, as the spreadsheet-modified export's added columns are left out
+  (Socrata's own ``:``-prefixed fields are left out silently).
 
 Each problem raises one :class:`~geo_crime.errors.InputError` (or
 :class:`~geo_crime.errors.SchemaError`) naming the file.
@@ -23,6 +27,7 @@ import csv
 import gzip
 import re
 import stat
+import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -169,7 +174,7 @@ def _parquet_refusal(path: Path) -> InputError:
         names = set(pq.read_schema(path).names)
     except (pa.ArrowException, OSError):
         names = set()
-    if set(schema.CANONICAL_COLUMNS) <= names:
+    if set(schema.LEGACY_CANONICAL_COLUMNS) <= names:
         return InputError(
             f"{path}: this is an incidents Parquet file already written by 'geo-crime ingest', "
             "not an incident export: pass it to the commands that take incidents ('geo-crime "
@@ -278,13 +283,20 @@ def detect_schema(
     Returns
     -------
     (str, dict)
-        The schema name (``official``, ``modified``, ``api``, ``reduced_2024`` or ``mapped``) and
-        the mapping from source column to canonical field for the columns present.
+        The schema name (``official``, ``modified``, ``api``, ``reduced_2024``, ``nibrs`` or
+        ``mapped``) and the mapping from source column to canonical field for the columns present.
 
     Raises
     ------
     SchemaError
-        The header matches no known schema; the message names the expected and found columns.
+        The header matches no known schema (the message names the expected and found columns),
+        or a NIBRS offences header lacks required keys (the message names all of them).
+
+    Warns
+    -----
+    UserWarning
+        A NIBRS offences header has keys the reader does not know (named in the warning); they
+        are left out.
     """
     cols = list(columns)
     present = set(cols)
@@ -319,6 +331,8 @@ def detect_schema(
         return kind, {c: schema.OFFICIAL_COLUMNS[c] for c in cols if c in official}
     if reduced <= present:
         return "reduced_2024", {c: schema.REDUCED_2024_COLUMNS[c] for c in cols if c in reduced}
+    if "dr_no" not in present and len(present & schema.NIBRS_ONLY_COLUMNS) >= 2:
+        return "nibrs", _nibrs_mapping(cols, path)
     for name, expected, table in (
         ("official", official, schema.OFFICIAL_COLUMNS),
         ("api", api, schema.API_COLUMNS),
@@ -334,7 +348,29 @@ def detect_schema(
     raise SchemaError(
         f"{path}: unknown schema: expected the official LAPD columns (DR_NO, DATE OCC, TIME OCC, "
         "AREA, Rpt Dist No, Crm Cd, LAT, LON, ...), the API's (dr_no, date_occ, ...) or the "
-        f"reduced 2024 keys (Date, Report_District, ...); found {cols[:12]}"
+        f"reduced 2024 keys (Date, Report_District, ...), or the NIBRS offence keys (caseno, "
+        f"uniquenibrno, nibr_code, ...); found {cols[:12]}"
         + (" ..." if len(cols) > 12 else "")
         + " (pass a column mapping for other exports)"
     )
+
+
+def _nibrs_mapping(columns: list[str], path: Path | str) -> dict[str, str]:
+    """The column mapping of a NIBRS offences header: required keys checked, unknown ones warned."""
+    present = set(columns)
+    missing = [c for c in schema.NIBRS_REQUIRED_COLUMNS if c not in present]
+    if missing:
+        raise SchemaError(
+            f"{path}: looks like the LAPD NIBRS offences schema but lacks key(s) {missing}"
+        )
+    # Socrata's own fields (``:id``, ``:@computed_region_...``) are portal artefacts, not data
+    unknown = [c for c in columns if c not in schema.NIBRS_COLUMNS and not c.startswith(":")]
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+        warnings.warn(
+            f"{path}: {len(unknown)} field(s) the NIBRS offences reader does not know, left out: "
+            f"{shown}",
+            UserWarning,
+            stacklevel=4,
+        )
+    return {c: schema.NIBRS_COLUMNS[c] for c in columns if c in schema.NIBRS_COLUMNS}

@@ -1,10 +1,10 @@
 """The readers: one CSV or JSON file, plain or gzip, as text columns keyed by canonical fields.
 
 :func:`read_raw` picks the reader (see :func:`~geo_crime.ingest.detect.sniff_format`).
-:func:`read_csv_file` reads the official, modified and API CSV exports with pyarrow;
-:func:`read_json_file` reads a JSON array of records, newline-delimited records (NDJSON) or one
-record object, where a key whose value is null may be left out. Both find the schema from the
-header (:func:`~geo_crime.ingest.detect.detect_schema`), keep every mapped column as text and
+:func:`read_csv_file` reads the official, modified, API and NIBRS offences CSV exports with
+pyarrow; :func:`read_json_file` reads a JSON array of records, newline-delimited records (NDJSON)
+or one record object, where a key whose value is null may be left out. Both find the schema from
+the header (:func:`~geo_crime.ingest.detect.detect_schema`), keep every mapped column as text and
 hand a :class:`RawRead` to :mod:`geo_crime.ingest.convert`, which types the values.
 
 Rows with the wrong number of fields are listed in :attr:`RawRead.bad_rows` and left out. What is
@@ -113,6 +113,10 @@ def _undecodable_invalid_rows(handler: Callable[[pacsv.InvalidRow], str]) -> Ite
         sys.unraisablehook = previous
 
 
+#: Canonical fields whose values are (nearly) all distinct: read as plain text, not dictionaries.
+_IDENTIFIER_FIELDS = frozenset({"incident_id", "case_id", "offense_id"})
+
+
 def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> RawRead:
     """Read one CSV export (plain or gzip) as text columns keyed by canonical fields.
 
@@ -137,9 +141,11 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
         return "skip"
 
     convert_opts = pacsv.ConvertOptions(
-        # dictionary columns: each distinct value is decoded once (DR_NO is unique: plain text)
+        # dictionary columns: each distinct value is decoded once (ids are unique: plain text)
         column_types={
-            c: pa.string() if colmap[c] == "incident_id" else pa.dictionary(pa.int32(), pa.string())
+            c: pa.string()
+            if colmap[c] in _IDENTIFIER_FIELDS
+            else pa.dictionary(pa.int32(), pa.string())
             for c in colmap
         },
         include_columns=list(colmap),

@@ -88,6 +88,7 @@ def build_report(
     findings: Sequence[dict] = (),
     outputs: Sequence[Path] = (),
     folder: Path | None = None,
+    break_lines: Sequence[str] = (),
 ) -> str:
     """Assemble the Markdown report.
 
@@ -113,6 +114,10 @@ def build_report(
     outputs, folder
         The files the run wrote and its folder: the public maps, GIS layers, figures and tables
         are linked at the top.
+    break_lines
+        The section on the March 2024 records-system break (see
+        :func:`geo_crime.report.series.break_lines`), after the coverage; empty when the run
+        holds one system only.
 
     Returns
     -------
@@ -124,6 +129,11 @@ def build_report(
     parts.append("")
     parts.append(markdown_table(data_summary(incidents)))
     parts.append("")
+    if "source_system" in incidents and (incidents["source_system"] == "nibrs").any():
+        from geo_crime.report.series import NIBRS_PRECISION_NOTE
+
+        parts.append(NIBRS_PRECISION_NOTE)
+        parts.append("")
     if division_check is not None:
         parts.append(
             f"Of {division_check.checked:,} incidents with coordinates, "
@@ -188,6 +198,7 @@ def build_report(
     )
     parts.append(markdown_table(city))
     parts.append("")
+    parts.extend(break_lines)
     synthetic = int(getattr(cleaning, "synthetic_ids", 0))
     if synthetic:
         parts.append("## Incident ids")

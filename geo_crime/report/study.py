@@ -446,6 +446,13 @@ def statistics_section(
             f"- Emerging hot spots over {e['periods']} complete periods "
             f"({e['first_period']} to {e['last_period']}): {cats}."
         )
+        if e.get("crime_categories"):
+            lines.append(
+                "  - The periods span the March 2024 records-system break, so the trends use "
+                "the categories recorded alike in both systems only: "
+                + ", ".join(str(c).replace("_", " ") for c in e["crime_categories"])
+                + "."
+            )
         for w in e.get("warnings", []):
             lines.append(f"  - Caution: {w}.")
     lines.append("")

@@ -1,0 +1,322 @@
+"""One series across the March 2024 records-system break: legacy rows, then NIBRS rows.
+
+LAPD recorded crime in its legacy system (the "Crime Data from 2020 to Present" set) until
+6 March 2024 and in a NIBRS system (the "LAPD NIBRS Offenses" set) from 7 March 2024
+(:data:`RECORDS_SYSTEM_SWITCH`). The legacy set goes on receiving a thinning trickle of rows
+after the switch, and the NIBRS set holds a few rows dated before it; kept together, both would
+be counted twice around the switch. :func:`combine_across_break` keeps legacy rows that occurred
+before the switch and NIBRS rows from the switch on, and counts what it leaves out, so the two
+sets read as one incident series with a documented break.
+
+The break is a change of recording, not of crime. The crosswalk of the 140 legacy codes to FBI
+NIBRS codes (``geo_crime/data/crosswalk_lapd_nibrs.csv``) gives both systems the same categories,
+but not every category is recorded the same way in both: :data:`HARMONISED_CATEGORIES` are the
+ones whose main offences are the same offence in both systems (homicide, rape and sexual
+assault, robbery, assaults, burglary, theft, vehicle theft, arson and vandalism). Trend
+statistics whose window spans the break (emerging hot spots, Mann-Kendall) should run on those
+categories only (:func:`harmonised_rows`), and :func:`level_shift` measures, per category, how
+the weekly level changed from the weeks before the switch to the weeks after, which the report
+shows as a figure (:func:`level_shift_figure`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "HARMONISED_CATEGORIES",
+    "RECORDS_SYSTEM_SWITCH",
+    "SHIFT_WEEKS",
+    "category_moves",
+    "combine_across_break",
+    "comparable_groups",
+    "harmonised_rows",
+    "level_shift",
+    "level_shift_figure",
+    "spans_break",
+]
+
+RECORDS_SYSTEM_SWITCH = pd.Timestamp("2024-03-07")
+"""First day recorded in the NIBRS system (the legacy system's last day is the day before)."""
+
+HARMONISED_CATEGORIES: tuple[str, ...] = (
+    "homicide",
+    "sexual_violence",
+    "robbery",
+    "aggravated_assault",
+    "simple_assault",
+    "burglary",
+    "theft",
+    "vehicle_theft",
+    "arson_vandalism",
+    "fraud",
+    "weapons",
+)
+"""Categories recorded alike in both systems, taken together: no legacy crime code of one of
+them crosswalks to a NIBRS code outside them, and none outside them into them (checked against
+the shipped tables by :func:`category_moves`). Burglary and theft are comparable only together:
+legacy "burglary from vehicle" (330, 410) is NIBRS theft from a motor vehicle (23F)."""
+
+SHIFT_WEEKS = 8
+"""Whole weeks before and after the switch that :func:`level_shift` compares."""
+
+_LEGACY, _NIBRS = "legacy", "nibrs"
+
+
+def _systems(incidents: pd.DataFrame) -> np.ndarray:
+    """The records system of each row (``legacy`` where the column is absent)."""
+    if "source_system" not in incidents:
+        return np.full(len(incidents), _LEGACY, dtype=object)
+    return incidents["source_system"].astype("string").fillna(_LEGACY).to_numpy(dtype=object)
+
+
+def spans_break(incidents: pd.DataFrame) -> bool:
+    """Whether the rows hold both records systems (legacy and NIBRS).
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Canonical incidents (``source_system``; absent means legacy only).
+
+    Returns
+    -------
+    bool
+    """
+    systems = set(_systems(incidents))
+    return {_LEGACY, _NIBRS} <= systems
+
+
+def combine_across_break(
+    incidents: pd.DataFrame, *, switch: pd.Timestamp = RECORDS_SYSTEM_SWITCH
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Legacy rows before the switch and NIBRS rows from it on: one series, counted.
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Canonical incidents with ``occurred_at`` and ``source_system``.
+    switch : pandas.Timestamp
+        The first day of the NIBRS system (:data:`RECORDS_SYSTEM_SWITCH`).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The kept rows (index reset) and the counts left out: ``legacy_after_switch`` and
+        ``nibrs_before_switch``. With only one system present nothing is left out.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({
+    ...     "occurred_at": pd.to_datetime(["2024-03-01", "2024-03-10", "2024-03-05", "2024-03-08"]),
+    ...     "source_system": ["legacy", "legacy", "nibrs", "nibrs"]})
+    >>> kept, dropped = combine_across_break(rows)
+    >>> kept["source_system"].tolist(), dropped
+    (['legacy', 'nibrs'], {'legacy_after_switch': 1, 'nibrs_before_switch': 1})
+    """
+    counts = {"legacy_after_switch": 0, "nibrs_before_switch": 0}
+    if not spans_break(incidents):
+        return incidents, counts
+    systems = _systems(incidents)
+    occurred = incidents["occurred_at"]
+    late_legacy = (systems == _LEGACY) & (occurred >= switch).to_numpy(dtype=bool)
+    early_nibrs = (systems == _NIBRS) & (occurred < switch).to_numpy(dtype=bool)
+    counts["legacy_after_switch"] = int(late_legacy.sum())
+    counts["nibrs_before_switch"] = int(early_nibrs.sum())
+    kept = incidents.loc[~(late_legacy | early_nibrs)].reset_index(drop=True)
+    return kept, counts
+
+
+def category_moves() -> pd.DataFrame:
+    """Legacy crime codes whose crosswalked NIBRS code is scored in another category.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``crm_cd``, ``crm_cd_desc``, ``nibrs_code``, ``legacy_category`` (severity_lapd) and
+        ``nibrs_category`` (severity_nibrs), one row per legacy code that changes category.
+    """
+    from geo_crime.severity import lapd_nibrs_crosswalk, nibrs_severity_table, severity_table
+
+    crosswalk = lapd_nibrs_crosswalk()
+    legacy = severity_table().set_index("crm_cd")["category"]
+    nibrs = nibrs_severity_table().set_index("nibrs_code")["category"]
+    out = crosswalk[["crm_cd", "crm_cd_desc", "nibrs_code"]].assign(
+        legacy_category=crosswalk["crm_cd"].map(legacy).to_numpy(),
+        nibrs_category=crosswalk["nibrs_code"].map(nibrs).to_numpy(),
+    )
+    return out.loc[out["legacy_category"] != out["nibrs_category"]].reset_index(drop=True)
+
+
+def comparable_groups() -> list[tuple[str, ...]]:
+    """Harmonised categories comparable only together (linked by :func:`category_moves`).
+
+    Returns
+    -------
+    list of tuple of str
+        Each group of two or more harmonised categories between which legacy codes move,
+        e.g. ``[("burglary", "theft")]``.
+    """
+    moves = category_moves()
+    inside = moves[
+        moves["legacy_category"].isin(HARMONISED_CATEGORIES)
+        & moves["nibrs_category"].isin(HARMONISED_CATEGORIES)
+    ]
+    groups: list[set[str]] = []
+    for a, b in zip(inside["legacy_category"], inside["nibrs_category"], strict=True):
+        linked = [g for g in groups if a in g or b in g]
+        merged = {a, b}.union(*linked)
+        groups = [g for g in groups if g not in linked] + [merged]
+    order = {c: i for i, c in enumerate(HARMONISED_CATEGORIES)}
+    return [tuple(sorted(g, key=order.__getitem__)) for g in groups]
+
+
+def harmonised_rows(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :data:`HARMONISED_CATEGORIES` (what trend statistics across the break use).
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Scored incidents (``crime_category``).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    keep = incidents["crime_category"].astype("string").isin(HARMONISED_CATEGORIES)
+    return incidents.loc[keep.fillna(False).to_numpy(dtype=bool)]
+
+
+def level_shift(
+    incidents: pd.DataFrame,
+    *,
+    weeks: int = SHIFT_WEEKS,
+    switch: pd.Timestamp = RECORDS_SYSTEM_SWITCH,
+) -> pd.DataFrame:
+    """Weekly incidents per category in the weeks before and after the switch, and their ratio.
+
+    The week holding the switch is left out (it mixes both systems); the ``weeks`` whole weeks
+    (Monday to Sunday) before it and the ``weeks`` after it are compared.
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Combined incidents (:func:`combine_across_break`) with ``crime_category``.
+    weeks : int
+        Whole weeks on each side.
+    switch : pandas.Timestamp
+        The first NIBRS day.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per category, per group of :func:`comparable_groups` (``burglary + theft``)
+        and ``all``: ``before`` and ``after`` (mean incidents per week), ``ratio`` (after /
+        before), ``harmonised`` (in :data:`HARMONISED_CATEGORIES`, or a group of them),
+        ``comparable_alone`` (its own count means the same in both systems), ``weeks_before``
+        and ``weeks_after`` (whole weeks with data on each side).
+    """
+    week = incidents["occurred_at"].dt.to_period("W-SUN").dt.start_time
+    switch_week = switch.to_period("W-SUN").start_time
+    before_weeks = pd.date_range(end=switch_week - pd.Timedelta(weeks=1), periods=weeks, freq="7D")
+    after_weeks = pd.date_range(switch_week + pd.Timedelta(weeks=1), periods=weeks, freq="7D")
+    category = incidents["crime_category"].astype("string").fillna("other")
+    counts = pd.crosstab(category, week)
+    moves = category_moves()
+    moved = set(moves["legacy_category"]) | set(moves["nibrs_category"])
+    seen = set(week.unique())
+    before = [w for w in before_weeks if w in seen]
+    after = [w for w in after_weeks if w in seen]
+    grid = counts.reindex(columns=[*before_weeks, *after_weeks], fill_value=0)
+    groups = comparable_groups()
+    joined = [grid.reindex(list(g), fill_value=0).sum(axis=0).rename(" + ".join(g)) for g in groups]
+    totals = grid.sum(axis=0).rename("all")
+    grid = pd.concat([grid, pd.DataFrame([*joined, totals])])
+    mean_before = grid[before].mean(axis=1) if before else pd.Series(np.nan, index=grid.index)
+    mean_after = grid[after].mean(axis=1) if after else pd.Series(np.nan, index=grid.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = mean_after / mean_before.where(mean_before > 0)
+    out = pd.DataFrame(
+        {
+            "before": mean_before,
+            "after": mean_after,
+            "ratio": ratio,
+            "harmonised": [c in HARMONISED_CATEGORIES for c in grid.index],
+            "comparable_alone": [_comparable_alone(c, groups, moved) for c in grid.index],
+            "weeks_before": len(before),
+            "weeks_after": len(after),
+        }
+    )
+    out.index.name = "category"
+    group_names = [" + ".join(g) for g in groups]
+    order = [
+        c
+        for c in out.sort_values("before", ascending=False).index
+        if c != "all" and c not in group_names
+    ]
+    out.loc[group_names, "harmonised"] = True
+    return out.loc[[*order, *group_names, "all"]]
+
+
+def _comparable_alone(category: str, groups: list[tuple[str, ...]], moved: set[str]) -> bool:
+    """Whether a category's own count means the same in both systems."""
+    if category == "all" or " + " in category:
+        return True
+    return category not in moved and not any(category in g for g in groups)
+
+
+def level_shift_figure(shift: pd.DataFrame, path: str | Path, *, dpi: int = 110) -> Path:
+    """A bar figure of the weekly level per category before and after the switch.
+
+    Parameters
+    ----------
+    shift : pandas.DataFrame
+        :func:`level_shift` output.
+    path : path-like
+        The PNG to write (atomically).
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geo_crime.figures import _save
+
+    rows = shift.drop(index="all", errors="ignore")
+    labels = [
+        f"{c.replace('_', ' ')}{'' if alone else ' *'}"
+        for c, alone in zip(rows.index, rows["comparable_alone"], strict=True)
+    ]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 1.8))
+    ax.barh(y - 0.2, rows["before"], height=0.4, color="#8c8c8c", label="legacy, before")
+    ax.barh(y + 0.2, rows["after"], height=0.4, color="#2166ac", label="NIBRS, after")
+    for i, ratio in enumerate(rows["ratio"]):
+        if np.isfinite(ratio):
+            top = max(rows["before"].iloc[i], rows["after"].iloc[i])
+            ax.text(top, i, f"  x{ratio:.2f}", va="center", fontsize=8)
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    n_before, n_after = int(shift["weeks_before"].iloc[0]), int(shift["weeks_after"].iloc[0])
+    ax.set_xlabel("recorded incidents per week (city-wide mean)")
+    ax.set_title(
+        f"Level per category around the records-system switch of "
+        f"{RECORDS_SYSTEM_SWITCH.date()}\n{n_before} whole weeks before (legacy) vs {n_after} "
+        "after (NIBRS); * = its own count is not comparable across the break",
+        fontsize=9,
+    )
+    ax.margins(x=0.18)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    try:
+        return _save(fig, Path(path), dpi)
+    finally:
+        plt.close(fig)

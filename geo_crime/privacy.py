@@ -56,7 +56,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from geo_crime.errors import DataError, PrivacyError
-from geo_crime.schema import VICTIM_COLUMNS
+from geo_crime.schema import EXTRA_PREFIX, VICTIM_COLUMNS
 
 __all__ = [
     "INCIDENT_COLUMNS",
@@ -200,7 +200,11 @@ def check_public_table(table: pd.DataFrame, *, name: str = "table") -> None:
             f"layer {name!r} has victim-level columns {victims}: public exports carry unit-level "
             "aggregates only (drop these columns before exporting)"
         )
-    incident = sorted(c for c in map(str, table.columns) if c.lower() in INCIDENT_COLUMNS)
+    incident = sorted(
+        c
+        for c in map(str, table.columns)
+        if c.lower() in INCIDENT_COLUMNS or c.lower().startswith(EXTRA_PREFIX)
+    )
     if incident:
         raise PrivacyError(
             f"layer {name!r} looks like incident-level data (columns {incident}); only unit-level "

@@ -225,6 +225,28 @@ LEGACY_CANONICAL_COLUMNS: list[str] = list(CANONICAL_COLUMNS)
 CANONICAL_COLUMNS = CANONICAL_COLUMNS + RECORDS_SYSTEM_COLUMNS
 
 
+#: Prefix of the columns that keep fields a reader does not know (text, analysis table only).
+EXTRA_PREFIX = "extra_"
+
+
+def extra_column(field: str) -> str:
+    """The analysis-table column keeping an unknown source field (``extra_<field>``, lower
+    case, runs of other characters than letters and digits folded to ``_``).
+
+    Parameters
+    ----------
+    field : str
+        The source field name.
+
+    Returns
+    -------
+    str
+    """
+    import re
+
+    return EXTRA_PREFIX + (re.sub(r"[^0-9a-z]+", "_", field.lower()).strip("_") or "field")
+
+
 #: ``source_system`` values.
 LEGACY_SYSTEM = "legacy"
 NIBRS_SYSTEM = "nibrs"

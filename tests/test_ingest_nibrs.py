@@ -305,10 +305,24 @@ def test_an_unknown_field_warns_naming_it_and_the_file(tmp_path, records):
     extended = [dict(r, zone_code="Z7") for r in records]
     extended[0][":@computed_region_abcd"] = "12"  # Socrata's own fields are no data
     path = write_ndjson(tmp_path / "extended.ndjson", extended)
-    with pytest.warns(UserWarning, match=r"extended\.ndjson: 1 field\(s\) .* left out: zone_code$"):
+    with pytest.warns(
+        UserWarning, match=r"extended\.ndjson: 1 field\(s\) .* kept as text .*: zone_code$"
+    ):
         frame, report = read_incidents(path)
-    assert "zone_code" not in frame and len(frame) == 12
+    assert len(frame) == 12 and (frame["extra_zone_code"] == "Z7").all()
+    assert not [c for c in frame.columns if "computed_region" in c]
     assert report.files[0].schema == "nibrs"
+    # kept through cleaning, scoring and the cache (analysis table), null on legacy rows
+    legacy = crime_file(IVANCO)
+    rows, _ = load_incidents([legacy, path], cache=tmp_path / "cache")
+    again, _ = load_incidents([legacy, path], cache=tmp_path / "cache")
+    nibrs = rows["source_system"] == "nibrs"
+    assert rows.loc[nibrs, "extra_zone_code"].eq("Z7").all()
+    assert rows.loc[~nibrs, "extra_zone_code"].isna().all()
+    pd.testing.assert_frame_equal(rows, again)
+    # and never in a public table: an unknown field may hold anything
+    with pytest.raises(PrivacyError):
+        check_public_table(rows.loc[nibrs, ["extra_zone_code"]].assign(unit_id="a"))
 
 
 @pytest.mark.parametrize("field", schema.NIBRS_REQUIRED_COLUMNS)

@@ -621,6 +621,9 @@ def convert_raw(
         )
     )
 
+    for name in raw.fields:  # fields the reader does not know: kept as text (analysis only)
+        if name.startswith(schema.EXTRA_PREFIX):
+            cols[name] = conv.strings(name)
     frame = pd.DataFrame(cols, copy=False)
     if conv.bad.any():
         frame = frame.loc[~conv.bad].reset_index(drop=True)
@@ -685,4 +688,7 @@ def finalize_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
         if dtype == "category" and len(frame[col].cat.categories) == 0:
             frame[col] = nibrs_text.empty_categorical(len(frame))
     extra = [c for c in frame.columns if c not in schema.CANONICAL_DTYPES]
+    for col in extra:  # unknown source fields: text, null on rows of files without them
+        if col.startswith(schema.EXTRA_PREFIX):
+            frame[col] = frame[col].astype(schema.STRING)
     return frame[schema.CANONICAL_COLUMNS + extra]

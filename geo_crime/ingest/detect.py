@@ -368,9 +368,11 @@ def _nibrs_mapping(columns: list[str], path: Path | str) -> dict[str, str]:
     if unknown:
         shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
         warnings.warn(
-            f"{path}: {len(unknown)} field(s) the NIBRS offences reader does not know, left out: "
-            f"{shown}",
+            f"{path}: {len(unknown)} field(s) the NIBRS offences reader does not know, kept as "
+            f"text in the analysis table ({schema.EXTRA_PREFIX}<name>): {shown}",
             UserWarning,
             stacklevel=4,
         )
-    return {c: schema.NIBRS_COLUMNS[c] for c in columns if c in schema.NIBRS_COLUMNS}
+    mapping = {c: schema.NIBRS_COLUMNS[c] for c in columns if c in schema.NIBRS_COLUMNS}
+    mapping.update({c: schema.extra_column(c) for c in unknown})
+    return mapping

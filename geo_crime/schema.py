@@ -98,7 +98,9 @@ Cleaning adds ``spatial_valid`` (bool), ``date_suspect`` (bool) and ``also_in_so
 file: the coverage check counts the row for those too), and the severity stage adds
 ``severity`` and ``harm``. Victim-level columns (:data:`VICTIM_COLUMNS`: ``vict_*``, the NIBRS
 victim count, ``victim_shot`` and the ``flag_*`` columns) are for analysis only; no public export
-carries them.
+carries them. A field of a NIBRS offences file that the reader does not know is kept as text in a
+column ``extra_<field>`` (null on rows of other files), with a warning; such columns are for
+analysis only too (a public table carrying one is refused).
 """
 
 from __future__ import annotations

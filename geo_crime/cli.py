@@ -194,8 +194,21 @@ def ingest(
         list[str], typer.Argument(help="Crime files, folders or glob patterns (CSV/JSON, .gz).")
     ],
     output: Annotated[
-        Path, typer.Option("-o", "--output", metavar="FILE", help="Incidents Parquet to write.")
-    ],
+        Path | None,
+        typer.Option("-o", "--output", metavar="FILE", help="Incidents Parquet to write."),
+    ] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            metavar="DIR",
+            help="Write a Hive-partitioned Parquet dataset (source, month) here instead.",
+        ),
+    ] = None,
+    append: Annotated[
+        bool,
+        typer.Option("--append", help="Add the inputs to the --dataset folder as a new batch."),
+    ] = False,
     report: Annotated[
         Path | None,
         typer.Option("--report", metavar="FILE", help="Write the cleaning report as JSON here."),
@@ -240,7 +253,7 @@ def ingest(
         ),
     ] = "incidents",
 ) -> None:
-    """Read LAPD exports into one cleaned, typed, scored incidents Parquet file."""
+    """Read LAPD exports into one cleaned, typed, scored incidents Parquet file (or dataset)."""
     from geo_crime.errors import ConfigError
     from geo_crime.ingest import COUNT_UNITS, expand_inputs, load_incidents
     from geo_crime.io_utils import atomic_path, check_output_path
@@ -249,10 +262,14 @@ def ingest(
         raise ConfigError(f"--negative-age must be 'null' or 'abs', got {negative_age!r}")
     if count not in COUNT_UNITS:
         raise ConfigError(f"--count must be 'incidents' or 'offenses', got {count!r}")
+    if (output is None) == (dataset is None):
+        raise ConfigError("give either -o/--output FILE or --dataset DIR")
+    if append and dataset is None:
+        raise ConfigError("--append adds to a --dataset folder; give --dataset DIR")
     column_map = _read_mapping(mapping) if mapping else None
     files = expand_inputs(inputs)
     sources = [*files, *([mapping] if mapping else [])]
-    check_output_path(output, inputs=sources)
+    check_output_path(output or dataset, inputs=sources, folder=dataset is not None)
     if report:
         check_output_path(report, inputs=sources)
     with _progress_reader() as progress:
@@ -271,12 +288,17 @@ def ingest(
             progress=tick,
             count=count,
         )
-    with atomic_path(output) as tmp:
-        frame.to_parquet(tmp, index=False)
+    if dataset is not None:
+        from geo_crime.ingest.store import write_incident_dataset
+
+        write_incident_dataset(frame, cleaning, dataset, inputs=files, append=append)
+    else:
+        with atomic_path(output) as tmp:
+            frame.to_parquet(tmp, index=False)
     if report:
         cleaning.write_json(report)
     Console().print(cleaning.rich_table())
-    typer.echo(f"wrote {len(frame):,} incidents to {output}")
+    typer.echo(f"wrote {len(frame):,} incidents to {output or dataset}")
 
 
 def _read_mapping(path: Path) -> dict[str, str]:
@@ -353,7 +375,10 @@ def coverage(
 
 @command()
 def cube(
-    incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
+    incidents: Annotated[
+        Path,
+        typer.Argument(help="Incidents Parquet or --dataset folder from 'geo-crime ingest'."),
+    ],
     output: Annotated[
         Path, typer.Option("-o", "--output", metavar="FILE", help="Cube Parquet to write.")
     ],
@@ -386,22 +411,70 @@ def cube(
             help="Interpolate census-tract residents onto the units (for rates per 1,000)."
         ),
     ] = True,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            metavar="memory|dask",
+            help="memory (one process) or dask (a dataset folder, on a Dask cluster).",
+        ),
+    ] = "memory",
+    scheduler: Annotated[
+        str,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS|local",
+            help="Dask scheduler address, or local for a cluster on this machine.",
+        ),
+    ] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", metavar="N", help="Worker processes of a local Dask cluster."),
+    ] = None,
 ) -> None:
     """Aggregate incidents into a zero-filled unit x period cube (count, severity, rate, ...)."""
     from geo_crime.coverage import check_coverage
     from geo_crime.cube import make_cube
+    from geo_crime.errors import ConfigError
     from geo_crime.ingest import read_incidents_parquet
+    from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
     from geo_crime.io_utils import check_output_path
     from geo_crime.rates import attach_population
     from geo_crime.units import make_units
 
+    if engine not in ("memory", "dask"):
+        raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}")
+    if engine == "memory" and (scheduler != "local" or workers is not None):
+        raise ConfigError("--scheduler and --workers apply to --engine dask only")
     check_output_path(output, inputs=[incidents])
-    frame = read_incidents_parquet(incidents)
-    units = make_units(unit, frame, study_area=study_area)
-    if population:
-        units = attach_population(units)
-    coverage = None if include_incomplete else check_coverage(frame, freq=freq)
-    result = make_cube(frame, units, freq=freq, coverage=coverage)
+    if engine == "dask":
+        from geo_crime.distributed import cluster_client, dask_cube, load_distributed
+
+        if not is_incident_dataset(incidents):
+            raise ConfigError(
+                f"{incidents}: --engine dask reads a dataset folder written by "
+                "'geo-crime ingest ... --dataset DIR'"
+            )
+        with cluster_client(scheduler, workers) as client:
+            held = load_distributed(incidents, client)
+            summary = held.summary()
+            units = make_units(unit, summary, study_area=study_area)
+            if population:
+                units = attach_population(units)
+            result = dask_cube(
+                held, units, freq=freq, coverage=None if include_incomplete else True
+            )
+            held.release()
+    else:
+        if is_incident_dataset(incidents):
+            frame, _ = read_incident_dataset(incidents)
+        else:
+            frame = read_incidents_parquet(incidents)
+        units = make_units(unit, frame, study_area=study_area)
+        if population:
+            units = attach_population(units)
+        coverage = None if include_incomplete else check_coverage(frame, freq=freq)
+        result = make_cube(frame, units, freq=freq, coverage=coverage)
     result.save(output)
     assignment = result.meta["assignment"]
     share = result.period_complete_share()

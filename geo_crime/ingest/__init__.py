@@ -104,6 +104,7 @@ from geo_crime.ingest.detect import (
     require_regular_file,
 )
 from geo_crime.ingest.readers import RawRead, read_csv_file, read_json_file, read_raw
+from geo_crime.ingest.store import read_incident_dataset, write_incident_dataset
 from geo_crime.series import combine_across_break
 from geo_crime.severity import score_incidents
 
@@ -123,12 +124,14 @@ __all__ = [
     "load_incidents",
     "parse_datetimes",
     "read_csv_file",
+    "read_incident_dataset",
     "read_incidents",
     "read_incidents_parquet",
     "read_json_file",
     "read_raw",
     "require_regular_file",
     "synthetic_incident_ids",
+    "write_incident_dataset",
 ]
 
 

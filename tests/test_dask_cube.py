@@ -1,0 +1,212 @@
+"""The partitioned incident store and the cube on Dask, against the in-memory path, on real data.
+
+Each cluster (two workers, threads then processes) is started once for the module; every cube
+built on it is compared with :func:`geo_crime.cube.make_cube` on the same incidents: units,
+periods, every measure, the coverage mask and the assignment counts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+from typer.testing import CliRunner
+
+from geo_crime.cli import app
+from geo_crime.coverage import check_coverage
+from geo_crime.cube import Cube, make_cube
+from geo_crime.distributed import dask_cube, load_distributed
+from geo_crime.errors import DataError, InputError
+from geo_crime.ingest import load_incidents, read_incident_dataset, write_incident_dataset
+from geo_crime.units import make_units
+from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
+
+#: Records the Ivanco and West LA 2020 slices share (see the cleaning policies).
+SHARED_DR_NOS = 464
+
+
+def assert_same_cube(got: Cube, want: Cube) -> None:
+    """Units, periods, measures, categories, coverage and common meta all equal."""
+    assert got.units["unit_id"].tolist() == want.units["unit_id"].tolist()
+    assert got.periods.equals(want.periods)
+    assert got.freq == want.freq
+    np.testing.assert_array_equal(got.counts, want.counts)
+    np.testing.assert_allclose(got.severity, want.severity, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got.harm, want.harm, rtol=1e-12, atol=1e-9)
+    assert sorted(got.categories) == sorted(want.categories)
+    for name, grid in want.categories.items():
+        np.testing.assert_array_equal(got.categories[name], grid, err_msg=name)
+    np.testing.assert_array_equal(got.complete, want.complete)
+    for key, value in want.meta.items():
+        assert got.meta[key] == value, key
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The 2024 reduced files and West LA 2020 as one batch, with their in-memory frame."""
+    inputs = [crime_file(REDUCED_DIR), crime_file(WESTLA)]
+    frame, report = load_incidents(inputs, cache=False)
+    path = tmp_path_factory.mktemp("store") / "incidents"
+    write_incident_dataset(frame, report, path, inputs=inputs)
+    return path, frame
+
+
+@pytest.fixture(scope="module")
+def overlapping(tmp_path_factory):
+    """Ivanco then West LA (464 shared DR_NOs) as two batches, through the command line."""
+    path = tmp_path_factory.mktemp("store") / "overlap"
+    runner = CliRunner()
+    for extra, name in (([], IVANCO), (["--append"], WESTLA)):
+        result = runner.invoke(
+            app, ["ingest", str(crime_file(name)), "--dataset", str(path), "--no-cache", *extra]
+        )
+        assert result.exit_code == 0, result.output
+    joint, report = load_incidents([crime_file(IVANCO), crime_file(WESTLA)], cache=False)
+    return path, joint, report
+
+
+@pytest.fixture(scope="module", params=["threads", "processes"])
+def client(request):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=request.param == "processes",
+            dashboard_address=None,
+        )
+    with cluster, Client(cluster) as c:
+        yield c
+
+
+def test_dataset_reads_back_the_loaded_frame(single):
+    path, frame = single
+    back, dropped = read_incident_dataset(path)
+    pd.testing.assert_frame_equal(back, frame)  # same rows, order, values and dtypes
+    assert dropped == {"duplicates_dropped": 0, "duplicate_offenses_dropped": 0}
+    parts = sorted(p.relative_to(path).parts[:2] for p in path.rglob("*.parquet"))
+    assert ("source=reduced_2024", "month=2024-01") in parts
+    assert ("source=modified", "month=2020-03") in parts
+
+
+def test_dataset_errors_name_the_path(tmp_path, single):
+    with pytest.raises(InputError, match=str(tmp_path / "missing")):
+        read_incident_dataset(tmp_path / "missing")
+    (tmp_path / "file.txt").write_text("x")
+    path, frame = single
+    with pytest.raises(InputError, match="file.txt"):
+        write_incident_dataset(frame.iloc[:5], None, tmp_path / "file.txt")
+    part = next(path.rglob("*.parquet"))
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(path, broken)
+    (broken / part.relative_to(path)).write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="not a readable incident dataset part"):
+        read_incident_dataset(broken)
+
+
+@pytest.mark.parametrize("spec", ["h3:8", "rd"])
+def test_dask_cube_equals_in_memory(client, single, spec):
+    path, frame = single
+    units = make_units(spec, frame)
+    want = make_cube(frame, units, freq="W", coverage=check_coverage(frame, freq="W"))
+    got = dask_cube(path, units, freq="W", coverage=True, client=client)
+    assert_same_cube(got, want)
+    assert got.meta["incidents_total"] == len(frame) == 118_704
+    assert got.meta["assignment"]["assigned"] == want.meta["assignment"]["assigned"] > 100_000
+    assert got.complete.sum() == want.complete.sum() > 0
+    assert not got.complete.all()  # the March 2024 records-system change is marked
+
+
+def test_duplicates_across_batches_removed_and_counted(client, overlapping):
+    path, joint, report = overlapping
+    assert report.duplicates_dropped == SHARED_DR_NOS
+    frame, dropped = read_incident_dataset(path)
+    assert dropped["duplicates_dropped"] == SHARED_DR_NOS
+    pd.testing.assert_frame_equal(frame, joint, check_categorical=False)
+    units = make_units("h3:8", joint)
+    held = load_distributed(path, client)
+    try:
+        assert held.duplicates == {
+            "duplicates_dropped": SHARED_DR_NOS,
+            "duplicate_offenses_dropped": 0,
+        }
+        got = dask_cube(held, units, freq="M", coverage=True)
+    finally:
+        held.release()
+    want = make_cube(joint, units, freq="M", coverage=check_coverage(joint, freq="M"))
+    assert_same_cube(got, want)
+    assert got.meta["incidents_total"] == len(joint) == report.rows_out
+
+
+@pytest.fixture()
+def killable():
+    """Two worker processes of their own (one of them is killed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    with cluster, Client(cluster) as c:
+        yield c
+
+
+def test_worker_killed_mid_job(killable, single):
+    client = killable
+    path, frame = single
+    units = make_units("rd", frame)
+    want = make_cube(frame, units, freq="W")
+    outcome: dict = {}
+
+    def job() -> None:
+        try:
+            outcome["cube"] = dask_cube(path, units, freq="W", client=client)
+        except DataError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(client.processing().values()):
+        time.sleep(0.02)
+    busy = [addr for addr, tasks in client.processing().items() if tasks]
+    assert busy, "the job never started"
+    pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+    os.kill(pid, signal.SIGKILL)
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    if "error" in outcome:  # a loud failure is allowed, a short cube never
+        assert "no cube was built" in str(outcome["error"])
+    else:
+        assert_same_cube(outcome["cube"], want)
+        assert int(outcome["cube"].counts.sum()) == int(want.counts.sum()) > 100_000
+
+
+def test_cli_cube_dask_engine_equals_memory(tmp_path, overlapping):
+    path, joint, _ = overlapping
+    runner = CliRunner()
+    outs = {}
+    for engine in ("memory", "dask"):
+        out = tmp_path / f"{engine}.parquet"
+        args = ["cube", str(path), "-o", str(out), "--unit", "h3:8", "--freq", "M"]
+        args += ["--no-population", "--engine", engine]
+        if engine == "dask":
+            args += ["--workers", "2"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outs[engine] = Cube.load(out)
+    assert_same_cube(outs["dask"], outs["memory"])
+    assert int(outs["dask"].counts.sum()) == outs["memory"].meta["assignment"]["assigned"]
+    bad = runner.invoke(
+        app,
+        ["cube", str(crime_file(IVANCO)), "-o", str(tmp_path / "x.parquet"), "--engine", "dask"],
+    )
+    assert bad.exit_code != 0 and "dataset folder" in bad.output

@@ -354,11 +354,7 @@ def build_cube(
             )
     complete = _coverage_mask(incidents, units, row, use, periods, freq, coverage)
     meta = {
-        "unit_type": str(units["unit_type"].iloc[0])
-        if "unit_type" in units and len(units)
-        else "polygon",
-        "unit_source": str(units.attrs.get("source", "")),
-        "approximate": bool(units.attrs.get("approximate", False)),
+        **unit_meta(units),
         "incidents_total": int(len(incidents)),
         "incidents_in_cube": int(use.sum()),
         "incidents_outside_units": int((~assigned).sum()),
@@ -375,6 +371,28 @@ def build_cube(
         complete=complete,
         meta=meta,
     )
+
+
+def unit_meta(units: gpd.GeoDataFrame) -> dict:
+    """What a cube's ``meta`` says of its units: their type, source and whether approximate.
+
+    Parameters
+    ----------
+    units : geopandas.GeoDataFrame
+        The cube's units.
+
+    Returns
+    -------
+    dict
+        ``unit_type`` (``polygon`` when the units do not say), ``unit_source``, ``approximate``.
+    """
+    return {
+        "unit_type": str(units["unit_type"].iloc[0])
+        if "unit_type" in units and len(units)
+        else "polygon",
+        "unit_source": str(units.attrs.get("source", "")),
+        "approximate": bool(units.attrs.get("approximate", False)),
+    }
 
 
 def _coverage_mask(incidents, units, row, use, periods, freq, coverage) -> np.ndarray:

@@ -44,7 +44,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import _PERIOD_CODES, Cube, _check_freq, _coverage_mask, build_cube
+from geo_crime.cube import (
+    _PERIOD_CODES,
+    Cube,
+    _check_freq,
+    _coverage_mask,
+    build_cube,
+    unit_meta,
+)
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.ingest import store
 
@@ -514,11 +521,7 @@ def _cube_on_cluster(held, units, freq, coverage, start, end) -> Cube:
             mask_units = units.assign(area=_majority_areas(total["pairs"], len(units)))
         complete = _coverage_mask(summary, mask_units, None, None, periods, freq, coverage)
     meta = {
-        "unit_type": str(units["unit_type"].iloc[0])
-        if "unit_type" in units and len(units)
-        else "polygon",
-        "unit_source": str(units.attrs.get("source", "")),
-        "approximate": bool(units.attrs.get("approximate", False)),
+        **unit_meta(units),
         "incidents_total": int(total["total"]),
         **total["meta"],
         "assignment": total["assignment"],

@@ -750,9 +750,10 @@ def map_command(
     from geo_crime.io_utils import check_output_path
     from geo_crime.maps import MapLayers, write_map
     from geo_crime.privacy import hidden_mask
+    from geo_crime.settings import MAP_TILES
     from geo_crime.units import division_units
 
-    if tiles.lower() not in ("none", "carto", "osm"):
+    if tiles.lower() not in MAP_TILES:
         raise ConfigError(f"--tiles must be none, carto or osm, got {tiles!r}")
     check_output_path(output, inputs=[cube_file, *([forecast] if forecast else [])])
     loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
@@ -766,7 +767,7 @@ def map_command(
         divisions=division_units(),
     )
     layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
-    chosen = None if tiles.lower() == "none" else tiles.lower()
+    chosen = None if tiles.lower() == MAP_TILES[0] else tiles.lower()
     path = write_map(layers, output, offline=offline, k_anonymity=k_anonymity, tiles=chosen)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime import schema
-from geo_crime.cleaning import CleaningReport
+from geo_crime.cleaning import CleaningReport, _nibrs_rows
 
 #: Rank of a NIBRS group letter in the tie-break (lower wins; any other value or NA ranks last).
 _GROUP_RANK = {"A": 0, "B": 1}
@@ -53,7 +53,7 @@ def collapse_offenses_to_cases(frame: pd.DataFrame, report: CleaningReport) -> p
     Examples
     --------
     >>> import pandas as pd
-    >>> from geo_crime.cleaning import CleaningReport
+    >>> from geo_crime.cleaning import CleaningReport, _nibrs_rows
     >>> rows = pd.DataFrame({
     ...     "source_system": ["nibrs", "nibrs", "nibrs", "legacy"],
     ...     "case_id": ["250310000", "250310000", "250310000", "010304468"],
@@ -67,7 +67,7 @@ def collapse_offenses_to_cases(frame: pd.DataFrame, report: CleaningReport) -> p
     >>> cases[["case_id", "nibrs_code", "offense_count"]].values.tolist()
     [['250310000', '13A', 3], ['010304468', None, 1]]
     """
-    nibrs = (frame["source_system"] == schema.NIBRS_SYSTEM).to_numpy(dtype=bool)
+    nibrs = _nibrs_rows(frame)
     if not nibrs.any():
         return frame
     positions = np.flatnonzero(nibrs)

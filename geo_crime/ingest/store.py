@@ -438,8 +438,8 @@ def read_incident_dataset(
     if columns is not None:
         columns = list(dict.fromkeys([*columns, *DEDUP_COLUMNS]))
     frames = [read_part(p, info, columns) for p in parts]
+    # every part has its categories restored to the dataset's full sets: concat keeps them
     frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
-    frame = restore_categories(frame, info)
     frame, counts = drop_batch_duplicates(frame)
     return frame.drop(columns=list(ORDER_COLUMNS)), counts
 

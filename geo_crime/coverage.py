@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.errors import ConfigError, InputError
-from geo_crime.series import RECORDS_SYSTEM_SWITCH
+from geo_crime.series import RECORDS_SYSTEM_SWITCH, records_systems, spans_break
 
 REFERENCE_ROLLUP = "lapd_crime/reference/lapd_crime_2020_2022_rollup__area_crmcd_year_counts.csv"
 
@@ -272,7 +272,7 @@ def check_coverage(
         reference = load_reference_rollup()
     code = _PERIOD_CODES[freq]
     frame = _source_rows(incidents, by)
-    at_break = _both_systems(incidents)
+    at_break = spans_break(incidents)
     rows: list[tuple] = []
     spans: list[tuple] = []
     for source, part in frame.groupby("source", sort=True):
@@ -349,11 +349,7 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
         if by in incidents
         else np.full(len(incidents), "all", dtype=object)
     )
-    systems = (
-        incidents["source_system"].astype("string").fillna("legacy").to_numpy(dtype=object)
-        if "source_system" in incidents
-        else np.full(len(incidents), "legacy", dtype=object)
-    )
+    systems = records_systems(incidents)
     frame = pd.DataFrame(
         {
             "source": sources,
@@ -428,13 +424,6 @@ def _judge_area(
             history.append(float(count))
         out.append((source, area, start, count, baseline, basis, ratio, status, float(part)))
     return out
-
-
-def _both_systems(incidents: pd.DataFrame) -> bool:
-    """Whether the rows hold legacy and NIBRS rows (one series across the switch)."""
-    if "source_system" not in incidents:
-        return False
-    return {"legacy", "nibrs"} <= set(incidents["source_system"].astype("string").dropna())
 
 
 def _span_at_switch(system: str, first_day, last_day) -> tuple:

@@ -241,14 +241,13 @@ def _records_system_break(
     shift = level_shift(incidents)
     figure = level_shift_figure(shift, folder / "public" / "figures" / "break_level_shift.png")
     result.files.append(figure)
-    result.summaries["records_system_break"] = {
-        "legacy_after_switch_dropped": int(getattr(cleaning, "legacy_after_switch_dropped", 0)),
-        "nibrs_before_switch_dropped": int(getattr(cleaning, "nibrs_before_switch_dropped", 0)),
-        "level_shift": shift.round(3).reset_index().to_dict(orient="records"),
-    }
     dropped = {
-        "legacy_after_switch": int(getattr(cleaning, "legacy_after_switch_dropped", 0)),
-        "nibrs_before_switch": int(getattr(cleaning, "nibrs_before_switch_dropped", 0)),
+        "legacy_after_switch": cleaning.legacy_after_switch_dropped,
+        "nibrs_before_switch": cleaning.nibrs_before_switch_dropped,
+    }
+    result.summaries["records_system_break"] = {
+        **{f"{key}_dropped": count for key, count in dropped.items()},
+        "level_shift": shift.round(3).reset_index().to_dict(orient="records"),
     }
     return break_lines(shift, dropped, figure=figure, folder=folder)
 

@@ -36,6 +36,7 @@ __all__ = [
     "harmonised_rows",
     "level_shift",
     "level_shift_figure",
+    "records_systems",
     "spans_break",
 ]
 
@@ -66,8 +67,19 @@ SHIFT_WEEKS = 8
 _LEGACY, _NIBRS = "legacy", "nibrs"
 
 
-def _systems(incidents: pd.DataFrame) -> np.ndarray:
-    """The records system of each row (``legacy`` where the column is absent)."""
+def records_systems(incidents: pd.DataFrame) -> np.ndarray:
+    """The records system of each row (``legacy`` where the column is absent or empty).
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Canonical incidents (``source_system``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``legacy`` or ``nibrs`` per row (object array).
+    """
     if "source_system" not in incidents:
         return np.full(len(incidents), _LEGACY, dtype=object)
     return incidents["source_system"].astype("string").fillna(_LEGACY).to_numpy(dtype=object)
@@ -85,7 +97,7 @@ def spans_break(incidents: pd.DataFrame) -> bool:
     -------
     bool
     """
-    systems = set(_systems(incidents))
+    systems = set(records_systems(incidents))
     return {_LEGACY, _NIBRS} <= systems
 
 
@@ -119,7 +131,7 @@ def combine_across_break(
     counts = {"legacy_after_switch": 0, "nibrs_before_switch": 0}
     if not spans_break(incidents):
         return incidents, counts
-    systems = _systems(incidents)
+    systems = records_systems(incidents)
     occurred = incidents["occurred_at"]
     late_legacy = (systems == _LEGACY) & (occurred >= switch).to_numpy(dtype=bool)
     early_nibrs = (systems == _NIBRS) & (occurred < switch).to_numpy(dtype=bool)

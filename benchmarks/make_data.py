@@ -114,6 +114,7 @@ def make_rows(
     n_rows: int,
     *,
     seed: int = 0,
+    first_id: int = 300_000_000,
     attributes: pd.DataFrame | None = None,
     places: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -125,6 +126,9 @@ def make_rows(
         Rows to produce.
     seed
         Random seed; the same seed gives the same file.
+    first_id
+        Record number (``DR_NO``) of the first row; the rows are numbered on from it, so files
+        made with disjoint ranges (``--first-id``) hold no record twice.
     attributes, places
         The rows to sample from (default: :func:`real_official_rows` and
         :func:`real_place_rows`).
@@ -148,7 +152,7 @@ def make_rows(
     shift = target - occurred_year
     rows["DATE OCC"] = _shift_year(rows["DATE OCC"], shift)
     rows["Date Rptd"] = _shift_year(rows["Date Rptd"], shift)
-    rows["DR_NO"] = pd.Series(np.arange(n_rows) + 300_000_000).astype(str).str.zfill(9)
+    rows["DR_NO"] = pd.Series(np.arange(n_rows) + first_id).astype(str).str.zfill(9)
     for col in ("LAT", "LON"):
         values = pd.to_numeric(rows[col])
         jitter = rng.uniform(-JITTER_DEGREES, JITTER_DEGREES, size=n_rows)
@@ -172,11 +176,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--first-id", type=int, default=300_000_000, help="record number of the first row"
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/geo_crime_bench/lapd_1m.csv"))
     parser.add_argument("--parquet", action="store_true", help="also write a Parquet copy")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = make_rows(args.rows, seed=args.seed)
+    rows = make_rows(args.rows, seed=args.seed, first_id=args.first_id)
     write_csv(rows, args.out)
     if args.parquet:
         pq.write_table(

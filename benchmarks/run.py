@@ -10,7 +10,18 @@ Usage::
     python benchmarks/run.py --rows 5000000 --repeat 1 --stages ingest_cold,pyarrow_read_csv
 
 The input files are built once by ``benchmarks/make_data.py`` (resampled real rows) and kept in
-``--workdir`` (default ``/tmp/geo_crime_bench``), outside the repository.
+``--workdir`` (default ``/tmp/geo_crime_bench``), outside the repository. The ``cube_dask_*``
+stages read a partitioned dataset of ``--rows`` rows instead, built in 5M-row batches by
+``benchmarks/make_dataset.py`` (no process ever holds the whole set)::
+
+    python benchmarks/run.py --rows 30000000 --repeat 1 \
+        --stages cube_dask_in_memory,cube_dask_1_worker,cube_dask_2_workers
+
+A stage whose processes together hold more than ``--memory-cap-gb`` (default 20) is stopped and
+reported as out of memory.
+
+Long because every stage is registered here, next to the child-process runner and the tables,
+so that one file shows what is measured and how.
 """
 
 from __future__ import annotations
@@ -19,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.dask_cube_bench import peak_rss_mb  # noqa: E402
+from benchmarks.make_dataset import BATCH_ROWS, ensure_dataset  # noqa: E402
 
 STAGES: dict[str, Callable[[dict, dict], None]] = {}
 PREPARE: dict[str, Callable[[dict], dict]] = {}
@@ -427,6 +440,37 @@ def _make_run(ctx: dict, state: dict) -> None:
     }
 
 
+# --- the cube past one machine: a partitioned dataset, in memory vs on Dask -----------------------
+
+
+@stage("cube_dask_in_memory")
+def _cube_dataset_in_memory(ctx: dict, state: dict) -> None:
+    """``geo-crime cube DIR --engine memory``: the dataset's cube columns in one process."""
+    from benchmarks.dask_cube_bench import in_memory_cube
+
+    state["result"] = in_memory_cube(Path(ctx["dataset"]))
+
+
+@stage("cube_dask_1_worker")
+def _cube_dask_1(ctx: dict, state: dict) -> None:
+    """``geo-crime cube DIR --engine dask --workers 1 --worker-memory 4GB``."""
+    from benchmarks.dask_cube_bench import dask_cube_run
+
+    state["result"] = dask_cube_run(Path(ctx["dataset"]), 1)
+
+
+@stage("cube_dask_2_workers")
+def _cube_dask_2(ctx: dict, state: dict) -> None:
+    """``geo-crime cube DIR --engine dask --workers 2 --worker-memory 4GB``."""
+    from benchmarks.dask_cube_bench import dask_cube_run
+
+    state["result"] = dask_cube_run(Path(ctx["dataset"]), 2)
+
+
+#: Stages that read the partitioned dataset of ``--rows`` rows (built in batches of 5M rows).
+DATASET_STAGES = ("cube_dask_in_memory", "cube_dask_1_worker", "cube_dask_2_workers")
+
+
 #: (label, numerator stage, denominator stage, target) ratios printed after the table.
 RATIOS = [
     ("ingest / pyarrow.csv.read_csv", "ingest_cold", "pyarrow_read_csv", 2.0),
@@ -443,19 +487,6 @@ RATIOS = [
 # --- child process ------------------------------------------------------------------------------
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's, as
-    Linux keeps it across fork and exec)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _child(name: str, ctx: dict) -> None:
     """Run one stage once (after its untimed preparation) and print the timing as JSON."""
     import gc
@@ -467,24 +498,87 @@ def _child(name: str, ctx: dict) -> None:
     elapsed = time.perf_counter() - start
     print(
         json.dumps(
-            {"seconds": elapsed, "peak_mb": _peak_rss_mb(), "detail": state.get("result")},
+            {"seconds": elapsed, "peak_mb": peak_rss_mb(), "detail": state.get("result")},
             default=float,
         )
     )
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/status", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+            with open(f"/proc/{current}/task/{current}/children", encoding="ascii") as fh:
+                todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return total
+
+
+def _run_capped(command: list[str], cap_mb: float) -> tuple[int, str, str, dict | None]:
+    """Run a child; kill it (and what it started) once together they hold more than ``cap_mb``.
+
+    Returns the exit code, stdout, stderr, and when killed what it held and when.
+    """
+    import signal
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=out, stderr=err, text=True, start_new_session=True)
+        killed = None
+        while proc.poll() is None:
+            held = _tree_rss_mb(proc.pid)
+            if held > cap_mb:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                killed = {"held_mb": held, "after_s": time.perf_counter() - start}
+                break
+            time.sleep(0.2)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), killed
+
+
 def _measure(name: str, ctx: dict, repeat: int) -> dict:
     times, peaks, details = [], [], []
     for _ in range(repeat):
-        proc = subprocess.run(
+        code, stdout, stderr, killed = _run_capped(
             [sys.executable, __file__, "--child", name, "--context", json.dumps(ctx)],
-            capture_output=True,
-            text=True,
-            check=False,
+            ctx["memory_cap_mb"],
         )
-        if proc.returncode != 0:
-            raise RuntimeError(f"stage {name} failed:\n{proc.stderr[-3000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if killed:
+            print(
+                f"  {name}: out of memory (held {killed['held_mb']:,.0f} MB, over the "
+                f"{ctx['memory_cap_mb']:,.0f} MB cap, after {killed['after_s']:.0f} s)",
+                file=sys.stderr,
+            )
+            return {
+                "out_of_memory": killed,
+                "median_s": float("nan"),
+                "min_s": float("nan"),
+                "runs_s": [],
+                "peak_mb": killed["held_mb"],
+            }
+        if code != 0:
+            # one failed stage is a figure too (e.g. a cluster that lost its workers): it is
+            # reported in the table, and the other stages still run
+            reason = (stderr.strip().splitlines() or [f"exit code {code}"])[-1]
+            print(f"  {name} failed:\n{stderr[-3000:]}", file=sys.stderr)
+            return {
+                "failed": reason[:300],
+                "median_s": float("nan"),
+                "min_s": float("nan"),
+                "runs_s": [],
+                "peak_mb": float("nan"),
+            }
+        result = json.loads(stdout.strip().splitlines()[-1])
         times.append(result["seconds"])
         peaks.append(result["peak_mb"])
         if result.get("detail"):
@@ -527,6 +621,40 @@ def _ensure_data(rows: int, workdir: Path, seed: int) -> Path:
     return path
 
 
+def _print_dataset_table(rows: int, names: list[str], results: dict, build: dict) -> None:
+    """Wall time and the peak of every process, per engine, for the partitioned dataset."""
+    ingest = [b["ingest"] for b in build["batches"]]
+    print(
+        f"\n{rows:,} rows as a dataset of {len(ingest)} batch(es): each ingested by its own "
+        f"process, peak {max(i['peak_mb'] for i in ingest):,.0f} MB, "
+        f"{sum(i['seconds'] for i in ingest):,.0f} s in all"
+    )
+    print(
+        f"{'cube (H3 r8, weekly)':<22} {'wall s':>8} {'client MB':>10} {'worker MB':>10} "
+        f"{'max process MB':>15}"
+    )
+    for name in names:
+        if name not in DATASET_STAGES:
+            continue
+        r = results[name]
+        if "out_of_memory" in r:
+            after = r["out_of_memory"]["after_s"]
+            print(f"{name:<22} out of memory (over the cap after {after:.0f} s)")
+            continue
+        if "failed" in r:
+            print(f"{name:<22} failed: {r['failed']}")
+            continue
+        d = r.get("detail", {})
+        worker = d.get("worker_peak_mb", float("nan"))
+        client = d.get("client_scheduler_nannies_peak_mb", r["peak_mb"])
+        top = max(x for x in (client, worker) if x == x)
+        verdict = "meets" if top < 4096 else "MISSES"
+        print(
+            f"{name:<22} {r['median_s']:>8.1f} {client:>10,.0f} {worker:>10,.0f} {top:>15,.0f}"
+            f"  (goal: every process < 4,096 MB: {verdict})"
+        )
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and print the table; returns the results dict."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -536,6 +664,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/geo_crime_bench"))
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument(
+        "--memory-cap-gb",
+        type=float,
+        default=20.0,
+        help="a stage holding more than this (with its children) is stopped: out of memory",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--context", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -543,15 +677,29 @@ def main(argv: list[str] | None = None) -> dict:
         _child(args.child, json.loads(args.context))
         return {}
     args.workdir.mkdir(parents=True, exist_ok=True)
-    csv_path = _ensure_data(args.rows, args.workdir, args.seed)
+    names = list(STAGES) if args.stages == "all" else args.stages.split(",")
+    unknown = sorted(set(names) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stages {', '.join(unknown)} (known: {', '.join(STAGES)})")
     ctx = {
-        "csv": str(csv_path),
         "rows": args.rows,
         "cache": str(args.workdir / "cache"),
         "workdir": str(args.workdir),
         "seed": args.seed,
+        "memory_cap_mb": args.memory_cap_gb * 1024,
     }
-    names = list(STAGES) if args.stages == "all" else args.stages.split(",")
+    # the whole file of --rows rows is made only for stages that read it (not past 5M rows for
+    # the dataset stages alone: the dataset is built in batches)
+    only_dataset = all(n in DATASET_STAGES for n in names)
+    if not only_dataset or args.rows < BATCH_ROWS:
+        ctx["csv"] = str(_ensure_data(args.rows, args.workdir, args.seed))
+    dataset_build = None
+    if any(n in DATASET_STAGES for n in names):
+        dataset = ensure_dataset(
+            args.rows, args.workdir, Path(ctx["csv"]) if args.rows < BATCH_ROWS else None
+        )
+        ctx["dataset"] = str(dataset)
+        dataset_build = json.loads(dataset.with_name(dataset.name + ".build.json").read_text())
     results: dict[str, dict] = {}
     for name in names:
         print(f"  {name} ...", file=sys.stderr, flush=True)
@@ -560,7 +708,19 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\n{'stage':<{width}}  {'median s':>9}  {'min s':>7}  {'peak MB':>8}")
     for name in names:
         r = results[name]
+        if "out_of_memory" in r:
+            held = r["out_of_memory"]
+            print(
+                f"{name:<{width}}  out of memory: over {args.memory_cap_gb} GB after "
+                f"{held['after_s']:.0f} s"
+            )
+            continue
+        if "failed" in r:
+            print(f"{name:<{width}}  failed: {r['failed']}")
+            continue
         print(f"{name:<{width}}  {r['median_s']:>9.3f}  {r['min_s']:>7.3f}  {r['peak_mb']:>8.0f}")
+    if dataset_build:
+        _print_dataset_table(args.rows, names, results, dataset_build)
     for name in ("hotspots_synthetic_1800x250", "forecast_train_predict_1800x150", "make_run"):
         if name in results and results[name].get("detail"):
             details = ", ".join(
@@ -584,6 +744,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{label:<40} {value:6.2f}  (target <= {target}: {verdict})")
     payload = {
         "rows": args.rows,
+        "dataset_build": dataset_build,
         "repeat": args.repeat,
         "machine": {
             "platform": platform.platform(),

@@ -50,7 +50,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +262,45 @@ class CleaningReport:
         data["rows_unparseable"] = self.rows_unparseable
         data["rows_dropped_by_reason"] = self.rows_dropped_by_reason
         return data
+
+    @classmethod
+    def combined(cls, reports: Sequence[CleaningReport]) -> CleaningReport:
+        """One report for several loads (the batches of an incident dataset).
+
+        Counts and per-key counts are summed, files and bad rows listed in order (bad rows up
+        to :data:`MAX_LISTED_BAD_ROWS`); a setting (severity scheme, negative-age policy,
+        minimum date) that differs between loads lists each value once, joined by ``", "``.
+
+        Parameters
+        ----------
+        reports
+            The reports, in load order (at least one).
+
+        Returns
+        -------
+        CleaningReport
+            A new report; the inputs are not changed.
+        """
+        if not reports:
+            raise ValueError("combined() needs at least one report")
+        out = cls()
+        for spec in fields(cls):
+            values = [getattr(r, spec.name) for r in reports]
+            if isinstance(values[0], list):
+                merged: object = [item for value in values for item in value]
+                if spec.name == "bad_rows":
+                    merged = merged[:MAX_LISTED_BAD_ROWS]
+            elif isinstance(values[0], dict):
+                merged = {}
+                for value in values:
+                    for key, count in value.items():
+                        merged[key] = merged.get(key, 0) + count
+            elif isinstance(values[0], str):
+                merged = ", ".join(dict.fromkeys(v for v in values if v))
+            else:
+                merged = sum(values)
+            setattr(out, spec.name, merged)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> CleaningReport:

@@ -317,7 +317,10 @@ def _read_mapping(path: Path) -> dict[str, str]:
 
 @command()
 def coverage(
-    incidents: Annotated[Path, typer.Argument(help="Incidents Parquet from 'geo-crime ingest'.")],
+    incidents: Annotated[
+        Path,
+        typer.Argument(help="Incidents Parquet or --dataset folder from 'geo-crime ingest'."),
+    ],
     output: Annotated[
         Path | None,
         typer.Option(
@@ -431,6 +434,14 @@ def cube(
         int | None,
         typer.Option("--workers", metavar="N", help="Worker processes of a local Dask cluster."),
     ] = None,
+    worker_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--worker-memory",
+            metavar="SIZE",
+            help="Memory limit of each local Dask worker (e.g. 4GB); it spills to disk past 60%.",
+        ),
+    ] = None,
 ) -> None:
     """Aggregate incidents into a zero-filled unit x period cube (count, severity, rate, ...)."""
     from geo_crime.coverage import check_coverage
@@ -444,21 +455,28 @@ def cube(
 
     if engine not in ("memory", "dask"):
         raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}")
-    if engine == "memory" and (scheduler != "local" or workers is not None):
-        raise ConfigError("--scheduler and --workers apply to --engine dask only")
+    if engine == "memory" and (
+        scheduler != "local" or workers is not None or worker_memory is not None
+    ):
+        raise ConfigError("--scheduler, --workers and --worker-memory apply to --engine dask only")
     check_output_path(output, inputs=[incidents])
     if engine == "dask":
-        from geo_crime.distributed import cluster_client, dask_cube, load_distributed
+        from geo_crime.distributed import (
+            cluster_client,
+            cube_columns,
+            dask_cube,
+            load_distributed,
+            unit_columns,
+        )
 
         if not is_incident_dataset(incidents):
             raise ConfigError(
                 f"{incidents}: --engine dask reads a dataset folder written by "
                 "'geo-crime ingest ... --dataset DIR'"
             )
-        with cluster_client(scheduler, workers) as client:
-            held = load_distributed(incidents, client)
-            summary = held.summary()
-            units = make_units(unit, summary, study_area=study_area)
+        with cluster_client(scheduler, workers, worker_memory) as client:
+            held = load_distributed(incidents, client, columns=cube_columns(unit))
+            units = make_units(unit, held.collect(unit_columns(unit)), study_area=study_area)
             if population:
                 units = attach_population(units)
             result = dask_cube(
@@ -466,8 +484,10 @@ def cube(
             )
             held.release()
     else:
-        if is_incident_dataset(incidents):
-            frame, _ = read_incident_dataset(incidents)
+        if is_incident_dataset(incidents):  # only the columns a cube reads
+            from geo_crime.distributed import dataset_columns
+
+            frame, _ = read_incident_dataset(incidents, columns=dataset_columns(unit))
         else:
             frame = read_incidents_parquet(incidents)
         units = make_units(unit, frame, study_area=study_area)
@@ -817,7 +837,12 @@ def export_command(
 def run(
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="Crime files/folders (default: the real data in GEO_CRIME_DATA)."),
+        typer.Argument(
+            help=(
+                "Crime files/folders, or one --dataset folder from 'geo-crime ingest' "
+                "(default: the real data in GEO_CRIME_DATA)."
+            )
+        ),
     ] = None,
     config: Annotated[
         Path | None,

@@ -70,6 +70,10 @@ _PERIOD_CODES = {"D": "D", "W": "W-SUN", "M": "M"}
 #: weeks of days.
 DEFAULT_WINDOW = {"M": 12, "W": 12, "D": 28}
 
+#: Optional column of incidents per row: a table of counts per (source, area, day) is judged
+#: exactly as the incidents it counts (the Dask cube sends such a table, not the rows).
+ROW_COUNT = "_rows"
+
 #: Status order from best to worst: the combined status of an (area, period) is its best source's.
 STATUSES = ("complete", "unverified", "partial", "incomplete", "missing")
 
@@ -279,7 +283,8 @@ def check_coverage(
         first_day, last_day = part["day"].min(), part["day"].max()
         if at_break:  # a source cut at the switch covers the days up to or from it
             first_day, last_day = _span_at_switch(part["system"].iloc[0], first_day, last_day)
-        spans.append((source, first_day, last_day, len(part), int(part["area"].dropna().nunique())))
+        n_rows = int(part["weight"].sum())
+        spans.append((source, first_day, last_day, n_rows, int(part["area"].dropna().nunique())))
         periods = pd.period_range(first_day, last_day, freq=code)
         starts = periods.start_time
         ends = periods.end_time.normalize()
@@ -302,7 +307,9 @@ def check_coverage(
             share = np.where(cut, covered / days_in, 1.0)
             spanned = spanned | cut
         for area, group in part.dropna(subset=["area"]).groupby("area", sort=True):
-            counts = _period_counts(group["day"], periods, first_day, last_day, freq)
+            counts = _period_counts(
+                group["day"], group["weight"], periods, first_day, last_day, freq
+            )
             rows.extend(
                 _judge_area(
                     source,
@@ -342,7 +349,8 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
 
     A record number found in two sources is kept once by cleaning; its other sources are noted
     in ``also_in_sources`` / ``also_in_files`` and counted here, so a source's counts do not
-    depend on which other files were loaded with it.
+    depend on which other files were loaded with it. ``weight`` is the incidents a row stands
+    for: :data:`ROW_COUNT` when the input counts them, else 1.
     """
     sources = (
         incidents[by].astype(str).to_numpy()
@@ -356,6 +364,11 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
             "system": systems,
             "area": incidents["area"].astype("Int64").to_numpy(),
             "day": incidents["occurred_at"].dt.normalize().to_numpy(),
+            "weight": (
+                incidents[ROW_COUNT].to_numpy(dtype=np.int64)
+                if ROW_COUNT in incidents
+                else np.ones(len(incidents), dtype=np.int64)
+            ),
         }
     )
     also = {"source": "also_in_sources", "source_file": "also_in_files"}[by]
@@ -370,15 +383,17 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 def _period_counts(
-    days: pd.Series, periods: pd.PeriodIndex, first_day, last_day, freq: str
+    days: pd.Series, weights: pd.Series, periods: pd.PeriodIndex, first_day, last_day, freq: str
 ) -> np.ndarray:
     """Counts per period; for days, the trailing-seven-day count (scaled up at the span start)."""
+    weights = weights.to_numpy(dtype=np.int64)
     if freq != "D":
         index = pd.PeriodIndex(days, freq=periods.freq)
         return (
-            pd.Series(1, index=index).groupby(level=0).size().reindex(periods, fill_value=0)
+            pd.Series(weights, index=index).groupby(level=0).sum().reindex(periods, fill_value=0)
         ).to_numpy(dtype=float)
-    daily = days.value_counts().reindex(periods.start_time, fill_value=0).sort_index()
+    daily = pd.Series(weights, index=pd.DatetimeIndex(days)).groupby(level=0).sum()
+    daily = daily.reindex(periods.start_time, fill_value=0).sort_index()
     trailing = daily.rolling(7, min_periods=1).sum().to_numpy(dtype=float)
     seen = np.minimum(np.arange(1, len(daily) + 1), 7)
     return trailing * 7.0 / seen

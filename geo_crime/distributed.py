@@ -21,14 +21,26 @@ How it runs
 4. The partial cubes are summed in a tree on the cluster, and the sum is placed on the periods
    the in-memory cube has (from the first to the last period holding an assigned incident, or
    ``start`` .. ``end``).
-5. Coverage is judged on the client from a few narrow columns of every row (``area``,
-   ``occurred_at``, the source columns): :func:`~geo_crime.coverage.check_coverage` needs each
-   source's own rows. The coverage mask is then that of :func:`~geo_crime.cube.build_cube`.
+5. Coverage is counted on the cluster: each deduplicated partition gives its rows per (source
+   columns, division, day), a table of thousands of rows whatever the data's size, and
+   :func:`~geo_crime.coverage.check_coverage` judges the sum of those tables on the client as
+   it judges the rows themselves (:data:`~geo_crime.coverage.ROW_COUNT`). The coverage mask is
+   then that of :func:`~geo_crime.cube.build_cube`.
+
+Memory. Only the columns a cube needs are read and kept (:func:`cube_columns`; ids are
+dropped once each row has its dedup key); the client holds the units, the coverage table,
+the columns the units need (:func:`unit_columns`: one division per row, or the points of
+derived reporting districts) and the cube. A worker's kept partitions spill to its local disk
+past Dask's memory thresholds (``--worker-memory``).
 
 A worker lost mid-job is replaced by the scheduler, which recomputes what it held from the
 dataset (every task is a pure function of the parts); when that is not possible (the cluster has
 no worker left, or a task keeps killing its worker) the job fails with one
 :class:`~geo_crime.errors.DataError` saying so, never with a short cube.
+
+Long because the cluster's lifetime, the dataset's reading and deduplication, the partial
+cubes and their tree sum, and the coverage counts are one engine whose steps share the
+partition layout; split across modules each would have to re-derive it.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo_crime.coverage import ROW_COUNT
 from geo_crime.cube import (
     _PERIOD_CODES,
     Cube,
@@ -55,21 +68,53 @@ from geo_crime.cube import (
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.ingest import store
 
-#: Columns collected on the client for the coverage check and for units derived from the data
-#: (the study area's divisions, approximate reporting districts).
-SUMMARY_COLUMNS: tuple[str, ...] = (
+#: Columns the cube is built from (unit assignment and binning; see :func:`cube_columns`).
+CUBE_COLUMNS: tuple[str, ...] = (
     "occurred_at",
     "area",
-    "rpt_dist",
     "lat",
     "lon",
     "spatial_valid",
+    "severity",
+    "harm",
+    "crime_category",
+)
+
+#: Columns the coverage check reads (it is judged on the cluster, as counts per source, area and
+#: day: :meth:`DistributedIncidents.coverage_rows`).
+COVERAGE_COLUMNS: tuple[str, ...] = (
+    "occurred_at",
+    "area",
     "source",
     "source_file",
     "source_system",
     "also_in_sources",
     "also_in_files",
 )
+
+#: Columns the units need from the data, per unit kind: the divisions the data covers (every
+#: kind), and the points of each reporting district when the districts are derived.
+UNIT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "default": ("area",),
+    "rd": ("area", "rpt_dist", "lat", "lon", "spatial_valid"),
+}
+
+
+def unit_columns(spec: str) -> tuple[str, ...]:
+    """The incident columns :func:`~geo_crime.units.make_units` reads for the unit ``spec``."""
+    kind = spec.partition(":")[0].strip().lower()
+    return UNIT_COLUMNS["rd" if kind in ("rd", "rds") else "default"]
+
+
+def cube_columns(spec: str | None = None) -> tuple[str, ...]:
+    """The columns a Dask cube (and the units of ``spec``) need: what the cluster reads."""
+    extra = unit_columns(spec) if spec else UNIT_COLUMNS["rd"]
+    return tuple(dict.fromkeys((*CUBE_COLUMNS, *extra)))
+
+
+def dataset_columns(spec: str | None = None) -> tuple[str, ...]:
+    """The columns of a dataset a cube of ``spec`` units reads, with its coverage check."""
+    return tuple(dict.fromkeys((*cube_columns(spec), *COVERAGE_COLUMNS)))
 
 
 def _require_dask() -> None:
@@ -83,7 +128,11 @@ def _require_dask() -> None:
 
 
 @contextmanager
-def cluster_client(scheduler: str | None = "local", workers: int | None = None) -> Iterator[Any]:
+def cluster_client(
+    scheduler: str | None = "local",
+    workers: int | None = None,
+    worker_memory: str | None = None,
+) -> Iterator[Any]:
     """A ``distributed.Client``: to the scheduler at ``scheduler``, or on a local cluster.
 
     Parameters
@@ -93,6 +142,10 @@ def cluster_client(scheduler: str | None = "local", workers: int | None = None) 
         ``LocalCluster`` started here and closed on exit.
     workers
         Worker processes of the local cluster (default: one per core, at most 4).
+    worker_memory
+        Memory limit of each local worker (``"4GB"``; default: Dask's, the machine's memory
+        shared among the workers). A worker spills what it holds to its local disk past 60% of
+        it and is restarted past 95%.
     """
     _require_dask()
     from distributed import Client, LocalCluster
@@ -101,22 +154,43 @@ def cluster_client(scheduler: str | None = "local", workers: int | None = None) 
         n = int(workers or min(4, os.cpu_count() or 1))
         if n < 1:
             raise ConfigError(f"--workers must be at least 1, got {n}")
+        limit = "auto" if worker_memory in (None, "") else _memory_size(worker_memory)
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            memory_limit=limit,
+        )
         with (
-            LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
-            ) as cluster,
+            cluster,
             Client(cluster) as client,
         ):
             yield client
         return
-    if workers is not None:
-        raise ConfigError("--workers applies to a local cluster only (--scheduler local)")
+    if workers is not None or worker_memory is not None:
+        raise ConfigError(
+            "--workers and --worker-memory apply to a local cluster only (--scheduler local)"
+        )
     try:
         client = Client(scheduler, timeout="20s")
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
     with client:
         yield client
+
+
+def _memory_size(text: str) -> int:
+    """Bytes of a size such as ``4GB`` or ``512MiB`` (one clear error otherwise)."""
+    from dask.utils import parse_bytes
+
+    try:
+        size = int(parse_bytes(text))
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
+        raise ConfigError(f"--worker-memory: {text!r} is not a memory size (use e.g. 4GB)")
+    return size
 
 
 def dataset_frame(path: str | os.PathLike, columns: Sequence[str] | None = None):
@@ -137,28 +211,57 @@ def dataset_frame(path: str | os.PathLike, columns: Sequence[str] | None = None)
     meta = store.read_part(parts[0], info, columns).iloc[:0]
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_map(
-            store.read_part,
+            _read_part,
             [str(p) for p in parts],
             info=info,
-            columns=None if columns is None else list(columns),
+            wanted=None if columns is None else list(columns),
             meta=meta,
             label="read-incidents",
             enforce_metadata=False,
         )
 
 
-def _with_keys(part: pd.DataFrame) -> pd.DataFrame:
-    return part.assign(_key=store.duplicate_keys(part))
+def _read_part(path: str, info: dict, wanted: list[str] | None) -> pd.DataFrame:
+    """:func:`store.read_part` under a name Dask does not push column projections into.
+
+    A ``columns`` argument would let Dask narrow the read to the columns one branch of the
+    graph needs, while a part always carries its order columns; the columns are chosen here.
+    """
+    return store.read_part(path, info, wanted)
 
 
-def _dedup(part: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    keys = part["_key"]
-    kept, counts = store.drop_batch_duplicates(part.drop(columns="_key"), keys)
-    return kept, counts
+def _with_keys(part: pd.DataFrame, drop: Sequence[str]) -> pd.DataFrame:
+    """The part with its dedup key (Arrow strings: compact in a shuffle), id columns dropped."""
+    keys = store.duplicate_keys(part).astype("string[pyarrow]")
+    return part.assign(_key=keys).drop(columns=[c for c in drop if c in part])
 
 
-def _no_dedup(part: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    return part.drop(columns="_key"), {"duplicates_dropped": 0, "duplicate_offenses_dropped": 0}
+def _coverage_counts(part: pd.DataFrame) -> pd.DataFrame:
+    """Rows per (source columns, division, day): all the coverage check needs of a part."""
+    by = [c for c in COVERAGE_COLUMNS if c in part and c != "occurred_at"]
+    days = part["occurred_at"].dt.normalize()
+    frame = part[by].assign(occurred_at=days).dropna(subset=["occurred_at"])
+    grouped = frame.groupby([*by, "occurred_at"], dropna=False, observed=True, sort=False).size()
+    table = grouped.rename(ROW_COUNT).reset_index()
+    for col in by:  # plain values: parts' categories differ, the sum is over all parts
+        values = table[col].astype(object)
+        table[col] = values.where(values.notna(), None)
+    return table
+
+
+def _dedup(
+    part: pd.DataFrame, keep: Sequence[str] | None, deduplicate: bool = True
+) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+    """Kept rows (only ``keep`` columns when given), duplicate counts and coverage counts."""
+    if deduplicate:
+        kept, counts = store.drop_batch_duplicates(part.drop(columns="_key"), part["_key"])
+    else:
+        kept = part.drop(columns="_key")
+        counts = {"duplicates_dropped": 0, "duplicate_offenses_dropped": 0}
+    coverage = _coverage_counts(kept)
+    if keep is not None:
+        kept = kept[[c for c in (*keep, *store.ORDER_COLUMNS) if c in kept]]
+    return kept, counts, coverage
 
 
 def _sum_counts(counts: list[dict[str, int]]) -> dict[str, int]:
@@ -169,7 +272,7 @@ def _sum_counts(counts: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def _summary(part: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+def _collect(part: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return part[[c for c in (*columns, *store.ORDER_COLUMNS) if c in part]]
 
 
@@ -182,36 +285,62 @@ class DistributedIncidents:
     client
         The ``distributed.Client``.
     frames
-        One future per partition (a pandas frame of kept rows).
+        One future per partition (a pandas frame of kept rows; only the columns asked for).
     duplicates
         Records removed as found in an earlier batch (``duplicates_dropped``,
         ``duplicate_offenses_dropped``).
     source
         The dataset folder.
+    coverage_parts
+        One future per partition: its rows per (source columns, division, day).
     """
 
     client: Any
     frames: list[Any]
     duplicates: dict[str, int]
     source: str
-    _summary: pd.DataFrame | None = field(default=None, repr=False)
+    coverage_parts: list[Any] = field(default_factory=list, repr=False)
+    _coverage: pd.DataFrame | None = field(default=None, repr=False)
 
-    def summary(self) -> pd.DataFrame:
-        """The :data:`SUMMARY_COLUMNS` of every row, in load order (collected once)."""
-        if self._summary is None:
-            pieces = _gather(
-                self.client,
-                [self.client.submit(_summary, f, SUMMARY_COLUMNS) for f in self.frames],
-            )
-            frame = pd.concat(pieces, ignore_index=True)
-            order = np.lexsort((frame["_row"].to_numpy(), frame["_batch"].to_numpy()))
-            frame = frame.iloc[order].reset_index(drop=True)
-            self._summary = frame.drop(columns=list(store.ORDER_COLUMNS))
-        return self._summary
+    def collect(self, columns: Sequence[str]) -> pd.DataFrame:
+        """These columns of every kept row, in load order, on the client.
+
+        Only what the units need is collected (:func:`unit_columns`: the division of every row,
+        and the points of derived reporting districts), never the whole frame.
+        """
+        pieces = _gather(
+            self.client, [self.client.submit(_collect, f, tuple(columns)) for f in self.frames]
+        )
+        frame = pd.concat(pieces, ignore_index=True)
+        order = np.lexsort((frame["_row"].to_numpy(), frame["_batch"].to_numpy()))
+        frame = frame.iloc[order].reset_index(drop=True)
+        return frame.drop(columns=list(store.ORDER_COLUMNS))
+
+    def coverage_rows(self) -> pd.DataFrame:
+        """Rows per (source columns, division, day) over the whole dataset (collected once).
+
+        ``occurred_at`` holds the day (midnight).
+
+        The input :func:`~geo_crime.coverage.check_coverage` judges exactly as it judges the
+        incidents themselves: one row per distinct value set, its number of incidents in
+        :data:`~geo_crime.coverage.ROW_COUNT`.
+        """
+        if self._coverage is None:
+            pieces = _gather(self.client, self.coverage_parts)
+            table = pd.concat(pieces, ignore_index=True)
+            by = [c for c in table.columns if c != ROW_COUNT]
+            sums = table.groupby(by, dropna=False, sort=False)[ROW_COUNT].sum()
+            out = sums.reset_index()
+            out[by] = out[by].astype(object).where(out[by].notna(), None)
+            out["occurred_at"] = pd.to_datetime(out["occurred_at"])
+            if "area" in out:
+                out["area"] = out["area"].astype("Int64")
+            self._coverage = out
+        return self._coverage
 
     def release(self) -> None:
         """Free the partitions on the cluster."""
-        for future in self.frames:
+        for future in (*self.frames, *self.coverage_parts):
             future.release()
 
 
@@ -233,8 +362,34 @@ def _gather(client: Any, futures: Any) -> Any:
         raise DataError(f"the Dask cluster failed ({exc}); no cube was built") from exc
 
 
+#: Rows of one partition after the dedup shuffle, at the most (when there are enough parts): a
+#: task holds a few times its partition, so this bounds a worker's memory whatever the data's size.
+ROWS_PER_SHUFFLED_PARTITION = 1_000_000
+
+
+def _shuffled_partitions(path: str | os.PathLike, n_parts: int, threads: int) -> int:
+    """Partitions of the dedup shuffle: two per thread, more for large data (row counts from
+    the parts' Parquet footers), never more than the parts."""
+    import math
+
+    import pyarrow.parquet as pq
+
+    parts, _ = store.dataset_parts(path)
+    rows = sum(pq.read_metadata(p).num_rows for p in parts)
+    wanted = max(2 * max(threads, 1), math.ceil(rows / ROWS_PER_SHUFFLED_PARTITION))
+    return max(1, min(n_parts, wanted))
+
+
+#: Id columns used only to find duplicates: dropped once each row has its key.
+_ID_COLUMNS: tuple[str, ...] = ("incident_id", "incident_id_synthetic", "offense_id")
+
+
 def load_distributed(
-    path: str | os.PathLike, client: Any, *, shuffle_method: str = "tasks"
+    path: str | os.PathLike,
+    client: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    shuffle_method: str = "tasks",
 ) -> DistributedIncidents:
     """Read a dataset on the cluster and remove records found in two batches (a shuffle).
 
@@ -244,6 +399,11 @@ def load_distributed(
         A partitioned incident dataset.
     client
         A ``distributed.Client``.
+    columns
+        Keep only these columns on the cluster (default: all). The cluster reads them, the
+        columns deduplication and the coverage check need, and nothing else; the coverage
+        counts are taken before the extra columns are dropped. :func:`cube_columns` gives what
+        a cube needs.
     shuffle_method
         ``"tasks"`` (default: recomputed like any task when a worker is lost) or ``"p2p"``
         (less memory on large data; a lost worker fails the shuffle).
@@ -254,23 +414,37 @@ def load_distributed(
     """
     import dask
 
-    frame = dataset_frame(path)
-    threads = sum(client.nthreads().values()) or 1
-    n_out = max(1, min(frame.npartitions, 2 * threads))
-    meta = frame._meta.assign(_key=pd.Series([], dtype="string"))
+    read = None
+    keep = None
+    if columns is not None:
+        keep = list(dict.fromkeys(columns))
+        read = list(dict.fromkeys([*keep, *store.DEDUP_COLUMNS, *COVERAGE_COLUMNS]))
+    frame = dataset_frame(path, read)
+    drop = [c for c in _ID_COLUMNS if keep is not None and c not in keep]
+    n_out = _shuffled_partitions(path, frame.npartitions, sum(client.nthreads().values()))
+    meta = frame._meta.drop(columns=[c for c in drop if c in frame._meta])
+    meta = meta.assign(_key=pd.Series([], dtype="string[pyarrow]"))
     with dask.config.set({"dataframe.convert-string": False}):
-        keyed_all = frame.map_partitions(_with_keys, meta=meta)
+        keyed_all = frame.map_partitions(_with_keys, drop, meta=meta)
         keyed = keyed_all[~keyed_all["_key"].isna()]
         keyed = keyed.shuffle(on="_key", npartitions=n_out, shuffle_method=shuffle_method)
         free = keyed_all[keyed_all["_key"].isna()]
-        jobs = [dask.delayed(_dedup)(p) for p in keyed.to_delayed()]
-        jobs += [dask.delayed(_no_dedup)(p) for p in free.to_delayed()]
+        jobs = [dask.delayed(_dedup)(p, keep) for p in keyed.to_delayed()]
+        jobs += [dask.delayed(_dedup)(p, keep, False) for p in free.to_delayed()]
     results = client.compute(jobs)
     frames = [client.submit(operator.getitem, r, 0) for r in results]
+    coverage = [client.submit(operator.getitem, r, 2) for r in results]
     counts = _gather(
         client, client.submit(_sum_counts, [client.submit(operator.getitem, r, 1) for r in results])
     )
-    return DistributedIncidents(client=client, frames=frames, duplicates=counts, source=str(path))
+    del results
+    return DistributedIncidents(
+        client=client,
+        frames=frames,
+        duplicates=counts,
+        source=str(path),
+        coverage_parts=coverage,
+    )
 
 
 def _partial(
@@ -473,7 +647,7 @@ def dask_cube(
                 )
     held = dataset if isinstance(dataset, DistributedIncidents) else None
     if held is None:
-        held = load_distributed(dataset, client)
+        held = load_distributed(dataset, client, columns=CUBE_COLUMNS)
     client = held.client
     try:
         return _cube_on_cluster(held, units, freq, coverage, start, end)
@@ -514,12 +688,12 @@ def _cube_on_cluster(held, units, freq, coverage, start, end) -> Cube:
     categories = {k[4:]: v for k, v in arrays.items() if k.startswith("cat:")}
     complete = None
     if coverage is not None:
-        summary = held.summary()
-        coverage = _coverage_at(coverage, summary, freq)
+        rows = held.coverage_rows()
+        coverage = _coverage_at(coverage, rows, freq)
         mask_units = units
         if need_areas:
             mask_units = units.assign(area=_majority_areas(total["pairs"], len(units)))
-        complete = _coverage_mask(summary, mask_units, None, None, periods, freq, coverage)
+        complete = _coverage_mask(rows, mask_units, None, None, periods, freq, coverage)
     meta = {
         **unit_meta(units),
         "incidents_total": int(total["total"]),
@@ -546,15 +720,15 @@ def _period_of(stamp: pd.Timestamp, code: str) -> pd.Timestamp:
     return pd.Period(stamp, freq=code).start_time
 
 
-def _coverage_at(coverage: Any, summary: pd.DataFrame, freq: str):
+def _coverage_at(coverage: Any, rows: pd.DataFrame, freq: str):
     """The coverage result to mark the cube with, judged at the cube's period length."""
     from geo_crime.coverage import check_coverage
 
     if coverage is True:
-        return check_coverage(summary, freq=freq)
+        return check_coverage(rows, freq=freq)
     if coverage.freq != freq:
         return check_coverage(
-            summary,
+            rows,
             freq=freq,
             threshold=coverage.threshold,
             min_history=coverage.min_history,

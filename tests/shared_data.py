@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from geo_crime.config import data_dir
+from geo_crime.settings import StudySettings
 
 
 def require_data() -> Path:
@@ -29,3 +30,17 @@ def crime_file(name: str) -> Path:
 IVANCO = "Crime_Data_from_2020_to_Present__Ivanco19_first10k.csv.gz"
 WESTLA = "Crime_Data_from_2020_to_Present__bigdataforsocialjustice_WestLA2020_modified.csv.gz"
 REDUCED_DIR = "kyleW145_2024_by_area"
+
+
+def westla_rd_study(statistics: list[str]) -> StudySettings:
+    """A small real study: West LA (area 8), March to August 2020, weekly, reporting districts."""
+    return StudySettings(
+        name="westla",
+        areas=[8],
+        start="2020-03-01",
+        end="2020-09-01",
+        units=["rd"],
+        freq="W",
+        forecast=False,
+        statistics=statistics,
+    )

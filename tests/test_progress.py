@@ -236,7 +236,7 @@ def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeyp
     """Every stage that can take seconds moves a bar: files read, statistics, outputs. (The
     same small run checks that the maps carry the web tiles the run asks for.)"""
     from geo_crime.pipeline import run_pipeline
-    from tests.shared_data import WESTLA, crime_file
+    from tests.shared_data import WESTLA, crime_file, westla_rd_study
 
     calls: list[tuple[int, int, str, str]] = []
     monkeypatch.setattr(
@@ -251,18 +251,7 @@ def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeyp
         permutations=9,
         cache=False,
         map_tiles="osm",
-        studies=[
-            StudySettings(
-                name="westla",
-                areas=[8],
-                start="2020-03-01",
-                end="2020-09-01",
-                units=["rd"],
-                freq="W",
-                forecast=False,
-                statistics=["moran", "gi"],
-            )
-        ],
+        studies=[westla_rd_study(["moran", "gi"])],
     )
     result = run_pipeline(settings, quiet=True)
     name = crime_file(WESTLA).name

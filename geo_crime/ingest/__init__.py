@@ -104,7 +104,12 @@ from geo_crime.ingest.detect import (
     require_regular_file,
 )
 from geo_crime.ingest.readers import RawRead, read_csv_file, read_json_file, read_raw
-from geo_crime.ingest.store import read_incident_dataset, write_incident_dataset
+from geo_crime.ingest.store import (
+    is_incident_dataset,
+    load_incident_dataset,
+    read_incident_dataset,
+    write_incident_dataset,
+)
 from geo_crime.series import combine_across_break
 from geo_crime.severity import score_incidents
 
@@ -124,6 +129,7 @@ __all__ = [
     "load_incidents",
     "parse_datetimes",
     "read_csv_file",
+    "load_incident_dataset",
     "read_incident_dataset",
     "read_incidents",
     "read_incidents_parquet",
@@ -147,7 +153,9 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     ----------
     inputs
         One path or many. A directory contributes every ``.csv``, ``.json`` and ``.ndjson`` file
-        in it (compressed or not, recursively); a pattern with ``*`` or ``?`` is globbed.
+        in it (compressed or not, recursively), except an incident dataset folder
+        (``geo-crime ingest ... --dataset DIR``), which is listed itself; a pattern with ``*``
+        or ``?`` is globbed.
 
     Returns
     -------
@@ -177,6 +185,9 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
             files.extend(regular)
             continue
         path = Path(text)
+        if is_incident_dataset(path):  # read as one input by load_incidents
+            files.append(path)
+            continue
         if path.is_dir():
             found = sorted(
                 p
@@ -247,6 +258,11 @@ def read_incidents(
     frames = []
     first_path_by_name: dict[str, Path] = {}
     for path in expand_inputs(inputs):
+        if is_incident_dataset(path):
+            raise InputError(
+                f"{path}: an incident dataset holds cleaned incidents, not a crime export: "
+                "read it with load_incidents or read_incident_dataset"
+            )
         if progress:
             progress(path)
         raw = read_raw(path, mapping=mapping)
@@ -344,6 +360,21 @@ def load_incidents(
     """
     if count not in COUNT_UNITS:
         raise ConfigError(f"count must be 'incidents' or 'offenses', got {count!r}")
+    dataset = _dataset_input(inputs)
+    if dataset is not None:
+        if mapping:
+            raise ConfigError(
+                f"{dataset}: a column mapping applies to crime exports; this incident dataset "
+                "was cleaned when it was ingested"
+            )
+        frame, report = load_incident_dataset(dataset)
+        if count == "offenses" and report.offenses_merged_into_cases:
+            raise ConfigError(
+                f"{dataset}: this dataset was ingested with NIBRS offences collapsed to cases "
+                f"({report.offenses_merged_into_cases:,} offence rows merged); ingest it again "
+                "with --count offenses to count offences"
+            )
+        return frame, report
     paths = expand_inputs(inputs)
     options = {
         "mapping": dict(mapping or {}),
@@ -396,6 +427,26 @@ def load_incidents(
     return frame, report
 
 
+def _dataset_input(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> Path | None:
+    """The incident dataset folder given as the only input, else ``None``.
+
+    Raises
+    ------
+    InputError
+        A dataset folder is given together with other inputs.
+    """
+    items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    datasets = [Path(i) for i in items if is_incident_dataset(i)]
+    if not datasets:
+        return None
+    if len(items) > 1:
+        raise InputError(
+            f"{datasets[0]}: an incident dataset is read on its own; add more files to it with "
+            f"'geo-crime ingest FILES... --dataset {datasets[0]} --append'"
+        )
+    return datasets[0]
+
+
 def _date_option(value: str | pd.Timestamp | None) -> str | None:
     """A date option as ISO text for the cache key (``None`` stays ``None``)."""
     floor = parse_min_occurred_date(value)
@@ -408,7 +459,8 @@ def read_incidents_parquet(path: str | os.PathLike) -> pd.DataFrame:
     Parameters
     ----------
     path
-        The Parquet file.
+        The Parquet file, or a dataset folder (``geo-crime ingest ... --dataset DIR``: read
+        with :func:`~geo_crime.ingest.store.read_incident_dataset`).
 
     Returns
     -------
@@ -424,6 +476,8 @@ def read_incidents_parquet(path: str | os.PathLike) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     path = Path(path)
+    if is_incident_dataset(path):
+        return read_incident_dataset(path)[0]
     require_regular_file(path)
     head = head_bytes(path)
     if head[:4] != PARQUET_MAGIC:

@@ -444,6 +444,41 @@ def read_incident_dataset(
     return frame.drop(columns=list(ORDER_COLUMNS)), counts
 
 
+def load_incident_dataset(
+    path: str | os.PathLike, *, columns: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Read a dataset back with one cleaning report for all of it (what ``load_incidents`` gives).
+
+    Parameters
+    ----------
+    path
+        The dataset folder (``geo-crime ingest ... --dataset DIR``).
+    columns
+        Only these columns (see :func:`read_incident_dataset`).
+
+    Returns
+    -------
+    (pandas.DataFrame, CleaningReport)
+        The incidents of every batch, records found in an earlier batch removed, and the
+        batches' reports combined (:meth:`~geo_crime.cleaning.CleaningReport.combined`) with
+        those removals counted as duplicates, so the rows dropped by reason and the rows kept
+        still add up to the rows read.
+
+    Raises
+    ------
+    InputError
+        The folder is not an incident dataset, or a part or a batch's metadata cannot be read.
+    """
+    frame, counts = read_incident_dataset(path, columns=columns)
+    report = CleaningReport.combined(dataset_reports(path))
+    report.duplicates_dropped += counts["duplicates_dropped"]
+    report.duplicate_offenses_dropped += counts["duplicate_offenses_dropped"]
+    report.rows_out = len(frame)
+    if "spatial_valid" in frame:
+        report.spatially_valid = int(frame["spatial_valid"].sum())
+    return frame, report
+
+
 #: Columns the cross-batch deduplication needs.
 DEDUP_COLUMNS: tuple[str, ...] = (
     "incident_id",

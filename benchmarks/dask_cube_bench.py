@@ -1,0 +1,82 @@
+"""The cube of a large partitioned dataset, in memory and on a local Dask cluster (the benchmark).
+
+Both paths build the weekly H3 resolution-8 cube of the same dataset, coverage checked, as the
+command line does (``geo-crime cube DIR --unit h3:8 --freq W --no-population``, with
+``--engine memory`` or ``--engine dask --workers N --worker-memory 4GB``). The Dask path
+reports the peak resident memory of every process it ran: this one (the client, and the
+scheduler and the workers' nannies, which a local cluster runs in the process that starts it)
+and each worker process.
+"""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+#: Unit and period of the benchmarked cube.
+UNIT, FREQ = "h3:8", "W"
+
+#: Memory limit of each Dask worker (it spills to disk past 60% of it).
+WORKER_MEMORY = "4GB"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (``VmHWM``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def in_memory_cube(dataset: Path) -> dict:
+    """The cube by the in-memory engine: the whole dataset's cube columns in this process."""
+    from geo_crime.coverage import check_coverage
+    from geo_crime.cube import make_cube
+    from geo_crime.distributed import dataset_columns
+    from geo_crime.ingest import read_incident_dataset
+    from geo_crime.units import make_units
+
+    frame, _ = read_incident_dataset(dataset, columns=dataset_columns(UNIT))
+    units = make_units(UNIT, frame)
+    cube = make_cube(frame, units, freq=FREQ, coverage=check_coverage(frame, freq=FREQ))
+    return {
+        "incidents": len(frame),
+        "assigned": cube.meta["assignment"]["assigned"],
+        "cells": int(cube.counts.size),
+    }
+
+
+def dask_cube_run(dataset: Path, workers: int) -> dict:
+    """The cube on a local cluster of ``workers`` worker processes, and every process's peak."""
+    import os
+
+    from geo_crime.distributed import (
+        cluster_client,
+        cube_columns,
+        dask_cube,
+        load_distributed,
+        unit_columns,
+    )
+    from geo_crime.units import make_units
+
+    with cluster_client("local", workers, WORKER_MEMORY) as client:
+        pids = client.run(os.getpid)
+        held = load_distributed(dataset, client, columns=cube_columns(UNIT))
+        units = make_units(UNIT, held.collect(unit_columns(UNIT)))
+        cube = dask_cube(held, units, freq=FREQ, coverage=True)
+        held.release()
+        worker_peaks = client.run(peak_rss_mb)
+        restarted = sum(1 for addr, pid in client.run(os.getpid).items() if pids.get(addr) != pid)
+        restarted += max(0, workers - len(worker_peaks))
+    return {
+        "incidents": cube.meta["incidents_total"],
+        "assigned": cube.meta["assignment"]["assigned"],
+        "cells": int(cube.counts.size),
+        "client_scheduler_nannies_peak_mb": peak_rss_mb(),
+        "worker_peak_mb": max(worker_peaks.values()),
+        "workers_restarted": restarted,
+    }

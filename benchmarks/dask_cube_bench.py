@@ -32,6 +32,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cube_fingerprint(cube) -> dict:
+    """What shows two engines built the same cube: sizes, exact digests, the severity total.
+
+    The digests cover the counts and the coverage mask in unit and period order (equal digests
+    mean equal arrays); the severity total is rounded to 1e-6 (sums in another order differ in
+    the last bits).
+    """
+    import hashlib
+
+    import numpy as np
+
+    def digest(array) -> str:
+        return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+    return {
+        "incidents": cube.meta["incidents_total"],
+        "assigned": cube.meta["assignment"]["assigned"],
+        "cells": int(cube.counts.size),
+        "counts_digest": digest(cube.counts.astype("int64")),
+        "complete_digest": digest(cube.complete.astype("bool")),
+        "severity_total": round(float(cube.severity.sum()), 6),
+    }
+
+
 def in_memory_cube(dataset: Path) -> dict:
     """The cube by the in-memory engine: the whole dataset's cube columns in this process."""
     from geo_crime.coverage import check_coverage
@@ -43,11 +67,7 @@ def in_memory_cube(dataset: Path) -> dict:
     frame, _ = read_incident_dataset(dataset, columns=dataset_columns(UNIT))
     units = make_units(UNIT, frame)
     cube = make_cube(frame, units, freq=FREQ, coverage=check_coverage(frame, freq=FREQ))
-    return {
-        "incidents": len(frame),
-        "assigned": cube.meta["assignment"]["assigned"],
-        "cells": int(cube.counts.size),
-    }
+    return cube_fingerprint(cube)
 
 
 def dask_cube_run(dataset: Path, workers: int) -> dict:
@@ -59,23 +79,20 @@ def dask_cube_run(dataset: Path, workers: int) -> dict:
         cube_columns,
         dask_cube,
         load_distributed,
-        unit_columns,
     )
     from geo_crime.units import make_units
 
     with cluster_client("local", workers, WORKER_MEMORY) as client:
         pids = client.run(os.getpid)
         held = load_distributed(dataset, client, columns=cube_columns(UNIT))
-        units = make_units(UNIT, held.collect(unit_columns(UNIT)))
+        units = make_units(UNIT, held.unit_input(UNIT))
         cube = dask_cube(held, units, freq=FREQ, coverage=True)
         held.release()
         worker_peaks = client.run(peak_rss_mb)
         restarted = sum(1 for addr, pid in client.run(os.getpid).items() if pids.get(addr) != pid)
         restarted += max(0, workers - len(worker_peaks))
     return {
-        "incidents": cube.meta["incidents_total"],
-        "assigned": cube.meta["assignment"]["assigned"],
-        "cells": int(cube.counts.size),
+        **cube_fingerprint(cube),
         "client_scheduler_nannies_peak_mb": peak_rss_mb(),
         "worker_peak_mb": max(worker_peaks.values()),
         "workers_restarted": restarted,

@@ -470,6 +470,16 @@ def _cube_dask_2(ctx: dict, state: dict) -> None:
 #: Stages that read the partitioned dataset of ``--rows`` rows (built in batches of 5M rows).
 DATASET_STAGES = ("cube_dask_in_memory", "cube_dask_1_worker", "cube_dask_2_workers")
 
+#: What is compared between the engines' cubes (see ``dask_cube_bench.cube_fingerprint``).
+FINGERPRINT_KEYS = (
+    "incidents",
+    "assigned",
+    "cells",
+    "counts_digest",
+    "complete_digest",
+    "severity_total",
+)
+
 
 #: (label, numerator stage, denominator stage, target) ratios printed after the table.
 RATIOS = [
@@ -590,8 +600,15 @@ def _measure(name: str, ctx: dict, repeat: int) -> dict:
         "peak_mb": max(peaks),
     }
     if details:
-        out["detail"] = {k: statistics.median(d[k] for d in details) for k in details[0]}
+        out["detail"] = {k: _typical([d[k] for d in details]) for k in details[0]}
     return out
+
+
+def _typical(values: list) -> object:
+    """The median of numbers; a text value (a digest) if every run gave it, else "differs"."""
+    if all(isinstance(v, int | float) for v in values):
+        return statistics.median(values)
+    return values[0] if len(set(values)) == 1 else "differs"
 
 
 def _ensure_data(rows: int, workdir: Path, seed: int) -> Path:
@@ -652,6 +669,23 @@ def _print_dataset_table(rows: int, names: list[str], results: dict, build: dict
         print(
             f"{name:<22} {r['median_s']:>8.1f} {client:>10,.0f} {worker:>10,.0f} {top:>15,.0f}"
             f"  (goal: every process < 4,096 MB: {verdict})"
+        )
+    built = {
+        name: {k: v for k, v in results[name]["detail"].items() if k in FINGERPRINT_KEYS}
+        for name in names
+        if name in DATASET_STAGES and results[name].get("detail")
+    }
+    if len(built) > 1:
+        first = next(iter(built.values()))
+        same = all(f == first for f in built.values())
+        print(
+            f"cubes of {', '.join(built)}: "
+            + ("identical" if same else "DIFFER")
+            + f" ({first.get('incidents', 0):,} incidents, {first.get('assigned', 0):,} in "
+            f"cells, {first.get('cells', 0):,} cells; counts digest "
+            f"{first.get('counts_digest', '?')}, coverage digest "
+            f"{first.get('complete_digest', '?')}, severity total "
+            f"{first.get('severity_total', float('nan')):,.1f})"
         )
 
 

@@ -354,11 +354,17 @@ def coverage(
     """Flag (source, area, period) cells recorded too thinly to trust (e.g. the 2024 change)."""
     from geo_crime.coverage import check_coverage
     from geo_crime.ingest import read_incidents_parquet
+    from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
     from geo_crime.io_utils import check_output_path, write_table
 
     if output:
         check_output_path(output, inputs=[incidents])
-    frame = read_incidents_parquet(incidents)
+    if is_incident_dataset(incidents):  # only the columns the check reads
+        from geo_crime.distributed import COVERAGE_COLUMNS
+
+        frame, _ = read_incident_dataset(incidents, columns=COVERAGE_COLUMNS)
+    else:
+        frame = read_incidents_parquet(incidents)
     result = check_coverage(frame, threshold=threshold, freq=freq, by=by)
     if output:
         write_table(result.table, output)
@@ -466,7 +472,6 @@ def cube(
             cube_columns,
             dask_cube,
             load_distributed,
-            unit_columns,
         )
 
         if not is_incident_dataset(incidents):
@@ -476,7 +481,7 @@ def cube(
             )
         with cluster_client(scheduler, workers, worker_memory) as client:
             held = load_distributed(incidents, client, columns=cube_columns(unit))
-            units = make_units(unit, held.collect(unit_columns(unit)), study_area=study_area)
+            units = make_units(unit, held.unit_input(unit), study_area=study_area)
             if population:
                 units = attach_population(units)
             result = dask_cube(

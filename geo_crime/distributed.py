@@ -316,6 +316,22 @@ class DistributedIncidents:
         frame = frame.iloc[order].reset_index(drop=True)
         return frame.drop(columns=list(store.ORDER_COLUMNS))
 
+    def unit_input(self, spec: str) -> pd.DataFrame:
+        """What :func:`~geo_crime.units.make_units` needs of the data for ``spec`` units.
+
+        Derived reporting districts need the point of every row (:func:`unit_columns`); other
+        units only the divisions the data covers, judged on the incidents per division taken
+        from the coverage counts (one row per division, whatever the data's size). Rows that
+        state no division at all are placed by their coordinates, as in memory.
+        """
+        if unit_columns(spec) != UNIT_COLUMNS["default"]:
+            return self.collect(unit_columns(spec))
+        rows = self.coverage_rows()
+        if not rows["area"].notna().any():
+            return self.collect(("area", "lat", "lon", "spatial_valid"))
+        areas = pd.to_numeric(rows["area"], errors="coerce")
+        return rows[ROW_COUNT].groupby(areas, dropna=False).sum().rename_axis("area").reset_index()
+
     def coverage_rows(self) -> pd.DataFrame:
         """Rows per (source columns, division, day) over the whole dataset (collected once).
 

@@ -33,7 +33,7 @@ from geo_crime.ingest import (
 )
 from geo_crime.pipeline import run_pipeline
 from geo_crime.settings import RunSettings
-from geo_crime.units import make_units
+from geo_crime.units import covered_divisions, make_units
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, westla_rd_study
 
 #: Records the Ivanco and West LA 2020 slices share (see the cleaning policies).
@@ -240,8 +240,18 @@ def test_coverage_counts_judge_like_the_rows(client, tmp_path):
     held = load_distributed(path, client, columns=cube_columns("h3:8"))
     try:
         rows = held.coverage_rows()
+        divisions = held.unit_input("h3:8")
     finally:
         held.release()
+    # the units' input is the incidents per division (21 rows), judged as the incidents are
+    assert len(divisions) == frame["area"].nunique() == 21
+    assert int(divisions["_rows"].sum()) == len(frame)
+    by_area = frame["area"].astype(int).value_counts()
+    assert divisions.set_index("area")["_rows"].to_dict() == by_area.to_dict()
+    assert covered_divisions(divisions) == covered_divisions(frame)
+    # a division under 0.1% of the counted incidents is not covered, as for rows
+    assert covered_divisions(pd.DataFrame({"area": [1, 2], "_rows": [10_000, 9]})) == [1]
+    assert covered_divisions(pd.DataFrame({"area": [1, 2], "_rows": [10_000, 11]})) == [1, 2]
     assert int(rows["_rows"].sum()) == len(frame)
     assert len(rows) < len(frame) / 5  # one row per (source, division, day), not per incident
     for freq in ("D", "W", "M"):
@@ -310,3 +320,67 @@ def test_coverage_and_run_accept_a_dataset(overlapping, tmp_path):
     cleaning = json.loads((from_dataset / "cleaning_report.json").read_text())
     assert cleaning["rows_read"] == 12_954 + 10_000
     assert cleaning["duplicates_dropped"] >= SHARED_DR_NOS
+
+
+def test_cli_cube_on_an_existing_scheduler(tmp_path, single):
+    """`--scheduler tcp://...` sends the job to a cluster started elsewhere (here on 127.0.0.1)."""
+    path, frame = single
+    runner = CliRunner()
+    memory_out, dask_out = tmp_path / "memory.parquet", tmp_path / "dask.parquet"
+    args = ["cube", str(path), "--unit", "rd", "--freq", "W", "--no-population"]
+    result = runner.invoke(app, [*args, "-o", str(memory_out)])
+    assert result.exit_code == 0, result.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    with cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        result = runner.invoke(
+            app, [*args, "-o", str(dask_out), "--engine", "dask", "--scheduler", address]
+        )
+        assert result.exit_code == 0, result.output
+        with Client(address) as probe:  # a cluster of its own: still up, both workers, after
+            assert len(probe.scheduler_info()["workers"]) == 2
+        bad = runner.invoke(
+            app,
+            [
+                *args,
+                "-o",
+                str(dask_out),
+                "--engine",
+                "dask",
+                "--scheduler",
+                address,
+                "--workers",
+                "2",
+            ],
+        )
+        assert bad.exit_code != 0 and "apply to a local cluster only" in bad.output
+    got, want = Cube.load(dask_out), Cube.load(memory_out)
+    assert_same_cube(got, want)
+    assignment = got.meta["assignment"]
+    placed = assignment["assigned"] + assignment["outside"] + assignment["not_spatially_valid"]
+    assert placed == len(frame)
+    assert int(got.counts.sum()) == assignment["assigned"] > 10_000
+    unreachable = runner.invoke(
+        app,
+        [
+            *args,
+            "-o",
+            str(tmp_path / "none.parquet"),
+            "--engine",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+    )
+    assert unreachable.exit_code != 0
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.output
+    assert not (tmp_path / "none.parquet").exists()

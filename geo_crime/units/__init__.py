@@ -61,6 +61,7 @@ import shapely
 
 from geo_crime._http import LOCK_FILE
 from geo_crime.config import EQUAL_AREA_CRS
+from geo_crime.coverage import ROW_COUNT
 from geo_crime.errors import ConfigError
 from geo_crime.units.assign import (
     AssignmentReport,
@@ -217,7 +218,9 @@ def covered_divisions(incidents: pd.DataFrame, *, min_share: float = 0.001) -> l
     ----------
     incidents
         Incidents with the stated division ``area`` (1-21); where that column is absent or
-        empty, each spatially valid incident's division is found from its coordinates.
+        empty, each spatially valid incident's division is found from its coordinates. A table
+        of counts (:data:`~geo_crime.coverage.ROW_COUNT` incidents per row, as a cluster sends
+        it) is judged as the incidents it counts.
     min_share
         A division with fewer incidents than this share of the total (0.1%) is not covered (a
         few mis-coded rows do not add a division to the study).
@@ -232,10 +235,21 @@ def covered_divisions(incidents: pd.DataFrame, *, min_share: float = 0.001) -> l
         if "area" in incidents
         else pd.Series(np.nan, index=incidents.index)
     )
+    weights = (
+        incidents[ROW_COUNT].to_numpy(dtype=np.int64)
+        if ROW_COUNT in incidents
+        else np.ones(len(incidents), dtype=np.int64)
+    )
     if areas.notna().sum() == 0 and len(incidents):
         ids, _ = assign_units(incidents, division_units())
         areas = pd.to_numeric(ids, errors="coerce")
-    counts = areas.dropna().astype(int).value_counts()
+    known = areas.notna().to_numpy()
+    counts = (
+        pd.Series(weights[known])
+        .groupby(areas.to_numpy()[known].astype(int))
+        .sum()
+        .sort_values(ascending=False)
+    )
     if counts.empty:
         return list(range(1, 22))
     keep = counts[counts >= max(1.0, min_share * counts.sum())]

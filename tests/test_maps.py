@@ -557,3 +557,17 @@ def test_outlines_of_the_units_reuse_their_geometry(layers):
         return next(c for c in built._children.values() if c._name == "GeoCrimeData").json
 
     assert shared(m) == shared(alone)  # no geometry added: only the outlines' names and ids
+
+
+def test_approximate_districts_said_once(layers):
+    """Derived districts are named approximate once: as the units, or else as the outlines."""
+    import dataclasses
+
+    outline_note = "Reporting district outlines are approximate (derived)."
+    units_note = "Units are approximate (derived) reporting districts."
+    html = build_map(layers).get_root().render()
+    assert html.count(outline_note) == 1 and units_note not in html
+    derived = layers.units.copy()
+    derived.attrs["approximate"] = True
+    html = build_map(dataclasses.replace(layers, units=derived)).get_root().render()
+    assert html.count(units_note) == 1 and outline_note not in html

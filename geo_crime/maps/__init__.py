@@ -316,12 +316,13 @@ def build_map(
         legend_sections.append(_forecast_layer(canvas, layers.forecast, layers.forecast_period))
 
     notes: list[str] = []
-    if _is_approximate(layers.units):
+    units_approximate = _is_approximate(layers.units)
+    if units_approximate:
         notes.append("Units are approximate (derived) reporting districts.")
     if layers.rds is not None and len(layers.rds):
         approx = _is_approximate(layers.rds)
         legend_sections.append(_rds_layer(canvas, layers.rds, approx))
-        if approx:
+        if approx and not units_approximate:  # said once when the units are those districts
             notes.append("Reporting district outlines are approximate (derived).")
     if layers.divisions is not None and len(layers.divisions):
         legend_sections.append(_divisions_layer(canvas, layers.divisions))

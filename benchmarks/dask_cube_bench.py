@@ -97,3 +97,99 @@ def dask_cube_run(dataset: Path, workers: int) -> dict:
         "worker_peak_mb": max(worker_peaks.values()),
         "workers_restarted": restarted,
     }
+
+
+def _status_mb(pid: int, field: str = "VmHWM") -> float:
+    """A field of another process's ``/proc/<pid>/status`` in MB (its peak by default)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def dask_cube_on_own_cluster(dataset: Path, workers: int, workdir: Path) -> dict:
+    """The cube on a cluster of its own processes, as ``--scheduler tcp://...`` reaches one.
+
+    A ``dask scheduler`` and a ``dask worker`` (``workers`` worker processes with their
+    nannies) are started as separate processes on 127.0.0.1; this process is only the client,
+    as ``geo-crime cube DIR --engine dask --scheduler ADDRESS`` is. Reports the peak of the
+    client, the scheduler and the largest worker, each measured apart.
+    """
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from geo_crime.distributed import cluster_client, cube_columns, dask_cube, load_distributed
+    from geo_crime.units import make_units
+
+    dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    worker_cli = [sys.executable, "-m", "distributed.cli.dask_worker"]
+    folder = workdir / "own_cluster"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    address_file = folder / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [
+            *dask_cli,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(address_file),
+        ],
+        **quiet,
+    )
+    started = []
+    try:
+        deadline = time.monotonic() + 60
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(address_file.read_text())["address"]
+        started.append(
+            subprocess.Popen(
+                [
+                    *worker_cli,
+                    address,
+                    "--nworkers",
+                    str(workers),
+                    "--nthreads",
+                    "1",
+                    "--memory-limit",
+                    WORKER_MEMORY,
+                    "--no-dashboard",
+                    "--local-directory",
+                    str(folder / "spill"),
+                ],
+                **quiet,
+            )
+        )
+        with cluster_client(address) as client:
+            client.wait_for_workers(workers, timeout=120)
+            held = load_distributed(dataset, client, columns=cube_columns(UNIT))
+            units = make_units(UNIT, held.unit_input(UNIT))
+            cube = dask_cube(held, units, freq=FREQ, coverage=True)
+            held.release()
+            worker_peaks = client.run(peak_rss_mb)
+            scheduler_peak = _status_mb(scheduler.pid)
+    finally:
+        for proc in (*started, scheduler):
+            proc.terminate()
+        for proc in (*started, scheduler):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, 9)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {
+        **cube_fingerprint(cube),
+        "client_peak_mb": peak_rss_mb(),
+        "scheduler_peak_mb": scheduler_peak,
+        "worker_peak_mb": max(worker_peaks.values()),
+    }

@@ -20,16 +20,21 @@ UNIT, FREQ = "h3:8", "W"
 WORKER_MEMORY = "4GB"
 
 
+def status_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
+    """A memory field of a process's ``/proc/<pid>/status`` in MB (its peak by default)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB (``VmHWM``)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        return status_mb()
     except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cube_fingerprint(cube) -> dict:
@@ -70,42 +75,35 @@ def in_memory_cube(dataset: Path) -> dict:
     return cube_fingerprint(cube)
 
 
+def _cube_on(client, dataset: Path) -> tuple[dict, dict[str, float]]:
+    """The cube's fingerprint, built on ``client``'s cluster, and each worker's peak (MB)."""
+    from geo_crime.distributed import cube_columns, dask_cube, load_distributed
+    from geo_crime.units import make_units
+
+    held = load_distributed(dataset, client, columns=cube_columns(UNIT))
+    units = make_units(UNIT, held.unit_input(UNIT))
+    cube = dask_cube(held, units, freq=FREQ, coverage=True)
+    held.release()
+    return cube_fingerprint(cube), client.run(peak_rss_mb)
+
+
 def dask_cube_run(dataset: Path, workers: int) -> dict:
     """The cube on a local cluster of ``workers`` worker processes, and every process's peak."""
     import os
 
-    from geo_crime.distributed import (
-        cluster_client,
-        cube_columns,
-        dask_cube,
-        load_distributed,
-    )
-    from geo_crime.units import make_units
+    from geo_crime.distributed import cluster_client
 
     with cluster_client("local", workers, WORKER_MEMORY) as client:
         pids = client.run(os.getpid)
-        held = load_distributed(dataset, client, columns=cube_columns(UNIT))
-        units = make_units(UNIT, held.unit_input(UNIT))
-        cube = dask_cube(held, units, freq=FREQ, coverage=True)
-        held.release()
-        worker_peaks = client.run(peak_rss_mb)
+        fingerprint, worker_peaks = _cube_on(client, dataset)
         restarted = sum(1 for addr, pid in client.run(os.getpid).items() if pids.get(addr) != pid)
         restarted += max(0, workers - len(worker_peaks))
     return {
-        **cube_fingerprint(cube),
+        **fingerprint,
         "client_scheduler_nannies_peak_mb": peak_rss_mb(),
         "worker_peak_mb": max(worker_peaks.values()),
         "workers_restarted": restarted,
     }
-
-
-def _status_mb(pid: int, field: str = "VmHWM") -> float:
-    """A field of another process's ``/proc/<pid>/status`` in MB (its peak by default)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def dask_cube_on_own_cluster(dataset: Path, workers: int, workdir: Path) -> dict:
@@ -123,8 +121,7 @@ def dask_cube_on_own_cluster(dataset: Path, workers: int, workdir: Path) -> dict
     import sys
     import time
 
-    from geo_crime.distributed import cluster_client, cube_columns, dask_cube, load_distributed
-    from geo_crime.units import make_units
+    from geo_crime.distributed import cluster_client
 
     dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
     worker_cli = [sys.executable, "-m", "distributed.cli.dask_worker"]
@@ -172,12 +169,8 @@ def dask_cube_on_own_cluster(dataset: Path, workers: int, workdir: Path) -> dict
         )
         with cluster_client(address) as client:
             client.wait_for_workers(workers, timeout=120)
-            held = load_distributed(dataset, client, columns=cube_columns(UNIT))
-            units = make_units(UNIT, held.unit_input(UNIT))
-            cube = dask_cube(held, units, freq=FREQ, coverage=True)
-            held.release()
-            worker_peaks = client.run(peak_rss_mb)
-            scheduler_peak = _status_mb(scheduler.pid)
+            fingerprint, worker_peaks = _cube_on(client, dataset)
+            scheduler_peak = status_mb(scheduler.pid)
     finally:
         for proc in (*started, scheduler):
             proc.terminate()
@@ -188,7 +181,7 @@ def dask_cube_on_own_cluster(dataset: Path, workers: int, workdir: Path) -> dict
                 os.kill(proc.pid, 9)
         shutil.rmtree(folder, ignore_errors=True)
     return {
-        **cube_fingerprint(cube),
+        **fingerprint,
         "client_peak_mb": peak_rss_mb(),
         "scheduler_peak_mb": scheduler_peak,
         "worker_peak_mb": max(worker_peaks.values()),

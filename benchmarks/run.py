@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.dask_cube_bench import peak_rss_mb  # noqa: E402
+from benchmarks.dask_cube_bench import peak_rss_mb, status_mb  # noqa: E402
 from benchmarks.make_dataset import BATCH_ROWS, ensure_dataset  # noqa: E402
 
 STAGES: dict[str, Callable[[dict, dict], None]] = {}
@@ -533,10 +533,8 @@ def _tree_rss_mb(pid: int) -> float:
     while todo:
         current = todo.pop()
         try:
-            with open(f"/proc/{current}/status", encoding="ascii") as fh:
-                for line in fh:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) / 1024
+            held = status_mb(current, "VmRSS")  # nan for a process that has just ended
+            total += held if held == held else 0.0
             with open(f"/proc/{current}/task/{current}/children", encoding="ascii") as fh:
                 todo.extend(int(c) for c in fh.read().split())
         except OSError:

@@ -28,9 +28,10 @@ How it runs
    then that of :func:`~geo_crime.cube.build_cube`.
 
 Memory. Only the columns a cube needs are read and kept (:func:`cube_columns`; ids are
-dropped once each row has its dedup key); the client holds the units, the coverage table,
-the columns the units need (:func:`unit_columns`: one division per row, or the points of
-derived reporting districts) and the cube. A worker's kept partitions spill to its local disk
+dropped once each row has its dedup key); the client holds the units (chosen from the
+incidents per division of the coverage counts, or from every row's point when reporting
+districts are derived: :meth:`DistributedIncidents.unit_input`), the coverage table and the
+cube. A worker's kept partitions spill to its local disk
 past Dask's memory thresholds (``--worker-memory``).
 
 A worker lost mid-job is replaced by the scheduler, which recomputes what it held from the
@@ -246,8 +247,7 @@ def _coverage_counts(part: pd.DataFrame) -> pd.DataFrame:
     # plain values (parts' categories differ, the sum is over all parts), in Arrow strings and
     # nullable integers: summed and sent between workers many times faster than Python objects
     for col in by:
-        numeric = col == "area"
-        table[col] = table[col].astype("Int64" if numeric else "string[pyarrow]")
+        table[col] = table[col].astype("Int64" if col == "area" else "string[pyarrow]")
     return table
 
 
@@ -324,8 +324,8 @@ class DistributedIncidents:
     def collect(self, columns: Sequence[str]) -> pd.DataFrame:
         """These columns of every kept row, in load order, on the client.
 
-        Only what the units need is collected (:func:`unit_columns`: the division of every row,
-        and the points of derived reporting districts), never the whole frame.
+        Used for what cannot be counted instead (the points of derived reporting districts),
+        never for the whole frame.
         """
         pieces = _gather(
             self.client, [self.client.submit(_collect, f, tuple(columns)) for f in self.frames]
@@ -348,8 +348,7 @@ class DistributedIncidents:
         rows = self.coverage_rows()
         if not rows["area"].notna().any():
             return self.collect(("area", "lat", "lon", "spatial_valid"))
-        areas = pd.to_numeric(rows["area"], errors="coerce")
-        return rows[ROW_COUNT].groupby(areas, dropna=False).sum().rename_axis("area").reset_index()
+        return rows.groupby("area", dropna=False)[ROW_COUNT].sum().reset_index()
 
     def coverage_rows(self) -> pd.DataFrame:
         """Rows per (source columns, division, day) over the whole dataset (collected once).

@@ -186,3 +186,78 @@ def dask_cube_on_own_cluster(dataset: Path, workers: int, workdir: Path) -> dict
         "scheduler_peak_mb": scheduler_peak,
         "worker_peak_mb": max(worker_peaks.values()),
     }
+
+
+# --- a whole run on the dataset (``geo-crime run DIR [--engine dask]``) ---------------------
+
+#: The benchmarked run: one city-wide study over every date, H3 r8 cells and reporting districts,
+#: weekly, global and local statistics (no forecast and no emerging hot spots: their cost does
+#: not grow with the rows, only with the cells and weeks).
+RUN_STUDY = {
+    "name": "city",
+    "units": ["h3:8", "rd"],
+    "freq": "W",
+    "forecast": False,
+    "statistics": ["moran", "gi"],
+}
+
+
+def run_fingerprint(folder: Path) -> dict:
+    """What shows two engines wrote the same run: digests of the report (without the engine
+    sentence) and of the summary, and the incidents the report counts."""
+    import hashlib
+    import json
+
+    lines = (folder / "report.md").read_text(encoding="utf-8").splitlines()
+    kept = "\n".join(line for line in lines if not line.startswith("Engine: a Dask cluster"))
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return {
+        "incidents": summary["city"]["incidents"],
+        "report_digest": hashlib.sha256(kept.encode()).hexdigest()[:16],
+        "summary_digest": hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[
+            :16
+        ],
+    }
+
+
+def dataset_run(dataset: Path, workdir: Path, workers: int | None) -> dict:
+    """The run of :data:`RUN_STUDY` on the dataset: in this process (``workers`` ``None``) or
+    on a local cluster of ``workers`` worker processes; every process's peak."""
+    import os
+    import shutil
+
+    from rich.console import Console
+
+    from geo_crime.distributed import ClusterOptions, cluster_client
+    from geo_crime.pipeline import run_pipeline
+    from geo_crime.settings import RunSettings, StudySettings
+
+    outputs = workdir / "bench_runs"
+    name = "memory" if workers is None else f"dask_{workers}"
+    settings = RunSettings(
+        inputs=[str(dataset)],
+        outputs=outputs,
+        name=name,
+        permutations=99,
+        cache=False,
+        studies=[StudySettings(**RUN_STUDY)],
+    )
+    quiet = Console(stderr=True, quiet=True)
+    if workers is None:
+        folder = run_pipeline(settings, console=quiet, quiet=True).folder
+        result = {**run_fingerprint(folder), "client_peak_mb": peak_rss_mb()}
+    else:
+        with cluster_client("local", workers, WORKER_MEMORY) as client:
+            pids = client.run(os.getpid)
+            cluster = ClusterOptions(scheduler=client.scheduler.address)
+            folder = run_pipeline(settings, console=quiet, quiet=True, cluster=cluster).folder
+            worker_peaks = client.run(peak_rss_mb)
+            restarted = sum(1 for a, p in client.run(os.getpid).items() if pids.get(a) != p)
+        result = {
+            **run_fingerprint(folder),
+            "client_scheduler_nannies_peak_mb": peak_rss_mb(),
+            "worker_peak_mb": max(worker_peaks.values()),
+            "workers_restarted": restarted,
+        }
+    shutil.rmtree(folder, ignore_errors=True)
+    return result

@@ -11,11 +11,17 @@ Usage::
 
 The input files are built once by ``benchmarks/make_data.py`` (resampled real rows) and kept in
 ``--workdir`` (default ``/tmp/geo_crime_bench``), outside the repository. The ``cube_dask_*``
-stages read a partitioned dataset of ``--rows`` rows instead, built in 5M-row batches by
-``benchmarks/make_dataset.py`` (no process ever holds the whole set)::
+and ``run_dask_*`` stages read a partitioned dataset of ``--rows`` rows instead, built in 5M-row
+batches by ``benchmarks/make_dataset.py`` (no process ever holds the whole set)::
 
     python benchmarks/run.py --rows 30000000 --repeat 1 \
         --stages cube_dask_in_memory,cube_dask_1_worker,cube_dask_2_workers
+
+The ``run_dask_*`` stages run a whole city-wide study (``geo-crime run DIR``) on the same
+dataset, in one process and on two Dask workers, and compare the reports' digests::
+
+    python benchmarks/run.py --rows 10000000 --repeat 1 \
+        --stages run_dask_in_memory,run_dask_2_workers
 
 A stage whose processes together hold more than ``--memory-cap-gb`` (default 20) is stopped and
 reported as out of memory.
@@ -475,13 +481,37 @@ def _cube_dask_own(ctx: dict, state: dict) -> None:
     state["result"] = dask_cube_on_own_cluster(Path(ctx["dataset"]), 2, Path(ctx["workdir"]))
 
 
+@stage("run_dask_in_memory")
+def _run_dataset_in_memory(ctx: dict, state: dict) -> None:
+    """``geo-crime run DIR``: a city-wide study of the dataset in one process."""
+    from benchmarks.dask_cube_bench import dataset_run
+
+    state["result"] = dataset_run(Path(ctx["dataset"]), Path(ctx["workdir"]), None)
+
+
+@stage("run_dask_2_workers")
+def _run_dataset_dask_2(ctx: dict, state: dict) -> None:
+    """``geo-crime run DIR --engine dask --workers 2 --worker-memory 4GB``."""
+    from benchmarks.dask_cube_bench import dataset_run
+
+    state["result"] = dataset_run(Path(ctx["dataset"]), Path(ctx["workdir"]), 2)
+
+
 #: Stages that read the partitioned dataset of ``--rows`` rows (built in batches of 5M rows).
 DATASET_STAGES = (
     "cube_dask_in_memory",
     "cube_dask_1_worker",
     "cube_dask_2_workers",
     "cube_dask_2_workers_own_scheduler",
+    "run_dask_in_memory",
+    "run_dask_2_workers",
 )
+
+#: The stages of whole runs on the dataset (compared by their report and summary digests).
+RUN_STAGES = ("run_dask_in_memory", "run_dask_2_workers")
+
+#: What is compared between the engines' runs (see ``dask_cube_bench.run_fingerprint``).
+RUN_FINGERPRINT_KEYS = ("incidents", "report_digest", "summary_digest")
 
 #: What is compared between the engines' cubes (see ``dask_cube_bench.cube_fingerprint``).
 FINGERPRINT_KEYS = (
@@ -657,10 +687,22 @@ def _print_dataset_table(rows: int, names: list[str], results: dict, build: dict
         f"process, peak {max(i['peak_mb'] for i in ingest):,.0f} MB, "
         f"{sum(i['seconds'] for i in ingest):,.0f} s in all"
     )
-    shown = [n for n in names if n in DATASET_STAGES]
-    width = max(len(n) for n in [*shown, "cube (H3 r8, weekly)"])
+    cubes = [n for n in names if n in DATASET_STAGES and n not in RUN_STAGES]
+    runs = [n for n in names if n in RUN_STAGES]
+    for title, shown, keys, what in (
+        ("cube (H3 r8, weekly)", cubes, FINGERPRINT_KEYS, "cubes"),
+        ("run (city, H3 r8 + RD, weekly)", runs, RUN_FINGERPRINT_KEYS, "runs"),
+    ):
+        if shown:
+            _print_engines(title, shown, results)
+            _print_same(what, shown, results, keys)
+
+
+def _print_engines(title: str, shown: list[str], results: dict) -> None:
+    """One line per stage: wall time, client, scheduler, worker and largest process peaks."""
+    width = max(len(n) for n in [*shown, title])
     print(
-        f"{'cube (H3 r8, weekly)':<{width}} {'wall s':>8} {'client MB':>10} "
+        f"{title:<{width}} {'wall s':>8} {'client MB':>10} "
         f"{'scheduler MB':>12} {'worker MB':>10} {'max process MB':>15}"
     )
     for name in shown:
@@ -689,23 +731,20 @@ def _print_dataset_table(rows: int, names: list[str], results: dict, build: dict
             f"{name:<{width}} {r['median_s']:>8.1f} {client:>10,.0f} {in_scheduler} "
             f"{worker:>10,.0f} {top:>15,.0f}  (goal: every process < 4,096 MB: {verdict})"
         )
+
+
+def _print_same(what: str, shown: list[str], results: dict, keys: tuple[str, ...]) -> None:
+    """Whether the stages built the same thing (their fingerprints), and the fingerprint."""
     built = {
-        name: {k: v for k, v in results[name]["detail"].items() if k in FINGERPRINT_KEYS}
-        for name in names
-        if name in DATASET_STAGES and results[name].get("detail")
+        name: {k: v for k, v in results[name]["detail"].items() if k in keys}
+        for name in shown
+        if results[name].get("detail")
     }
     if len(built) > 1:
         first = next(iter(built.values()))
         same = all(f == first for f in built.values())
-        print(
-            f"cubes of {', '.join(built)}: "
-            + ("identical" if same else "DIFFER")
-            + f" ({first.get('incidents', 0):,} incidents, {first.get('assigned', 0):,} in "
-            f"cells, {first.get('cells', 0):,} cells; counts digest "
-            f"{first.get('counts_digest', '?')}, coverage digest "
-            f"{first.get('complete_digest', '?')}, severity total "
-            f"{first.get('severity_total', float('nan')):,.1f})"
-        )
+        shown_keys = ", ".join(f"{k} {first.get(k)}" for k in keys)
+        print(f"{what} of {', '.join(built)}: {'identical' if same else 'DIFFER'} ({shown_keys})")
 
 
 def main(argv: list[str] | None = None) -> dict:

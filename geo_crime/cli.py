@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +28,9 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from geo_crime.errors import GeoCrimeError
 from geo_crime.progress import BarReporter, reporting
+
+if TYPE_CHECKING:
+    from geo_crime.distributed import ClusterOptions
 
 #: What a value is called in help when its option gives no ``metavar`` (typer's type names).
 _VALUE_NAMES = {
@@ -382,6 +385,54 @@ def coverage(
     )
 
 
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        metavar="memory|dask",
+        help="memory (one process) or dask (a dataset folder, on a Dask cluster).",
+    ),
+]
+SchedulerOption = Annotated[
+    str,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS|local",
+        help="Dask scheduler address, or local for a cluster on this machine.",
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", metavar="N", help="Worker processes of a local Dask cluster."),
+]
+WorkerMemoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--worker-memory",
+        metavar="SIZE",
+        help="Memory limit of each local Dask worker (e.g. 4GB); it spills to disk past 60%.",
+    ),
+]
+
+
+def _cluster_options(
+    engine: str, scheduler: str, workers: int | None, worker_memory: str | None
+) -> ClusterOptions | None:
+    """The Dask cluster a command runs on (``None``: in memory), or one clear error."""
+    from geo_crime.distributed import ClusterOptions
+    from geo_crime.errors import ConfigError
+
+    if engine not in ("memory", "dask"):
+        raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}")
+    if engine == "memory":
+        if scheduler != "local" or workers is not None or worker_memory is not None:
+            raise ConfigError(
+                "--scheduler, --workers and --worker-memory apply to --engine dask only"
+            )
+        return None
+    return ClusterOptions(scheduler, workers, worker_memory)
+
+
 @command()
 def cube(
     incidents: Annotated[
@@ -420,34 +471,10 @@ def cube(
             help="Interpolate census-tract residents onto the units (for rates per 1,000)."
         ),
     ] = True,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            metavar="memory|dask",
-            help="memory (one process) or dask (a dataset folder, on a Dask cluster).",
-        ),
-    ] = "memory",
-    scheduler: Annotated[
-        str,
-        typer.Option(
-            "--scheduler",
-            metavar="ADDRESS|local",
-            help="Dask scheduler address, or local for a cluster on this machine.",
-        ),
-    ] = "local",
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", metavar="N", help="Worker processes of a local Dask cluster."),
-    ] = None,
-    worker_memory: Annotated[
-        str | None,
-        typer.Option(
-            "--worker-memory",
-            metavar="SIZE",
-            help="Memory limit of each local Dask worker (e.g. 4GB); it spills to disk past 60%.",
-        ),
-    ] = None,
+    engine: EngineOption = "memory",
+    scheduler: SchedulerOption = "local",
+    workers: WorkersOption = None,
+    worker_memory: WorkerMemoryOption = None,
 ) -> None:
     """Aggregate incidents into a zero-filled unit x period cube (count, severity, rate, ...)."""
     from geo_crime.coverage import check_coverage
@@ -459,14 +486,9 @@ def cube(
     from geo_crime.rates import attach_population
     from geo_crime.units import make_units
 
-    if engine not in ("memory", "dask"):
-        raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}")
-    if engine == "memory" and (
-        scheduler != "local" or workers is not None or worker_memory is not None
-    ):
-        raise ConfigError("--scheduler, --workers and --worker-memory apply to --engine dask only")
+    cluster = _cluster_options(engine, scheduler, workers, worker_memory)
     check_output_path(output, inputs=[incidents])
-    if engine == "dask":
+    if cluster is not None:
         from geo_crime.distributed import (
             cluster_client,
             cube_columns,
@@ -479,7 +501,7 @@ def cube(
                 f"{incidents}: --engine dask reads a dataset folder written by "
                 "'geo-crime ingest ... --dataset DIR'"
             )
-        with cluster_client(scheduler, workers, worker_memory) as client:
+        with cluster_client(cluster.scheduler, cluster.workers, cluster.worker_memory) as client:
             held = load_distributed(incidents, client, columns=cube_columns(unit))
             units = make_units(unit, held.unit_input(unit), study_area=study_area)
             if population:
@@ -889,6 +911,10 @@ def run(
             ),
         ),
     ] = None,
+    engine: EngineOption = "memory",
+    scheduler: SchedulerOption = "local",
+    workers: WorkersOption = None,
+    worker_memory: WorkerMemoryOption = None,
 ) -> None:
     """Run the whole pipeline on the default (or given) data into outputs/<run-name>/.
 
@@ -897,6 +923,10 @@ def run(
     standard error is not a terminal (CI, pipes) each stage prints plain lines instead. Then the
     files written are listed on standard output. With --quiet nothing but errors (on standard
     error) and the output folder (one line on standard output) is printed, for scripts.
+
+    With --engine dask the input is one dataset folder ('geo-crime ingest ... --dataset DIR')
+    and every stage that reads incident rows runs on a Dask cluster (--scheduler ADDRESS, or a
+    local one); the statistics, forecasts, maps and report are computed here from its tables.
     """
     from geo_crime.pipeline import run_pipeline
     from geo_crime.settings import RunSettings
@@ -910,7 +940,8 @@ def run(
         map_tiles=tiles.lower() if tiles else None,
         count=count.lower() if count else None,
     )
-    result = run_pipeline(settings, console=console, quiet=quiet)
+    cluster = _cluster_options(engine, scheduler, workers, worker_memory)
+    result = run_pipeline(settings, console=console, quiet=quiet, cluster=cluster)
     if quiet:
         typer.echo(str(result.folder))
         return

@@ -27,12 +27,19 @@ How it runs
    it judges the rows themselves (:data:`~geo_crime.coverage.ROW_COUNT`). The coverage mask is
    then that of :func:`~geo_crime.cube.build_cube`.
 
+6. A whole run (``geo-crime run DATASET --engine dask``, :mod:`geo_crime.engines`) asks the
+   held partitions for more than cubes: the report's tally of every row
+   (:meth:`DistributedIncidents.run_tally`), the division check, and each study's tally and
+   cubes of the rows its :meth:`~geo_crime.settings.StudySettings.select` keeps per partition
+   (``select`` of :func:`dask_cube`). Each is a task per partition whose results are added in
+   a tree on the cluster (:mod:`geo_crime.tallies`); the run keeps :data:`RUN_COLUMNS`.
+
 Memory. Only the columns a cube needs are read and kept (:func:`cube_columns`; ids are
 dropped once each row has its dedup key); the client holds the units (chosen from the
-incidents per division of the coverage counts, or from every row's point when reporting
-districts are derived: :meth:`DistributedIncidents.unit_input`), the coverage table and the
-cube. A worker's kept partitions spill to its local disk
-past Dask's memory thresholds (``--worker-memory``).
+incidents per division of the coverage counts, or, when reporting districts are derived,
+from the incidents per distinct point, counted on the cluster:
+:meth:`DistributedIncidents.unit_input`), the coverage table and the cube. A worker's kept
+partitions spill to its local disk past Dask's memory thresholds (``--worker-memory``).
 
 A worker lost mid-job is replaced by the scheduler, which recomputes what it held from the
 dataset (every task is a pure function of the parts); when that is not possible (the cluster has
@@ -40,15 +47,15 @@ no worker left, or a task keeps killing its worker) the job fails with one
 :class:`~geo_crime.errors.DataError` saying so, never with a short cube.
 
 Long because the cluster's lifetime, the dataset's reading and deduplication, the partial
-cubes and their tree sum, and the coverage counts are one engine whose steps share the
-partition layout; split across modules each would have to re-derive it.
+cubes and their tree sum, the coverage counts and the run's tallies are one engine whose steps
+share the partition layout; split across modules each would have to re-derive it.
 """
 
 from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +75,8 @@ from geo_crime.cube import (
 )
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.ingest import store
+from geo_crime.tallies import RunTally, StudyTally, tally_of
+from geo_crime.units.assign import DivisionCheck
 
 #: Columns the cube is built from (unit assignment and binning; see :func:`cube_columns`).
 CUBE_COLUMNS: tuple[str, ...] = (
@@ -99,6 +108,37 @@ UNIT_COLUMNS: dict[str, tuple[str, ...]] = {
     "default": ("area",),
     "rd": ("area", "rpt_dist", "lat", "lon", "spatial_valid"),
 }
+
+
+#: Columns a whole run reads on the cluster (``geo-crime run DATASET --engine dask``): the
+#: cubes', the report's tallies (:mod:`geo_crime.tallies`) and the division check's.
+RUN_COLUMNS: tuple[str, ...] = (
+    *CUBE_COLUMNS,
+    "rpt_dist",
+    "area_name",
+    "source",
+    "source_system",
+    "time_known",
+)
+
+
+@dataclass
+class ClusterOptions:
+    """Where a run's Dask work goes (:func:`cluster_client`'s arguments).
+
+    Attributes
+    ----------
+    scheduler
+        A scheduler address (``tcp://host:8786``) or ``"local"``.
+    workers
+        Worker processes of a local cluster.
+    worker_memory
+        Memory limit of each local worker (``"4GB"``).
+    """
+
+    scheduler: str = "local"
+    workers: int | None = None
+    worker_memory: str | None = None
 
 
 def unit_columns(spec: str) -> tuple[str, ...]:
@@ -291,8 +331,16 @@ def _tree_sum(client: Any, layer: list[Any], combine: Any) -> Any:
     return layer[0]
 
 
-def _collect(part: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    return part[[c for c in (*columns, *store.ORDER_COLUMNS) if c in part]]
+def _point_counts(part: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Rows of a partition per distinct value set of ``columns``, in plain dtypes."""
+    frame = part[[c for c in columns if c in part]].copy()
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype) or frame[col].dtype == object:
+            frame[col] = frame[col].astype("string[pyarrow]")
+        elif col == "area":
+            frame[col] = frame[col].astype("Int64")
+    counts = frame.groupby(list(frame.columns), dropna=False, observed=True, sort=False).size()
+    return counts.rename(ROW_COUNT).reset_index()
 
 
 @dataclass
@@ -321,34 +369,29 @@ class DistributedIncidents:
     coverage_parts: list[Any] = field(default_factory=list, repr=False)
     _coverage: pd.DataFrame | None = field(default=None, repr=False)
 
-    def collect(self, columns: Sequence[str]) -> pd.DataFrame:
-        """These columns of every kept row, in load order, on the client.
-
-        Used for what cannot be counted instead (the points of derived reporting districts),
-        never for the whole frame.
-        """
-        pieces = _gather(
-            self.client, [self.client.submit(_collect, f, tuple(columns)) for f in self.frames]
-        )
-        frame = pd.concat(pieces, ignore_index=True)
-        order = np.lexsort((frame["_row"].to_numpy(), frame["_batch"].to_numpy()))
-        frame = frame.iloc[order].reset_index(drop=True)
-        return frame.drop(columns=list(store.ORDER_COLUMNS))
-
     def unit_input(self, spec: str) -> pd.DataFrame:
         """What :func:`~geo_crime.units.make_units` needs of the data for ``spec`` units.
 
-        Derived reporting districts need the point of every row (:func:`unit_columns`); other
-        units only the divisions the data covers, judged on the incidents per division taken
-        from the coverage counts (one row per division, whatever the data's size). Rows that
-        state no division at all are placed by their coordinates, as in memory.
+        Derived reporting districts need the points of the rows: their distinct values of
+        :func:`unit_columns` with the incidents at each (:data:`~geo_crime.coverage.ROW_COUNT`),
+        counted on the cluster and summed there (the LAPD's hundred-block coordinates repeat: the
+        shared data's 128k rows hold 35k distinct points). Other units only need the
+        divisions the data covers, judged on the incidents per division taken from the coverage
+        counts. Rows that state no division at all are placed by their coordinates, as in
+        memory.
         """
         if unit_columns(spec) != UNIT_COLUMNS["default"]:
-            return self.collect(unit_columns(spec))
+            return self.point_counts(unit_columns(spec))
         rows = self.coverage_rows()
         if not rows["area"].notna().any():
-            return self.collect(("area", "lat", "lon", "spatial_valid"))
+            return self.point_counts(("area", "lat", "lon", "spatial_valid"))
         return rows.groupby("area", dropna=False)[ROW_COUNT].sum().reset_index()
+
+    def point_counts(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Incidents per distinct value set of ``columns`` (points), summed on the cluster."""
+        parts = [self.client.submit(_point_counts, f, tuple(columns)) for f in self.frames]
+        table = _gather(self.client, _tree_sum(self.client, parts, _add_counts))
+        return table.sort_values([c for c in columns if c in table]).reset_index(drop=True)
 
     def coverage_rows(self) -> pd.DataFrame:
         """Rows per (source columns, division, day) over the whole dataset (collected once).
@@ -371,6 +414,27 @@ class DistributedIncidents:
                 out["area"] = out["area"].astype("Int64")
             self._coverage = out
         return self._coverage
+
+    def _summed(self, task: Any, *args: Any) -> Any:
+        """``task(partition, *args)`` on every partition, the results added pairwise there."""
+        parts = [self.client.submit(task, f, *args, pure=False) for f in self.frames]
+        return _gather(self.client, _tree_sum(self.client, parts, operator.add))
+
+    def run_tally(self) -> RunTally:
+        """The report's tally of every kept row (:class:`geo_crime.tallies.RunTally`)."""
+        return self._summed(RunTally.of_rows)
+
+    def study_tally(self, select: Callable[[pd.DataFrame], pd.DataFrame] | None) -> StudyTally:
+        """The tally of the rows ``select`` keeps of each partition (a study's rows)."""
+        return self._summed(tally_of, select)
+
+    def division_check(self, divisions: gpd.GeoDataFrame) -> DivisionCheck:
+        """:func:`~geo_crime.units.incidents_outside_division` of every kept row (its counts
+        summed, its flagged rows gathered: a few per cent of the rows, no victim field)."""
+        from geo_crime.units import incidents_outside_division
+
+        shared = self.client.scatter(divisions, broadcast=True, hash=False)
+        return self._summed(incidents_outside_division, shared)
 
     def release(self) -> None:
         """Free the partitions on the cluster."""
@@ -488,11 +552,15 @@ def _partial(
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
     need_areas: bool,
+    select: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
-    """One partition assigned and binned by the in-memory code, over the partition's periods."""
+    """One partition (its ``select`` rows) assigned and binned by the in-memory code, over the
+    partition's periods."""
     from geo_crime.cube import period_start
     from geo_crime.units import assign_units
 
+    if select is not None:
+        part = select(part)
     unit_ids, report = assign_units(part, units)
     out: dict[str, Any] = {"assignment": report.to_dict(), "total": len(part)}
     if not len(part):
@@ -626,6 +694,7 @@ def dask_cube(
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     client: Any = None,
+    select: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> Cube:
     """The cube of a partitioned incident dataset, built on a Dask cluster.
 
@@ -649,6 +718,9 @@ def dask_cube(
         Period range (inclusive).
     client
         A ``distributed.Client``; default: the current one, else a local cluster for this call.
+    select
+        Rows of each partition to bin (a study's, :meth:`~geo_crime.settings.StudySettings.select`;
+        default all): the cube is that of the selected rows, as ``make_cube`` of them gives it.
 
     Returns
     -------
@@ -678,19 +750,20 @@ def dask_cube(
                     start=start,
                     end=end,
                     client=local,
+                    select=select,
                 )
     held = dataset if isinstance(dataset, DistributedIncidents) else None
     if held is None:
         held = load_distributed(dataset, client, columns=CUBE_COLUMNS)
     client = held.client
     try:
-        return _cube_on_cluster(held, units, freq, coverage, start, end)
+        return _cube_on_cluster(held, units, freq, coverage, start, end, select)
     finally:
         if not isinstance(dataset, DistributedIncidents):
             held.release()
 
 
-def _cube_on_cluster(held, units, freq, coverage, start, end) -> Cube:
+def _cube_on_cluster(held, units, freq, coverage, start, end, select=None) -> Cube:
     client = held.client
     units = units.reset_index(drop=True)
     need_areas = coverage is not None and not ("area" in units and units["area"].notna().all())
@@ -698,7 +771,7 @@ def _cube_on_cluster(held, units, freq, coverage, start, end) -> Cube:
     end = None if end is None else pd.Timestamp(end)
     shared = client.scatter(units, broadcast=True, hash=False)
     partials = [
-        client.submit(_partial, f, shared, freq, start, end, need_areas, pure=False)
+        client.submit(_partial, f, shared, freq, start, end, need_areas, select, pure=False)
         for f in held.frames
     ]
     spans = _gather(client, [client.submit(_span, p) for p in partials])

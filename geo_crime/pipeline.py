@@ -17,6 +17,11 @@ some unit types at one period length. The default run has two, matching the real
     districts and H3 resolution-9 cells, weekly: 60+ complete weeks, enough for emerging hot
     spot trends.
 
+The incident rows are read through an engine (:mod:`geo_crime.engines`): in this process, or,
+for a dataset folder with ``--engine dask``, on a Dask cluster, where every stage that reads
+rows (the tallies behind the report's tables and the trend figures, the division check, the
+coverage counts, the cubes) runs per partition and only small tables come back.
+
 Settings come from defaults, then an optional TOML file (``[run]`` table and ``[[study]]``
 tables), then command-line flags (later wins).
 
@@ -32,14 +37,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Console
 
 from geo_crime import progress, report
 from geo_crime.cube import FREQUENCIES
-from geo_crime.errors import DataError
+from geo_crime.errors import ConfigError, DataError
 from geo_crime.privacy import hidden_mask
 from geo_crime.report import study as report_study
 from geo_crime.settings import RunSettings, StudySettings, check_name, unit_label
@@ -49,7 +54,10 @@ if TYPE_CHECKING:
 
     from geo_crime.coverage import CoverageResult
     from geo_crime.cube import Cube
+    from geo_crime.distributed import ClusterOptions
+    from geo_crime.engines import RunIncidents, StudyIncidents
     from geo_crime.stats import StatisticResult
+    from geo_crime.tallies import RunTally
 
 
 @dataclass
@@ -63,7 +71,11 @@ class RunResult:
 
 
 def run_pipeline(
-    settings: RunSettings, *, console: Console | None = None, quiet: bool = False
+    settings: RunSettings,
+    *,
+    console: Console | None = None,
+    quiet: bool = False,
+    cluster: ClusterOptions | None = None,
 ) -> RunResult:
     """Run every stage for ``settings`` and write the outputs.
 
@@ -82,6 +94,10 @@ def run_pipeline(
         two plain lines per stage otherwise (see :class:`geo_crime.progress.RunDisplay`).
     quiet
         Show no progress at all (errors are raised as usual).
+    cluster
+        Run on a Dask cluster (:class:`geo_crime.distributed.ClusterOptions`: a scheduler
+        address or a local cluster); the input must then be one incident dataset folder
+        (``geo-crime ingest ... --dataset DIR``). Default: in this process.
 
     Returns
     -------
@@ -106,6 +122,14 @@ def run_pipeline(
         check_name(study.name, "study name")
     inputs = settings.inputs or [str(p) for p in default_crime_inputs()]
     files = expand_inputs(inputs)
+    if cluster is not None:
+        from geo_crime.ingest.store import is_incident_dataset
+
+        if len(files) != 1 or not is_incident_dataset(files[0]):
+            raise ConfigError(
+                "--engine dask reads one dataset folder written by "
+                f"'geo-crime ingest ... --dataset DIR', got {', '.join(map(str, inputs))}"
+            )
     outputs = check_output_path(settings.outputs, inputs=files, folder=True)
     final = outputs / settings.name
     check_output_path(final, inputs=files, folder=True)
@@ -126,7 +150,7 @@ def run_pipeline(
     )
     try:
         with display:
-            result = _run_stages(settings, files, staging, console)
+            result = _run_stages(settings, files, staging, console, cluster)
         (staging / "INCOMPLETE").unlink()
         old = outputs / f".{settings.name}.replaced-{os.getpid()}"
         if final.exists():
@@ -142,10 +166,24 @@ def run_pipeline(
     return result
 
 
-def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console) -> RunResult:
-    """Every stage of a run, writing into ``folder`` (the staging folder)."""
-    from geo_crime.coverage import check_coverage
-    from geo_crime.ingest import load_incidents
+def _run_stages(
+    settings: RunSettings,
+    files: list[Path],
+    folder: Path,
+    console,
+    cluster: ClusterOptions | None = None,
+) -> RunResult:
+    """Every stage of a run, writing into ``folder`` (the staging folder); on a Dask cluster
+    for the whole run when ``cluster`` is given."""
+    if cluster is None:
+        return _stages(settings, files, folder, console, None)
+    from geo_crime.distributed import cluster_client
+
+    with cluster_client(cluster.scheduler, cluster.workers, cluster.worker_memory) as client:
+        return _stages(settings, files, folder, console, client)
+
+
+def _stages(settings: RunSettings, files: list[Path], folder: Path, console, client) -> RunResult:
     from geo_crime.io_utils import atomic_write_text, write_table
 
     result = RunResult(folder)
@@ -154,36 +192,32 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
         return _Stage(label, result, console)
 
     with stage("ingest"):
-        incidents, cleaning = load_incidents(
-            files,
-            negative_age=settings.negative_age,
-            cache=settings.cache,
-            min_occurred_date=settings.min_date or None,
-            count=settings.count,
-        )
-        path = folder / "analysis" / "incidents.parquet"
-        result.files.append(write_table(incidents, path))
+        incidents, cleaning = _read_incidents(settings, files, client)
+        if incidents.engine == "memory":
+            path = folder / "analysis" / "incidents.parquet"
+            result.files.append(write_table(incidents.incidents, path))
         result.files.append(cleaning.write_json(folder / "cleaning_report.json"))
-        # victim-level rows stay in analysis/; only aggregated layers go to public/
-        atomic_write_text(folder / "analysis" / "README.txt", report.ANALYSIS_NOTE)
+        # victim-level rows stay in analysis/ (or in the dataset); only aggregates go to public/
+        note = (
+            report.ANALYSIS_NOTE if incidents.engine == "memory" else report.dataset_note(files[0])
+        )
+        atomic_write_text(folder / "analysis" / "README.txt", note)
+        tally = incidents.run_tally()
 
     with stage("division check"):
-        from geo_crime.units import incidents_outside_division
-
-        division_check = incidents_outside_division(incidents)
+        division_check = incidents.division_check()
         result.summaries["division_check"] = division_check.to_dict()
 
     with stage("coverage"):
-        coverage = check_coverage(incidents, freq="M", threshold=settings.coverage_threshold)
+        threshold = settings.coverage_threshold
+        coverage = incidents.coverage("M", threshold)
         coverage_by_freq = {"M": coverage}
         for freq in sorted({s.freq.upper()[:1] for s in settings.studies} - {"M"}):
-            coverage_by_freq[freq] = check_coverage(
-                incidents, freq=freq, threshold=settings.coverage_threshold
-            )
+            coverage_by_freq[freq] = incidents.coverage(freq, threshold)
         for freq, judged in coverage_by_freq.items():
             path = folder / ("coverage.csv" if freq == "M" else f"coverage_{freq}.csv")
             result.files.append(write_table(judged.table, path))
-        break_lines = _records_system_break(incidents, cleaning, folder, result)
+        break_lines = _records_system_break(tally, cleaning, folder, result)
 
     run = _Run(settings, folder, stage, _SharedLayers(incidents))
     sections = []
@@ -202,7 +236,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
             if "findings" in unit
         ]
         text = report.build_report(
-            incidents=incidents,
+            incidents=tally,
             cleaning=cleaning,
             coverage=coverage,
             inputs=files,
@@ -212,6 +246,7 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
             outputs=result.files,
             folder=folder,
             break_lines=break_lines,
+            engine=_engine_line(incidents, client),
         )
         result.files.append(atomic_write_text(folder / "report.md", text))
         result.files.append(
@@ -229,16 +264,58 @@ def _run_stages(settings: RunSettings, files: list[Path], folder: Path, console)
     return result
 
 
-def _records_system_break(
-    incidents: pd.DataFrame, cleaning, folder: Path, result: RunResult
-) -> list[str]:
+def _read_incidents(settings: RunSettings, files: list[Path], client) -> tuple[RunIncidents, Any]:
+    """The run's incidents (in memory, or on the cluster of ``client``) and cleaning report."""
+    from geo_crime.engines import ClusterIncidents, MemoryIncidents
+    from geo_crime.ingest import load_incidents
+
+    if client is None:
+        incidents, cleaning = load_incidents(
+            files,
+            negative_age=settings.negative_age,
+            cache=settings.cache,
+            min_occurred_date=settings.min_date or None,
+            count=settings.count,
+        )
+        return MemoryIncidents(incidents), cleaning
+    from geo_crime.distributed import RUN_COLUMNS, load_distributed
+    from geo_crime.ingest.store import dataset_report
+
+    held = load_distributed(files[0], client, columns=RUN_COLUMNS)
+    on_cluster = ClusterIncidents(held)
+    tally = on_cluster.run_tally()
+    cleaning = dataset_report(
+        files[0], held.duplicates, rows_out=tally.total, spatially_valid=tally.spatially_valid
+    )
+    if settings.count == "offenses" and cleaning.offenses_merged_into_cases:
+        raise ConfigError(
+            f"{files[0]}: this dataset was ingested with NIBRS offences collapsed to cases "
+            f"({cleaning.offenses_merged_into_cases:,} offence rows merged); ingest it again "
+            "with --count offenses to count offences"
+        )
+    return on_cluster, cleaning
+
+
+def _engine_line(incidents: RunIncidents, client) -> str:
+    """The report's sentence on where the rows were read (empty in memory)."""
+    if client is None:
+        return ""
+    workers = len(client.scheduler_info().get("workers", {}))
+    return (
+        f"Engine: a Dask cluster of {workers} worker(s) read the dataset "
+        f"`{Path(incidents.held.source).name}`; the tables, figures and cubes below were "
+        "computed there partition by partition and summed, and equal those of one process."
+    )
+
+
+def _records_system_break(tally: RunTally, cleaning, folder: Path, result: RunResult) -> list[str]:
     """The report's section on the March 2024 break and its figure, when both systems are in."""
     from geo_crime.report.series import break_lines
     from geo_crime.series import level_shift, level_shift_figure, spans_break
 
-    if not spans_break(incidents):
+    if not spans_break(tally):
         return []
-    shift = level_shift(incidents)
+    shift = level_shift(tally)
     figure = level_shift_figure(shift, folder / "public" / "figures" / "break_level_shift.png")
     result.files.append(figure)
     dropped = {
@@ -259,7 +336,7 @@ class _SharedLayers:
     and carry population; each study keeps the districts of its own divisions.
     """
 
-    def __init__(self, incidents: pd.DataFrame) -> None:
+    def __init__(self, incidents: RunIncidents) -> None:
         self.incidents = incidents
         self._divisions = None
         self._rds = None
@@ -278,7 +355,7 @@ class _SharedLayers:
             from geo_crime.rates import attach_population
             from geo_crime.units import make_units
 
-            self._rds = attach_population(make_units("rd", self.incidents))
+            self._rds = attach_population(make_units("rd", self.incidents.unit_input("rd")))
         return _in_areas(self._rds, areas)
 
 
@@ -304,7 +381,7 @@ class _Study:
     """One study being run: its settings, rows, coverage and where it sits."""
 
     settings: StudySettings
-    incidents: pd.DataFrame
+    incidents: StudyIncidents
     coverage: CoverageResult
     covered: list[int]
     areas: list[int]
@@ -323,14 +400,12 @@ class _StudyResult:
 
 
 def _run_study(
-    study: StudySettings, incidents: pd.DataFrame, coverage: CoverageResult, run: _Run
+    study: StudySettings, incidents: RunIncidents, coverage: CoverageResult, run: _Run
 ) -> _StudyResult:
     """Units, cube, statistics (and forecasts, maps, exports) for one study."""
-    from geo_crime.units import covered_divisions
-
-    chosen = study.select(incidents)
+    chosen = incidents.study(study)
     # the study area is where the data is: the divisions asked for, else those the rows cover
-    covered = covered_divisions(chosen)
+    covered = chosen.covered()
     areas = list(study.areas) or covered
     where = report_study.study_area_words(areas, chosen_by_data=not study.areas)
     current = _Study(
@@ -349,15 +424,15 @@ def _run_study(
     current.public_folder.mkdir(parents=True, exist_ok=True)
     summary: dict = {
         "settings": asdict(study),
-        "incidents": int(len(chosen)),
+        "incidents": int(chosen.tally.total),
         "divisions": areas,
         "units": {},
     }
     from geo_crime.trend_figures import study_figures
 
     folder, divisions = current.public_folder / "figures", run.layers.divisions
-    written = study_figures(chosen, coverage, folder, freq=study.freq, divisions=divisions)
-    lines = report_study.study_header(study, len(chosen), where)
+    written = study_figures(chosen.tally, coverage, folder, freq=study.freq, divisions=divisions)
+    lines = report_study.study_header(study, chosen.tally.total, where)
     lines += report_study.figure_lines(
         study.name, [p.relative_to(run.folder) for p in written], title="Trends and times"
     )
@@ -374,7 +449,6 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
 
     Returns the unit type's summary, its report lines and the files written.
     """
-    from geo_crime.cube import make_cube
     from geo_crime.io_utils import write_table
     from geo_crime.privacy import cube_disclosure
     from geo_crime.rates import attach_population
@@ -390,12 +464,16 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         if spec.startswith("h3"):
             all_divisions = sorted(study.areas) == list(range(1, 22))
             area_polygon = "city" if all_divisions else outlines.union_all()
-            units = attach_population(make_units(spec, study.incidents, study_area=area_polygon))
+            units = attach_population(
+                make_units(spec, study.incidents.unit_input(), study_area=area_polygon)
+            )
         elif spec.startswith("rd"):
             units = rd_outlines
         else:
             units = _in_areas(
-                attach_population(make_units(spec, run.layers.incidents, study_area="city")),
+                attach_population(
+                    make_units(spec, run.layers.incidents.unit_input(spec), study_area="city")
+                ),
                 study.areas,
             )
         units.attrs["study_area"] = study.where
@@ -405,11 +483,10 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         footprint = (
             units.attrs.get("footprint_note")
             if spec.startswith("h3")
-            else footprint_note(units, study.incidents, covered=study.covered)
+            else footprint_note(units, study.incidents.unit_input(), covered=study.covered)
         )
     with stage(f"{name}: cube {spec}"):
-        cube = make_cube(
-            study.incidents,
+        cube = study.incidents.cube(
             units,
             freq=settings.freq,
             coverage=study.coverage,
@@ -536,14 +613,13 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
 def _trend_cube(cube: Cube, study: _Study, units, settings) -> Cube:
     """The cube trend statistics use: harmonised categories only when the study spans the
     March 2024 records-system break (see :mod:`geo_crime.series`), else the study's cube."""
-    from geo_crime.cube import make_cube
-    from geo_crime.series import HARMONISED_CATEGORIES, harmonised_rows, spans_break
+    from geo_crime.series import HARMONISED_CATEGORIES, spans_break
 
-    if "emerging" not in settings.statistics or not spans_break(study.incidents):
+    if "emerging" not in settings.statistics or not spans_break(study.incidents.tally):
         return cube
-    trend = make_cube(
-        harmonised_rows(study.incidents),
+    trend = study.incidents.cube(
         units,
+        harmonised=True,
         freq=settings.freq,
         coverage=study.coverage,
         start=str(pd.Timestamp(cube.periods[0]).date()),
@@ -570,7 +646,7 @@ def _forecast(
 
     settings, seed = study.settings, run.settings.seed
     config = settings.keras_config()
-    data_end = study.incidents["occurred_at"].max()
+    data_end = study.incidents.tally.last_occurred
     result = evaluate(
         cube,
         models=settings.forecast_models or None,

@@ -22,6 +22,7 @@ shows as a figure (:func:`level_shift_figure`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,8 @@ __all__ = [
     "level_shift_figure",
     "records_systems",
     "spans_break",
+    "weekly_category_counts",
+    "weekly_grid",
 ]
 
 RECORDS_SYSTEM_SWITCH = pd.Timestamp("2024-03-07")
@@ -85,19 +88,22 @@ def records_systems(incidents: pd.DataFrame) -> np.ndarray:
     return incidents["source_system"].astype("string").fillna(_LEGACY).to_numpy(dtype=object)
 
 
-def spans_break(incidents: pd.DataFrame) -> bool:
+def spans_break(incidents: pd.DataFrame | Any) -> bool:
     """Whether the rows hold both records systems (legacy and NIBRS).
 
     Parameters
     ----------
-    incidents : pandas.DataFrame
-        Canonical incidents (``source_system``; absent means legacy only).
+    incidents : pandas.DataFrame, RunTally or StudyTally
+        Canonical incidents (``source_system``; absent means legacy only), or a tally of them
+        (:mod:`geo_crime.tallies`: anything with ``systems``).
 
     Returns
     -------
     bool
     """
-    systems = set(records_systems(incidents))
+    systems = getattr(incidents, "systems", None)
+    if systems is None:
+        systems = set(records_systems(incidents))
     return {_LEGACY, _NIBRS} <= systems
 
 
@@ -202,7 +208,7 @@ def harmonised_rows(incidents: pd.DataFrame) -> pd.DataFrame:
 
 
 def level_shift(
-    incidents: pd.DataFrame,
+    incidents: pd.DataFrame | Any,
     *,
     weeks: int = SHIFT_WEEKS,
     switch: pd.Timestamp = RECORDS_SYSTEM_SWITCH,
@@ -214,8 +220,9 @@ def level_shift(
 
     Parameters
     ----------
-    incidents : pandas.DataFrame
-        Combined incidents (:func:`combine_across_break`) with ``crime_category``.
+    incidents : pandas.DataFrame or RunTally
+        Combined incidents (:func:`combine_across_break`) with ``crime_category``, or their
+        tally (:class:`geo_crime.tallies.RunTally`: anything with ``weekly_counts()``).
     weeks : int
         Whole weeks on each side.
     switch : pandas.Timestamp
@@ -230,15 +237,17 @@ def level_shift(
         ``comparable_alone`` (its own count means the same in both systems), ``weeks_before``
         and ``weeks_after`` (whole weeks with data on each side).
     """
-    week = incidents["occurred_at"].dt.to_period("W-SUN").dt.start_time
     switch_week = switch.to_period("W-SUN").start_time
     before_weeks = pd.date_range(end=switch_week - pd.Timedelta(weeks=1), periods=weeks, freq="7D")
     after_weeks = pd.date_range(switch_week + pd.Timedelta(weeks=1), periods=weeks, freq="7D")
-    category = incidents["crime_category"].astype("string").fillna("other")
-    counts = pd.crosstab(category, week)
+    counts = (
+        incidents.weekly_counts()
+        if hasattr(incidents, "weekly_counts")
+        else weekly_grid(weekly_category_counts(incidents))
+    )
     moves = category_moves()
     moved = set(moves["legacy_category"]) | set(moves["nibrs_category"])
-    seen = set(week.unique())
+    seen = set(counts.columns)
     before = [w for w in before_weeks if w in seen]
     after = [w for w in after_weeks if w in seen]
     grid = counts.reindex(columns=[*before_weeks, *after_weeks], fill_value=0)
@@ -270,6 +279,39 @@ def level_shift(
     ]
     out.loc[group_names, "harmonised"] = True
     return out.loc[[*order, *group_names, "all"]]
+
+
+def weekly_category_counts(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Incidents per crime category (``other`` where none) and week (Monday first), dated rows.
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Canonical incidents (``occurred_at``, ``crime_category``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``crime_category``, ``week`` (its Monday) and ``incidents``, sorted; a table that two
+        batches of rows give summed (see :class:`geo_crime.tallies.RunTally`).
+    """
+    weekly = pd.DataFrame(
+        {
+            "crime_category": incidents["crime_category"].astype("string").fillna("other"),
+            "week": incidents["occurred_at"].dt.to_period("W-SUN").dt.start_time,
+        }
+    ).dropna(subset=["week"])
+    counts = weekly.groupby(["crime_category", "week"], sort=True).size()
+    return counts.rename("incidents").reset_index()
+
+
+def weekly_grid(weekly: pd.DataFrame) -> pd.DataFrame:
+    """:func:`weekly_category_counts` as categories (rows) x weeks (columns)."""
+    if not len(weekly):
+        return pd.DataFrame()
+    return weekly.pivot_table(
+        index="crime_category", columns="week", values="incidents", aggfunc="sum", fill_value=0
+    )
 
 
 def _comparable_alone(category: str, groups: list[tuple[str, ...]], moved: set[str]) -> bool:

@@ -14,6 +14,10 @@ private ``Figure``, atomic writes, legends and colour bars outside the data axes
   as a static map; suppressed units (:mod:`geo_crime.privacy`) are grey with no category.
 * :func:`study_figures`: the first two for one study, as the pipeline writes them.
 
+Each reads the incidents through their tally (:class:`geo_crime.tallies.StudyTally`), so the
+Dask engine, which sums the tallies of a dataset's partitions on a cluster, draws the same
+figures.
+
 Long because each figure comes with the function that computes what it draws (so tests check
 the numbers, not pixels), and the trend figure's shading and captions carry the coverage rules.
 """
@@ -42,6 +46,7 @@ from geo_crime.coverage import _PERIOD_CODES, CoverageResult, check_coverage
 from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.privacy import hidden_mask
+from geo_crime.tallies import StudyTally
 
 __all__ = [
     "WEEKDAYS",
@@ -75,14 +80,17 @@ def _scope(areas: list[int], names: dict[int, str]) -> str:
     return f"{len(areas)} LAPD divisions"
 
 
-def _names(incidents: pd.DataFrame, areas: list[int], divisions: pd.Series | None) -> dict:
+def _names(tally: StudyTally, areas: list[int], divisions: pd.Series | None) -> dict:
     given: dict[int, str] = {}
     if divisions is not None:
         given = {int(a): str(n) for a, n in divisions.items() if pd.notna(a) and pd.notna(n)}
-    elif "area_name" in incidents:
-        pairs = incidents[["area", "area_name"]].dropna().astype({"area": int, "area_name": str})
-        given = pairs.groupby("area")["area_name"].agg(lambda s: s.mode().iloc[0]).to_dict()
+    else:
+        given = tally.division_names()
     return {a: given.get(a, f"Division {a}") for a in areas}
+
+
+def _as_tally(incidents: pd.DataFrame | StudyTally) -> StudyTally:
+    return incidents if isinstance(incidents, StudyTally) else StudyTally.of_rows(incidents)
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +156,7 @@ def _kinds(complete: np.ndarray, partial: np.ndarray) -> np.ndarray:
 
 
 def trend_data(
-    incidents: pd.DataFrame,
+    incidents: pd.DataFrame | StudyTally,
     coverage: CoverageResult | None = None,
     *,
     freq: str = "W",
@@ -158,10 +166,12 @@ def trend_data(
 
     Parameters
     ----------
-    incidents : pandas.DataFrame
-        Cleaned, scored incidents (``occurred_at``, ``area``, ``severity``).
+    incidents : pandas.DataFrame or StudyTally
+        Cleaned, scored incidents (``occurred_at``, ``area``, ``severity``), or their tally
+        (:class:`geo_crime.tallies.StudyTally`, what the Dask engine sums on a cluster).
     coverage : CoverageResult, optional
-        :func:`geo_crime.coverage.check_coverage` at the same ``freq``; computed when omitted.
+        :func:`geo_crime.coverage.check_coverage` at the same ``freq``; computed from the rows
+        when omitted (a tally needs it given).
         An (area, period) is complete when :meth:`CoverageResult.combined` says so; one it
         has no row for (no source spans it) is not.
     freq : {"W", "M", "D"}, default "W"
@@ -181,31 +191,35 @@ def trend_data(
     freq = str(freq).upper()[:1]
     if freq not in _PERIOD_CODES:
         raise ConfigError(f"unknown trend period {freq!r}: use W, M or D")
-    missing = {"occurred_at", "area", "severity"} - set(incidents.columns)
-    if missing:
-        raise DataError(f"the incidents lack {sorted(missing)}")
+    if not isinstance(incidents, StudyTally):
+        missing = {"occurred_at", "area", "severity"} - set(incidents.columns)
+        if missing:
+            raise DataError(f"the incidents lack {sorted(missing)}")
+        if coverage is None:
+            coverage = check_coverage(incidents, freq=freq)
     if coverage is None:
-        coverage = check_coverage(incidents, freq=freq)
-    elif coverage.freq != freq:
+        raise DataError("the trend of a tally needs the coverage check at its period")
+    if coverage.freq != freq:
         raise DataError(
             f"the coverage was checked per {coverage.freq!r}, the trend is per {freq!r}"
         )
-    rows = incidents.loc[incidents["occurred_at"].notna()]
-    if rows.empty:
+    tally = _as_tally(incidents)
+    days = tally.days
+    if not len(days) or not days["incidents"].sum():
         raise DataError("no incident has an occurrence date")
     code = _PERIOD_CODES[freq]
-    first_day = rows["occurred_at"].min().normalize()
-    last_day = rows["occurred_at"].max().normalize()
+    first_day, last_day = days["day"].min(), days["day"].max()
     index = pd.period_range(first_day, last_day, freq=code)
     starts, ends = index.start_time, (index + 1).start_time
     frame = pd.DataFrame(
         {
-            "period": rows["occurred_at"].dt.to_period(code).dt.start_time.to_numpy(),
-            "area": rows["area"].astype("Int64").to_numpy(),
-            "severity": pd.to_numeric(rows["severity"], errors="coerce").to_numpy(dtype=float),
+            "period": days["day"].dt.to_period(code).dt.start_time.to_numpy(),
+            "area": days["area"].astype("Int64").to_numpy(),
+            "count": days["incidents"].to_numpy(dtype=np.int64),
+            "severity": days["severity"].to_numpy(dtype=float),
         }
     )
-    measures = {"count": ("severity", "size"), "severity": ("severity", "sum")}
+    measures = {"count": ("count", "sum"), "severity": ("severity", "sum")}
     city = frame.groupby("period").agg(**measures).reindex(starts, fill_value=0)
     located = frame.dropna(subset=["area"]).astype({"area": "int64"})
     areas = sorted(int(a) for a in located["area"].unique())
@@ -235,7 +249,7 @@ def trend_data(
         spans += [("division", area, *span) for span in _spans(starts, ends, kinds)]
     span_table = pd.DataFrame(spans, columns=["scope", "area", "start", "end", "kind"])
     span_table["area"] = span_table["area"].astype("Int64")
-    names = _names(incidents, areas, divisions)
+    names = _names(tally, areas, divisions)
     return TrendData(freq, city, per_area.reset_index(), span_table, names, first_day, last_day)
 
 
@@ -373,7 +387,7 @@ def _draw_divisions(sub: Any, data: TrendData, nrows: int, ncols: int) -> None:
 
 
 def trend_figure(
-    incidents: pd.DataFrame,
+    incidents: pd.DataFrame | StudyTally,
     coverage: CoverageResult | None,
     path: str | os.PathLike,
     *,
@@ -393,11 +407,11 @@ def trend_figure(
 
     Parameters
     ----------
-    incidents : pandas.DataFrame
-        Cleaned, scored incidents (``occurred_at``, ``area``, ``severity``).
+    incidents : pandas.DataFrame or StudyTally
+        Cleaned, scored incidents (``occurred_at``, ``area``, ``severity``), or their tally.
     coverage : CoverageResult or None
         :func:`geo_crime.coverage.check_coverage` of the incidents at ``freq`` (``None``: run
-        it).
+        it on the rows).
     path : path-like
         Destination PNG.
     freq : {"W", "M", "D"}, default "W"
@@ -458,14 +472,14 @@ class HourWeekday:
     areas: list[int]
 
 
-def hour_weekday_matrix(incidents: pd.DataFrame) -> HourWeekday:
+def hour_weekday_matrix(incidents: pd.DataFrame | StudyTally) -> HourWeekday:
     """Incidents per weekday and hour of day, over the incidents with a known time.
 
     Parameters
     ----------
-    incidents : pandas.DataFrame
+    incidents : pandas.DataFrame or StudyTally
         Cleaned incidents (``occurred_at``; ``time_known`` when present, else every time counts
-        as known).
+        as known), or their tally (:class:`geo_crime.tallies.StudyTally`).
 
     Returns
     -------
@@ -473,41 +487,45 @@ def hour_weekday_matrix(incidents: pd.DataFrame) -> HourWeekday:
         Nothing is dropped for looking like a placeholder: 12:00 and 00:01 stay in their cells
         and are measured in ``placeholders``.
     """
-    if "occurred_at" not in incidents:
+    if not isinstance(incidents, StudyTally) and "occurred_at" not in incidents:
         raise DataError("the incidents lack 'occurred_at'")
-    stamps = incidents["occurred_at"]
-    known = stamps.notna()
-    if "time_known" in incidents:
-        known &= incidents["time_known"].astype("boolean").fillna(False).astype(bool)
-    timed = stamps[known]
+    tally = _as_tally(incidents)
+    timed = tally.timed
+    n_known = int(timed["incidents"].sum()) if len(timed) else 0
+    hours = timed["minute"] // 60 if len(timed) else pd.Series([], dtype=np.int64)
     matrix = (
-        pd.crosstab(timed.dt.weekday, timed.dt.hour)
-        .reindex(index=range(7), columns=range(24), fill_value=0)
+        timed.assign(hour=hours)
+        .pivot_table(index="weekday", columns="hour", values="incidents", aggfunc="sum")
+        .reindex(index=range(7), columns=range(24))
+        .fillna(0)
         .astype(int)
+        if len(timed)
+        else pd.DataFrame(0, index=range(7), columns=range(24))
     )
     matrix.index = pd.Index(WEEKDAYS, name="weekday")
     matrix.columns.name = "hour"
-    minutes = timed.dt.hour * 60 + timed.dt.minute
-    per_minute = minutes.value_counts()
+    per_minute = (
+        timed.groupby("minute")["incidents"].sum() if len(timed) else pd.Series([], dtype=int)
+    )
     full_hours = [h * 60 for h in range(1, 24) if h != 12]
-    reference = float(np.median(per_minute.reindex(full_hours, fill_value=0))) if len(timed) else 0
+    reference = float(np.median(per_minute.reindex(full_hours, fill_value=0))) if n_known else 0
     rows = []
     for label, minute in (("12:00", 12 * 60), ("00:01", 1), ("00:00", 0)):
         count = int(per_minute.get(minute, 0))
         ratio = count / reference if reference > 0 else np.nan
-        share = count / len(timed) if len(timed) else np.nan
+        share = count / n_known if n_known else np.nan
         rows.append((label, count, share, reference, ratio, bool(ratio >= PLACEHOLDER_RATIO)))
     placeholders = pd.DataFrame(
         rows, columns=["time", "count", "share", "reference", "ratio", "suspected"]
     ).set_index("time")
-    areas = incidents.loc[known, "area"].dropna() if "area" in incidents else pd.Series([])
+    areas = timed["area"].dropna() if len(timed) else pd.Series([], dtype="Int64")
     return HourWeekday(
         matrix=matrix,
-        n_known=len(timed),
-        n_unknown=int((~known).sum()),
+        n_known=n_known,
+        n_unknown=tally.untimed,
         placeholders=placeholders,
-        first_day=timed.min().normalize() if len(timed) else None,
-        last_day=timed.max().normalize() if len(timed) else None,
+        first_day=tally.timed_first,
+        last_day=tally.timed_last,
         areas=sorted(int(a) for a in areas.unique()),
     )
 
@@ -559,7 +577,7 @@ def _draw_heatmap(data: HourWeekday, names: dict[int, str], title: str | None) -
 
 
 def hour_weekday_heatmap(
-    incidents: pd.DataFrame,
+    incidents: pd.DataFrame | StudyTally,
     path: str | os.PathLike,
     *,
     divisions: pd.Series | None = None,
@@ -575,8 +593,8 @@ def hour_weekday_heatmap(
 
     Parameters
     ----------
-    incidents : pandas.DataFrame
-        Cleaned incidents (``occurred_at``, ``time_known``, ``area``).
+    incidents : pandas.DataFrame or StudyTally
+        Cleaned incidents (``occurred_at``, ``time_known``, ``area``), or their tally.
     path : path-like
         Destination PNG.
     divisions : pandas.Series, optional
@@ -599,10 +617,11 @@ def hour_weekday_heatmap(
     --------
     hour_weekday_matrix : the numbers drawn.
     """
-    data = hour_weekday_matrix(incidents)
+    tally = _as_tally(incidents)
+    data = hour_weekday_matrix(tally)
     if data.n_known == 0:
         raise DataError("no incident has a recorded time of day: no hour x weekday heat map")
-    names = _names(incidents, data.areas, divisions)
+    names = _names(tally, data.areas, divisions)
     fig = _draw_heatmap(data, names, title)
     description = f"{fig.axes[0].get_title()}; n = {data.n_known}"
     return _figures._save(fig, path, dpi, description=description)
@@ -697,7 +716,7 @@ def emerging_hotspot_figure(
 
 
 def study_figures(
-    incidents: pd.DataFrame,
+    incidents: pd.DataFrame | StudyTally,
     coverage: CoverageResult | None,
     folder: str | os.PathLike,
     *,
@@ -708,8 +727,8 @@ def study_figures(
 
     Parameters
     ----------
-    incidents : pandas.DataFrame
-        The study's incidents.
+    incidents : pandas.DataFrame or StudyTally
+        The study's incidents, or their tally (:class:`geo_crime.tallies.StudyTally`).
     coverage : CoverageResult or None
         The coverage check at ``freq``.
     folder : path-like
@@ -733,7 +752,10 @@ def study_figures(
             index=divisions["area"].astype(int).to_numpy(),
         )
     folder = Path(folder)
-    files = [trend_figure(incidents, coverage, folder / "trend.png", freq=freq, divisions=names)]
+    tally = _as_tally(incidents)
+    if coverage is None and not isinstance(incidents, StudyTally):
+        coverage = check_coverage(incidents, freq=str(freq).upper()[:1])
+    files = [trend_figure(tally, coverage, folder / "trend.png", freq=freq, divisions=names)]
     with contextlib.suppress(DataError):  # no recorded times of day (the reduced 2024 files)
-        files.append(hour_weekday_heatmap(incidents, folder / "hour_weekday.png", divisions=names))
+        files.append(hour_weekday_heatmap(tally, folder / "hour_weekday.png", divisions=names))
     return files

@@ -56,6 +56,20 @@ def assert_same_cube(got: Cube, want: Cube) -> None:
         assert got.meta[key] == value, key
 
 
+def separate_cluster() -> LocalCluster:
+    """A cluster of its own (2 worker processes) listening on 127.0.0.1, as one started
+    elsewhere would be: commands reach it by its scheduler address only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     """The 2024 reduced files and West LA 2020 as one batch, with their in-memory frame."""
@@ -102,6 +116,25 @@ def test_dataset_reads_back_the_loaded_frame(single):
     parts = sorted(p.relative_to(path).parts[:2] for p in path.rglob("*.parquet"))
     assert ("source=reduced_2024", "month=2024-01") in parts
     assert ("source=modified", "month=2020-03") in parts
+
+
+def test_append_leaves_the_live_dataset_and_its_linked_copies_alone(tmp_path, single):
+    """An append builds the new dataset beside the old one from hard links: until it is swapped
+    in, the old one (and any hard-linked copy of it) must read as before, metadata included."""
+    from geo_crime.cleaning import CleaningReport
+    from geo_crime.ingest import store
+
+    _, frame = single
+    first, second = frame.iloc[:4_000], frame.iloc[4_000:6_000]
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    write_incident_dataset(first, CleaningReport(), original)
+    store._link_tree(original, copy)  # as a copy made with hard links (cp -al) would be
+    write_incident_dataset(second, CleaningReport(), copy, append=True)
+    back, _ = read_incident_dataset(original)
+    assert len(back) == 4_000
+    assert json.loads((original / "_geo_crime" / "dataset.json").read_text())["batches"] == 1
+    grown, _ = read_incident_dataset(copy)
+    assert len(grown) == 6_000
 
 
 def test_dataset_errors_name_the_path(tmp_path, single):
@@ -330,16 +363,7 @@ def test_cli_cube_on_an_existing_scheduler(tmp_path, single):
     args = ["cube", str(path), "--unit", "rd", "--freq", "W", "--no-population"]
     result = runner.invoke(app, [*args, "-o", str(memory_out)])
     assert result.exit_code == 0, result.output
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
-    with cluster:
+    with separate_cluster() as cluster:
         address = cluster.scheduler_address
         assert address.startswith("tcp://127.0.0.1:")
         result = runner.invoke(

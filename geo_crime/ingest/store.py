@@ -187,7 +187,11 @@ def write_incident_dataset(
             ),
             encoding="utf-8",
         )
-        (meta / "dataset.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        # a new file, never a write through the hard link to the live dataset's metadata:
+        # until the swap, readers of ``final`` (and any hard-linked copy) see the old dataset
+        fresh = meta / "dataset.json.new"
+        fresh.write_text(json.dumps(info, indent=2), encoding="utf-8")
+        os.replace(fresh, meta / "dataset.json")
         _swap_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -470,13 +474,43 @@ def load_incident_dataset(
         The folder is not an incident dataset, or a part or a batch's metadata cannot be read.
     """
     frame, counts = read_incident_dataset(path, columns=columns)
+    valid = int(frame["spatial_valid"].sum()) if "spatial_valid" in frame else None
+    return frame, dataset_report(path, counts, rows_out=len(frame), spatially_valid=valid)
+
+
+def dataset_report(
+    path: str | os.PathLike,
+    duplicates: dict[str, int],
+    *,
+    rows_out: int,
+    spatially_valid: int | None = None,
+) -> CleaningReport:
+    """One cleaning report for a whole dataset: its batches' reports combined, with the records
+    removed as found in an earlier batch counted as duplicates.
+
+    Parameters
+    ----------
+    path
+        The dataset folder.
+    duplicates
+        ``duplicates_dropped`` and ``duplicate_offenses_dropped`` across batches.
+    rows_out
+        Rows kept (after those removals).
+    spatially_valid
+        Kept rows with usable coordinates (``None``: the batches' own count is kept).
+
+    Returns
+    -------
+    CleaningReport
+        Rows dropped by reason and rows kept add up to the rows read.
+    """
     report = CleaningReport.combined(dataset_reports(path))
-    report.duplicates_dropped += counts["duplicates_dropped"]
-    report.duplicate_offenses_dropped += counts["duplicate_offenses_dropped"]
-    report.rows_out = len(frame)
-    if "spatial_valid" in frame:
-        report.spatially_valid = int(frame["spatial_valid"].sum())
-    return frame, report
+    report.duplicates_dropped += duplicates["duplicates_dropped"]
+    report.duplicate_offenses_dropped += duplicates["duplicate_offenses_dropped"]
+    report.rows_out = rows_out
+    if spatially_valid is not None:
+        report.spatially_valid = spatially_valid
+    return report
 
 
 #: Columns the cross-batch deduplication needs.

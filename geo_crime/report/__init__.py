@@ -16,6 +16,7 @@ from geo_crime.cleaning import CleaningReport
 from geo_crime.coverage import CoverageResult
 from geo_crime.report.markdown import markdown_table, markdown_to_html, md_code, md_text
 from geo_crime.severity import SEVERITY_VERSION
+from geo_crime.tallies import RunTally
 
 __all__ = [
     "ANALYSIS_NOTE",
@@ -35,6 +36,18 @@ fields (age, sex, descent) and the cubes and statistic tables hold exact small c
 only what is under public/ (maps, GIS layers with small counts suppressed, figures) and the
 report.
 """
+
+
+def dataset_note(dataset: Path) -> str:
+    """The analysis folder's note for a run that read an incident dataset on a cluster."""
+    return (
+        "Files in this folder are for analysis, not for publication: the incident rows, with "
+        f"their victim-level fields (age, sex, descent), stay in the dataset {dataset} (no copy "
+        "is written here), and the cubes and statistic tables hold exact small counts. Publish "
+        "only what is under public/ (maps, GIS layers with small counts suppressed, figures) "
+        "and the report.\n"
+    )
+
 
 LIMITATIONS = """\
 ## Limitations and responsible use
@@ -62,24 +75,18 @@ LIMITATIONS = """\
 """
 
 
-def data_summary(incidents: pd.DataFrame) -> pd.DataFrame:
-    """Rows, date range and areas per source schema."""
-    grouped = incidents.groupby("source", observed=True)
-    return pd.DataFrame(
-        {
-            "source": list(grouped.groups),
-            "incidents": grouped.size().to_numpy(),
-            "first": grouped["occurred_at"].min().dt.date.to_numpy(),
-            "last": grouped["occurred_at"].max().dt.date.to_numpy(),
-            "areas": grouped["area"].nunique().to_numpy(),
-            "reporting districts": grouped["rpt_dist"].nunique().to_numpy(),
-        }
-    )
+def data_summary(incidents: pd.DataFrame | RunTally) -> pd.DataFrame:
+    """Rows, date range and areas per source schema (of the rows, or of their tally)."""
+    return _run_tally(incidents).data_summary()
+
+
+def _run_tally(incidents: pd.DataFrame | RunTally) -> RunTally:
+    return incidents if isinstance(incidents, RunTally) else RunTally.of_rows(incidents)
 
 
 def build_report(
     *,
-    incidents: pd.DataFrame,
+    incidents: pd.DataFrame | RunTally,
     cleaning: CleaningReport,
     coverage: CoverageResult,
     inputs: Sequence[Path] = (),
@@ -89,13 +96,15 @@ def build_report(
     outputs: Sequence[Path] = (),
     folder: Path | None = None,
     break_lines: Sequence[str] = (),
+    engine: str = "",
 ) -> str:
     """Assemble the Markdown report.
 
     Parameters
     ----------
     incidents
-        Cleaned, scored incidents.
+        Cleaned, scored incidents, or their tally (:class:`geo_crime.tallies.RunTally`, what
+        the Dask engine sums on a cluster).
     cleaning
         The cleaning report.
     coverage
@@ -118,6 +127,9 @@ def build_report(
         The section on the March 2024 records-system break (see
         :func:`geo_crime.report.series.break_lines`), after the coverage; empty when the run
         holds one system only.
+    engine
+        A sentence on where the rows were read (a Dask cluster), after the row count; empty
+        for one process.
 
     Returns
     -------
@@ -125,11 +137,14 @@ def build_report(
         Markdown text.
     """
     parts = ["## Data"]
-    parts.append(f"{len(incidents):,} incidents from {len(inputs)} file(s).")
+    tally = _run_tally(incidents)
+    parts.append(f"{tally.total:,} incidents from {len(inputs)} file(s).")
+    if engine:
+        parts.append(engine)
     parts.append("")
-    parts.append(markdown_table(data_summary(incidents)))
+    parts.append(markdown_table(tally.data_summary()))
     parts.append("")
-    if "source_system" in incidents and (incidents["source_system"] == "nibrs").any():
+    if "nibrs" in tally.systems:
         from geo_crime.report.series import NIBRS_PRECISION_NOTE
 
         parts.append(NIBRS_PRECISION_NOTE)
@@ -214,22 +229,11 @@ def build_report(
     parts.append(
         f"Severity index `{SEVERITY_VERSION}`: base score 0-100 per crime code, +10 for a child "
         "or elderly victim, +5/+10/+15 by weapon tier, capped at 100. Harm: custody-day weights. "
-        f"The table covers all {len(incidents):,} incidents of every source and year (not one "
+        f"The table covers all {tally.total:,} incidents of every source and year (not one "
         "study): severity points and harm days summed per category."
     )
     parts.append("")
-    by_category = (
-        incidents.groupby("crime_category", observed=True)
-        .agg(
-            incidents=("severity", "size"),
-            severity_sum=("severity", "sum"),
-            mean_severity=("severity", "mean"),
-            harm_days=("harm", "sum"),
-        )
-        .sort_values("severity_sum", ascending=False)
-        .reset_index()
-    )
-    by_category["severity_sum"] = by_category["severity_sum"].astype(int)
+    by_category = tally.severity_by_category()
     parts.append(markdown_table(by_category))
     parts.append("")
     for section in sections:

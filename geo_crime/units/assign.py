@@ -219,6 +219,17 @@ class DivisionCheck:
         """``n_outside / checked`` (NaN when nothing was checked)."""
         return self.n_outside / self.checked if self.checked else float("nan")
 
+    def __add__(self, other: DivisionCheck) -> DivisionCheck:
+        """The check of both batches of rows (counts summed, flagged rows stacked)."""
+        counts = {k: getattr(self, k) + getattr(other, k) for k in self.to_dict()}
+        present = [f for f in (self.flagged, other.flagged) if len(f)]
+        flagged = (
+            pd.concat(present, ignore_index=True)
+            if len(present) == 2
+            else (present[0] if present else self.flagged)
+        ).reset_index(drop=True)
+        return DivisionCheck(**counts, flagged=flagged)
+
     def to_dict(self) -> dict[str, Any]:
         """The counts as a JSON-ready dict (without the flagged rows)."""
         return {

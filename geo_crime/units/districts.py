@@ -24,6 +24,7 @@ from pyproj import Transformer
 
 from geo_crime._http import sha256_file
 from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS
+from geo_crime.coverage import ROW_COUNT
 from geo_crime.errors import ConfigError, DataError, InputError
 from geo_crime.units.assign import _locate, _valid_points
 from geo_crime.units.boundaries import _cache_folder, _verified_cached, fetch_boundary
@@ -142,15 +143,22 @@ def _from_albers(geom: Any) -> Any:
 
 
 def _majority_coordinates(
-    lon: np.ndarray, lat: np.ndarray, rd: np.ndarray, area: np.ndarray, use: np.ndarray
+    lon: np.ndarray,
+    lat: np.ndarray,
+    rd: np.ndarray,
+    area: np.ndarray,
+    use: np.ndarray,
+    weights: np.ndarray,
 ) -> pd.DataFrame:
     """One row per distinct coordinate: its majority district (ties: the lowest code).
 
-    Columns ``lon``, ``lat``, ``rd``, ``area``, ``n`` (rows of the winning district there) and
-    ``n_districts`` (districts recorded at the coordinate).
+    Columns ``lon``, ``lat``, ``rd``, ``area``, ``n`` (incidents of the winning district there:
+    the rows' ``weights`` summed) and ``n_districts`` (districts recorded at the coordinate).
     """
-    rows = pd.DataFrame({"lon": lon[use], "lat": lat[use], "rd": rd[use], "area": area[use]})
-    pairs = rows.groupby(["lon", "lat", "rd", "area"], sort=False).size().rename("n").reset_index()
+    rows = pd.DataFrame(
+        {"lon": lon[use], "lat": lat[use], "rd": rd[use], "area": area[use], "n": weights[use]}
+    )
+    pairs = rows.groupby(["lon", "lat", "rd", "area"], sort=False)["n"].sum().reset_index()
     pairs = pairs.sort_values(["lon", "lat", "n", "rd"], ascending=[True, True, False, True])
     pairs["n_districts"] = pairs.groupby(["lon", "lat"], sort=False)["rd"].transform("size")
     return pairs.drop_duplicates(["lon", "lat"]).reset_index(drop=True)
@@ -217,17 +225,24 @@ def derive_rd_layer(
         raise InputError("incidents lack the 'rpt_dist' column")
     divisions = division_units() if divisions is None else divisions.to_crs(STORAGE_CRS)
     attributes = load_rd_attributes() if attributes is None else attributes
-    report = RDDerivationReport(total=len(incidents))
+    # a table of distinct points with their incidents (ROW_COUNT, as a cluster sends it) is
+    # judged as the rows it counts
+    weights = (
+        incidents[ROW_COUNT].to_numpy(dtype=np.int64)
+        if ROW_COUNT in incidents
+        else np.ones(len(incidents), dtype=np.int64)
+    )
+    report = RDDerivationReport(total=int(weights.sum()))
     lat, lon, valid = _valid_points(incidents)
-    report.not_spatially_valid = int((~valid).sum())
+    report.not_spatially_valid = int(weights[~valid].sum())
     rd = incidents["rpt_dist"].astype("string").str.strip()
     rd_ok = rd.str.fullmatch(r"\d{4}").fillna(False).to_numpy(dtype=bool)
-    report.rd_missing_or_malformed = int((valid & ~rd_ok).sum())
+    report.rd_missing_or_malformed = int(weights[valid & ~rd_ok].sum())
     rd_text = rd.fillna("0000").to_numpy(dtype=object)
     rd_div = np.array([int(c[:2]) for c in rd_text], dtype=np.int64)
     div_areas = divisions["area"].to_numpy(dtype=np.int64)
     known = np.isin(rd_div, div_areas)
-    report.rd_division_unknown = int((valid & rd_ok & ~known).sum())
+    report.rd_division_unknown = int(weights[valid & rd_ok & ~known].sum())
     cand = valid & rd_ok & known
     located = np.full(len(incidents), -1, dtype=np.int64)
     if cand.any():
@@ -244,7 +259,7 @@ def derive_rd_layer(
     # LAPD publishes coordinates to 4 decimals (~10 m): vote on that grid, which also bounds the
     # Voronoi diagram's size for large (e.g. jittered or resampled) inputs
     lon_used, lat_used = np.round(lon, 4), np.round(lat, 4)
-    winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use)
+    winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use, weights)
     lost = sorted(set(rd_text[cand]) - set(winners["rd"]))
     lost_mask = cand & ~use & np.isin(rd_text, lost)
     for area_no in np.unique(rd_div[lost_mask]).tolist() if snap_m > 0 else []:
@@ -260,19 +275,19 @@ def derive_rd_layer(
         lon_used[rows_idx[near]] = new_lon
         lat_used[rows_idx[near]] = new_lat
         use[rows_idx[near]] = True
-        report.rows_snapped += int(near.sum())
+        report.rows_snapped += int(weights[rows_idx[near]].sum())
         report.max_snap_m = max(report.max_snap_m, float(dist[near].max()))
         report.districts_snapped += sorted(set(rd_text[rows_idx[near]]))
     if report.rows_snapped:
-        winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use)
+        winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use, weights)
     if max_coordinates_per_district and len(winners):
         ranked = winners.sort_values(["rd", "n", "lon", "lat"], ascending=[True, False, True, True])
         capped = ranked.groupby("rd", sort=False).head(max_coordinates_per_district)
         report.coordinates_beyond_cap = int(len(winners) - len(capped))
         winners = capped.sort_index().reset_index(drop=True)
-    report.outside_own_division = int((cand & ~use).sum())
-    report.used = int(use.sum())
-    per_rd = pd.Series(rd_text[use]).value_counts()
+    report.outside_own_division = int(weights[cand & ~use].sum())
+    report.used = int(weights[use].sum())
+    per_rd = pd.Series(weights[use]).groupby(rd_text[use]).sum()
     report.coordinates_used = len(winners)
     report.coordinates_contested = int((winners["n_districts"] > 1).sum())
     report.rows_outvoted = int(report.used - winners["n"].sum())

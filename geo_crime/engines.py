@@ -1,0 +1,194 @@
+"""Where a run's incidents are read: in this process, or on a Dask cluster.
+
+:func:`geo_crime.pipeline.run_pipeline` reads the incident rows only through one of the two
+engines here, which answer the same questions:
+
+* the report's tally of all rows and the division check (:mod:`geo_crime.tallies`);
+* the coverage check at a period length;
+* the data the units are made from;
+* per study: its tally (rows, divisions, trend and hour x weekday counts, last day) and its
+  cubes, plain or in the harmonised categories of the records-system break.
+
+:class:`MemoryIncidents` holds the cleaned frame and computes each answer from it.
+:class:`ClusterIncidents` holds a dataset's partitions on a ``distributed`` cluster
+(:func:`geo_crime.distributed.load_distributed`): every answer is computed per partition there
+and summed there, and only small tables (tallies, coverage counts per source x division x day,
+cubes, the incidents per distinct point that derived reporting districts are drawn from)
+reach this process, so a run needs no more memory here than its cubes do. The tallies are
+finished by the same code in both engines, so their numbers are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geo_crime.coverage import CoverageResult, check_coverage
+from geo_crime.cube import Cube, make_cube
+from geo_crime.settings import StudySettings
+from geo_crime.tallies import RunTally, StudyTally
+from geo_crime.units.assign import DivisionCheck
+
+
+@dataclass(frozen=True)
+class StudyRows:
+    """The rows of one study: :meth:`StudySettings.select`, and when ``harmonised`` only the
+    categories comparable across the records-system break
+    (:func:`geo_crime.series.harmonised_rows`).
+
+    A plain picklable callable, so a cluster applies it to each partition.
+    """
+
+    settings: StudySettings
+    harmonised: bool = False
+
+    def __call__(self, incidents: pd.DataFrame) -> pd.DataFrame:
+        from geo_crime.series import harmonised_rows
+
+        rows = self.settings.select(incidents)
+        return harmonised_rows(rows) if self.harmonised else rows
+
+
+class MemoryIncidents:
+    """A run's cleaned incidents in this process.
+
+    Parameters
+    ----------
+    incidents
+        The cleaned, scored incidents (:func:`geo_crime.ingest.load_incidents`).
+    """
+
+    engine = "memory"
+
+    def __init__(self, incidents: pd.DataFrame) -> None:
+        self.incidents = incidents
+
+    def run_tally(self) -> RunTally:
+        """The report's tally of every row."""
+        return RunTally.of_rows(self.incidents)
+
+    def division_check(self, divisions: gpd.GeoDataFrame | None = None) -> DivisionCheck:
+        """Incidents whose coordinates lie outside their stated division."""
+        from geo_crime.units import incidents_outside_division
+
+        return incidents_outside_division(self.incidents, divisions)
+
+    def coverage(self, freq: str, threshold: float) -> CoverageResult:
+        """The coverage check of every row at ``freq``."""
+        return check_coverage(self.incidents, freq=freq, threshold=threshold)
+
+    def unit_input(self, spec: str) -> pd.DataFrame:
+        """What :func:`~geo_crime.units.make_units` reads for ``spec`` units: the rows."""
+        return self.incidents
+
+    def study(self, settings: StudySettings) -> MemoryStudy:
+        """One study's rows."""
+        return MemoryStudy(settings.select(self.incidents), settings)
+
+
+class MemoryStudy:
+    """One study's rows in this process."""
+
+    def __init__(self, rows: pd.DataFrame, settings: StudySettings) -> None:
+        self.rows, self.settings = rows, settings
+        self.tally = StudyTally.of_rows(rows)
+
+    def covered(self) -> list[int]:
+        """The divisions the study's rows cover (:func:`~geo_crime.units.covered_divisions`)."""
+        from geo_crime.units import covered_divisions
+
+        return covered_divisions(self.rows)
+
+    def unit_input(self) -> pd.DataFrame:
+        """What :func:`~geo_crime.units.make_units` reads of the study: its rows."""
+        return self.rows
+
+    def cube(self, units: gpd.GeoDataFrame, *, harmonised: bool = False, **options: Any) -> Cube:
+        """The study's cube (``make_cube`` ``options``: freq, coverage, start, end)."""
+        from geo_crime.series import harmonised_rows
+
+        rows = harmonised_rows(self.rows) if harmonised else self.rows
+        return make_cube(rows, units, **options)
+
+
+class ClusterIncidents:
+    """A run's incidents held on a Dask cluster
+    (:class:`geo_crime.distributed.DistributedIncidents`).
+
+    Parameters
+    ----------
+    held
+        The dataset's deduplicated partitions on the cluster.
+    """
+
+    engine = "dask"
+
+    def __init__(self, held: Any) -> None:
+        self.held = held
+        self._tally: RunTally | None = None
+
+    def run_tally(self) -> RunTally:
+        """The report's tally, summed on the cluster (once)."""
+        if self._tally is None:
+            self._tally = self.held.run_tally()
+        return self._tally
+
+    def division_check(self, divisions: gpd.GeoDataFrame | None = None) -> DivisionCheck:
+        """The division check, per partition on the cluster, summed there."""
+        from geo_crime.units import division_units
+
+        return self.held.division_check(division_units() if divisions is None else divisions)
+
+    def coverage(self, freq: str, threshold: float) -> CoverageResult:
+        """The coverage check of the counts per source x division x day taken on the cluster."""
+        return check_coverage(self.held.coverage_rows(), freq=freq, threshold=threshold)
+
+    def unit_input(self, spec: str) -> pd.DataFrame:
+        """Incidents per division, or per distinct point for derived reporting districts."""
+        return self.held.unit_input(spec)
+
+    def study(self, settings: StudySettings) -> ClusterStudy:
+        """One study: its tally summed on the cluster."""
+        return ClusterStudy(self.held, settings)
+
+
+class ClusterStudy:
+    """One study of a dataset on a cluster: its rows are selected per partition there."""
+
+    def __init__(self, held: Any, settings: StudySettings) -> None:
+        self.held, self.settings = held, settings
+        self.tally = held.study_tally(StudyRows(settings))
+
+    def covered(self) -> list[int]:
+        """The divisions the study covers, judged on its incidents per division."""
+        from geo_crime.units import covered_divisions
+
+        return covered_divisions(self.tally.areas)
+
+    def unit_input(self) -> pd.DataFrame:
+        """The study's incidents per division (what H3 units are judged against)."""
+        return self.tally.areas
+
+    def cube(self, units: gpd.GeoDataFrame, *, harmonised: bool = False, **options: Any) -> Cube:
+        """The study's cube, built on the cluster (:func:`geo_crime.distributed.dask_cube`)."""
+        from geo_crime.distributed import dask_cube
+
+        return dask_cube(self.held, units, select=StudyRows(self.settings, harmonised), **options)
+
+
+#: What a run's stages take: either engine.
+RunIncidents = MemoryIncidents | ClusterIncidents
+StudyIncidents = MemoryStudy | ClusterStudy
+
+__all__ = [
+    "ClusterIncidents",
+    "ClusterStudy",
+    "MemoryIncidents",
+    "MemoryStudy",
+    "RunIncidents",
+    "StudyIncidents",
+    "StudyRows",
+]

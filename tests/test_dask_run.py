@@ -126,7 +126,8 @@ def test_dask_run_reads_as_the_memory_run(both_runs):
     assert len(extra) == 1 and extra[0].startswith("Engine: a Dask cluster of 2 worker(s)")
     assert [line for line in text["dask"] if line != extra[0]] == text["memory"]
     # the numbers a reader checks first are really there
-    assert any(re.fullmatch(r"[\d,]+ incidents from 1 file\(s\)\.", line) for line in text["dask"])
+    counted = r"[\d,]+ incidents from the incident dataset `incidents` \(2 batch\(es\)\)\."
+    assert any(re.fullmatch(counted, line) for line in text["dask"])
     assert any("records system" in line.lower() for line in text["dask"])
     summary = {
         n: json.loads((f / "summary.json").read_text())

@@ -80,6 +80,16 @@ def data_summary(incidents: pd.DataFrame | RunTally) -> pd.DataFrame:
     return _run_tally(incidents).data_summary()
 
 
+def _inputs_phrase(inputs: Sequence[Path]) -> str:
+    """``23 file(s)``, or ``the incident dataset `store` (2 batches)`` for a dataset folder."""
+    from geo_crime.ingest.store import dataset_parts, is_incident_dataset
+
+    if len(inputs) == 1 and is_incident_dataset(inputs[0]):
+        batches = int(dataset_parts(inputs[0])[1]["batches"])
+        return f"the incident dataset `{Path(inputs[0]).name}` ({batches} batch(es))"
+    return f"{len(inputs)} file(s)"
+
+
 def _run_tally(incidents: pd.DataFrame | RunTally) -> RunTally:
     return incidents if isinstance(incidents, RunTally) else RunTally.of_rows(incidents)
 
@@ -138,7 +148,7 @@ def build_report(
     """
     parts = ["## Data"]
     tally = _run_tally(incidents)
-    parts.append(f"{tally.total:,} incidents from {len(inputs)} file(s).")
+    parts.append(f"{tally.total:,} incidents from {_inputs_phrase(inputs)}.")
     if engine:
         parts.append(engine)
     parts.append("")

@@ -282,13 +282,7 @@ def _coverage_counts(part: pd.DataFrame) -> pd.DataFrame:
     by = [c for c in COVERAGE_COLUMNS if c in part and c != "occurred_at"]
     days = part["occurred_at"].dt.normalize()
     frame = part[by].assign(occurred_at=days).dropna(subset=["occurred_at"])
-    grouped = frame.groupby([*by, "occurred_at"], dropna=False, observed=True, sort=False).size()
-    table = grouped.rename(ROW_COUNT).reset_index()
-    # plain values (parts' categories differ, the sum is over all parts), in Arrow strings and
-    # nullable integers: summed and sent between workers many times faster than Python objects
-    for col in by:
-        table[col] = table[col].astype("Int64" if col == "area" else "string[pyarrow]")
-    return table
+    return _point_counts(frame, [*by, "occurred_at"])
 
 
 def _dedup(
@@ -332,15 +326,26 @@ def _tree_sum(client: Any, layer: list[Any], combine: Any) -> Any:
 
 
 def _point_counts(part: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Rows of a partition per distinct value set of ``columns``, in plain dtypes."""
-    frame = part[[c for c in columns if c in part]].copy()
-    for col in frame.columns:
-        if isinstance(frame[col].dtype, pd.CategoricalDtype) or frame[col].dtype == object:
-            frame[col] = frame[col].astype("string[pyarrow]")
-        elif col == "area":
-            frame[col] = frame[col].astype("Int64")
+    """Rows of a partition per distinct value set of ``columns`` (``ROW_COUNT``).
+
+    The keys are plain values (parts' categories differ, the sum is over all parts): text in
+    Arrow strings, ``area`` in nullable integers; summed and sent between workers many times
+    faster than Python objects.
+    """
+    frame = part[[c for c in columns if c in part]]
     counts = frame.groupby(list(frame.columns), dropna=False, observed=True, sort=False).size()
-    return counts.rename(ROW_COUNT).reset_index()
+    table = counts.rename(ROW_COUNT).reset_index()
+    for col in frame.columns:
+        kind = table[col].dtype
+        if col == "area":
+            table[col] = table[col].astype("Int64")
+        elif not (
+            pd.api.types.is_numeric_dtype(kind)
+            or pd.api.types.is_bool_dtype(kind)
+            or pd.api.types.is_datetime64_any_dtype(kind)
+        ):
+            table[col] = table[col].astype("string[pyarrow]")
+    return table
 
 
 @dataclass

@@ -42,13 +42,12 @@ from geo_crime.errors import FetchError
 from geo_crime.fetch import TOKEN_ENV, fetch_incidents, partial_dir
 from geo_crime.ingest import read_incidents
 from geo_crime.units import fetch_boundary
+from tests.portal import MAX_REQUESTS, SERVER_LIFETIME
 from tests.shared_data import IVANCO, crime_file, require_data
 
 N_ROWS = 2_500
 PAGE = 500
 RESOURCE = "/resource/2nrs-mtv8.json"
-MAX_REQUESTS = 200  # the server answers 410 Gone after this many: no loop can run away
-SERVER_LIFETIME = 60.0  # seconds; the server shuts itself down after this
 DIVISIONS = "boundaries/lapd_divisions__LAPD_Division_5922489107755548254.geojson"
 
 

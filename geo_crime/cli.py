@@ -958,9 +958,10 @@ def fetch(
             "--dataset",
             metavar="legacy|nibrs|all",
             help=(
-                "Which data set: legacy (2020 until the NIBRS switch of 2024-03-07, keyed by "
-                "dr_no), nibrs (every record since, one row per offence, keyed by uniquenibrno) "
-                "or all (both, each into its own file in the --out folder)."
+                "Which data set: legacy (2nrs-mtv8, frozen: 2020-01-01 to 2024-12-30, keyed by "
+                "dr_no), nibrs (k7nn-b2ep: 2024-03-07 to about two weeks ago, one row per "
+                "offence, keyed by uniquenibrno) or all (both, each into its own file in the "
+                "--out folder; a 2024 series needs both)."
             ),
         ),
     ] = "legacy",
@@ -1016,13 +1017,23 @@ def fetch(
 ) -> None:
     """Download the LAPD crime data (or the official boundaries) from the city's open data.
 
-    legacy is "Crime Data from 2020 to Present" (Socrata 2nrs-mtv8), nibrs is "LAPD NIBRS
-    Offenses" (k7nn-b2ep). Each is paged in the order of its key and de-duplicated on it, checked
-    against the server's row count, resumed after an interruption, and written only when
-    complete and verified. With --dataset all they are downloaded one after the other into
-    lapd_crime_2nrs-mtv8.ndjson.gz and lapd_nibrs_k7nn-b2ep.ndjson.gz in the --out folder, and
-    each row count is printed when its file is written. If the second fails, its file is not
+    legacy is "Crime Data from 2020 to 2024" (Socrata 2nrs-mtv8): frozen, 1,004,894 rows,
+    occurrences from 2020-01-01 to 2024-12-30. nibrs is "LAPD NIBRS Offenses" (k7nn-b2ep): every
+    NIBRS record from 2024-03-07 to today, one row per offence, refreshed about every two weeks
+    and 12-14 days behind. Through 2024 the two split LAPD's reports between them: a 2024
+    series needs both. (The retired 2024-25 set y8y3-fqfu answers 403.)
+
+    Each is paged in the order of its key and de-duplicated on it, checked against the server's
+    row count, resumed after an interruption, and written only when complete and verified. With
+    --dataset all they are downloaded one after the other into lapd_crime_2nrs-mtv8.ndjson.gz
+    and lapd_nibrs_k7nn-b2ep.ndjson.gz in the --out folder. If the second fails, its file is not
     written and the first one, complete and verified, is kept.
+
+    When a file is written its row count is printed, then its rows per year and month of
+    date_occ (also written beside it as <file>.months.tsv). A warning says when the span is not
+    what the set holds: a nibrs download without 2024 rows (the set held only the current year
+    until 2026-08-18) or starting after 2024-03-31, a legacy download ending before December
+    2024. With --where the filter may explain a short span: a note says so instead.
 
     To download from another server (a local copy, a test server), give --base-url
     http://127.0.0.1:8080/resource/{id}.json or http://127.0.0.1:8080/resource/ .
@@ -1032,6 +1043,7 @@ def fetch(
     from rich.logging import RichHandler
 
     from geo_crime import fetch as fetch_mod
+    from geo_crime.fetch_spans import format_month_table
 
     logger = logging.getLogger("geo_crime.fetch")
     logger.addHandler(RichHandler(console=console, show_path=False))
@@ -1045,11 +1057,18 @@ def fetch(
             typer.echo(f"{name}: {path}")
         return
 
-    def summary(result: fetch_mod.FetchResult) -> str:
-        return (
-            f"{result.rows:,} rows -> {result.path} (sha256 {result.sha256}, "
+    def report(result: fetch_mod.FetchResult, prefix: str = "") -> None:
+        typer.echo(
+            f"{prefix}{result.rows:,} rows -> {result.path} (sha256 {result.sha256}, "
             f"{result.pages_reused} pages resumed, {result.retries} retries)"
         )
+        months = result.months
+        if months is not None:
+            typer.echo(format_month_table(months))
+            for note in months.notes:
+                typer.echo(f"note: {months.label}: {note}")
+            for warning in months.warnings:
+                typer.echo(f"warning: {months.label}: {warning}", err=True)
 
     from geo_crime.io_utils import check_output_path
 
@@ -1061,7 +1080,7 @@ def fetch(
             out,
             datasets=names,
             base_url=base_url or None,
-            on_written=lambda result: typer.echo(f"{result.dataset}: {summary(result)}"),
+            on_written=lambda result: report(result, f"{result.dataset}: "),
             **options,
         )
         return
@@ -1069,7 +1088,7 @@ def fetch(
         check_output_path(out)
     (name,) = names
     result = fetch_mod.fetch_incidents(out, dataset=name, base_url=base_url or None, **options)
-    typer.echo(summary(result))
+    report(result)
 
 
 def entry() -> None:  # pragma: no cover - thin wrapper for python -m

@@ -4,14 +4,19 @@ LAPD publishes two data sets on the City of Los Angeles Socrata portal, both rea
 SODA API (``https://data.lacity.org/resource/<id>.json``). They are named, with their Socrata id,
 key field and default file name, in one place, :data:`DATASETS`:
 
-* ``legacy``: "Crime Data from 2020 to Present" (``2nrs-mtv8``, about one million rows), the
-  records system LAPD used until its move to NIBRS on 2024-03-07; one row per incident, keyed by
-  the record number ``dr_no``. Its file (``lapd_crime_2nrs-mtv8.ndjson.gz``) is what
+* ``legacy``: "Crime Data from 2020 to 2024" (``2nrs-mtv8``), LAPD's legacy records system;
+  frozen: 1,004,894 rows, occurrences from 2020-01-01 to 2024-12-30. One row per incident, keyed
+  by the record number ``dr_no``. Its file (``lapd_crime_2nrs-mtv8.ndjson.gz``) is what
   :func:`geo_crime.ingest.read_incidents` reads as the ``api`` schema;
-* ``nibrs``: "LAPD NIBRS Offenses" (``k7nn-b2ep``), every record entered since the move; one row
-  per offence, keyed by ``uniquenibrno`` (case number, NIBRS offence code and sequence). One case
+* ``nibrs``: "LAPD NIBRS Offenses" (``k7nn-b2ep``), every NIBRS record from the move of
+  2024-03-07 to about two weeks ago (refreshed about every two weeks); one row per offence, keyed
+  by ``uniquenibrno`` (``<caseno>_<nibr_code>_<sequence>``, e.g. ``25245851_290_0``). One case
   (``caseno``) has as many rows as offences: they are all kept, since only ``uniquenibrno`` is
   unique. Its file is ``lapd_nibrs_k7nn-b2ep.ndjson.gz``, records as the API serves them.
+
+Through 2024 the two sets split LAPD's reports between them, so a 2024 series needs both. After
+each download the rows per month are counted and checked against the set's span
+(:mod:`geo_crime.fetch_spans`): :attr:`FetchResult.months`, and ``<file>.months.tsv``.
 
 :func:`fetch_incidents` downloads one data set (``dataset="legacy"`` by default) into one
 newline-delimited JSON gzip file, one record per line; :func:`fetch_datasets` downloads several
@@ -34,10 +39,12 @@ set's :attr:`Dataset.id_field`: ``dr_no`` or ``uniquenibrno``):
   ignoring ``$order`` fails the download). Rows whose key is not after the last key kept (a
   repeated page, an overlapping page, a repeated row) are dropped and counted as duplicates; a
   page made only of such rows is asked for again, as a transient fault. The keys written
-  therefore strictly increase, so each appears once. Keys are compared by code point, which for
-  keys made of digits and capital letters (as those of both data sets are) agrees with the usual
-  text collations; a server sorting otherwise fails the order check or the count check rather
-  than losing rows;
+  therefore strictly increase, so each appears once. Keys are compared as Python strings, by
+  code point, which is how the open-data server orders text (byte order of UTF-8): so
+  ``25000001_290_10`` comes before ``25000001_290_2`` and ``25000001_13A_0`` before
+  ``2500000_...`` (``1`` < ``_``); nothing parses a key as a number, and ``_`` is sent as it is
+  (it is a wildcard only in ``LIKE``, never used here). A server sorting otherwise (a locale
+  collation that skips ``_``) fails the order check or the count check rather than losing rows;
 * the download ends at an empty page, or at a page shorter than ``$limit`` once the rows kept
   reach the count. A short page while the count says more rows remain is logged as a warning
   and paging goes on after its last key;
@@ -108,6 +115,7 @@ from typing import Any
 from geo_crime import __version__
 from geo_crime._http import SNIPPET, BadBodyError, Retrier, get_bytes, make_retrier, sha256_file
 from geo_crime.errors import ConfigError, FetchError, GeoCrimeError
+from geo_crime.fetch_spans import MonthCounts, record_months
 from geo_crime.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -167,9 +175,9 @@ class Dataset:
 
 
 #: Every data set :func:`fetch_incidents` can download, by name: the one place their Socrata ids,
-#: key fields and file names are set. ``legacy`` is the records system up to the NIBRS switch of
-#: 2024-03-07 (one row per incident); ``nibrs`` is every record entered since (one row per
-#: offence, several per case number ``caseno``).
+#: key fields and file names are set. ``legacy`` is the frozen legacy records system, 2020-01-01 to
+#: 2024-12-30 (one row per incident); ``nibrs`` is every NIBRS record from 2024-03-07 on (one row
+#: per offence, several per case number ``caseno``). Spans: :data:`geo_crime.fetch_spans.SPANS`.
 DATASETS: Mapping[str, Dataset] = MappingProxyType(
     {
         "legacy": Dataset(
@@ -192,7 +200,7 @@ DATASETS: Mapping[str, Dataset] = MappingProxyType(
 #: The name that stands for every data set of :data:`DATASETS` (``geo-crime fetch --dataset all``).
 ALL_DATASETS = "all"
 
-#: Socrata id of LAPD "Crime Data from 2020 to Present" (the ``legacy`` data set).
+#: Socrata id of LAPD "Crime Data from 2020 to 2024" (the ``legacy`` data set).
 DATASET_ID = DATASETS["legacy"].socrata_id
 
 #: The SODA endpoint of :data:`DATASET_ID` on the city's open-data portal.
@@ -258,6 +266,9 @@ class FetchResult:
         Times the whole download was made again after a failed count check.
     dataset
         The name of the data set downloaded (a key of :data:`DATASETS`).
+    months
+        Its rows per month of occurrence and the check of its span
+        (:func:`geo_crime.fetch_spans.record_months`).
     """
 
     path: Path
@@ -274,6 +285,7 @@ class FetchResult:
     short_pages: int = 0
     refetches: int = 0
     dataset: str = "legacy"
+    months: MonthCounts | None = None
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -993,6 +1005,7 @@ def fetch_incidents(
         short_pages=short_pages,
         refetches=refetches,
         dataset=chosen.name,
+        months=record_months(dest, dataset=chosen.name, socrata_id=chosen.socrata_id, where=where),
     )
 
 

@@ -40,6 +40,7 @@ from geo_crime._http import LOCK_FILE
 from geo_crime._http import parse_retry_after as _parse_retry_after
 from geo_crime.errors import FetchError
 from geo_crime.fetch import TOKEN_ENV, fetch_incidents, partial_dir
+from geo_crime.fetch_spans import months_path
 from geo_crime.ingest import read_incidents
 from geo_crime.units import fetch_boundary
 from tests.portal import MAX_REQUESTS, SERVER_LIFETIME
@@ -306,6 +307,11 @@ def by_id(records: list[dict]) -> list[dict]:
     return sorted(records, key=lambda r: r["dr_no"])
 
 
+def download_files(*names: str) -> list[str]:
+    """The files a finished download of each file name leaves: it and its months table."""
+    return sorted([*names, *(months_path(name).name for name in names)])
+
+
 def read_ndjson(path: Path) -> list[dict]:
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
@@ -356,7 +362,7 @@ def test_paged_download_survives_every_kind_of_failure(
     assert (result.pages, result.pages_downloaded, result.pages_reused) == (5, 5, 0)
     assert result.sha256 == hashlib.sha256(dest.read_bytes()).hexdigest()
     assert not partial_dir(dest).exists()
-    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+    assert sorted(p.name for p in dest.parent.iterdir()) == download_files(dest.name)
 
     # retries happened, server side and client side, and only where a fault was served
     # count before, 5 full pages, the empty page that ends the data set, count after

@@ -62,7 +62,7 @@ from geo_crime.fetch import (
 )
 from tests.portal import FakePortal, Resource, by_key, running_portal
 from tests.shared_data import IVANCO, crime_file
-from tests.test_fetch import api_records, read_ndjson
+from tests.test_fetch import api_records, download_files, read_ndjson
 
 LEGACY_ID = "2nrs-mtv8"
 NIBRS_ID = "k7nn-b2ep"
@@ -250,9 +250,10 @@ def keys(records: list[dict]) -> list[str]:
     return [r["uniquenibrno"] for r in records]
 
 
-def assert_no_stray_files(folder: Path, *expected: str) -> None:
-    """``folder`` holds exactly the files ``expected``: no temporary file, no partial folder."""
-    assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
+def assert_no_stray_files(folder: Path, *downloads: str) -> None:
+    """``folder`` holds exactly the ``downloads`` and their months tables: no temporary file, no
+    partial folder."""
+    assert sorted(p.name for p in folder.iterdir()) == download_files(*downloads)
 
 
 def errors_of(result) -> list[str]:
@@ -427,9 +428,32 @@ def test_cli_dataset_all_writes_both_files_with_their_counts(
     assert read_ndjson(out / NIBRS_FILE) == by_key(nibrs, "uniquenibrno")
     assert_no_stray_files(out, LEGACY_FILE, NIBRS_FILE)
     lines = result.stdout.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 9
     assert lines[0].startswith(f"legacy: {len(legacy):,} rows -> {out / LEGACY_FILE} (sha256 ")
-    assert lines[1].startswith(f"nibrs: {len(nibrs):,} rows -> {out / NIBRS_FILE} (sha256 ")
+    assert lines[4].startswith(f"nibrs: {len(nibrs):,} rows -> {out / NIBRS_FILE} (sha256 ")
+    # each file's rows per month of date_occ: the real 2020 rows, then the NIBRS fixture
+    assert lines[1:4] + lines[5:] == [
+        "legacy (2nrs-mtv8): 600 rows by month of date_occ, 2020-01-01 to 2020-12-28",
+        "year    Jan    Feb    Mar    Apr    May    Jun    Jul    Aug    Sep    Oct    Nov    Dec"
+        "  total",
+        "2020    467     14      9      5     12      8      9      4     17     10     22     23"
+        "    600",
+        "nibrs (k7nn-b2ep): 447 rows by month of date_occ, 2024-03-10 to 2025-04-29",
+        "year    Jan    Feb    Mar    Apr    May    Jun    Jul    Aug    Sep    Oct    Nov    Dec"
+        "  total",
+        "2024      -      -     25     20     33     33     40     26     39     46     28     35"
+        "    325",
+        "2025     35     28     41     18      -      -      -      -      -      -      -      -"
+        "    122",
+    ]
+    months = Counter(r["date_occ"][:7] for r in nibrs)
+    assert (months["2024-03"], months["2025-04"], len(nibrs)) == (25, 18, 447)
+    # the first 600 rows of the export are all of 2020: an old copy of the frozen legacy set
+    assert result.stderr.splitlines() == [
+        "warning: legacy (2nrs-mtv8): the download ends on 2020-12-28, but the legacy set is "
+        "frozen with occurrences from 2020-01-01 to 2024-12-30 (1,004,894 rows): this copy "
+        "misses its end (an older or partial copy)"
+    ]
     # each resource was paged on its own key, legacy first
     assert portal.log[0]["resource"] == LEGACY_ID and portal.log[-1]["resource"] == NIBRS_ID
     assert {q["$order"] for q in portal.page_queries(LEGACY_ID)} == {"dr_no"}

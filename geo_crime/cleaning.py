@@ -39,6 +39,11 @@ date                           the LAPD set starts in 2020, so a 1900 or 1970 da
 placeholder date 1800-01-06    seen in the NIBRS offences set: counted on its own (and, as a date
                                before the minimum, left out); with no minimum date it is kept
                                with ``date_suspect`` True
+NIBRS time 0000 or 1200        an unknown time in the NIBRS set (2.7% and 2.3% of its rows): read
+                               while reading as a date without a time (``time_known`` False,
+                               ``occurred_at`` at midnight, as the date-only 2024 rows), counted
+                               under the values set to null. A legacy 12:00 or 00:01 stays a
+                               time: the hour x weekday figure measures and names those
 date outside 1677-2262         pandas cannot hold it: an occurrence date is listed as unparseable
                                and its row left out; a report date is set to null, counted
 reporting district outside     kept, counted (RD ``0377`` belongs to area 3)

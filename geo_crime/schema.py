@@ -19,14 +19,19 @@ incident_id_synthetic   bool            True where ``incident_id`` is synthetic 
                                         used to find duplicate records)
 occurred_at             datetime64[ns]  ``DATE OCC`` + ``TIME OCC``; naive **local time**
                                         (America/Los_Angeles, as LAPD records it)
-time_known              bool            False when only the date is known (reduced schema)
+time_known              bool            False when only the date is known (reduced schema; a NIBRS
+                                        ``time_occ`` of ``0000`` or ``1200``, which stand for an
+                                        unknown time in that set); ``occurred_at`` is then midnight
 reported_at             datetime64[ns]  ``Date Rptd`` (date only in practice); NaT when absent
 area                    Int8            LAPD area (division), 1-21 (``PREC`` in boundaries)
 area_name               category        LAPD's area name (``Central``, ``77th Street``, ...)
-rpt_dist                string          reporting district, 4-digit zero-padded (``0377``)
+rpt_dist                string          reporting district, 4-digit zero-padded (``0377``; the
+                                        NIBRS set serves it unpadded: ``943`` is ``0943``)
 part                    Int8            UCR part, 1 or 2
 crm_cd                  Int16           crime code (primary)
-crm_cd_desc             category        crime code description
+crm_cd_desc             category        the offence's display label: the crime code description of a
+                                        legacy row, the FBI offence name of a NIBRS row's
+                                        ``nibrs_code`` (``Motor Vehicle Theft``)
 crm_cd_2..crm_cd_4      Int16           secondary crime codes (``Crm Cd 2..4``)
 mocodes                 string          modus operandi codes, space separated
 vict_age                Int16           victim age in years; null when unknown or when the victim is
@@ -35,13 +40,19 @@ vict_age_group          category        coarse age band: ``child`` (<18), ``adul
                                         (>65), ``unknown``; the reduced schema only gives bands
 vict_sex                category        ``F``, ``M``, ``X`` (unknown), ``H``; null when not reported
 vict_descent            category        LAPD descent code (``H``, ``W``, ``B``, ``A``, ...)
-premis_cd               Int16           premise code
-premis_desc             category        premise description
+premis_cd               Int16           legacy LAPD premise code (``101``, ``501``); NA on NIBRS
+                                        rows, whose codes are another list (``nibrs_premis_cd``)
+premis_desc             category        premise description, as published (upper case in the legacy
+                                        set: ``SINGLE FAMILY DWELLING``; title case in the NIBRS
+                                        set: ``Single Family Home``)
 weapon_cd               Int16           weapon code; null when no weapon was recorded
 weapon_desc             category        weapon description
 weapon_used             boolean         a weapon was recorded (the only weapon fact in 2024 rows)
-status                  category        case status code (``IC``, ``AA``, ``AO``, ``JA``, ``JO``)
-status_desc             category        case status description
+status                  category        case status code as published: legacy letters (``IC``,
+                                        ``AA``, ``AO``, ``JA``, ``JO``), NIBRS numbers (``14``,
+                                        ``40``)
+status_desc             category        case status description as published; on a NIBRS row
+                                        without one, filled from ``geo_crime/data/nibrs_status.csv``
 location                string          street address, rounded to the hundred block by LAPD
 cross_street            string          cross street
 lat, lon                float64         WGS84 coordinates; NaN when missing
@@ -52,10 +63,11 @@ source_line             Int64           1-based line (CSV) or record number (JSO
 source_system           category        LAPD records system: ``legacy`` (the 2020-2024 "Crime Data
                                         from 2020 to Present" set, every reader but one) or
                                         ``nibrs`` (the NIBRS offences set, from 2024-03-07)
-case_id                 string          the case: ``caseno`` of a NIBRS row, normalised like
-                                        ``incident_id``; the ``incident_id`` of a legacy row
-offense_id              string          the offence: ``uniquenibrno`` of a NIBRS row (case number +
-                                        NIBRS code + sequence); the ``incident_id`` of a legacy row
+case_id                 string          the case: ``caseno`` of a NIBRS row, as published (as its
+                                        ``incident_id``); the ``incident_id`` of a legacy row
+offense_id              string          the offence: ``uniquenibrno`` of a NIBRS row as published
+                                        (``<caseno>_<nibr_code>_<seq>``, ``seq`` 0-based:
+                                        ``25245851_290_0``); the ``incident_id`` of a legacy row
 offense_count           Int16           offence rows the row stands for: 1 for a legacy row or an
                                         uncollapsed NIBRS offence, the case's offence rows after
                                         :func:`~geo_crime.ingest.load_incidents` collapsed them
@@ -67,6 +79,12 @@ nibrs_weapon_cd         string          the NIBRS row's weapon code as written (
                                         ``weapon_cd``
 crime_against           category        NIBRS crime against: ``Person``, ``Property``, ``Society``;
                                         NA on legacy rows
+nibrs_premis_cd         string          the NIBRS row's premise code as written, from LAPD's NIBRS
+                                        premise list (``RA`` Single Family Home, ``32`` Parking
+                                        Lot / Garage / Drop Lot); NA on legacy rows
+nibrs_description       string          the NIBRS row's ``nibr_description`` as published: a
+                                        penal-code string (``487(D)(1) - PC - F - Grand Theft Auto -
+                                        GTA  - 240``), several per NIBRS code; NA on legacy rows
 victim_count            Int16           NIBRS ``totalvictimcount`` (victim-level, see below)
 victim_shot             boolean         NIBRS ``victim_shot`` (victim-level)
 flag_domestic_violence  boolean         NIBRS ``domestic_violence_crime`` (victim-level)
@@ -79,15 +97,22 @@ flag_homeless_arrestee  boolean         NIBRS ``homeless_arrestee_crime`` (victi
 ======================  ==============  ============================================================
 
 NIBRS rows (:data:`NIBRS_COLUMNS`) have no ``crm_cd``, ``part``, ``mocodes``, cross street or
-victim age, sex and descent (NA): their offence is ``nibrs_code`` and ``crm_cd_desc`` holds
-``nibr_description``. ``incident_id`` of a NIBRS row is its ``caseno``, zero-padded to 9 digits
-when it is all digits (the ``DR_NO`` layout; any other text is kept as written, trimmed), and
-never synthetic. Every offence row of a case shares it, so ``incident_id`` is unique per row
-only once offences are collapsed to cases (the default of ``load_incidents``); ``offense_id`` is
-unique per offence row. Their coordinates are ``hndrdth_lat`` / ``hndrdth_lon``: a point of the
-**hundred block** (``hndrdth_loc_chk``, in ``location``), not the place of the offence, so they
-place a row to within about a block (LAPD rounds the legacy address to the hundred block as well;
-only the NIBRS field names state it for the coordinates). The flags are parsed from ``Yes`` /
+victim age, sex and descent (NA): their offence is ``nibrs_code``, ``crm_cd_desc`` holds the FBI
+offence name of that code (the display label, as the crime code description is for a legacy
+row; the published ``nibr_description`` where the code is not in the NIBRS code table) and
+``nibrs_description`` the published penal-code string. A row with a blank ``nibr_code`` (about
+0.03% of the set) is kept with an unknown offence (``nibrs_code`` NA) and counted.
+``incident_id`` of a NIBRS row is its ``caseno`` exactly as published (``25245851``: 8 digits,
+the 2-digit year and a 6-digit sequence, never padded to the 9-digit ``DR_NO`` layout, so ids
+match the portal and the NIBRS Victims set), trimmed, and never synthetic. Every offence row of a
+case shares it, so ``incident_id`` is unique per row only once offences are collapsed to cases
+(the default of ``load_incidents``); ``offense_id`` is unique per offence row. Their coordinates
+are ``hndrdth_lat`` / ``hndrdth_lon`` (4 decimals; ``(0, 0)`` means unresolved and is counted
+like a legacy ``LAT`` of 0; the retired 2024-25 set ``y8y3-fqfu`` named these keys ``lat`` /
+``lon`` / ``location``, :data:`NIBRS_RETIRED_KEYS`): a point of the **hundred block**
+(``hndrdth_loc_chk``, in ``location``), not the place of the offence, so they place a row to
+within about a block (LAPD rounds the legacy address to the hundred block as well; only the
+NIBRS field names state it for the coordinates). The flags are parsed from ``Yes`` /
 ``No`` (also ``Y`` / ``N``, ``true`` / ``false``, ``1`` / ``0``); anything else is null and
 counted. On legacy rows every
 NIBRS-only column is NA, ``case_id`` and ``offense_id`` equal ``incident_id`` and
@@ -216,6 +241,8 @@ RECORDS_SYSTEM_COLUMNS: list[str] = [
     "nibrs_group",
     "nibrs_weapon_cd",
     "crime_against",
+    "nibrs_premis_cd",
+    "nibrs_description",
     "victim_count",
     *NIBRS_FLAG_COLUMNS,
 ]
@@ -298,6 +325,8 @@ CANONICAL_DTYPES: dict[str, object] = {
     "nibrs_group": "category",
     "nibrs_weapon_cd": STRING,
     "crime_against": "category",
+    "nibrs_premis_cd": STRING,
+    "nibrs_description": STRING,
     "victim_count": "Int16",
     **dict.fromkeys(NIBRS_FLAG_COLUMNS, "boolean"),
 }
@@ -394,9 +423,9 @@ NIBRS_COLUMNS: dict[str, str] = {
     "totaloffensecount": "total_offense_count",
     "group": "nibrs_group",
     "nibr_code": "nibrs_code",
-    "nibr_description": "crm_cd_desc",
+    "nibr_description": "nibrs_description",
     "crime_against": "crime_against",
-    "premis_cd": "premis_cd",
+    "premis_cd": "nibrs_premis_cd",
     "premis_desc": "premis_desc",
     "weapon_used_cd": "nibrs_weapon_cd",
     "weapon_desc": "weapon_desc",
@@ -414,6 +443,14 @@ NIBRS_COLUMNS: dict[str, str] = {
     "hndrdth_loc_chk": "location",
     "hndrdth_lat": "lat",
     "hndrdth_lon": "lon",
+}
+
+#: The location keys of the retired 2024-25 NIBRS set (``y8y3-fqfu``), read as the keys of the
+#: live set they stand for: the same form under other names.
+NIBRS_RETIRED_KEYS: dict[str, str] = {
+    "location": "hndrdth_loc_chk",
+    "lat": "hndrdth_lat",
+    "lon": "hndrdth_lon",
 }
 
 #: Keys a NIBRS offences file must have (a missing one is a schema error naming them all).

@@ -53,6 +53,12 @@ COMPARED = (
     "nibrs_group",
     "crime_against",
     "crm_cd_desc",
+    "nibrs_description",
+    "nibrs_premis_cd",
+    "premis_desc",
+    "status",
+    "status_desc",
+    "time_known",
     "weapon_cd",
     "nibrs_weapon_cd",
     "weapon_used",
@@ -109,7 +115,7 @@ def test_every_form_is_detected_and_reads_the_same(tmp_path, records, offence_fi
     path = write(tmp_path / name, records)
     frame, report = read_incidents(path)
     assert [f.schema for f in report.files] == ["nibrs"]
-    assert len(frame) == 12 and report.rows_unparseable == 0
+    assert len(frame) == 14 and report.rows_unparseable == 0
     assert set(frame["source"].astype(str)) == {"nibrs"}
     assert set(frame["source_system"].astype(str)) == {"nibrs"}
     expected, _ = read_incidents(offence_file)
@@ -119,10 +125,10 @@ def test_every_form_is_detected_and_reads_the_same(tmp_path, records, offence_fi
 
 def test_offence_rows_become_canonical_columns(offence_file):
     frame, report = read_incidents(offence_file)
-    first = frame.iloc[0]
-    assert first["incident_id"] == first["case_id"] == "250310000"
+    first = frame.iloc[1]
+    assert first["incident_id"] == first["case_id"] == "25245851"
     assert not frame["incident_id_synthetic"].any() and report.synthetic_ids == 0
-    assert first["offense_id"] == "25031000013A1"
+    assert first["offense_id"] == "25245851_13A_1"
     assert first["nibrs_code"] == "13A" and first["nibrs_group"] == "A"
     assert first["crime_against"] == "Person"
     assert first["crm_cd_desc"] == "Aggravated Assault"
@@ -142,20 +148,24 @@ def test_offence_rows_become_canonical_columns(offence_file):
     places = real_places()
     assert sorted(frame["area"].unique().tolist()) == sorted(places["AREA"].astype(int).tolist())
     assert (frame["rpt_dist"].str[:2].astype(int) == frame["area"]).all()
-    assert frame["case_id"].nunique() == 8 and frame["offense_id"].is_unique
+    assert frame["case_id"].nunique() == 9 and frame["offense_id"].is_unique
 
 
 def test_omitted_keys_read_as_null(records, offence_file):
     no_weapon = [i for i, r in enumerate(records) if "weapon_used_cd" not in r]
     no_report_date = [i for i, r in enumerate(records) if "date_rptd" not in r]
-    assert len(no_weapon) == 10 and len(no_report_date) == 1  # the keys really are left out
+    assert len(no_weapon) == 12 and len(no_report_date) == 2  # the keys really are left out
     frame, report = read_incidents(offence_file)
     rows = frame.iloc[no_weapon]
     assert rows["nibrs_weapon_cd"].isna().all() and rows["weapon_cd"].isna().all()
     assert rows["weapon_desc"].isna().all()
     assert not rows["weapon_used"].any()
-    assert frame["reported_at"].isna().tolist() == [i in no_report_date for i in range(12)]
-    assert report.values_nulled == {}
+    assert frame["reported_at"].isna().tolist() == [i in no_report_date for i in range(14)]
+    # no omitted key is counted as a bad value; the blank code and the unknown times are
+    assert report.values_nulled == {
+        "nibr_code: is blank (offence unknown, row kept)": 1,
+        "time_occ: is 0000 or 1200 (unknown time)": 3,
+    }
 
 
 def test_weapon_codes_keep_their_text_and_fill_weapon_cd_when_plain(tmp_path, records):
@@ -194,25 +204,25 @@ def _most_serious(offences: pd.DataFrame) -> pd.DataFrame:
 def test_offences_of_a_case_collapse_to_its_most_serious_one(offence_file):
     incidents, report = _load(offence_file)
     offences, offence_report = _load(offence_file, count="offenses")
-    assert len(offences) == 11  # 12 offences, one on the placeholder date
-    assert len(incidents) == 7 and incidents["incident_id"].is_unique
-    assert report.offenses_merged_into_cases == 4
+    assert len(offences) == 13  # 14 offences, one on the placeholder date
+    assert len(incidents) == 8 and incidents["incident_id"].is_unique
+    assert report.offenses_merged_into_cases == 5
     assert offence_report.offenses_merged_into_cases == 0
     assert report.rows_out == len(incidents)
     assert report.rows_read == report.rows_out + sum(report.rows_dropped_by_reason.values())
-    assert ("NIBRS offences merged into their case", 4) in report.lines()
+    assert ("NIBRS offences merged into their case", 5) in report.lines()
     by_case = incidents.set_index("case_id")
     # aggravated assault with a handgun over vandalism and a group B offence
-    assaulted = by_case.loc["250310000"]
+    assaulted = by_case.loc["25245851"]
     assert assaulted["nibrs_code"] == "13A" and assaulted["offense_count"] == 3
-    assert assaulted["offense_id"] == "25031000013A1"
+    assert assaulted["offense_id"] == "25245851_13A_1"
     assert assaulted["victim_shot"] and assaulted["flag_domestic_violence"]
     assert assaulted["weapon_cd"] == 12
     # a robbery over the simple assault filed first
-    robbed = by_case.loc["251510002"]
+    robbed = by_case.loc["25031877"]
     assert robbed["nibrs_code"] == "120" and robbed["offense_count"] == 2
     assert robbed["crm_cd_desc"] == "Robbery"
-    assert by_case.loc["250110001", "offense_count"] == 1
+    assert by_case.loc["25010342", "offense_count"] == 1
     # each case keeps the row the rule picks, with its severity and category
     expected = _most_serious(offences)
     for column in ("offense_id", "nibrs_code", "severity", "crime_category", "crm_cd_desc"):
@@ -262,8 +272,8 @@ def test_the_cache_keeps_incidents_and_offences_apart(tmp_path, offence_file):
         cached_offences, _ = load_incidents(offence_file, cache=tmp_path, count="offenses")
     pd.testing.assert_frame_equal(cached, incidents)
     pd.testing.assert_frame_equal(cached_offences, offences)
-    assert (len(cached), len(cached_offences)) == (7, 11)
-    assert report.offenses_merged_into_cases == 4
+    assert (len(cached), len(cached_offences)) == (8, 13)
+    assert report.offenses_merged_into_cases == 5
 
 
 def test_count_must_be_incidents_or_offenses(offence_file):
@@ -275,8 +285,8 @@ def test_repeated_offence_ids_are_dropped_not_counted_as_offences(tmp_path, reco
     first = write_json_array(tmp_path / "page1.json", records)
     again = write_ndjson(tmp_path / "page2.ndjson", records)
     incidents, report = _load([first, again])
-    assert report.duplicate_offenses_dropped == 12 and report.duplicates_dropped == 0
-    assert len(incidents) == 7 and int(incidents["offense_count"].sum()) == 11
+    assert report.duplicate_offenses_dropped == 14 and report.duplicates_dropped == 0
+    assert len(incidents) == 8 and int(incidents["offense_count"].sum()) == 13
     assert report.occurred_placeholder_date == 1
     assert report.rows_read == report.rows_out + sum(report.rows_dropped_by_reason.values())
     assert incidents["also_in_files"].dropna().unique().tolist() == ["page2.ndjson"]
@@ -292,9 +302,9 @@ def test_placeholder_date_is_flagged_and_counted(offence_file):
     assert ("occurred on a placeholder date (1800-01-06)", 1) in report.lines()
     assert report.to_dict()["occurred_placeholder_date"] == 1
     kept, report = _load(offence_file, count="offenses", min_occurred_date=None)
-    assert len(kept) == 12 and report.occurred_placeholder_date == 1
+    assert len(kept) == 14 and report.occurred_placeholder_date == 1
     placeholder = kept["occurred_at"].dt.year == 1800
-    assert kept.loc[placeholder, "case_id"].tolist() == ["251710004"]
+    assert kept.loc[placeholder, "case_id"].tolist() == ["25068810"]
     assert kept["date_suspect"].tolist() == placeholder.tolist()
 
 
@@ -309,7 +319,7 @@ def test_an_unknown_field_warns_naming_it_and_the_file(tmp_path, records):
         UserWarning, match=r"extended\.ndjson: 1 field\(s\) .* kept as text .*: zone_code$"
     ):
         frame, report = read_incidents(path)
-    assert len(frame) == 12 and (frame["extra_zone_code"] == "Z7").all()
+    assert len(frame) == 14 and (frame["extra_zone_code"] == "Z7").all()
     assert not [c for c in frame.columns if "computed_region" in c]
     assert report.files[0].schema == "nibrs"
     # kept through cleaning, scoring and the cache (analysis table), null on legacy rows
@@ -360,7 +370,7 @@ def test_ingest_command_prints_one_error_line_for_a_missing_field(tmp_path, reco
 
 
 def test_ingest_command_counts_incidents_or_offences(tmp_path, offence_file):
-    for count, rows in (("incidents", 7), ("offenses", 11)):
+    for count, rows in (("incidents", 8), ("offenses", 13)):
         output = tmp_path / f"{count}.parquet"
         result = CliRunner().invoke(
             app, ["ingest", str(offence_file), "-o", str(output), "--no-cache", "--count", count]
@@ -402,9 +412,9 @@ def test_legacy_and_nibrs_files_load_together(tmp_path, offence_file):
         cached, cached_report = load_incidents([crime_file(IVANCO), offence_file], cache=tmp_path)
     pd.testing.assert_frame_equal(mixed, cached)
     assert cached_report.to_dict() == report.to_dict()
-    assert mixed["source_system"].value_counts().to_dict() == {"legacy": 10_000, "nibrs": 7}
+    assert mixed["source_system"].value_counts().to_dict() == {"legacy": 10_000, "nibrs": 8}
     assert [f.schema for f in report.files] == ["official", "nibrs"]
-    assert report.duplicates_dropped == 0 and report.offenses_merged_into_cases == 4
+    assert report.duplicates_dropped == 0 and report.offenses_merged_into_cases == 5
     assert mixed["incident_id"].is_unique
     legacy = mixed[mixed["source_system"] == "legacy"].reset_index(drop=True)
     # legacy rows are read as before, with their legacy values in the new columns
@@ -415,9 +425,13 @@ def test_legacy_and_nibrs_files_load_together(tmp_path, offence_file):
     assert legacy["offense_count"].eq(1).all()
     for column in ("nibrs_code", "nibrs_group", "nibrs_weapon_cd", "crime_against"):
         assert legacy[column].isna().all(), column
+    assert legacy[["nibrs_premis_cd", "nibrs_description"]].isna().all().all()
+    assert legacy["premis_cd"].notna().all()
     nibrs = mixed[mixed["source_system"] == "nibrs"]
-    assert nibrs["crm_cd"].isna().all() and nibrs["nibrs_code"].notna().all()
-    assert nibrs["spatial_valid"].all()
+    assert nibrs["crm_cd"].isna().all() and nibrs["premis_cd"].isna().all()
+    # every case but the one with a blank code has its offence; all but (0, 0) are placed
+    assert nibrs["nibrs_code"].isna().sum() == 1
+    assert nibrs["spatial_valid"].sum() == 7
     assert nibrs["vict_age_group"].eq("unknown").all()
 
 
@@ -439,4 +453,8 @@ def test_fixture_records_follow_the_documented_form(records):
     assert json.loads(json.dumps(records)) == records
     by_case = pd.DataFrame(records).groupby("caseno")
     assert (by_case["totaloffensecount"].first().astype(int) == by_case.size()).all()
-    assert all(r["uniquenibrno"].startswith(r["caseno"] + r["nibr_code"]) for r in records)
+    by_case = pd.DataFrame(records).groupby("caseno", sort=False)
+    for caseno, rows in by_case:
+        expected = [f"{caseno}_{c}_{i}" for i, c in enumerate(rows["nibr_code"].fillna(""))]
+        assert rows["uniquenibrno"].tolist() == expected
+        assert len(caseno) == 8 and caseno.isdigit()

@@ -7,8 +7,8 @@ what, who and how. LAPD columns repeat heavily, so each conversion runs once per
 and is spread back to the rows (``_Distinct``); ``_Converter`` turns one text column into numbers,
 timestamps, text or categories and records the values that fail.
 
-What only the NIBRS offences form needs (case numbers, weapon code text, yes/no flags) is in
-:mod:`geo_crime.ingest.nibrs`.
+What only the NIBRS offences form needs (offence labels, status descriptions, unknown times,
+weapon code text, yes/no flags) is in :mod:`geo_crime.ingest.nibrs`.
 
 A value that does not parse in a required field marks its row bad: the row is listed with its
 file, line and column in the :class:`~geo_crime.cleaning.CleaningReport` and left out (or, with
@@ -221,6 +221,10 @@ class _Converter:
         """Mark rows where the required text field ``name`` is null or blank as bad."""
         self._check_missing(name)
 
+    def count_nulled(self, rows: np.ndarray, name: str, reason: str) -> None:
+        """Count the rows (a boolean mask) whose optional field ``name`` is read as null."""
+        self.flag(rows, name, [], reason, required=False)
+
     def identifier(self, name: str) -> pd.api.extensions.ExtensionArray:
         """A required identifier as trimmed text; rows without one are marked bad."""
         self.check_missing(name)
@@ -429,9 +433,9 @@ def convert_raw(
     cols: dict[str, object] = {}
 
     # identifiers: the record number, or a synthetic id where the source has none; a NIBRS
-    # offence row is identified by its case (``caseno``), every offence of a case alike
+    # offence row is identified by its case (``caseno``, as published), every offence alike
     if nibrs:
-        ident = nibrs_text.case_numbers(conv.identifier("case_id"))
+        ident = nibrs_text.arrow_text(conv.identifier("case_id"))
     elif conv.has("incident_id"):
         ident = raw.fields["incident_id"]
         if isinstance(ident, pa.ChunkedArray):
@@ -475,6 +479,10 @@ def convert_raw(
             "is not a time HHMM",
             required=False,
         )
+        if nibrs:  # 0000 and 1200 stand for an unknown time in the NIBRS set
+            unknown = known & np.isin(hhmm, nibrs_text.UNKNOWN_TIMES)
+            conv.count_nulled(unknown, "occurred_time", "is 0000 or 1200 (unknown time)")
+            known &= ~unknown
         offset = np.where(known, (hours * 60 + minutes) * 60, 0)
     cols["occurred_at"] = (day.astype("datetime64[s]") + offset.astype("timedelta64[s]")).astype(
         "datetime64[ns]"
@@ -527,7 +535,9 @@ def convert_raw(
     lookup = crime_code_lookup()
     if nibrs:  # an FBI offence code (nibrs_code below), no LAPD crime code
         crm = pd.array([pd.NA] * n, dtype="Int16")
-        desc = conv.category("crm_cd_desc")
+        desc = nibrs_text.offence_labels(
+            conv.strings("nibrs_code", upper=True), conv.strings("nibrs_description")
+        )
     elif conv.has("crm_cd"):
         crm = conv.integer("crm_cd", required=True)
         desc = (
@@ -604,6 +614,13 @@ def convert_raw(
         cols["weapon_used"] = pd.array(~weapon.isna(), dtype="boolean")
     cols["status"] = conv.category("status")
     cols["status_desc"] = conv.category("status_desc")
+    if nibrs:
+        cols["status_desc"], unknown_status = nibrs_text.status_descriptions(
+            cols["status"], cols["status_desc"]
+        )
+        conv.count_nulled(
+            unknown_status, "status", "has no description and is not in nibrs_status.csv"
+        )
     cols["location"] = conv.strings("location", squeeze=True)
     cols["cross_street"] = conv.strings("cross_street", squeeze=True)
     lat = conv.real("lat", required=True)

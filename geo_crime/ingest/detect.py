@@ -12,7 +12,8 @@ Everything here looks at a file from the outside or at its first bytes, never at
 * :func:`csv_header` and :func:`detect_schema` name the LAPD schema (``official``, ``modified``,
   ``api``, ``reduced_2024``, ``nibrs`` or a user ``mapped`` one) a header belongs to, and map its
   columns to canonical fields. A NIBRS offences header is told apart by its own keys
-  (``caseno``, ``uniquenibrno``, ``nibr_code``, ``hndrdth_lat`` ...: two of them suffice); keys
+  (``caseno``, ``uniquenibrno``, ``nibr_code``, ``hndrdth_lat`` ...: two of them suffice; the
+  retired 2024-25 set's ``location`` / ``lat`` / ``lon`` stand for the ``hndrdth_*`` keys); keys
   of it that are not in :data:`~geo_crime.schema.NIBRS_COLUMNS` are left out with a warning
   naming them and the file, as the spreadsheet-modified export's added columns are left out
   (Socrata's own ``:``-prefixed fields are left out silently).
@@ -356,15 +357,29 @@ def detect_schema(
 
 
 def _nibrs_mapping(columns: list[str], path: Path | str) -> dict[str, str]:
-    """The column mapping of a NIBRS offences header: required keys checked, unknown ones warned."""
-    present = set(columns)
+    """The column mapping of a NIBRS offences header: required keys checked, unknown ones warned.
+
+    The retired set's location keys (``location``, ``lat``, ``lon``:
+    :data:`~geo_crime.schema.NIBRS_RETIRED_KEYS`) stand for the live set's ``hndrdth_*`` keys
+    when the header lacks those.
+    """
+    retired = {
+        old: live
+        for old, live in schema.NIBRS_RETIRED_KEYS.items()
+        if old in columns and live not in columns
+    }
+    present = {retired.get(c, c) for c in columns}
     missing = [c for c in schema.NIBRS_REQUIRED_COLUMNS if c not in present]
     if missing:
         raise SchemaError(
             f"{path}: looks like the LAPD NIBRS offences schema but lacks key(s) {missing}"
         )
     # Socrata's own fields (``:id``, ``:@computed_region_...``) are portal artefacts, not data
-    unknown = [c for c in columns if c not in schema.NIBRS_COLUMNS and not c.startswith(":")]
+    unknown = [
+        c
+        for c in columns
+        if c not in schema.NIBRS_COLUMNS and c not in retired and not c.startswith(":")
+    ]
     if unknown:
         shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
         warnings.warn(
@@ -373,6 +388,10 @@ def _nibrs_mapping(columns: list[str], path: Path | str) -> dict[str, str]:
             UserWarning,
             stacklevel=4,
         )
-    mapping = {c: schema.NIBRS_COLUMNS[c] for c in columns if c in schema.NIBRS_COLUMNS}
+    mapping = {
+        c: schema.NIBRS_COLUMNS[retired.get(c, c)]
+        for c in columns
+        if retired.get(c, c) in schema.NIBRS_COLUMNS
+    }
     mapping.update({c: schema.extra_column(c) for c in unknown})
     return mapping

@@ -1,17 +1,24 @@
 """What only the LAPD NIBRS offences form needs when its text is typed (used by ``convert``).
 
 A NIBRS offences file (schema ``nibrs``) takes its ``incident_id`` and ``case_id`` from
-``caseno`` (:func:`case_numbers`) and its ``offense_id`` from ``uniquenibrno``, keeps its FBI
-offence code in ``nibrs_code`` (``crm_cd`` stays NA), its weapon code as text in
-``nibrs_weapon_cd`` and, when the code is a plain integer, in ``weapon_cd`` too
-(:func:`weapon_columns`), and parses its ``Yes`` / ``No`` flags (:func:`yes_no_values`).
-:func:`records_system_columns` builds those columns for any file: a legacy file gets their legacy
-values (``case_id`` and ``offense_id`` = ``incident_id``, NA elsewhere; see
-:mod:`geo_crime.schema`).
+``caseno`` and its ``offense_id`` from ``uniquenibrno``, both exactly as published (``25245851``
+and ``25245851_290_0``), keeps its FBI offence code in ``nibrs_code`` (``crm_cd`` stays NA; a
+blank code is kept as an unknown offence and counted), its display label in ``crm_cd_desc``
+(:func:`offence_labels`) and its penal-code string in ``nibrs_description``, its premise code as
+text in ``nibrs_premis_cd`` (LAPD's NIBRS premise list, ``RA``, ``32``: not the legacy
+``premis_cd``), its weapon code as text in ``nibrs_weapon_cd`` and, when the code is a plain
+integer, in ``weapon_cd`` too (:func:`weapon_columns`), fills a missing status description from
+:func:`status_table` (:func:`status_descriptions`), reads ``time_occ`` ``0000`` and ``1200`` as
+unknown times (:data:`UNKNOWN_TIMES`) and parses its ``Yes`` / ``No`` flags
+(:func:`yes_no_values`). :func:`records_system_columns` builds the NIBRS-only columns for any
+file: a legacy file gets their legacy values (``case_id`` and ``offense_id`` = ``incident_id``,
+NA elsewhere; see :mod:`geo_crime.schema`).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib import resources
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geo_crime import schema
+from geo_crime.severity import nibrs_severity_table
 
 #: Spellings of a yes/no flag, compared in lower case.
 YES_VALUES: tuple[str, ...] = ("yes", "y", "true", "1")
@@ -37,18 +45,87 @@ def arrow_text(values: pd.api.extensions.ExtensionArray) -> pa.Array:
     return arrow.cast(pa.string())
 
 
-def case_numbers(case_text: pd.api.extensions.ExtensionArray) -> pa.Array:
-    """NIBRS case numbers as incident ids: all-digit ones zero-padded to 9 (the DR_NO layout).
+def status_table() -> pd.DataFrame:
+    """The NIBRS status codes whose description is known (``geo_crime/data/nibrs_status.csv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns ``status`` (``14``), ``status_desc`` (``Cleared by Arrest - CA Filed``) and
+        ``source``, one row per code.
+    """
+    return _status_table().copy()
+
+
+@lru_cache(maxsize=1)
+def _status_table() -> pd.DataFrame:
+    with resources.files("geo_crime.data").joinpath("nibrs_status.csv").open("rb") as fh:
+        return pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def status_descriptions(
+    status: pd.Categorical, published: pd.Categorical
+) -> tuple[pd.Categorical, np.ndarray]:
+    """NIBRS status descriptions: the published one, else the one :func:`status_table` knows.
+
+    Parameters
+    ----------
+    status
+        The rows' status codes as written (``14``, ``40``).
+    published
+        The rows' published ``status_desc`` (NA where the source left it out).
+
+    Returns
+    -------
+    (pandas.Categorical, numpy.ndarray)
+        The descriptions, and which rows have a status code missing from the table and no
+        published description (their description stays NA).
 
     Examples
     --------
     >>> import pandas as pd
-    >>> case_numbers(pd.array(["250310000", "1234", "LA-25-77", None], dtype="string")).to_pylist()
-    ['250310000', '000001234', 'LA-25-77', None]
+    >>> desc, unknown = status_descriptions(
+    ...     pd.Categorical(["14", "40", "97", None]),
+    ...     pd.Categorical(["Cleared by Arrest - CA Filed", None, None, None]))
+    >>> list(desc), unknown.tolist()
+    (['Cleared by Arrest - CA Filed', 'Investigation Continued', nan, nan], \
+[False, False, True, False])
     """
-    text = arrow_text(case_text)
-    digits = pc.fill_null(pc.match_substring_regex(text, r"^\d{1,8}$"), False)
-    return pc.if_else(digits, pc.utf8_lpad(text, 9, "0"), text)
+    table = _status_table()
+    known = dict(zip(table["status"], table["status_desc"], strict=True))
+    codes = pd.Series(status, dtype=object)
+    filled = pd.Series(published, dtype=object).fillna(codes.map(known))
+    unknown = (filled.isna() & codes.notna()).to_numpy(dtype=bool)
+    return pd.Categorical(filled), unknown
+
+
+def offence_labels(
+    codes: pd.api.extensions.ExtensionArray, descriptions: pd.api.extensions.ExtensionArray
+) -> pd.Categorical:
+    """Display labels of NIBRS offences: the FBI offence name of each code.
+
+    A code missing from the NIBRS code table (:func:`geo_crime.severity.nibrs_severity_table`)
+    keeps its published description; a row without a code and description has none.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> labels = offence_labels(
+    ...     pd.array(["240", "99X", None], dtype="string"),
+    ...     pd.array(["487(D)(1) - PC - F - Grand Theft Auto - GTA  - 240",
+    ...               "123 - PC - M - Something New - 99X", None], dtype="string"))
+    >>> list(labels)
+    ['Motor Vehicle Theft', '123 - PC - M - Something New - 99X', nan]
+    """
+    table = nibrs_severity_table()
+    names = dict(zip(table["nibrs_code"], table["nibrs_desc"], strict=True))
+    label = pd.Series(codes, dtype=object).map(names)
+    return pd.Categorical(label.fillna(pd.Series(descriptions, dtype=object)))
+
+
+#: ``time_occ`` values that stand for an unknown time of day in the NIBRS set (``0000`` in
+#: about 2.7% of rows, ``1200`` in 2.3%): read as ``time_known`` False.
+UNKNOWN_TIMES: tuple[int, ...] = (0, 1200)
 
 
 def weapon_columns(
@@ -112,7 +189,7 @@ class TextColumns(Protocol):
     def category(self, name: str, *, upper: bool = False) -> pd.Categorical: ...
     def integer(self, name: str) -> pd.arrays.IntegerArray: ...
     def yes_no(self, name: str) -> pd.arrays.BooleanArray: ...
-    def check_missing(self, name: str) -> None: ...
+    def count_nulled(self, rows: np.ndarray, name: str, reason: str) -> None: ...
 
 
 def records_system_columns(
@@ -138,8 +215,9 @@ def records_system_columns(
     Returns
     -------
     dict
-        Column name -> values, in canonical order. A NIBRS row without ``uniquenibrno`` or
-        ``nibr_code`` is marked bad.
+        Column name -> values, in canonical order. A NIBRS row without ``uniquenibrno`` is
+        marked bad; one with a blank ``nibr_code`` is kept with an unknown offence
+        (``nibrs_code`` NA) and counted in the report's nulled values.
     """
     n_rows = len(incident_ids)
     system = schema.NIBRS_SYSTEM if nibrs else schema.LEGACY_SYSTEM
@@ -153,12 +231,15 @@ def records_system_columns(
         "nibrs_code": columns.strings("nibrs_code", upper=True),
     }
     if nibrs:
-        columns.check_missing("nibrs_code")
+        blank = np.asarray(pd.isna(out["nibrs_code"]), dtype=bool)
+        columns.count_nulled(blank, "nibrs_code", "is blank (offence unknown, row kept)")
     out["nibrs_group"] = (
         columns.category("nibrs_group", upper=True) if nibrs else empty_categorical(n_rows)
     )
     out["nibrs_weapon_cd"] = weapon_text
     out["crime_against"] = columns.category("crime_against") if nibrs else empty_categorical(n_rows)
+    out["nibrs_premis_cd"] = columns.strings("nibrs_premis_cd", upper=True)
+    out["nibrs_description"] = columns.strings("nibrs_description")
     out["victim_count"] = columns.integer("victim_count")
     for flag in schema.NIBRS_FLAG_COLUMNS:
         out[flag] = columns.yes_no(flag)

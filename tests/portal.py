@@ -4,11 +4,13 @@
 at once, each at ``/resource/<socrata id>.json`` and keyed by its own unique text field
 (:class:`Resource`). It answers ``count(*)`` and keyset pages (``$order=<key>``,
 ``$where=<key> > '<cursor>'``, ``$limit``), ordering text by code point as the open-data server
-does; a page request ordered on another field, with ``$offset`` or with a cursor on another field
-is a protocol violation, answered 400 and recorded in :attr:`FakePortal.violations`. It fails
-chosen requests on purpose (:attr:`FakePortal.faults`: a repeated page, a repeated row, a lost
-row, a row without its key), answers at most ``max_requests`` requests (then 410) and stops after
-``lifetime`` seconds at most (:func:`running_portal`).
+does, and the ``$where`` filters a resource declares (alone, or in parentheses before the
+cursor). A page request ordered on another field, with ``$offset``, with a cursor on another
+field or with an unknown filter is a protocol violation, answered 400 and recorded in
+:attr:`FakePortal.violations`. It fails chosen requests on purpose (:attr:`FakePortal.faults`:
+a repeated page, a repeated row, a lost row, a row without its key, a page ordered by a locale
+collation that skips ``_``), answers at most ``max_requests`` requests (then 410) and stops
+after ``lifetime`` seconds at most (:func:`running_portal`).
 
 Used as::
 
@@ -27,12 +29,18 @@ import re
 import threading
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_REQUESTS = 200  # the server answers 410 Gone after this many: no loop can run away
 SERVER_LIFETIME = 60.0  # seconds; the server shuts itself down after this
+#: Environment of a command-line run that goes straight to 127.0.0.1 (``CliRunner(env=...)``:
+#: ``None`` removes a variable), whatever proxy the machine sets.
+DIRECT_ENV = {
+    **dict.fromkeys(("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy")),
+    "no_proxy": "*",
+}
 
 
 def by_key(records: list[dict], key: str) -> list[dict]:
@@ -47,13 +55,20 @@ RESOURCE_PATH = re.compile(r"^/resource/(?P<id>[a-z0-9]{4}-[a-z0-9]{4})\.json$")
 
 @dataclass
 class Resource:
-    """One data set of the portal: its rows and the unique text field they are keyed by."""
+    """One data set of the portal: its rows and the unique text field they are keyed by.
+
+    ``filters`` maps each ``$where`` filter the resource understands, as the client sends it, to
+    the test a row must pass; any other filter is a protocol violation.
+    """
 
     key_field: str
     records: list[dict]
+    filters: Mapping[str, Callable[[dict], bool]] = field(default_factory=dict)
 
-    def rows(self) -> list[dict]:
-        return by_key(self.records, self.key_field)
+    def rows(self, where: str | None = None) -> list[dict]:
+        """The rows passing the filter ``where`` (all without one), in key order."""
+        keep = self.filters[where] if where is not None else None
+        return by_key([r for r in self.records if keep is None or keep(r)], self.key_field)
 
 
 class FakePortal(ThreadingHTTPServer):
@@ -104,22 +119,31 @@ class FakePortal(ThreadingHTTPServer):
         pass
 
 
-def keyset_problem(resource: Resource, query: dict[str, str]) -> tuple[str, str | None]:
-    """Why a request breaks keyset paging on the resource's key (``""``: it does not)."""
-    cursor = None
+def keyset_problem(resource: Resource, query: dict[str, str]) -> tuple[str, str | None, str | None]:
+    """Why a request breaks keyset paging on the resource's key (``""``: it does not).
+
+    Returns
+    -------
+    tuple
+        The problem, the cursor (``None`` on a first page or a count) and the filter, if any.
+    """
+    cursor = row_filter = None
     where = query.get("$where")
-    if where is not None:
+    if where in resource.filters:
+        row_filter = where
+    elif where is not None:
         keyset = KEYSET.match(where)
-        if keyset is None or keyset["filter"] is not None:
-            return f"unexpected $where: {where}", None
+        if keyset is None or keyset["filter"] not in (None, *resource.filters):
+            return f"unexpected $where: {where}", None, None
         if keyset["field"] != resource.key_field:
-            return f"cursor on {keyset['field']}, not on {resource.key_field}: {where}", None
+            return f"cursor on {keyset['field']}, not on {resource.key_field}: {where}", None, None
         cursor = keyset["cursor"].replace("''", "'")
+        row_filter = keyset["filter"]
     if query.get("$select") == "count(*)":
-        return ("" if cursor is None else f"a count after a cursor: {query}"), None
+        return ("" if cursor is None else f"a count after a cursor: {query}"), None, row_filter
     if query.get("$order") != resource.key_field or "$offset" in query or "$limit" not in query:
-        return f"not a keyset page request on {resource.key_field}: {query}", None
-    return "", cursor
+        return f"not a keyset page request on {resource.key_field}: {query}", None, None
+    return "", cursor, row_filter
 
 
 class PortalHandler(BaseHTTPRequestHandler):
@@ -139,7 +163,9 @@ class PortalHandler(BaseHTTPRequestHandler):
             number = len(server.log)
             entry = {"resource": socrata_id, "position": None, "cursor": None, "query": query}
             server.log.append(entry)
-            problem, cursor = ("", None) if resource is None else keyset_problem(resource, query)
+            problem, cursor, row_filter = (
+                ("", None, None) if resource is None else keyset_problem(resource, query)
+            )
             if problem:
                 server.violations.append(problem)
         if resource is None:
@@ -147,7 +173,7 @@ class PortalHandler(BaseHTTPRequestHandler):
         if problem:
             return self._send(400, json.dumps({"message": problem}).encode())
         with server.lock:
-            rows = resource.rows()
+            rows = resource.rows(row_filter)
             if query.get("$select") == "count(*)":
                 position: object = "count"
             else:
@@ -170,6 +196,8 @@ class PortalHandler(BaseHTTPRequestHandler):
             page = [*page[:10], page[9], *page[10 : limit - 1]]
         elif fault == "omit":  # one row silently missing
             page = page[:9] + page[10:]
+        elif fault == "collate":  # ordered as a locale collation would, ignoring "_"
+            page = sorted(page, key=lambda r: r[resource.key_field].replace("_", ""))
         elif fault == "no-key":
             page = [dict(r) for r in page]
             del page[3][resource.key_field]

@@ -207,3 +207,11 @@ def test_the_retired_sets_location_keys_read_as_the_same_form(tmp_path, offences
         34.0141,
         -118.2978,
     ]
+
+
+def test_a_bad_value_of_the_retired_set_is_reported_under_its_own_key(tmp_path, records):
+    retired = retired_form(records)
+    retired[2]["lat"] = "north"
+    frame, report = read_incidents(write_ndjson(tmp_path / "y8y3-fqfu.ndjson", retired))
+    assert len(frame) == 13 and report.rows_unparseable_by_column == {"lat": 1}
+    assert str(report.bad_rows[0]).endswith("line 3: column lat: 'north' is not a number")

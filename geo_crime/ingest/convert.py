@@ -176,7 +176,7 @@ class _Converter:
         count = int(rows.sum())
         if not count:
             return
-        source_col = _source_column(self.raw.schema_name, column)
+        source_col = _source_column(self.raw, column)
         if not required:
             key = f"{source_col}: {reason}"
             self.report.values_nulled[key] = self.report.values_nulled.get(key, 0) + count
@@ -403,8 +403,10 @@ _SOURCE_NAMES = {
 }
 
 
-def _source_column(schema_name: str, field_name: str) -> str:
-    return _SOURCE_NAMES.get(schema_name, {}).get(field_name, field_name)
+def _source_column(raw: RawRead, field_name: str) -> str:
+    """The file's own name of a field (its schema's name when the reader did not say)."""
+    known = raw.source_names.get(field_name)
+    return known or _SOURCE_NAMES.get(raw.schema_name, {}).get(field_name, field_name)
 
 
 def convert_raw(
@@ -677,8 +679,8 @@ def _unswap_coordinates(
         return lat, lon
     if count > _COLUMN_FAILURE_SHARE * len(lat) and len(lat) >= 4:
         first = int(np.flatnonzero(swapped)[0])
-        lat_col = _source_column(raw.schema_name, "lat")
-        lon_col = _source_column(raw.schema_name, "lon")
+        lat_col = _source_column(raw, "lat")
+        lon_col = _source_column(raw, "lon")
         raise SchemaError(
             f"{raw.path}: columns {lat_col} and {lon_col} look swapped: {count / len(lat):.0%} of "
             f"rows have a longitude in {lat_col} (e.g. {lat[first]} on line "

@@ -54,6 +54,9 @@ class RawRead:
     path: Path
     line_numbers: np.ndarray
     bad_rows: list[BadRow] = field(default_factory=list)
+    #: The file's own column name of each field, for messages (e.g. ``lat`` in a file of the
+    #: retired NIBRS set, ``hndrdth_lat`` in one of the live set).
+    source_names: dict[str, str] = field(default_factory=dict)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -209,7 +212,8 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
                 f"(first bad line: {invalid[0][1][:60]!r}); wrong delimiter or a broken file"
             )
     fields = {colmap[c]: table.column(c) for c in colmap}
-    return RawRead(fields, n, schema_name, path, lines, bad_rows)
+    source_names = {target: c for c, target in colmap.items()}
+    return RawRead(fields, n, schema_name, path, lines, bad_rows, source_names)
 
 
 # --- JSON -----------------------------------------------------------------------------------------
@@ -423,7 +427,9 @@ def read_json_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> R
     schema_name, colmap = detect_schema(list(keys), path=path, mapping=mapping)
     fields = {target: _json_column_text(parsed, col) for col, target in colmap.items()}
     n = len(records)
-    return RawRead(fields, n, schema_name, path, np.arange(1, n + 1, dtype=np.int64))
+    lines = np.arange(1, n + 1, dtype=np.int64)
+    source_names = {target: col for col, target in colmap.items()}
+    return RawRead(fields, n, schema_name, path, lines, source_names=source_names)
 
 
 # --- either format --------------------------------------------------------------------------------

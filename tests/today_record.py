@@ -47,7 +47,8 @@ What it holds
   2024 they bring each month up to :data:`UNION_PER_DAY_2024` incidents a day (about 19k a
   month), and from 2025 to November 2026 they are the only records, at
   :data:`NIBRS_PER_DAY_FROM_2025` cases a day, the level at which the set holds about 490k
-  offence rows, as the published set did in late 2026.
+  offence rows, as the published set did in late 2026. Within each division and month the
+  days are spread evenly, so a small scale is as steady per division and week as the full size.
 * **Cross-system twins**: a share of the 2024 legacy incidents from the switch on (0.25% by
   default) is recorded once more in NIBRS, on the same day and time, in the same reporting
   district, with the crosswalked offence, coordinates within about 20 m and a case number of its
@@ -243,6 +244,7 @@ def real_rows() -> pd.DataFrame:
     rows = rows.rename(columns=_official_to_api()).drop(columns=["dr_no", "date_occ", "date_rptd"])
     rows["area"] = rows["area"].astype(int).map("{:02d}".format)
     rows["rpt_dist_no"] = rows["rpt_dist_no"].astype(int).map("{:04d}".format)
+    rows["time_occ"] = rows["time_occ"].str.zfill(4)  # West LA strips leading zeros
     rows["lag_days"] = (reported - occurred).dt.days.clip(lower=0).to_numpy()
     share = _area_shares_2024()
     per_area = rows["area"].map(rows["area"].value_counts())
@@ -305,9 +307,9 @@ def monthly_volumes(scale: float = 1.0) -> pd.DataFrame:
     yearly[2023] = LEGACY_TOTAL - sum(LEGACY_2024) - yearly.sum()
     months = pd.period_range("2020-01", RECORD_LAST.strftime("%Y-%m"), freq="M")
     legacy = pd.Series(0.0, index=months)
-    for year, total in yearly.items():
+    for year, total in yearly.items():  # whole numbers per month, the year's total kept
         inside = months[months.year == year]
-        legacy[inside] = _split_by_days(total, inside)
+        legacy[inside] = _rounded(_split_by_days(total * scale, inside)) / scale
     legacy[months[months.year == 2024]] = LEGACY_2024
     nibrs = pd.Series(0.0, index=months)
     days = pd.Series(months.days_in_month, index=months)
@@ -335,14 +337,28 @@ def _days_in(month: pd.Period, system: str) -> tuple[np.datetime64, int]:
     return np.datetime64(first.date(), "D"), (last - first).days + 1
 
 
-def _occurrence_days(counts: pd.Series, system: str, rng: np.random.Generator) -> np.ndarray:
-    """One occurrence day per row: ``counts[month]`` rows spread at random over its days."""
-    parts = []
-    for month, count in counts.items():
-        if count:
-            first, days = _days_in(month, system)
-            parts.append(first + rng.integers(0, days, size=count).astype("timedelta64[D]"))
-    return np.sort(np.concatenate(parts)) if parts else np.array([], dtype="datetime64[D]")
+def _placed_rows(
+    counts: pd.Series, system: str, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Real rows for ``counts[month]`` incidents of each month, and their occurrence days.
+
+    Within each division and month the days are spread evenly (from a random offset), so that a
+    small scale is as steady per division and week as the full record, whose weekly counts per
+    division are in the hundreds: completeness judged on a scaled record then judges the record,
+    not the noise of a few rows.
+    """
+    months = np.repeat(np.arange(len(counts)), counts.to_numpy())
+    rows = _draw(len(months), rng)
+    first, span = zip(*(_days_in(month, system) for month in counts.index), strict=True)
+    groups = pd.DataFrame({"month": months, "area": rows["area"].to_numpy()}).groupby(
+        ["month", "area"]
+    )
+    rank = groups.cumcount().to_numpy()
+    size = groups["month"].transform("size").to_numpy()
+    offset = rng.random(groups.ngroups)[groups.ngroup().to_numpy()]
+    step = np.floor((rank + offset) * np.asarray(span)[months] / size).astype(np.int64)
+    days = np.asarray(first, dtype="datetime64[D]")[months] + step.astype("timedelta64[D]")
+    return rows, days
 
 
 # --- the two systems ------------------------------------------------------------------------------
@@ -383,6 +399,18 @@ def _draw(count: int, rng: np.random.Generator) -> pd.DataFrame:
     return pool.iloc[index].reset_index(drop=True)
 
 
+def _draw_in_areas(areas: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """One real row of each of ``areas`` (padded codes), drawn by weight within its division."""
+    pool = real_rows()
+    index = np.empty(len(areas), dtype=np.int64)
+    for area in np.unique(areas):
+        here = np.flatnonzero(pool["area"].to_numpy() == area)
+        weights = pool["weight"].to_numpy()[here]
+        where = np.flatnonzero(areas == area)
+        index[where] = rng.choice(here, size=len(where), p=weights / weights.sum())
+    return pool.iloc[index].reset_index(drop=True)
+
+
 def _iso(days: np.ndarray) -> np.ndarray:
     return np.char.add(np.datetime_as_string(days, unit="D"), _TIMESTAMP_MIDNIGHT)
 
@@ -400,8 +428,7 @@ def _sequence_ids(prefix: pd.Series, order: np.ndarray, width: int) -> pd.Series
 
 def legacy_rows(volumes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Legacy incidents for ``volumes["legacy"]``, in the API form, in ``dr_no`` order."""
-    occurred = _occurrence_days(volumes["legacy"], "legacy", rng)
-    rows = _draw(len(occurred), rng)
+    rows, occurred = _placed_rows(volumes["legacy"], "legacy", rng)
     last = np.datetime64(LEGACY_LAST.date(), "D") + 1
     lag = rows.pop("lag_days").to_numpy().astype("timedelta64[D]")
     reported = np.minimum(occurred + lag, last)
@@ -569,26 +596,26 @@ def _match_keys(days: np.ndarray, times, districts: pd.Series, crm_cd: pd.Series
 
 
 def _distinct_from(
-    legacy: pd.DataFrame, occurred: np.ndarray, rng: np.random.Generator
+    legacy: pd.DataFrame, source: pd.DataFrame, occurred: np.ndarray, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Real rows and times for NIBRS cases on ``occurred``, none a chance twin of a legacy row.
+    """The real rows of NIBRS cases on ``occurred``, none a chance twin of a legacy row, and times.
 
     Rows are drawn from a small pool, so a NIBRS case could take the same real row as a legacy
-    incident of the same day and become a cross-system duplicate by chance; such draws are made
-    again until no case shares its day, time, district and offence with a legacy incident.
+    incident of the same day and become a cross-system duplicate by chance; such rows are drawn
+    again (in the same division) until no case shares its day, time, district and offence with a
+    legacy incident.
     """
     legacy_days = legacy["date_occ"].str[:10].to_numpy().astype("datetime64[D]")
     taken = set(
         _match_keys(legacy_days, legacy["time_occ"], legacy["rpt_dist_no"], legacy["crm_cd"])
     )
-    source = _draw(len(occurred), rng)
     times = _times(source["time_occ"], rng)
     while True:
         keys = _match_keys(occurred, times, source["rpt_dist_no"], source["crm_cd"])
         again = np.flatnonzero(keys.isin(taken).to_numpy())
         if not len(again):
             return source, times
-        redrawn = _draw(len(again), rng)
+        redrawn = _draw_in_areas(source["area"].to_numpy()[again], rng)
         source.iloc[again] = redrawn.to_numpy()
         times[again] = _times(redrawn["time_occ"], rng)
 
@@ -603,8 +630,8 @@ def nibrs_rows(
     tuple
         The offence rows in ``uniquenibrno`` order, and each twin's case number -> ``dr_no``.
     """
-    occurred = _occurrence_days(volumes["nibrs"], "nibrs", rng)
-    source, times = _distinct_from(legacy, occurred, rng)
+    source, occurred = _placed_rows(volumes["nibrs"], "nibrs", rng)
+    source, times = _distinct_from(legacy, source, occurred, rng)
     cases = _cases(source, occurred, source["lag_days"].to_numpy(), times, rng)
     after = legacy["date_occ"] >= NIBRS_START.strftime("%Y-%m-%dT")
     placed = legacy["lat"].astype(float) != 0

@@ -118,9 +118,11 @@ class CleaningReport:
     (:data:`PLACEHOLDER_DATES`; also in ``occurred_before_min_dropped`` when a minimum date left
     them out) and ``offenses_merged_into_cases`` the NIBRS offence rows folded into the row of
     their case by :func:`geo_crime.ingest.collapse_offenses_to_cases`.
-    ``legacy_after_switch_dropped`` and ``nibrs_before_switch_dropped`` count the rows left out
-    when legacy and NIBRS rows are joined into one series
-    (:func:`geo_crime.series.combine_across_break`).
+    When legacy and NIBRS rows are joined into one table
+    (:func:`geo_crime.series.join_records_systems`), ``legacy_after_switch`` counts the legacy
+    rows on or after the switch (kept: the systems split 2024's reports), ``legacy_matchable``
+    those a NIBRS copy could be sought for (known time, district, offence and place) and
+    ``cross_system_duplicates_dropped`` the legacy rows removed as recorded in NIBRS too.
     """
 
     files: list[FileSummary] = field(default_factory=list)
@@ -145,8 +147,9 @@ class CleaningReport:
     duplicate_offenses_dropped: int = 0
     occurred_placeholder_date: int = 0
     offenses_merged_into_cases: int = 0
-    legacy_after_switch_dropped: int = 0
-    nibrs_before_switch_dropped: int = 0
+    legacy_after_switch: int = 0
+    legacy_matchable: int = 0
+    cross_system_duplicates_dropped: int = 0
     unknown_crime_codes: dict[str, int] = field(default_factory=dict)
     severity_scheme: str = ""
     severity_version: str = ""
@@ -190,8 +193,7 @@ class CleaningReport:
             "occurred in the future": self.occurred_in_future_dropped,
             "occurred before the minimum date": self.occurred_before_min_dropped,
             "NIBRS offences merged into cases": self.offenses_merged_into_cases,
-            "legacy row after the switch to NIBRS": self.legacy_after_switch_dropped,
-            "NIBRS row before the switch to NIBRS": self.nibrs_before_switch_dropped,
+            "legacy record also in NIBRS": self.cross_system_duplicates_dropped,
         }
 
     @property
@@ -228,17 +230,18 @@ class CleaningReport:
             )
         if nibrs or self.offenses_merged_into_cases:
             rows.append(("NIBRS offences merged into their case", self.offenses_merged_into_cases))
-        if nibrs or self.legacy_after_switch_dropped or self.nibrs_before_switch_dropped:
+        if nibrs or self.legacy_after_switch or self.cross_system_duplicates_dropped:
             rows.append(
                 (
-                    "legacy rows on or after the switch to NIBRS (2024-03-07), dropped",
-                    self.legacy_after_switch_dropped,
+                    "legacy rows on or after the switch to NIBRS (2024-03-07), kept",
+                    self.legacy_after_switch,
                 )
             )
             rows.append(
                 (
-                    "NIBRS rows before the switch (2024-03-07), dropped",
-                    self.nibrs_before_switch_dropped,
+                    "legacy rows also recorded in NIBRS (same day, time, district, offence, "
+                    "within 150 m), dropped",
+                    self.cross_system_duplicates_dropped,
                 )
             )
         rows += [

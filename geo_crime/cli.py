@@ -370,7 +370,7 @@ def coverage(
         frame = read_incidents_parquet(incidents)
     result = check_coverage(frame, threshold=threshold, freq=freq, by=by)
     if output:
-        write_table(result.table, output)
+        write_table(result.union, output)
     for span in result.spans.itertuples():
         typer.echo(
             f"source {span.source}: {span.rows:,} rows, {span.first_day:%Y-%m-%d} to "
@@ -381,7 +381,8 @@ def coverage(
         flag = f"  {row.areas_incomplete} areas incomplete" if row.areas_incomplete else ""
         typer.echo(f"{row.period:{fmt}}  {row.count:>8,.0f}{flag}")
     typer.echo(
-        f"{len(result.incomplete)} of {len(result.table)} (source, area, period) cells not complete"
+        f"{len(result.incomplete)} of {len(result.union)} (area, period) cells not complete, "
+        "judged on all sources together"
     )
 
 

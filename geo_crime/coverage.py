@@ -1,52 +1,42 @@
-"""Which (source, area, period) cells are recorded completely enough to trust.
+"""Which (area, period) cells are recorded completely enough to trust.
 
-LAPD moved to a new records management system on 7 March 2024, and the legacy "Crime Data from
-2020 to Present" set thins out area by area from then: city-wide weekly counts fall from about
-4,300 to about 1,800. Slices of the data (such as the head of the export) are incomplete too. A
-hot spot or a forecast computed on such periods would read a reporting break as a crime drop, so
-this stage flags them and later stages leave them out by default.
+Recording is not always complete: the legacy "Crime Data from 2020 to 2024" set thins out area
+by area from LAPD's move to NIBRS on 7 March 2024 (the NIBRS set holds the rest), slices of the
+data (such as the head of the export) hold a fraction of each period, and the last weeks of any
+download are still filling in. A hot spot or a forecast computed on such periods would read a
+gap in recording as a fall in crime, so this stage flags them and later stages leave them out.
 
 Method
 ------
-Coverage is a property of each **source**: the rows of one schema family (the ``source`` column:
-``official``, ``modified``, ``reduced_2024``, ...; ``by="source_file"`` judges each file on its
-own). Each source is judged on its own rows only, so loading another file alongside never
-changes what is said about a source.
+1. **The union.** An (area, period) is judged on the incidents of every source and records
+   system together: through 2024 the legacy and NIBRS systems split the reports between them,
+   so neither is complete alone. Each source's own count stays in :attr:`CoverageResult.table`
+   as a diagnostic (its share of the union and its ratio to the same reference).
+2. **Span.** A period that no source spans whole (the week holding the last day of the data,
+   the month a slice starts in the middle of) is ``partial``: never complete, whatever its count.
+3. **A reference that does not drift.** The period's count (for days, the trailing seven days
+   ending on the day, so weekday swings cancel) is compared with the first of:
 
-1. **Span.** A source covers the days from its first to its last occurrence date. A period that
-   the span does not cover whole (the week holding the last day of the data, the month a slice
-   starts in the middle of) is ``partial``: it is never complete, whatever its count.
-2. **Counts.** Each area of the source is judged period by period at the frequency of the
-   analysis (month, week or day), from what is known at the period itself: the period's own
-   count (for days, the trailing seven days ending on the day, so weekday swings cancel) and the
-   periods before it. No period looks at a later one, so the flags of periods up to any date
-   are the same whether or not later data is loaded (a backtest origin sees the coverage it
-   would have seen then).
-3. **Baseline.** The median count of the area's last ``window`` periods that were themselves
-   judged complete; only complete periods enter, so a run of thin periods cannot drag the
-   baseline down and pass itself off as normal. With fewer than ``min_history`` (3) such periods,
-   the baseline falls back to the area's count in the published annual roll-up of the full data
-   set (``lapd_crime/reference``, 2020-2022; the same year when available, else the nearest),
-   pro rata to the period's days, so the first periods of a slice are judged too.
-4. **Status.** ``incomplete`` below ``threshold`` (60%) of the baseline; ``missing`` with no row
-   at all although the source spans the period; ``partial`` (see 1); ``unverified`` with neither
-   history nor reference (treated as complete, and said so); else ``complete``. The median is
-   robust to one-off spikes, and 60% sits far below normal seasonal swings (about +/-15% month to
-   month, +/-25% week to week for one area) but above the 2024 break (about 40-50% in each area).
+   * ``year_before``: the same area's count in the same period a year earlier (12 months, 52
+     weeks or 364 days back), when that period was itself complete;
+   * ``before_break``: for periods that end after the switch, the area's level in its complete
+     periods of the :data:`BEFORE_BREAK_DAYS` days before the switch, pro rata to the period's
+     days;
+   * ``reference``: the area's count in the published annual roll-up of the full data set
+     (``lapd_crime/reference``, 2020-2022; the same year when available, else the nearest),
+     pro rata to the period's days.
 
-Several sources can cover one (area, period): the data is then at least as complete as its most
-complete source, so :meth:`CoverageResult.combined` calls it complete when any source is.
-
-The records-system switch (:data:`geo_crime.series.RECORDS_SYSTEM_SWITCH`, 7 March 2024) is a
-documented break, never a thin period. When legacy and NIBRS rows are loaded together they are
-one series (:func:`geo_crime.series.combine_across_break`: legacy rows before the switch, NIBRS
-rows from it), each system still judged on its own rows: a legacy source that stops within the
-week before the switch is taken to span up to it, a NIBRS source that starts within the week
-after it to span from it, and the period holding the switch is judged for each system on its
-own days of it (the baseline pro rata, ``switch_share`` in the table; such a period does not
-enter the baseline history). The combined (area, period) is complete when the systems on both
-sides each recorded their part of it completely. A NIBRS source has no history before the
-switch, so its first periods are judged against the published roll-up of the legacy data.
+   Never a rolling median of recent "complete" periods: a slow decline in recording would then
+   become its own baseline (Pacific's weekly median slid from 234.5 to 131 in 2024 that way,
+   and every week stayed "complete" at 55% of its January level). No period looks at a later
+   one, so flags up to any date do not change when later data is loaded.
+4. **Status.** ``incomplete`` below ``threshold`` (60%) of the reference; ``missing`` with no
+   row at all although a source spans the period; ``partial`` (see 2); ``unverified`` with no
+   reference (treated as complete, and said so); else ``complete``. 60% sits far below normal
+   seasonal swings (about +/-15% month to month, +/-25% week to week for one area) but above a
+   recording gap.
+5. **Months agree with their weeks.** A month is complete only when most of its days lie in
+   complete weeks (``weeks`` in ``baseline_source`` marks a month overruled so).
 """
 
 from __future__ import annotations
@@ -59,22 +49,18 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.errors import ConfigError, InputError
-from geo_crime.series import RECORDS_SYSTEM_SWITCH, records_systems, spans_break
+from geo_crime.series import RECORDS_SYSTEM_SWITCH, records_systems
 
 REFERENCE_ROLLUP = "lapd_crime/reference/lapd_crime_2020_2022_rollup__area_crmcd_year_counts.csv"
 
 #: Pandas period codes of the supported frequencies (weeks run Monday..Sunday, as in the cube).
 _PERIOD_CODES = {"D": "D", "W": "W-SUN", "M": "M"}
 
-#: Default baseline window (periods) per frequency: a year of months, a quarter of weeks, four
-#: weeks of days.
-DEFAULT_WINDOW = {"M": 12, "W": 12, "D": 28}
-
 #: Optional column of incidents per row: a table of counts per (source, area, day) is judged
 #: exactly as the incidents it counts (the Dask cube sends such a table, not the rows).
 ROW_COUNT = "_rows"
 
-#: Status order from best to worst: the combined status of an (area, period) is its best source's.
+#: The statuses, from best to worst.
 STATUSES = ("complete", "unverified", "partial", "incomplete", "missing")
 
 
@@ -118,98 +104,72 @@ def load_reference_rollup(path: str | os.PathLike | None = None) -> pd.DataFrame
 
 @dataclass
 class CoverageResult:
-    """Completeness of each (source, area, period).
+    """Completeness of each (area, period), judged on all sources together.
 
     Attributes
     ----------
+    union
+        One row per (area, period) that some source spans: ``area``, ``period`` (first day),
+        ``count`` (incidents of all sources; for days, the trailing seven days), ``baseline``,
+        ``baseline_source`` (``year_before``, ``before_break``, ``reference``, ``weeks`` for a
+        month overruled by its weeks, or ``none``), ``ratio``, ``status`` (see
+        :data:`STATUSES`), ``complete`` (bool; unverified counts as complete) and ``sources``
+        (comma-separated).
     table
-        One row per (source, area, period) the source spans: ``source``, ``area``, ``period``
-        (first day), ``count`` (rows of the source; for days, the trailing seven days),
-        ``baseline``, ``baseline_source`` (``own``, ``reference`` or ``none``), ``ratio``,
-        ``status`` (see :data:`STATUSES` and the module docstring) and ``complete`` (bool;
-        unverified counts as complete).
+        The per-source diagnostic: one row per (source, area, period) the source spans, with
+        the source's own ``count``, its ``share`` of the union's count, the union's
+        ``baseline`` and ``baseline_source``, the source's ``ratio`` to it, and the source's own
+        ``status`` and ``complete`` against that baseline (a source holding part of a period,
+        as each records system does through 2024, can be incomplete where the union is not).
     spans
         One row per source: ``source``, ``first_day``, ``last_day``, ``rows``, ``areas``.
     freq
         ``M``, ``W`` or ``D``.
-    threshold, window, min_history
-        The settings used.
+    threshold
+        The share of the reference a complete period reaches.
     by
         The column that defines a source (``source`` or ``source_file``).
     """
 
+    union: pd.DataFrame
     table: pd.DataFrame
     spans: pd.DataFrame
     freq: str
     threshold: float
-    window: int
-    min_history: int
     by: str = "source"
 
     @property
     def incomplete(self) -> pd.DataFrame:
-        """The (source, area, period) rows not judged complete."""
-        return self.table.loc[~self.table["complete"]]
+        """The (area, period) rows not judged complete."""
+        return self.union.loc[~self.union["complete"]]
 
     def combined(self) -> pd.DataFrame:
-        """One row per (area, period) over all sources: complete when any source is.
+        """One row per (area, period) over all sources (:attr:`union`).
 
         Returns
         -------
         pandas.DataFrame
-            ``area``, ``period``, ``count`` (rows of all sources), ``status`` (the best
-            source's), ``complete`` and ``sources`` (comma-separated).
+            ``area``, ``period``, ``count``, ``status``, ``complete``, ``sources`` and the
+            reference columns (``baseline``, ``baseline_source``, ``ratio``).
         """
-        table = self.table
-        if table.empty:
-            columns = ["area", "period", "count", "status", "complete", "sources"]
-            return pd.DataFrame(columns=columns)
-        rank = table["status"].map({s: i for i, s in enumerate(STATUSES)})
-        share = table["switch_share"] if "switch_share" in table else pd.Series(1.0, table.index)
-        whole = share >= 1.0
-        work = table.assign(
-            rank=rank,
-            whole_complete=table["complete"] & whole,
-            cut=~whole,
-            cut_share=share.where(~whole, 0.0),
-            cut_incomplete=~table["complete"] & ~whole,
-        )
-        grouped = work.groupby(["area", "period"], sort=True)
-        best = grouped["rank"].min()
-        # the period holding the records-system switch is complete when one source recorded
-        # it whole, or when the systems on either side each recorded their own days of it
-        joined = (
-            grouped["cut"].any()
-            & (grouped["cut_share"].sum() >= 0.999)
-            & ~grouped["cut_incomplete"].any()
-        )
-        out = pd.DataFrame(
-            {
-                "count": grouped["count"].sum(),
-                "status": best.map(dict(enumerate(STATUSES))),
-                "complete": grouped["whole_complete"].any() | joined,
-                "sources": grouped["source"].agg(lambda s: ",".join(sorted(map(str, set(s))))),
-            }
-        ).reset_index()
-        return out
+        return self.union
 
     def complete_mask(self, incidents: pd.DataFrame) -> np.ndarray:
         """Boolean per incident: True when its (area, period) is complete (or unverified)."""
         period = incidents["occurred_at"].dt.to_period(_PERIOD_CODES[self.freq]).dt.start_time
         key = pd.MultiIndex.from_arrays([incidents["area"].astype("Int64"), period])
-        flags = self.combined().set_index(["area", "period"])["complete"]
+        flags = self.union.set_index(["area", "period"])["complete"]
         return flags.astype(bool).reindex(key, fill_value=False).to_numpy(dtype=bool)
 
     def citywide(self) -> pd.DataFrame:
-        """Totals per period over all areas and sources with the number of areas not complete.
+        """Totals per period over all areas with the number of areas not complete.
 
         Returns
         -------
         pandas.DataFrame
             ``period``, ``count``, ``areas`` (areas with data), ``areas_incomplete``.
         """
-        combined = self.combined()
-        grouped = combined.groupby("period")
+        grouped = self.union.groupby("period")
         return pd.DataFrame(
             {
                 "count": grouped["count"].sum(),
@@ -219,35 +179,58 @@ class CoverageResult:
         ).reset_index()
 
 
+#: Days before the switch whose complete periods give an area's level before the break.
+BEFORE_BREAK_DAYS = 84
+
+#: Columns of :attr:`CoverageResult.union` and of :attr:`CoverageResult.table`.
+UNION_COLUMNS = (
+    "area",
+    "period",
+    "count",
+    "baseline",
+    "baseline_source",
+    "ratio",
+    "status",
+    "complete",
+    "sources",
+)
+SOURCE_COLUMNS = (
+    "source",
+    "area",
+    "period",
+    "count",
+    "share",
+    "baseline",
+    "baseline_source",
+    "ratio",
+    "status",
+    "complete",
+)
+
+
 def check_coverage(
     incidents: pd.DataFrame,
     *,
     freq: str = "M",
     threshold: float = 0.6,
-    window: int | None = None,
-    min_history: int = 3,
     reference: pd.DataFrame | None | str = "default",
     by: str = "source",
 ) -> CoverageResult:
-    """Flag (source, area, period) cells whose count falls far below the area's robust baseline.
+    """Flag (area, period) cells whose count, over all sources, falls far below a stable reference.
 
     Parameters
     ----------
     incidents
         Cleaned incidents (``area``, ``occurred_at`` and, when present, ``source`` /
-        ``source_file``; without the column every row is one source).
+        ``source_file`` and ``source_system``; without a source column every row is one
+        source), or counts of them per (source, area, day) in :data:`ROW_COUNT`.
     freq
         ``M`` (default), ``W`` (weeks starting Monday) or ``D``: the periods of the analysis.
     threshold
-        A period is incomplete below ``threshold`` x baseline.
-    window
-        How many earlier complete periods the median baseline looks back over (default: 12
-        months, 12 weeks or 28 days).
-    min_history
-        Fewer complete periods than this -> use the reference baseline.
+        A period is incomplete below ``threshold`` x its reference.
     reference
         Annual counts per area (see :func:`load_reference_rollup`); ``"default"`` loads the
-        shipped roll-up when present, ``None`` disables the fallback.
+        shipped roll-up when present, ``None`` disables it.
     by
         The column that defines a source: ``source`` (schema family, default) or ``source_file``.
 
@@ -261,7 +244,7 @@ def check_coverage(
     >>> days = pd.date_range("2021-01-01", "2021-03-31", freq="h")
     >>> rows = pd.DataFrame({"area": 1, "occurred_at": days, "source": "official"})
     >>> result = check_coverage(rows, freq="M", reference=None)
-    >>> result.table["status"].tolist()
+    >>> result.union["status"].tolist()
     ['unverified', 'unverified', 'unverified']
     """
     if not 0 < threshold < 1:
@@ -271,85 +254,275 @@ def check_coverage(
         raise ConfigError(f"unknown coverage period {freq!r}: use D, W or M")
     if by not in ("source", "source_file"):
         raise ConfigError(f"coverage sources are 'source' or 'source_file', got {by!r}")
-    window = int(window or DEFAULT_WINDOW[freq])
     if isinstance(reference, str):
         reference = load_reference_rollup()
-    code = _PERIOD_CODES[freq]
     frame = _source_rows(incidents, by)
-    at_break = spans_break(incidents)
-    rows: list[tuple] = []
-    spans: list[tuple] = []
-    for source, part in frame.groupby("source", sort=True):
-        first_day, last_day = part["day"].min(), part["day"].max()
-        if at_break:  # a source cut at the switch covers the days up to or from it
-            first_day, last_day = _span_at_switch(part["system"].iloc[0], first_day, last_day)
-        n_rows = int(part["weight"].sum())
-        spans.append((source, first_day, last_day, n_rows, int(part["area"].dropna().nunique())))
+    spans = _spans(frame)
+    union = _judge_union(frame, spans, freq, threshold, reference)
+    if freq == "M" and len(union):
+        weekly = _judge_union(frame, spans, "W", threshold, reference)
+        union = _months_follow_weeks(union, weekly)
+    table = _source_table(frame, spans, union, freq, threshold)
+    return CoverageResult(union, table, spans, freq, threshold, by)
+
+
+def _spans(frame: pd.DataFrame) -> pd.DataFrame:
+    """First and last day, rows and areas of each source."""
+    own = frame.loc[~frame["copy"]]
+    grouped = frame.groupby("source", sort=True)
+    return pd.DataFrame(
+        {
+            "source": list(grouped.groups),
+            "first_day": grouped["day"].min().to_numpy(),
+            "last_day": grouped["day"].max().to_numpy(),
+            "rows": own.groupby("source")["weight"]
+            .sum()
+            .reindex(list(grouped.groups), fill_value=0)
+            .astype(int)
+            .to_numpy(),
+            "areas": grouped["area"].agg(lambda a: int(a.dropna().nunique())).to_numpy(),
+        }
+    )
+
+
+def _periods(spans: pd.DataFrame, freq: str) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """Every period some source spans: starts, whether one source spans it whole, its days."""
+    code = _PERIOD_CODES[freq]
+    starts: set[pd.Timestamp] = set()
+    whole: set[pd.Timestamp] = set()
+    for first_day, last_day in zip(spans["first_day"], spans["last_day"], strict=True):
         periods = pd.period_range(first_day, last_day, freq=code)
-        starts = periods.start_time
-        ends = periods.end_time.normalize()
-        spanned = (starts >= first_day) & (ends <= last_day)
-        days_in = (ends - starts).days + 1
-        # the period holding the switch: each system is judged on its own days of it
-        share = np.ones(len(periods))
-        if at_break:
-            switch = RECORDS_SYSTEM_SWITCH
-            ends_at_switch = (last_day == switch - pd.Timedelta(days=1)) & (starts >= first_day)
-            ends_at_switch &= (starts <= last_day) & (ends > last_day)
-            starts_at_switch = (first_day == switch) & (ends <= last_day)
-            starts_at_switch &= (starts < first_day) & (ends >= first_day)
-            cut = np.asarray(ends_at_switch | starts_at_switch, dtype=bool)
-            last, first = np.datetime64(last_day, "D"), np.datetime64(first_day, "D")
-            inside = np.minimum(ends.values.astype("datetime64[D]"), last) - np.maximum(
-                starts.values.astype("datetime64[D]"), first
+        begin, end = periods.start_time, periods.end_time.normalize()
+        starts.update(begin)
+        whole.update(begin[(begin >= first_day) & (end <= last_day)])
+    index = pd.DatetimeIndex(sorted(starts))
+    ends = index.to_period(code).end_time.normalize()
+    days = np.asarray((ends - index).days + 1, dtype=int)
+    return index, np.asarray([s in whole for s in index], dtype=bool), days
+
+
+def _counts(
+    days: pd.Series,
+    weights: np.ndarray,
+    periods: pd.DatetimeIndex,
+    freq: str,
+    covered: pd.Series | None = None,
+) -> np.ndarray:
+    """Counts per period; for days, the trailing-seven-day count over the days some source
+    covers (``covered``: bool per day), scaled up to seven days where fewer are covered."""
+    if not len(periods):
+        return np.zeros(0)
+    if freq != "D":
+        index = days.dt.to_period(_PERIOD_CODES[freq]).dt.start_time
+        counts = pd.Series(weights, index=index.to_numpy()).groupby(level=0).sum()
+        return counts.reindex(periods, fill_value=0).to_numpy(dtype=float)
+    full = pd.date_range(periods.min(), periods.max(), freq="D")
+    daily = pd.Series(weights, index=pd.DatetimeIndex(days)).groupby(level=0).sum()
+    daily = daily.reindex(full, fill_value=0)
+    inside = (
+        covered.reindex(full, fill_value=False)
+        if covered is not None
+        else pd.Series(True, index=full)
+    ).astype(float)
+    trailing = daily.rolling(7, min_periods=1).sum().to_numpy(dtype=float)
+    seen = inside.rolling(7, min_periods=1).sum().to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(seen > 0, trailing * 7.0 / seen, 0.0)
+    return pd.Series(scaled, index=full).reindex(periods).to_numpy(dtype=float)
+
+
+def _covered_days(spans: pd.DataFrame) -> pd.Series:
+    """True for each day some source spans (from the first source's first day on)."""
+    full = pd.date_range(spans["first_day"].min(), spans["last_day"].max(), freq="D")
+    covered = pd.Series(False, index=full)
+    for first_day, last_day in zip(spans["first_day"], spans["last_day"], strict=True):
+        covered.loc[first_day:last_day] = True
+    return covered
+
+
+def _judge_union(
+    frame: pd.DataFrame,
+    spans: pd.DataFrame,
+    freq: str,
+    threshold: float,
+    reference: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The union's rows of every area, judged in time order against stable references."""
+    periods, whole, days_in = _periods(spans, freq)
+    own = frame.loc[~frame["copy"]].dropna(subset=["area"])
+    rows: list[tuple] = []
+    back = {"M": pd.DateOffset(months=12), "W": pd.Timedelta(weeks=52), "D": pd.Timedelta(days=364)}
+    covered = _covered_days(spans) if freq == "D" and len(spans) else None
+    code = _PERIOD_CODES[freq]
+    for area, group in own.groupby("area", sort=True):
+        counts = _counts(group["day"], group["weight"].to_numpy(), periods, freq, covered)
+        of_period = group["day"].dt.to_period(code).dt.start_time
+        names = (
+            group["source"]
+            .astype(str)
+            .groupby(of_period.to_numpy())
+            .agg(lambda s: ",".join(sorted(set(s))))
+        )
+        sources = names.reindex(periods, fill_value="").to_numpy(dtype=object)
+        judged: dict[pd.Timestamp, tuple[float, bool]] = {}
+        before_break: float | None = None
+        for start, count, is_whole, n_days, held in zip(
+            periods, counts, whole, days_in, sources, strict=True
+        ):
+            basis_days = 7 if freq == "D" else int(n_days)
+            end = start + pd.Timedelta(days=int(n_days))
+            earlier = _year_before_rate(judged, start - back[freq], freq)
+            if earlier > 0:
+                baseline, basis = earlier * basis_days, "year_before"
+            elif end > RECORDS_SYSTEM_SWITCH and (
+                level := before_break
+                if before_break is not None
+                else (before_break := _level_before_break(judged, freq))
+            ):
+                baseline, basis = level * basis_days, "before_break"
+            else:
+                baseline, basis = _reference_baseline(reference, int(area), start.year, basis_days)
+            ratio = count / baseline if baseline > 0 else np.nan
+            if not is_whole:
+                status = "partial"
+            elif count == 0:
+                status, ratio = "missing", 0.0
+            elif basis == "none" or not baseline > 0:
+                status, ratio = "unverified", np.nan
+            else:
+                status = "complete" if ratio >= threshold else "incomplete"
+            judged[start] = (float(count), status in ("complete", "unverified"))
+            rows.append((int(area), start, count, baseline, basis, ratio, status, held))
+    union = pd.DataFrame(rows, columns=[c for c in UNION_COLUMNS if c != "complete"])
+    union["complete"] = union["status"].isin(["complete", "unverified"])
+    return union[list(UNION_COLUMNS)]
+
+
+#: Periods on either side of the one a year earlier that its reference also averages over.
+_YEAR_BEFORE_HALF_WIDTH = {"M": 1, "W": 2, "D": 3}
+
+
+def _year_before_rate(
+    judged: dict[pd.Timestamp, tuple[float, bool]], centre: pd.Timestamp, freq: str
+) -> float:
+    """Incidents per day in the complete periods around the one a year earlier (0 when that
+    period itself was not complete): a mean over a few periods, so one unusual week does not
+    set the reference."""
+    own = judged.get(centre)
+    if own is None or not own[1]:
+        return 0.0
+    width = _YEAR_BEFORE_HALF_WIDTH[freq]
+    code = _PERIOD_CODES[freq]
+    rates = []
+    for shift in range(-width, width + 1):
+        start = (pd.Period(centre, freq=code) + shift).start_time
+        seen = judged.get(start)
+        if seen is None or not seen[1]:
+            continue
+        days = pd.Period(start, freq=code).days_in_month if freq == "M" else 7
+        rates.append(seen[0] / days)
+    return float(np.mean(rates)) if rates else 0.0
+
+
+def _level_before_break(judged: dict[pd.Timestamp, tuple[float, bool]], freq: str) -> float:
+    """An area's incidents per day over its complete periods within the
+    :data:`BEFORE_BREAK_DAYS` days before the switch (0 when they cover fewer than 28 days)."""
+    first = RECORDS_SYSTEM_SWITCH - pd.Timedelta(days=BEFORE_BREAK_DAYS)
+    code = _PERIOD_CODES[freq]
+    total, days = 0.0, 0
+    for start, (count, complete) in judged.items():
+        end = pd.Period(start, freq=code).end_time.normalize() + pd.Timedelta(days=1)
+        if complete and start >= first and end <= RECORDS_SYSTEM_SWITCH:
+            # a day's count is its trailing seven days: a seventh of it is the day's worth
+            total += count / 7 if freq == "D" else count
+            days += int((end - start).days)
+    return total / days if days >= 28 else 0.0
+
+
+def _months_follow_weeks(months: pd.DataFrame, weeks: pd.DataFrame) -> pd.DataFrame:
+    """Months complete by their own count but with most of their days in weeks that are not
+    complete become incomplete (``baseline_source`` ``weeks``)."""
+    out = months.copy()
+    flags = weeks.set_index(["area", "period"])["complete"]
+    for i in np.flatnonzero(out["complete"].to_numpy()):
+        start = out["period"].iat[i]
+        days = pd.date_range(start, start + pd.offsets.MonthEnd(0), freq="D")
+        week_of = days.to_period("W-SUN").start_time
+        key = pd.MultiIndex.from_arrays([np.full(len(days), out["area"].iat[i]), week_of])
+        good = flags.reindex(key, fill_value=False).to_numpy(dtype=bool)
+        if good.sum() * 2 < len(days):
+            out.iat[i, out.columns.get_loc("status")] = "incomplete"
+            out.iat[i, out.columns.get_loc("baseline_source")] = "weeks"
+            out.iat[i, out.columns.get_loc("complete")] = False
+    return out
+
+
+def _source_table(
+    frame: pd.DataFrame,
+    spans: pd.DataFrame,
+    union: pd.DataFrame,
+    freq: str,
+    threshold: float,
+) -> pd.DataFrame:
+    """Each source's count per (area, period) it spans, against the union's reference."""
+    reference = union.set_index(["area", "period"])
+    rows = []
+    for span in spans.itertuples():
+        part = frame.loc[frame["source"] == span.source].dropna(subset=["area"])
+        periods = pd.period_range(span.first_day, span.last_day, freq=_PERIOD_CODES[freq])
+        starts, ends = periods.start_time, periods.end_time.normalize()
+        whole = np.asarray((starts >= span.first_day) & (ends <= span.last_day), dtype=bool)
+        for area, group in part.groupby("area", sort=True):
+            counts = _counts(group["day"], group["weight"].to_numpy(), starts, freq)
+            key = pd.MultiIndex.from_arrays([np.full(len(starts), int(area)), starts])
+            ref = reference.reindex(key)
+            baseline = ref["baseline"].to_numpy(dtype=float)
+            total = ref["count"].to_numpy(dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(baseline > 0, counts / baseline, np.nan)
+                share = np.where(total > 0, counts / total, np.nan)
+            status = np.where(
+                ~whole,
+                "partial",
+                np.where(
+                    counts == 0,
+                    "missing",
+                    np.where(
+                        ~np.isfinite(ratio),
+                        "unverified",
+                        np.where(ratio >= threshold, "complete", "incomplete"),
+                    ),
+                ),
             )
-            covered = inside.astype(int) + 1
-            share = np.where(cut, covered / days_in, 1.0)
-            spanned = spanned | cut
-        for area, group in part.dropna(subset=["area"]).groupby("area", sort=True):
-            counts = _period_counts(
-                group["day"], group["weight"], periods, first_day, last_day, freq
-            )
-            rows.extend(
-                _judge_area(
-                    source,
-                    int(area),
-                    starts,
-                    counts,
-                    spanned,
-                    days_in,
-                    share,
-                    threshold=threshold,
-                    window=window,
-                    min_history=min_history,
-                    reference=reference,
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "source": span.source,
+                        "area": int(area),
+                        "period": starts,
+                        "count": counts,
+                        "share": share,
+                        "baseline": baseline,
+                        "baseline_source": ref["baseline_source"].to_numpy(dtype=object),
+                        "ratio": ratio,
+                        "status": status,
+                    }
                 )
             )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "source",
-            "area",
-            "period",
-            "count",
-            "baseline",
-            "baseline_source",
-            "ratio",
-            "status",
-            "switch_share",
-        ],
-    )
+    if not rows:
+        return pd.DataFrame(columns=list(SOURCE_COLUMNS))
+    table = pd.concat(rows, ignore_index=True)
     table["complete"] = table["status"].isin(["complete", "unverified"])
-    span_table = pd.DataFrame(spans, columns=["source", "first_day", "last_day", "rows", "areas"])
-    return CoverageResult(table, span_table, freq, threshold, window, min_history, by)
+    return table[list(SOURCE_COLUMNS)]
 
 
 def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
-    """``source``, ``area``, ``day`` per row, plus a row for each other source that held it.
+    """``source``, ``system``, ``area``, ``day``, ``weight`` and ``copy`` per row.
 
     A record number found in two sources is kept once by cleaning; its other sources are noted
-    in ``also_in_sources`` / ``also_in_files`` and counted here, so a source's counts do not
-    depend on which other files were loaded with it. ``weight`` is the incidents a row stands
+    in ``also_in_sources`` / ``also_in_files``, and a row is added for each (``copy`` True) so a
+    source's own diagnostic counts do not depend on which other files were loaded with it. The
+    union counts each incident once (``copy`` False). ``weight`` is the incidents a row stands
     for: :data:`ROW_COUNT` when the input counts them, else 1.
     """
     sources = (
@@ -357,11 +530,10 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
         if by in incidents
         else np.full(len(incidents), "all", dtype=object)
     )
-    systems = records_systems(incidents)
     frame = pd.DataFrame(
         {
             "source": sources,
-            "system": systems,
+            "system": records_systems(incidents),
             "area": incidents["area"].astype("Int64").to_numpy(),
             "day": incidents["occurred_at"].dt.normalize().to_numpy(),
             "weight": (
@@ -369,6 +541,7 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
                 if ROW_COUNT in incidents
                 else np.ones(len(incidents), dtype=np.int64)
             ),
+            "copy": False,
         }
     )
     also = {"source": "also_in_sources", "source_file": "also_in_files"}[by]
@@ -376,84 +549,10 @@ def _source_rows(incidents: pd.DataFrame, by: str) -> pd.DataFrame:
         others = incidents[also].astype("string")
         held = others.notna().to_numpy()
         if held.any():
-            extra = frame.loc[held].assign(source=others[held].str.split(",").to_numpy())
+            extra = frame.loc[held].assign(source=others[held].str.split(",").to_numpy(), copy=True)
             extra = extra.explode("source")
             frame = pd.concat([frame, extra], ignore_index=True)
     return frame.dropna(subset=["day"])
-
-
-def _period_counts(
-    days: pd.Series, weights: pd.Series, periods: pd.PeriodIndex, first_day, last_day, freq: str
-) -> np.ndarray:
-    """Counts per period; for days, the trailing-seven-day count (scaled up at the span start)."""
-    weights = weights.to_numpy(dtype=np.int64)
-    if freq != "D":
-        index = pd.PeriodIndex(days, freq=periods.freq)
-        return (
-            pd.Series(weights, index=index).groupby(level=0).sum().reindex(periods, fill_value=0)
-        ).to_numpy(dtype=float)
-    daily = pd.Series(weights, index=pd.DatetimeIndex(days)).groupby(level=0).sum()
-    daily = daily.reindex(periods.start_time, fill_value=0).sort_index()
-    trailing = daily.rolling(7, min_periods=1).sum().to_numpy(dtype=float)
-    seen = np.minimum(np.arange(1, len(daily) + 1), 7)
-    return trailing * 7.0 / seen
-
-
-def _judge_area(
-    source: str,
-    area: int,
-    starts: pd.DatetimeIndex,
-    counts: np.ndarray,
-    spanned: np.ndarray,
-    days_in: np.ndarray,
-    share: np.ndarray,
-    *,
-    threshold: float,
-    window: int,
-    min_history: int,
-    reference: pd.DataFrame | None,
-) -> list[tuple]:
-    """The rows of one (source, area) series, judged in time order."""
-    history: list[float] = []
-    out = []
-    for start, count, whole, n_days, part in zip(
-        starts, counts, spanned, days_in, share, strict=True
-    ):
-        if len(history) >= min_history:
-            baseline, basis = float(np.median(history[-window:])), "own"
-        else:
-            # daily counts are trailing-seven-day sums: compare with a week of the reference
-            basis_days = 7 if n_days == 1 else int(n_days)
-            baseline, basis = _reference_baseline(reference, area, start.year, basis_days)
-        baseline *= part  # at the switch: the system's own days of the period
-        ratio = count / baseline if baseline > 0 else np.nan
-        if not whole:
-            status = "partial"
-        elif count == 0:
-            status, ratio = "missing", 0.0
-        elif basis == "none" or not baseline > 0:
-            status, ratio = "unverified", np.nan
-        else:
-            status = "complete" if ratio >= threshold else "incomplete"
-        if status in ("complete", "unverified") and part == 1.0:
-            history.append(float(count))
-        out.append((source, area, start, count, baseline, basis, ratio, status, float(part)))
-    return out
-
-
-def _span_at_switch(system: str, first_day, last_day) -> tuple:
-    """A source's span, taken to reach the switch when its rows stop or start in its week.
-
-    Combined across the break (:func:`geo_crime.series.combine_across_break`), legacy rows stop
-    the day before the switch and NIBRS rows start on it; a source whose rows end (or begin)
-    within the seven days next to it recorded up to (or from) the switch.
-    """
-    switch, week = RECORDS_SYSTEM_SWITCH, pd.Timedelta(days=7)
-    if system == "legacy" and switch - week <= last_day < switch:
-        last_day = switch - pd.Timedelta(days=1)
-    if system == "nibrs" and switch <= first_day < switch + week:
-        first_day = switch
-    return first_day, last_day
 
 
 def _reference_baseline(

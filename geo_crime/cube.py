@@ -413,7 +413,6 @@ def _coverage_mask(incidents, units, row, use, periods, freq, coverage) -> np.nd
             incidents,
             freq=freq,
             threshold=coverage.threshold,
-            min_history=coverage.min_history,
             by=coverage.by,
         )
     # each unit's division: its own, else the most common among its incidents, else none (-1)

@@ -839,7 +839,6 @@ def _coverage_at(coverage: Any, rows: pd.DataFrame, freq: str):
             rows,
             freq=freq,
             threshold=coverage.threshold,
-            min_history=coverage.min_history,
             by=coverage.by,
         )
     return coverage

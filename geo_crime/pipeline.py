@@ -7,15 +7,12 @@ The pipeline only calls stage functions in order and writes their results under
     figures -> report
 
 A run covers one or more *studies*: a slice of the incidents (divisions, dates) analysed on
-some unit types at one period length. The default run has two, matching the real data:
-
-``citywide_2024``
-    All 21 divisions, January-September 2024 (the near-complete record before and around the
-    records-system change), H3 resolution-8 cells and reporting districts, weekly.
-``westla_2020_21``
-    West LA (division 8), March 2020 - July 2021 (the complete West LA slice), reporting
-    districts and H3 resolution-9 cells, weekly: 60+ complete weeks, enough for emerging hot
-    spot trends.
+some unit types at one period length. Without configured studies a run chooses them from the
+data's completely recorded weeks (:mod:`geo_crime.study_windows`): city-wide over the latest
+complete weeks (at most 52), and a division on its own where it holds a longer complete run
+before that. On the shared real slices these are ``citywide_2024`` (all 21 divisions, the
+complete weeks of early 2024) and ``westla_2020_21`` (West LA, its complete 2020-21 run); on
+today's full record the city-wide study is the last year to the last complete week.
 
 The incident rows are read through an engine (:mod:`geo_crime.engines`): in this process, or,
 for a dataset folder with ``--engine dask``, on a Dask cluster, where every stage that reads
@@ -35,7 +32,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,7 +209,14 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
         threshold = settings.coverage_threshold
         coverage = incidents.coverage("M", threshold)
         coverage_by_freq = {"M": coverage}
-        for freq in sorted({s.freq.upper()[:1] for s in settings.studies} - {"M"}):
+        if not settings.studies:  # chosen from the data's complete weeks
+            from geo_crime.study_windows import studies_from_coverage
+
+            coverage_by_freq["W"] = incidents.coverage("W", threshold)
+            chosen = studies_from_coverage(coverage_by_freq["W"])
+            settings = replace(settings, studies=chosen.studies)
+            result.summaries["studies_from_data"] = chosen.summary
+        for freq in sorted({s.freq.upper()[:1] for s in settings.studies} - set(coverage_by_freq)):
             coverage_by_freq[freq] = incidents.coverage(freq, threshold)
         for freq, judged in coverage_by_freq.items():
             path = folder / ("coverage.csv" if freq == "M" else f"coverage_{freq}.csv")
@@ -318,15 +322,21 @@ def _records_system_break(tally: RunTally, cleaning, folder: Path, result: RunRe
     shift = level_shift(tally)
     figure = level_shift_figure(shift, folder / "public" / "figures" / "break_level_shift.png")
     result.files.append(figure)
-    dropped = {
-        "legacy_after_switch": cleaning.legacy_after_switch_dropped,
-        "nibrs_before_switch": cleaning.nibrs_before_switch_dropped,
+    joined = {
+        "legacy_after_switch": cleaning.legacy_after_switch,
+        "legacy_matchable": cleaning.legacy_matchable,
+        "cross_system_duplicates": cleaning.cross_system_duplicates_dropped,
     }
+    months = tally.system_months()
     result.summaries["records_system_break"] = {
-        **{f"{key}_dropped": count for key, count in dropped.items()},
+        **joined,
         "level_shift": shift.round(3).reset_index().to_dict(orient="records"),
+        "incidents_per_month": {
+            str(month.date())[:7]: {str(k): int(v) for k, v in row.items()}
+            for month, row in months.iterrows()
+        },
     }
-    return break_lines(shift, dropped, figure=figure, folder=folder)
+    return break_lines(shift, joined, months=months, figure=figure, folder=folder)
 
 
 class _SharedLayers:
@@ -831,4 +841,6 @@ class _Stage:
     def expected(settings: RunSettings) -> int:
         """How many stages a run of ``settings`` has (for the run's bar; a hint, not a rule)."""
         per_unit = [5 if study.forecast else 4 for study in settings.studies for _ in study.units]
+        if not settings.studies:  # chosen from the data: usually two studies of two unit types
+            per_unit = [5] * 4
         return 3 + sum(per_unit) + 1  # ingest, division check, coverage ... report

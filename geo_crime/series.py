@@ -1,12 +1,16 @@
-"""One series across the March 2024 records-system break: legacy rows, then NIBRS rows.
+"""One incident series across LAPD's two records systems, and the 2024 break in recording.
 
-LAPD recorded crime in its legacy system (the "Crime Data from 2020 to Present" set) until
-6 March 2024 and in a NIBRS system (the "LAPD NIBRS Offenses" set) from 7 March 2024
-(:data:`RECORDS_SYSTEM_SWITCH`). The legacy set goes on receiving a thinning trickle of rows
-after the switch, and the NIBRS set holds a few rows dated before it; kept together, both would
-be counted twice around the switch. :func:`combine_across_break` keeps legacy rows that occurred
-before the switch and NIBRS rows from the switch on, and counts what it leaves out, so the two
-sets read as one incident series with a documented break.
+LAPD recorded crime in its legacy system (the "Crime Data from 2020 to 2024" set, ``2nrs-mtv8``,
+frozen: occurrences 2020-01-01 to :data:`LEGACY_LAST_DAY`) and, from 7 March 2024
+(:data:`RECORDS_SYSTEM_SWITCH`), in a NIBRS system (the "LAPD NIBRS Offenses" set,
+``k7nn-b2ep``). The switch was a split, not a handover: through 2024 the two systems divided the
+reports between them (the legacy set holds 18,926 incidents in January 2024 and 4,697 in
+December; the NIBRS set holds the rest, the two together the usual 18-20k a month). So
+:func:`join_records_systems` keeps every row of both and removes a legacy row only on evidence
+that NIBRS recorded the same incident (same day and time, reporting district and crosswalked
+offence, points within :data:`MATCH_METRES`), counting what it removes. Public comparisons of
+the two sets found such pairs rare (5 of about 2,000 legacy reports of a June-2024 week had a
+NIBRS record at the same time and place, none with the same case number).
 
 The break is a change of recording, not of crime. The crosswalk of the 140 legacy codes to FBI
 NIBRS codes (``geo_crime/data/crosswalk_lapd_nibrs.csv``) gives both systems the same categories,
@@ -15,8 +19,8 @@ ones whose main offences are the same offence in both systems (homicide, rape an
 assault, robbery, assaults, burglary, theft, vehicle theft, arson and vandalism). Trend
 statistics whose window spans the break (emerging hot spots, Mann-Kendall) should run on those
 categories only (:func:`harmonised_rows`), and :func:`level_shift` measures, per category, how
-the weekly level changed from the weeks before the switch to the weeks after, which the report
-shows as a figure (:func:`level_shift_figure`).
+the weekly level of the union of both systems changed from the weeks before the switch to the
+weeks after, which the report shows as a figure (:func:`level_shift_figure`).
 """
 
 from __future__ import annotations
@@ -29,12 +33,15 @@ import pandas as pd
 
 __all__ = [
     "HARMONISED_CATEGORIES",
+    "LEGACY_LAST_DAY",
+    "MATCH_METRES",
     "RECORDS_SYSTEM_SWITCH",
     "SHIFT_WEEKS",
     "category_moves",
-    "combine_across_break",
     "comparable_groups",
+    "cross_system_pairs",
     "harmonised_rows",
+    "join_records_systems",
     "level_shift",
     "level_shift_figure",
     "records_systems",
@@ -63,6 +70,13 @@ HARMONISED_CATEGORIES: tuple[str, ...] = (
 them crosswalks to a NIBRS code outside them, and none outside them into them (checked against
 the shipped tables by :func:`category_moves`). Burglary and theft are comparable only together:
 legacy "burglary from vehicle" (330, 410) is NIBRS theft from a motor vehicle (23F)."""
+
+LEGACY_LAST_DAY = pd.Timestamp("2024-12-30")
+"""The last occurrence day of the legacy set (``2nrs-mtv8``, frozen: 1,004,894 rows)."""
+
+MATCH_METRES = 150.0
+"""How close a legacy and a NIBRS point must be to count as one incident: both are geocoded to
+the hundred block, so one incident's two records lie well within a block's length."""
 
 SHIFT_WEEKS = 8
 """Whole weeks before and after the switch that :func:`level_shift` compares."""
@@ -107,44 +121,158 @@ def spans_break(incidents: pd.DataFrame | Any) -> bool:
     return {_LEGACY, _NIBRS} <= systems
 
 
-def combine_across_break(
-    incidents: pd.DataFrame, *, switch: pd.Timestamp = RECORDS_SYSTEM_SWITCH
+def join_records_systems(
+    incidents: pd.DataFrame, *, metres: float = MATCH_METRES
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Legacy rows before the switch and NIBRS rows from it on: one series, counted.
+    """Both records systems as one incident table: every row kept but proven cross-system copies.
+
+    Through 2024 the legacy and NIBRS systems split LAPD's reports between them: neither set is
+    cut at the switch. A legacy row is removed only on evidence that NIBRS recorded the same
+    incident: a NIBRS row of the same occurrence day and time (both times known), the same
+    reporting district and the same offence (the legacy crime code crosswalked to its NIBRS
+    code, :func:`geo_crime.severity.legacy_to_nibrs`, against the NIBRS row's lead offence),
+    with both points within ``metres`` of each other (LAPD geocodes both to the hundred block).
+    Each row matches at most one row of the other system (nearest first). The NIBRS row is kept
+    (the system of record from the switch on) and the legacy source is noted in its
+    ``also_in_sources``.
 
     Parameters
     ----------
     incidents : pandas.DataFrame
-        Canonical incidents with ``occurred_at`` and ``source_system``.
-    switch : pandas.Timestamp
-        The first day of the NIBRS system (:data:`RECORDS_SYSTEM_SWITCH`).
+        Canonical incidents (``occurred_at``, ``time_known``, ``rpt_dist``, ``crm_cd``,
+        ``nibrs_code``, ``lat``, ``lon``, ``source_system``).
+    metres : float
+        How close the two points must be (:data:`MATCH_METRES`).
 
     Returns
     -------
     (pandas.DataFrame, dict)
-        The kept rows (index reset) and the counts left out: ``legacy_after_switch`` and
-        ``nibrs_before_switch``. With only one system present nothing is left out.
+        The kept rows (index reset) and the counts: ``legacy_after_switch`` (legacy rows on or
+        after the switch, all kept unless matched), ``legacy_matchable`` (those with a known
+        time, district, offence and place: the ones a match could be found for) and
+        ``cross_system_duplicates`` (legacy rows removed as recorded in NIBRS too).
 
     Examples
     --------
     >>> rows = pd.DataFrame({
-    ...     "occurred_at": pd.to_datetime(["2024-03-01", "2024-03-10", "2024-03-05", "2024-03-08"]),
+    ...     "occurred_at": pd.to_datetime(["2024-03-01 10:00", "2024-06-03 14:30",
+    ...                                    "2024-06-03 14:30", "2024-06-03 14:30"]),
+    ...     "time_known": True, "rpt_dist": ["0101", "0943", "0943", "0943"],
+    ...     "crm_cd": pd.array([510, 510, None, None], dtype="Int16"),
+    ...     "nibrs_code": pd.array([None, None, "240", "240"], dtype="string"),
+    ...     "lat": [34.05, 34.0500, 34.0502, 34.06], "lon": [-118.25, -118.25, -118.25, -118.25],
     ...     "source_system": ["legacy", "legacy", "nibrs", "nibrs"]})
-    >>> kept, dropped = combine_across_break(rows)
-    >>> kept["source_system"].tolist(), dropped
-    (['legacy', 'nibrs'], {'legacy_after_switch': 1, 'nibrs_before_switch': 1})
+    >>> kept, counts = join_records_systems(rows)
+    >>> kept["source_system"].tolist(), counts["cross_system_duplicates"]
+    (['legacy', 'nibrs', 'nibrs'], 1)
     """
-    counts = {"legacy_after_switch": 0, "nibrs_before_switch": 0}
-    if not spans_break(incidents):
-        return incidents, counts
+    counts = {"legacy_after_switch": 0, "legacy_matchable": 0, "cross_system_duplicates": 0}
     systems = records_systems(incidents)
     occurred = incidents["occurred_at"]
-    late_legacy = (systems == _LEGACY) & (occurred >= switch).to_numpy(dtype=bool)
-    early_nibrs = (systems == _NIBRS) & (occurred < switch).to_numpy(dtype=bool)
-    counts["legacy_after_switch"] = int(late_legacy.sum())
-    counts["nibrs_before_switch"] = int(early_nibrs.sum())
-    kept = incidents.loc[~(late_legacy | early_nibrs)].reset_index(drop=True)
-    return kept, counts
+    after = (occurred >= RECORDS_SYSTEM_SWITCH).to_numpy(dtype=bool)
+    counts["legacy_after_switch"] = int(((systems == _LEGACY) & after).sum())
+    if not spans_break(incidents):
+        return incidents, counts
+    pairs, matchable = cross_system_pairs(incidents, metres=metres)
+    counts["legacy_matchable"] = matchable
+    counts["cross_system_duplicates"] = len(pairs)
+    if not len(pairs):
+        return incidents, counts
+    frame = incidents.copy()
+    if "also_in_sources" in frame and "source" in frame:
+        sources = frame["also_in_sources"].astype("string").to_numpy(dtype=object, na_value=None)
+        legacy_source = frame["source"].astype(str).to_numpy()[pairs["legacy"].to_numpy()]
+        for target, extra in zip(pairs["nibrs"].to_numpy(), legacy_source, strict=True):
+            old = sources[target]
+            sources[target] = ",".join(sorted({extra, *(old.split(",") if old else [])}))
+        frame["also_in_sources"] = pd.array(sources, dtype=frame["also_in_sources"].dtype)
+    drop = np.zeros(len(frame), dtype=bool)
+    drop[pairs["legacy"].to_numpy()] = True
+    return frame.loc[~drop].reset_index(drop=True), counts
+
+
+def cross_system_pairs(
+    incidents: pd.DataFrame, *, metres: float = MATCH_METRES
+) -> tuple[pd.DataFrame, int]:
+    """The legacy rows that NIBRS recorded too, by the rule of :func:`join_records_systems`.
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Canonical incidents of both systems.
+    metres : float
+        How close the two points must be.
+
+    Returns
+    -------
+    (pandas.DataFrame, int)
+        One row per match: ``legacy`` and ``nibrs`` (positions in ``incidents``) and
+        ``metres`` (their distance); and the number of legacy rows a match could be sought for
+        (on or after the switch, with a known time, district, offence and place).
+    """
+    from geo_crime.severity import legacy_to_nibrs
+
+    systems = records_systems(incidents)
+    occurred = incidents["occurred_at"]
+    usable = (occurred >= RECORDS_SYSTEM_SWITCH).to_numpy(dtype=bool)
+    if "time_known" in incidents:
+        usable &= incidents["time_known"].fillna(False).to_numpy(dtype=bool)
+    lat = pd.to_numeric(incidents["lat"], errors="coerce").to_numpy(dtype=float)
+    lon = pd.to_numeric(incidents["lon"], errors="coerce").to_numpy(dtype=float)
+    usable &= np.isfinite(lat) & np.isfinite(lon) & (lat != 0)
+    usable &= incidents["rpt_dist"].notna().to_numpy(dtype=bool)
+    legacy_codes = legacy_to_nibrs(incidents["crm_cd"]) if "crm_cd" in incidents else None
+    nibrs_codes = incidents.get("nibrs_code")
+    empty = pd.DataFrame({"legacy": [], "nibrs": [], "metres": []}).astype(
+        {"legacy": np.int64, "nibrs": np.int64}
+    )
+    if legacy_codes is None or nibrs_codes is None:
+        return empty, 0
+    sides = []
+    for system, codes in ((_LEGACY, legacy_codes), (_NIBRS, nibrs_codes)):
+        mask = usable & (systems == system) & codes.notna().to_numpy(dtype=bool)
+        positions = np.flatnonzero(mask)
+        sides.append(
+            pd.DataFrame(
+                {
+                    "position": positions,
+                    "at": occurred.to_numpy()[positions],
+                    "rpt_dist": incidents["rpt_dist"].astype(str).to_numpy()[positions],
+                    "code": codes.astype(str).to_numpy()[positions],
+                    "lat": lat[positions],
+                    "lon": lon[positions],
+                }
+            )
+        )
+    legacy, nibrs = sides
+    if not len(legacy) or not len(nibrs):
+        return empty, len(legacy)
+    joined = legacy.merge(nibrs, on=["at", "rpt_dist", "code"], suffixes=("_l", "_n"))
+    distance = _metres_apart(
+        joined["lat_l"].to_numpy(),
+        joined["lon_l"].to_numpy(),
+        joined["lat_n"].to_numpy(),
+        joined["lon_n"].to_numpy(),
+    )
+    joined = joined.assign(metres=distance).loc[distance <= metres]
+    joined = joined.sort_values(["metres", "position_l", "position_n"], kind="stable")
+    joined = joined.drop_duplicates("position_l").drop_duplicates("position_n")
+    pairs = pd.DataFrame(
+        {
+            "legacy": joined["position_l"].to_numpy(dtype=np.int64),
+            "nibrs": joined["position_n"].to_numpy(dtype=np.int64),
+            "metres": joined["metres"].to_numpy(dtype=float),
+        }
+    ).sort_values("legacy", ignore_index=True)
+    return pairs, len(legacy)
+
+
+def _metres_apart(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in metres (haversine, mean Earth radius)."""
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
+    dphi, dlam = phi2 - phi1, np.radians(lon2 - lon1)
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlam / 2) ** 2
+    return 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def category_moves() -> pd.DataFrame:
@@ -221,7 +349,7 @@ def level_shift(
     Parameters
     ----------
     incidents : pandas.DataFrame or RunTally
-        Combined incidents (:func:`combine_across_break`) with ``crime_category``, or their
+        Incidents of both systems (:func:`join_records_systems`) with ``crime_category``, or their
         tally (:class:`geo_crime.tallies.RunTally`: anything with ``weekly_counts()``).
     weeks : int
         Whole weeks on each side.
@@ -351,8 +479,8 @@ def level_shift_figure(shift: pd.DataFrame, path: str | Path, *, dpi: int = 110)
     ]
     y = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 1.8))
-    ax.barh(y - 0.2, rows["before"], height=0.4, color="#8c8c8c", label="legacy, before")
-    ax.barh(y + 0.2, rows["after"], height=0.4, color="#2166ac", label="NIBRS, after")
+    ax.barh(y - 0.2, rows["before"], height=0.4, color="#8c8c8c", label="before (legacy)")
+    ax.barh(y + 0.2, rows["after"], height=0.4, color="#2166ac", label="after (legacy + NIBRS)")
     for i, ratio in enumerate(rows["ratio"]):
         if np.isfinite(ratio):
             top = max(rows["before"].iloc[i], rows["after"].iloc[i])
@@ -363,8 +491,8 @@ def level_shift_figure(shift: pd.DataFrame, path: str | Path, *, dpi: int = 110)
     ax.set_xlabel("recorded incidents per week (city-wide mean)")
     ax.set_title(
         f"Level per category around the records-system switch of "
-        f"{RECORDS_SYSTEM_SWITCH.date()}\n{n_before} whole weeks before (legacy) vs {n_after} "
-        "after (NIBRS); * = its own count is not comparable across the break",
+        f"{RECORDS_SYSTEM_SWITCH.date()}\n{n_before} whole weeks before vs {n_after} after, "
+        "both systems together; * = its own count is not comparable across the break",
         fontsize=9,
     )
     ax.margins(x=0.18)

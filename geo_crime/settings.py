@@ -64,6 +64,9 @@ class StudySettings:
         Keras tuning budget on the periods before the first origin (0 trials: no tuning).
     reproduce_study
         Also run the original student study's Conv1D protocol (for division x day panels).
+    why
+        Why a study chosen from the data has its window (set by
+        :func:`geo_crime.study_windows.studies_from_coverage`; empty for a configured study).
     """
 
     name: str
@@ -83,6 +86,7 @@ class StudySettings:
     tune_trials: int = 0
     tune_seconds: float = 0.0
     reproduce_study: bool = False
+    why: str = ""
 
     def select(self, incidents: pd.DataFrame) -> pd.DataFrame:
         """The incidents of this study (its divisions and date range)."""
@@ -110,22 +114,6 @@ class StudySettings:
         if not self.tune_trials:
             return None
         return {"max_trials": self.tune_trials, "max_seconds": self.tune_seconds or 180.0}
-
-
-def default_studies() -> list[StudySettings]:
-    """The two studies the real data supports (see the module docstring)."""
-    return [
-        StudySettings(
-            name="citywide_2024", start="2024-01-01", end="2024-10-01", units=["h3:8", "rd"]
-        ),
-        StudySettings(
-            name="westla_2020_21",
-            areas=[8],
-            start="2020-03-01",
-            end="2021-08-01",
-            units=["rd", "h3:9"],
-        ),
-    ]
 
 
 @dataclass
@@ -162,7 +150,8 @@ class RunSettings:
         NIBRS case collapsed to one, its most serious offence) or ``offenses`` (every NIBRS
         offence row kept); see :func:`geo_crime.ingest.load_incidents`.
     studies
-        The studies (default: :func:`default_studies`).
+        The studies (default: none given, so the run chooses them from the data's complete
+        weeks: :func:`geo_crime.study_windows.studies_from_coverage`).
     """
 
     name: str = ""
@@ -178,7 +167,7 @@ class RunSettings:
     cache: bool = True
     min_date: str = "2010-01-01"
     count: str = "incidents"
-    studies: list[StudySettings] = field(default_factory=default_studies)
+    studies: list[StudySettings] = field(default_factory=list)
 
     @classmethod
     def from_sources(

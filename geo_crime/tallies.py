@@ -62,6 +62,18 @@ def _max(a, b):
     return max(present) if present else None
 
 
+def _system_months(incidents: pd.DataFrame, systems) -> pd.DataFrame:
+    """Incidents per (records system, month of occurrence)."""
+    frame = pd.DataFrame(
+        {
+            "source_system": pd.Series(systems, index=incidents.index, dtype="string"),
+            "month": incidents["occurred_at"].dt.to_period("M").dt.start_time,
+        }
+    ).dropna(subset=["month"])
+    counts = frame.groupby(["source_system", "month"], sort=True).size()
+    return counts.rename("incidents").reset_index()
+
+
 # --- the whole run ---------------------------------------------------------------------------
 
 
@@ -84,6 +96,9 @@ class RunTally:
         the records-system break (:func:`geo_crime.series.level_shift`).
     systems : frozenset of str
         Records systems present (``legacy``, ``nibrs``).
+    months : pandas.DataFrame
+        Per (``source_system``, ``month``, first day): ``incidents``: what each records system
+        contributes to each month (the report's break section).
     """
 
     total: int = 0
@@ -92,6 +107,7 @@ class RunTally:
     categories: pd.DataFrame = field(default_factory=pd.DataFrame)
     weeks: pd.DataFrame = field(default_factory=pd.DataFrame)
     systems: frozenset = frozenset()
+    months: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def of_rows(cls, incidents: pd.DataFrame) -> RunTally:
@@ -153,6 +169,7 @@ class RunTally:
             categories=categories,
             weeks=weekly_category_counts(incidents),
             systems=frozenset(str(s) for s in set(records_systems(incidents))),
+            months=_system_months(incidents, records_systems(incidents)),
         )
 
     def __add__(self, other: RunTally) -> RunTally:
@@ -174,7 +191,18 @@ class RunTally:
             ),
             weeks=_add(self.weeks, other.weeks, ["crime_category", "week"], {"incidents": "sum"}),
             systems=self.systems | other.systems,
+            months=_add(
+                self.months, other.months, ["source_system", "month"], {"incidents": "sum"}
+            ),
         )
+
+    def system_months(self) -> pd.DataFrame:
+        """Incidents per month (rows, first day) and records system (columns), zero-filled."""
+        if not len(self.months):
+            return pd.DataFrame()
+        return self.months.pivot_table(
+            index="month", columns="source_system", values="incidents", aggfunc="sum", fill_value=0
+        ).sort_index()
 
     def data_summary(self) -> pd.DataFrame:
         """Rows, date range, divisions and reporting districts per source schema."""
@@ -249,6 +277,7 @@ class StudyTally:
     timed_last: pd.Timestamp | None = None
     last_occurred: pd.Timestamp | None = None
     systems: frozenset = frozenset()
+    months: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def of_rows(cls, incidents: pd.DataFrame) -> StudyTally:

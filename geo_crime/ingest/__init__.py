@@ -32,11 +32,13 @@ offence rows either way.
 
 One series across the switch
 ----------------------------
-When legacy and NIBRS rows are loaded together, :func:`load_incidents` keeps the legacy rows
-that occurred before the switch to NIBRS (7 March 2024) and the NIBRS rows from it on
-(:func:`geo_crime.series.combine_across_break`): the legacy set's thinning trickle after the
-switch and NIBRS rows dated before it would count incidents twice. The rows left out are
-counted (``legacy_after_switch_dropped``, ``nibrs_before_switch_dropped``).
+When legacy and NIBRS rows are loaded together, :func:`load_incidents` keeps both: through
+2024 the two systems split LAPD's reports between them, so neither is cut at the switch to NIBRS
+(7 March 2024). A legacy row is removed only when a NIBRS row records the same incident (same
+day and time, reporting district, crosswalked offence, within 150 m:
+:func:`geo_crime.series.join_records_systems`); those are counted
+(``cross_system_duplicates_dropped``), as are the legacy rows kept after the switch
+(``legacy_after_switch``).
 
 Reading is vectorised with pyarrow: every column is read as text, then converted with
 ``pyarrow.compute`` (explicit date formats tried in order, no per-row Python). Values that cannot
@@ -110,7 +112,7 @@ from geo_crime.ingest.store import (
     read_incident_dataset,
     write_incident_dataset,
 )
-from geo_crime.series import combine_across_break
+from geo_crime.series import join_records_systems
 from geo_crime.severity import score_incidents
 
 __all__ = [
@@ -417,9 +419,10 @@ def load_incidents(
     frame = score_incidents(frame, report=report, harm_log=harm_log)
     if count == "incidents":
         frame = collapse_offenses_to_cases(frame, report)
-    frame, left_out = combine_across_break(frame)
-    report.legacy_after_switch_dropped += left_out["legacy_after_switch"]
-    report.nibrs_before_switch_dropped += left_out["nibrs_before_switch"]
+    frame, joined = join_records_systems(frame)
+    report.legacy_after_switch += joined["legacy_after_switch"]
+    report.legacy_matchable += joined["legacy_matchable"]
+    report.cross_system_duplicates_dropped += joined["cross_system_duplicates"]
     report.rows_out = len(frame)
     run_progress.step(n_steps, n_steps, "", "steps")
     if cache_file is not None:

@@ -181,14 +181,18 @@ def build_report(
     parts.append("")
     parts.append("## Coverage")
     parts.append(
-        "Each source (file family) is judged on its own rows: a month is incomplete when its "
-        f"count falls below {coverage.threshold:.0%} of the median of the area's earlier complete "
-        "months in the same source (or, for a source's first months, of the area's month in the "
-        "published annual totals of the full data set), and partial when the source does not "
-        "span it whole. Weekly and daily studies are judged the same way week by week or day by "
-        "day, from what was known at the time. Incomplete, partial and missing periods are "
-        "excluded from statistics and models by default. A source's rows include the record "
-        "numbers it shares with another source (kept once in the data, counted for both here)."
+        "An (area, month) is judged on all sources and records systems together (through 2024 "
+        "the legacy and NIBRS systems split LAPD's reports between them): it is incomplete when "
+        f"its count falls below {coverage.threshold:.0%} of a reference that does not drift: "
+        "the same month a year earlier when that month was complete, else (after the March "
+        "2024 switch) the area's level in the 12 weeks before the switch, else the area's month "
+        "in the published annual totals of the full data set. A month is also incomplete when "
+        "most of its days lie in weeks that are not complete, and partial when no source spans "
+        "it whole. Weekly and daily studies are judged the same way week by week or day by day, "
+        "from what was known at the time. Incomplete, partial and missing periods are excluded "
+        "from statistics and models by default. Per source (a diagnostic: a source holding part "
+        "of a month, as each records system does in 2024, can be incomplete where the union is "
+        "not):"
     )
     parts.append("")
     spans = coverage.spans.copy()

@@ -330,22 +330,21 @@ def coverage_caveats(coverage: Any) -> list[str]:
         Sentences: per source, how many area-months are not completely recorded and when; and
         the March 2024 records-system change when the data reaches past it.
     """
-    table = coverage.table
+    union = coverage.union
     out = []
-    for source, group in table.groupby("source", sort=True):
-        bad = group.loc[~group["complete"].astype(bool)]
-        if bad.empty:
-            continue
+    bad = union.loc[~union["complete"].astype(bool)]
+    if len(bad):
         first = pd.Timestamp(bad["period"].min()).strftime("%Y-%m")
         last = pd.Timestamp(bad["period"].max()).strftime("%Y-%m")
         out.append(
-            f"Source {md_text(source)}: {len(bad):,} of {len(group):,} area-months are not "
-            f"completely recorded ({first} to {last}); statistics and forecasts leave them out."
+            f"{len(bad):,} of {len(union):,} division-months ({first} to {last}) are not "
+            "completely recorded, judged on every source and records system together against "
+            "a stable reference; statistics and forecasts leave them out."
         )
-    if len(table) and pd.Timestamp(table["period"].max()) >= pd.Timestamp("2024-03-01"):
+    if len(union) and pd.Timestamp(union["period"].max()) >= pd.Timestamp("2024-03-01"):
         out.append(
-            "LAPD changed records systems on 7 March 2024: the legacy data thins out area by "
-            "area after it, so city-wide 2024 results rest on the weeks before, and no trend "
-            "crosses the break."
+            "LAPD moved to a NIBRS records system on 7 March 2024; through 2024 the legacy and "
+            "NIBRS systems split the reports between them, so 2024 is complete only where both "
+            "are loaded, and trends across the switch use the categories recorded alike in both."
         )
     return out

@@ -1,7 +1,8 @@
-"""The report's section on the March 2024 records-system break (legacy, then NIBRS rows).
+"""The report's section on the March 2024 records-system break (legacy and NIBRS rows).
 
 Written only when a run holds both systems (:func:`geo_crime.series.spans_break`): how the two
-sets were joined and what was left out, the level shift per category around the switch
+sets were joined and what was removed as recorded twice, what each system contributes to each
+month, the level shift per category around the switch
 (:func:`geo_crime.series.level_shift`, with its figure), which categories trend statistics
 spanning the break use, and the hundred-block precision of NIBRS locations.
 """
@@ -14,7 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from geo_crime.report.markdown import markdown_table
-from geo_crime.series import HARMONISED_CATEGORIES, RECORDS_SYSTEM_SWITCH
+from geo_crime.series import (
+    HARMONISED_CATEGORIES,
+    LEGACY_LAST_DAY,
+    MATCH_METRES,
+    RECORDS_SYSTEM_SWITCH,
+)
 
 __all__ = ["NIBRS_PRECISION_NOTE", "break_lines"]
 
@@ -29,8 +35,9 @@ NIBRS_PRECISION_NOTE = (
 
 def break_lines(
     shift: pd.DataFrame,
-    dropped: Mapping[str, int],
+    joined: Mapping[str, int],
     *,
+    months: pd.DataFrame | None = None,
     figure: Path | None = None,
     folder: Path | None = None,
 ) -> list[str]:
@@ -40,8 +47,12 @@ def break_lines(
     ----------
     shift : pandas.DataFrame
         :func:`geo_crime.series.level_shift` of the run's incidents.
-    dropped : mapping
-        Rows left out when joining the sets (``legacy_after_switch``, ``nibrs_before_switch``).
+    joined : mapping
+        What joining the systems found (:func:`geo_crime.series.join_records_systems`):
+        ``legacy_after_switch``, ``legacy_matchable``, ``cross_system_duplicates``.
+    months : pandas.DataFrame, optional
+        Incidents per month (rows) and records system (columns)
+        (:meth:`geo_crime.tallies.RunTally.system_months`).
     figure : pathlib.Path, optional
         The level-shift figure, linked relative to ``folder``.
     folder : pathlib.Path, optional
@@ -52,19 +63,29 @@ def break_lines(
     list of str
     """
     switch = RECORDS_SYSTEM_SWITCH.date()
+    after = int(joined.get("legacy_after_switch", 0))
+    matchable = int(joined.get("legacy_matchable", 0))
+    twice = int(joined.get("cross_system_duplicates", 0))
+    rate = f" ({twice / matchable:.2%} of them)" if matchable else ""
     lines = [
         "## The March 2024 records-system break",
         "",
-        f"LAPD recorded crime in its legacy system until {switch - pd.Timedelta(days=1)} and "
-        f"in a NIBRS system from {switch}. This run joins the two into one series: legacy rows "
-        f"that occurred before {switch} and NIBRS rows from {switch} on. Left out, so that no "
-        f"incident is counted twice around the switch: {dropped.get('legacy_after_switch', 0):,}"
-        f" legacy rows dated on or after the switch and {dropped.get('nibrs_before_switch', 0):,}"
-        " NIBRS rows dated before it. Coverage is judged per source; the switch is a documented "
-        "break, not a thin period (each system is judged on its own days of the period holding "
-        "it). NIBRS rows are offences; they are counted as incidents (one per case, its most "
-        "serious offence) unless the run counts offences.",
+        f"LAPD began recording crime in a NIBRS system on {switch}, but the legacy system did "
+        f"not stop then: through 2024 the two split the reports between them (the legacy set is "
+        f"frozen, its last occurrence day {LEGACY_LAST_DAY.date()}). This run keeps the rows of "
+        f"both as one incident table, including the {after:,} legacy rows that occurred on or "
+        f"after {switch}. A legacy row is removed only where a NIBRS row records the same "
+        "incident: same occurrence day and time, reporting district and offence (the legacy "
+        f"code crosswalked to NIBRS), and points within {MATCH_METRES:.0f} m. Of the "
+        f"{matchable:,} legacy rows after the switch with a known time, district, offence and "
+        f"place, {twice:,} were found in NIBRS too{rate} and removed. Completeness is judged on "
+        "both systems together. NIBRS rows are offences; they are counted as incidents (one per "
+        "case, its most serious offence) unless the run counts offences.",
         "",
+    ]
+    if months is not None and len(months):
+        lines += _month_lines(months)
+    lines += [
         "Categories come from one crosswalk of the legacy LAPD codes and the FBI NIBRS codes, "
         "but the two systems do not record every category alike. Trend statistics whose window "
         "spans the break (emerging hot spots and their Mann-Kendall trend test) use the "
@@ -86,8 +107,8 @@ def break_lines(
     table = shift.reset_index().rename(
         columns={
             "category": "category",
-            "before": "per week before (legacy)",
-            "after": "per week after (NIBRS)",
+            "before": "per week before",
+            "after": "per week after (both systems)",
             "ratio": "after / before",
         }
     )
@@ -95,7 +116,7 @@ def break_lines(
     table["harmonised"] = table["harmonised"].map({True: "yes", False: "no"})
     table["comparable on its own"] = table.pop("comparable_alone").map({True: "yes", False: "no"})
     table = table.drop(columns=["weeks_before", "weeks_after"])
-    for column in ("per week before (legacy)", "per week after (NIBRS)"):
+    for column in ("per week before", "per week after (both systems)"):
         table[column] = table[column].round(1)
     table["after / before"] = table["after / before"].round(2)
     lines.append(markdown_table(table))
@@ -105,3 +126,31 @@ def break_lines(
         lines.append(f"![Level shift per category around the switch]({where})")
         lines.append("")
     return lines
+
+
+def _month_lines(months: pd.DataFrame) -> list[str]:
+    """A table of incidents per month and system, from the month before the switch to the last
+    month both systems hold (or the legacy set's last month)."""
+    first = RECORDS_SYSTEM_SWITCH.to_period("M").start_time - pd.DateOffset(months=2)
+    last = LEGACY_LAST_DAY.to_period("M").start_time
+    window = months.loc[(months.index >= first) & (months.index <= last)]
+    if not len(window):
+        return []
+    table = pd.DataFrame(
+        {
+            "month": [m.strftime("%Y-%m") for m in window.index],
+            "legacy": window.get("legacy", pd.Series(0, index=window.index)).astype(int).to_numpy(),
+            "NIBRS": window.get("nibrs", pd.Series(0, index=window.index)).astype(int).to_numpy(),
+        }
+    )
+    table["both"] = table["legacy"] + table["NIBRS"]
+    table["legacy share"] = (table["legacy"] / table["both"].where(table["both"] > 0)).map(
+        lambda v: "" if pd.isna(v) else f"{v:.0%}"
+    )
+    return [
+        f"What each system contributes, city-wide incidents per month of occurrence "
+        f"({table['month'].iloc[0]} to {table['month'].iloc[-1]}, every division of the run):",
+        "",
+        markdown_table(table),
+        "",
+    ]

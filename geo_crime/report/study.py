@@ -505,13 +505,17 @@ def study_area_words(areas: list[int], *, chosen_by_data: bool) -> str:
 def study_header(study: Any, n_incidents: int, where: str) -> list[str]:
     """The opening lines of a study's section: its rows, area, dates, periods and measure."""
     dates = f", {study.start} to {study.end}" if study.start or study.end else ""
-    return [
+    lines = [
         f"## Study {md_code(study.name)}",
         "",
         f"{n_incidents:,} incidents in {where}{dates}; periods: "
         f"{FREQUENCIES.get(study.freq, study.freq)}s; measure: {study.measure}.",
         "",
     ]
+    why = getattr(study, "why", "")
+    if why:
+        lines += [f"Window chosen from the data: {why}.", ""]
+    return lines
 
 
 def no_forecast_section(spec: str, reason: Exception) -> list[str]:

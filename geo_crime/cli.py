@@ -1031,7 +1031,7 @@ def fetch(
     written and the first one, complete and verified, is kept.
 
     When a file is written its row count is printed, then its rows per year and month of
-    date_occ (also written beside it as <file>.months.tsv). A warning says when the span is not
+    date_occ (also written beside it as FILE.months.tsv). A warning says when the span is not
     what the set holds: a nibrs download without 2024 rows (the set held only the current year
     until 2026-08-18) or starting after 2024-03-31, a legacy download ending before December
     2024. With --where the filter may explain a short span: a note says so instead.

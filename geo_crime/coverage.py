@@ -96,7 +96,7 @@ def load_reference_rollup(path: str | os.PathLike | None = None) -> pd.DataFrame
         {
             "area": pd.to_numeric(raw["AREA"]).astype(int),
             "year": pd.to_numeric(raw["DATE OCC"]).astype(int),
-            "count": pd.to_numeric(raw["DR_NO"]).astype(int),
+            "count": pd.to_numeric(raw["DR_NO"]).astype(float),
         }
     )
     return table.groupby(["area", "year"], as_index=False)["count"].sum()

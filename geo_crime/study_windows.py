@@ -122,7 +122,9 @@ def studies_from_coverage(weekly: CoverageResult) -> ChosenStudies:
             f"(both records systems together), at most {CITY_WEEKS}"
         )
     else:
-        last = len(weeks) - 1
+        partial = weekly.union.loc[weekly.union["status"] == "partial", "period"]
+        whole = ~weeks.isin(pd.DatetimeIndex(partial.unique()))
+        last = int(np.flatnonzero(whole)[-1]) if whole.any() else len(weeks) - 1
         first = max(0, last - CITY_WEEKS + 1)
         n_weeks = last - first + 1
         start, end = weeks[first], weeks[last] + _WEEK
@@ -203,9 +205,10 @@ def _year_earlier(
             f"{then[0].date()}; {change:+.1%})"
         )
     else:
+        held = "none of them" if not n_complete else f"only {n_complete} of them"
         out["sentence"] = (
-            f"the same {len(now)} weeks a year earlier (from {then[0].date()}) are completely "
-            f"recorded in all 21 divisions for {n_complete} of them only, so no year-on-year "
+            f"of the same {len(now)} weeks a year earlier (from {then[0].date()}), {held} "
+            f"{'is' if n_complete == 1 else 'are'} completely recorded in all 21 divisions in this data, so no year-on-year "
             "comparison is made"
         )
     return out

@@ -207,6 +207,22 @@ def test_written_files_are_what_fetch_writes(tmp_path):
 # --- fetch and run, end to end --------------------------------------------------------------------
 
 
+def scaled_data_folder(folder, scale: float):
+    """A data folder with the real boundaries and the published roll-up times ``scale``."""
+    from geo_crime.config import data_dir
+    from geo_crime.coverage import REFERENCE_ROLLUP
+
+    real = data_dir()
+    (folder / "lapd_crime").mkdir(parents=True)
+    (folder / "boundaries").symlink_to(real / "boundaries", target_is_directory=True)
+    rollup = pd.read_csv(real / REFERENCE_ROLLUP, dtype=str)
+    rollup["DR_NO"] = (pd.to_numeric(rollup["DR_NO"]) * scale).round(3).astype(str)
+    target = folder / REFERENCE_ROLLUP
+    target.parent.mkdir(parents=True)
+    rollup.to_csv(target, index=False)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def today_run(tmp_path_factory):
     """``geo-crime fetch --dataset all`` from a loopback portal, then ``geo-crime run``."""
@@ -221,7 +237,12 @@ def today_run(tmp_path_factory):
     config = folder / "run.toml"
     config.write_text("[run]\npermutations = 19\ncache = false\n", encoding="utf-8")
     args = ["run", str(downloads), "--config", str(config), "--name", "today"]
-    result = CliRunner().invoke(app, [*args, "--outputs", str(folder / "outputs"), "--quiet"])
+    # the record is the full record at E2E_SCALE: so is the published roll-up the coverage
+    # check compares its first periods with (the boundaries are the real ones)
+    data = scaled_data_folder(folder / "data", E2E_SCALE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GEO_CRIME_DATA", str(data))
+        result = CliRunner().invoke(app, [*args, "--outputs", str(folder / "outputs"), "--quiet"])
     assert result.exit_code == 0, result.output
     return record, folder / "outputs" / "today"
 

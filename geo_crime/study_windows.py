@@ -206,9 +206,10 @@ def _year_earlier(
         )
     else:
         held = "none of them" if not n_complete else f"only {n_complete} of them"
+        verb = "is" if n_complete == 1 else "are"
         out["sentence"] = (
             f"of the same {len(now)} weeks a year earlier (from {then[0].date()}), {held} "
-            f"{'is' if n_complete == 1 else 'are'} completely recorded in all 21 divisions in this data, so no year-on-year "
+            f"{verb} completely recorded in all 21 divisions in this data, so no year-on-year "
             "comparison is made"
         )
     return out

@@ -267,19 +267,15 @@ def check_coverage(
 
 
 def _spans(frame: pd.DataFrame) -> pd.DataFrame:
-    """First and last day, rows and areas of each source."""
-    own = frame.loc[~frame["copy"]]
+    """First and last day, rows held (with the records it shares with another source) and
+    areas of each source."""
     grouped = frame.groupby("source", sort=True)
     return pd.DataFrame(
         {
             "source": list(grouped.groups),
             "first_day": grouped["day"].min().to_numpy(),
             "last_day": grouped["day"].max().to_numpy(),
-            "rows": own.groupby("source")["weight"]
-            .sum()
-            .reindex(list(grouped.groups), fill_value=0)
-            .astype(int)
-            .to_numpy(),
+            "rows": grouped["weight"].sum().astype(int).to_numpy(),
             "areas": grouped["area"].agg(lambda a: int(a.dropna().nunique())).to_numpy(),
         }
     )

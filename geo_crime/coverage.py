@@ -344,13 +344,17 @@ def _judge_union(
     reference: pd.DataFrame | None,
 ) -> pd.DataFrame:
     """The union's rows of every area, judged in time order against stable references."""
-    periods, whole, days_in = _periods(spans, freq)
     own = frame.loc[~frame["copy"]].dropna(subset=["area"])
     rows: list[tuple] = []
     back = {"M": pd.DateOffset(months=12), "W": pd.Timedelta(weeks=52), "D": pd.Timedelta(days=364)}
-    covered = _covered_days(spans) if freq == "D" and len(spans) else None
     code = _PERIOD_CODES[freq]
+    holders = frame.dropna(subset=["area"]).groupby("area")["source"].agg(lambda s: set(s))
     for area, group in own.groupby("area", sort=True):
+        # the periods of the sources that hold rows of this area: a source of other areas
+        # says nothing of this one
+        held_by = spans.loc[spans["source"].isin(holders.get(area, set()))]
+        periods, whole, days_in = _periods(held_by, freq)
+        covered = _covered_days(held_by) if freq == "D" else None
         counts = _counts(group["day"], group["weight"].to_numpy(), periods, freq, covered)
         of_period = group["day"].dt.to_period(code).dt.start_time
         names = (

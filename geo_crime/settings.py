@@ -65,8 +65,9 @@ class StudySettings:
     reproduce_study
         Also run the original student study's Conv1D protocol (for division x day panels).
     why
-        Why a study chosen from the data has its window (set by
-        :func:`geo_crime.study_windows.studies_from_coverage`; empty for a configured study).
+        Why the study has its window: set by
+        :func:`geo_crime.study_windows.studies_from_coverage` for a study chosen from the data,
+        optional for a configured one; the report prints it under the study's heading.
     """
 
     name: str
@@ -363,6 +364,7 @@ STUDY_SCHEMA: dict[str, tuple] = {
         "a number of seconds from 0 to 86400",
     ),
     "reproduce_study": (lambda v: isinstance(v, bool), "true or false"),
+    "why": (lambda v: isinstance(v, str), "a sentence saying why the study has its window"),
 }
 
 

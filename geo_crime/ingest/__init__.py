@@ -90,13 +90,7 @@ from geo_crime.errors import ConfigError, InputError
 from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest.cache import CACHE_FORMAT_VERSION, STRING_TYPES, content_key
 from geo_crime.ingest.cases import collapse_offenses_to_cases
-from geo_crime.ingest.convert import (
-    SYNTHETIC_ID_HEX_DIGITS,
-    SYNTHETIC_ID_PREFIX,
-    convert_raw,
-    finalize_dtypes,
-    synthetic_incident_ids,
-)
+from geo_crime.ingest.convert import convert_raw, finalize_dtypes
 from geo_crime.ingest.dates import DATETIME_FORMATS, parse_datetimes
 from geo_crime.ingest.detect import (
     PARQUET_MAGIC,
@@ -104,6 +98,11 @@ from geo_crime.ingest.detect import (
     detect_schema,
     head_bytes,
     require_regular_file,
+)
+from geo_crime.ingest.ids import (
+    SYNTHETIC_ID_HEX_DIGITS,
+    SYNTHETIC_ID_PREFIX,
+    synthetic_incident_ids,
 )
 from geo_crime.ingest.readers import RawRead, read_csv_file, read_json_file, read_raw
 from geo_crime.ingest.store import (

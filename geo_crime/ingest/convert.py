@@ -2,10 +2,11 @@
 
 :func:`convert_raw` takes what a reader returns (a :class:`~geo_crime.ingest.readers.RawRead`)
 and builds the canonical columns field by field: the record number (or a synthetic id, see
-:func:`synthetic_incident_ids`), when (the dates parsed by :mod:`geo_crime.ingest.dates`), where,
-what, who and how. LAPD columns repeat heavily, so each conversion runs once per distinct value
-and is spread back to the rows (``_Distinct``); ``_Converter`` turns one text column into numbers,
-timestamps, text or categories and records the values that fail.
+:func:`~geo_crime.ingest.ids.synthetic_incident_ids`), when (the dates parsed by
+:mod:`geo_crime.ingest.dates`), where, what, who and how. LAPD columns repeat heavily, so each
+conversion runs once per distinct value and is spread back to the rows (``_Distinct``);
+``_Converter`` turns one text column into numbers, timestamps, text or categories and records the
+values that fail.
 
 What only the NIBRS offences form needs (offence labels, status descriptions, unknown times,
 weapon code text, yes/no flags) is in :mod:`geo_crime.ingest.nibrs`.
@@ -20,10 +21,7 @@ order. :func:`finalize_dtypes` puts the columns in canonical order with their ca
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +33,7 @@ from geo_crime.cleaning import AGE_GROUPS, LA_COUNTY_BBOX, BadRow, CleaningRepor
 from geo_crime.errors import InputError, SchemaError
 from geo_crime.ingest import nibrs as nibrs_text
 from geo_crime.ingest.dates import FIRST_STAMP, LAST_STAMP, NULL_STAMP, parse_datetimes
+from geo_crime.ingest.ids import synthetic_incident_ids
 from geo_crime.ingest.readers import RawRead
 from geo_crime.severity import crime_code_lookup
 
@@ -45,55 +44,6 @@ _FLOAT_PATTERN = r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 
 #: A required column whose values fail to parse in more than this share of rows is a file error.
 _COLUMN_FAILURE_SHARE = 0.5
-
-#: First character of every synthetic incident id: a letter, so one never equals a ``DR_NO``
-#: (which is all digits).
-SYNTHETIC_ID_PREFIX = "S"
-
-#: How many hex digits of the xxh3-64 hash a synthetic incident id keeps (60 bits).
-SYNTHETIC_ID_HEX_DIGITS = 15
-
-
-def synthetic_incident_ids(
-    source_file: str | os.PathLike, source_lines: Iterable[int]
-) -> list[str]:
-    """Stable ids for records that carry no record number (``DR_NO``).
-
-    The id of a record is ``"S"`` followed by the first 15 hex digits of the xxh3-64 hash (seed 0)
-    of ``"{file name}:{source_line}"`` in UTF-8. Only the file's name counts, not its folder, so
-    the same file gives the same ids on every machine and run. The id follows the record's
-    position, not its content: a corrected value keeps the id, a record moved within the file (or
-    a file renamed) gets a new one, and two different files with the same name share ids. The
-    leading letter keeps synthetic ids apart from real record numbers, which are digits only.
-
-    Parameters
-    ----------
-    source_file
-        The file the records come from (a path or a name; only the name is used).
-    source_lines
-        The records' ``source_line`` values: the 1-based record number in a JSON file, the line
-        number in a CSV file.
-
-    Returns
-    -------
-    list of str
-        One 16-character id per record, in the order given.
-
-    Examples
-    --------
-    >>> synthetic_incident_ids("/any/folder/Crime_Data_CENTRAL.json.gz", [1, 2])
-    ['Sbda0cc2a62c6573', 'S63eba91450d22fe']
-    >>> synthetic_incident_ids("Crime_Data_CENTRAL.json.gz", [1])
-    ['Sbda0cc2a62c6573']
-    """
-    import xxhash
-
-    name = Path(source_file).name
-    hexdigest = xxhash.xxh3_64_hexdigest
-    return [
-        SYNTHETIC_ID_PREFIX + hexdigest(f"{name}:{int(line)}".encode())[:SYNTHETIC_ID_HEX_DIGITS]
-        for line in source_lines
-    ]
 
 
 @dataclass

@@ -514,7 +514,7 @@ def study_header(study: Any, n_incidents: int, where: str) -> list[str]:
     ]
     why = getattr(study, "why", "")
     if why:
-        lines += [f"Window chosen from the data: {why}.", ""]
+        lines += [f"Why this window: {md_text(why.rstrip('.'))}.", ""]
     return lines
 
 

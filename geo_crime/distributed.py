@@ -15,6 +15,11 @@ How it runs
    :func:`~geo_crime.ingest.store.duplicate_keys`): each shuffled partition holds every copy
    of its keys and :func:`~geo_crime.ingest.store.drop_batch_duplicates` keeps the earliest, as
    the in-memory reader does. Rows without a key are never deduplicated and are not shuffled.
+   Then legacy records that NIBRS holds too are removed, as in memory
+   (:func:`~geo_crime.series.join_records_systems`): each partition sends the client its rows
+   of the window both systems recorded (from the switch to the legacy set's last day, the
+   match's columns only), the client finds the pairs, and each partition drops its legacy
+   twins.
 3. The units are broadcast to every worker once; each partition is assigned to units
    (:func:`~geo_crime.units.assign_units`) and binned by :func:`~geo_crime.cube.build_cube` over
    its own periods: the binning rules are those of the in-memory cube, chunk by chunk.
@@ -75,6 +80,7 @@ from geo_crime.cube import (
 )
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.ingest import store
+from geo_crime.series import MATCH_COLUMNS, cross_system_pairs, match_window
 from geo_crime.tallies import RunTally, StudyTally, tally_of
 from geo_crime.units.assign import DivisionCheck
 
@@ -286,18 +292,75 @@ def _coverage_counts(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def _dedup(
-    part: pd.DataFrame, keep: Sequence[str] | None, deduplicate: bool = True
+    part: pd.DataFrame, deduplicate: bool = True
 ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
-    """Kept rows (only ``keep`` columns when given), duplicate counts and coverage counts."""
+    """Kept rows, duplicate counts, and the rows a cross-system match may concern."""
     if deduplicate:
         kept, counts = store.drop_batch_duplicates(part.drop(columns="_key"), part["_key"])
     else:
         kept = part.drop(columns="_key")
         counts = {"duplicates_dropped": 0, "duplicate_offenses_dropped": 0}
-    coverage = _coverage_counts(kept)
+    inside = match_window(kept["occurred_at"])
+    columns = [c for c in (*MATCH_COLUMNS, *store.ORDER_COLUMNS) if c in kept]
+    return kept, counts, kept.loc[inside, columns]
+
+
+def _finish(
+    part: pd.DataFrame, twins: pd.DataFrame, keep: Sequence[str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A partition without the legacy rows NIBRS recorded too (the kept NIBRS row notes the
+    legacy source, as in memory), its coverage counts, and only ``keep`` columns when given."""
+    if len(twins):
+        order = list(store.ORDER_COLUMNS)
+        at = pd.MultiIndex.from_frame(part[order])
+        drop = at.isin(pd.MultiIndex.from_frame(twins[["legacy_batch", "legacy_row"]]))
+        noted = pd.Series(
+            twins["legacy_source"].to_numpy(),
+            index=pd.MultiIndex.from_frame(twins[["nibrs_batch", "nibrs_row"]]),
+        )
+        extra = noted.reindex(at)
+        if extra.notna().any() and "also_in_sources" in part:
+            part = part.copy()
+            old = part["also_in_sources"].astype("string").to_numpy(dtype=object, na_value=None)
+            for i in np.flatnonzero(extra.notna().to_numpy()):
+                have = old[i].split(",") if old[i] else []
+                old[i] = ",".join(sorted({extra.iat[i], *have}))
+            part["also_in_sources"] = pd.array(old, dtype=part["also_in_sources"].dtype)
+        part = part.loc[~drop].reset_index(drop=True)
+    coverage = _coverage_counts(part)
     if keep is not None:
-        kept = kept[[c for c in (*keep, *store.ORDER_COLUMNS) if c in kept]]
-    return kept, counts, coverage
+        part = part[[c for c in (*keep, *store.ORDER_COLUMNS) if c in part]]
+    return part, coverage
+
+
+def _twins(candidates: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The legacy rows NIBRS recorded too, by the rule of
+    :func:`geo_crime.series.join_records_systems`, over all partitions' candidates (in load
+    order, so ties fall as in memory): their and their NIBRS rows' (batch, row), the legacy
+    source, and the counts ``legacy_matchable`` and pairs."""
+    order = list(store.ORDER_COLUMNS)
+    candidates = candidates.sort_values(order, kind="stable").reset_index(drop=True)
+    pairs, matchable = cross_system_pairs(candidates)
+    legacy = candidates.iloc[pairs["legacy"].to_numpy()]
+    nibrs = candidates.iloc[pairs["nibrs"].to_numpy()]
+    twins = pd.DataFrame(
+        {
+            "legacy_batch": legacy["_batch"].to_numpy(),
+            "legacy_row": legacy["_row"].to_numpy(),
+            "legacy_source": legacy["source"].astype(str).to_numpy()
+            if "source" in legacy
+            else np.full(len(legacy), "", dtype=object),
+            "nibrs_batch": nibrs["_batch"].to_numpy(),
+            "nibrs_row": nibrs["_row"].to_numpy(),
+        }
+    )
+    return twins, matchable, len(pairs)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The partitions' candidate rows as one frame."""
+    present = [p for p in parts if len(p)]
+    return pd.concat(present, ignore_index=True) if present else parts[0]
 
 
 def _sum_counts(counts: list[dict[str, int]]) -> dict[str, int]:
@@ -360,7 +423,9 @@ class DistributedIncidents:
         One future per partition (a pandas frame of kept rows; only the columns asked for).
     duplicates
         Records removed as found in an earlier batch (``duplicates_dropped``,
-        ``duplicate_offenses_dropped``).
+        ``duplicate_offenses_dropped``), and legacy records removed as NIBRS holds them too
+        (``cross_system_duplicates``, of ``legacy_matchable``: the join of the records systems
+        over all batches, :func:`geo_crime.series.join_records_systems`).
     source
         The dataset folder.
     coverage_parts
@@ -521,7 +586,7 @@ def load_distributed(
     keep = None
     if columns is not None:
         keep = list(dict.fromkeys(columns))
-        read = list(dict.fromkeys([*keep, *store.DEDUP_COLUMNS, *COVERAGE_COLUMNS]))
+        read = list(dict.fromkeys([*keep, *store.DEDUP_COLUMNS, *COVERAGE_COLUMNS, *MATCH_COLUMNS]))
     frame = dataset_frame(path, read)
     drop = [c for c in _ID_COLUMNS if keep is not None and c not in keep]
     n_out = _shuffled_partitions(path, frame.npartitions, sum(client.nthreads().values()))
@@ -532,15 +597,24 @@ def load_distributed(
         keyed = keyed_all[~keyed_all["_key"].isna()]
         keyed = keyed.shuffle(on="_key", npartitions=n_out, shuffle_method=shuffle_method)
         free = keyed_all[keyed_all["_key"].isna()]
-        jobs = [dask.delayed(_dedup)(p, keep) for p in keyed.to_delayed()]
-        jobs += [dask.delayed(_dedup)(p, keep, False) for p in free.to_delayed()]
+        jobs = [dask.delayed(_dedup)(p) for p in keyed.to_delayed()]
+        jobs += [dask.delayed(_dedup)(p, False) for p in free.to_delayed()]
     results = client.compute(jobs)
-    frames = [client.submit(operator.getitem, r, 0) for r in results]
-    coverage = [client.submit(operator.getitem, r, 2) for r in results]
     counts = _gather(
         client, client.submit(_sum_counts, [client.submit(operator.getitem, r, 1) for r in results])
     )
-    del results
+    # legacy and NIBRS rows of different batches: only the rows of the window where both
+    # systems recorded come to the client, to find the records NIBRS holds too
+    candidates = [client.submit(operator.getitem, r, 2) for r in results]
+    twins, matchable, pairs = _twins(_gather(client, client.submit(_concat, candidates)))
+    counts.update(cross_system_duplicates=pairs, legacy_matchable=matchable)
+    shared = client.scatter(twins, broadcast=True, hash=False)
+    finished = [
+        client.submit(_finish, client.submit(operator.getitem, r, 0), shared, keep) for r in results
+    ]
+    frames = [client.submit(operator.getitem, f, 0) for f in finished]
+    coverage = [client.submit(operator.getitem, f, 1) for f in finished]
+    del results, candidates, finished
     return DistributedIncidents(
         client=client,
         frames=frames,

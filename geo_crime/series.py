@@ -34,6 +34,7 @@ import pandas as pd
 __all__ = [
     "HARMONISED_CATEGORIES",
     "LEGACY_LAST_DAY",
+    "MATCH_COLUMNS",
     "MATCH_METRES",
     "RECORDS_SYSTEM_SWITCH",
     "SHIFT_WEEKS",
@@ -44,6 +45,7 @@ __all__ = [
     "join_records_systems",
     "level_shift",
     "level_shift_figure",
+    "match_window",
     "records_systems",
     "spans_break",
     "weekly_category_counts",
@@ -208,13 +210,14 @@ def cross_system_pairs(
     (pandas.DataFrame, int)
         One row per match: ``legacy`` and ``nibrs`` (positions in ``incidents``) and
         ``metres`` (their distance); and the number of legacy rows a match could be sought for
-        (on or after the switch, with a known time, district, offence and place).
+        (from the switch to the legacy set's last day, with a known time, district, offence
+        and place). Ties in distance go to the earlier rows, so the rows' order decides them.
     """
     from geo_crime.severity import legacy_to_nibrs
 
     systems = records_systems(incidents)
     occurred = incidents["occurred_at"]
-    usable = (occurred >= RECORDS_SYSTEM_SWITCH).to_numpy(dtype=bool)
+    usable = match_window(occurred)
     if "time_known" in incidents:
         usable &= incidents["time_known"].fillna(False).to_numpy(dtype=bool)
     lat = pd.to_numeric(incidents["lat"], errors="coerce").to_numpy(dtype=float)
@@ -265,6 +268,27 @@ def cross_system_pairs(
         }
     ).sort_values("legacy", ignore_index=True)
     return pairs, len(legacy)
+
+
+def match_window(occurred: pd.Series) -> np.ndarray:
+    """Whether each occurrence time lies where both systems recorded: from the switch to the
+    legacy set's last day (:data:`LEGACY_LAST_DAY`)."""
+    end = LEGACY_LAST_DAY + pd.Timedelta(days=1)
+    return ((occurred >= RECORDS_SYSTEM_SWITCH) & (occurred < end)).to_numpy(dtype=bool)
+
+
+#: Columns :func:`cross_system_pairs` reads.
+MATCH_COLUMNS: tuple[str, ...] = (
+    "occurred_at",
+    "time_known",
+    "rpt_dist",
+    "crm_cd",
+    "nibrs_code",
+    "lat",
+    "lon",
+    "source_system",
+    "source",
+)
 
 
 def _metres_apart(lat1, lon1, lat2, lon2) -> np.ndarray:

@@ -26,6 +26,7 @@ from geo_crime.cube import Cube, make_cube
 from geo_crime.distributed import cube_columns, dask_cube, load_distributed
 from geo_crime.errors import DataError, InputError
 from geo_crime.ingest import (
+    load_incident_dataset,
     load_incidents,
     read_incident_dataset,
     read_incidents,
@@ -35,6 +36,7 @@ from geo_crime.pipeline import run_pipeline
 from geo_crime.settings import RunSettings
 from geo_crime.units import covered_divisions, make_units
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, westla_rd_study
+from tests.twin_records import timed_twin_files
 
 #: Records the Ivanco and West LA 2020 slices share (see the cleaning policies).
 SHARED_DR_NOS = 464
@@ -112,7 +114,12 @@ def test_dataset_reads_back_the_loaded_frame(single):
     path, frame = single
     back, dropped = read_incident_dataset(path)
     pd.testing.assert_frame_equal(back, frame)  # same rows, order, values and dtypes
-    assert dropped == {"duplicates_dropped": 0, "duplicate_offenses_dropped": 0}
+    assert dropped == {
+        "duplicates_dropped": 0,
+        "duplicate_offenses_dropped": 0,
+        "cross_system_duplicates": 0,  # one records system
+        "legacy_matchable": 0,
+    }
     parts = sorted(p.relative_to(path).parts[:2] for p in path.rglob("*.parquet"))
     assert ("source=reduced_2024", "month=2024-01") in parts
     assert ("source=modified", "month=2020-03") in parts
@@ -179,6 +186,8 @@ def test_duplicates_across_batches_removed_and_counted(client, overlapping):
         assert held.duplicates == {
             "duplicates_dropped": SHARED_DR_NOS,
             "duplicate_offenses_dropped": 0,
+            "cross_system_duplicates": 0,  # 2020 rows: no NIBRS system yet
+            "legacy_matchable": 0,
         }
         got = dask_cube(held, units, freq="M", coverage=True)
     finally:
@@ -186,6 +195,39 @@ def test_duplicates_across_batches_removed_and_counted(client, overlapping):
     want = make_cube(joint, units, freq="M", coverage=check_coverage(joint, freq="M"))
     assert_same_cube(got, want)
     assert got.meta["incidents_total"] == len(joint) == report.rows_out
+
+
+def test_cross_system_twins_in_separate_batches_removed_on_both_engines(client, tmp_path):
+    """Legacy rows (batch 0) and NIBRS records of some of them (batch 1, appended): the
+    records NIBRS holds too are removed when the dataset is read, in memory and on the cluster
+    alike, and counted once."""
+    twins = timed_twin_files(tmp_path)
+    path = tmp_path / "store"
+    for i, file in enumerate((twins.legacy_file, twins.nibrs_file)):
+        frame, report = load_incidents([file], cache=False)
+        assert report.cross_system_duplicates_dropped == 0  # one system per batch
+        write_incident_dataset(frame, report, path, inputs=[file], append=bool(i))
+    frame, report = load_incident_dataset(path)
+    assert report.cross_system_duplicates_dropped == 40
+    assert report.legacy_matchable == len(twins.legacy)
+    assert not set(frame["incident_id"]) & twins.twin_ids
+    assert len(frame) == len(twins.legacy) - 40 + 70
+    held = load_distributed(path, client)
+    try:
+        assert held.duplicates["cross_system_duplicates"] == 40
+        assert held.duplicates["legacy_matchable"] == len(twins.legacy)
+        got = pd.concat(client.gather(held.frames), ignore_index=True)
+        rows = held.coverage_rows()
+    finally:
+        held.release()
+    got = got.sort_values(["_batch", "_row"]).drop(columns=["_batch", "_row"])
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True)[frame.columns], frame, check_categorical=False
+    )
+    assert int(rows["_rows"].sum()) == len(frame)
+    # the kept NIBRS twins note the legacy source, for the per-source coverage diagnostic
+    noted = rows.loc[rows["also_in_sources"].astype("string").eq("api"), "_rows"].sum()
+    assert int(noted) == 40
 
 
 @pytest.fixture()

@@ -36,11 +36,11 @@ from geo_crime.series import (
     spans_break,
 )
 from geo_crime.settings import RunSettings, StudySettings
-from geo_crime.severity import legacy_to_nibrs, nibrs_severity_table
+from geo_crime.severity import legacy_to_nibrs
 from tests.nibrs_fixtures import write_ndjson_gz
-from tests.shared_data import IVANCO, REDUCED_DIR, crime_file
+from tests.shared_data import REDUCED_DIR, crime_file
+from tests.twin_records import SHIFT, nibrs_records_from_legacy, timed_twin_files
 
-SHIFT = pd.Timedelta(days=63)
 FIRST_LEGACY_DAY = pd.Timestamp("2024-01-04")
 
 
@@ -48,58 +48,6 @@ FIRST_LEGACY_DAY = pd.Timestamp("2024-01-04")
 def legacy_2024(tmp_path_factory) -> pd.DataFrame:
     rows, _ = load_incidents(crime_file(REDUCED_DIR), cache=tmp_path_factory.mktemp("legacy"))
     return rows
-
-
-def nibrs_records_from_legacy(
-    rows: pd.DataFrame, *, shift: pd.Timedelta = SHIFT, first_case: int = 0, times: bool = False
-) -> list[dict[str, str]]:
-    """NIBRS offence records in the live set's API form (strings, null keys left out) made from
-    legacy rows moved ``shift`` later: one case per row with a crosswalked code, one case in
-    fifty with a second offence (90Z). ``times``: keep each row's time of day (else a time
-    derived from the row number, never the unknown-time values 0000 and 1200)."""
-    table = nibrs_severity_table().set_index("nibrs_code")
-    codes = legacy_to_nibrs(rows["crm_cd"])
-    keep = codes.notna().to_numpy()
-    rows, codes = rows.loc[keep].reset_index(drop=True), codes[keep].reset_index(drop=True)
-    occurred = rows["occurred_at"] + shift
-    records = []
-    for i, (row, code, when) in enumerate(zip(rows.itertuples(), codes, occurred, strict=True)):
-        caseno = f"24{first_case + i:06d}"
-        offences = [code] if i % 50 else [code, "90Z"]
-        hhmm = when.strftime("%H%M") if times else f"{(i * 7) % 24:02d}{1 + (i * 13) % 59:02d}"
-        for sequence, offence in enumerate(offences):
-            info = table.loc[offence]
-            records.append(
-                {
-                    "caseno": caseno,
-                    "uniquenibrno": f"{caseno}_{offence}_{sequence}",
-                    "date_rptd": when.strftime("%Y-%m-%dT00:00:00.000"),
-                    "date_occ": when.strftime("%Y-%m-%dT00:00:00.000"),
-                    "time_occ": hhmm,
-                    "area": str(int(row.area)),
-                    "area_name": str(row.area_name),
-                    "rpt_dist_no": str(int(row.rpt_dist)),
-                    "totaloffensecount": str(len(offences)),
-                    "group": str(info["group"]),
-                    "nibr_code": offence,
-                    "nibr_description": f"{info['nibrs_desc']} - {offence}",
-                    "crime_against": str(info["crime_against"]),
-                    "status": "40",
-                    "status_desc": "Investigation Continued",
-                    "totalvictimcount": "1",
-                    "victim_shot": "No",
-                    "domestic_violence_crime": "No",
-                    "hate_crime": "No",
-                    "gang_related_crime": "No",
-                    "transit_related_crime": "No",
-                    "homeless_victim_crime": "No",
-                    "homeless_suspect_crime": "No",
-                    "homeless_arrestee_crime": "No",
-                    "hndrdth_lat": f"{row.lat:.4f}",
-                    "hndrdth_lon": f"{row.lon:.4f}",
-                }
-            )
-    return records
 
 
 def top_up(legacy: pd.DataFrame, source: pd.DataFrame, seed: int = 7) -> pd.DataFrame:
@@ -169,71 +117,20 @@ def test_a_legacy_row_recorded_in_nibrs_too_is_removed_only_on_evidence(tmp_path
     """Real legacy rows with times (the 2020 export), moved into June 2024, and NIBRS records
     of some of them: same day and time, district, crosswalked offence, 20 m away (removed);
     300 m away, an hour later, or in the next district (kept)."""
-    official, _ = load_incidents(crime_file(IVANCO), cache=False)
-    timed = official[
-        official["time_known"]
-        & official["spatial_valid"]
-        & legacy_to_nibrs(official["crm_cd"]).notna()
-        & (official["occurred_at"].dt.strftime("%H%M") != "1200")
-    ].head(400)
-    shift = pd.Timestamp("2024-06-03") - timed["occurred_at"].dt.normalize().min()
-    moved = timed.assign(occurred_at=timed["occurred_at"] + shift)
-    # the legacy rows, written as the 2020 export was read (the API form of the legacy set)
-    legacy_file = tmp_path / "legacy.ndjson.gz"
-    write_ndjson_gz(legacy_file, _legacy_records(moved))
-    twins = moved.iloc[:40].assign(lat=moved["lat"].iloc[:40] + 0.00018)  # ~20 m north
-    far = moved.iloc[40:50].assign(lat=moved["lat"].iloc[40:50] + 0.0027)  # ~300 m
-    later = moved.iloc[50:60].assign(
-        occurred_at=moved["occurred_at"].iloc[50:60] + pd.Timedelta(hours=1)
-    )
-    other_rd = moved.iloc[60:70].assign(
-        rpt_dist=moved["rpt_dist"].iloc[60:70].map(lambda r: f"{int(r) + 1:04d}")
-    )
-    nibrs = pd.concat([twins, far, later, other_rd])
-    nibrs_file = write_ndjson_gz(
-        tmp_path / "nibrs.ndjson.gz",
-        nibrs_records_from_legacy(nibrs, shift=pd.Timedelta(0), times=True),
-    )
-    rows, report = load_incidents([legacy_file, nibrs_file], cache=False)
+    twins = timed_twin_files(tmp_path)
+    rows, report = load_incidents([twins.legacy_file, twins.nibrs_file], cache=False)
     assert report.cross_system_duplicates_dropped == 40
-    assert report.legacy_after_switch == len(moved) - 40 + 40  # counted before the removal
-    assert report.legacy_matchable == len(moved)
+    assert report.legacy_after_switch == len(twins.legacy)  # counted before the removal
+    assert report.legacy_matchable == len(twins.legacy)
     legacy_ids = set(rows.loc[rows["source_system"] == "legacy", "incident_id"])
-    assert not legacy_ids & set(twins["incident_id"])
-    assert set(moved["incident_id"].iloc[40:]) <= legacy_ids
+    assert not legacy_ids & twins.twin_ids
+    assert set(twins.legacy["incident_id"]) - twins.twin_ids <= legacy_ids
     assert (rows["source_system"] == "nibrs").sum() == 70
     kept_twins = rows[rows["also_in_sources"].astype("string").str.contains("api", na=False)]
     assert len(kept_twins) == 40 and (kept_twins["source_system"] == "nibrs").all()
     # the function alone agrees, and joining again removes nothing more
     again, counts = join_records_systems(rows)
     assert len(again) == len(rows) and counts["cross_system_duplicates"] == 0
-
-
-def _legacy_records(rows: pd.DataFrame) -> list[dict[str, str]]:
-    """Legacy rows in the legacy set's API form (lower-case keys, every value a string)."""
-    out = []
-    for row in rows.itertuples():
-        out.append(
-            {
-                "dr_no": str(row.incident_id),
-                "date_rptd": row.occurred_at.strftime("%Y-%m-%dT00:00:00.000"),
-                "date_occ": row.occurred_at.strftime("%Y-%m-%dT00:00:00.000"),
-                "time_occ": row.occurred_at.strftime("%H%M"),
-                "area": f"{int(row.area):02d}",
-                "area_name": str(row.area_name),
-                "rpt_dist_no": str(row.rpt_dist),
-                "part_1_2": str(int(row.part)) if pd.notna(row.part) else "1",
-                "crm_cd": str(int(row.crm_cd)),
-                "crm_cd_desc": str(row.crm_cd_desc),
-                "status": "IC",
-                "status_desc": "Invest Cont",
-                "crm_cd_1": str(int(row.crm_cd)),
-                "location": str(row.location) if pd.notna(row.location) else "",
-                "lat": f"{row.lat:.4f}",
-                "lon": f"{row.lon:.4f}",
-            }
-        )
-    return out
 
 
 @pytest.mark.parametrize("freq", ["W", "M"])

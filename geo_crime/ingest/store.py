@@ -50,6 +50,7 @@ from geo_crime.cleaning import (
 )
 from geo_crime.errors import InputError
 from geo_crime.ingest.cache import STRING_TYPES, restore_empty_categories
+from geo_crime.series import MATCH_COLUMNS, join_records_systems
 
 #: Version of the dataset layout, written to ``_geo_crime/dataset.json``.
 DATASET_FORMAT_VERSION = 1
@@ -440,11 +441,15 @@ def read_incident_dataset(
     """
     parts, info = dataset_parts(path)
     if columns is not None:
-        columns = list(dict.fromkeys([*columns, *DEDUP_COLUMNS]))
+        columns = list(dict.fromkeys([*columns, *DEDUP_COLUMNS, *MATCH_COLUMNS]))
     frames = [read_part(p, info, columns) for p in parts]
     # every part has its categories restored to the dataset's full sets: concat keeps them
     frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     frame, counts = drop_batch_duplicates(frame)
+    # legacy and NIBRS rows of different batches: the records NIBRS holds too, on evidence
+    frame, joined = join_records_systems(frame)
+    counts["cross_system_duplicates"] = joined["cross_system_duplicates"]
+    counts["legacy_matchable"] = joined["legacy_matchable"]
     return frame.drop(columns=list(ORDER_COLUMNS)), counts
 
 
@@ -493,7 +498,9 @@ def dataset_report(
     path
         The dataset folder.
     duplicates
-        ``duplicates_dropped`` and ``duplicate_offenses_dropped`` across batches.
+        ``duplicates_dropped`` and ``duplicate_offenses_dropped`` across batches, and
+        ``cross_system_duplicates`` and ``legacy_matchable`` of the records systems' join over
+        all batches (:func:`geo_crime.series.join_records_systems`).
     rows_out
         Rows kept (after those removals).
     spatially_valid
@@ -507,6 +514,10 @@ def dataset_report(
     report = CleaningReport.combined(dataset_reports(path))
     report.duplicates_dropped += duplicates["duplicates_dropped"]
     report.duplicate_offenses_dropped += duplicates["duplicate_offenses_dropped"]
+    # matched over all batches: the batches' own figures saw one system at a time at most
+    report.cross_system_duplicates_dropped += duplicates.get("cross_system_duplicates", 0)
+    if "legacy_matchable" in duplicates:
+        report.legacy_matchable = duplicates["legacy_matchable"]
     report.rows_out = rows_out
     if spatially_valid is not None:
         report.spatially_valid = spatially_valid

@@ -18,10 +18,13 @@ import pandas as pd
 
 from geo_crime.ingest import load_incidents
 from geo_crime.severity import legacy_to_nibrs, nibrs_severity_table
-from tests.nibrs_fixtures import write_ndjson_gz
+from tests.nibrs_fixtures import NIBRS_FIELDS, write_ndjson_gz
 from tests.shared_data import IVANCO, crime_file
 
 SHIFT = pd.Timedelta(days=63)
+
+#: The yes/no fields of a NIBRS record (victim shot and the seven ``*_crime`` flags): all "No".
+NO_FLAGS = tuple(f for f in NIBRS_FIELDS if f == "victim_shot" or f.endswith("_crime"))
 
 
 def nibrs_records_from_legacy(
@@ -61,14 +64,7 @@ def nibrs_records_from_legacy(
                     "status": "40",
                     "status_desc": "Investigation Continued",
                     "totalvictimcount": "1",
-                    "victim_shot": "No",
-                    "domestic_violence_crime": "No",
-                    "hate_crime": "No",
-                    "gang_related_crime": "No",
-                    "transit_related_crime": "No",
-                    "homeless_victim_crime": "No",
-                    "homeless_suspect_crime": "No",
-                    "homeless_arrestee_crime": "No",
+                    **dict.fromkeys(NO_FLAGS, "No"),
                     "hndrdth_lat": f"{row.lat:.4f}",
                     "hndrdth_lon": f"{row.lon:.4f}",
                 }

@@ -99,9 +99,9 @@ def break_lines(
     n_before, n_after = int(shift["weeks_before"].iloc[0]), int(shift["weeks_after"].iloc[0])
     lines.append(
         f"Level shift per category (city-wide recorded incidents per week; mean of the {n_before}"
-        f" whole weeks before the switch week against the {n_after} after it; the switch week "
-        "itself mixes both systems and is left out). A ratio far from 1 in a harmonised category "
-        "is a change of recording or of crime; in the others it is mostly recording:"
+        f" whole weeks before the switch week against the {n_after} after it, both systems "
+        "together; the switch week itself is left out). A ratio far from 1 in a harmonised "
+        "category is a change of recording or of crime; in the others it is mostly recording:"
     )
     lines.append("")
     table = shift.reset_index().rename(

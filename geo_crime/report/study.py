@@ -239,11 +239,16 @@ def forecast_section(
     n_forecast = int(ranked["prediction"].notna().sum())
     hidden = int(ranked["suppressed"].sum()) if "suppressed" in ranked else 0
     if n_forecast < len(ranked):
+        untrusted = len(ranked) - n_forecast - hidden
         lines.append(
             f"{n_forecast:,} of the {len(ranked):,} units have a published forecast; "
-            f"{hidden:,} are suppressed (fewer than the threshold of incidents), and the other "
-            f"{len(ranked) - n_forecast - hidden:,} lie in divisions whose recent {word}s are not "
-            "completely recorded, so no model can be trusted there."
+            f"{hidden:,} are suppressed (fewer than the threshold of incidents)"
+            + (
+                f", and the other {untrusted:,} lie in divisions whose recent {word}s are not "
+                "completely recorded, so no model can be trusted there."
+                if untrusted
+                else "."
+            )
         )
         lines.append("")
     with_incidents = "expected_incidents" in ranked

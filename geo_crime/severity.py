@@ -376,9 +376,9 @@ def score_incidents(
     if unknown.any():
         counts = pd.Series(codes[unknown]).fillna(-1).astype(int).value_counts()
         warnings.warn(
-            f"{int(unknown.sum())} incidents have crime codes missing from the severity table "
-            f"({', '.join(str(c) for c in counts.index[:10])}); they get the default base "
-            f"score {DEFAULT_BASE_SCORE}",
+            f"{int(unknown.sum())} incidents have no crime code or one missing from the "
+            f"severity table ({', '.join('none' if c == -1 else str(c) for c in counts.index[:10])}"
+            f"); they get the default base score {DEFAULT_BASE_SCORE}",
             stacklevel=2,
         )
         if report is not None:

@@ -372,7 +372,7 @@ def test_unknown_nibrs_code_gets_the_default_and_is_counted():
         scored = score_incidents(rows, report=report)
     messages = [str(w.message) for w in caught]
     assert any("NIBRS offence codes missing from the severity table" in m for m in messages)
-    assert any("crime codes missing from the severity table (999)" in m for m in messages)
+    assert any("one missing from the severity table (999)" in m for m in messages)
     assert scored["severity"].tolist() == [DEFAULT_BASE_SCORE, 70, DEFAULT_BASE_SCORE, 20]
     assert scored["harm"].tolist() == [DEFAULT_HARM_DAYS, 1095.0, DEFAULT_HARM_DAYS, 7.0]
     assert scored["crime_category"].tolist() == ["other", "aggravated_assault", "other", "other"]

@@ -504,14 +504,20 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
             end=(pd.Timestamp(settings.end) - pd.Timedelta(days=1)) if settings.end else None,
         )
         written.append(cube.save(study.analysis_folder / f"cube_{label}.parquet"))
-    # who is suppressed in public outputs: decided once, used by every public artefact
-    summary_table, suppressed = cube_disclosure(cube, run.settings.k_anonymity)
+    # the analysis window: the periods completely recorded for every unit. Every statistic,
+    # ranking, share, rate, map and figure of this unit set uses it; the forecasts alone read
+    # each unit's own complete history (and say so)
+    window = cube.complete_periods()
+    # who is suppressed in public outputs: decided once, on the window's counts (never fewer
+    # units than on the whole cube), used by every public artefact
+    summary_table, suppressed = cube_disclosure(window, run.settings.k_anonymity)
     unit_summary: dict = {
         "suppressed_units": int(suppressed.sum()),
         "footprint_note": footprint,
         "units": int(len(units)),
         "periods": int(len(cube.periods)),
-        "complete_periods": int((cube.period_complete_share() == 1).sum()),
+        "complete_periods": int(len(window.periods)),
+        "window": _window_summary(window),
         "assignment": cube.meta["assignment"],
         "approximate": bool(units.attrs.get("approximate", False)),
         "statistics": {},
@@ -523,11 +529,17 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         weights = build_weights(units) if settings.statistics else None
         trend_cube = _trend_cube(cube, study, units, settings)
         for stat in progress.steps(settings.statistics, "statistics"):
+            if stat != "emerging" and not len(window.periods):
+                word = FREQUENCIES.get(cube.freq, "period")
+                unit_summary["statistics"][stat] = {
+                    "not_computed": f"no {word} is completely recorded for every unit"
+                }
+                continue
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     outcome = run_statistic(
-                        trend_cube if stat == "emerging" else cube,
+                        trend_cube if stat == "emerging" else window,
                         stat,
                         measure=settings.measure,
                         permutations=run.settings.permutations,
@@ -577,7 +589,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     with stage(f"{name}: maps, exports, figures {spec}"):
         public = _publish(
             label,
-            cube,
+            window,
             tables,
             study.public_folder,
             run.settings,
@@ -591,7 +603,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         unit_summary["public_files"] = [p.relative_to(run.folder).as_posix() for p in public]
     lines = report_study.statistics_section(
         spec,
-        cube,
+        window,
         units,
         unit_summary,
         tables,
@@ -609,7 +621,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     unit_summary["findings"] = unit_findings(
         study=name,
         spec=spec,
-        cube=cube,
+        cube=window,
         labels=labels,
         suppressed=suppressed,
         tables=tables,
@@ -618,6 +630,17 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         forecast=forecast_table,
     )
     return unit_summary, lines, written
+
+
+def _window_summary(window: Cube) -> dict:
+    """The analysis window of a unit set: its first and last period and how many."""
+    if not len(window.periods):
+        return {"periods": 0}
+    return {
+        "first": str(pd.Timestamp(window.periods[0]).date()),
+        "last": str(pd.Timestamp(window.periods[-1]).date()),
+        "periods": int(len(window.periods)),
+    }
 
 
 def _trend_cube(cube: Cube, study: _Study, units, settings) -> Cube:

@@ -408,7 +408,7 @@ def statistics_section(
         f"{unit_summary['units']:,} units{approx}"
         + (f" covering {covered}" if covered else "")
         + f"; {unit_summary['periods']} {word}s, {unit_summary['complete_periods']} of them "
-        f"completely recorded for every unit (the hot spot statistics use those {word}s only). "
+        f"completely recorded for every unit. {_window_sentence(unit_summary, word)} "
         f"Incidents outside the units: {unit_summary['assignment']['outside']:,}."
     )
     lines.append("")
@@ -521,6 +521,20 @@ def study_header(study: Any, n_incidents: int, where: str) -> list[str]:
     if why:
         lines += [f"Why this window: {md_text(why.rstrip('.'))}.", ""]
     return lines
+
+
+def _window_sentence(unit_summary: dict, word: str) -> str:
+    """The sentence naming a unit set's analysis window (see :func:`statistics_section`)."""
+    window = unit_summary.get("window") or {}
+    n = int(window.get("periods", unit_summary.get("complete_periods", 0)))
+    if not n:
+        return f"No {word} is completely recorded for every unit, so no statistic is computed."
+    span = f" ({window['first']} to {window['last']})" if "first" in window else ""
+    return (
+        f"The analysis window is those {n} {word}s{span}: every statistic, ranking, share, rate, "
+        f"map and figure of this unit set uses it; only the forecasts read each unit's own "
+        f"completely recorded history."
+    )
 
 
 def no_forecast_section(spec: str, reason: Exception) -> list[str]:

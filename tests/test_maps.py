@@ -104,7 +104,8 @@ def test_map_opens_on_los_angeles_with_all_layers(layers):
     assert pytest.approx((34.05, -118.35)) == LA_CENTRE
     html = m.get_root().render()
     for name in (
-        "Severity per km\\u00b2 (whole period, unsmoothed) (classes)",
+        "Severity points per km\\u00b2",
+        "Severity per km\\u00b2",  # the rate's fallback: these units carry no residents
         "Gi* hot and cold spots",
         "LISA clusters",
         "Emerging hot spots",
@@ -132,7 +133,21 @@ def test_only_severity_and_divisions_are_visible_at_start(layers):
     m = build_map(layers)
     shown = {name: layer.show for name, layer in map_layers(m).items()}
     assert [name for name, show in shown.items() if show] == [
-        "Severity per km² (whole period, unsmoothed) (classes)",
+        "Severity points per km²",
+        "LAPD divisions",
+    ]
+    # the choropleths are base layers (radio buttons), the outlines overlays (checkboxes)
+    kinds = {name: layer.overlay for name, layer in map_layers(m).items()}
+    assert [name for name, overlay in kinds.items() if not overlay] == [
+        "Severity points per km²",
+        "Severity per km²",
+        "Gi* hot and cold spots",
+        "LISA clusters",
+        "Emerging hot spots",
+        "Forecast: 2021-08",
+    ]
+    assert [name for name, overlay in kinds.items() if overlay] == [
+        "Reporting districts (approximate)",
         "LAPD divisions",
     ]
     html = m.get_root().render()
@@ -150,10 +165,11 @@ def _unit_layer_props(m, name_start: str) -> tuple[dict, list[dict]]:
 def test_tooltips_show_the_fields_and_suppress_small_units(layers):
     m = build_map(layers, k_anonymity=5)
     label = "Severity per km² (whole period, unsmoothed)"
-    spec, features = _unit_layer_props(m, "Severity")
-    # the tooltip's rate is the choropleth's measure, under the same label
-    assert spec["aliases"][:4] == ["Unit", "Incidents", "Severity", label]
-    assert spec["aliases"][-2:] == [f"{label} class", "Period"]
+    spec, features = _unit_layer_props(m, "Severity per km²")
+    # the tooltip's rate is the rate layer's measure, under the same label
+    density = "Severity points per km²"
+    assert spec["aliases"][:5] == ["Unit", "Incidents", "Severity points", label, density]
+    assert spec["aliases"][-2:] == ["Severity per km² class", "Period"]
     assert spec["fields"][-2:] == ["v", "p"]
     assert spec["period"] == "2020-03-15 to 2021-07-31"
     counts = layers.units["count"].to_numpy()
@@ -161,14 +177,14 @@ def test_tooltips_show_the_fields_and_suppress_small_units(layers):
     assert spec["labels"][suppressed_class] == "suppressed"
     for props, count in zip(features, counts, strict=True):
         if count < 5:
-            assert props["n"] == props["s"] == props["r"] == "suppressed"
+            assert props["n"] == props["s"] == props["r"] == props["d"] == "suppressed"
             assert props["v"] == "suppressed" and props["c"] == suppressed_class
             assert props["x1"] == "suppressed"  # the most common crime is hidden too
-            assert set(props) == {"u", "n", "s", "r", "x0", "x1", "c", "v"}
+            assert set(props) == {"u", "n", "s", "r", "d", "x0", "x1", "c", "v"}
         else:
             assert props["n"] == f"{count:,}"
             assert props["c"] != suppressed_class
-            assert set(props) == {"u", "n", "s", "r", "x0", "x1", "c"}  # v: labels[c]
+            assert set(props) == {"u", "n", "s", "r", "d", "x0", "x1", "c"}  # v: labels[c]
     forecast, fprops = _unit_layer_props(m, "Forecast")
     assert forecast["period"] == "2021-08"
     assert all(p["v"] == "suppressed" for p, c in zip(fprops, counts, strict=True) if c < 5)
@@ -258,13 +274,13 @@ def test_layers_from_a_cube_and_from_a_dict(westla_h3_units, tmp_path):
     )
     layers = MapLayers.from_cube(cube, forecast_period="2024-05")
     assert layers.units["count"].tolist() == (y * 4).astype(int).tolist()
-    assert layers.period.startswith("2024-01-01 to 2024-04-01")
+    assert layers.period == "4 complete months, 2024-01-01 to 2024-04-01"
     path = write_map(
         {"units": layers.units, "period": layers.period}, tmp_path / "m.html", title="Cube <b>"
     )
     html = path.read_text(encoding="utf-8")
     assert "<title>Cube &lt;b&gt;</title>" in html
-    assert "2024-01-01 to 2024-04-01" in html
+    assert "4 complete months, 2024-01-01 to 2024-04-01" in html
 
 
 def test_large_maps_warn(layers):
@@ -410,11 +426,12 @@ def test_offline_map_in_headless_chromium(browser, offline_html, layers, tmp_pat
     # one SVG path per feature of the visible layer; the hidden layers draw nothing
     assert browser.execute_script(_PATHS_IN_PANE, layer_pane("severity")) == n_units
     assert browser.execute_script(_PATHS_IN_PANE, layer_pane("divisions")) == len(layers.divisions)
-    for hidden in ("gi", "lisa", "emerging", "forecast", "rds"):
+    for hidden in ("rate", "gi", "lisa", "emerging", "forecast", "rds"):
         assert browser.execute_script(_PATHS_IN_PANE, layer_pane(hidden)) == 0, hidden
     assert browser.execute_script("return document.querySelectorAll('.leaflet-tile').length") == 0
     legend = browser.find_element("css selector", ".gc-legend").text
-    assert "Severity per km²" in legend and "Getis-Ord" not in legend
+    assert "Severity points per km², 2020-03-15 to 2021-07-31" in legend
+    assert "Severity per km²" not in legend and "Getis-Ord" not in legend
     screenshot = tmp_path / "offline_map.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000
@@ -430,22 +447,30 @@ def test_offline_map_in_headless_chromium(browser, offline_html, layers, tmp_pat
     tip = browser.find_element("css selector", ".leaflet-tooltip-pane .leaflet-tooltip").text
     assert "<script>alert(1)</script>" in tip and 'onmouseover="alert(1)' in tip
 
-    # switch every layer on: each draws one path per feature and has its legend section
+    # switch every overlay on, then each choropleth in turn: it draws one path per feature,
+    # the one before is gone, and every tooltip of a hostile feature renders text, never markup
     browser.execute_script(
         "document.querySelectorAll('.leaflet-control-layers-overlays input')"
         ".forEach(function (i) { if (!i.checked) { i.click(); } });"
     )
-    for key in ("gi", "lisa", "emerging", "forecast"):
-        assert browser.execute_script(_PATHS_IN_PANE, layer_pane(key)) == n_units, key
     assert browser.execute_script(_PATHS_IN_PANE, layer_pane("rds")) == len(layers.rds)
+    radios = browser.find_elements("css selector", ".leaflet-control-layers-base input")
+    assert len(radios) == 6
+    opened = []
+    for radio, key in zip(radios[1:], ("rate", "gi", "lisa", "emerging", "forecast"), strict=True):
+        radio.click()
+        assert browser.execute_script(_PATHS_IN_PANE, layer_pane(key)) == n_units, key
+        assert browser.execute_script(_PATHS_IN_PANE, layer_pane("severity")) == 0, key
+        opened += browser.execute_script(_OPEN_HOSTILE_TOOLTIPS)
     legend = browser.find_element("css selector", ".gc-legend").text
-    assert "Getis-Ord" in legend and "Reporting districts (approximate)" in legend
-
-    # every layer's tooltip of a hostile feature renders text, never markup
-    opened = browser.execute_script(_OPEN_HOSTILE_TOOLTIPS)
+    assert "Forecast" in legend and "Reporting districts (approximate)" in legend
+    assert "Getis-Ord" not in legend  # the legend follows the chosen layer
+    radios[0].click()
+    opened += browser.execute_script(_OPEN_HOSTILE_TOOLTIPS)
     panes = {o["pane"] for o in opened}
     assert {
         "gc-severity",
+        "gc-rate",
         "gc-gi",
         "gc-lisa",
         "gc-emerging",

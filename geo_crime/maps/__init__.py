@@ -6,27 +6,35 @@ optional hot-spot, emerging hot spot and forecast tables and administrative outl
 
 Layers
 ------
-Each layer can be switched on and off in the layer control (top right) and has its own legend
-section (bottom right), shown only while the layer is on. Tooltips give the unit id, incident
-count, severity, rate, the layer's class and the period.
+The unit layers are the map's base layers: radio buttons in the layer control (top right), one
+choropleth on at a time, and the legend (bottom right) shows the chosen one's section only. The
+outlines and the place names are overlays (checkboxes), each with its legend section while it
+is on. Tooltips give the unit id, its incidents, severity points, rate and severity per km²
+over the analysis window, the layer's class and the period.
 
-=========================  ================================================================
-layer                      colours
-=========================  ================================================================
-Severity rate (default on) sequential classes (YlOrRd) from :func:`classify_values`:
-                           quintiles by default (the rate is heavily skewed), or
-                           Fisher-Jenks; the static figure uses the same classes
-Gi* hot and cold spots     ArcGIS confidence bins, :data:`GI_COLOURS`
-LISA clusters              High-High red, Low-Low blue, Low-High light blue, High-Low pink,
-                           not significant grey (GeoDa colours, :data:`LISA_COLOURS`)
-Emerging hot spots         :data:`geo_crime.emerging.CATEGORY_COLOURS`
-Forecast                   sequential classes (Purples) of the ``prediction`` column
-LAPD divisions (on)        outline only
-Reporting districts        outline only; named "(approximate)" when the layer is derived
-Place names (on)           division names at city scale, neighbourhood names closer in
-=========================  ================================================================
+=============================  ============================================================
+layer                          colours
+=============================  ============================================================
+Severity points per km²        sequential classes (YlOrRd) from :func:`classify_values` of
+(default)                      the units' severity over the analysis window per km² (where
+                               harm happens, whoever lives there); quintiles by default
+Severity per resident          the same classes of the per-resident rate; its legend says
+                               that residents are not the people exposed
+                               (:data:`~geo_crime.maps.draw.RATE_CAVEAT`)
+Gi* hot and cold spots         ArcGIS confidence bins, :data:`GI_COLOURS`
+LISA clusters                  High-High red, Low-Low blue, Low-High light blue, High-Low
+                               pink, not significant grey (GeoDa colours, :data:`LISA_COLOURS`)
+Emerging hot spots             :data:`EMERGING_STYLES`: hot reds and oranges, cold blues, the
+                               fading kinds hatched; the legend states the periods they rest on
+Forecast                       sequential classes (Purples) of the ``prediction`` column, in
+                               its unit ("severity points"); units not forecast hatched grey,
+                               "not forecast (recording incomplete)"
+LAPD divisions (on)            outline only (overlay)
+Reporting districts            outline only (overlay); named "(approximate)" when derived
+Place names (on)               division names at city scale, neighbourhood names closer in
+=============================  ============================================================
 
-Only one unit layer is visible when the map opens (the severity rate), so the browser draws one
+Only one unit layer is visible when the map opens (severity per km²), so the browser draws one
 set of polygons; a hidden layer builds its features the first time it is switched on. Every
 layer lives in its own Leaflet pane (``gc-<layer>``), whose SVG holds exactly one ``path`` per
 feature of that layer. The map opens fitted to the units' extent, its study area.
@@ -37,8 +45,11 @@ By default the map is drawn over a light vector base map built from the shipped 
 (:mod:`~geo_crime.maps.basemap`): the City of Los Angeles (the land), the LAPD division and LA
 Times neighbourhood boundaries, and their names (division names at city scale, neighbourhood
 names from zoom 12 on, overlapping names dropped); it needs no network. ``tiles="carto"`` or
-``"osm"`` adds web tiles (CARTO Positron or OpenStreetMap) with their attribution, under the
-same boundaries and names.
+``"osm"`` adds street tiles (CARTO Positron or OpenStreetMap) with their attribution, under the
+same boundaries and names. A static page cannot know beforehand whether it will be online, so
+the tiles are tried: when none of the first view's tiles loads (offline, or the tile server
+blocked), the tile layer is removed and the vector base map's land is filled again
+(:class:`~geo_crime.maps.basemap.TileFallback`), so the map never shows broken grey tiles.
 
 Privacy and safety
 ------------------
@@ -114,15 +125,18 @@ from geo_crime.maps.assets import (
     _set_assets,
     external_references,
 )
-from geo_crime.maps.basemap import TILES, load_basemap, tile_layer
+from geo_crime.maps.basemap import TILES, TileFallback, load_basemap, tile_layer
 from geo_crime.maps.classify import (
+    EMERGING_STYLES,
     GI_COLOURS,
     LISA_COLOURS,
     NO_DATA_COLOUR,
+    NOT_FORECAST_STYLE,
     SUPPRESSED_COLOUR,
     Classification,
     Scheme,
     classify_values,
+    hatch_patterns,
     sequential_colours,
 )
 from geo_crime.maps.classify import (
@@ -132,6 +146,9 @@ from geo_crime.maps.classify import (
     _fmt_num as _fmt_num,
 )
 from geo_crime.maps.draw import (
+    LAND_FILL,
+    NOT_FORECAST,
+    RATE_CAVEAT,
     UNIT_TOLERANCE_M,
     _basemap_layers,
     _Canvas,
@@ -160,12 +177,16 @@ from geo_crime.maps.runtime import RUNTIME_CSS, RUNTIME_JS
 __all__ = [
     "ASSETS_DIR",
     "DEFAULT_ZOOM",
+    "EMERGING_STYLES",
     "GI_COLOURS",
     "LA_CENTRE",
     "LEAFLET_VERSION",
     "LISA_COLOURS",
     "MAX_FEATURES",
+    "NOT_FORECAST",
+    "NOT_FORECAST_STYLE",
     "NO_DATA_COLOUR",
+    "RATE_CAVEAT",
     "SUPPRESSED_COLOUR",
     "TILES",
     "UNIT_TOLERANCE_M",
@@ -242,9 +263,10 @@ def build_map(
     zoom_start : int, default 10
         Initial zoom before the view fits the units.
     tiles : str, optional
-        Web tiles under the vector base map: ``"carto"`` (CARTO Positron; its API key from
+        Street tiles under the vector base map: ``"carto"`` (CARTO Positron; its API key from
         ``GEO_CRIME_CARTO_KEY``), ``"osm"`` (OpenStreetMap) or any folium tile name; their
-        attribution is shown (see :func:`geo_crime.maps.basemap.tile_layer`). Default: none,
+        attribution is shown (see :func:`geo_crime.maps.basemap.tile_layer`). They are tried:
+        when none of them loads, the offline vector base map is shown instead. Default: none,
         the map needs no network.
     fit_units : bool, default True
         Open on the units' extent (a West LA study opens on West LA, not on the whole city).
@@ -305,15 +327,22 @@ def build_map(
         m, data, prepared, extras, k_anonymity, scheme, k, _esc(layers.period), tolerance_m
     )
     shipped = load_basemap() if basemap else None
-    if shipped is not None:
-        _basemap_layers(canvas, shipped, tiles=bool(tiles))
-    legend_sections = [_severity_layer(canvas)]
+    land = _basemap_layers(canvas, shipped, tiles=bool(tiles)) if shipped is not None else None
+    tiles_layer = getattr(m, "_geo_crime_tiles", None)
+    if tiles_layer is not None:
+        TileFallback(tiles_layer, land, LAND_FILL).add_to(m)
+    legend_sections = [_severity_layer(canvas), _severity_layer(canvas, rate=True)]
     for key in ("gi", "lisa", "emerging"):
         table = getattr(layers, key)
         if table is not None:
-            legend_sections.append(_categorical_layer(canvas, key, table))
+            note = _emerging_note(layers.emerging_periods) if key == "emerging" else ""
+            legend_sections.append(_categorical_layer(canvas, key, table, note))
     if layers.forecast is not None:
-        legend_sections.append(_forecast_layer(canvas, layers.forecast, layers.forecast_period))
+        legend_sections.append(
+            _forecast_layer(canvas, layers.forecast, layers.forecast_period, layers.forecast_unit)
+        )
+    hatched = [colour for colour, hatch in [*EMERGING_STYLES.values(), NOT_FORECAST_STYLE] if hatch]
+    m.get_root().html.add_child(Element(hatch_patterns(hatched)), name="geo_crime_hatches")
 
     notes: list[str] = []
     units_approximate = _is_approximate(layers.units)
@@ -387,7 +416,7 @@ def _base_map(
     )
     _set_assets(m, offline=offline)
     if tiles:
-        tile_layer(tiles).add_to(m)
+        m._geo_crime_tiles = tile_layer(tiles).add_to(m)
     if fit_units and len(layers.units):
         west, south, east, north = layers.units.to_crs("EPSG:4326").total_bounds
         if np.isfinite([west, south, east, north]).all():
@@ -424,6 +453,18 @@ class _FitView(MacroElement):
         super().__init__()
         self._name = "GeoCrimeFitView"
         self.bounds = bounds
+
+
+def _emerging_note(periods: str) -> str:
+    """The emerging hot spot legend's note: the periods the categories rest on (escaped)."""
+    hatch = "Hatched: the fading or intermittent kinds."
+    if not periods:
+        return hatch
+    note = f"The categories rest on {_esc(periods)}."
+    first = periods.split()[0]
+    if first.isdigit() and int(first) < 10:
+        note += " Fewer than ten periods: read the trends as indications only."
+    return f"{note} {hatch}"
 
 
 def _info_html(title: str, period: str, k_anonymity: int, notes: list[str]) -> str:
@@ -498,7 +539,7 @@ def write_map(
 
 
 def _drop_tiles(m: folium.Map) -> None:
-    """Remove a map's web tile layers."""
+    """Remove a map's web tile layers (and their fallback: the vector land stays filled)."""
     for key, child in list(m._children.items()):
-        if isinstance(child, folium.TileLayer):
+        if isinstance(child, folium.TileLayer | TileFallback):
             del m._children[key]

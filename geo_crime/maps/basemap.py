@@ -11,8 +11,10 @@ context, so the map simplifies them more (:data:`BASEMAP_TOLERANCE_M`) than the 
 
 On request a map also gets web tiles (:func:`tile_layer`, :data:`TILES`: ``"carto"``, CARTO
 Positron, or ``"osm"``, OpenStreetMap), with their attribution; the vector boundaries and labels
-stay on top of them. CARTO's tiles need an API key (:data:`CARTO_KEY_VARIABLE`), which ends up
-in the page.
+stay on top of them. Whether the page will be online cannot be known when it is written, so the
+tiles are tried (:class:`TileFallback`): when none of the first view's tiles loads, the tile
+layer is removed and the vector base map's land is filled, as on an offline map. CARTO's tiles
+need an API key (:data:`CARTO_KEY_VARIABLE`), which ends up in the page.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 import xyzservices.providers as xyz
+from branca.element import MacroElement
+from folium.template import Template
 from shapely.ops import polylabel
 
 from geo_crime.config import EQUAL_AREA_CRS, data_dir
@@ -43,6 +47,7 @@ __all__ = [
     "LABEL_SPLIT_ZOOM",
     "TILES",
     "Basemap",
+    "TileFallback",
     "load_basemap",
     "tile_layer",
 ]
@@ -203,3 +208,54 @@ def tile_layer(tiles: str, *, api_key: str | None = None) -> folium.TileLayer:
     return folium.TileLayer(
         url, attr=provider.html_attribution, name=provider.name, control=False, max_zoom=20
     )
+
+
+class TileFallback(MacroElement):
+    """Web tiles that are tried: when none of the first view's tiles loads, the vector base map.
+
+    Leaflet fires ``load`` on a tile layer once every tile of the view has loaded or failed.
+    If by then no tile has loaded (no network, the server refused them), the tile layer (and
+    its attribution) is removed, the land of the vector base map is filled with ``land_fill``
+    and the map gets the vector background (class ``gc-vector``). A tile that loads keeps the
+    tiles, even if others fail later.
+
+    Parameters
+    ----------
+    tiles : folium.TileLayer
+        The web tiles, on the map.
+    land : folium layer or None
+        The vector base map's land (drawn unfilled under the tiles), if any.
+    land_fill : dict
+        Leaflet path style filling the land.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }}, tiles = {{ this.tiles.get_name() }};
+            var land = {{ this.land.get_name() if this.land else "null" }};
+            var fill = {{ this.land_fill|tojson }}, loaded = 0, failed = 0;
+            tiles.on("tileload", function () { loaded += 1; });
+            tiles.on("tileerror", function () { failed += 1; });
+            tiles.on("load", function () {
+                if (loaded > 0 || failed === 0 || !map.hasLayer(tiles)) { return; }
+                map.removeLayer(tiles);
+                if (land) {
+                    var style = Object.assign({}, land.options.style(), fill);
+                    land.options.style = function () { return style; };
+                    land.setStyle(style);
+                }
+                map.getContainer().classList.add("gc-vector", "gc-tiles-failed");
+            });
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, tiles: folium.TileLayer, land: object | None, land_fill: dict) -> None:
+        super().__init__()
+        self._name = "GeoCrimeTileFallback"
+        self.tiles = tiles
+        self.land = land
+        self.land_fill = land_fill

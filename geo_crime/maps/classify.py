@@ -4,8 +4,11 @@
 breaks, with mapclassify) and returns a :class:`Classification`, whose
 :meth:`~Classification.labels` read ``"low – high"``; :func:`sequential_colours` gives the fills
 of the classes. The categorical layers use fixed colours: :data:`GI_COLOURS` (ArcGIS hot spot
-bins) and :data:`LISA_COLOURS` (GeoDa clusters); :data:`SUPPRESSED_COLOUR` and
-:data:`NO_DATA_COLOUR` fill the units without a class. The static figures
+bins), :data:`LISA_COLOURS` (GeoDa clusters) and :data:`EMERGING_STYLES` (emerging hot spot
+categories: hot in reds and oranges, cold in blues, the fading kinds hatched);
+:data:`SUPPRESSED_COLOUR`, :data:`NO_DATA_COLOUR` and :data:`NOT_FORECAST_STYLE` fill the units
+without a class. A hatched fill is an SVG pattern (:func:`hatch_id`, :func:`hatch_patterns`) on
+the map and a striped swatch in its legend. The static figures
 (:mod:`geo_crime.figures`) use the same classes and colours.
 """
 
@@ -42,6 +45,32 @@ LISA_COLOURS: dict[int, str] = {
     0: "#eeeeee",
 }
 """GeoDa LISA colours per cluster code: High-High, Low-High, Low-Low, High-Low, not sig."""
+
+_HOT = ("#fdae61", "#f46d43", "#a50026", "#d73027")  # light orange, orange, dark red, red
+_COLD = ("#abd9e9", "#74add1", "#313695", "#4575b4")  # light blue ... dark blue, blue
+
+#: Kind (code 1..8: New, Consecutive, Intensifying, Persistent, Diminishing, Sporadic,
+#: Oscillating, Historical) -> (shade, hatched). The fading or intermittent kinds take the shade
+#: of their counterpart (Diminishing: Intensifying, Sporadic: Consecutive, Oscillating: New,
+#: Historical: Persistent), hatched.
+_KINDS = {1: (0, False), 2: (1, False), 3: (2, False), 4: (3, False)}
+_KINDS |= {5: (2, True), 6: (1, True), 7: (0, True), 8: (3, True)}
+
+EMERGING_STYLES: dict[int, tuple[str, bool]] = {
+    **{code: (_HOT[shade], hatched) for code, (shade, hatched) in _KINDS.items()},
+    9: ("#f0f0f0", False),  # No Pattern Detected
+    **{code + 9: (_COLD[shade], hatched) for code, (shade, hatched) in _KINDS.items()},
+}
+"""Emerging hot spot category code -> (fill colour, hatched).
+
+Hot spots in reds and oranges, cold spots in blues. The eight kinds of each side share four
+colours: the growing or current kinds (New, Consecutive, Intensifying, Persistent) are solid,
+the fading or intermittent ones (Diminishing, Sporadic, Oscillating, Historical) hatched in the
+colour of their counterpart, so no two categories look alike."""
+
+NOT_FORECAST_STYLE: tuple[str, bool] = ("#9e9e9e", True)
+"""Fill of units not forecast (hatched grey): distinct from a forecast of zero and from
+suppressed units."""
 
 SUPPRESSED_COLOUR = "#bdbdbd"
 """Fill of units suppressed for having fewer than k incidents."""
@@ -144,13 +173,57 @@ def classify_values(values: Any, *, scheme: Scheme = "fisherjenks", k: int = 5) 
     return Classification(codes, bins, float(v.min()), scheme)
 
 
-def sequential_colours(k: int, cmap: str = "YlOrRd") -> list[str]:
-    """``k`` hex colours from light to dark along a matplotlib colormap."""
+def sequential_colours(k: int, cmap: str = "YlOrRd", *, start: float = 0.12) -> list[str]:
+    """``k`` hex colours from light to dark along a matplotlib colormap.
+
+    Parameters
+    ----------
+    k : int
+        Number of colours.
+    cmap : str, default "YlOrRd"
+        Matplotlib colormap.
+    start : float, default 0.12
+        Position of the lightest colour on the colormap (0..0.95): higher keeps the lowest
+        class clear of white (a missing value).
+    """
     if k <= 0:
         return []
     cm = colormaps[cmap]
-    positions = [0.5] if k == 1 else np.linspace(0.12, 0.95, k)
+    positions = [0.5] if k == 1 else np.linspace(start, 0.95, k)
     return [to_hex(cm(float(p))) for p in positions]
+
+
+def hatch_id(colour: str) -> str:
+    """Id of the SVG pattern hatching ``colour`` (a ``#rrggbb`` hex colour) with white."""
+    return f"gc-hatch-{colour.lstrip('#').lower()}"
+
+
+def fill_of(style: tuple[str, bool]) -> str:
+    """The SVG fill of a ``(colour, hatched)`` style: the colour or its pattern."""
+    colour, hatched = style
+    return f"url(#{hatch_id(colour)})" if hatched else colour
+
+
+def swatch_background(style: tuple[str, bool]) -> str:
+    """The CSS background of a legend swatch of a ``(colour, hatched)`` style."""
+    colour, hatched = style
+    if not hatched:
+        return colour
+    return f"repeating-linear-gradient(45deg, {colour} 0 3px, #ffffff 3px 5px)"
+
+
+def hatch_patterns(colours: list[str]) -> str:
+    """An invisible ``<svg>`` defining a hatch pattern per colour (see :func:`hatch_id`)."""
+    patterns = "".join(
+        f'<pattern id="{hatch_id(c)}" patternUnits="userSpaceOnUse" width="6" height="6" '
+        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="{c}"/>'
+        f'<rect x="4" width="2" height="6" fill="#ffffff"/></pattern>'
+        for c in sorted(set(colours))
+    )
+    return (
+        '<svg width="0" height="0" style="position:absolute" aria-hidden="true">'
+        f"<defs>{patterns}</defs></svg>"
+    )
 
 
 def _fmt_num(x: float) -> str:

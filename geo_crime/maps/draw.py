@@ -9,12 +9,16 @@ builds a layer's features from the shared source the first time the layer is sho
 
 Every layer lives in its own Leaflet pane (:func:`layer_pane`, ``gc-<layer>``), stacked in the
 order of :data:`_PANES`: the base map (land, boundaries) under the units, the outlines above
-them and the place names on top. The unit layers differ in the class each unit gets:
+them and the place names on top. The unit layers are the map's base layers (radio buttons:
+one choropleth at a time); the outlines and names are overlays (checkboxes). The unit layers
+differ in the class each unit gets:
 
-* :func:`_severity_layer`: sequential classes of the choropleth measure (YlOrRd);
+* :func:`_severity_layer`: sequential classes (YlOrRd) of severity points per km² over the
+  analysis window (the default layer), or of the per-resident rate (``rate=True``);
 * :func:`_categorical_layer`: the Gi* bins, the LISA clusters and the emerging hot spot
   categories, described by :data:`_CATEGORICAL`;
-* :func:`_forecast_layer`: sequential classes of the ``prediction`` column (Purples).
+* :func:`_forecast_layer`: sequential classes of the ``prediction`` column (Purples), units
+  not forecast hatched grey.
 
 A suppressed unit (fewer than ``k_anonymity`` incidents) shows no class of any layer: its class
 could be solved for its value. Its record in every layer says ``"suppressed"`` for every value.
@@ -40,7 +44,7 @@ from branca.element import MacroElement
 from folium.map import Layer
 from folium.template import Template
 
-from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS
+from geo_crime.emerging import CATEGORIES
 from geo_crime.hotspots import GI_BIN_LABELS, LISA_LABELS
 from geo_crime.maps.basemap import (
     BASEMAP_ATTRIBUTION,
@@ -49,14 +53,18 @@ from geo_crime.maps.basemap import (
     Basemap,
 )
 from geo_crime.maps.classify import (
+    EMERGING_STYLES,
     GI_COLOURS,
     LISA_COLOURS,
     NO_DATA_COLOUR,
+    NOT_FORECAST_STYLE,
     SUPPRESSED_COLOUR,
     Scheme,
     _fmt_num,
     classify_values,
+    fill_of,
     sequential_colours,
+    swatch_background,
 )
 from geo_crime.maps.layers import _aligned, _esc, _Units
 from geo_crime.maps.legend import _line, _section, _swatch
@@ -64,7 +72,8 @@ from geo_crime.maps.topology import Topology
 
 _PANES = {
     "base": ("gc-base", 250),
-    "severity": ("gc-severity", 401),
+    "severity": ("gc-severity", 400),
+    "rate": ("gc-rate", 401),
     "gi": ("gc-gi", 402),
     "lisa": ("gc-lisa", 403),
     "emerging": ("gc-emerging", 404),
@@ -85,9 +94,9 @@ _FILL_HOVER = {"weight": 2.2, "color": "#111111", "opacity": 1}
 
 
 def layer_pane(layer: str) -> str:
-    """Name of the Leaflet pane holding ``layer`` (``severity``, ``gi``, ``lisa``,
-    ``emerging``, ``forecast``, ``rds``, ``divisions``, ``base`` or ``labels``); its DOM class
-    is ``leaflet-<pane>-pane``."""
+    """Name of the Leaflet pane holding ``layer`` (``severity``: per km², ``rate``, ``gi``,
+    ``lisa``, ``emerging``, ``forecast``, ``rds``, ``divisions``, ``base`` or ``labels``); its
+    DOM class is ``leaflet-<pane>-pane``."""
     return _PANES[layer][0]
 
 
@@ -174,8 +183,9 @@ class _VectorLayer(Layer):
         name: str | None = None,
         show: bool = True,
         control: bool = True,
+        overlay: bool = True,
     ) -> None:
-        super().__init__(name=name, overlay=True, control=control, show=show)
+        super().__init__(name=name, overlay=overlay, control=control, show=show)
         self._name = "BaseMapLayer" if spec["kind"] == "base" else "GeoJson"
         self.source = source
         self.spec = spec
@@ -262,12 +272,13 @@ class _Canvas:
     aliases: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.fields = ["u", "n", "s", "r", *[f"x{j}" for j in range(len(self.extras))]]
+        self.fields = ["u", "n", "s", "r", "d", *[f"x{j}" for j in range(len(self.extras))]]
         self.aliases = [
             "Unit",
             "Incidents",
-            "Severity",
+            "Severity points",
             _esc(self.units.rate_label),
+            "Severity points per km²",
             *[_esc(a) for _, a in self.extras],
         ]
         self.data.topology.add("units", self.units.geometry, tolerance_m=self.tolerance_m)
@@ -327,39 +338,51 @@ def _unit_layer(
         "hover": _FILL_HOVER,
         "records": records,
     }
-    layer = _VectorLayer(canvas.data, spec, name=_esc(name), show=show)
+    layer = _VectorLayer(canvas.data, spec, name=_esc(name), show=show, overlay=False)
     layer.add_to(canvas.m)
     return layer
 
 
-def _severity_layer(canvas: _Canvas) -> Section:
-    """The choropleth of the measure (shown when the map opens)."""
+RATE_CAVEAT = (
+    "Residents are not the people exposed: places few people live in and many visit (the "
+    "airport, parks, downtown) rank high."
+)
+"""The per-resident layer's caveat, in its legend."""
+
+
+def _severity_layer(canvas: _Canvas, *, rate: bool = False) -> Section:
+    """A choropleth of severity per km² over the window (the default layer, shown when the map
+    opens) or, with ``rate``, of the per-resident rate (hidden at first)."""
     prepared, k_anonymity, scheme = canvas.units, canvas.k_anonymity, canvas.scheme
-    measure = np.where(prepared.suppressed, np.nan, prepared.measure)
+    values = prepared.measure if rate else prepared.density
+    title = prepared.measure_label if rate else prepared.density_label
+    measure = np.where(prepared.suppressed, np.nan, values)
     cls = classify_values(measure, scheme=scheme, k=canvas.k)
     colours = sequential_colours(cls.k, "YlOrRd")
     class_labels = cls.labels()
     codes = np.where(cls.codes >= 0, cls.codes, cls.k)  # cls.k: no data
-    label = _esc(prepared.measure_label)
+    short = title.split(",")[0].split(" (")[0] if not rate else title.split(" (")[0]
     layer = _unit_layer(
         canvas,
-        "severity",
-        f"{prepared.measure_label} (classes)",
+        "rate" if rate else "severity",
+        short,
         codes,
         [*colours, NO_DATA_COLOUR],
         [*class_labels, "no data"],
-        f"{prepared.measure_label} class",
-        show=True,
+        f"{short} class",
+        show=not rate,
     )
     items = [_swatch(c, _esc(lbl)) for c, lbl in zip(colours, class_labels, strict=True)]
     items += canvas.suppressed_items()
     if ((codes == cls.k) & ~prepared.suppressed).any():
-        items.append(_swatch(NO_DATA_COLOUR, "No data"))
+        items.append(_swatch(NO_DATA_COLOUR, "No residents" if rate else "No data"))
     scheme_name = "Fisher-Jenks natural breaks" if scheme == "fisherjenks" else "quantiles"
-    small_note = (
-        f"Grey: fewer than {k_anonymity} incidents, values suppressed." if k_anonymity > 0 else ""
-    )
-    return layer.get_name(), _section(label, items, f"Classes: {scheme_name}. {small_note}")
+    note = f"Classes: {scheme_name}."
+    if k_anonymity > 0:
+        note += f" Grey: fewer than {k_anonymity} incidents, values suppressed."
+    if rate:
+        note = f"<b>{_esc(RATE_CAVEAT)}</b> {note}"
+    return layer.get_name(), _section(_esc(title), items, note)
 
 
 @dataclass(frozen=True)
@@ -375,6 +398,7 @@ class _Categorical:
     class_alias: str  # in the tooltips
     title: str  # of the legend section
     only_present: bool = False  # the legend lists only the codes some unit has
+    swatches: Mapping[int, str] | None = None  # legend backgrounds, when not the colours
 
 
 _CATEGORICAL = {
@@ -403,20 +427,22 @@ _CATEGORICAL = {
     "emerging": _Categorical(
         "code",
         "emerging hot spot",
-        tuple(sorted(CATEGORY_COLOURS)),
-        CATEGORY_COLOURS,
+        tuple(sorted(EMERGING_STYLES)),
+        {code: fill_of(style) for code, style in EMERGING_STYLES.items()},
         CATEGORIES,
         "Emerging hot spots",
         "Pattern",
         "Emerging hot spots",
         only_present=True,
+        swatches={code: swatch_background(style) for code, style in EMERGING_STYLES.items()},
     ),
 }
 """The categorical unit layers (Gi*, LISA, emerging hot spots), by layer key."""
 
 
-def _categorical_layer(canvas: _Canvas, key: str, table: pd.DataFrame) -> Section:
-    """The layer ``key`` of :data:`_CATEGORICAL` from its result table (hidden at first)."""
+def _categorical_layer(canvas: _Canvas, key: str, table: pd.DataFrame, note: str = "") -> Section:
+    """The layer ``key`` of :data:`_CATEGORICAL` from its result table (hidden at first), with
+    an optional legend ``note`` (escaped HTML)."""
     spec = _CATEGORICAL[key]
     order = list(spec.order)
     values = _aligned(table, canvas.units.ids, spec.column, spec.what)
@@ -437,13 +463,20 @@ def _categorical_layer(canvas: _Canvas, key: str, table: pd.DataFrame) -> Sectio
             if c < len(order) and not small
         }
         shown = [c for c in order if c in present]
-    items = [_swatch(spec.colours[c], _esc(spec.names[c])) for c in shown]
+    swatches = spec.swatches or spec.colours
+    items = [_swatch(swatches[c], _esc(spec.names[c])) for c in shown]
     items += canvas.suppressed_items()
-    return layer.get_name(), _section(spec.title, items)
+    return layer.get_name(), _section(spec.title, items, note)
 
 
-def _forecast_layer(canvas: _Canvas, table: pd.DataFrame, forecast_period: str) -> Section:
-    """Classes of the predicted values (hidden at first)."""
+NOT_FORECAST = "not forecast (recording incomplete)"
+"""What the forecast layer says of a unit the forecast left out."""
+
+
+def _forecast_layer(
+    canvas: _Canvas, table: pd.DataFrame, forecast_period: str, unit: str = "severity points"
+) -> Section:
+    """Classes of the predicted values (hidden at first); units not forecast hatched grey."""
     prepared = canvas.units
     pred = pd.to_numeric(
         pd.Series(_aligned(table, prepared.ids, "prediction", "forecast")),
@@ -451,27 +484,30 @@ def _forecast_layer(canvas: _Canvas, table: pd.DataFrame, forecast_period: str) 
     ).to_numpy(dtype=float)
     pred = np.where(prepared.suppressed, np.nan, pred)
     fcls = classify_values(pred, scheme=canvas.scheme, k=canvas.k)
-    colours = sequential_colours(fcls.k, "Purples")
+    # the lowest class stays clear of white and of the hatched grey of units not forecast
+    colours = sequential_colours(fcls.k, "Purples", start=0.3)
     codes = np.where(fcls.codes >= 0, fcls.codes, fcls.k)
-    values = [_fmt_num(p) if np.isfinite(p) else "no data" for p in pred]
-    fperiod = _esc(forecast_period or "next period")
+    values = [_fmt_num(p) if np.isfinite(p) else NOT_FORECAST for p in pred]
+    period = forecast_period or "next period"
     layer = _unit_layer(
         canvas,
         "forecast",
-        f"Forecast: {forecast_period or 'next period'}",
+        f"Forecast: {period}",
         codes,
-        [*colours, NO_DATA_COLOUR],
-        [*fcls.labels(), "no data"],
-        "Predicted",
+        [*colours, fill_of(NOT_FORECAST_STYLE)],
+        [*fcls.labels(), NOT_FORECAST],
+        f"Forecast ({unit})",
         show=False,
         values=values,
-        period=fperiod,
+        period=_esc(period),
     )
     items = [_swatch(c, _esc(lbl)) for c, lbl in zip(colours, fcls.labels(), strict=True)]
     if ((codes == fcls.k) & ~prepared.suppressed).any():
-        items.append(_swatch(NO_DATA_COLOUR, "No data"))
+        hatch = swatch_background(NOT_FORECAST_STYLE)
+        items.append(_swatch(hatch, _esc(NOT_FORECAST.capitalize())))
     items += canvas.suppressed_items()
-    return layer.get_name(), _section(f"Forecast ({fperiod})", items, "Predicted value.")
+    title = f"Forecast, {_esc(unit)} per unit: {_esc(period)}"
+    return layer.get_name(), _section(title, items)
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,10 +598,15 @@ def _same_units(ids: list[str] | None, geoms: np.ndarray, units: _Units) -> bool
 # --------------------------------------------------------------------------------------------
 
 
-def _basemap_layers(canvas: _Canvas, basemap: Basemap, *, tiles: bool) -> None:
+LAND_FILL = {"fill": True, "fillColor": "#fbfaf7", "fillOpacity": 1}
+"""The fill of the city's land on the vector base map (no web tiles, or tiles that failed)."""
+
+
+def _basemap_layers(canvas: _Canvas, basemap: Basemap, *, tiles: bool) -> _VectorLayer:
     """The vector base map under the units: the city's land and its boundaries.
 
-    Over web tiles the land is not filled (the tiles show it) and the lines are lighter.
+    Over web tiles the land is not filled (the tiles show it; :data:`LAND_FILL` fills it when
+    they fail to load). Returns the land layer.
     """
     topology, m = canvas.data.topology, canvas.m
     topology.add("base_city", basemap.city, tolerance_m=BASEMAP_TOLERANCE_M)
@@ -573,17 +614,19 @@ def _basemap_layers(canvas: _Canvas, basemap: Basemap, *, tiles: bool) -> None:
     topology.add("base_hoods", basemap.neighbourhoods, tolerance_m=BASEMAP_TOLERANCE_M)
     pane = _add_pane(m, "base")
     land = {"stroke": True, "color": "#8f8a80", "weight": 1.2, "opacity": 0.9}
-    land |= {"fill": False} if tiles else {"fillColor": "#fbfaf7", "fillOpacity": 1}
+    land |= {"fill": False} if tiles else LAND_FILL
     styles = {
         "base_city": land,
         "base_hoods": {"fill": False, "color": "#c2bdb3", "weight": 0.7, "opacity": 0.9},
         "base_divisions": {"fill": False, "color": "#948e83", "weight": 1.2, "opacity": 0.9},
     }
+    layers = []
     for obj, style in styles.items():
         spec = {"kind": "base", "object": obj, "pane": pane, "style": style}
         if obj == "base_city":
             spec["attribution"] = _esc(BASEMAP_ATTRIBUTION)
-        _VectorLayer(canvas.data, spec, control=False).add_to(m)
+        layers.append(_VectorLayer(canvas.data, spec, control=False).add_to(m))
+    return layers[0]
 
 
 def _place_names_layer(canvas: _Canvas, basemap: Basemap) -> None:

@@ -5,8 +5,9 @@ measures, the optional hot-spot, emerging hot spot and forecast tables, the admi
 outlines and the labels. :func:`_prepare_units` checks the units and turns them into what every
 unit layer shares (:class:`_Units`): the geometry (drawn once, see
 :mod:`geo_crime.maps.topology`), the tooltip values (HTML escaped, and hidden for units below
-k-anonymity), the choropleth measure and its label. :func:`_aligned` lines a result table up
-with the units.
+k-anonymity), the two choropleth measures (severity per km² over the analysis window, the map's
+default layer, and the per-resident rate) and their labels. :func:`_aligned` lines a result
+table up with the units.
 """
 
 from __future__ import annotations
@@ -56,16 +57,29 @@ class MapLayers:
         Reporting district outlines; derived ones carry ``attrs["approximate"] = True`` or an
         ``approximate`` column.
     period : str
-        Label of the analysed period (e.g. ``"2024-01-01 to 2024-08-31"``).
+        Label of the period the units' ``count`` and ``severity`` cover: the analysis window
+        (e.g. ``"9 complete weeks, 2024-01-08 to 2024-03-04"``).
     forecast_period : str
         Label of the forecast period (default "next period").
     measure : str, default "severity_rate"
-        Units column of the choropleth and of the tooltips' rate. :meth:`from_cube` fills
-        ``severity_rate`` with :func:`geo_crime.rates.severity_rate`; when a bare units table
-        lacks it, the unsmoothed severity per 1,000 residents (else per km²) over the whole
-        period is used and labelled so.
+        Units column of the per-resident choropleth (the second layer) and of the tooltips'
+        rate. :meth:`from_cube` fills ``severity_rate`` with
+        :func:`geo_crime.rates.severity_rate`; when a bare units table lacks it, the unsmoothed
+        severity per 1,000 residents (else per km²) over the whole period is used and labelled
+        so.
     measure_label : str, optional
-        Legend title of the choropleth (default: derived from ``measure``).
+        Legend title of that choropleth (default: derived from ``measure``).
+    density : str, default "severity_km2"
+        Units column of the default choropleth: severity points per km² over ``period``. When
+        the units lack it, ``severity`` divided by the unit's area in km² is used.
+    density_label : str, optional
+        Legend title of the default choropleth (default: ``"Severity points per km², "`` and
+        ``period``).
+    emerging_periods : str
+        What the emerging hot spot categories rest on (e.g. ``"9 weeks"``), stated in their
+        legend.
+    forecast_unit : str, default "severity points"
+        Unit of the forecast's ``prediction``, named in its legend.
     tooltip_columns : mapping of str to str
         Extra unit columns shown in tooltips when present (column -> label).
     """
@@ -81,48 +95,62 @@ class MapLayers:
     forecast_period: str = ""
     measure: str = "severity_rate"
     measure_label: str | None = None
+    density: str = "severity_km2"
+    density_label: str | None = None
+    emerging_periods: str = ""
+    forecast_unit: str = "severity points"
     tooltip_columns: Mapping[str, str] = field(
         default_factory=lambda: dict(DEFAULT_TOOLTIP_COLUMNS)
     )
 
     @classmethod
-    def from_cube(cls, cube: Any, **kwargs: Any) -> MapLayers:
-        """Layers whose units carry a cube's totals over all its periods and its severity rate.
+    def from_cube(cls, cube: Any, *, window: Any = None, **kwargs: Any) -> MapLayers:
+        """Layers of a cube's units over its analysis window, with its severity rate.
 
-        The choropleth shows :func:`geo_crime.rates.severity_rate` (EB-smoothed severity per
-        1,000 residents per complete period), the one rate every output of geo_crime uses.
+        The units' ``count``, ``severity`` and ``severity_km2`` (the default layer: severity
+        points per km²) are totals over the analysis window, and the tooltips say so. The
+        per-resident layer shows :func:`geo_crime.rates.severity_rate` (EB-smoothed severity
+        per 1,000 residents per complete period of each unit), the one rate every output of
+        geo_crime uses.
 
         Parameters
         ----------
         cube : geo_crime.cube.Cube
-            Space-time cube; ``count`` and ``severity`` are its per-unit totals.
+            Space-time cube.
+        window : array_like of bool, optional
+            The analysis window: one flag per period of the cube. Default: the periods
+            completely recorded for every unit (all periods when there is none, and the label
+            says so).
         **kwargs
             Other :class:`MapLayers` fields (``gi``, ``lisa``, ``emerging``, ``forecast``,
-            ``divisions``, ``rds``, ``period``...). ``period`` defaults to the cube's span.
+            ``divisions``, ``rds``, ``period``...). ``period`` defaults to the window's label
+            and ``emerging_periods`` to its number of periods.
 
         Returns
         -------
         MapLayers
+
+        Raises
+        ------
+        ConfigError
+            A window that is not one flag per period of the cube.
         """
         from geo_crime.rates import severity_rate
 
+        keep, label = _window(cube, window)
         units = cube.units.copy()
-        units["count"] = np.asarray(cube.counts).sum(axis=1).astype(np.int64)
-        units["severity"] = np.asarray(cube.severity, dtype=float).sum(axis=1)
+        units["count"] = np.asarray(cube.counts)[:, keep].sum(axis=1).astype(np.int64)
+        units["severity"] = np.asarray(cube.severity, dtype=float)[:, keep].sum(axis=1)
+        area = unit_area_km2(units)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            units["severity_km2"] = np.where(area > 0, units["severity"] / area, np.nan)
         if "severity_rate" not in units.columns:
             rate = severity_rate(cube)
             units["severity_rate"] = rate.values
             kwargs.setdefault("measure_label", rate.label)
-        if "period" not in kwargs and len(cube.periods):
-            first, last = cube.periods[0], cube.periods[-1]
-            from geo_crime.cube import FREQUENCIES
-
-            word = f"{FREQUENCIES.get(cube.freq, 'period')}s"
-            complete = int((np.asarray(cube.complete).all(axis=0)).sum())
-            kwargs["period"] = (
-                f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(cube.periods)} {word}, "
-                f"{complete} completely recorded)"
-            )
+        kwargs.setdefault("period", label)
+        if kwargs.get("emerging") is not None:
+            kwargs.setdefault("emerging_periods", f"{int(keep.sum())} {_period_word(cube)}")
         return cls(units=units, **kwargs)
 
     @classmethod
@@ -143,6 +171,42 @@ class MapLayers:
         if unknown:
             raise ConfigError(f"unknown map layer(s) {unknown}; known: {sorted(known)}")
         return cls(**layers)
+
+
+def _period_word(cube: Any) -> str:
+    from geo_crime.cube import FREQUENCIES
+
+    return f"{FREQUENCIES.get(cube.freq, 'period')}s"
+
+
+def _window(cube: Any, window: Any) -> tuple[np.ndarray, str]:
+    """The analysis window's period flags and its label (what the legends and tooltips say)."""
+    n = len(cube.periods)
+    word = _period_word(cube)
+    if window is None:
+        keep = np.asarray(cube.complete, dtype=bool).all(axis=0) if n else np.zeros(0, bool)
+        if not keep.any():
+            keep = np.ones(n, dtype=bool)
+            if not n:
+                return keep, ""
+            first, last = cube.periods[0], cube.periods[-1]
+            return keep, (
+                f"all {n} {word}, {first:%Y-%m-%d} to {last:%Y-%m-%d} (none completely "
+                "recorded for every unit)"
+            )
+        what = "complete"
+    else:
+        keep = np.asarray(window, dtype=bool)
+        if keep.shape != (n,):
+            raise ConfigError(f"window must be one flag per period ({n}), got shape {keep.shape}")
+        what = "analysed"
+    if not keep.any():
+        raise ConfigError("the analysis window holds no period")
+    chosen = cube.periods[keep]
+    label = f"{int(keep.sum())} {what} {word}, {chosen[0]:%Y-%m-%d} to {chosen[-1]:%Y-%m-%d}"
+    if keep.sum() < n:
+        label += f" (of {n})"
+    return keep, label
 
 
 def _esc(value: Any) -> str:
@@ -189,6 +253,8 @@ class _Units:
     measure: np.ndarray
     measure_label: str
     rate_label: str
+    density: np.ndarray
+    density_label: str
 
 
 def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tuple[str, str]]]:
@@ -226,6 +292,15 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
         measure_label = layers.measure_label or f"Severity {basis} (whole period, unsmoothed)"
     else:
         raise DataError(f"map units have no {layers.measure!r} column")
+    if layers.density in units.columns:
+        density = _column(units, layers.density)
+    else:
+        area = unit_area_km2(units)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            density = np.where(area > 0, severity / area, np.nan)
+    density_label = layers.density_label or (
+        f"Severity points per km², {layers.period or 'whole period'}"
+    )
     # the tooltip's rate is the choropleth's rate: one number, one label, everywhere
     if layers.measure == "severity_rate":
         rate, rate_label = measure, measure_label
@@ -249,6 +324,7 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
                 "n": hidden if small else _fmt_num(count[i]),
                 "s": hidden if small else _fmt_num(severity[i]),
                 "r": hidden if small else _fmt_num(rate[i]),
+                "d": hidden if small else _fmt_num(density[i]),
             }
         )
         props = {"u": _esc(uid)}
@@ -265,6 +341,8 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
         measure,
         measure_label,
         rate_label,
+        density,
+        density_label,
     )
     return prepared, extras
 

@@ -1,7 +1,8 @@
 """The boxes beside the map: the legend, the info box and the HTML of their entries.
 
 :class:`_Legend` is a Leaflet control (bottom right) with one section per layer, each shown only
-while its layer is on; :class:`_InfoBox` (bottom left) holds the title, the period and the notes.
+while its layer is on: one choropleth section (the chosen base layer) and the sections of the
+overlays that are on; :class:`_InfoBox` (bottom left) holds the title, the period and the notes.
 :func:`_section`, :func:`_swatch` (a fill colour) and :func:`_line` (an outline) write the
 sections' HTML; their labels must already be HTML-escaped. :data:`_BOX_CSS` styles both boxes.
 """
@@ -64,7 +65,7 @@ class _Legend(MacroElement):
                     s.el.style.display = map.hasLayer(s.layer) ? "" : "none";
                 });
             }
-            map.on("overlayadd overlayremove", refresh);
+            map.on("baselayerchange overlayadd overlayremove", refresh);
             refresh();
         })();
         {% endmacro %}
@@ -108,7 +109,8 @@ class _InfoBox(MacroElement):
 
 
 def _swatch(colour: str, label: str) -> str:
-    """A legend entry: a box filled with ``colour``, then ``label`` (escaped HTML)."""
+    """A legend entry: a box filled with ``colour`` (any CSS background, e.g. a hatch from
+    :func:`geo_crime.maps.classify.swatch_background`), then ``label`` (escaped HTML)."""
     return (
         f'<div class="gc-item"><span class="gc-swatch" style="background:{colour}"></span>'
         f"{label}</div>"

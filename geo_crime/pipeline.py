@@ -628,6 +628,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         backtest=forecast_summary if isinstance(forecast_summary, dict) else None,
         approximate=unit_summary["approximate"],
         forecast=forecast_table,
+        where=study.where,
     )
     return unit_summary, lines, written
 

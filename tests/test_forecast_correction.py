@@ -154,7 +154,12 @@ def test_the_report_names_the_model_to_use_for_levels_and_for_ranking():
         index=["keras", "hist_mean", "gbm"],
     )
     assert recommendation(metrics).startswith("The Keras forecast is 0.5% better than hist_mean")
-    assert "gbm ranked places best" in ranking_recommendation(metrics)
+    # gbm ranks 0.4% better than Keras: within the margin, no claim
+    assert ranking_recommendation(metrics) is None
+    metrics.loc["gbm", "pai_5"] = 8.2  # 5% better: named, and said to be unpublished
+    sentence = ranking_recommendation(metrics)
+    assert "gbm ranked places better" in sentence and "only the Keras" in sentence
+    metrics.loc["gbm", "pai_5"] = 7.82
     metrics.loc["keras"] = [40.0, 7.9]
     assert recommendation(metrics).startswith("Use the Keras forecast: its backtest MAE is 22%")
     assert ranking_recommendation(metrics) is None

@@ -129,3 +129,63 @@ def test_every_contents_link_lands_on_a_heading_of_the_html_report(tmp_path):
     ids = set(re.findall(r' id="([^"]+)"', html))
     assert links == ["data", "study-a", "units-rd", "study-b", "units-rd-2"]
     assert set(links) <= ids
+
+
+def test_a_key_finding_states_its_divisions_window_and_units(city_h38):
+    """The scope of a key finding is in its sentence: divisions, window and units, recomputed
+    here from the rows' weekly coverage."""
+    units, cube = city_h38
+    window = cube.complete_periods()
+    rows, _ = load_incidents(crime_file(REDUCED_DIR), cache=False)
+    union = check_coverage(rows, freq="W").union
+    # weeks complete in every division, recomputed from the coverage table
+    every = union.groupby("period")["complete"].all()
+    weeks = every.index[every.to_numpy()]
+    assert list(pd.DatetimeIndex(window.periods)) == list(weeks)
+    labels = place_labels(units, division_names(units, division_units()))["label"]
+    findings = unit_findings(
+        study="citywide_2024",
+        spec="h3:8",
+        cube=window,
+        labels=labels,
+        suppressed=pd.Series(False, index=cube.unit_ids),
+        tables={},
+        backtest=None,
+        where="all 21 LAPD divisions",
+    )
+    text = "\n".join(key_findings_lines([findings]))
+    assert (
+        f"({len(units):,} units in all 21 LAPD divisions; window: {len(weeks)} completely "
+        f"recorded weeks, {weeks[0].date()} to {weeks[-1].date()})"
+    ) in text
+
+
+@pytest.mark.parametrize(
+    ("data_end", "label"), [("2021-07-31", "Backtest"), ("2021-07-25", "Forecast")]
+)
+def test_a_forecast_of_a_period_the_data_holds_is_called_a_backtest(city_h38, data_end, label):
+    units, cube = city_h38
+    backtest = {
+        "metrics": {"keras": {"mae": 10.0, "pai_5": 5.0}, "hist_mean": {"mae": 11.0, "pai_5": 5.0}},
+        "next_period": "2021-07-26",
+        "data_end": data_end,
+        "origins": ["2021-06-28", "2021-07-05"],
+        "scope": {"scored_share_per_origin": [1.0, 1.0], "covers_study_area": True},
+    }
+    findings = unit_findings(
+        study="westla",
+        spec="rd",
+        cube=cube,
+        labels=pd.Series(dtype=str),
+        suppressed=pd.Series(False, index=cube.unit_ids),
+        tables={},
+        backtest=backtest,
+    )
+    text = "\n".join(key_findings_lines([findings]))
+    if label == "Backtest":
+        assert (
+            "Backtest, not a forecast: the data (to 2021-07-31) already holds the week starting "
+            "2021-07-26"
+        ) in text
+    else:
+        assert "Forecast for the week starting 2021-07-26 (models compared over 2 origins" in text

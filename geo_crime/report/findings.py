@@ -49,6 +49,7 @@ def unit_findings(
     approximate: bool = False,
     forecast: pd.DataFrame | None = None,
     top: int = 3,
+    where: str = "",
 ) -> dict[str, Any]:
     """The findings of one unit type of a study, for the summary.
 
@@ -74,6 +75,8 @@ def unit_findings(
         suppressed units are blank in it and never named.
     top : int, default 3
         Places named.
+    where : str, default ""
+        The study's divisions, as the report names them (``all 21 LAPD divisions``).
 
     Returns
     -------
@@ -98,6 +101,8 @@ def unit_findings(
         "spec": spec,
         "period": _WORD.get(cube.freq, "period"),
         "n_units": int(len(ids)),
+        "where": where,
+        "window": _window(cube),
         "top_places": [
             {"label": str(labels.get(ids[i], ids[i])), "share": float(severity[i] / total)}
             for i in order[:top]
@@ -133,9 +138,29 @@ def unit_findings(
             "scored_share": float(np.mean(shares)) if shares else None,
             "covers_study_area": bool(scope.get("covers_study_area", False)),
             "n_origins": len(backtest.get("origins", [])),
+            "data_end": backtest.get("data_end", ""),
             "top_places": _forecast_top(forecast, labels, hidden_ids=set(ids[hidden]), top=top),
         }
     return findings
+
+
+def _window(cube: Any) -> dict:
+    """First and last period of a cube (its analysis window) and how many."""
+    periods = pd.DatetimeIndex(cube.periods)
+    if not len(periods):
+        return {"periods": 0}
+    return {
+        "first": str(periods[0].date()),
+        "last": str(periods[-1].date()),
+        "periods": int(len(periods)),
+    }
+
+
+def _held_by_data(next_period: str, data_end: str) -> bool:
+    """Whether the data already holds (part of) the period forecast: then it is a backtest."""
+    if not next_period or not data_end:
+        return False
+    return pd.Timestamp(next_period) <= pd.Timestamp(data_end)
 
 
 def _about(value: float) -> str:
@@ -186,7 +211,14 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
     if not findings:
         lines += ["No study produced unit results in this run.", ""]
     for f in findings:
-        head = f"**{md_text(f['study'])}, {md_text(f['spec'])}** ({f['n_units']:,} units)"
+        window = f.get("window") or {}
+        scope = f"{f['n_units']:,} units" + (f" in {md_text(f['where'])}" if f.get("where") else "")
+        if window.get("periods"):
+            scope += (
+                f"; window: {window['periods']} completely recorded {f['period']}s, "
+                f"{window['first']} to {window['last']}"
+            )
+        head = f"**{md_text(f['study'])}, {md_text(f['spec'])}** ({scope})"
         places = "; ".join(
             f"{md_text(p['label'])} ({p['share']:.1%})" for p in f.get("top_places", [])
         )
@@ -195,8 +227,8 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
             text.append(
                 f"harm concentrates: the {f['top_decile_units']:,} units with the most recorded "
                 f"severity (10% of the units) hold {f['top_decile_share']:.0%} of it; the first "
-                f"are {places} (share of the study's recorded severity, completely recorded "
-                f"{f['period']}s)."
+                f"are {places} (share of the recorded severity of those units over the "
+                f"window)."
             )
         emerging = f.get("emerging") or {}
         if emerging:
@@ -220,9 +252,16 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
             )
             if not forecast.get("covers_study_area"):
                 scope += ", not the whole study area"
+            held = _held_by_data(forecast.get("next_period", ""), forecast.get("data_end", ""))
+            label = (
+                f"Backtest, not a forecast: the data (to {forecast['data_end']}) already holds "
+                f"the {f['period']} starting {forecast['next_period']}"
+                if held
+                else f"Forecast for the {f['period']} starting {forecast['next_period']}"
+            )
             text.append(
-                f"Forecast for the {f['period']} starting {forecast['next_period']} "
-                f"(backtest over {forecast['n_origins']} origins, {scope}): {forecast['use']}"
+                f"{label} (models compared over {forecast['n_origins']} origins, {scope}): "
+                f"{forecast['use']}"
                 + (f" {forecast['ranking']}" if forecast.get("ranking") else "")
             )
             highest = "; ".join(
@@ -237,7 +276,10 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
                 for p in forecast.get("top_places", [])
             )
             if highest:
-                text.append(f"Forecast highest for that {f['period']}: {highest}.")
+                text.append(
+                    f"{'Predicted' if held else 'Forecast'} highest for that {f['period']}, of "
+                    f"the units with a published forecast: {highest}."
+                )
         if f.get("approximate"):
             text.append("Boundaries are approximate (derived from incident points).")
         lines += ["- " + text[0], *(f"  - {part[0].upper()}{part[1:]}" for part in text[1:]), ""]

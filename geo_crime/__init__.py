@@ -78,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     "write_figures": "geo_crime.figures",
     # queries
     "CrimeIndex": "geo_crime.query",
+    "check_point": "geo_crime.query",
     "unit_results": "geo_crime.query",
     "cube_summary": "geo_crime.query",
     # the whole pipeline

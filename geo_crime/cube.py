@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -353,6 +354,7 @@ def build_cube(
                 np.bincount(flat[sel], minlength=size).reshape(n_units, n_periods).astype(np.int64)
             )
     complete = _coverage_mask(incidents, units, row, use, periods, freq, coverage)
+    _warn_disjoint_sources(incidents, use)
     meta = {
         **unit_meta(units),
         "incidents_total": int(len(incidents)),
@@ -370,6 +372,46 @@ def build_cube(
         categories=per_category,
         complete=complete,
         meta=meta,
+    )
+
+
+def _warn_disjoint_sources(incidents: pd.DataFrame, use: np.ndarray) -> None:
+    """Warn when the cube's incidents come from sources whose periods do not overlap.
+
+    Such a cube (the 2020 files and the 2024 files together) zero-fills the years between
+    them and sets one period against another in every statistic: one warning names each
+    source and its span, so the caller can select one window.
+    """
+    if "source" not in incidents or not use.any():
+        return
+    used = incidents.loc[use, ["source", "occurred_at"]]
+    spans = (
+        used.groupby(used["source"].astype(str), observed=True)["occurred_at"]
+        .agg(["min", "max"])
+        .dropna()
+    )
+    groups: list[list[str]] = []
+    reach = pd.NaT
+    for source, first, last in spans.sort_values("min").itertuples():
+        if groups and first <= reach + pd.Timedelta(days=1):  # abutting spans join
+            groups[-1].append(source)
+            reach = max(reach, last)
+        else:
+            groups.append([source])
+            reach = last
+    if len(groups) < 2:
+        return
+    described = "; then ".join(
+        " and ".join(
+            f"{s} ({spans.at[s, 'min']:%Y-%m-%d} to {spans.at[s, 'max']:%Y-%m-%d})" for s in group
+        )
+        for group in groups
+    )
+    warnings.warn(
+        f"the cube mixes sources whose periods do not overlap: {described}. Its statistics "
+        "would count the time between them as quiet periods and set one period against "
+        "another: select one window (make_cube start and end, or filter occurred_at)",
+        stacklevel=4,  # the caller of make_cube
     )
 
 
@@ -543,6 +585,12 @@ def make_cube(
     -------
     Cube
         With the assignment counts in ``cube.meta["assignment"]``.
+
+    Warns
+    -----
+    UserWarning
+        When the incidents in the cube come from sources whose periods do not overlap (the 2020
+        files with the 2024 files): the warning names each source and its span.
 
     Examples
     --------

@@ -11,6 +11,16 @@ Every query returns a DataFrame (incidents) or GeoDataFrame (units); an empty an
 frame, never ``None``. Incident answers keep every column of the indexed incidents, so each row
 carries its ``incident_id``: the ``DR_NO``, or for sources without one (the reduced 2024 files) the
 synthetic id flagged by ``incident_id_synthetic``; ids are never null in loaded incidents.
+
+Places. Answers name where they are: incident answers carry ``division`` (the LAPD division of
+the incident's ``area``, ``"West Los Angeles"``) and ``place`` (the LA Times neighbourhood holding
+the point and its division, ``"Westwood (West Los Angeles)"``); unit tables get the same two
+columns when indexed (the unit's place as the report names it,
+:func:`geo_crime.units.places.place_labels`).
+
+Checked input. A point outside Los Angeles County (:data:`geo_crime.cleaning.LA_COUNTY_BBOX`),
+``(0, 0)``, a point given as ``(lon, lat)``, a negative radius or an inverted box is one
+:class:`~geo_crime.errors.InputError` naming the argument and its value, never an empty answer.
 """
 
 from __future__ import annotations
@@ -26,10 +36,95 @@ import shapely
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS
-from geo_crime.errors import DataError
+from geo_crime.cleaning import LA_COUNTY_BBOX
+from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS, data_dir
+from geo_crime.errors import DataError, InputError
 
 _TO_METRES = Transformer.from_crs(STORAGE_CRS, EQUAL_AREA_CRS, always_xy=True)
+
+#: What :meth:`CrimeIndex.top_units` ranks by when not told: the first column the table has.
+TOP_UNITS_BY = ("severity", "gi_z", "count")
+
+_COUNTY = "Los Angeles County (lat {1:.2f}..{3:.2f}, lon {0:.2f}..{2:.2f})".format(*LA_COUNTY_BBOX)
+
+
+def _number(name: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _in_county(lat: float, lon: float) -> bool:
+    west, south, east, north = LA_COUNTY_BBOX
+    return south <= lat <= north and west <= lon <= east
+
+
+def check_point(lat: object, lon: object) -> tuple[float, float]:
+    """A query point as ``(lat, lon)`` floats, or one clear error when it cannot be meant.
+
+    Parameters
+    ----------
+    lat, lon
+        The point (WGS84 degrees).
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    InputError
+        Not a finite number, ``(0, 0)``, given as ``(lon, lat)``, or outside Los Angeles County
+        (:data:`geo_crime.cleaning.LA_COUNTY_BBOX`); the message names the argument and value.
+
+    Examples
+    --------
+    >>> check_point(34.0522, -118.2437)
+    (34.0522, -118.2437)
+    >>> check_point(-118.2437, 34.0522)
+    Traceback (most recent call last):
+    geo_crime.errors.InputError: lat=-118.2437, lon=34.0522 look swapped: Los Angeles County (lat 32.80..34.82, lon -118.94..-117.65) is at lat 34, lon -118; call with lat=34.0522, lon=-118.2437
+    """  # noqa: E501
+    y, x = _number("lat", lat), _number("lon", lon)
+    if _in_county(y, x):
+        return y, x
+    if _in_county(x, y):
+        raise InputError(
+            f"lat={lat}, lon={lon} look swapped: {_COUNTY} is at lat 34, lon -118; "
+            f"call with lat={lon}, lon={lat}"
+        )
+    if y == 0 and x == 0:
+        raise InputError(
+            f"lat=0, lon=0 is not a place in {_COUNTY}: (0, 0) is how the data records a "
+            "missing coordinate"
+        )
+    west, south, east, north = LA_COUNTY_BBOX
+    wrong = [f"lat={lat}"] * (not south <= y <= north) + [f"lon={lon}"] * (not west <= x <= east)
+    verb = "are" if len(wrong) > 1 else "is"
+    raise InputError(f"{' and '.join(wrong)} {verb} outside {_COUNTY}")
+
+
+def _check_box(west: float, south: float, east: float, north: float) -> None:
+    """A lon/lat box that overlaps the county, with its sides in order (else InputError)."""
+    for name, value in (("west", west), ("south", south), ("east", east), ("north", north)):
+        _number(name, value)
+    if west > east or south > north:
+        side = f"west={west} > east={east}" if west > east else f"south={south} > north={north}"
+        raise InputError(f"the box is inverted: {side}")
+    c_west, c_south, c_east, c_north = LA_COUNTY_BBOX
+    if c_west <= south and north <= c_east and c_south <= west and east <= c_north:
+        raise InputError(
+            f"the box west={west}, south={south}, east={east}, north={north} looks like lat/lon "
+            f"swapped: {_COUNTY} is at lat 34, lon -118"
+        )
+    if east < c_west or west > c_east or north < c_south or south > c_north:
+        raise InputError(
+            f"the box west={west}, south={south}, east={east}, north={north} lies outside {_COUNTY}"
+        )
 
 
 @dataclass
@@ -85,6 +180,8 @@ class CrimeIndex:
         category = self.incidents["crime_category"].astype("category")
         self._category_codes = category.cat.codes.to_numpy()
         self._categories = list(category.cat.categories)
+        self._hoods: tuple[shapely.STRtree, np.ndarray] | None = None
+        self._division_names: dict[int, str] = {}
         self._units: dict[str, _UnitLayer] = {}
         for name, table in (units or {}).items():
             self.add_units(name, table)
@@ -117,7 +214,31 @@ class CrimeIndex:
             codes = [crm_cd] if isinstance(crm_cd, int | np.integer) else list(crm_cd)
             keep &= np.isin(self._code[candidates], codes)
         rows = np.sort(candidates[keep])
-        return self.incidents.iloc[rows]
+        found = self.incidents.iloc[rows]
+        return found.assign(**self._places_of(rows))
+
+    def _places_of(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``division`` and ``place`` of the incidents at positions ``rows``."""
+        if self._hoods is None:
+            from geo_crime.units.places import NEIGHBOURHOODS_FILE
+            from geo_crime.units.polygons import read_polygon_layer
+
+            layer, _ = read_polygon_layer(data_dir() / NEIGHBOURHOODS_FILE)
+            layer = layer.to_crs(EQUAL_AREA_CRS)
+            self._hoods = (shapely.STRtree(layer.geometry.to_numpy()), layer["name"].to_numpy())
+            self._division_names = _division_names()
+        tree, names = self._hoods
+        hood = np.full(len(rows), "", dtype=object)
+        points = shapely.points(self._x[rows], self._y[rows])
+        point_idx, hood_idx = tree.query(points, predicate="within")
+        hood[point_idx[::-1]] = names[hood_idx[::-1]]  # the first neighbourhood holding it wins
+        areas = self.incidents["area"].iloc[rows].astype("Int64")
+        division = np.array(
+            [self._division_names.get(int(a), "") if pd.notna(a) else "" for a in areas],
+            dtype=object,
+        )
+        place = [f"{h} ({d})" if h and d else h or d for h, d in zip(hood, division, strict=True)]
+        return {"division": division, "place": np.array(place, dtype=object)}
 
     def within_radius(
         self,
@@ -148,8 +269,19 @@ class CrimeIndex:
         Returns
         -------
         pandas.DataFrame
-            Matching incidents with a ``distance_m`` column, nearest first.
+            Matching incidents with ``division``, ``place`` and ``distance_m`` columns, nearest
+            first.
+
+        Raises
+        ------
+        InputError
+            A point outside the county, ``(0, 0)``, swapped lat/lon (:func:`check_point`) or a
+            negative radius.
         """
+        lat, lon = check_point(lat, lon)
+        radius_m = _number("radius_m", radius_m)
+        if radius_m < 0:
+            raise InputError(f"radius_m must be 0 metres or more, got {radius_m:g}")
         x, y = _TO_METRES.transform(lon, lat)
         candidates = np.asarray(self._tree.query_ball_point([x, y], r=radius_m), dtype=np.int64)
         found = self._filter(candidates, start=start, end=end, category=category, crm_cd=crm_cd)
@@ -166,7 +298,12 @@ class CrimeIndex:
         north: float,
         **filters: object,
     ) -> pd.DataFrame:
-        """Incidents inside a lon/lat box (``filters`` as in :meth:`within_radius`)."""
+        """Incidents inside a lon/lat box (``filters`` as in :meth:`within_radius`).
+
+        An inverted box, one given as lat/lon, or one outside the county is an
+        :class:`~geo_crime.errors.InputError`.
+        """
+        _check_box(west, south, east, north)
         return self.within_polygon(shapely.box(west, south, east, north), **filters)
 
     def within_polygon(
@@ -186,9 +323,11 @@ class CrimeIndex:
         Returns
         -------
         pandas.DataFrame
+            With ``division`` and ``place`` columns.
         """
         if isinstance(polygon, gpd.GeoDataFrame | gpd.GeoSeries):
             polygon = polygon.to_crs(STORAGE_CRS).union_all()
+        _check_box(*shapely.bounds(polygon))
         projected = shapely.transform(polygon, _project_coords)
         minx, miny, maxx, maxy = projected.bounds
         centre = [(minx + maxx) / 2, (miny + maxy) / 2]
@@ -207,10 +346,15 @@ class CrimeIndex:
     # --- units ----------------------------------------------------------------------------
 
     def add_units(self, name: str, table: gpd.GeoDataFrame) -> None:
-        """Index a unit result table under ``name`` (e.g. ``"h3"``, ``"rd"``)."""
+        """Index a unit result table under ``name`` (e.g. ``"h3"``, ``"rd"``).
+
+        A table without them gets ``division`` (its LAPD division; filled from the division
+        holding its centroid where ``area`` is missing) and ``place`` (``"Downtown (Central)"``,
+        :func:`geo_crime.units.places.place_labels`).
+        """
         if "unit_id" not in table:
             raise DataError(f"unit table {name!r} has no unit_id column")
-        table = table.to_crs(STORAGE_CRS).reset_index(drop=True)
+        table = _with_places(table.to_crs(STORAGE_CRS).reset_index(drop=True))
         projected = table.geometry.to_crs(EQUAL_AREA_CRS).to_numpy()
         resolution = None
         if "unit_type" in table and len(table) and table["unit_type"].iloc[0] == "h3":
@@ -237,8 +381,14 @@ class CrimeIndex:
         Returns
         -------
         geopandas.GeoDataFrame
-            Zero or one row.
+            Zero or one row, with ``division`` and ``place``.
+
+        Raises
+        ------
+        InputError
+            A point outside the county, ``(0, 0)`` or swapped lat/lon (:func:`check_point`).
         """
+        lat, lon = check_point(lat, lon)
         layer = self._layer(unit_type)
         if layer.h3_resolution is not None:
             import h3
@@ -250,15 +400,45 @@ class CrimeIndex:
         return layer.table.iloc[np.sort(hits)[:1]]
 
     def top_units(
-        self, k: int = 10, *, by: str = "severity", unit_type: str = "h3", ascending: bool = False
+        self,
+        k: int = 10,
+        *,
+        by: str | None = None,
+        unit_type: str = "h3",
+        ascending: bool = False,
     ) -> gpd.GeoDataFrame:
-        """The ``k`` units with the highest (or lowest) value of a measure."""
+        """The ``k`` units with the highest (or lowest) value of a measure.
+
+        Parameters
+        ----------
+        k
+            How many units (1 or more).
+        by
+            The column to rank by; default: the first of :data:`TOP_UNITS_BY` (``severity``,
+            ``gi_z``, ``count``) the table has.
+        unit_type
+            Which unit table.
+        ascending
+            Lowest first instead.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            At most ``k`` rows (missing values last), with ``division`` and ``place``;
+            ``attrs["by"]`` names the column ranked by.
+        """
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise InputError(f"k must be a whole number of units, 1 or more, got {k!r}")
         layer = self._layer(unit_type)
+        if by is None:
+            by = next((c for c in TOP_UNITS_BY if c in layer.table), TOP_UNITS_BY[0])
         if by not in layer.table:
             measures = [c for c in layer.table.columns if c not in ("geometry", "unit_id")]
             raise DataError(f"unit table {unit_type!r} has no column {by!r}; have {measures}")
         order = layer.table[by].sort_values(ascending=ascending, na_position="last")
-        return layer.table.loc[order.index[:k]]
+        top = layer.table.loc[order.index[:k]]
+        top.attrs["by"] = by
+        return top
 
     def nearest_hotspot(
         self,
@@ -283,8 +463,15 @@ class CrimeIndex:
         Returns
         -------
         geopandas.GeoDataFrame
-            Zero or one row, with ``distance_m`` (0 when the point is inside the hot spot).
+            Zero or one row, with ``division``, ``place`` and ``distance_m`` (0 when the point
+            is inside the hot spot).
+
+        Raises
+        ------
+        InputError
+            A point outside the county, ``(0, 0)`` or swapped lat/lon (:func:`check_point`).
         """
+        lat, lon = check_point(lat, lon)
         bins = {90: 1, 95: 2, 99: 3}
         if min_confidence not in bins:
             raise DataError("min_confidence must be 90, 95 or 99")
@@ -301,6 +488,38 @@ class CrimeIndex:
         row = hot[nearest]
         distance = float(shapely.distance(layer.projected[row], point))
         return layer.table.iloc[[row]].assign(distance_m=[distance])
+
+
+def _division_names() -> dict[int, str]:
+    """Division number -> name as units are named (``"West Los Angeles"``)."""
+    from geo_crime.units import division_names, division_units
+
+    divisions = division_units()
+    names = division_names(divisions, divisions)
+    return {int(a): n for a, n in zip(divisions["area"], names.to_numpy(), strict=True)}
+
+
+def _with_places(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The unit table with ``division`` and ``place`` columns (kept when it has them)."""
+    if {"division", "place"} <= set(table.columns) or table.empty:
+        return table
+    from geo_crime.units import division_names, division_units, fill_divisions
+    from geo_crime.units.places import place_labels
+
+    divisions = division_units()
+    located = table
+    if "area" not in table or table["area"].isna().any():
+        located = fill_divisions(table, divisions)
+    names = division_names(located, divisions)
+    labels = place_labels(located, names)
+    ids = table["unit_id"].astype(str)
+    out = table.copy()
+    out.attrs = dict(table.attrs)
+    if "division" not in out:
+        out["division"] = names.reindex(ids).fillna("").to_numpy(dtype=object)
+    if "place" not in out:
+        out["place"] = labels["place"].reindex(ids).fillna("").to_numpy(dtype=object)
+    return out
 
 
 def _project_coords(coords: np.ndarray) -> np.ndarray:

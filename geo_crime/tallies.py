@@ -277,7 +277,6 @@ class StudyTally:
     timed_last: pd.Timestamp | None = None
     last_occurred: pd.Timestamp | None = None
     systems: frozenset = frozenset()
-    months: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def of_rows(cls, incidents: pd.DataFrame) -> StudyTally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.maps import MapLayers, layer_pane, write_map
+from geo_crime.maps import RATE_CAVEAT, MapLayers, classify_values, layer_pane, write_map
 from tests.browser import WATCH_PATHS, headless_chromium, open_map, skip_or_fail
 from tests.shared_data import REDUCED_DIR, require_data
 
@@ -39,15 +40,36 @@ return Array.from(document.querySelectorAll('.gc-label')).filter(function (el) {
 """
 
 
+@dataclass
+class Study:
+    """A real map and what the tests recompute from its rows."""
+
+    path: Path
+    bounds: tuple[float, float, float, float]
+    n_units: int
+    layers: MapLayers
+    window: np.ndarray  # the weeks completely recorded for every unit
+    periods: pd.DatetimeIndex
+    density: np.ndarray  # severity points per km² over the window, NaN where suppressed
+    emerging_periods: int  # weeks the emerging hot spot analysis rests on
+
+
 @pytest.fixture(scope="module")
-def maps(tmp_path_factory) -> dict[str, tuple[Path, tuple[float, float, float, float], int]]:
-    """Maps of the real 2024 rows: ``{label: (html, units' bounds, number of units)}``."""
+def studies(tmp_path_factory) -> dict[str, Study]:
+    """Maps of the real 2024 rows, by label, with what they were built from."""
+    from geo_crime.coverage import check_coverage
     from geo_crime.cube import make_cube
     from geo_crime.ingest import load_incidents
     from geo_crime.privacy import cube_disclosure, hidden_mask, publishable
     from geo_crime.rates import attach_population
     from geo_crime.stats import run_statistic
-    from geo_crime.units import division_names, division_units, make_units, restrict_to_divisions
+    from geo_crime.units import (
+        division_names,
+        division_units,
+        make_units,
+        restrict_to_divisions,
+        unit_area_km2,
+    )
     from geo_crime.units.places import named_units
     from geo_crime.weights import build_weights
 
@@ -71,12 +93,21 @@ def maps(tmp_path_factory) -> dict[str, tuple[Path, tuple[float, float, float, f
     for label, (units, outlines) in studies.items():
         # units named by place, as the pipeline names them (tooltips show the place)
         units, _ = named_units(units, division_names(units, divisions))
-        cube = make_cube(incidents, units, freq="W", start="2024-01-01", end="2024-09-29")
+        # weeks thinly recorded in a division are incomplete there, as in a run
+        cube = make_cube(
+            incidents,
+            units,
+            freq="W",
+            start="2024-01-01",
+            end="2024-09-29",
+            coverage=check_coverage(incidents, freq="W"),
+        )
         weights = build_weights(cube.units)
-        tables = {
-            s: run_statistic(cube, s, permutations=99, seed=0, weights=weights).table
+        results = {
+            s: run_statistic(cube, s, permutations=99, seed=0, weights=weights)
             for s in ("gi", "lisa", "emerging")
         }
+        tables = {s: result.table for s, result in results.items()}
         # a forecast from the rows: the mean of the last four weeks
         forecast = pd.DataFrame(
             {
@@ -100,8 +131,28 @@ def maps(tmp_path_factory) -> dict[str, tuple[Path, tuple[float, float, float, f
         layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
         path = write_map(layers, folder / f"map_{label}.html", k_anonymity=3)  # the defaults
         bounds = tuple(float(v) for v in cube.units.to_crs(4326).total_bounds)
-        out[label] = (path, bounds, len(cube.units))
+        window = cube.complete.all(axis=0)
+        hidden = layers.units["suppressed"].to_numpy(bool) | (
+            cube.counts[:, window].sum(axis=1) < 3
+        )
+        density = cube.severity[:, window].sum(axis=1) / unit_area_km2(cube.units)
+        out[label] = Study(
+            path,
+            bounds,
+            len(cube.units),
+            layers,
+            window,
+            cube.periods,
+            np.where(hidden, np.nan, density),
+            results["emerging"].summary["periods"],
+        )
     return out
+
+
+@pytest.fixture(scope="module")
+def maps(studies) -> dict[str, tuple[Path, tuple[float, float, float, float], int]]:
+    """Maps of the real 2024 rows: ``{label: (html, units' bounds, number of units)}``."""
+    return {label: (s.path, s.bounds, s.n_units) for label, s in studies.items()}
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +275,83 @@ def test_the_tooltip_under_city_hall_names_downtown_in_central(browser, maps):
     text = tips[-1]
     assert "Place Downtown" in text and "(Central)" in text, text
     assert "8829a1d" in text  # the cell's own id beside its place
+
+
+_UNIT_PANES = ("severity", "rate", "gi", "lisa", "emerging", "forecast")
+
+_LEGEND_TITLES = """
+return Array.from(document.querySelectorAll('.gc-legend-section')).filter(function (el) {
+    return el.style.display !== 'none';
+}).map(function (el) { return el.querySelector('h4').textContent; });
+"""
+
+
+def _drawn(driver) -> dict[str, int]:
+    """Paths drawn in each unit layer's pane."""
+    return {
+        key: driver.execute_script(
+            "return document.querySelectorAll('.leaflet-' + arguments[0] + '-pane path').length;",
+            layer_pane(key),
+        )
+        for key in _UNIT_PANES
+    }
+
+
+def test_one_choropleth_at_a_time_and_its_legend_names_per_km2_and_the_window(browser, studies):
+    """The choropleths are radio buttons: choosing one removes the other, and its legend."""
+    study = studies["rd"]
+    open_map(browser, study.path)
+    chosen = study.periods[study.window]
+    n_weeks = int(study.window.sum())
+    assert (n_weeks, len(study.periods)) == (2, 39)  # the 2024 rows: 2 weeks complete everywhere
+    window = (
+        f"{n_weeks} complete weeks, {chosen[0]:%Y-%m-%d} to {chosen[-1]:%Y-%m-%d} "
+        f"(of {len(study.periods)})"
+    )
+    # the default layer: severity points per km² over the window, in quintiles of the rows
+    assert _drawn(browser) == {k: study.n_units if k == "severity" else 0 for k in _UNIT_PANES}
+    titles = browser.execute_script(_LEGEND_TITLES)
+    assert titles == [f"Severity points per km², {window}", "LAPD divisions"]
+    legend = browser.find_element("css selector", ".gc-legend").text
+    for label in classify_values(study.density, scheme="quantiles").labels():
+        assert label in legend, label
+    assert RATE_CAVEAT not in legend
+    radios = browser.find_elements("css selector", ".leaflet-control-layers-base input")
+    names = [r.find_element("xpath", "..").text.strip() for r in radios]
+    assert names == [
+        "Severity points per km²",
+        "Severity per 1,000 residents per complete week",
+        "Gi* hot and cold spots",
+        "LISA clusters",
+        "Emerging hot spots",
+        "Forecast: week starting 2024-09-30",
+    ]
+    assert [r.get_attribute("type") for r in radios] == ["radio"] * 6
+    # the per-resident rate: the per-km² layer leaves the map, its legend with it
+    radios[1].click()
+    time.sleep(0.3)
+    assert _drawn(browser) == {k: study.n_units if k == "rate" else 0 for k in _UNIT_PANES}
+    titles = browser.execute_script(_LEGEND_TITLES)
+    assert titles == [
+        "Severity per 1,000 residents per complete week (Empirical Bayes smoothed)",
+        "LAPD divisions",
+    ]
+    assert RATE_CAVEAT in browser.find_element("css selector", ".gc-legend").text
+    # then the Gi* bins, and the emerging hot spots with the weeks they rest on
+    radios[2].click()
+    time.sleep(0.3)
+    assert _drawn(browser) == {k: study.n_units if k == "gi" else 0 for k in _UNIT_PANES}
+    assert browser.execute_script(_LEGEND_TITLES) == ["Getis-Ord Gi* hot spots", "LAPD divisions"]
+    radios[4].click()
+    time.sleep(0.3)
+    assert _drawn(browser) == {k: study.n_units if k == "emerging" else 0 for k in _UNIT_PANES}
+    legend = browser.find_element("css selector", ".gc-legend").text
+    assert study.emerging_periods == n_weeks
+    assert f"The categories rest on {n_weeks} weeks." in legend
+    assert [r.is_selected() for r in radios] == [False, False, False, False, True, False]
+    # back to the default: one layer again
+    radios[0].click()
+    time.sleep(0.3)
+    assert _drawn(browser) == {k: study.n_units if k == "severity" else 0 for k in _UNIT_PANES}
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == [], severe

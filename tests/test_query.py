@@ -1,17 +1,26 @@
-"""The query index answers exactly what brute force answers, on real West LA incidents."""
+"""The query index answers exactly what brute force answers, on real West LA incidents; its
+answers name their places, and a point it cannot mean is one clear error."""
 
 from __future__ import annotations
+
+import warnings
 
 import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from conftest import h3_units
 
+from geo_crime.cube import make_cube
+from geo_crime.errors import InputError
 from geo_crime.hotspots import gi_star_table
 from geo_crime.ingest import load_incidents
-from geo_crime.query import CrimeIndex, unit_results
+from geo_crime.query import CrimeIndex, cube_summary, unit_results
+from geo_crime.units import division_names, division_units, fill_divisions
+from geo_crime.units import h3_units as city_h3
+from geo_crime.units.places import named_units
 from tests.shared_data import WESTLA, crime_file, require_data
 
 
@@ -89,7 +98,143 @@ def test_unit_at_top_units_and_nearest_hotspot(westla):
     distances = hot.distance(point)
     assert nearest["unit_id"].iloc[0] == hot.loc[distances.idxmin(), "unit_id"]
     assert nearest["distance_m"].iloc[0] == pytest.approx(distances.min())
-    assert index.unit_at(0.0, 0.0).empty
+    with pytest.raises(InputError, match=r"lat=0, lon=0 is not a place in Los Angeles County"):
+        index.unit_at(0.0, 0.0)
+
+
+def test_incident_answers_carry_their_neighbourhood_and_division(westla):
+    incidents, valid, _, index = westla
+    found = index.within_radius(34.0635, -118.4455, 800)  # Westwood
+    hoods = gpd.read_file(
+        require_data()
+        / "boundaries"
+        / "la_times_neighborhoods__LA_Times_Neighborhood_Boundaries.geojson"
+    ).to_crs(4326)
+    points = gpd.GeoDataFrame(
+        found[["incident_id"]], geometry=gpd.points_from_xy(found["lon"], found["lat"]), crs=4326
+    )
+    joined = gpd.sjoin(points, hoods[["name", "geometry"]], predicate="within")
+    hood = joined.groupby("incident_id")["name"].first()
+    expected = [  # a point in no neighbourhood (on a street between two) has its division only
+        f"{hood[i]} (West Los Angeles)" if i in hood.index else "West Los Angeles"
+        for i in found["incident_id"]
+    ]
+    assert found["place"].tolist() == expected
+    assert set(found["division"]) == {"West Los Angeles"}
+    assert found["place"].value_counts().index[0] == "Westwood (West Los Angeles)"
+    assert len(found) > 500
+    # the box and polygon answers carry them too
+    box = index.within_bbox(-118.45, 34.05, -118.44, 34.06)
+    assert box["place"].str.endswith("(West Los Angeles)").all() and len(box) > 50
+
+
+def test_unit_answers_carry_the_place_the_report_gives_them(westla):
+    _, _, table, index = westla
+    top = index.top_units(5)
+    assert top.attrs["by"] == "severity"  # the table has severity: the default ranks by it
+    divisions = division_units()
+    located = fill_divisions(table, divisions)
+    named, _ = named_units(located, division_names(located, divisions))
+    report_name = named.set_index("unit_id")["name"]
+    assert top["place"].tolist() == report_name.loc[top["unit_id"]].tolist()
+    assert top["place"].iloc[0] == "Westwood (West Los Angeles)"
+    assert set(top["division"]) == {"West Los Angeles"}
+    unit = index.unit_at(34.0522, -118.4437)
+    assert unit["place"].tolist() == [report_name[unit["unit_id"].iloc[0]]]
+    nearest = index.nearest_hotspot(34.00, -118.47)
+    assert nearest["place"].iloc[0] == report_name[nearest["unit_id"].iloc[0]]
+
+
+@pytest.fixture(scope="module")
+def winter_2024(incidents):
+    """The city's H3-8 cube over the 9 weeks from 2024-01-01 (the reduced 2024 rows)."""
+    rows = incidents[incidents["occurred_at"].between("2024-01-01", "2024-03-04", inclusive="left")]
+    cube = make_cube(rows, city_h3(8), freq="W")
+    return rows, cube
+
+
+def test_top_units_works_with_its_defaults_on_a_real_cube(winter_2024):
+    rows, cube = winter_2024
+    summary = cube_summary(cube)
+    top = CrimeIndex(rows, units={"h3": summary}).top_units()
+    assert top.attrs["by"] == "severity" and len(top) == 10
+    assert top["severity"].tolist() == sorted(cube.total("severity"), reverse=True)[:10]
+    assert top["place"].iloc[0] == "Downtown and 1 other (Central)"
+    # a table of Gi* results alone ranks by the Gi* z-score
+    gi = gi_star_table(cube.units, cube.total("severity"), permutations=0)
+    hottest = CrimeIndex(rows, units={"h3": unit_results(cube.units, tables=[gi])}).top_units()
+    assert hottest.attrs["by"] == "gi_z"
+    assert hottest["gi_z"].tolist() == sorted(gi["gi_z"], reverse=True)[:10]
+    assert hottest["division"].iloc[0] == "Central"
+    with pytest.raises(InputError, match=r"k must be a whole number of units, 1 or more, got 0"):
+        CrimeIndex(rows, units={"h3": summary}).top_units(0)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda ix: ix.within_radius(34.05, -118.24, -5),
+            r"^radius_m must be 0 metres or more, got -5$",
+        ),
+        (
+            lambda ix: ix.within_radius(-118.24, 34.05, 500),
+            r"^lat=-118\.24, lon=34\.05 look swapped: .* call with lat=34\.05, lon=-118\.24$",
+        ),
+        (lambda ix: ix.within_radius(0, 0, 500), r"^lat=0, lon=0 is not a place in Los Angeles"),
+        (
+            lambda ix: ix.within_radius(40.7128, -74.006, 500),
+            r"^lat=40\.7128 and lon=-74\.006 are outside Los Angeles County \(lat 32\.80\.\.34\.82,",
+        ),
+        (lambda ix: ix.within_radius(34.05, -119.5, 500), r"^lon=-119\.5 is outside Los Angeles"),
+        (lambda ix: ix.within_radius(34.05, -118.24, float("nan")), r"^radius_m must be a finite"),
+        (lambda ix: ix.within_radius("north", -118.24, 50), r"^lat must be a number, got 'north'"),
+        (lambda ix: ix.unit_at(-118.44, 34.05), r"^lat=-118\.44, lon=34\.05 look swapped"),
+        (lambda ix: ix.nearest_hotspot(0.0, 0.0), r"^lat=0, lon=0 is not a place"),
+        (
+            lambda ix: ix.within_bbox(34.04, -118.46, 34.06, -118.43),
+            r"^the box west=34\.04, south=-118\.46, east=34\.06, north=-118\.43 looks like lat/lon",
+        ),
+        (
+            lambda ix: ix.within_bbox(-118.43, 34.04, -118.46, 34.06),
+            r"^the box is inverted: west=-118\.43 > east=-118\.46$",
+        ),
+        (
+            lambda ix: ix.within_polygon(shapely.box(-74.1, 40.7, -74.0, 40.8)),
+            r"^the box west=-74\.1, south=40\.7, east=-74\.0, north=40\.8 lies outside",
+        ),
+    ],
+)
+def test_a_point_that_cannot_be_meant_is_one_clear_error(westla, call, message):
+    *_, index = westla
+    with pytest.raises(InputError, match=message):
+        call(index)
+
+
+def test_the_same_point_given_right_finds_real_rows(westla):
+    *_, index = westla
+    assert len(index.within_radius(34.05, -118.44, 500)) > 300
+    assert len(index.within_radius(34.05, -118.44, 0)) == 0  # a radius of 0 is allowed
+
+
+def test_a_cube_over_sources_with_disjoint_periods_warns_naming_them(incidents):
+    divisions = division_units()
+    with pytest.warns(UserWarning) as caught:
+        make_cube(incidents, divisions, freq="M")
+    (message,) = [str(w.message) for w in caught if "do not overlap" in str(w.message)]
+    assert message.startswith(
+        "the cube mixes sources whose periods do not overlap: "
+        "official (2020-01-01 to 2020-12-31) and modified (2020-03-15 to 2021-07-31); "
+        "then reduced_2024 (2024-01-01 to 2024-09-30). "
+    )
+    assert "select one window (make_cube start and end, or filter occurred_at)" in message
+    for quiet in (
+        dict(start="2024-01-01"),  # one window of the 2024 files
+        dict(end="2021-12-31"),  # the 2020 files overlap each other
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            make_cube(incidents, divisions, freq="M", **quiet)
 
 
 def test_unknown_category_is_a_clear_error(westla):

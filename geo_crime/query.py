@@ -232,11 +232,10 @@ class CrimeIndex:
         points = shapely.points(self._x[rows], self._y[rows])
         point_idx, hood_idx = tree.query(points, predicate="within")
         hood[point_idx[::-1]] = names[hood_idx[::-1]]  # the first neighbourhood holding it wins
-        areas = self.incidents["area"].iloc[rows].astype("Int64")
-        division = np.array(
-            [self._division_names.get(int(a), "") if pd.notna(a) else "" for a in areas],
-            dtype=object,
-        )
+        division = np.full(len(rows), "", dtype=object)
+        if "area" in self.incidents:
+            areas = pd.Series(self.incidents["area"].to_numpy()[rows]).astype("Int64")
+            division[:] = areas.map(self._division_names).fillna("").to_numpy(dtype=object)
         place = [f"{h} ({d})" if h and d else h or d for h, d in zip(hood, division, strict=True)]
         return {"division": division, "place": np.array(place, dtype=object)}
 

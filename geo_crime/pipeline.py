@@ -251,6 +251,7 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
             folder=folder,
             break_lines=break_lines,
             engine=_engine_line(incidents, client),
+            briefing=_briefing(settings, result, coverage_by_freq.get("W"), tally),
         )
         result.files.append(atomic_write_text(folder / "report.md", text))
         result.files.append(
@@ -631,6 +632,21 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         where=study.where,
     )
     return unit_summary, lines, written
+
+
+def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally) -> list[str]:
+    """The report's briefing, on the first weekly city-wide study's analysis window."""
+    from geo_crime.report.briefing import briefing_lines
+
+    for study in settings.studies:
+        if study.areas or study.freq.upper()[:1] != "W":
+            continue
+        for unit in result.summaries.get(study.name, {}).get("units", {}).values():
+            if unit.get("window", {}).get("periods"):
+                return briefing_lines(
+                    study=study.name, window=unit["window"], weekly=weekly, weeks=tally.weeks
+                )
+    return []
 
 
 def _window_summary(window: Cube) -> dict:

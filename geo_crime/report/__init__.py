@@ -107,6 +107,7 @@ def build_report(
     folder: Path | None = None,
     break_lines: Sequence[str] = (),
     engine: str = "",
+    briefing: Sequence[str] = (),
 ) -> str:
     """Assemble the Markdown report.
 
@@ -140,6 +141,9 @@ def build_report(
     engine
         A sentence on where the rows were read (a Dask cluster), after the row count; empty
         for one process.
+    briefing
+        The opening briefing (:func:`geo_crime.report.briefing.briefing_lines`), before the
+        key findings; empty when the run has no weekly city-wide window.
 
     Returns
     -------
@@ -262,7 +266,7 @@ def build_report(
         output_links,
     )
 
-    head = ["# geo_crime run report", ""]
+    head = ["# geo_crime run report", "", *briefing]
     head += key_findings_lines(findings, coverage_caveats(coverage))
     links = output_links(outputs, folder) if folder is not None else []
     head += contents_lines("\n".join(links) + "\n" + body)

@@ -1,0 +1,154 @@
+"""The report's opening briefing: what was recorded, where, compared with what, how sure.
+
+Written for a commander or a council member first: one window (the city-wide study's analysis
+window, the weeks completely recorded in every division), city-wide crime types, and each
+division against the same weeks a year earlier where the data recorded those completely too.
+Every number names its unit, window and scope in its sentence or table heading.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from geo_crime.coverage import CoverageResult
+from geo_crime.report.markdown import markdown_table
+from geo_crime.schema import AREA_NAMES
+
+__all__ = ["briefing_lines", "division_comparison"]
+
+_YEAR = pd.Timedelta(weeks=52)
+
+
+def _window_weeks(window: dict) -> pd.DatetimeIndex:
+    """The Mondays of a weekly analysis window (``first`` to ``last``)."""
+    return pd.date_range(window["first"], window["last"], freq="7D")
+
+
+def division_comparison(weekly: CoverageResult, window: dict) -> pd.DataFrame:
+    """Recorded incidents per division in the window and in the same weeks a year earlier.
+
+    Parameters
+    ----------
+    weekly : CoverageResult
+        The weekly coverage of the run's incidents (its union counts every recorded incident of
+        the division, with or without coordinates).
+    window : dict
+        ``first`` and ``last`` week (Mondays) of the analysis window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per division with data in the window: ``area``, ``division``, ``incidents``,
+        ``incidents_year_earlier`` (NA unless all those weeks were completely recorded in the
+        division) and ``change`` (share, NA likewise), sorted by incidents.
+    """
+    weeks = _window_weeks(window)
+    union = weekly.union
+    counts = union.pivot_table(index="area", columns="period", values="count", aggfunc="sum")
+    flags = union.pivot_table(index="area", columns="period", values="complete", aggfunc="all")
+    now = counts.reindex(columns=weeks).fillna(0).sum(axis=1)
+    earlier = weeks - _YEAR
+    then = counts.reindex(columns=earlier).fillna(0).sum(axis=1)
+    complete_then = (
+        flags.astype(float).reindex(columns=earlier).fillna(0.0).astype(bool).all(axis=1)
+    )
+    out = pd.DataFrame(
+        {
+            "area": now.index.astype(int),
+            "division": [AREA_NAMES.get(int(a), str(a)) for a in now.index],
+            "incidents": now.to_numpy().round().astype(int),
+            "incidents_year_earlier": pd.array(
+                np.where(complete_then.reindex(now.index).to_numpy(), then.round(), np.nan),
+                dtype="Int64",
+            ),
+        }
+    )
+    out = out[out["incidents"] > 0]
+    earlier_n = out["incidents_year_earlier"].astype("Float64")
+    out["change"] = out["incidents"] / earlier_n.where(earlier_n > 0) - 1
+    return out.sort_values(["incidents", "area"], ascending=[False, True]).reset_index(drop=True)
+
+
+def _crime_types(weeks: pd.DataFrame, window_weeks: pd.DatetimeIndex) -> pd.DataFrame:
+    """City-wide recorded incidents per crime category over the window's weeks."""
+    inside = weeks[weeks["week"].isin(window_weeks)]
+    table = inside.groupby("crime_category")["incidents"].sum().sort_values(ascending=False)
+    total = int(table.sum())
+    return pd.DataFrame(
+        {
+            "crime type": [c.replace("_", " ") for c in table.index],
+            "incidents": table.to_numpy().astype(int),
+            "share": [f"{v / total:.0%}" if total else "" for v in table.to_numpy()],
+        }
+    )
+
+
+def briefing_lines(
+    *,
+    study: str,
+    window: dict,
+    weekly: CoverageResult | None,
+    weeks: pd.DataFrame,
+) -> list[str]:
+    """Markdown lines of the briefing (empty without a weekly city-wide window).
+
+    Parameters
+    ----------
+    study : str
+        The city-wide study's name.
+    window : dict
+        Its analysis window (``first``, ``last``, ``periods``; weeks).
+    weekly : CoverageResult or None
+        The run's weekly coverage.
+    weeks : pandas.DataFrame
+        City-wide incidents per (``crime_category``, ``week``)
+        (:attr:`geo_crime.tallies.RunTally.weeks`).
+
+    Returns
+    -------
+    list of str
+    """
+    if weekly is None or not window.get("periods") or "first" not in window:
+        return []
+    window_weeks = _window_weeks(window)
+    scope = (
+        f"{window['periods']} weeks completely recorded in every division, {window['first']} "
+        f"to the week of {window['last']} (study `{study}`)"
+    )
+    lines = ["## Briefing", ""]
+    lines.append(
+        f"**How sure.** Everything below covers one window: the {scope}. Recorded crime is not "
+        "all crime: it is what was reported to and recorded by the LAPD."
+    )
+    lines.append("")
+    kinds = _crime_types(weeks, window_weeks)
+    if len(kinds):
+        lines.append(
+            f"**What.** {int(kinds['incidents'].sum()):,} recorded incidents city-wide over "
+            f"the {window['periods']} weeks, by crime type:"
+        )
+        lines.append("")
+        lines.append(markdown_table(kinds))
+        lines.append("")
+    divisions = division_comparison(weekly, window)
+    if len(divisions):
+        earlier = (window_weeks[0] - _YEAR).date()
+        n_compared = int(divisions["incidents_year_earlier"].notna().sum())
+        lines.append(
+            f"**Compared with what.** Recorded incidents per division over the same "
+            f"{window['periods']} weeks, and over the same weeks a year earlier (from "
+            f"{earlier}) where the data recorded those completely too ({n_compared} of "
+            f"{len(divisions)} divisions):"
+        )
+        lines.append("")
+        shown = divisions.drop(columns="area").rename(
+            columns={"incidents_year_earlier": "a year earlier"}
+        )
+        shown["a year earlier"] = shown["a year earlier"].map(
+            lambda v: "not completely recorded" if pd.isna(v) else f"{int(v):,}"
+        )
+        shown["change"] = shown["change"].map(lambda v: "" if pd.isna(v) else f"{v:+.0%}")
+        lines.append(markdown_table(shown))
+        lines.append("")
+    return lines

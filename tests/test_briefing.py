@@ -1,0 +1,55 @@
+"""The report's opening briefing, recomputed from the real rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from geo_crime.coverage import check_coverage
+from geo_crime.ingest import load_incidents
+from geo_crime.report.briefing import briefing_lines, division_comparison
+from geo_crime.tallies import RunTally
+from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
+
+
+@pytest.fixture(scope="module")
+def rows_2024():
+    rows, _ = load_incidents(crime_file(REDUCED_DIR), cache=False)
+    return rows
+
+
+def test_the_briefing_counts_the_window_city_wide_and_per_division(rows_2024):
+    rows = rows_2024
+    window = {"first": "2024-01-01", "last": "2024-02-26", "periods": 9}
+    lines = briefing_lines(
+        study="citywide_2024",
+        window=window,
+        weekly=check_coverage(rows, freq="W"),
+        weeks=RunTally.of_rows(rows).weeks,
+    )
+    text = "\n".join(lines)
+    inside = rows[(rows["occurred_at"] >= "2024-01-01") & (rows["occurred_at"] < "2024-03-04")]
+    assert f"**What.** {len(inside):,} recorded incidents city-wide over the 9 weeks" in text
+    theft = int((inside["crime_category"].astype(str) == "theft").sum())
+    assert f"| theft | {theft:,} |" in text
+    central = int((inside["area"] == 1).sum())
+    assert f"| Central | {central:,} | not completely recorded |" in text
+    assert "(0 of 21 divisions)" in text  # the shared data holds no 2023 rows
+    assert "9 weeks completely recorded in every division, 2024-01-01" in text
+
+
+def test_a_division_is_compared_with_the_same_weeks_a_year_earlier():
+    """West LA 2020-21: the 2021 weeks against the same weeks of 2020, both complete."""
+    rows, _ = load_incidents(crime_file(WESTLA), cache=False)
+    weekly = check_coverage(rows, freq="W")
+    window = {"first": "2021-03-15", "last": "2021-07-19", "periods": 19}
+    table = division_comparison(weekly, window).set_index("division")
+    week = rows["occurred_at"].dt.to_period("W-SUN").dt.start_time
+    now = int(((week >= "2021-03-15") & (week <= "2021-07-19")).sum())
+    then = int(((week >= "2020-03-16") & (week <= "2020-07-20")).sum())
+    assert table.loc["West LA", "incidents"] == now
+    assert table.loc["West LA", "incidents_year_earlier"] == then
+    assert table.loc["West LA", "change"] == pytest.approx(now / then - 1)
+    # a week before the data's first complete week is not compared
+    early = division_comparison(weekly, {"first": "2021-03-08", "last": "2021-07-19"})
+    assert pd.isna(early.set_index("division").loc["West LA", "incidents_year_earlier"])

@@ -1,9 +1,13 @@
-"""Real maps in a real browser: size budgets, open time, offline base map, fitted view.
+"""Real maps in a real browser: size budgets, open time, offline base map, fitted view, one
+choropleth at a time (radio buttons, the legend following the chosen layer), and street tiles
+that fall back to the vector base map when the tile server cannot be reached (it is blocked in
+the browser: no test contacts it).
 
 The maps are built from the real 2024 rows as the pipeline publishes them (city-wide reporting
 districts and H3 resolution-8 cells, every layer, suppression applied), plus a West LA study
-map, and opened in headless Chromium through ``/usr/bin/chromedriver``. A missing browser or
-missing data is a skip on a laptop and a failure under ``CI=true``.
+map, each cube with its weekly coverage as in a run (9 of the 39 weeks of 2024 are completely
+recorded in every division), and opened in headless Chromium through ``/usr/bin/chromedriver``.
+A missing browser or missing data is a skip on a laptop and a failure under ``CI=true``.
 
 Measured on the run's city-wide 2024 maps (2-core machine, cold headless Chromium, navigation
 start to the last path drawn, median of 3) when each layer stopped carrying its own GeoJSON:
@@ -171,6 +175,21 @@ def _requested_urls(driver) -> list[str]:
     return urls
 
 
+def _web_requests(driver) -> tuple[list[str], set[str]]:
+    """The page's requests to the web, and those the browser blocked (never sent)."""
+    urls, failed = {}, set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message["params"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls[params["requestId"]] = params["request"]["url"]
+        elif message["method"] == "Network.loadingFailed" and params.get("blockedReason"):
+            failed.add(params["requestId"])
+    web = {i: u for i, u in urls.items() if urlparse(u).scheme not in ("file", "data")}
+    blocked = {web[i] for i in failed if i in web}
+    return list(web.values()), blocked
+
+
 def test_city_maps_meet_their_size_budgets(maps):
     for label, budget in BUDGETS.items():
         path, _, n = maps[label]
@@ -303,7 +322,7 @@ def test_one_choropleth_at_a_time_and_its_legend_names_per_km2_and_the_window(br
     open_map(browser, study.path)
     chosen = study.periods[study.window]
     n_weeks = int(study.window.sum())
-    assert (n_weeks, len(study.periods)) == (2, 39)  # the 2024 rows: 2 weeks complete everywhere
+    assert (n_weeks, len(study.periods)) == (9, 39)  # 2024: 9 weeks complete in every division
     window = (
         f"{n_weeks} complete weeks, {chosen[0]:%Y-%m-%d} to {chosen[-1]:%Y-%m-%d} "
         f"(of {len(study.periods)})"
@@ -348,6 +367,7 @@ def test_one_choropleth_at_a_time_and_its_legend_names_per_km2_and_the_window(br
     legend = browser.find_element("css selector", ".gc-legend").text
     assert study.emerging_periods == n_weeks
     assert f"The categories rest on {n_weeks} weeks." in legend
+    assert "Fewer than ten periods" in legend
     assert [r.is_selected() for r in radios] == [False, False, False, False, True, False]
     # back to the default: one layer again
     radios[0].click()
@@ -355,3 +375,40 @@ def test_one_choropleth_at_a_time_and_its_legend_names_per_km2_and_the_window(br
     assert _drawn(browser) == {k: study.n_units if k == "severity" else 0 for k in _UNIT_PANES}
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe
+
+
+def test_street_tiles_that_fail_leave_the_vector_base_map(browser, studies, tmp_path):
+    """Tiles asked for but unreachable: the tile layer goes, the offline base map stays.
+
+    The tile server is blocked in the browser, so no request leaves it.
+    """
+    study = studies["westla_h39"]
+    path = write_map(study.layers, tmp_path / "tiled.html", k_anonymity=3, tiles="osm")
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*tile.openstreetmap.org*"]})
+    try:
+        open_map(browser, path)
+        deadline = time.monotonic() + 10
+        failed = False
+        while not failed and time.monotonic() < deadline:
+            failed = browser.execute_script(
+                "return document.querySelector('.folium-map').classList"
+                ".contains('gc-tiles-failed');"
+            )
+            time.sleep(0.1)
+        assert failed
+        tried, blocked = _web_requests(browser)
+        assert tried and all(urlparse(u).hostname == "tile.openstreetmap.org" for u in tried)
+        assert blocked == set(tried)  # each stopped in the browser, none sent
+    finally:
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    # no broken tile is left; the city's land is filled as on an offline map
+    assert not browser.find_elements("css selector", ".leaflet-tile")
+    fills = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.leaflet-gc-base-pane path'))"
+        ".map(function (p) { return p.getAttribute('fill'); });"
+    )
+    assert len(fills) == 1 + 21 + 114 and fills[0] == "#fbfaf7"
+    attribution = browser.find_element("css selector", ".leaflet-control-attribution").text
+    assert "LA GeoHub" in attribution and "OpenStreetMap" not in attribution
+    # the units are drawn over it as usual
+    assert _drawn(browser)["severity"] == study.n_units

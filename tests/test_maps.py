@@ -22,8 +22,11 @@ from geo_crime.export import PrivacyError
 from geo_crime.hotspots import gi_star_table, lisa_table
 from geo_crime.maps import (
     DEFAULT_ZOOM,
+    EMERGING_STYLES,
     LA_CENTRE,
     MAX_FEATURES,
+    NO_DATA_COLOUR,
+    NOT_FORECAST,
     LargeMapWarning,
     MapLayers,
     build_map,
@@ -281,6 +284,58 @@ def test_layers_from_a_cube_and_from_a_dict(westla_h3_units, tmp_path):
     html = path.read_text(encoding="utf-8")
     assert "<title>Cube &lt;b&gt;</title>" in html
     assert "4 complete months, 2024-01-01 to 2024-04-01" in html
+
+
+def test_forecast_layer_says_which_units_were_not_forecast(layers):
+    """Units left out of the forecast are hatched grey and say why, unlike a forecast of 0."""
+    import dataclasses
+
+    units = layers.units
+    forecast = layers.forecast.iloc[: len(units) // 2]  # the other half was not forecast
+    m = build_map(dataclasses.replace(layers, forecast=forecast), k_anonymity=0)
+    spec, props = _unit_layer_props(m, "Forecast")
+    hatch = "url(#gc-hatch-9e9e9e)"
+    predicted = dict(zip(forecast["unit_id"], forecast["prediction"], strict=True))
+    zeros = 0
+    for uid, p in zip(units["unit_id"], props, strict=True):
+        if uid not in predicted:
+            assert p["v"] == NOT_FORECAST and spec["palette"][p["c"]] == hatch
+        else:
+            shown = float(p["v"].replace(",", ""))
+            assert shown == pytest.approx(predicted[uid], rel=0.01, abs=0.006)
+            assert spec["palette"][p["c"]] not in (hatch, NO_DATA_COLOUR)
+            zeros += predicted[uid] == 0
+            if predicted[uid] == 0:
+                assert p["c"] == 0  # a forecast of zero is in the lowest class
+    assert zeros > 10  # the empty ring cells around West LA
+    html = m.get_root().render()
+    assert "Forecast, severity points per unit: 2021-08" in html
+    assert "Not forecast (recording incomplete)" in html
+    assert 'id="gc-hatch-9e9e9e"' in html  # the pattern the hatched fill names
+    assert spec["palette"][0] != "#ffffff" and spec["palette"][0] != NO_DATA_COLOUR
+
+
+def test_emerging_categories_are_distinct_and_state_their_periods(layers):
+    import dataclasses
+
+    assert len(set(EMERGING_STYLES.values())) == 17
+    for code, (colour, hatched) in EMERGING_STYLES.items():
+        red, _, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        if code < 9:
+            assert red > blue, code  # hot: reds and oranges
+        elif code > 9:
+            assert blue > red, code  # cold: blues
+        assert hatched == (code in (5, 6, 7, 8, 14, 15, 16, 17)), code
+    m = build_map(dataclasses.replace(layers, emerging_periods="9 weeks"))
+    html = m.get_root().render()
+    assert "The categories rest on 9 weeks. Fewer than ten periods" in html
+    present = set(layers.emerging["code"].astype(int))
+    spec, _ = _unit_layer_props(m, "Emerging")
+    fills = [f for f, label in zip(spec["palette"], spec["labels"], strict=True) if label]
+    assert len(set(fills)) == len(fills)  # no two categories share a fill
+    from geo_crime.emerging import CATEGORIES
+
+    assert present and all(CATEGORIES[c] in html for c in present)
 
 
 def test_large_maps_warn(layers):

@@ -548,6 +548,7 @@ def write_figures(
     k_anonymity: int = 3,
     public: bool = False,
     dpi: int = _DPI,
+    context: str = "",
 ) -> list[Path]:
     """Write every figure the inputs allow into ``folder`` (names in :data:`FIGURE_NAMES`).
 
@@ -577,12 +578,21 @@ def write_figures(
         :func:`geo_crime.privacy.public_tables` so suppressed units are drawn grey.
     dpi : int, default 150
         Resolution.
+    context : str, default ""
+        The study, unit set and window, added as a second line to every title
+        (``study citywide_2024, H3 cells (resolution 8), 9 weeks 2024-01-01 to 2024-02-26``).
 
     Returns
     -------
     list of pathlib.Path
         The files written, in the order severity, Gi*, Moran, LISA, forecast.
     """
+
+    def titled(title: str | None) -> str | None:
+        if not context:
+            return title
+        return f"{title}\n{context}" if title else None
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -592,7 +602,7 @@ def write_figures(
                 units,
                 folder / FIGURE_NAMES["severity"],
                 column=severity_column,
-                title=severity_label,
+                title=titled(severity_label),
                 scheme=scheme,
                 k=k,
                 k_anonymity=k_anonymity,
@@ -601,7 +611,10 @@ def write_figures(
             )
         )
     if gi is not None:
-        written.append(hotspot_map(gi, folder / FIGURE_NAMES["gi"], outlines=outlines, dpi=dpi))
+        gi_title = titled("Getis-Ord Gi* hot and cold spots")
+        written.append(
+            hotspot_map(gi, folder / FIGURE_NAMES["gi"], outlines=outlines, dpi=dpi, title=gi_title)
+        )
     scatter = moran if moran is not None else lisa
     if scatter is not None:
         written.append(
@@ -609,10 +622,22 @@ def write_figures(
         )
     if lisa is not None:
         written.append(
-            lisa_cluster_map(lisa, folder / FIGURE_NAMES["lisa"], outlines=outlines, dpi=dpi)
+            lisa_cluster_map(
+                lisa,
+                folder / FIGURE_NAMES["lisa"],
+                outlines=outlines,
+                dpi=dpi,
+                title=titled("LISA clusters (local Moran's I)"),
+            )
         )
     if actual is not None and predicted is not None:
         written.append(
-            forecast_vs_actual(actual, predicted, folder / FIGURE_NAMES["forecast"], dpi=dpi)
+            forecast_vs_actual(
+                actual,
+                predicted,
+                folder / FIGURE_NAMES["forecast"],
+                dpi=dpi,
+                title=titled("Forecast vs actual") or "Forecast vs actual",
+            )
         )
     return written

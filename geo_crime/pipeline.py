@@ -649,6 +649,18 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
     return []
 
 
+def _figure_context(study: str, label: str, window: Cube) -> str:
+    """The study, unit set and window a figure's title names."""
+    span = _window_summary(window)
+    word = FREQUENCIES.get(window.freq, "period")
+    when = (
+        f"{span['periods']} {word}s completely recorded, {span['first']} to {span['last']}"
+        if span.get("periods")
+        else f"no {word} completely recorded"
+    )
+    return f"study {study}, units {label}, {when}"
+
+
 def _window_summary(window: Cube) -> dict:
     """The analysis window of a unit set: its first and last period and how many."""
     if not len(window.periods):
@@ -847,6 +859,7 @@ def _publish(
         scheme=RATE_SCHEME,
         k_anonymity=settings.k_anonymity,
         public=True,
+        context=_figure_context(folder.name, label, cube),
     )
     progress.step(n_steps, n_steps, "", "outputs")
     return files

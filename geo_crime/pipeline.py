@@ -644,7 +644,11 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
         for unit in result.summaries.get(study.name, {}).get("units", {}).values():
             if unit.get("window", {}).get("periods"):
                 return briefing_lines(
-                    study=study.name, window=unit["window"], weekly=weekly, weeks=tally.weeks
+                    study=study.name,
+                    window=unit["window"],
+                    weekly=weekly,
+                    weeks=tally.weeks,
+                    k_anonymity=settings.k_anonymity,
                 )
     return []
 

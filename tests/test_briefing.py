@@ -36,6 +36,22 @@ def test_the_briefing_counts_the_window_city_wide_and_per_division(rows_2024):
     assert f"| Central | {central:,} | not completely recorded |" in text
     assert "(0 of 21 divisions)" in text  # the shared data holds no 2023 rows
     assert "9 weeks completely recorded in every division, 2024-01-01" in text
+    # counts under k are not shown: at k = 100, homicide (55 in the window) is hidden
+    homicides = int((inside["crime_category"].astype(str) == "homicide").sum())
+    assert homicides < 100
+    strict = "\n".join(
+        briefing_lines(
+            study="citywide_2024",
+            window=window,
+            weekly=check_coverage(rows, freq="W"),
+            weeks=RunTally.of_rows(rows).weeks,
+            k_anonymity=100,
+        )
+    )
+    assert "| homicide | fewer than 100 | fewer than 100 |" in strict
+    assert f"| homicide | {homicides} |" not in strict
+    # the attack: the total minus the shown rows is a sum over two or more hidden types
+    assert strict.count("| fewer than 100 | fewer than 100 |") >= 2
 
 
 def test_a_division_is_compared_with_the_same_weeks_a_year_earlier():

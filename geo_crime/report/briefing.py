@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.coverage import CoverageResult
+from geo_crime.privacy import suppressed_units
 from geo_crime.report.markdown import markdown_table
 from geo_crime.schema import AREA_NAMES
 
@@ -90,6 +91,7 @@ def briefing_lines(
     window: dict,
     weekly: CoverageResult | None,
     weeks: pd.DataFrame,
+    k_anonymity: int = 3,
 ) -> list[str]:
     """Markdown lines of the briefing (empty without a weekly city-wide window).
 
@@ -104,6 +106,10 @@ def briefing_lines(
     weeks : pandas.DataFrame
         City-wide incidents per (``crime_category``, ``week``)
         (:attr:`geo_crime.tallies.RunTally.weeks`).
+    k_anonymity : int, default 3
+        A count below it (a crime type, a division, or a division a year earlier) is shown as
+        "fewer than k" (and, where a single one would follow from the total, the next smallest
+        too: :func:`geo_crime.privacy.suppressed_units`); a change involving one is not shown.
 
     Returns
     -------
@@ -123,9 +129,14 @@ def briefing_lines(
     )
     lines.append("")
     kinds = _crime_types(weeks, window_weeks)
+    # under k, and the next smallest where one alone would follow from the total
+    small = suppressed_units(kinds["incidents"], k_anonymity).to_numpy()
+    kinds["incidents"] = kinds["incidents"].astype(object)
+    kinds.loc[small, ["incidents", "share"]] = f"fewer than {k_anonymity}"
+    total = int(weeks.loc[weeks["week"].isin(window_weeks), "incidents"].sum())
     if len(kinds):
         lines.append(
-            f"**What.** {int(kinds['incidents'].sum()):,} recorded incidents city-wide over "
+            f"**What.** {total:,} recorded incidents city-wide over "
             f"the {window['periods']} weeks, by crime type:"
         )
         lines.append("")
@@ -145,10 +156,22 @@ def briefing_lines(
         shown = divisions.drop(columns="area").rename(
             columns={"incidents_year_earlier": "a year earlier"}
         )
-        shown["a year earlier"] = shown["a year earlier"].map(
-            lambda v: "not completely recorded" if pd.isna(v) else f"{int(v):,}"
-        )
+        few = f"fewer than {k_anonymity}"
+        primary = suppressed_units(shown["incidents"], k_anonymity).to_numpy()
+        hidden = primary | (shown["a year earlier"].fillna(k_anonymity) < k_anonymity).to_numpy()
         shown["change"] = shown["change"].map(lambda v: "" if pd.isna(v) else f"{v:+.0%}")
+        shown.loc[hidden, "change"] = ""
+        shown["a year earlier"] = shown["a year earlier"].map(
+            lambda v: (
+                "not completely recorded"
+                if pd.isna(v)
+                else (few if v < k_anonymity else f"{int(v):,}")
+            )
+        )
+        shown["incidents"] = [
+            few if hide else f"{int(v):,}"
+            for v, hide in zip(shown["incidents"], primary, strict=True)
+        ]
         lines.append(markdown_table(shown))
         lines.append("")
     return lines

@@ -641,7 +641,7 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
     for study in settings.studies:
         if study.areas or study.freq.upper()[:1] != "W":
             continue
-        for unit in result.summaries.get(study.name, {}).get("units", {}).values():
+        for spec, unit in result.summaries.get(study.name, {}).get("units", {}).items():
             if unit.get("window", {}).get("periods"):
                 return briefing_lines(
                     study=study.name,
@@ -649,6 +649,8 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
                     weekly=weekly,
                     weeks=tally.weeks,
                     k_anonymity=settings.k_anonymity,
+                    hot_spots=unit.get("findings", {}).get("hot_spots"),
+                    units=spec,
                 )
     return []
 

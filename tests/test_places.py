@@ -189,3 +189,43 @@ def test_a_forecast_of_a_period_the_data_holds_is_called_a_backtest(city_h38, da
         ) in text
     else:
         assert "Forecast for the week starting 2021-07-26 (models compared over 2 origins" in text
+
+
+def test_the_briefing_names_the_strongest_gi_hot_spots_and_never_a_suppressed_one(city_h38):
+    from geo_crime.report.briefing import briefing_lines
+    from geo_crime.stats import run_statistic
+    from geo_crime.tallies import RunTally
+
+    units, cube = city_h38
+    window = cube.complete_periods()
+    gi = run_statistic(window, "gi", permutations=99, seed=0)
+    labels = place_labels(units, division_names(units, division_units()))["label"]
+    table = gi.table.sort_values(["gi_z", "unit_id"], ascending=[False, True])
+    hot = table[table["gi_bin"] == 3]
+    strongest = str(hot["unit_id"].iloc[0])
+    hidden = pd.Series(False, index=cube.unit_ids.astype(str))
+    hidden[strongest] = True  # suppressed: it must not be named
+    findings = unit_findings(
+        study="citywide_2024",
+        spec="h3:8",
+        cube=window,
+        labels=labels,
+        suppressed=hidden,
+        tables={"gi": gi},
+        backtest=None,
+    )
+    expected = [labels[str(u)] for u in hot["unit_id"].astype(str) if u != strongest][:5]
+    assert findings["hot_spots"] == {"n": len(hot) - 1, "places": expected}
+    rows, _ = load_incidents(crime_file(REDUCED_DIR), cache=False)
+    text = "\n".join(
+        briefing_lines(
+            study="citywide_2024",
+            window={"first": "2024-01-01", "last": "2024-02-26", "periods": 9},
+            weekly=check_coverage(rows, freq="W"),
+            weeks=RunTally.of_rows(rows).weeks,
+            hot_spots=findings["hot_spots"],
+            units="h3:8",
+        )
+    )
+    assert f"**Where.** {len(hot) - 1:,} units (h3:8) are Getis-Ord Gi* hot spots" in text
+    assert expected[0] in text and labels[strongest] not in text

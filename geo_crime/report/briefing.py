@@ -13,7 +13,7 @@ import pandas as pd
 
 from geo_crime.coverage import CoverageResult
 from geo_crime.privacy import suppressed_units
-from geo_crime.report.markdown import markdown_table
+from geo_crime.report.markdown import markdown_table, md_text
 from geo_crime.schema import AREA_NAMES
 
 __all__ = ["briefing_lines", "division_comparison"]
@@ -92,6 +92,8 @@ def briefing_lines(
     weekly: CoverageResult | None,
     weeks: pd.DataFrame,
     k_anonymity: int = 3,
+    hot_spots: dict | None = None,
+    units: str = "",
 ) -> list[str]:
     """Markdown lines of the briefing (empty without a weekly city-wide window).
 
@@ -106,6 +108,11 @@ def briefing_lines(
     weeks : pandas.DataFrame
         City-wide incidents per (``crime_category``, ``week``)
         (:attr:`geo_crime.tallies.RunTally.weeks`).
+    hot_spots : dict, optional
+        The published Gi* hot spots at 99% of the study's first unit set (``n``, ``places``:
+        :func:`geo_crime.report.findings.unit_findings`).
+    units : str, default ""
+        That unit set, as the report names it (``h3:8``).
     k_anonymity : int, default 3
         A count below it (a crime type, a division, or a division a year earlier) is shown as
         "fewer than k" (and, where a single one would follow from the total, the next smallest
@@ -141,6 +148,14 @@ def briefing_lines(
         )
         lines.append("")
         lines.append(markdown_table(kinds))
+        lines.append("")
+    if hot_spots and hot_spots.get("places"):
+        listed = "; ".join(md_text(p) for p in hot_spots["places"])
+        lines.append(
+            f"**Where.** {hot_spots['n']:,} units ({md_text(units)}) are Getis-Ord Gi* hot spots "
+            f"at 99% confidence over the window (harm clusters there and around them); the "
+            f"strongest: {listed}. The study's map shows them all."
+        )
         lines.append("")
     divisions = division_comparison(weekly, window)
     if len(divisions):

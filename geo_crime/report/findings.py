@@ -116,6 +116,10 @@ def unit_findings(
         "emerging": {},
         "forecast": None,
     }
+    if "gi" in tables:
+        findings["hot_spots"] = _gi_hot_spots(
+            tables["gi"].table, labels, hidden_ids=set(ids[hidden])
+        )
     if "emerging" in tables:
         table = tables["emerging"].table
         keep = ~table["unit_id"].astype(str).map(
@@ -142,6 +146,17 @@ def unit_findings(
             "top_places": _forecast_top(forecast, labels, hidden_ids=set(ids[hidden]), top=top),
         }
     return findings
+
+
+def _gi_hot_spots(table: pd.DataFrame, labels: pd.Series, *, hidden_ids: set, top: int = 5) -> dict:
+    """The published Gi* hot spots at 99% confidence, strongest first: how many, and the
+    places of the first ``top``."""
+    hot = table[(table["gi_bin"] == 3) & ~table["unit_id"].astype(str).isin(hidden_ids)]
+    hot = hot.sort_values(["gi_z", "unit_id"], ascending=[False, True])
+    return {
+        "n": int(len(hot)),
+        "places": [str(labels.get(str(u), u)) for u in hot["unit_id"].astype(str).head(top)],
+    }
 
 
 def _window(cube: Any) -> dict:

@@ -22,7 +22,17 @@ from geo_crime.units import assign_units, division_names, division_units, make_u
 from geo_crime.units.places import neighbourhoods, place_labels
 from tests.shared_data import REDUCED_DIR, crime_file
 
-CITY_HALL = (34.0537, -118.2428)  # Los Angeles City Hall, Downtown, LAPD Central division
+CITY_HALL = (34.0537, -118.2428)
+
+
+def city_findings(**options):
+    """:func:`unit_findings` of the city-wide 2024 study's H3-8 cells (no statistic, no
+    forecast unless given)."""
+    options.setdefault("tables", {})
+    options.setdefault("backtest", None)
+    return unit_findings(
+        study="citywide_2024", spec="h3:8", **options
+    )  # Los Angeles City Hall, Downtown, LAPD Central division
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +88,10 @@ def test_the_summary_names_the_top_place_of_the_real_2024_h3_8_study(city_h38):
     labels = place_labels(units, division_names(units, division_units()))["label"]
     severity = np.where(cube.complete, cube.values("severity"), 0.0).sum(axis=1)
     top = str(cube.unit_ids[int(np.argmax(severity))])
-    findings = unit_findings(
-        study="citywide_2024",
-        spec="h3:8",
+    findings = city_findings(
         cube=cube,
         labels=labels,
         suppressed=pd.Series(False, index=cube.unit_ids),
-        tables={},
-        backtest=None,
     )
     text = "\n".join(key_findings_lines([findings]))
     assert findings["top_places"][0]["label"] == labels[top]
@@ -95,14 +101,10 @@ def test_the_summary_names_the_top_place_of_the_real_2024_h3_8_study(city_h38):
     # the attack: suppress the top unit; it must vanish from the summary and from every share
     hidden = pd.Series(False, index=cube.unit_ids)
     hidden[top] = True
-    again = unit_findings(
-        study="citywide_2024",
-        spec="h3:8",
+    again = city_findings(
         cube=cube,
         labels=labels,
         suppressed=hidden,
-        tables={},
-        backtest=None,
     )
     text = "\n".join(key_findings_lines([again]))
     assert labels[top] not in text and top not in json.dumps(again)
@@ -143,9 +145,7 @@ def test_a_key_finding_states_its_divisions_window_and_units(city_h38):
     weeks = every.index[every.to_numpy()]
     assert list(pd.DatetimeIndex(window.periods)) == list(weeks)
     labels = place_labels(units, division_names(units, division_units()))["label"]
-    findings = unit_findings(
-        study="citywide_2024",
-        spec="h3:8",
+    findings = city_findings(
         cube=window,
         labels=labels,
         suppressed=pd.Series(False, index=cube.unit_ids),
@@ -205,9 +205,7 @@ def test_the_briefing_names_the_strongest_gi_hot_spots_and_never_a_suppressed_on
     strongest = str(hot["unit_id"].iloc[0])
     hidden = pd.Series(False, index=cube.unit_ids.astype(str))
     hidden[strongest] = True  # suppressed: it must not be named
-    findings = unit_findings(
-        study="citywide_2024",
-        spec="h3:8",
+    findings = city_findings(
         cube=window,
         labels=labels,
         suppressed=hidden,

@@ -125,6 +125,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "source",
     "source_system",
     "time_known",
+    "time_class",
 )
 
 

@@ -651,6 +651,7 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
                     k_anonymity=settings.k_anonymity,
                     hot_spots=unit.get("findings", {}).get("hot_spots"),
                     units=spec,
+                    hours=tally.hours,
                 )
     return []
 

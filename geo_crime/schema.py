@@ -22,6 +22,12 @@ occurred_at             datetime64[ns]  ``DATE OCC`` + ``TIME OCC``; naive **loc
 time_known              bool            False when only the date is known (reduced schema; a NIBRS
                                         ``time_occ`` of ``0000`` or ``1200``, which stand for an
                                         unknown time in that set); ``occurred_at`` is then midnight
+time_class              Int8            4-hour class of the time of day: 1 = 00:00-03:59,
+                                        2 = 04:00-07:59 ... 6 = 20:00-23:59; from the time where
+                                        it is known, else the reduced 2024 files' ``Time_Class``
+                                        (the same classes: their source's viewer labels 1
+                                        "12:00 AM - 4:00 AM" ... 6 "8:00 PM - 12:00 AM"); null
+                                        when neither is known
 reported_at             datetime64[ns]  ``Date Rptd`` (date only in practice); NaT when absent
 area                    Int8            LAPD area (division), 1-21 (``PREC`` in boundaries)
 area_name               category        LAPD's area name (``Central``, ``77th Street``, ...)
@@ -187,6 +193,7 @@ CANONICAL_COLUMNS: list[str] = [
     "incident_id_synthetic",
     "occurred_at",
     "time_known",
+    "time_class",
     "reported_at",
     "area",
     "area_name",
@@ -288,6 +295,7 @@ CANONICAL_DTYPES: dict[str, object] = {
     "incident_id_synthetic": "bool",
     "occurred_at": "datetime64[ns]",
     "time_known": "bool",
+    "time_class": "Int8",
     "reported_at": "datetime64[ns]",
     "area": "Int8",
     "area_name": "category",
@@ -476,6 +484,7 @@ REDUCED_2024_COLUMNS: dict[str, str] = {
     "Latitude": "lat",
     "Longitude": "lon",
     "Weapon_Category": "weapon_category",
+    "Time_Class": "time_class",
     "Age_Category": "age_category",
     "Victim_Descent_Category": "descent_category",
     "APREC": "aprec",

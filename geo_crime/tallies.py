@@ -74,6 +74,23 @@ def _system_months(incidents: pd.DataFrame, systems) -> pd.DataFrame:
     return counts.rename("incidents").reset_index()
 
 
+def _time_classes(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Incidents per (week of occurrence, 4-hour time class; 0 where unknown)."""
+    classes = (
+        pd.to_numeric(incidents["time_class"], errors="coerce").fillna(0).astype("int64")
+        if "time_class" in incidents
+        else pd.Series(0, index=incidents.index, dtype="int64")
+    )
+    frame = pd.DataFrame(
+        {
+            "week": incidents["occurred_at"].dt.to_period("W-SUN").dt.start_time,
+            "time_class": classes,
+        }
+    ).dropna(subset=["week"])
+    counts = frame.groupby(["week", "time_class"], sort=True).size()
+    return counts.rename("incidents").reset_index()
+
+
 # --- the whole run ---------------------------------------------------------------------------
 
 
@@ -99,6 +116,9 @@ class RunTally:
     months : pandas.DataFrame
         Per (``source_system``, ``month``, first day): ``incidents``: what each records system
         contributes to each month (the report's break section).
+    hours : pandas.DataFrame
+        Per (``week``, its Monday, and ``time_class``, 0 where unknown): ``incidents``: the
+        time of day in 4-hour classes (the report's briefing).
     """
 
     total: int = 0
@@ -108,6 +128,7 @@ class RunTally:
     weeks: pd.DataFrame = field(default_factory=pd.DataFrame)
     systems: frozenset = frozenset()
     months: pd.DataFrame = field(default_factory=pd.DataFrame)
+    hours: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def of_rows(cls, incidents: pd.DataFrame) -> RunTally:
@@ -170,6 +191,7 @@ class RunTally:
             weeks=weekly_category_counts(incidents),
             systems=frozenset(str(s) for s in set(records_systems(incidents))),
             months=_system_months(incidents, records_systems(incidents)),
+            hours=_time_classes(incidents),
         )
 
     def __add__(self, other: RunTally) -> RunTally:
@@ -194,6 +216,7 @@ class RunTally:
             months=_add(
                 self.months, other.months, ["source_system", "month"], {"incidents": "sum"}
             ),
+            hours=_add(self.hours, other.hours, ["week", "time_class"], {"incidents": "sum"}),
         )
 
     def system_months(self) -> pd.DataFrame:

@@ -69,3 +69,40 @@ def test_a_division_is_compared_with_the_same_weeks_a_year_earlier():
     # a week before the data's first complete week is not compared
     early = division_comparison(weekly, {"first": "2021-03-08", "last": "2021-07-19"})
     assert pd.isna(early.set_index("division").loc["West LA", "incidents_year_earlier"])
+
+
+def test_time_class_is_read_from_the_2024_files_and_computed_from_exact_times(rows_2024):
+    """The reduced 2024 files' Time_Class (4-hour blocks) is kept; exact times give theirs."""
+    import gzip
+    import json
+
+    raw = []
+    for path in sorted(crime_file(REDUCED_DIR).glob("*.json.gz")):
+        raw += [r.get("Time_Class") for r in json.loads(gzip.decompress(path.read_bytes()))]
+    want = pd.Series(raw).value_counts().sort_index()
+    got = rows_2024["time_class"].value_counts().sort_index()
+    assert got.to_dict() == {int(k): int(v) for k, v in want.items()}
+    timed, _ = load_incidents(crime_file(WESTLA), cache=False)
+    known = timed[timed["time_known"]]
+    assert (known["time_class"] == known["occurred_at"].dt.hour // 4 + 1).all()
+
+
+def test_the_briefing_says_when_from_the_rows(rows_2024):
+    rows = rows_2024
+    window = {"first": "2024-01-01", "last": "2024-02-26", "periods": 9}
+    tally = RunTally.of_rows(rows)
+    text = "\n".join(
+        briefing_lines(
+            study="citywide_2024",
+            window=window,
+            weekly=check_coverage(rows, freq="W"),
+            weeks=tally.weeks,
+            hours=tally.hours,
+        )
+    )
+    inside = rows[(rows["occurred_at"] >= "2024-01-01") & (rows["occurred_at"] < "2024-03-04")]
+    evening = int((inside["time_class"] == 5).sum())
+    assert f"| 16:00-19:59 | {evening:,} |" in text
+    weekly = inside["occurred_at"].dt.to_period("W-SUN").value_counts()
+    assert f"{len(inside) / 9:,.0f} recorded incidents a week on average" in text
+    assert f"to {int(weekly.max()):,} in the week of" in text

@@ -31,7 +31,7 @@ from geo_crime.ingest.nibrs import empty_categorical
 
 #: Version of the cached frame layout; part of the cache key, bumped whenever the columns or
 #: their meaning change so that older caches are not reused.
-CACHE_FORMAT_VERSION = 5
+CACHE_FORMAT_VERSION = 6
 
 #: Arrow text types to the canonical pandas string dtype, for reading a canonical frame back.
 STRING_TYPES = {pa.string(): schema.STRING, pa.large_string(): schema.STRING}

@@ -440,6 +440,7 @@ def convert_raw(
         "datetime64[ns]"
     )
     cols["time_known"] = known
+    cols["time_class"] = _time_classes(conv, known, offset)
     cols["reported_at"] = conv.timestamp("reported_at", required=False).astype("datetime64[ns]")
 
     # where (administrative)
@@ -611,6 +612,29 @@ def convert_raw(
         by_column = report.rows_unparseable_by_column
         by_column["*"] = by_column.get("*", 0) + len(raw.bad_rows)
     return frame
+
+
+def _time_classes(
+    conv: _Converter, known: np.ndarray, offset: np.ndarray
+) -> pd.arrays.IntegerArray:
+    """The 4-hour class of the time of day (1 = 00:00-03:59 ... 6 = 20:00-23:59): from the
+    exact time where it is known, else from a source's own class (the reduced 2024 files'
+    ``Time_Class``); a class outside 1-6 is read as null and counted."""
+    given = conv.integer("time_class", "Int8")
+    values = given.to_numpy(dtype=np.int64, na_value=0)
+    valid = ~given.isna()
+    wrong = valid & ((values < 1) | (values > TIME_CLASSES))
+    if wrong.any():
+        conv.count_nulled(wrong, "time_class", f"is not a time class 1-{TIME_CLASSES}")
+        valid &= ~wrong
+    from_time = offset // (HOURS_PER_CLASS * 3600) + 1
+    classes = np.where(known, from_time, values)
+    return pd.arrays.IntegerArray(classes.astype(np.int8), ~(known | valid))
+
+
+#: The time-of-day classes: six blocks of four hours.
+TIME_CLASSES = 6
+HOURS_PER_CLASS = 4
 
 
 def _unswap_coordinates(

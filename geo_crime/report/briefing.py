@@ -85,6 +85,52 @@ def _crime_types(weeks: pd.DataFrame, window_weeks: pd.DatetimeIndex) -> pd.Data
     )
 
 
+#: The 4-hour classes of the time of day (:data:`geo_crime.schema` ``time_class``).
+TIME_CLASS_LABELS = {
+    1: "00:00-03:59",
+    2: "04:00-07:59",
+    3: "08:00-11:59",
+    4: "12:00-15:59",
+    5: "16:00-19:59",
+    6: "20:00-23:59",
+}
+
+
+def _when_lines(
+    hours: pd.DataFrame | None, window_weeks: pd.DatetimeIndex, n_weeks: int
+) -> list[str]:
+    """The weekly range and the time of day over the window (city-wide)."""
+    if hours is None or not len(hours):
+        return []
+    inside = hours[hours["week"].isin(window_weeks)]
+    if not len(inside):
+        return []
+    per_week = inside.groupby("week")["incidents"].sum()
+    by_class = inside.groupby("time_class")["incidents"].sum()
+    known = by_class.drop(index=0, errors="ignore")
+    unknown = int(by_class.get(0, 0))
+    lines = [
+        f"**When.** City-wide, {per_week.mean():,.0f} recorded incidents a week on average over "
+        f"the {n_weeks} weeks (from {int(per_week.min()):,} in the week of "
+        f"{per_week.idxmin().date()} to {int(per_week.max()):,} in the week of "
+        f"{per_week.idxmax().date()}). Time of day, in 4-hour blocks, of the "
+        f"{int(known.sum()):,} incidents whose time or time block is recorded"
+        + (f" ({unknown:,} have neither)" if unknown else "")
+        + "; legacy records often carry 12:00 or 00:01 when the time is not known, which "
+        "inflates the 12:00 and 00:00 blocks:",
+        "",
+    ]
+    total = int(known.sum())
+    table = pd.DataFrame(
+        {
+            "time of day": [TIME_CLASS_LABELS[int(c)] for c in known.index],
+            "incidents": known.to_numpy().astype(int),
+            "share": [f"{v / total:.0%}" if total else "" for v in known.to_numpy()],
+        }
+    )
+    return [*lines, markdown_table(table), ""]
+
+
 def briefing_lines(
     *,
     study: str,
@@ -94,6 +140,7 @@ def briefing_lines(
     k_anonymity: int = 3,
     hot_spots: dict | None = None,
     units: str = "",
+    hours: pd.DataFrame | None = None,
 ) -> list[str]:
     """Markdown lines of the briefing (empty without a weekly city-wide window).
 
@@ -113,6 +160,9 @@ def briefing_lines(
         :func:`geo_crime.report.findings.unit_findings`).
     units : str, default ""
         That unit set, as the report names it (``h3:8``).
+    hours : pandas.DataFrame, optional
+        City-wide incidents per (``week``, ``time_class``) (:attr:`RunTally.hours
+        <geo_crime.tallies.RunTally>`).
     k_anonymity : int, default 3
         A count below it (a crime type, a division, or a division a year earlier) is shown as
         "fewer than k" (and, where a single one would follow from the total, the next smallest
@@ -149,6 +199,7 @@ def briefing_lines(
         lines.append("")
         lines.append(markdown_table(kinds))
         lines.append("")
+    lines += _when_lines(hours, window_weeks, window["periods"])
     if hot_spots and hot_spots.get("places"):
         listed = "; ".join(md_text(p) for p in hot_spots["places"])
         lines.append(

@@ -223,7 +223,9 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
             result.files.append(write_table(judged.table, path))
         break_lines = _records_system_break(tally, cleaning, folder, result)
 
-    run = _Run(settings, folder, stage, _SharedLayers(incidents))
+    last = tally.sources["last"].max() if len(tally.sources) else None
+    data_end = "" if last is None or pd.isna(last) else str(pd.Timestamp(last).date())
+    run = _Run(settings, folder, stage, _SharedLayers(incidents), data_end)
     sections = []
     for study in settings.studies:
         study_coverage = coverage_by_freq[study.freq.upper()[:1]]
@@ -385,6 +387,7 @@ class _Run:
     folder: Path
     stage: Callable[[str], _Stage]
     layers: _SharedLayers
+    data_end: str = ""  # the last occurrence day of all the run's rows
 
 
 @dataclass
@@ -630,6 +633,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         approximate=unit_summary["approximate"],
         forecast=forecast_table,
         where=study.where,
+        data_end=run.data_end,
     )
     return unit_summary, lines, written
 

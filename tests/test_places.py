@@ -160,15 +160,13 @@ def test_a_key_finding_states_its_divisions_window_and_units(city_h38):
     ) in text
 
 
-@pytest.mark.parametrize(
-    ("data_end", "label"), [("2021-07-31", "Backtest"), ("2021-07-25", "Forecast")]
-)
-def test_a_forecast_of_a_period_the_data_holds_is_called_a_backtest(city_h38, data_end, label):
-    units, cube = city_h38
+def _westla_findings(cube, study_end: str, run_end: str = "") -> str:
+    """Key-finding text of a West LA forecast of the week starting 2021-07-26, with the study's
+    data ending on ``study_end`` and the run's on ``run_end``."""
     backtest = {
         "metrics": {"keras": {"mae": 10.0, "pai_5": 5.0}, "hist_mean": {"mae": 11.0, "pai_5": 5.0}},
         "next_period": "2021-07-26",
-        "data_end": data_end,
+        "data_end": study_end,
         "origins": ["2021-06-28", "2021-07-05"],
         "scope": {"scored_share_per_origin": [1.0, 1.0], "covers_study_area": True},
     }
@@ -180,15 +178,22 @@ def test_a_forecast_of_a_period_the_data_holds_is_called_a_backtest(city_h38, da
         suppressed=pd.Series(False, index=cube.unit_ids),
         tables={},
         backtest=backtest,
+        data_end=run_end,
     )
-    text = "\n".join(key_findings_lines([findings]))
-    if label == "Backtest":
-        assert (
-            "Backtest, not a forecast: the data (to 2021-07-31) already holds the week starting "
-            "2021-07-26"
-        ) in text
-    else:
-        assert "Forecast for the week starting 2021-07-26 (models compared over 2 origins" in text
+    return "\n".join(key_findings_lines([findings]))
+
+
+def test_a_forecast_of_a_period_the_data_holds_is_called_a_backtest(city_h38):
+    _, cube = city_h38
+    assert (
+        "Backtest, not a forecast: the week starting 2021-07-26 lies inside this run's data "
+        "(which runs to 2021-07-31)"
+    ) in _westla_findings(cube, "2021-07-31")
+    forecast = _westla_findings(cube, "2021-07-25")
+    assert "Forecast for the week starting 2021-07-26 (models compared over 2 origins" in forecast
+    # the study's data ends before that week, but the run's data runs on to 2024
+    later = _westla_findings(cube, "2021-07-25", run_end="2024-09-30")
+    assert "lies inside this run's data (which runs to 2024-09-30)" in later
 
 
 def test_the_briefing_names_the_strongest_gi_hot_spots_and_never_a_suppressed_one(city_h38):

@@ -50,6 +50,7 @@ def unit_findings(
     forecast: pd.DataFrame | None = None,
     top: int = 3,
     where: str = "",
+    data_end: str = "",
 ) -> dict[str, Any]:
     """The findings of one unit type of a study, for the summary.
 
@@ -77,6 +78,9 @@ def unit_findings(
         Places named.
     where : str, default ""
         The study's divisions, as the report names them (``all 21 LAPD divisions``).
+    data_end : str, default ""
+        The last occurrence day of all the run's rows (ISO date): a period forecast that the
+        data holds any of is called a backtest. Default: the study's own data end.
 
     Returns
     -------
@@ -142,7 +146,7 @@ def unit_findings(
             "scored_share": float(np.mean(shares)) if shares else None,
             "covers_study_area": bool(scope.get("covers_study_area", False)),
             "n_origins": len(backtest.get("origins", [])),
-            "data_end": backtest.get("data_end", ""),
+            "data_end": max(str(backtest.get("data_end", "")), str(data_end)),
             "top_places": _forecast_top(forecast, labels, hidden_ids=set(ids[hidden]), top=top),
         }
     return findings
@@ -269,8 +273,9 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
                 scope += ", not the whole study area"
             held = _held_by_data(forecast.get("next_period", ""), forecast.get("data_end", ""))
             label = (
-                f"Backtest, not a forecast: the data (to {forecast['data_end']}) already holds "
-                f"the {f['period']} starting {forecast['next_period']}"
+                f"Backtest, not a forecast: the {f['period']} starting "
+                f"{forecast['next_period']} lies inside this run's data (which runs to "
+                f"{forecast['data_end']})"
                 if held
                 else f"Forecast for the {f['period']} starting {forecast['next_period']}"
             )

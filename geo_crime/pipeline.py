@@ -656,6 +656,7 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
                     hot_spots=unit.get("findings", {}).get("hot_spots"),
                     units=spec,
                     hours=tally.hours,
+                    division_weeks=tally.division_weeks,
                 )
     return []
 

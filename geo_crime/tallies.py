@@ -74,6 +74,19 @@ def _system_months(incidents: pd.DataFrame, systems) -> pd.DataFrame:
     return counts.rename("incidents").reset_index()
 
 
+def _division_weeks(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Incidents per (stated division, week of occurrence, crime category)."""
+    frame = pd.DataFrame(
+        {
+            "area": _plain(incidents["area"], "int"),
+            "week": incidents["occurred_at"].dt.to_period("W-SUN").dt.start_time,
+            "crime_category": _plain(incidents["crime_category"], "text").fillna("other"),
+        }
+    ).dropna(subset=["area", "week"])
+    counts = frame.groupby(["area", "week", "crime_category"], sort=True).size()
+    return counts.rename("incidents").reset_index()
+
+
 def _time_classes(incidents: pd.DataFrame) -> pd.DataFrame:
     """Incidents per (week of occurrence, 4-hour time class; 0 where unknown)."""
     classes = (
@@ -119,6 +132,9 @@ class RunTally:
     hours : pandas.DataFrame
         Per (``week``, its Monday, and ``time_class``, 0 where unknown): ``incidents``: the
         time of day in 4-hour classes (the report's briefing).
+    division_weeks : pandas.DataFrame
+        Per (``area``, ``week``, ``crime_category``): ``incidents`` (stated division only): the
+        briefing's crime groups per division.
     """
 
     total: int = 0
@@ -129,6 +145,7 @@ class RunTally:
     systems: frozenset = frozenset()
     months: pd.DataFrame = field(default_factory=pd.DataFrame)
     hours: pd.DataFrame = field(default_factory=pd.DataFrame)
+    division_weeks: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def of_rows(cls, incidents: pd.DataFrame) -> RunTally:
@@ -192,6 +209,7 @@ class RunTally:
             systems=frozenset(str(s) for s in set(records_systems(incidents))),
             months=_system_months(incidents, records_systems(incidents)),
             hours=_time_classes(incidents),
+            division_weeks=_division_weeks(incidents),
         )
 
     def __add__(self, other: RunTally) -> RunTally:
@@ -217,6 +235,12 @@ class RunTally:
                 self.months, other.months, ["source_system", "month"], {"incidents": "sum"}
             ),
             hours=_add(self.hours, other.hours, ["week", "time_class"], {"incidents": "sum"}),
+            division_weeks=_add(
+                self.division_weeks,
+                other.division_weeks,
+                ["area", "week", "crime_category"],
+                {"incidents": "sum"},
+            ),
         )
 
     def system_months(self) -> pd.DataFrame:

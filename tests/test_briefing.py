@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from geo_crime.coverage import check_coverage
+from geo_crime.forecast.incidents import INCIDENT_GROUPS
 from geo_crime.ingest import load_incidents
 from geo_crime.report.briefing import briefing_lines, division_comparison
 from geo_crime.tallies import RunTally
@@ -26,14 +27,20 @@ def test_the_briefing_counts_the_window_city_wide_and_per_division(rows_2024):
         window=window,
         weekly=check_coverage(rows, freq="W"),
         weeks=RunTally.of_rows(rows).weeks,
+        division_weeks=RunTally.of_rows(rows).division_weeks,
     )
     text = "\n".join(lines)
     inside = rows[(rows["occurred_at"] >= "2024-01-01") & (rows["occurred_at"] < "2024-03-04")]
     assert f"**What.** {len(inside):,} recorded incidents city-wide over the 9 weeks" in text
     theft = int((inside["crime_category"].astype(str) == "theft").sum())
     assert f"| theft | {theft:,} |" in text
-    central = int((inside["area"] == 1).sum())
-    assert f"| Central | {central:,} | not completely recorded |" in text
+    central = inside[inside["area"] == 1]
+    category = central["crime_category"].astype(str)
+    violent = int(category.isin(INCIDENT_GROUPS["violent"]).sum())
+    stolen = int(category.isin(INCIDENT_GROUPS["property"]).sum())
+    assert (
+        f"| Central | {len(central):,} | {violent:,} | {stolen:,} | not completely recorded |"
+    ) in text
     assert "(0 of 21 divisions)" in text  # the shared data holds no 2023 rows
     assert "9 weeks completely recorded in every division, 2024-01-01" in text
     # counts under k are not shown: at k = 100, homicide (55 in the window) is hidden

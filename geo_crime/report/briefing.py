@@ -26,6 +26,37 @@ def _window_weeks(window: dict) -> pd.DatetimeIndex:
     return pd.date_range(window["first"], window["last"], freq="7D")
 
 
+def division_groups(division_weeks: pd.DataFrame, window: dict) -> pd.DataFrame:
+    """Violent and property incidents per division over the window's weeks.
+
+    Parameters
+    ----------
+    division_weeks : pandas.DataFrame
+        Per (``area``, ``week``, ``crime_category``): ``incidents``
+        (:attr:`geo_crime.tallies.RunTally.division_weeks`).
+    window : dict
+        ``first`` and ``last`` week of the analysis window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``area``: ``violent`` and ``property`` (the groups of
+        :data:`geo_crime.forecast.incidents.INCIDENT_GROUPS`).
+    """
+    from geo_crime.forecast.incidents import INCIDENT_GROUPS
+
+    if division_weeks is None or not len(division_weeks):
+        return pd.DataFrame(columns=["violent", "property"], dtype="int64")
+    inside = division_weeks[division_weeks["week"].isin(_window_weeks(window))]
+    group = {c: g for g, cats in INCIDENT_GROUPS.items() for c in cats}
+    grouped = inside.assign(group=inside["crime_category"].map(group).fillna("other"))
+    table = grouped.pivot_table(
+        index="area", columns="group", values="incidents", aggfunc="sum", fill_value=0
+    )
+    table.index = table.index.astype(int)
+    return table.reindex(columns=["violent", "property"], fill_value=0).astype(int)
+
+
 def division_comparison(weekly: CoverageResult, window: dict) -> pd.DataFrame:
     """Recorded incidents per division in the window and in the same weeks a year earlier.
 
@@ -141,6 +172,7 @@ def briefing_lines(
     hot_spots: dict | None = None,
     units: str = "",
     hours: pd.DataFrame | None = None,
+    division_weeks: pd.DataFrame | None = None,
 ) -> list[str]:
     """Markdown lines of the briefing (empty without a weekly city-wide window).
 
@@ -163,6 +195,9 @@ def briefing_lines(
     hours : pandas.DataFrame, optional
         City-wide incidents per (``week``, ``time_class``) (:attr:`RunTally.hours
         <geo_crime.tallies.RunTally>`).
+    division_weeks : pandas.DataFrame, optional
+        Incidents per (``area``, ``week``, ``crime_category``)
+        (:attr:`geo_crime.tallies.RunTally.division_weeks`): violent and property per division.
     k_anonymity : int, default 3
         A count below it (a crime type, a division, or a division a year earlier) is shown as
         "fewer than k" (and, where a single one would follow from the total, the next smallest
@@ -214,14 +249,24 @@ def briefing_lines(
         n_compared = int(divisions["incidents_year_earlier"].notna().sum())
         lines.append(
             f"**Compared with what.** Recorded incidents per division over the same "
-            f"{window['periods']} weeks, and over the same weeks a year earlier (from "
+            f"{window['periods']} weeks (all, and the violent and property ones with a stated "
+            f"division), and over the same weeks a year earlier (from "
             f"{earlier}) where the data recorded those completely too ({n_compared} of "
             f"{len(divisions)} divisions):"
         )
         lines.append("")
+        groups = division_groups(division_weeks, window).reindex(divisions["area"], fill_value=0)
         shown = divisions.drop(columns="area").rename(
             columns={"incidents_year_earlier": "a year earlier"}
         )
+        for offset, name in enumerate(("violent", "property"), start=1):
+            values = groups[name].astype(int).reset_index(drop=True)
+            hide = suppressed_units(values, k_anonymity).to_numpy()
+            column = [
+                f"fewer than {k_anonymity}" if h else f"{int(v):,}"
+                for v, h in zip(values, hide, strict=True)
+            ]
+            shown.insert(shown.columns.get_loc("incidents") + offset, name, column)
         few = f"fewer than {k_anonymity}"
         primary = suppressed_units(shown["incidents"], k_anonymity).to_numpy()
         hidden = primary | (shown["a year earlier"].fillna(k_anonymity) < k_anonymity).to_numpy()

@@ -147,6 +147,18 @@ class Cube:
         """Share of units whose coverage is complete, per period."""
         return self.complete.mean(axis=0)
 
+    def span(self) -> dict:
+        """The cube's first and last period (ISO dates) and how many: ``{"periods": 0}`` for
+        a cube without periods (an analysis window nothing filled)."""
+        periods = pd.DatetimeIndex(self.periods)
+        if not len(periods):
+            return {"periods": 0}
+        return {
+            "first": str(periods[0].date()),
+            "last": str(periods[-1].date()),
+            "periods": int(len(periods)),
+        }
+
     def complete_periods(self, *, min_share: float = 1.0) -> Cube:
         """A cube restricted to periods complete for at least ``min_share`` of the units."""
         keep = self.period_complete_share() >= min_share

@@ -521,7 +521,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         "units": int(len(units)),
         "periods": int(len(cube.periods)),
         "complete_periods": int(len(window.periods)),
-        "window": _window_summary(window),
+        "window": window.span(),
         "assignment": cube.meta["assignment"],
         "approximate": bool(units.attrs.get("approximate", False)),
         "statistics": {},
@@ -663,7 +663,7 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
 
 def _figure_context(study: str, label: str, window: Cube) -> str:
     """The study, unit set and window a figure's title names."""
-    span = _window_summary(window)
+    span = window.span()
     word = FREQUENCIES.get(window.freq, "period")
     when = (
         f"{span['periods']} {word}s completely recorded, {span['first']} to {span['last']}"
@@ -671,17 +671,6 @@ def _figure_context(study: str, label: str, window: Cube) -> str:
         else f"no {word} completely recorded"
     )
     return f"study {study}, units {label}, {when}"
-
-
-def _window_summary(window: Cube) -> dict:
-    """The analysis window of a unit set: its first and last period and how many."""
-    if not len(window.periods):
-        return {"periods": 0}
-    return {
-        "first": str(pd.Timestamp(window.periods[0]).date()),
-        "last": str(pd.Timestamp(window.periods[-1]).date()),
-        "periods": int(len(window.periods)),
-    }
 
 
 def _trend_cube(cube: Cube, study: _Study, units, settings) -> Cube:

@@ -62,6 +62,11 @@ def _max(a, b):
     return max(present) if present else None
 
 
+def _incidents_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows per key (sorted), as an ``incidents`` column: a tally two batches give summed."""
+    return frame.groupby(keys, sort=True).size().rename("incidents").reset_index()
+
+
 def _system_months(incidents: pd.DataFrame, systems) -> pd.DataFrame:
     """Incidents per (records system, month of occurrence)."""
     frame = pd.DataFrame(
@@ -70,8 +75,7 @@ def _system_months(incidents: pd.DataFrame, systems) -> pd.DataFrame:
             "month": incidents["occurred_at"].dt.to_period("M").dt.start_time,
         }
     ).dropna(subset=["month"])
-    counts = frame.groupby(["source_system", "month"], sort=True).size()
-    return counts.rename("incidents").reset_index()
+    return _incidents_by(frame, ["source_system", "month"])
 
 
 def _division_weeks(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -83,8 +87,7 @@ def _division_weeks(incidents: pd.DataFrame) -> pd.DataFrame:
             "crime_category": _plain(incidents["crime_category"], "text").fillna("other"),
         }
     ).dropna(subset=["area", "week"])
-    counts = frame.groupby(["area", "week", "crime_category"], sort=True).size()
-    return counts.rename("incidents").reset_index()
+    return _incidents_by(frame, ["area", "week", "crime_category"])
 
 
 def _time_classes(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -100,8 +103,7 @@ def _time_classes(incidents: pd.DataFrame) -> pd.DataFrame:
             "time_class": classes,
         }
     ).dropna(subset=["week"])
-    counts = frame.groupby(["week", "time_class"], sort=True).size()
-    return counts.rename("incidents").reset_index()
+    return _incidents_by(frame, ["week", "time_class"])
 
 
 # --- the whole run ---------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def unit_findings(
         "period": _WORD.get(cube.freq, "period"),
         "n_units": int(len(ids)),
         "where": where,
-        "window": _window(cube),
+        "window": cube.span(),
         "top_places": [
             {"label": str(labels.get(ids[i], ids[i])), "share": float(severity[i] / total)}
             for i in order[:top]
@@ -160,18 +160,6 @@ def _gi_hot_spots(table: pd.DataFrame, labels: pd.Series, *, hidden_ids: set, to
     return {
         "n": int(len(hot)),
         "places": [str(labels.get(str(u), u)) for u in hot["unit_id"].astype(str).head(top)],
-    }
-
-
-def _window(cube: Any) -> dict:
-    """First and last period of a cube (its analysis window) and how many."""
-    periods = pd.DatetimeIndex(cube.periods)
-    if not len(periods):
-        return {"periods": 0}
-    return {
-        "first": str(periods[0].date()),
-        "last": str(periods[-1].date()),
-        "periods": int(len(periods)),
     }
 
 

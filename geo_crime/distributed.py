@@ -126,6 +126,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     "source_system",
     "time_known",
     "time_class",
+    "crm_cd_desc",
+    "premis_desc",
 )
 
 
@@ -490,6 +492,11 @@ class DistributedIncidents:
         """``task(partition, *args)`` on every partition, the results added pairwise there."""
         parts = [self.client.submit(task, f, *args, pure=False) for f in self.frames]
         return _gather(self.client, _tree_sum(self.client, parts, operator.add))
+
+    def gathered(self, task: Any, *args: Any) -> pd.DataFrame:
+        """``task(partition, *args)`` on every partition, the (small) frames concatenated here."""
+        parts = [self.client.submit(task, f, *args, pure=False) for f in self.frames]
+        return _concat(_gather(self.client, parts))
 
     def run_tally(self) -> RunTally:
         """The report's tally of every kept row (:class:`geo_crime.tallies.RunTally`)."""

@@ -113,6 +113,13 @@ class MemoryStudy:
         rows = harmonised_rows(self.rows) if harmonised else self.rows
         return make_cube(rows, units, **options)
 
+    def place_rows(self, units: gpd.GeoDataFrame, keep: list[str], periods, freq: str):
+        """The rows of the units ``keep`` in ``periods`` (:func:`geo_crime.place_profiles.
+        place_rows`)."""
+        from geo_crime.place_profiles import place_rows
+
+        return place_rows(self.rows, units, keep, periods, freq)
+
 
 class ClusterIncidents:
     """A run's incidents held on a Dask cluster
@@ -177,6 +184,16 @@ class ClusterStudy:
         from geo_crime.distributed import dask_cube
 
         return dask_cube(self.held, units, select=StudyRows(self.settings, harmonised), **options)
+
+    def place_rows(self, units: gpd.GeoDataFrame, keep: list[str], periods, freq: str):
+        """The rows of the units ``keep`` in ``periods``, cut on the cluster (a few thousand
+        rows of a few columns reach this process)."""
+        from geo_crime.place_profiles import study_place_rows
+
+        chosen = units[units["unit_id"].astype(str).isin(set(keep))]
+        return self.held.gathered(
+            study_place_rows, StudyRows(self.settings), chosen, keep, periods, freq
+        )
 
 
 #: What a run's stages take: either engine.

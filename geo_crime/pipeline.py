@@ -466,6 +466,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     from geo_crime.io_utils import write_table
     from geo_crime.privacy import cube_disclosure
     from geo_crime.rates import attach_population
+    from geo_crime.report.places import place_lines
     from geo_crime.stats import run_statistic
     from geo_crime.units import division_names, footprint_note, make_units
     from geo_crime.units.places import named_units
@@ -562,6 +563,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
             path = study.analysis_folder / f"{stat}_{label}.parquet"
             write_table(outcome.table, path)
             written.append(path)
+        unit_summary["places"] = _top_place_records(study, run, units, window, suppressed, labels)
     forecast_table = None
     lines_forecast: list[str] = []
     if settings.forecast:
@@ -616,6 +618,14 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         divisions=places,
         labels=labels,
     )
+    lines.extend(
+        place_lines(
+            spec,
+            unit_summary["places"],
+            _window_scope(window, study.where),
+            run.settings.k_anonymity,
+        )
+    )
     lines.extend(lines_forecast)
     figures = [Path(p) for p in unit_summary["public_files"] if p.endswith(".png")]
     lines.extend(report_study.figure_lines(spec, figures))
@@ -638,6 +648,30 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     return unit_summary, lines, written
 
 
+def _top_place_records(study: _Study, run: _Run, units, window: Cube, suppressed, labels):
+    """The crime mix of the unit set's top places over the window, with what to try there
+    (:mod:`geo_crime.place_profiles`), as the summary keeps them."""
+    from geo_crime.place_profiles import profile_places, top_places
+    from geo_crime.report.places import profile_record
+
+    keep = top_places(window, suppressed)
+    rows = study.incidents.place_rows(units, keep, window.periods, window.freq)
+    profiles = profile_places(rows, keep, run.settings.k_anonymity)
+    return [profile_record(p, str(labels.get(p.unit_id, p.unit_id))) for p in profiles]
+
+
+def _window_scope(window: Cube, where: str) -> str:
+    """``the 9 completely recorded weeks 2024-01-01 to 2024-02-26 in all 21 LAPD divisions``."""
+    span = window.span()
+    word = FREQUENCIES.get(window.freq, "period")
+    if not span["periods"]:
+        return f"no completely recorded {word} in {where}"
+    return (
+        f"the {span['periods']} completely recorded {word}s {span['first']} to {span['last']} "
+        f"in {where}"
+    )
+
+
 def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally) -> list[str]:
     """The report's briefing, on the first weekly city-wide study's analysis window."""
     from geo_crime.report.briefing import briefing_lines
@@ -654,6 +688,7 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
                     weeks=tally.weeks,
                     k_anonymity=settings.k_anonymity,
                     hot_spots=unit.get("findings", {}).get("hot_spots"),
+                    places=unit.get("places"),
                     units=spec,
                     hours=tally.hours,
                     division_weeks=tally.division_weeks,

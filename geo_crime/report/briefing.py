@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.coverage import CoverageResult
+from geo_crime.place_profiles import TIME_CLASS_LABELS
 from geo_crime.privacy import suppressed_units
 from geo_crime.report.markdown import markdown_table, md_text
+from geo_crime.report.places import place_table
 from geo_crime.schema import AREA_NAMES
 
 __all__ = ["briefing_lines", "division_comparison"]
@@ -116,17 +118,6 @@ def _crime_types(weeks: pd.DataFrame, window_weeks: pd.DatetimeIndex) -> pd.Data
     )
 
 
-#: The 4-hour classes of the time of day (:data:`geo_crime.schema` ``time_class``).
-TIME_CLASS_LABELS = {
-    1: "00:00-03:59",
-    2: "04:00-07:59",
-    3: "08:00-11:59",
-    4: "12:00-15:59",
-    5: "16:00-19:59",
-    6: "20:00-23:59",
-}
-
-
 def _when_lines(
     hours: pd.DataFrame | None, window_weeks: pd.DatetimeIndex, n_weeks: int
 ) -> list[str]:
@@ -173,6 +164,7 @@ def briefing_lines(
     units: str = "",
     hours: pd.DataFrame | None = None,
     division_weeks: pd.DataFrame | None = None,
+    places: list[dict] | None = None,
 ) -> list[str]:
     """Markdown lines of the briefing (empty without a weekly city-wide window).
 
@@ -198,6 +190,9 @@ def briefing_lines(
     division_weeks : pandas.DataFrame, optional
         Incidents per (``area``, ``week``, ``crime_category``)
         (:attr:`geo_crime.tallies.RunTally.division_weeks`): violent and property per division.
+    places : list of dict, optional
+        The crime mix of the study's first unit set's top places over the window
+        (:func:`geo_crime.report.places.profile_record`): the first five are listed.
     k_anonymity : int, default 3
         A count below it (a crime type, a division, or a division a year earlier) is shown as
         "fewer than k" (and, where a single one would follow from the total, the next smallest
@@ -243,6 +238,15 @@ def briefing_lines(
             f"strongest: {listed}. The study's map shows them all."
         )
         lines.append("")
+    if places:
+        lines.append(
+            f"**What happens at the top places.** The {min(len(places), 5)} {md_text(units)} "
+            "units with the most recorded severity over the window, their crime mix and what to "
+            "try there (a repeat location is one address, mostly one offence: a problem of one "
+            "site, for whoever manages it):"
+        )
+        lines.append("")
+        lines += place_table(places, limit=5)
     divisions = division_comparison(weekly, window)
     if len(divisions):
         earlier = (window_weeks[0] - _YEAR).date()

@@ -46,6 +46,43 @@ def period_start(timestamps: pd.Series, freq: str) -> pd.Series:
     return timestamps.dt.to_period(_PERIOD_CODES[freq]).dt.start_time
 
 
+def mean_per_complete_period(
+    values: np.ndarray, complete: np.ndarray, window: int | None = None
+) -> np.ndarray:
+    """Each unit's mean over its completely recorded periods: the one definition every stage
+    uses (statistics, rates, baselines, summaries).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n_units, n_periods)`` values (NaN in an incomplete cell is ignored).
+    complete : numpy.ndarray
+        ``(n_units, n_periods)`` coverage mask; incomplete cells are left out.
+    window : int, optional
+        Only the last ``window`` periods.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_units,)``; **NaN for a unit with no complete period** (it has no mean; a caller
+        that needs a number says what it puts there, as the spatial statistics do).
+
+    Examples
+    --------
+    >>> mean_per_complete_period(np.array([[1.0, 3.0], [5.0, 7.0]]),
+    ...                          np.array([[True, True], [False, False]])).tolist()
+    [2.0, nan]
+    """
+    values = np.asarray(values, dtype=float)
+    complete = np.asarray(complete, dtype=bool)
+    if window is not None:
+        values, complete = values[:, -window:], complete[:, -window:]
+    count = complete.sum(axis=1)
+    total = np.where(complete, np.nan_to_num(values), 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _check_freq(freq: str) -> str:
     code = str(freq).upper()[:1]
     if code not in FREQUENCIES:
@@ -142,6 +179,11 @@ class Cube:
     def total(self, measure: str = "severity") -> np.ndarray:
         """Per-unit total of a measure over all periods."""
         return np.nansum(self.values(measure), axis=1)
+
+    def mean_per_complete_period(self, measure: str = "severity") -> np.ndarray:
+        """Each unit's mean of ``measure`` over its complete periods, NaN for a unit with none
+        (:func:`mean_per_complete_period`)."""
+        return mean_per_complete_period(self.values(measure), self.complete)
 
     def period_complete_share(self) -> np.ndarray:
         """Share of units whose coverage is complete, per period."""

@@ -254,6 +254,7 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
             break_lines=break_lines,
             engine=_engine_line(incidents, client),
             briefing=_briefing(settings, result, coverage_by_freq.get("W"), tally),
+            k_anonymity=settings.k_anonymity,
         )
         result.files.append(atomic_write_text(folder / "report.md", text))
         result.files.append(
@@ -644,6 +645,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         forecast=forecast_table,
         where=study.where,
         data_end=run.data_end,
+        places=unit_summary["places"],
     )
     return unit_summary, lines, written
 

@@ -570,14 +570,14 @@ def cube_summary(cube: Any) -> gpd.GeoDataFrame:
     -------
     geopandas.GeoDataFrame
         The units with ``count``, ``severity`` and ``harm`` (totals over all periods),
-        ``severity_per_complete_period`` (mean over the completely recorded periods),
+        ``severity_per_complete_period`` (mean over the completely recorded periods, NaN for a
+        unit with none: :meth:`geo_crime.cube.Cube.mean_per_complete_period`),
         ``complete_periods`` and ``severity_rate`` (:func:`geo_crime.rates.severity_rate`, the
         rate maps, figures and reports show); ``attrs["severity_rate"]`` is its label.
     """
     from geo_crime.rates import severity_rate
-    from geo_crime.stats import unit_values
 
-    per_period, _ = unit_values(cube, "severity")
+    per_period = cube.mean_per_complete_period("severity")  # NaN for a unit with none
     rate = severity_rate(cube)
     summary = unit_results(
         cube.units,

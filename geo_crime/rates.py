@@ -438,11 +438,8 @@ def severity_rate(cube: Any, units: gpd.GeoDataFrame | None = None) -> SeverityR
     'Severity per 1,000 residents per complete week (Empirical Bayes smoothed)'
     """
     units = cube.units if units is None else units
-    complete = np.asarray(cube.complete, dtype=bool)
-    periods = complete.sum(axis=1)
-    severity = np.where(complete, np.asarray(cube.severity, dtype=float), 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_period = np.where(periods > 0, severity / np.maximum(periods, 1), np.nan)
+    periods = np.asarray(cube.complete, dtype=bool).sum(axis=1)
+    per_period = cube.mean_per_complete_period("severity")
     word = FREQUENCIES.get(str(cube.freq), "period")
     population = (
         pd.to_numeric(units["population"], errors="coerce").to_numpy(dtype=float)

@@ -56,20 +56,21 @@ class StatisticResult:
 
 
 def unit_values(cube: Cube, measure: str = "severity") -> tuple[np.ndarray, int]:
-    """Mean per complete period of ``measure`` for each unit.
+    """Mean per complete period of ``measure`` for each unit, as the spatial statistics read it
+    (:meth:`Cube.mean_per_complete_period`).
+
+    A spatial statistic needs a value for every unit of its weights: a unit with no complete
+    period (NaN there) takes 0 here and is counted, so the summary can say how many. On an
+    analysis window (:meth:`Cube.complete_periods`) every unit is complete and none is filled.
 
     Returns
     -------
     (numpy.ndarray, int)
         The values and the number of units with no complete period (given 0).
     """
-    values = cube.values(measure)
-    complete = cube.complete
-    n_complete = complete.sum(axis=1)
-    total = np.where(complete, np.nan_to_num(values), 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n_complete > 0, total / np.maximum(n_complete, 1), 0.0)
-    return mean, int((n_complete == 0).sum())
+    mean = cube.mean_per_complete_period(measure)
+    missing = np.isnan(mean)
+    return np.where(missing, 0.0, mean), int(missing.sum())
 
 
 def run_statistic(

@@ -145,3 +145,41 @@ def test_statistics_use_mean_per_complete_period(h3_cube):
     gi = run_statistic(cube, "gi", permutations=0)
     assert len(gi.table) == len(cube.units)
     assert gi.table.loc[row, "gi_bin"] == 3  # the heaviest cell is a 99% hot spot
+
+
+def test_one_mean_over_complete_periods_with_one_rule_for_a_unit_with_none():
+    """Statistics, rates, baselines and summaries read the same mean; NaN where there is none."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geo_crime.cube import mean_per_complete_period
+    from geo_crime.forecast.baselines import recent_mean
+    from geo_crime.query import cube_summary
+    from geo_crime.rates import severity_rate
+
+    units = gpd.GeoDataFrame(
+        {"unit_id": ["a", "b", "c"], "unit_type": "polygon", "population": [1000.0] * 3},
+        geometry=[box(0, 0, 0.01, 0.01), box(0.01, 0, 0.02, 0.01), box(0.02, 0, 0.03, 0.01)],
+        crs=4326,
+    )
+    severity = np.array([[10.0, 30.0, 50.0], [7.0, 0.0, 2.0], [4.0, 4.0, 4.0]])
+    complete = np.array([[True, False, True], [True, True, True], [False, False, False]])
+    cube = Cube(
+        units=units,
+        periods=pd.date_range("2024-01-01", periods=3, freq="7D"),
+        freq="W",
+        counts=np.ones((3, 3), dtype=np.int64),
+        severity=severity,
+        harm=severity,
+        complete=complete,
+    )
+    want = [30.0, 3.0, np.nan]  # (10 + 50) / 2, (7 + 0 + 2) / 3, none
+    np.testing.assert_array_equal(mean_per_complete_period(severity, complete), want)
+    np.testing.assert_array_equal(cube.mean_per_complete_period(), want)
+    np.testing.assert_array_equal(recent_mean(severity, complete, None), want)
+    np.testing.assert_array_equal(mean_per_complete_period(severity, complete, 1), [50, 2, np.nan])
+    summary = cube_summary(cube)
+    np.testing.assert_array_equal(summary["severity_per_complete_period"], want)
+    assert np.isnan(severity_rate(cube).raw[2])  # no complete period: no rate
+    values, filled = unit_values(cube)  # the spatial statistics need a number: 0, counted
+    assert values.tolist() == [30.0, 3.0, 0.0] and filled == 1

@@ -165,3 +165,17 @@ def test_the_report_names_the_model_to_use_for_levels_and_for_ranking():
     assert ranking_recommendation(metrics) is None
     metrics.loc["keras"] = [60.0, 7.9]
     assert recommendation(metrics).startswith("Use hist_mean for this panel")
+    # the West LA H3-9 backtest of the default run: Keras has the lowest MAE because MAE
+    # rewards a median, and hist_mean wins on Poisson deviance: no "use the Keras forecast"
+    west = pd.DataFrame(
+        {"mae": [4.16, 5.13, 5.41], "poisson_deviance": [30.90, 12.02, 11.36]},
+        index=["keras", "hist_mean", "gbm"],
+    )
+    sentence = recommendation(west)
+    assert not sentence.startswith("Use the Keras forecast")
+    assert (
+        "on Poisson deviance, a proper score for counts, gbm is better (11.36 against 30.90)"
+        in (sentence)
+    )
+    west.loc["keras", "poisson_deviance"] = 11.0  # better on both: the network is named
+    assert recommendation(west).startswith("Use the Keras forecast: its backtest MAE is 19%")

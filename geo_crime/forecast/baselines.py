@@ -207,13 +207,9 @@ def recent_mean(values: np.ndarray, complete: np.ndarray, window: int | None) ->
     numpy.ndarray
         ``(n_units,)``; NaN for a unit with no complete period in the window.
     """
-    if window is not None:
-        values = values[:, -window:]
-        complete = complete[:, -window:]
-    count = complete.sum(axis=1)
-    total = np.where(complete, values, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    from geo_crime.cube import mean_per_complete_period
+
+    return mean_per_complete_period(values, complete, window)
 
 
 #: Baselines :func:`rolling_baseline` computes at every origin at once.

@@ -142,7 +142,7 @@ def expected_incidents(
 
 
 def severity_scale_sentence(
-    average: float | None, *, freq: str = "W", periods: int = MIX_PERIODS
+    average: float | None, *, freq: str = "W", periods: int = MIX_PERIODS, scale: bool = True
 ) -> str:
     """One sentence on how to read severity points, with the study's points per incident.
 
@@ -155,6 +155,8 @@ def severity_scale_sentence(
         Period length (``D``, ``W``, ``M``).
     periods : int
         Periods the average and the mix were read over.
+    scale : bool
+        Explain the 0-100 scale too (a report that explains it once elsewhere passes False).
 
     Returns
     -------
@@ -169,12 +171,17 @@ def severity_scale_sentence(
         if known
         else ""
     )
-    return (
+    explained = (
         "How to read severity: every recorded incident scores 0-100 by its crime (homicide "
         "100, rape 90, robbery 65-75, aggravated assault 50-72, burglary 25-55, vehicle theft "
         "28-40, simple assault 18-40, theft 10-42), plus 10 when the victim is a child or over "
         "65 and 5-15 when a weapon is used (capped at 100); a unit's severity is the sum over "
-        f"its incidents.{typical} Expected incidents assume each unit keeps its crime mix of "
-        f"those {periods} {word}s (violent: homicide, sexual violence, robbery, assault; "
-        "property: burglary, theft, vehicle theft, arson and vandalism, fraud)."
+        "its incidents."
+        if scale
+        else ""
     )
+    return (
+        f"{explained}{typical} Expected incidents assume each unit keeps its crime mix of "
+        f"the {periods} {word}s up to the forecast origin (violent: homicide, sexual violence, "
+        "robbery, assault; property: burglary, theft, vehicle theft, arson and vandalism, fraud)."
+    ).strip()

@@ -75,6 +75,17 @@ LIMITATIONS = """\
 """
 
 
+#: The heading and note that open the technical appendix.
+APPENDIX_LINES = [
+    "## Technical appendix",
+    "",
+    "Everything below supports the briefing: the outputs, the data and what was cleaned, "
+    "coverage, the severity index, the methods (each explained once), and each study's "
+    "statistics, rankings and forecast backtests.",
+    "",
+]
+
+
 def data_summary(incidents: pd.DataFrame | RunTally) -> pd.DataFrame:
     """Rows, date range and areas per source schema (of the rows, or of their tally)."""
     return _run_tally(incidents).data_summary()
@@ -108,8 +119,10 @@ def build_report(
     break_lines: Sequence[str] = (),
     engine: str = "",
     briefing: Sequence[str] = (),
+    k_anonymity: int = 3,
 ) -> str:
-    """Assemble the Markdown report.
+    """Assemble the Markdown report: the briefing, the key findings and the limitations, then
+    the technical appendix (outputs, data, cleaning, coverage, severity, methods, studies).
 
     Parameters
     ----------
@@ -144,6 +157,8 @@ def build_report(
     briefing
         The opening briefing (:func:`geo_crime.report.briefing.briefing_lines`), before the
         key findings; empty when the run has no weekly city-wide window.
+    k_anonymity
+        The run's suppression threshold (the methods state it).
 
     Returns
     -------
@@ -254,10 +269,12 @@ def build_report(
     by_category = tally.severity_by_category()
     parts.append(markdown_table(by_category))
     parts.append("")
+    from geo_crime.report.methods import methods_lines
+
+    parts.extend(methods_lines(k_anonymity))
     for section in sections:
         parts.append(section.rstrip())
         parts.append("")
-    parts.append(LIMITATIONS)
     body = "\n".join(parts)
     from geo_crime.report.findings import (
         contents_lines,
@@ -268,6 +285,7 @@ def build_report(
 
     head = ["# geo_crime run report", "", *briefing]
     head += key_findings_lines(findings, coverage_caveats(coverage))
+    head += [LIMITATIONS, *APPENDIX_LINES]
     links = output_links(outputs, folder) if folder is not None else []
     head += contents_lines("\n".join(links) + "\n" + body)
     head += links

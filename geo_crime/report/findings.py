@@ -51,6 +51,7 @@ def unit_findings(
     top: int = 3,
     where: str = "",
     data_end: str = "",
+    places: list[dict] | None = None,
 ) -> dict[str, Any]:
     """The findings of one unit type of a study, for the summary.
 
@@ -81,6 +82,9 @@ def unit_findings(
     data_end : str, default ""
         The last occurrence day of all the run's rows (ISO date): a period forecast that the
         data holds any of is called a backtest. Default: the study's own data end.
+    places : list of dict, optional
+        The top places' profiles (:func:`geo_crime.report.places.profile_record`): the repeat
+        locations among them are named.
 
     Returns
     -------
@@ -119,6 +123,12 @@ def unit_findings(
         "approximate": bool(approximate),
         "emerging": {},
         "forecast": None,
+        "repeat_locations": [
+            {"label": p["place"], "incidents": p["incidents"], "repeat": p["repeat"]}
+            for p in places or []
+            if p.get("repeat")
+        ],
+        "n_places": len(places or []),
     }
     if "gi" in tables:
         findings["hot_spots"] = _gi_hot_spots(
@@ -250,6 +260,18 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
             text.append("Emerging: " + "; ".join(parts) + ".")
         elif "emerging" in f:
             text.append("No new, consecutive or intensifying hot spot.")
+        repeats = f.get("repeat_locations") or []
+        if repeats:
+            listed = "; ".join(
+                f"{md_text(r['label'])} (one address holds {r['repeat'][0]:,} of its "
+                f"{r['incidents']:,} incidents, {r['repeat'][2]:,} of them "
+                f"{md_text(str(r['repeat'][1]).lower())})"
+                for r in repeats
+            )
+            text.append(
+                f"Repeat locations among the {f['n_places']} top places over the window: "
+                f"{listed}. A problem of one site, for whoever manages it, not for area patrol."
+            )
         forecast = f.get("forecast")
         if forecast:
             scope = (

@@ -103,6 +103,22 @@ def recommendation(metrics: pd.DataFrame, bar: float = 0.97) -> str:
         return "No comparison: fewer than two models were scored."
     best = str(others["mae"].astype(float).idxmin())
     ratio = float(metrics.at["keras", "mae"]) / float(others.at[best, "mae"])
+    deviance = (
+        metrics["poisson_deviance"].astype(float).dropna()
+        if "poisson_deviance" in metrics
+        else pd.Series(dtype=float)
+    )
+    if ratio <= bar and "keras" in deviance.index and len(deviance) > 1:
+        proper = str(deviance.drop(index="keras").idxmin())
+        if deviance["keras"] > deviance[proper]:
+            # MAE rewards a median: on a proper score for counts the network is worse
+            return (
+                f"The Keras forecast has the lowest MAE ({1 - ratio:.0%} below {best}'s), but "
+                f"MAE rewards a median forecast, and on Poisson deviance, a proper score for "
+                f"counts, {proper} is better ({deviance[proper]:.2f} against "
+                f"{deviance['keras']:.2f}): no model is shown to be better, so prefer the "
+                f"simpler {proper}."
+            )
     if ratio <= bar:
         return (
             f"Use the Keras forecast: its backtest MAE is {1 - ratio:.0%} below the best "
@@ -177,13 +193,8 @@ def forecast_section(
     word = FREQUENCIES.get(cube.freq, "period")
     lines.append(
         f"Backtest of next-{word} severity (severity points per unit per {word}) over "
-        f"{len(backtest['origins'])} rolling origins (expanding window, fast configuration, "
-        "incomplete periods excluded); lower MAE is better. PAI@k is the share of next-period "
-        "severity in the top k% of the scored area chosen by the model, divided by k%. "
-        "Coverage 80% is the share of actual values inside the model's 80% interval (0.80 is "
-        "right; lower means the intervals are too narrow). The Keras forecast corrects the "
-        "best simple baseline on recent weeks and is a median (the typical value, which is what "
-        "a low MAE rewards); the baselines are means."
+        f"{len(backtest['origins'])} rolling origins (fast configuration; the scores are "
+        "explained under methods); lower MAE, RMSE and deviance are better, higher PAI is better."
     )
     lines.append("")
     lines.append("| model | MAE | RMSE | Poisson dev. | PAI@1% | PAI@5% | PAI@10% | coverage 80% |")
@@ -263,14 +274,14 @@ def forecast_section(
         f"Units with the highest forecast severity, of the {n_forecast:,} with a published "
         f"forecast: severity points in the {word} starting {period}, its 80% interval"
         + (
-            ", and the incidents that severity means at the unit's recent crime mix "
+            ", and the incidents that severity means at its division's recent crime mix "
             "(expected incidents in that "
             f"{word}: all, and violent / property / other)"
             if with_incidents
             else ""
         )
         + ". "
-        + severity_scale_sentence(backtest.get("points_per_incident"), freq=cube.freq)
+        + severity_scale_sentence(backtest.get("points_per_incident"), freq=cube.freq, scale=False)
     )
     lines.append("")
     extra = " expected incidents | violent / property / other |" if with_incidents else ""
@@ -336,10 +347,10 @@ def forecast_section(
             lines.append(f"| {division} | {len(group)} | {names} | {share:.0%} |")
         lines.append("")
     lines.append(
-        "Recommendation: direct prevention resources (street lighting, outreach, victim services, "
-        "problem-oriented projects) as well as patrol time to the ranked units, review the list "
-        "each period, and weigh it against where residents ask for help: forecasts built from "
-        "recorded crime follow where police already look."
+        "Recommendation: what to do at a place follows from its crime mix (the top places "
+        "table above), not from its rank; review the ranking each period and weigh it against "
+        "where residents ask for help (a forecast from recorded crime follows where police "
+        "already look: see the limitations)."
     )
     lines.append("")
     return lines
@@ -360,17 +371,11 @@ def top_rate_lines(
     top = ranking.table.head(k)
     word = FREQUENCIES.get(cube.freq, "period")
     lines = [
-        f"Top units by {rate.label[0].lower()}{rate.label[1:]}: the severity of incidents in "
-        f"the unit's completely recorded {word}s, divided by the number of those {word}s and by "
-        "its residents, then Empirical Bayes smoothed so that units with few residents do not "
-        f"top the list by chance. {undefined:,} of {len(units):,} units have no residents (or "
-        f"no complete period) and no rate; {few:,} units with fewer than "
-        f"{RANKING_MIN_RESIDENTS} residents (they keep their rate on the map) and suppressed "
-        f"units (fewer than {k_anonymity} incidents) are left out of this ranking. This is the "
-        "rate the "
-        "maps, figures and GIS "
-        "layers show. Residents are not the people exposed: places with many visitors and few "
-        "residents (the airport, downtown, parks) rank high on any residential rate.",
+        f"Top units by {rate.label[0].lower()}{rate.label[1:]} over the window (the rate per "
+        f"resident under methods; residents are not the people exposed). {undefined:,} of "
+        f"{len(units):,} units have no residents and no rate; {few:,} units with fewer than "
+        f"{RANKING_MIN_RESIDENTS} residents and the suppressed units (fewer than {k_anonymity} "
+        "incidents) are left out of this ranking.",
         "",
         f"| {'place' if labels is not None else 'unit'} |"
         f"{' division |' if divisions is not None and labels is None else ''} residents | "
@@ -484,8 +489,7 @@ def statistics_section(
             gi = gi[~hidden_mask(suppressed, gi["unit_id"])]
         top = gi.sort_values("gi_z", ascending=False).head(10)
         lines.append(
-            "Top units by Gi* z-score (suppressed units left out; z to one decimal, as "
-            "exact z-scores of many units could be solved for suppressed values):"
+            "Top units by Gi* z-score over the window (published units; z to one decimal):"
         )
         lines.append("")
         if labels is not None:
@@ -514,9 +518,15 @@ def study_area_words(areas: list[int], *, chosen_by_data: bool) -> str:
     )
 
 
-def study_header(study: Any, n_incidents: int, where: str) -> list[str]:
-    """The opening lines of a study's section: its rows, area, dates, periods and measure."""
-    dates = f", {study.start} to {study.end}" if study.start or study.end else ""
+def study_header(study: Any, n_incidents: int, where: str, k_anonymity: int = 3) -> list[str]:
+    """The opening lines of a study's section: its rows (``fewer than k`` below the threshold,
+    as every public count), area, dates, periods and measure."""
+    last = str((pd.Timestamp(study.end) - pd.Timedelta(days=1)).date()) if study.end else "the end"
+    dates = (
+        f", occurrence days {study.start or 'from the start'} to {last}"
+        if study.start or study.end
+        else ""
+    )
     lines = [
         f"## Study {md_code(study.name)}",
         "",
@@ -539,8 +549,7 @@ def _window_sentence(unit_summary: dict, word: str) -> str:
     span = f" ({window['first']} to {window['last']})" if "first" in window else ""
     return (
         f"The analysis window is those {n} {word}s{span}: every statistic, ranking, share, rate, "
-        f"map and figure of this unit set uses it; only the forecasts read each unit's own "
-        f"completely recorded history."
+        "map and figure below uses it (the forecasts alone read each unit's own history)."
     )
 
 

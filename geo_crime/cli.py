@@ -775,10 +775,11 @@ def map_command(
         str,
         typer.Option(
             "--tiles",
-            help="Web tiles under the vector base map: none (default), carto (needs "
-            "GEO_CRIME_CARTO_KEY) or osm.",
+            help="Web tiles under the vector base map: osm (default; the vector base map "
+            "when offline), carto (needs GEO_CRIME_CARTO_KEY) or none (no request leaves the "
+            "page).",
         ),
-    ] = "none",
+    ] = "osm",
     stats: Annotated[
         str, typer.Option("--stats", help="Layers to compute: any of gi,lisa,emerging.")
     ] = "gi,lisa,emerging",
@@ -892,7 +893,8 @@ def run(
         typer.Option(
             "--tiles",
             metavar="none|carto|osm",
-            help="Web tiles under the maps' vector base map (default none: no internet needed).",
+            help="Web tiles under the maps' vector base map (default osm, with the vector base "
+            "map when offline; none: no request leaves the maps).",
         ),
     ] = None,
     quiet: Annotated[

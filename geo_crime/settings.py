@@ -140,8 +140,10 @@ class RunSettings:
     offline_map
         Inline Leaflet and all assets into the HTML maps.
     map_tiles
-        Web tiles under the maps' vector base map: ``"none"`` (the default: the maps need no
-        internet), ``"carto"`` or ``"osm"``.
+        Web tiles under the maps' vector base map: ``"osm"`` (the default: OpenStreetMap street
+        tiles when the page is online; offline, or when the tile server fails, the map falls
+        back to its vector base map), ``"carto"`` or ``"none"`` (a page that requests nothing
+        from any server: no tiles, and no viewer's address sent to a tile server).
     cache
         Reuse the content-keyed cache of cleaned incidents (``--no-cache`` turns it off).
     min_date
@@ -164,7 +166,7 @@ class RunSettings:
     seed: int = 0
     k_anonymity: int = 3
     offline_map: bool = True
-    map_tiles: str = "none"
+    map_tiles: str = "osm"
     cache: bool = True
     min_date: str = "2010-01-01"
     count: str = "incidents"
@@ -301,7 +303,8 @@ def _is_forecaster_name(value: object) -> bool:
 
 _MEASURES = ("severity", "count", "harm", "rate")
 
-#: Web tiles a run's maps can carry under the vector base map (``none``: no tiles, no internet).
+#: Web tiles a run's maps can carry under the vector base map (``none``: no tiles, no internet;
+#: ``osm``, the default, falls back to the vector base map when the tiles do not load).
 MAP_TILES = ("none", "carto", "osm")
 
 #: (test, expected type in words) of every setting; the words go into the error message (a

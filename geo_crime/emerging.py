@@ -89,6 +89,7 @@ from geo_crime.weights import SpatialWeights, build_weights, validate_units
 __all__ = [
     "CATEGORIES",
     "CATEGORY_COLOURS",
+    "CATEGORY_STYLES",
     "MIN_PERIODS",
     "EmergingHotSpots",
     "MannKendall",
@@ -118,26 +119,30 @@ CATEGORIES: dict[int, str] = {
 }
 """Category code (1..17) -> label."""
 
-CATEGORY_COLOURS: dict[int, str] = {
-    1: "#7f0000",
-    2: "#b30000",
-    3: "#d7301f",
-    4: "#ef6548",
-    5: "#fc8d59",
-    6: "#fdbb84",
-    7: "#fdd49e",
-    8: "#fee8c8",
-    9: "#f0f0f0",
-    10: "#08306b",
-    11: "#08519c",
-    12: "#2171b5",
-    13: "#4292c6",
-    14: "#6baed6",
-    15: "#9ecae1",
-    16: "#c6dbef",
-    17: "#deebf7",
+_HOT = ("#fdae61", "#f46d43", "#a50026", "#d73027")  # light orange, orange, dark red, red
+_COLD = ("#abd9e9", "#74add1", "#313695", "#4575b4")  # light blue ... dark blue, blue
+
+#: Kind (code 1..8: New, Consecutive, Intensifying, Persistent, Diminishing, Sporadic,
+#: Oscillating, Historical) -> (shade, hatched). The fading or intermittent kinds take the shade
+#: of their counterpart (Diminishing: Intensifying, Sporadic: Consecutive, Oscillating: New,
+#: Historical: Persistent), hatched.
+_KINDS = {1: (0, False), 2: (1, False), 3: (2, False), 4: (3, False)}
+_KINDS |= {5: (2, True), 6: (1, True), 7: (0, True), 8: (3, True)}
+
+CATEGORY_STYLES: dict[int, tuple[str, bool]] = {
+    **{code: (_HOT[shade], hatched) for code, (shade, hatched) in _KINDS.items()},
+    9: ("#f0f0f0", False),  # No Pattern Detected
+    **{code + 9: (_COLD[shade], hatched) for code, (shade, hatched) in _KINDS.items()},
 }
-"""A colour per category code: reds for hot, grey for no pattern, blues for cold."""
+"""Category code -> (fill colour, hatched): the one palette of maps and figures.
+
+Hot spots in reds and oranges, cold spots in blues. The eight kinds of each side share four
+colours: the growing or current kinds (New, Consecutive, Intensifying, Persistent) are solid,
+the fading or intermittent ones (Diminishing, Sporadic, Oscillating, Historical) hatched in the
+colour of their counterpart, so no two categories look alike."""
+
+CATEGORY_COLOURS: dict[int, str] = {code: colour for code, (colour, _) in CATEGORY_STYLES.items()}
+"""The fill colour per category code (:data:`CATEGORY_STYLES` without the hatching)."""
 
 GlobalWindow = Literal["cube", "neighborhood", "individual"]
 _NO_PATTERN = 9

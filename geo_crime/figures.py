@@ -114,6 +114,10 @@ def _map_axes(ax: Any, title: str, outlines: gpd.GeoDataFrame | None, bounds: An
     ax.set_aspect(1.0 / np.cos(np.radians(mid_lat)))
 
 
+#: Ink of the hatching that tells categories of one colour apart.
+_HATCH_INK = "#ffffff"
+
+
 def _categorical_map(
     table: gpd.GeoDataFrame,
     codes: np.ndarray,
@@ -126,7 +130,10 @@ def _categorical_map(
     legend_title: str,
     outlines: gpd.GeoDataFrame | None,
     dpi: int,
+    hatched: Sequence[int] = (),
 ) -> Path:
+    """A map of category codes, legend beside it; the codes in ``hatched`` are drawn hatched
+    over their colour (so categories that share a colour stay apart)."""
     fig, ax = _new_figure()
     hidden = (
         table["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
@@ -140,10 +147,20 @@ def _categorical_map(
         table[hidden].plot(
             ax=ax, color=SUPPRESSED_COLOUR, edgecolor="#8c8c8c", linewidth=0.15, hatch="///"
         )
+    striped = np.isin(codes, list(hatched)) if len(hatched) else np.zeros(len(codes), bool)
+    if striped.any():
+        table[striped].plot(
+            ax=ax, facecolor="none", edgecolor=_HATCH_INK, linewidth=0.0, hatch="////"
+        )
     _map_axes(ax, title, outlines, table.total_bounds)
     present = {int(c) for c in codes if pd.notna(c)}
     handles = [
-        Patch(facecolor=colours[c], edgecolor="#6f6f6f", label=labels[c])
+        Patch(
+            facecolor=colours[c],
+            edgecolor=_HATCH_INK if c in hatched else "#6f6f6f",
+            hatch="////" if c in hatched else None,
+            label=labels[c],
+        )
         for c in order
         if c in present
     ]

@@ -43,7 +43,7 @@ from matplotlib.ticker import FixedLocator, StrMethodFormatter
 
 from geo_crime import figures as _figures
 from geo_crime.coverage import _PERIOD_CODES, CoverageResult, check_coverage
-from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS
+from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS, CATEGORY_STYLES
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.privacy import hidden_mask
 from geo_crime.tallies import StudyTally
@@ -709,9 +709,11 @@ def emerging_hotspot_figure(
         sorted(CATEGORIES),
         path,
         title=textwrap.fill(title, 70),
-        legend_title="Emerging hot spot category",
+        legend_title="Emerging hot spot category"
+        + (f" ({len(periods)} periods)" if periods is not None and len(periods) else ""),
         outlines=outlines,
         dpi=dpi,
+        hatched=[code for code, (_, hatch) in CATEGORY_STYLES.items() if hatch],
     )
 
 

@@ -20,7 +20,7 @@ from shapely.geometry import Polygon
 
 import geo_crime.figures as figures
 from geo_crime.coverage import check_coverage
-from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS, emerging_hotspots
+from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS, CATEGORY_STYLES, emerging_hotspots
 from geo_crime.errors import DataError
 from geo_crime.ingest import load_incidents
 from geo_crime.maps import NO_DATA_COLOUR, SUPPRESSED_COLOUR
@@ -271,6 +271,21 @@ def test_emerging_figure_hides_suppressed_units(westla_emerging, tmp_path, drawn
     ]
     assert "Consecutive Hot Spot" not in labels
     assert "16 periods" in ax.get_title()
+    assert ax.get_legend().get_title().get_text() == "Emerging hot spot category (16 periods)"
+    # the fading kinds share their counterpart's colour, hatched: no two categories look alike
+    hatched = {CATEGORY_STYLES[int(k)][1] for k in codes[~mask]}
+    legend = {
+        t.get_text(): p
+        for t, p in zip(ax.get_legend().get_texts(), ax.get_legend().get_patches(), strict=True)
+    }
+    styles = {(to_hex(p.get_facecolor()), bool(p.get_hatch())) for p in legend.values()}
+    assert len(styles) == len(legend)  # every entry distinct by colour or hatching
+    for label, patch in legend.items():
+        if label != "suppressed":
+            code = next(c for c, name in CATEGORIES.items() if name == label)
+            assert bool(patch.get_hatch()) == CATEGORY_STYLES[code][1]
+    if True in hatched:  # the hatched units are drawn hatched over their fill
+        assert any(c.get_hatch() == "////" for c in ax.collections)
     _assert_nothing_covers_data(fig)
     # the public table (categories blanked, a suppressed column) draws the same map
     public = public_tables({"emerging": table}, hidden)["emerging"]

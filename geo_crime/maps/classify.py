@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
+from geo_crime.emerging import CATEGORY_STYLES
 from geo_crime.errors import ConfigError
 
 GI_COLOURS: dict[int, str] = {
@@ -46,27 +47,9 @@ LISA_COLOURS: dict[int, str] = {
 }
 """GeoDa LISA colours per cluster code: High-High, Low-High, Low-Low, High-Low, not sig."""
 
-_HOT = ("#fdae61", "#f46d43", "#a50026", "#d73027")  # light orange, orange, dark red, red
-_COLD = ("#abd9e9", "#74add1", "#313695", "#4575b4")  # light blue ... dark blue, blue
-
-#: Kind (code 1..8: New, Consecutive, Intensifying, Persistent, Diminishing, Sporadic,
-#: Oscillating, Historical) -> (shade, hatched). The fading or intermittent kinds take the shade
-#: of their counterpart (Diminishing: Intensifying, Sporadic: Consecutive, Oscillating: New,
-#: Historical: Persistent), hatched.
-_KINDS = {1: (0, False), 2: (1, False), 3: (2, False), 4: (3, False)}
-_KINDS |= {5: (2, True), 6: (1, True), 7: (0, True), 8: (3, True)}
-
-EMERGING_STYLES: dict[int, tuple[str, bool]] = {
-    **{code: (_HOT[shade], hatched) for code, (shade, hatched) in _KINDS.items()},
-    9: ("#f0f0f0", False),  # No Pattern Detected
-    **{code + 9: (_COLD[shade], hatched) for code, (shade, hatched) in _KINDS.items()},
-}
-"""Emerging hot spot category code -> (fill colour, hatched).
-
-Hot spots in reds and oranges, cold spots in blues. The eight kinds of each side share four
-colours: the growing or current kinds (New, Consecutive, Intensifying, Persistent) are solid,
-the fading or intermittent ones (Diminishing, Sporadic, Oscillating, Historical) hatched in the
-colour of their counterpart, so no two categories look alike."""
+EMERGING_STYLES: dict[int, tuple[str, bool]] = CATEGORY_STYLES
+"""Emerging hot spot category code -> (fill colour, hatched): the palette of
+:data:`geo_crime.emerging.CATEGORY_STYLES`, shared with the static figures."""
 
 NOT_FORECAST_STYLE: tuple[str, bool] = ("#9e9e9e", True)
 """Fill of units not forecast (hatched grey): distinct from a forecast of zero and from

@@ -232,3 +232,35 @@ def test_the_briefing_names_the_strongest_gi_hot_spots_and_never_a_suppressed_on
     )
     assert f"**Where.** {len(hot) - 1:,} units (h3:8) are Getis-Ord Gi* hot spots" in text
     assert expected[0] in text and labels[strongest] not in text
+
+
+def test_the_top_decile_share_of_the_key_findings_recomputed_from_the_rows(city_h38):
+    """"The N units with the most recorded severity (10% of the units) hold X% of it", over the
+    window, from the rows indexed to H3 by the h3 library (suppressed units: fewer than 3
+    incidents in the window, never ranked, still in the total)."""
+    from geo_crime.privacy import cube_disclosure
+
+    units, cube = city_h38
+    window = cube.complete_periods()
+    _, suppressed = cube_disclosure(window, 3)
+    findings = city_findings(
+        cube=window,
+        labels=pd.Series(dtype=str),
+        suppressed=suppressed,
+    )
+    rows, _ = load_incidents(crime_file(REDUCED_DIR), cache=False)
+    week = rows["occurred_at"].dt.to_period("W-SUN").dt.start_time
+    inside = rows[week.isin(window.periods) & rows["spatial_valid"].astype(bool)]
+    cells = [h3.latlng_to_cell(a, b, 8) for a, b in zip(inside["lat"], inside["lon"], strict=True)]
+    inside = inside.assign(cell=cells)
+    inside = inside[inside["cell"].isin(set(units["unit_id"]))]
+    severity = inside.groupby("cell")["severity"].sum()
+    counts = inside.groupby("cell").size()
+    ranked = severity[counts.reindex(severity.index) >= 3].sort_values(ascending=False)
+    decile = int(np.ceil(0.1 * len(units)))
+    share = ranked.head(decile).sum() / severity.sum()
+    assert findings["top_decile_units"] == decile
+    assert findings["top_decile_share"] == pytest.approx(share, rel=1e-12)
+    text = "\n".join(key_findings_lines([findings]))
+    assert f"the {decile:,} units with the most recorded severity (10% of the units) hold " in text
+    assert f"hold {share:.0%} of it" in text

@@ -432,10 +432,16 @@ def statistics_section(
     for stat, value in unit_summary["statistics"].items():
         if "not_computed" in value:
             lines.append(f"- {names.get(stat, stat)}: not computed ({value['not_computed']}).")
+    window = unit_summary.get("window") or {}
+    over = (
+        f" over the {window['periods']}-{word} window"
+        if window.get("periods")
+        else " over the window"
+    )
     if "moran" in stats:
         m = stats["moran"]
         lines.append(
-            f"- Global Moran's I = {m['I']:.3f} (z = {m['z_norm']:.1f}, permutation p = "
+            f"- Global Moran's I{over} = {m['I']:.3f} (z = {m['z_norm']:.1f}, permutation p = "
             f"{m['p_sim']:.3f}): harm {'clusters' if m['I'] > 0 else 'disperses'} in space."
         )
     if "gi" in stats:
@@ -443,7 +449,7 @@ def statistics_section(
         hot = sum(v for k, v in bins.items() if k.startswith("Hot"))
         cold = sum(v for k, v in bins.items() if k.startswith("Cold"))
         lines.append(
-            f"- Getis-Ord Gi*: {hot} hot-spot units and {cold} cold-spot units at 90% "
+            f"- Getis-Ord Gi*{over}: {hot} hot-spot units and {cold} cold-spot units at 90% "
             "confidence or more."
             + (
                 " No cold spot does not mean no quiet area: where most units record "
@@ -455,7 +461,9 @@ def statistics_section(
         )
     if "lisa" in stats:
         clusters = stats["lisa"]["clusters"]
-        lines.append("- LISA clusters: " + ", ".join(f"{k} {v}" for k, v in clusters.items()))
+        lines.append(
+            f"- LISA clusters{over}: " + ", ".join(f"{k} {v}" for k, v in clusters.items())
+        )
     if "emerging" in stats:
         e = stats["emerging"]
         cats = ", ".join(f"{k} {v}" for k, v in e["categories"].items())

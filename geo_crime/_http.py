@@ -6,9 +6,13 @@ Used by :mod:`geo_crime.fetch` (the paged crime data set) and :mod:`geo_crime.un
 * :class:`Retrier` runs GET requests through a :mod:`urllib` opener and retries connection
   errors, time-outs, truncated or unusable bodies (:class:`BadBodyError`) and HTTP 429 / 5xx,
   with exponential backoff (optional jitter from a seeded generator) or the delay the server asks
-  for in ``Retry-After`` (at most ten minutes). Any other HTTP status stops at once; both end in
-  one :class:`~geo_crime.errors.FetchError` naming the URL and the fault.
-  Retries are logged as warnings on the ``geo_crime.fetch`` logger, which the command line shows.
+  for in ``Retry-After``. A ``Retry-After`` longer than the cap (``max_retry_after``, two minutes
+  by default) is not waited for: the request fails at once, saying so. Any other HTTP status
+  stops at once; both end in one :class:`~geo_crime.errors.FetchError` naming the URL and the
+  fault. Retries are logged as warnings on the ``geo_crime.fetch`` logger, which the command line
+  shows. Every attempt is held to the bounds of :mod:`geo_crime.http_bounds`: no redirect to
+  another origin, a deadline for the whole answer (``timeout``), a cap on the decoded body
+  (``max_body_bytes``); the body reaches the caller whole and decoded, as an :class:`Answer`.
 * :func:`get_bytes` is one small response with those retries.
 * :func:`sha256_file` is the checksum of a downloaded file.
 * :class:`ChecksumLock` keeps the SHA-256 of each file's first download in a JSON lock file
@@ -18,7 +22,6 @@ Used by :mod:`geo_crime.fetch` (the paged crime data set) and :mod:`geo_crime.un
 from __future__ import annotations
 
 import email.utils
-import gzip
 import hashlib
 import http.client
 import json
@@ -32,17 +35,29 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from pathlib import Path
 from typing import Any, TypeVar
 
 from geo_crime.errors import ConfigError, DataError, FetchError
+from geo_crime.http_bounds import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_TIMEOUT,
+    IDLE_TIMEOUT,
+    Deadline,
+    DeadlineError,
+    bounded_opener,
+    decode,
+    read_body,
+)
 from geo_crime.io_utils import atomic_write_text
-
-#: A ``Retry-After`` longer than this (seconds) is shortened to it.
-_MAX_RETRY_AFTER = 600.0
 
 #: Characters of a server's answer quoted in an error message at most.
 SNIPPET = 300
+
+#: Bytes of an HTTP error's body decoded at most (for its message).
+_DETAIL_BYTES = 1 << 16
 
 #: Name of the file (in a download folder) where first-download checksums are recorded.
 LOCK_FILE = "manifest.lock.json"
@@ -73,11 +88,25 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer: where from, its status and headers, and its body, decoded."""
+
+    url: str
+    status: int
+    headers: Message
+    data: bytes
+
+
 @dataclass
 class Retrier:
     """Runs requests with retries and counts them; one per public call.
 
-    ``auth_hint`` is added to the message of an HTTP 401 or 403 answer (what to check).
+    ``timeout`` is the deadline of each attempt, whole body included (no single wait is longer
+    than ``idle_timeout`` either); ``max_body_bytes`` caps the decoded body; a ``Retry-After``
+    above ``max_retry_after`` fails the request instead of being waited for. ``auth_hint`` is
+    added to the message of an HTTP 401 or 403 answer (what to check). ``opener`` must have the
+    handlers of :func:`~geo_crime.http_bounds.bounded_opener` (:func:`make_retrier` adds them).
     """
 
     max_retries: int
@@ -89,13 +118,16 @@ class Retrier:
     opener: urllib.request.OpenerDirector
     rng: random.Random = field(default_factory=random.Random)
     auth_hint: str = ""
+    idle_timeout: float = IDLE_TIMEOUT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     requests: int = 0
     retries: int = 0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before retry number ``attempt + 1``."""
         if retry_after is not None:
-            return min(retry_after, _MAX_RETRY_AFTER)
+            return retry_after
         base = min(self.backoff * 2.0**attempt, self.max_backoff)
         if self.jitter:
             base *= 1.0 + self.jitter * self.rng.random()
@@ -105,24 +137,29 @@ class Retrier:
         self,
         url: str,
         headers: Mapping[str, str],
-        consume: Callable[[http.client.HTTPResponse], T],
+        consume: Callable[[Answer], T],
     ) -> T:
-        """GET ``url`` and hand the response to ``consume``, retrying transient failures.
+        """GET ``url`` and hand the whole answer to ``consume``, retrying transient failures.
 
-        ``consume`` runs inside the attempt: an error while it reads the body (reset, time-out,
-        truncation, :class:`BadBodyError`) is retried like a failed request. A
-        :class:`~geo_crime.errors.FetchError` it raises is not.
+        The body is read within the bounds (deadline, size cap) before ``consume`` sees it; an
+        error while it is read (reset, time-out, truncation) or a :class:`BadBodyError` raised by
+        ``consume`` is retried like a failed request. A :class:`~geo_crime.errors.FetchError` is
+        not (a refused redirect, a body over the cap, one raised by ``consume``).
         """
         last = "no attempt made"
+        longest_wait = min(self.idle_timeout, self.timeout)
         for attempt in range(self.max_retries + 1):
             retry_after = None
             self.requests += 1
             if attempt:
                 self.retries += 1
             request = urllib.request.Request(url, headers=dict(headers))
+            request.deadline = Deadline.after(self.timeout)
             try:
-                with self.opener.open(request, timeout=self.timeout) as response:
-                    return consume(response)
+                with self.opener.open(request, timeout=longest_wait) as response:
+                    data = read_body(response, limit=self.max_body_bytes, url=url)
+                    answer = Answer(url, response.status, response.headers, data)
+                return consume(answer)
             except urllib.error.HTTPError as exc:
                 status = exc.code
                 detail = _error_detail(exc)
@@ -133,10 +170,16 @@ class Retrier:
                     ) from None
                 retry_after = parse_retry_after(exc.headers.get("Retry-After"))
                 last = f"HTTP {status} {exc.reason}{detail}"
+                if retry_after is not None and retry_after > self.max_retry_after:
+                    raise FetchError(
+                        f"{url}: {last}; the server asks to wait {retry_after:,.0f} s before "
+                        f"trying again (Retry-After), more than the {self.max_retry_after:g} s "
+                        "cap: not waiting and not retrying. Try again later"
+                    ) from None
             except FetchError:
                 raise
             except _RETRYABLE as exc:
-                last = _describe(exc, self.timeout)
+                last = _describe(exc, longest_wait)
             if attempt < self.max_retries:
                 wait = self.delay(attempt, retry_after)
                 _log.warning(
@@ -164,17 +207,23 @@ def make_retrier(
     sleep: Callable[[float], None],
     opener: urllib.request.OpenerDirector | None,
     auth_hint: str = "",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
 ) -> Retrier:
     """A :class:`Retrier` after checking its options (:class:`ConfigError` when one is invalid).
 
-    ``opener=None`` is urllib's default opener, which honours the proxy environment variables.
+    ``opener=None`` is urllib's default opener, which honours the proxy environment variables;
+    the redirect and deadline handlers of :func:`~geo_crime.http_bounds.bounded_opener` are
+    added to it (or to the opener given).
     """
     if max_retries < 0:
         raise ConfigError(f"max_retries must be 0 or more, not {max_retries}")
-    if backoff < 0 or max_backoff < 0 or jitter < 0:
-        raise ConfigError("backoff, max_backoff and jitter must not be negative")
+    if backoff < 0 or max_backoff < 0 or jitter < 0 or max_retry_after < 0:
+        raise ConfigError("backoff, max_backoff, jitter and max_retry_after must not be negative")
     if timeout <= 0:
         raise ConfigError(f"timeout must be positive, not {timeout}")
+    if max_body_bytes < 1:
+        raise ConfigError(f"the body size cap must be at least 1 byte, not {max_body_bytes}")
     return Retrier(
         max_retries=max_retries,
         backoff=backoff,
@@ -182,9 +231,11 @@ def make_retrier(
         jitter=jitter,
         timeout=timeout,
         sleep=sleep,
-        opener=opener or urllib.request.build_opener(),
+        opener=bounded_opener(opener),
         rng=random.Random(seed),
         auth_hint=auth_hint,
+        max_body_bytes=max_body_bytes,
+        max_retry_after=max_retry_after,
     )
 
 
@@ -216,11 +267,10 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
         exc.close()
     if not body:
         return ""
-    if exc.headers.get("Content-Encoding", "").lower() == "gzip":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error):
-            return ""
+    try:
+        body = decode(body, exc.headers, limit=_DETAIL_BYTES, url=exc.geturl())
+    except (FetchError, zlib.error):
+        return ""
     text = body.decode("utf-8", errors="replace").strip()
     try:
         doc = json.loads(text)
@@ -236,14 +286,20 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
     return f": {text[:SNIPPET]}" if text else ""
 
 
-def _describe(exc: BaseException, timeout: float) -> str:
-    """What went wrong in a failed attempt, in a few words."""
+def _describe(exc: BaseException, wait: float) -> str:
+    """What went wrong in a failed attempt, in a few words (``wait``: the longest single wait)."""
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, str):
         exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, DeadlineError):
+        return str(exc)
     if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g} s (time-out)"
+        return f"no answer within {wait:g} s (time-out)"
     if isinstance(exc, http.client.IncompleteRead):
-        return f"body cut short after {len(exc.partial)} bytes"
+        return (
+            f"body cut short after {len(exc.partial)} bytes"
+            if exc.partial
+            else f"body cut short ({exc.expected:,} bytes missing)"
+        )
     if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
         return "connection closed or reset by the server"
     if isinstance(exc, BadBodyError):
@@ -258,32 +314,37 @@ def _describe(exc: BaseException, timeout: float) -> str:
 def get_bytes(
     url: str,
     *,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT,
     max_retries: int = 5,
     backoff: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
     headers: Mapping[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> bytes:
-    """GET ``url`` and return the body, with the same retries and backoff as the downloads.
+    """GET ``url`` and return the body, with the same retries, backoff and bounds as the downloads.
 
     Parameters
     ----------
     url
         What to fetch.
     timeout, max_retries, backoff, sleep
-        As in :func:`geo_crime.fetch.fetch_incidents`.
+        As in :func:`geo_crime.fetch.fetch_incidents` (``timeout``: seconds for the whole
+        answer).
     headers
         Extra request headers.
+    max_bytes
+        Cap of the decoded body, in bytes.
 
     Returns
     -------
     bytes
-        The response body.
+        The response body, decoded.
 
     Raises
     ------
     FetchError
-        A permanent HTTP error, or every attempt failed.
+        A permanent HTTP error, a redirect to another origin, a body over ``max_bytes``, or
+        every attempt failed.
     """
     retrier = make_retrier(
         max_retries=max_retries,
@@ -294,9 +355,10 @@ def get_bytes(
         timeout=timeout,
         sleep=sleep,
         opener=None,
+        max_body_bytes=max_bytes,
     )
     request_headers = {"User-Agent": "geo_crime", **dict(headers or {})}
-    return retrier.call(url, request_headers, lambda response: response.read())
+    return retrier.call(url, request_headers, lambda answer: answer.data)
 
 
 # --- checksums ------------------------------------------------------------------------------------

@@ -1017,6 +1017,18 @@ def fetch(
             help="Where boundary layers go (default: the cache).",
         ),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            min=0.001,
+            help=(
+                "Seconds one request may take in all, body included (a server sending a byte "
+                "now and then cannot hold it longer); past it the request is retried."
+            ),
+        ),
+    ] = 300.0,
 ) -> None:
     """Download the LAPD crime data (or the official boundaries) from the city's open data.
 
@@ -1056,7 +1068,7 @@ def fetch(
         from geo_crime.units import fetch_boundary, load_manifest
 
         for name in load_manifest()["layers"]:
-            path = fetch_boundary(name, cache_dir=boundaries_dir)
+            path = fetch_boundary(name, cache_dir=boundaries_dir, timeout=timeout)
             typer.echo(f"{name}: {path}")
         return
 
@@ -1075,7 +1087,7 @@ def fetch(
 
     from geo_crime.io_utils import check_output_path
 
-    options = {"page_size": page_size, "where": where, "resume": resume}
+    options = {"page_size": page_size, "where": where, "resume": resume, "timeout": timeout}
     if dataset.strip().lower() == fetch_mod.ALL_DATASETS:
         if out is not None:
             check_output_path(out, folder=True)

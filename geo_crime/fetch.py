@@ -79,7 +79,12 @@ How the download survives a bad network and an interrupted run:
 Requests and retries go through :mod:`geo_crime._http`, the package's one HTTP layer (the
 official boundary layers of :func:`geo_crime.units.fetch_boundary` are downloaded through it
 too); :func:`get_bytes` (one small response, with the same retries) and :func:`sha256_file` are
-re-exported from it.
+re-exported from it. Every request is held to the bounds of :mod:`geo_crime.http_bounds`: a
+redirect to another origin is refused (the app token is sent to the server of ``base_url``
+only), the whole answer must arrive within ``timeout``, a page may inflate to
+``max_page_bytes`` at most, and a ``Retry-After`` over ``max_retry_after`` fails the request
+instead of being waited for. The SODA side of a request (headers, SoQL, records, the count
+query) is :mod:`geo_crime.soda`.
 
 Only the standard library talks to the network (:mod:`urllib`); :mod:`rich` draws the progress
 bar, which is shown only on a terminal. An app token for the Socrata API (higher rate limits) is
@@ -94,16 +99,13 @@ apart, each half would need the other's private invariants.
 from __future__ import annotations
 
 import gzip
-import http.client
 import itertools
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -112,11 +114,20 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from geo_crime import __version__
-from geo_crime._http import SNIPPET, BadBodyError, Retrier, get_bytes, make_retrier, sha256_file
+from geo_crime._http import Answer, BadBodyError, Retrier, get_bytes, make_retrier, sha256_file
 from geo_crime.errors import ConfigError, FetchError, GeoCrimeError
 from geo_crime.fetch_spans import MonthCounts, record_months
+from geo_crime.http_bounds import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RETRY_AFTER, DEFAULT_TIMEOUT
 from geo_crime.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+from geo_crime.soda import (
+    TOKEN_ENV,
+    json_records,
+    page_where,
+    parse_records,
+    request_headers,
+    server_count,
+    soql_url,
+)
 
 __all__ = [
     "ALL_DATASETS",
@@ -206,9 +217,6 @@ DATASET_ID = DATASETS["legacy"].socrata_id
 #: The SODA endpoint of :data:`DATASET_ID` on the city's open-data portal.
 DEFAULT_URL = DATASETS["legacy"].url
 
-#: Environment variable holding an optional Socrata app token (sent as ``X-App-Token``).
-TOKEN_ENV = "GEO_CRIME_SOCRATA_TOKEN"
-
 #: The unique record number of the ``legacy`` data set: its pages are ordered, resumed and
 #: de-duplicated on it (``DATASETS[name].id_field`` for any data set).
 ID_FIELD = DATASETS["legacy"].id_field
@@ -286,61 +294,6 @@ class FetchResult:
     refetches: int = 0
     dataset: str = "legacy"
     months: MonthCounts | None = None
-
-
-# --- requests -------------------------------------------------------------------------------------
-
-
-def _headers(app_token: str | None, accept: str) -> dict[str, str]:
-    headers = {
-        "Accept": accept,
-        "Accept-Encoding": "gzip",
-        "User-Agent": f"geo-crime/{__version__} (Python urllib)",
-    }
-    token = app_token if app_token is not None else os.environ.get(TOKEN_ENV)
-    if token:
-        headers["X-App-Token"] = token
-    return headers
-
-
-def _is_gzip_response(response: http.client.HTTPResponse) -> bool:
-    return response.headers.get("Content-Encoding", "").lower() == "gzip"
-
-
-def _read_json_records(response: http.client.HTTPResponse) -> tuple[bytes, list[dict]]:
-    """The whole body (decompressed) and its records; bad content raises :class:`BadBodyError`.
-
-    An HTML page (by its ``Content-Type`` or its first character) is bad content even with
-    status 200: portals and proxies answer so while the API is down.
-    """
-    data = response.read()
-    if _is_gzip_response(response):
-        data = gzip.decompress(data)
-    content_type = response.headers.get("Content-Type", "")
-    if "html" in content_type.lower() or data.lstrip()[:1] == b"<":
-        raise BadBodyError(
-            f"HTTP {response.status} with an HTML page instead of JSON "
-            f"(Content-Type: {content_type or 'none'}): {_html_summary(data)}"
-        )
-    return data, _parse_records(data)
-
-
-def _html_summary(data: bytes) -> str:
-    """The title of an HTML page, else its first words."""
-    text = data[:4096].decode("utf-8", errors="replace")
-    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-    text = title.group(1) if title else re.sub(r"<[^>]*>", " ", text)
-    return " ".join(text.split())[:100] or "(no text)"
-
-
-def _parse_records(data: bytes) -> list[dict]:
-    try:
-        records = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadBodyError(f"the body is not complete JSON ({exc})") from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise BadBodyError(f"expected a JSON array of records, got {type(records).__name__}")
-    return records
 
 
 # --- progress -------------------------------------------------------------------------------------
@@ -524,44 +477,6 @@ def partial_dir(dest: str | os.PathLike) -> Path:
     return dest.parent / f".{dest.name}.partial"
 
 
-def _soql_url(base_url: str, params: Mapping[str, Any]) -> str:
-    query = urllib.parse.urlencode(
-        {k: v for k, v in params.items() if v is not None}, safe="$:(),*'"
-    )
-    return f"{base_url}{'&' if '?' in base_url else '?'}{query}"
-
-
-def _soql_text(value: str) -> str:
-    """``value`` as a SoQL string literal (single quotes doubled)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _page_where(where: str | None, cursor: str | None, *, id_field: str) -> str | None:
-    """The ``$where`` of the page after ``cursor``: the caller's filter and ``<key> > cursor``."""
-    if cursor is None:
-        return where
-    after = f"{id_field} > {_soql_text(cursor)}"
-    return after if where is None else f"({where}) AND {after}"
-
-
-def _server_count(
-    retrier: Retrier, base_url: str, where: str | None, headers: Mapping[str, str]
-) -> int:
-    url = _soql_url(base_url, {"$select": "count(*)", "$where": where})
-    _, records = retrier.call(url, headers, _read_json_records)
-    try:
-        (record,) = records
-        (value,) = record.values()
-        count = int(value)
-    except (ValueError, TypeError):
-        raise FetchError(
-            f"{url}: unexpected answer to the count query: {json.dumps(records)[:SNIPPET]}"
-        ) from None
-    if count < 0:
-        raise FetchError(f"{url}: the server reported a negative row count ({count})")
-    return count
-
-
 def _record_ids(records: list[dict], where: str, *, id_field: str) -> list[str]:
     """The key (``id_field``) of each record; a record without a non-empty text one is an error."""
     ids = []
@@ -652,7 +567,7 @@ def _saved_page_ok(
     if not isinstance(meta, dict) or not path.is_file():
         return False
     try:
-        records = _parse_records(path.read_bytes())
+        records = parse_records(path.read_bytes())
         ids = _record_ids(records, str(path), id_field=id_field)
     except (OSError, BadBodyError, FetchError):
         return False
@@ -718,20 +633,20 @@ def _download_pass(
     index = trusted
     pending_duplicates = 0  # dropped since the last saved page (repeated pages included)
     while True:
-        url = _soql_url(
+        url = soql_url(
             base_url,
             {
-                "$where": _page_where(where, cursor, id_field=id_field),
+                "$where": page_where(where, cursor, id_field=id_field),
                 "$order": id_field,
                 "$limit": page_size,
             },
         )
 
         def consume(
-            response: http.client.HTTPResponse, url: str = url, cursor: str | None = cursor
+            answer: Answer, url: str = url, cursor: str | None = cursor
         ) -> tuple[int, list[dict], list[str]]:
             nonlocal pending_duplicates
-            _, records = _read_json_records(response)
+            records = json_records(answer)
             if len(records) > page_size:
                 raise FetchError(
                     f"{url}: the server sent {len(records)} rows for $limit={page_size}"
@@ -823,7 +738,9 @@ def fetch_incidents(
     max_backoff: float = 120.0,
     jitter: float = 0.1,
     seed: int | None = None,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_page_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     app_token: str | None = None,
     progress: bool = True,
     resume: bool = True,
@@ -875,9 +792,21 @@ def fetch_incidents(
     seed
         Seed of the jitter's random generator (``None``: unseeded).
     timeout
-        Socket time-out of each request, in seconds.
+        Seconds one request may take in all: connecting, redirects, headers and the whole body
+        (a server sending a byte now and then cannot hold it longer); no single wait for the
+        server is longer than a minute either. Past it the attempt fails as a time-out, and is
+        retried.
+    max_page_bytes
+        Cap of one answer's body once decoded (a gzip page inflated), in bytes: an answer
+        passing it fails at once, without retry (256 MiB by default; a 50,000-row page is about
+        25 MB).
+    max_retry_after
+        The longest ``Retry-After`` delay waited for, in seconds; a server asking for longer
+        fails the request at once, with a message saying so.
     app_token
         Socrata app token; the ``GEO_CRIME_SOCRATA_TOKEN`` environment variable when ``None``.
+        It is sent to the server of ``base_url`` only: a redirect to another origin (another
+        host, port or scheme) fails the download.
     progress
         Show a progress bar (only on a terminal).
     resume
@@ -899,11 +828,13 @@ def fetch_incidents(
     Raises
     ------
     FetchError
-        A request failed permanently (HTTP 4xx other than 429) or after all retries (an HTML page
-        or incomplete JSON in every answer, a page that only repeats rows already written), a
-        row has no key, the rows are not in key order, or the count check failed after
-        ``max_refetches`` new downloads. ``dest`` is not written. The saved pages are kept for
-        the next run, except after a failed count check, which makes them suspect.
+        A request failed permanently (HTTP 4xx other than 429, a redirect to another origin, an
+        answer over ``max_page_bytes``, a ``Retry-After`` over ``max_retry_after``) or after all
+        retries (an HTML page, incomplete JSON or no complete answer within ``timeout`` in every
+        attempt, a page that only repeats rows already written), a row has no key, the rows
+        are not in key order, or the count check failed after ``max_refetches`` new downloads.
+        ``dest`` is not written. The saved pages are kept for the next run, except after a
+        failed count check, which makes them suspect.
     ConfigError
         An option is invalid, or ``dataset`` is unknown.
 
@@ -935,15 +866,17 @@ def fetch_incidents(
         sleep=sleep,
         opener=opener,
         auth_hint=_AUTH_HINT,
+        max_body_bytes=max_page_bytes,
+        max_retry_after=max_retry_after,
     )
-    headers = _headers(app_token, "application/json")
+    headers = request_headers(app_token, "application/json")
     identity = {"base_url": base_url, "where": where, "page_size": page_size, "order": id_field}
 
     downloaded = reused = short_pages = refetches = 0
     with _progress_bar(progress) as bar:
         task = bar.add_task(chosen.title, total=None)
         while True:
-            expected = _server_count(retrier, base_url, where, headers) if count else None
+            expected = server_count(retrier, base_url, where, headers) if count else None
             bar.reset(task, total=expected)
             state = _open_state(folder, identity, expected, resume=resume and not refetches)
             run = _download_pass(
@@ -964,7 +897,7 @@ def fetch_incidents(
             short_pages += run.short_pages
             if expected is None:
                 break
-            after = _server_count(retrier, base_url, where, headers)
+            after = server_count(retrier, base_url, where, headers)
             problem = _count_problem(expected, after, run.rows, run.duplicates, id_field=id_field)
             if problem is None:
                 break
@@ -1109,7 +1042,7 @@ def _assemble(folder: Path, pages: list[dict], dest: Path, *, rows: int, id_fiel
             for index in range(len(pages)):
                 page = folder / _PAGE_PATTERN.format(index)
                 try:
-                    records = _parse_records(page.read_bytes())
+                    records = parse_records(page.read_bytes())
                 except (OSError, BadBodyError) as exc:
                     raise FetchError(f"{page}: saved page unreadable ({exc})") from None
                 for value in _record_ids(records, str(page), id_field=id_field):

@@ -9,8 +9,12 @@ cursor). A page request ordered on another field, with ``$offset``, with a curso
 field or with an unknown filter is a protocol violation, answered 400 and recorded in
 :attr:`FakePortal.violations`. It fails chosen requests on purpose (:attr:`FakePortal.faults`:
 a repeated page, a repeated row, a lost row, a row without its key, a page ordered by a locale
-collation that skips ``_``), answers at most ``max_requests`` requests (then 410) and stops
-after ``lifetime`` seconds at most (:func:`running_portal`).
+collation that skips ``_``) or answers them as a hostile server would (:data:`HOSTILE`: an
+answer dribbled a byte at a time, a compressed "bomb", a ``Retry-After`` of 100,000 s). It
+answers at most ``max_requests`` requests (then 410) and stops after ``lifetime`` seconds at most
+(:func:`running_portal`). Every request is logged with the ``X-App-Token`` it carried. A request
+under :data:`OLD_PREFIX` is redirected (301) to the same path without it, on the same origin;
+with :attr:`FakePortal.moved_to` set, every request is redirected (302) to that other origin.
 
 Used as::
 
@@ -27,6 +31,7 @@ import gzip
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -51,6 +56,15 @@ def by_key(records: list[dict], key: str) -> list[dict]:
 #: ``$where`` of a keyset page: an optional filter in parentheses, then ``<field> > '<cursor>'``.
 KEYSET = re.compile(r"^(?:\((?P<filter>.+)\) AND )?(?P<field>\w+) > '(?P<cursor>(?:[^']|'')*)'$")
 RESOURCE_PATH = re.compile(r"^/resource/(?P<id>[a-z0-9]{4}-[a-z0-9]{4})\.json$")
+#: Paths under this prefix are answered with a same-origin redirect to the path without it.
+OLD_PREFIX = "/old"
+#: Seconds between two bytes of a dribbled answer, and how long the dribbling lasts at most.
+DRIBBLE_INTERVAL = 0.1
+DRIBBLE_FOR = 8.0
+#: Faults that attack the client rather than the paging: ``dribble`` sends the headers, then the
+#: body a byte at a time; ``dribble-head`` the status line, then the headers a byte at a time;
+#: ``bomb`` sends :attr:`FakePortal.bomb`; ``retry-later`` is a 429 asking to wait 100,000 s.
+HOSTILE = ("dribble", "dribble-head", "bomb", "retry-later")
 
 
 @dataclass
@@ -90,11 +104,20 @@ class FakePortal(ThreadingHTTPServer):
         self.violations: list[str] = []
         self.log: list[dict] = []
         self.lock = threading.Lock()
+        #: ``http://host:port`` every request is redirected to (302), when set.
+        self.moved_to: str | None = None
+        #: The ``Content-Encoding`` and body of the ``bomb`` fault.
+        self.bomb: tuple[str, bytes] = ("identity", b"[]")
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
     @property
     def root(self) -> str:
         """The portal root, ending in ``/resource/``."""
-        return f"http://127.0.0.1:{self.server_address[1]}/resource/"
+        return f"{self.origin}/resource/"
 
     @property
     def template(self) -> str:
@@ -156,12 +179,25 @@ class PortalHandler(BaseHTTPRequestHandler):
         server = self.server
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        token = self.headers.get("X-App-Token")
+        if server.moved_to is not None or url.path.startswith(OLD_PREFIX + "/"):
+            with server.lock:
+                server.log.append({"resource": None, "position": "redirect", "token": token})
+            if server.moved_to is not None:
+                return self._redirect(302, server.moved_to + self.path)
+            return self._redirect(301, self.path[len(OLD_PREFIX) :])
         path = RESOURCE_PATH.match(url.path)
         socrata_id = path["id"] if path else url.path
         resource = server.resources.get(socrata_id)
         with server.lock:
             number = len(server.log)
-            entry = {"resource": socrata_id, "position": None, "cursor": None, "query": query}
+            entry = {
+                "resource": socrata_id,
+                "position": None,
+                "cursor": None,
+                "query": query,
+                "token": token,
+            }
             server.log.append(entry)
             problem, cursor, row_filter = (
                 ("", None, None) if resource is None else keyset_problem(resource, query)
@@ -185,6 +221,8 @@ class PortalHandler(BaseHTTPRequestHandler):
             entry.update(position=position, cursor=cursor, fault=fault)
         if number >= server.max_requests:
             return self._send(410, b'{"message": "request budget exhausted"}')
+        if fault in HOSTILE:
+            return self._attack(fault)
         if position == "count":
             return self._send(200, json.dumps([{"count": str(len(rows))}]).encode())
         assert isinstance(position, int)
@@ -203,11 +241,14 @@ class PortalHandler(BaseHTTPRequestHandler):
             del page[3][resource.key_field]
         return self._send(200, json.dumps(page).encode())
 
-    def _send(self, status: int, body: bytes) -> None:
-        headers = {"Content-Type": "application/json"}
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, mtime=0)
             headers["Content-Encoding"] = "gzip"
+        self._send_raw(status, body, headers)
+
+    def _send_raw(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
@@ -215,6 +256,39 @@ class PortalHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.close_connection = True
+
+    def _redirect(self, status: int, location: str) -> None:
+        self._send_raw(status, b"", {"Location": location})
+
+    def _attack(self, fault: str) -> None:
+        """Answer as a hostile server (:data:`HOSTILE`)."""
+        if fault == "retry-later":
+            return self._send(429, b'{"message": "come back tomorrow"}', {"Retry-After": "100000"})
+        if fault == "bomb":
+            encoding, body = self.server.bomb
+            return self._send_raw(
+                200, body, {"Content-Type": "application/json", "Content-Encoding": encoding}
+            )
+        body = b"[" + b" " * 100_000 + b"]"  # valid JSON, if it ever arrived
+        if fault == "dribble":  # the headers at once, announcing the whole body
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            trickle = body
+        else:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            trickle = b"X-Padding: " + b"x" * 100_000 + b"\r\n\r\n" + body
+        self.close_connection = True
+        stop = time.monotonic() + DRIBBLE_FOR
+        for byte in trickle:
+            if time.monotonic() > stop:
+                return None
+            try:
+                self.wfile.write(bytes([byte]))
+            except OSError:  # the client hung up
+                return None
+            time.sleep(DRIBBLE_INTERVAL)
+        return None
 
 
 @contextlib.contextmanager

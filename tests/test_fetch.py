@@ -70,6 +70,14 @@ def api_records(raw: pd.DataFrame) -> list[dict]:
     ]
 
 
+def real_records(rows: int) -> list[dict]:
+    """The first ``rows`` rows of the real official export, as the API serves them."""
+    raw = pd.read_csv(
+        crime_file(IVANCO), dtype=str, nrows=rows, keep_default_na=False, na_values=[""]
+    )
+    return api_records(raw)
+
+
 @pytest.fixture(scope="module")
 def raw_rows() -> pd.DataFrame:
     """The first 2,500 rows of the real official export, every value as written."""

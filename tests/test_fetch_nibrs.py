@@ -45,7 +45,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -61,8 +60,7 @@ from geo_crime.fetch import (
     partial_dir,
 )
 from tests.portal import FakePortal, Resource, by_key, running_portal
-from tests.shared_data import IVANCO, crime_file
-from tests.test_fetch import api_records, download_files, read_ndjson
+from tests.test_fetch import download_files, read_ndjson, real_records
 
 LEGACY_ID = "2nrs-mtv8"
 NIBRS_ID = "k7nn-b2ep"
@@ -202,10 +200,7 @@ def nibrs() -> list[dict]:
 @pytest.fixture(scope="module")
 def legacy() -> list[dict]:
     """The first 600 rows of the real official export as legacy API records."""
-    raw = pd.read_csv(
-        crime_file(IVANCO), dtype=str, nrows=LEGACY_ROWS, keep_default_na=False, na_values=[""]
-    )
-    return api_records(raw)
+    return real_records(LEGACY_ROWS)
 
 
 # --- the server -----------------------------------------------------------------------------------

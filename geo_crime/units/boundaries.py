@@ -22,6 +22,7 @@ from typing import Any
 from geo_crime._http import ChecksumLock, get_bytes
 from geo_crime.config import REPO_ROOT
 from geo_crime.errors import ConfigError, FetchError
+from geo_crime.http_bounds import DEFAULT_TIMEOUT
 from geo_crime.io_utils import atomic_write_bytes
 
 #: The list of downloadable official boundary layers.
@@ -142,7 +143,7 @@ def fetch_boundary(
     *,
     url: str | None = None,
     cache_dir: str | Path | None = None,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT,
     retries: int = 2,
     manifest: str | Path | None = None,
 ) -> Path:
@@ -164,7 +165,8 @@ def fetch_boundary(
     cache_dir
         Folder for the file (default ``<cache_dir>/boundaries``).
     timeout
-        Seconds per request.
+        Seconds one request may take in all, body included (a redirect to another origin is
+        refused, and a body over 256 MiB too: see :mod:`geo_crime.http_bounds`).
     retries
         Extra attempts after a network error or an HTTP 5xx answer.
     manifest

@@ -167,7 +167,7 @@ def test_no_cache_neither_reads_nor_writes(tmp_path, export, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the cache was touched")
 
-    for name in ("read_cache", "write_cache", "cache_file", "content_key"):
+    for name in ("read_cache", "write_cache", "cache_slot", "cached_or_built", "content_key"):
         monkeypatch.setattr(incident_cache, name, forbidden)
     frame, report = load_incidents(export, cache=False)
     assert len(frame) == 300 and report.rows_read == 300

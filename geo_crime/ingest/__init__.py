@@ -336,8 +336,11 @@ def load_incidents(
         ``True`` uses the default cache folder, a path uses that folder, ``False`` neither reads
         nor writes any cache. The key is the content of the inputs plus these options (see
         :func:`content_key`). A cached file that lacks a canonical column is rebuilt; one that
-        cannot be read (truncated, corrupt) is removed and rebuilt with a warning. When the cache
-        cannot be written (read-only or full disk) a warning is given and the load goes on.
+        cannot be read (truncated, corrupt) or does not match its key (its recorded input
+        digest, row count or schema) is removed and rebuilt with a warning. An input that
+        changes while it is read is read again (see :mod:`geo_crime.ingest.cache`). When the
+        cache cannot be written (read-only or full disk) a warning is given and the load goes
+        on.
     progress
         Called with each file before it is read.
     count
@@ -354,7 +357,8 @@ def load_incidents(
     Raises
     ------
     InputError
-        An input is missing, unreadable or corrupt (the message names the file).
+        An input is missing, unreadable or corrupt, or (with a cache) kept changing while it was
+        read (the message names the file).
     ConfigError
         ``min_occurred_date`` is not a date, or ``count`` is neither ``"incidents"`` nor
         ``"offenses"``.
@@ -386,11 +390,24 @@ def load_incidents(
         "min_occurred_date": _date_option(min_occurred_date),
         "count": count,
     }
-    cache_file = incident_cache.cache_file(cache, paths, options) if cache else None
-    if cache_file is not None and cache_file.exists():
-        cached = incident_cache.read_cache(cache_file)
-        if cached is not None:
-            return cached
+    if cache:  # the same load without the cache, run when the cache has no sound entry
+        return incident_cache.cached_or_built(
+            cache,
+            paths,
+            options,
+            lambda: load_incidents(
+                paths,
+                mapping=mapping,
+                negative_age=negative_age,
+                harm_log=harm_log,
+                on_bad_rows=on_bad_rows,
+                as_of=as_of,
+                min_occurred_date=min_occurred_date,
+                cache=False,
+                progress=progress,
+                count=count,
+            ),
+        )
     from geo_crime import progress as run_progress
 
     n_steps = len(paths) + 2  # each file, then cleaning, then scoring
@@ -424,8 +441,6 @@ def load_incidents(
     report.cross_system_duplicates_dropped += joined["cross_system_duplicates"]
     report.rows_out = len(frame)
     run_progress.step(n_steps, n_steps, "", "steps")
-    if cache_file is not None:
-        incident_cache.write_cache(cache_file, frame, report)
     return frame, report
 
 

@@ -119,7 +119,7 @@ def _crime_types(weeks: pd.DataFrame, window_weeks: pd.DatetimeIndex) -> pd.Data
 
 
 def _when_lines(
-    hours: pd.DataFrame | None, window_weeks: pd.DatetimeIndex, n_weeks: int
+    hours: pd.DataFrame | None, window_weeks: pd.DatetimeIndex, n_weeks: int, k_anonymity: int
 ) -> list[str]:
     """The weekly range and the time of day over the window (city-wide)."""
     if hours is None or not len(hours):
@@ -150,7 +150,20 @@ def _when_lines(
             "share": [f"{v / total:.0%}" if total else "" for v in known.to_numpy()],
         }
     )
-    return [*lines, markdown_table(table), ""]
+    return [lines[0][:-1] + ": " + _inline(table, k_anonymity) + ".", ""]
+
+
+def _inline(table: pd.DataFrame, k_anonymity: int) -> str:
+    """``theft 8,871 (23%); burglary 5,121 (13%); ...``: a table of (name, incidents, share)
+    in one line, counts under ``k_anonymity`` (and the next smallest where one alone would
+    follow from the total) as "fewer than k"."""
+    hidden = suppressed_units(table["incidents"].astype(int), k_anonymity).to_numpy()
+    return "; ".join(
+        f"{name} fewer than {k_anonymity}" if hide else f"{name} {int(n):,} ({share})"
+        for name, n, share, hide in zip(
+            table.iloc[:, 0], table["incidents"], table["share"], hidden, strict=True
+        )
+    )
 
 
 def briefing_lines(
@@ -216,20 +229,14 @@ def briefing_lines(
     )
     lines.append("")
     kinds = _crime_types(weeks, window_weeks)
-    # under k, and the next smallest where one alone would follow from the total
-    small = suppressed_units(kinds["incidents"], k_anonymity).to_numpy()
-    kinds["incidents"] = kinds["incidents"].astype(object)
-    kinds.loc[small, ["incidents", "share"]] = f"fewer than {k_anonymity}"
     total = int(weeks.loc[weeks["week"].isin(window_weeks), "incidents"].sum())
     if len(kinds):
         lines.append(
-            f"**What.** {total:,} recorded incidents city-wide over "
-            f"the {window['periods']} weeks, by crime type:"
+            f"**What.** {total:,} recorded incidents city-wide over the {window['periods']} "
+            f"weeks, by crime type: {_inline(kinds, k_anonymity)}."
         )
         lines.append("")
-        lines.append(markdown_table(kinds))
-        lines.append("")
-    lines += _when_lines(hours, window_weeks, window["periods"])
+    lines += _when_lines(hours, window_weeks, window["periods"], k_anonymity)
     if hot_spots and hot_spots.get("places"):
         listed = "; ".join(md_text(p) for p in hot_spots["places"])
         lines.append(

@@ -513,7 +513,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     # the analysis window: the periods completely recorded for every unit. Every statistic,
     # ranking, share, rate, map and figure of this unit set uses it; the forecasts alone read
     # each unit's own complete history (and say so)
-    window = cube.complete_periods()
+    window = cube.complete_periods(min_share=settings.window_share)
     # who is suppressed in public outputs: decided once, on the window's counts (never fewer
     # units than on the whole cube), used by every public artefact
     summary_table, suppressed = cube_disclosure(window, run.settings.k_anonymity)
@@ -523,7 +523,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         "units": int(len(units)),
         "periods": int(len(cube.periods)),
         "complete_periods": int(len(window.periods)),
-        "window": window.span(),
+        "window": {**window.span(), "share": settings.window_share},
         "assignment": cube.meta["assignment"],
         "approximate": bool(units.attrs.get("approximate", False)),
         "statistics": {},
@@ -647,6 +647,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         data_end=run.data_end,
         places=unit_summary["places"],
     )
+    unit_summary["findings"]["window"]["share"] = settings.window_share
     return unit_summary, lines, written
 
 

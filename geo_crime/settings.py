@@ -64,6 +64,11 @@ class StudySettings:
         Keras tuning budget on the periods before the first origin (0 trials: no tuning).
     reproduce_study
         Also run the original student study's Conv1D protocol (for division x day panels).
+    window_share
+        The analysis window of each unit set: the periods completely recorded for at least this
+        share of its units (1.0, the default: for every unit). Below 1, a unit's statistics
+        read the window's periods complete for that unit only, as means per complete period,
+        and the report says so.
     why
         Why the study has its window: set by
         :func:`geo_crime.study_windows.studies_from_coverage` for a study chosen from the data,
@@ -87,6 +92,7 @@ class StudySettings:
     tune_trials: int = 0
     tune_seconds: float = 0.0
     reproduce_study: bool = False
+    window_share: float = 1.0
     why: str = ""
 
     def select(self, incidents: pd.DataFrame) -> pd.DataFrame:
@@ -367,6 +373,10 @@ STUDY_SCHEMA: dict[str, tuple] = {
         "a number of seconds from 0 to 86400",
     ),
     "reproduce_study": (lambda v: isinstance(v, bool), "true or false"),
+    "window_share": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0.5 <= v <= 1,
+        "a share of the units from 0.5 to 1",
+    ),
     "why": (lambda v: isinstance(v, str), "a sentence saying why the study has its window"),
 }
 

@@ -235,7 +235,7 @@ def test_the_briefing_names_the_strongest_gi_hot_spots_and_never_a_suppressed_on
 
 
 def test_the_top_decile_share_of_the_key_findings_recomputed_from_the_rows(city_h38):
-    """"The N units with the most recorded severity (10% of the units) hold X% of it", over the
+    """'The N units with the most recorded severity (10% of the units) hold X% of it', over the
     window, from the rows indexed to H3 by the h3 library (suppressed units: fewer than 3
     incidents in the window, never ranked, still in the total)."""
     from geo_crime.privacy import cube_disclosure

@@ -231,9 +231,11 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
         window = f.get("window") or {}
         scope = f"{f['n_units']:,} units" + (f" in {md_text(f['where'])}" if f.get("where") else "")
         if window.get("periods"):
+            share = float(window.get("share", 1.0))
             scope += (
-                f"; window: {window['periods']} completely recorded {f['period']}s, "
-                f"{window['first']} to {window['last']}"
+                f"; window: {window['periods']} completely recorded {f['period']}s"
+                + (f" (for at least {share:.0%} of the units)" if share < 1 else "")
+                + f", {window['first']} to {window['last']}"
             )
         head = f"**{md_text(f['study'])}, {md_text(f['spec'])}** ({scope})"
         places = "; ".join(

@@ -420,7 +420,8 @@ def statistics_section(
         f"{unit_summary['units']:,} units{approx}"
         + (f" covering {covered}" if covered else "")
         + f"; {unit_summary['periods']} {word}s, {unit_summary['complete_periods']} of them "
-        f"completely recorded for every unit. {_window_sentence(unit_summary, word)} "
+        f"completely recorded for {_for_whom(unit_summary)}. "
+        f"{_window_sentence(unit_summary, word)} "
         f"Incidents outside the units: {unit_summary['assignment']['outside']:,}."
     )
     lines.append("")
@@ -548,6 +549,12 @@ def study_header(study: Any, n_incidents: int, where: str, k_anonymity: int = 3)
     return lines
 
 
+def _for_whom(unit_summary: dict) -> str:
+    """``every unit``, or ``at least 80% of the units`` for a study's window share below 1."""
+    share = float((unit_summary.get("window") or {}).get("share", 1.0))
+    return "every unit" if share >= 1 else f"at least {share:.0%} of the units"
+
+
 def _window_sentence(unit_summary: dict, word: str) -> str:
     """The sentence naming a unit set's analysis window (see :func:`statistics_section`)."""
     window = unit_summary.get("window") or {}
@@ -555,6 +562,15 @@ def _window_sentence(unit_summary: dict, word: str) -> str:
     if not n:
         return f"No {word} is completely recorded for every unit, so no statistic is computed."
     span = f" ({window['first']} to {window['last']})" if "first" in window else ""
+    share = float(window.get("share", 1.0))
+    if share < 1:
+        return (
+            f"The analysis window is the {n} {word}s{span} completely recorded for at least "
+            f"{share:.0%} of the units (the study's window share): every statistic, ranking, "
+            f"share, rate, map and figure below uses it, and a unit's values are means per "
+            f"{word} over the window's {word}s completely recorded for that unit (the forecasts "
+            "alone read each unit's own history)."
+        )
     return (
         f"The analysis window is those {n} {word}s{span}: every statistic, ranking, share, rate, "
         "map and figure below uses it (the forecasts alone read each unit's own history)."

@@ -9,9 +9,10 @@ Policies
 =============================  ===================================================================
 problem                        what happens
 =============================  ===================================================================
-unparseable value in a         row listed (file, line, column, value) and left out
-required field
-wrong number of CSV fields     row listed and left out
+unparseable value in a         row listed (file, line, column, value) and left out; public
+required field                 files (the report, the run's ``cleaning_report.json``) list the
+                               file, line, column and reason only, never the value
+wrong number of CSV fields     row listed and left out (the same way)
 duplicate ``DR_NO``            later copies dropped (files overlap: the two 2020 slices share 464)
                                among legacy rows only: NIBRS rows are never matched to a DR_NO
 duplicate NIBRS offence id     later copies of a ``uniquenibrno`` (``offense_id``) dropped, counted
@@ -94,6 +95,13 @@ class BadRow:
     def __str__(self) -> str:
         where = f"line {self.line}" if self.line is not None else "unknown line"
         return f"{self.file}: {where}: column {self.column}: {self.value!r} {self.reason}"
+
+    def located(self) -> str:
+        """Where the row is and why it was left out, without its value (a raw row names an
+        incident: its record number, dates, place and offence): what public files show."""
+        where = f"line {self.line}" if self.line is not None else "unknown line"
+        column = "" if self.column == "*" else f"column {self.column}: "
+        return f"{self.file}: {where}: {column}{self.reason}"
 
 
 @dataclass
@@ -263,9 +271,13 @@ class CleaningReport:
         ]
         return rows
 
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (derived totals included)."""
+    def to_dict(self, *, raw_values: bool = True) -> dict:
+        """A JSON-ready dict (derived totals included); ``raw_values=False`` leaves the bad
+        rows' values out (their file, line, column and reason stay), as public files need."""
         data = asdict(self)
+        if not raw_values:
+            for row in data["bad_rows"]:
+                del row["value"]
         data["rows_read"] = self.rows_read
         data["rows_unparseable"] = self.rows_unparseable
         data["rows_dropped_by_reason"] = self.rows_dropped_by_reason
@@ -321,13 +333,15 @@ class CleaningReport:
         data["bad_rows"] = [BadRow(**b) for b in data.get("bad_rows", [])]
         return cls(**data)
 
-    def write_json(self, path: str | os.PathLike) -> Path:
+    def write_json(self, path: str | os.PathLike, *, raw_values: bool = True) -> Path:
         """Write the report as JSON, atomically.
 
         Parameters
         ----------
         path
             The JSON file to write (parent folders are created).
+        raw_values
+            Keep the bad rows' values (see :meth:`to_dict`).
 
         Returns
         -------
@@ -344,7 +358,8 @@ class CleaningReport:
         if Path(path).is_dir():
             raise OutputError(f"{path}: is a directory; give the report a file name")
         try:
-            return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+            text = json.dumps(self.to_dict(raw_values=raw_values), indent=2)
+            return atomic_write_text(path, text)
         except OSError as exc:
             raise OutputError(
                 f"{path}: cannot write the cleaning report ({exc.strerror or exc})"

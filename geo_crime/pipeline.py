@@ -42,7 +42,7 @@ from rich.console import Console
 from geo_crime import progress, report
 from geo_crime.cube import FREQUENCIES
 from geo_crime.errors import ConfigError, DataError
-from geo_crime.privacy import hidden_mask
+from geo_crime.privacy import check_study_overlap, hidden_mask
 from geo_crime.report import study as report_study
 from geo_crime.settings import RunSettings, StudySettings, check_name, unit_label
 
@@ -117,6 +117,7 @@ def run_pipeline(
     check_name(settings.name, "run name")
     for study in settings.studies:
         check_name(study.name, "study name")
+    check_study_overlap(settings.studies, settings.k_anonymity)  # before any work
     inputs = settings.inputs or [str(p) for p in default_crime_inputs()]
     files = expand_inputs(inputs)
     if cluster is not None:
@@ -193,7 +194,9 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
         if incidents.engine == "memory":
             path = folder / "analysis" / "incidents.parquet"
             result.files.append(write_table(incidents.incidents, path))
-        result.files.append(cleaning.write_json(folder / "cleaning_report.json"))
+        # unreadable rows by line and reason; their raw values (an incident) in analysis/ only
+        result.files.append(cleaning.write_json(folder / "cleaning_report.json", raw_values=False))
+        result.files.append(cleaning.write_json(folder / "analysis" / "cleaning_report.json"))
         # victim-level rows stay in analysis/ (or in the dataset); only aggregates go to public/
         note = (
             report.ANALYSIS_NOTE if incidents.engine == "memory" else report.dataset_note(files[0])
@@ -215,6 +218,7 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
             coverage_by_freq["W"] = incidents.coverage("W", threshold)
             chosen = studies_from_coverage(coverage_by_freq["W"])
             settings = replace(settings, studies=chosen.studies)
+            check_study_overlap(settings.studies, settings.k_anonymity)  # disjoint by design
             result.summaries["studies_from_data"] = chosen.summary
         for freq in sorted({s.freq.upper()[:1] for s in settings.studies} - set(coverage_by_freq)):
             coverage_by_freq[freq] = incidents.coverage(freq, threshold)
@@ -233,6 +237,9 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
         result.files.extend(study_result.files)
         result.summaries[study.name] = study_result.summary
         sections.append(study_result.markdown)
+    from geo_crime.report.disclosure import disclosure_lines
+
+    sections.append("\n".join(disclosure_lines(settings.k_anonymity)))
 
     with stage("report"):
         findings = [
@@ -446,8 +453,11 @@ def _run_study(
     from geo_crime.trend_figures import study_figures
 
     folder, divisions = current.public_folder / "figures", run.layers.divisions
-    written = study_figures(chosen.tally, coverage, folder, freq=study.freq, divisions=divisions)
-    lines = report_study.study_header(study, chosen.tally.total, where)
+    k = run.settings.k_anonymity
+    written = study_figures(
+        chosen.tally, coverage, folder, freq=study.freq, divisions=divisions, k_anonymity=k
+    )
+    lines = report_study.study_header(study, chosen.tally.total, where, k)
     lines += report_study.figure_lines(
         study.name, [p.relative_to(run.folder) for p in written], title="Trends and times"
     )
@@ -742,7 +752,7 @@ def _forecast(
     from geo_crime.forecast.incidents import expected_incidents, points_per_incident
     from geo_crime.forecast.origin import forecast_origin
     from geo_crime.io_utils import write_table
-    from geo_crime.privacy import public_tables
+    from geo_crime.privacy import public_tables, study_groups
     from geo_crime.report.forecast import write_forecast_report
 
     settings, seed = study.settings, run.settings.seed
@@ -784,7 +794,11 @@ def _forecast(
     if "name" in cube.units:  # the unit's place (see units.places.named_units)
         names = cube.units.set_index(cube.units["unit_id"].astype(str))["name"]
         table.insert(1, "place", names.reindex(table["unit_id"].astype(str)).to_numpy())
-    public = public_tables({"forecast": table}, suppressed)["forecast"]
+    # public: every unit at its division's crime mix (its own would give its counts away)
+    shown = expected_incidents(
+        table, recent, groups=study_groups(cube.units), k_anonymity=run.settings.k_anonymity
+    )
+    public = public_tables({"forecast": shown}, suppressed)["forecast"]
     files.append(write_table(table, study.analysis_folder / f"next_period_forecast_{label}.csv"))
     files.append(write_table(public, folder / f"forecast_{label}" / "next_period_forecast.csv"))
     summary = {

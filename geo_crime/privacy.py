@@ -28,7 +28,26 @@ which they can be solved. The rules, each answering an attack that works without
 4. **No incident counts in unit attributes.** Attributes that count the incidents a unit was
    derived from (``n_incidents``, ``n_coordinates`` of derived reporting districts) are dropped.
 5. **Forecasts.** A suppressed unit's prediction and interval are blank (a forecast of a
-   unit is mostly its own history).
+   unit is mostly its own history). The public forecast reads severity as incidents at the
+   crime mix of the unit's *division* (:func:`geo_crime.forecast.incidents.expected_incidents`
+   with ``groups``), never at the unit's own: at its own mix, expected incidents per group
+   divided by expected incidents are the unit's exact group shares over its recent window, and
+   the prediction divided by expected incidents its exact points per incident, from which the
+   exact counts (all, violent, property) of most units follow, windows under ``k`` included.
+6. **Everything one run publishes, together.** Two studies of a run whose rows overlap but
+   differ (study B from January, study A from February, study C January alone) publish two
+   counts of one unit whose difference counts the rows only one holds: ``B - C`` gives every
+   unit of ``A``, suppressed or not, and ``B - A`` every unit's January. Their totals, figures
+   and division counts difference the same way. A run therefore refuses, before reading a
+   row, two studies that share a row unless they select the same rows (the same divisions and
+   dates) and, for the unit types they share, at the same period length
+   (:func:`check_study_overlap`); the studies a run chooses from the data never overlap.
+7. **Report text and figures.** A count the report prints (a study's incidents) is "fewer
+   than k" below the threshold, and a count figure (hour x weekday, trend) hides every cell
+   below ``k`` (with a second one where one alone would follow from the total,
+   :func:`suppressed_units` over the figure's groups); a study with fewer than ``k`` incidents
+   has no such figure at all. Rows that could not be read are listed in public files by file,
+   line and reason only; their raw values go to ``analysis/cleaning_report.json``.
 
 NIBRS rows (the offences set LAPD publishes since March 2024) carry more about victims than
 legacy rows: victim counts, whether a victim was shot, and domestic-violence, hate, gang, transit
@@ -42,8 +61,11 @@ What the threshold protects: the exact small count of any single unit, and its v
 forecast. What it does not protect: that a unit has fewer than ``k`` incidents (it is grey), the
 sum of the suppressed units of a group (at least two units), aggregate statistics (Moran's I,
 backtest metrics) and anything in ``analysis/``, which holds exact small counts and victim-level
-fields and is not for publication. A suppression rule is no substitute for judging whether a
-map of a small area should be published at all.
+fields and is not for publication. Nor does it hold across releases: two runs over overlapping
+rows difference like two studies of one run, and a release at a lower ``k`` publishes units a
+release at a higher ``k`` suppressed (releases of the same data at different ``k`` undo each
+other), so publish one run, at one ``k``, per set of rows. A suppression rule is no substitute
+for judging whether a map of a small area should be published at all.
 """
 
 from __future__ import annotations
@@ -55,7 +77,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from geo_crime.errors import DataError, PrivacyError
+from geo_crime.errors import ConfigError, DataError, PrivacyError
 from geo_crime.schema import EXTRA_PREFIX, VICTIM_COLUMNS
 
 __all__ = [
@@ -63,6 +85,8 @@ __all__ = [
     "SUPPRESSED_COLUMNS",
     "PrivacyError",
     "check_public_table",
+    "check_study_overlap",
+    "count_words",
     "suppress_small_units",
     "victim_columns",
     "PUBLIC_COLUMNS",
@@ -374,7 +398,10 @@ _ALWAYS_SHOWN = frozenset(
 
 
 def suppressed_units(
-    counts: pd.Series, k_anonymity: int = 3, *, groups: pd.Series | None = None
+    counts: pd.Series,
+    k_anonymity: int = 3,
+    *,
+    groups: pd.Series | Sequence[pd.Series] | None = None,
 ) -> pd.Series:
     """Which units are suppressed: fewer than ``k`` incidents, plus secondary suppression.
 
@@ -384,9 +411,10 @@ def suppressed_units(
         Incidents per unit, indexed by ``unit_id`` (NaN = unknown, suppressed).
     k_anonymity : int, default 3
         Units with fewer incidents are suppressed; ``0`` turns suppression off.
-    groups : pandas.Series, optional
+    groups : pandas.Series or sequence of them, optional
         A group per unit (the LAPD division), aligned with ``counts``; secondary suppression
-        runs within each group and over all units.
+        runs within each group and over all units. Several groupings (the rows and the columns
+        of a figure's table) are each closed the same way.
 
     Returns
     -------
@@ -404,8 +432,8 @@ def suppressed_units(
         return pd.Series(False, index=counts.index)
     small = ~(values >= k_anonymity)
     keys = [pd.Series("all", index=counts.index)]
-    if groups is not None:
-        keys.append(pd.Series(groups.to_numpy(), index=counts.index).astype("string").fillna("?"))
+    for group in [groups] if isinstance(groups, pd.Series) else groups or []:
+        keys.append(pd.Series(group.to_numpy(), index=counts.index).astype("string").fillna("?"))
     changed = True
     while changed:  # a unit suppressed for one group can leave another with a single one
         changed = False
@@ -417,6 +445,90 @@ def suppressed_units(
                     small.loc[shown.idxmin()] = True
                     changed = True
     return small
+
+
+def count_words(count: float, k_anonymity: int = 3) -> str:
+    """A count as public text: ``"1,234"``, or ``"fewer than 3"`` below the threshold."""
+    if k_anonymity > 0 and not count >= k_anonymity:
+        return f"fewer than {k_anonymity}"
+    return f"{int(count):,}"
+
+
+def _rows_of(study: Any) -> tuple[frozenset[int], pd.Timestamp, pd.Timestamp]:
+    """A study's divisions (all 21 when none are named) and its date range (open ends)."""
+    areas = frozenset(int(a) for a in study.areas) or frozenset(range(1, 22))
+    start = pd.Timestamp(study.start) if study.start else pd.Timestamp.min
+    end = pd.Timestamp(study.end) if study.end else pd.Timestamp.max
+    return areas, start, end
+
+
+def _unit_kinds(study: Any) -> set[str]:
+    """The unit types of a study, one spelling each (``h3`` is ``h3:8``, ``rds`` is ``rd``)."""
+    kinds = set()
+    for spec in study.units:
+        kind, _, arg = str(spec).partition(":")
+        kind = kind.strip().lower()
+        if kind == "h3":
+            kinds.add(f"h3:{int(arg) if arg else 8}")
+        elif kind in ("rd", "rds", "division", "divisions"):
+            kinds.add(kind.rstrip("s"))
+        else:
+            kinds.add(str(spec))
+    return kinds
+
+
+def _rows_words(study: Any) -> str:
+    areas = f"division(s) {', '.join(map(str, sorted(study.areas)))}" if study.areas else "all"
+    dates = f"{study.start or 'the first day'} to {study.end or 'the last day'}"
+    return f"{study.name!r}: {areas}, {dates}, periods {study.freq}"
+
+
+def check_study_overlap(studies: Sequence[Any], k_anonymity: int = 3) -> None:
+    """Refuse studies of one run whose published numbers could be differenced (rule 6).
+
+    Two studies may share no row (other divisions, or dates that do not overlap), or select
+    the same rows (the same divisions and dates) at the same period length for the unit types
+    they share. Anything else publishes two counts of a unit, a division or the study area
+    whose difference counts the rows only one of them holds, which suppression never sees.
+
+    Parameters
+    ----------
+    studies : sequence of StudySettings
+        The run's studies (``name``, ``areas``, ``start``, ``end``, ``freq``, ``units``).
+    k_anonymity : int, default 3
+        The run's threshold; ``0`` suppresses nothing, so there is nothing to protect.
+
+    Raises
+    ------
+    ConfigError
+        The first pair that overlaps, with what each selects and why that is refused.
+    """
+    if k_anonymity <= 0:
+        return
+    for i, first in enumerate(studies):
+        for second in studies[i + 1 :]:
+            areas_a, start_a, end_a = _rows_of(first)
+            areas_b, start_b, end_b = _rows_of(second)
+            if not (areas_a & areas_b) or start_a >= end_b or start_b >= end_a:
+                continue  # no row in common
+            same_rows = (areas_a, start_a, end_a) == (areas_b, start_b, end_b)
+            shared = sorted(_unit_kinds(first) & _unit_kinds(second))
+            if same_rows and (not shared or first.freq.upper() == second.freq.upper()):
+                continue
+            what = (
+                f"the same {', '.join(shared)} units over different periods"
+                if same_rows
+                else "counts of overlapping but different rows"
+            )
+            raise ConfigError(
+                f"studies {first.name!r} and {second.name!r} publish {what} "
+                f"({_rows_words(first)}; {_rows_words(second)}): the difference of two of their "
+                "published counts (of a unit, a division or the study) counts the rows only one "
+                f"of them holds, which can be fewer than k_anonymity = {k_anonymity} and is "
+                "suppressed nowhere. Give studies of one run the same divisions, dates and "
+                "period length, or divisions or dates that do not overlap (two runs over "
+                "overlapping rows undo each other the same way: publish one)"
+            )
 
 
 def hidden_mask(suppressed: pd.Series, unit_ids: Iterable[object]) -> np.ndarray:

@@ -14,6 +14,11 @@ private ``Figure``, atomic writes, legends and colour bars outside the data axes
   as a static map; suppressed units (:mod:`geo_crime.privacy`) are grey with no category.
 * :func:`study_figures`: the first two for one study, as the pipeline writes them.
 
+Both count figures are public, so they obey the threshold of the maps (:mod:`geo_crime.privacy`,
+rule 7): a cell, or a period of a division, with fewer than ``k_anonymity`` incidents is drawn
+blank (with a second one where one alone would follow from a total), and a study with fewer
+than ``k_anonymity`` incidents gets neither figure.
+
 Each reads the incidents through their tally (:class:`geo_crime.tallies.StudyTally`), so the
 Dask engine, which sums the tallies of a dataset's partitions on a cluster, draws the same
 figures.
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -45,7 +51,7 @@ from geo_crime import figures as _figures
 from geo_crime.coverage import _PERIOD_CODES, CoverageResult, check_coverage
 from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS, CATEGORY_STYLES
 from geo_crime.errors import ConfigError, DataError
-from geo_crime.privacy import hidden_mask
+from geo_crime.privacy import count_words, hidden_mask, suppressed_units
 from geo_crime.tallies import StudyTally
 
 __all__ = [
@@ -161,6 +167,7 @@ def trend_data(
     *,
     freq: str = "W",
     divisions: pd.Series | None = None,
+    k_anonymity: int = 0,
 ) -> TrendData:
     """Counts and severity per period, city-wide and per division, with their coverage flags.
 
@@ -178,6 +185,10 @@ def trend_data(
         The period.
     divisions : pandas.Series, optional
         Division name per area number; default the incidents' ``area_name``.
+    k_anonymity : int, default 0
+        ``suppressed`` (in ``city`` and ``areas``) marks the periods with fewer incidents, and
+        a second one where one alone would follow from a total (the period's, the division's,
+        the study's); they are not drawn.
 
     Returns
     -------
@@ -238,6 +249,10 @@ def trend_data(
     city["complete"] = by_period["complete"].all()
     city["partial"] = by_period["partial"].any()
     city["shown"] = ~city["partial"]
+    cells = per_area["count"].reset_index(drop=True)
+    keys = [per_area.index.to_frame(index=False)[key] for key in ("area", "period")]
+    per_area["suppressed"] = suppressed_units(cells, k_anonymity, groups=keys).to_numpy()
+    city["suppressed"] = suppressed_units(city["count"], k_anonymity).to_numpy()
     city.index.name = "period"
     spans = [
         ("city", pd.NA, *span)
@@ -273,10 +288,11 @@ def _midpoints(index: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
 
 
 def _series(table: pd.DataFrame, column: str) -> np.ndarray:
-    return np.where(table["shown"], table[column].to_numpy(dtype=float), np.nan)
+    drawn = table["shown"] & ~table["suppressed"]
+    return np.where(drawn, table[column].to_numpy(dtype=float), np.nan)
 
 
-def _draw_trend(data: TrendData, title: str | None) -> Figure:
+def _draw_trend(data: TrendData, title: str | None, k_anonymity: int) -> Figure:
     areas = list(data.names)
     word = data.word
     small = len(areas) > 1
@@ -327,7 +343,7 @@ def _draw_trend(data: TrendData, title: str | None) -> Figure:
         _draw_divisions(bottom, data, nrows, ncols)
     partial = city.index[city["partial"]]
     notes = [
-        f"Data: {int(city['count'].sum()):,} incidents occurring {span_text}."
+        f"Data: {count_words(city['count'].sum(), k_anonymity)} incidents occurring {span_text}."
         + (" Weeks run Monday to Sunday." if data.freq == "W" else ""),
         f"Shaded orange: {word}s the coverage check judges not completely recorded (a recording "
         "gap, e.g. the LAPD records-system change of March 2024, not a fall in crime); "
@@ -349,7 +365,7 @@ def _draw_divisions(sub: Any, data: TrendData, nrows: int, ncols: int) -> None:
     table = data.areas
     city = data.city.loc[data.city["shown"]]
     mean = float(city["severity"].sum() / max(city["count"].sum(), 1)) or 1.0
-    shown = table.loc[table["shown"]]
+    shown = table.loc[table["shown"] & ~table["suppressed"]]
     # severity is drawn in incident-equivalents (points / mean points per incident) on the same
     # axes; the right-hand axis of the last column turns them back into points
     peak = max(float(shown["count"].max()), float(shown["severity"].max()) / mean, 1.0)
@@ -395,6 +411,7 @@ def trend_figure(
     divisions: pd.Series | None = None,
     title: str | None = None,
     dpi: int = _figures._DPI,
+    k_anonymity: int = 3,
 ) -> Path:
     """City-wide and per-division trend of incidents and severity, coverage breaks shaded.
 
@@ -422,6 +439,9 @@ def trend_figure(
         Figure title (default: what, where and when).
     dpi : int, default 150
         Resolution.
+    k_anonymity : int, default 3
+        Periods (city-wide or of a division) with fewer incidents are not drawn (see
+        :func:`trend_data`).
 
     Returns
     -------
@@ -431,8 +451,8 @@ def trend_figure(
     --------
     trend_data : the numbers drawn.
     """
-    data = trend_data(incidents, coverage, freq=freq, divisions=divisions)
-    fig = _draw_trend(data, title)
+    data = trend_data(incidents, coverage, freq=freq, divisions=divisions, k_anonymity=k_anonymity)
+    fig = _draw_trend(data, title, k_anonymity)
     description = f"{fig.get_suptitle()}; shaded: periods not completely recorded"
     return _figures._save(fig, path, dpi, description=description)
 
@@ -530,14 +550,19 @@ def hour_weekday_matrix(incidents: pd.DataFrame | StudyTally) -> HourWeekday:
     )
 
 
-def _draw_heatmap(data: HourWeekday, names: dict[int, str], title: str | None) -> Figure:
+def _draw_heatmap(data: HourWeekday, names: dict[int, str], title: str | None, k: int) -> Figure:
     fig, ax = _figures._new_figure((13.0, 5.6))
     values = data.matrix.to_numpy()
-    image = ax.imshow(values, aspect="auto", cmap="YlOrRd", vmin=0, interpolation="nearest")
-    high = values.max() * 0.6 if values.size else 0
+    # cells below k are blank (a second one where one alone follows from the total)
+    hidden = suppressed_units(pd.Series(values.ravel()), k).to_numpy().reshape(values.shape)
+    shown = np.ma.masked_array(values, mask=hidden)
+    cmap = matplotlib.colormaps["YlOrRd"].with_extremes(bad="#d9d9d9")
+    image = ax.imshow(shown, aspect="auto", cmap=cmap, vmin=0, interpolation="nearest")
+    high = shown.max() * 0.6 if shown.count() else 0
     for (row, col), value in np.ndenumerate(values):
-        colour = "white" if value > high else "#333333"
-        ax.text(col, row, f"{value:,}", ha="center", va="center", fontsize=6.5, color=colour)
+        colour = "white" if value > high and not hidden[row, col] else "#333333"
+        text = f"<{k}" if hidden[row, col] else f"{value:,}"
+        ax.text(col, row, text, ha="center", va="center", fontsize=6.5, color=colour)
     flagged = {"12:00": 12, "00:01": 0, "00:00": 0}
     marks = {flagged[t] for t, row in data.placeholders.iterrows() if row["suspected"]}
     ax.set_xticks(range(24), [f"{h:02d}{'*' if h in marks else ''}" for h in range(24)])
@@ -551,15 +576,20 @@ def _draw_heatmap(data: HourWeekday, names: dict[int, str], title: str | None) -
         title or f"Incidents by weekday and hour of day, {scope}, {span}", fontsize=11, pad=8
     )
     notes = [f"{data.n_known:,} incidents with a recorded time of day."]
+    if hidden.any():
+        notes[0] += f" Grey cells (<{k}): fewer than {k} incidents, not shown."
     if data.n_unknown:
         notes[0] += (
-            f" {data.n_unknown:,} incidents without one (e.g. the 2024 reduced records, which "
-            "carry only a date) are not shown."
+            f" {count_words(data.n_unknown, k)} incidents without one (e.g. the 2024 reduced "
+            "records, which carry only a date) are not shown."
         )
     parts = []
     midnight = int(data.placeholders.loc["00:00", "count"])
     for time, row in data.placeholders.drop(index="00:00").iterrows():
         verdict = "likely a placeholder" if row["suspected"] else "not clearly inflated"
+        if row["count"] < k:  # its share or ratio would give it away too
+            parts.append(f"{time} exactly: fewer than {k} incidents")
+            continue
         parts.append(
             f"{time} exactly: {int(row['count']):,} incidents ({row['share']:.1%}; "
             f"{row['ratio']:.1f}x the median full hour, {verdict})"
@@ -583,6 +613,7 @@ def hour_weekday_heatmap(
     divisions: pd.Series | None = None,
     title: str | None = None,
     dpi: int = _figures._DPI,
+    k_anonymity: int = 3,
 ) -> Path:
     """Heat map of incidents by weekday (rows, Monday first) and hour of day (columns).
 
@@ -603,6 +634,9 @@ def hour_weekday_heatmap(
         Figure title (default: what, where and when).
     dpi : int, default 150
         Resolution.
+    k_anonymity : int, default 3
+        Cells with fewer incidents are grey and read ``<k`` (with a second one where one alone
+        would follow from the total), and so are the caption's small counts.
 
     Returns
     -------
@@ -611,7 +645,7 @@ def hour_weekday_heatmap(
     Raises
     ------
     DataError
-        No incident has a known time of day.
+        Fewer than ``k_anonymity`` incidents (or none) have a known time of day.
 
     See Also
     --------
@@ -621,8 +655,10 @@ def hour_weekday_heatmap(
     data = hour_weekday_matrix(tally)
     if data.n_known == 0:
         raise DataError("no incident has a recorded time of day: no hour x weekday heat map")
+    if data.n_known < k_anonymity:
+        raise DataError(f"fewer than {k_anonymity} incidents have a time of day: no heat map")
     names = _names(tally, data.areas, divisions)
-    fig = _draw_heatmap(data, names, title)
+    fig = _draw_heatmap(data, names, title, k_anonymity)
     description = f"{fig.axes[0].get_title()}; n = {data.n_known}"
     return _figures._save(fig, path, dpi, description=description)
 
@@ -724,6 +760,7 @@ def study_figures(
     *,
     freq: str = "W",
     divisions: gpd.GeoDataFrame | None = None,
+    k_anonymity: int = 3,
 ) -> list[Path]:
     """A study's trend figure and, where times of day are recorded, its hour x weekday map.
 
@@ -739,6 +776,9 @@ def study_figures(
         Period of the trend.
     divisions : geopandas.GeoDataFrame, optional
         LAPD divisions (``area``, ``name``), to name the division panels.
+    k_anonymity : int, default 3
+        The public threshold: counts below it are not drawn, and a study with fewer incidents
+        gets no figure.
 
     Returns
     -------
@@ -755,9 +795,12 @@ def study_figures(
         )
     folder = Path(folder)
     tally = _as_tally(incidents)
+    if 0 < tally.total < k_anonymity:  # every count it could show is below k
+        return []
     if coverage is None and not isinstance(incidents, StudyTally):
         coverage = check_coverage(incidents, freq=str(freq).upper()[:1])
-    files = [trend_figure(tally, coverage, folder / "trend.png", freq=freq, divisions=names)]
-    with contextlib.suppress(DataError):  # no recorded times of day (the reduced 2024 files)
-        files.append(hour_weekday_heatmap(tally, folder / "hour_weekday.png", divisions=names))
+    common = {"divisions": names, "k_anonymity": k_anonymity}
+    files = [trend_figure(tally, coverage, folder / "trend.png", freq=freq, **common)]
+    with contextlib.suppress(DataError):  # no (or too few) recorded times of day
+        files.append(hour_weekday_heatmap(tally, folder / "hour_weekday.png", **common))
     return files

@@ -9,6 +9,11 @@ points over that window). A unit with no recorded severity in the window takes t
 whole study. The conversion is a reading aid, not a second forecast: its error is the severity
 forecast's error plus any change in the unit's mix.
 
+Public tables read each unit at its *division's* mix instead (``groups``): at its own, expected
+incidents per group over expected incidents are the unit's exact group shares over the window,
+and the prediction over expected incidents its exact points per incident, from which its exact
+counts follow (:mod:`geo_crime.privacy`, rule 5). The unit's own mix stays in ``analysis/``.
+
 :func:`severity_scale_sentence` says in one sentence how to read the scale, with the average
 points per incident of the study.
 """
@@ -96,8 +101,34 @@ def points_per_incident(cube: Cube, *, periods: int = MIX_PERIODS) -> float:
     return points / count if count > 0 else float("nan")
 
 
+def _pooled_rates(
+    points: np.ndarray, counts: dict[str, np.ndarray], keys: pd.Series, k_anonymity: int
+) -> dict[str, np.ndarray]:
+    """Incidents per severity point of each group, per unit at its key's pooled mix: the
+    study's where the key's mix has a group below ``k_anonymity`` (or no key), NaN where the
+    study's has too."""
+    frame = pd.DataFrame({"points": points, **counts})
+    names = list(counts)
+
+    def usable(table: pd.DataFrame) -> pd.Series:
+        return (table["points"] > 0) & (table[names] >= k_anonymity).all(axis=1)
+
+    pooled = frame.groupby(keys.to_numpy(), dropna=True).sum()
+    pooled = pooled[usable(pooled)]
+    study = frame.sum().to_frame().T
+    fallback = study[names].div(study["points"], axis=0).where(usable(study), np.nan)
+    per_unit = pooled[names].div(pooled["points"], axis=0).reindex(keys.to_numpy())
+    per_unit = per_unit.fillna(fallback.iloc[0])
+    return {name: per_unit[name].to_numpy(dtype=float) for name in names}
+
+
 def expected_incidents(
-    table: pd.DataFrame, cube: Cube, *, periods: int = MIX_PERIODS
+    table: pd.DataFrame,
+    cube: Cube,
+    *,
+    periods: int = MIX_PERIODS,
+    groups: pd.Series | None = None,
+    k_anonymity: int = 0,
 ) -> pd.DataFrame:
     """Add expected incidents (all and per crime group) to a severity forecast table.
 
@@ -111,6 +142,13 @@ def expected_incidents(
         severity and per-category counts.
     periods : int
         Periods the unit's crime mix is read over (:data:`MIX_PERIODS`).
+    groups : pandas.Series, optional
+        A group per unit (its division, indexed by ``unit_id``): every unit is read at its
+        group's mix (incidents and points of the group's units over the window), as public
+        tables are. A group with a crime group below ``k_anonymity`` incidents there (or a unit
+        with no group) takes the study's mix; where the study's has one too, the columns are NaN.
+    k_anonymity : int, default 0
+        The threshold of ``groups``.
 
     Returns
     -------
@@ -120,14 +158,18 @@ def expected_incidents(
     """
     use = _mix_window(cube, periods)
     points = np.where(use, cube.values("severity"), 0.0).sum(axis=1)
-    groups = _group_counts(cube, use)
-    study_points = points.sum()
-    rates = {}
-    for group, counts in groups.items():
-        study_rate = counts.sum() / study_points if study_points > 0 else np.nan
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rates[group] = np.where(points > 0, counts / points, study_rate)
+    counts_by_group = _group_counts(cube, use)
     index = pd.Index(cube.unit_ids.astype(str))
+    if groups is not None:
+        keys = pd.Series(groups.to_numpy(), index=groups.index.astype(str)).reindex(index)
+        rates = _pooled_rates(points, counts_by_group, keys.astype("string"), k_anonymity)
+    else:
+        study_points = points.sum()
+        rates = {}
+        for group, counts in counts_by_group.items():
+            study_rate = counts.sum() / study_points if study_points > 0 else np.nan
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rates[group] = np.where(points > 0, counts / points, study_rate)
     rows = index.get_indexer(table["unit_id"].astype(str))
     prediction = table["prediction"].to_numpy(dtype=float)
     out = table.copy()
@@ -181,7 +223,8 @@ def severity_scale_sentence(
         else ""
     )
     return (
-        f"{explained}{typical} Expected incidents assume each unit keeps its crime mix of "
+        f"{explained}{typical} Expected incidents read each unit at its division's "
+        "crime mix and points per incident over "
         f"the {periods} {word}s up to the forecast origin (violent: homicide, sexual violence, "
         "robbery, assault; property: burglary, theft, vehicle theft, arson and vandalism, fraud)."
     ).strip()

@@ -194,9 +194,12 @@ def build_report(
     parts.append(markdown_table(lines))
     if cleaning.bad_rows:
         parts.append("")
-        parts.append("First unparseable rows:")
+        parts.append(
+            "First unparseable rows, by line and reason (their values can name an incident: "
+            "they are in `analysis/cleaning_report.json` only):"
+        )
         parts.append("")
-        parts.extend(f"- {md_code(row)}" for row in cleaning.bad_rows[:10])
+        parts.extend(f"- {md_code(row.located())}" for row in cleaning.bad_rows[:10])
     parts.append("")
     parts.append("## Coverage")
     parts.append(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from geo_crime.cube import FREQUENCIES
 from geo_crime.forecast.incidents import severity_scale_sentence
-from geo_crime.privacy import hidden_mask
+from geo_crime.privacy import count_words, hidden_mask
 from geo_crime.report.markdown import md_code, md_text
 
 
@@ -539,8 +539,8 @@ def study_header(study: Any, n_incidents: int, where: str, k_anonymity: int = 3)
     lines = [
         f"## Study {md_code(study.name)}",
         "",
-        f"{n_incidents:,} incidents in {where}{dates}; periods: "
-        f"{FREQUENCIES.get(study.freq, study.freq)}s; measure: {study.measure}.",
+        f"{count_words(n_incidents, k_anonymity).capitalize()} incidents in {where}{dates}; "
+        f"periods: {FREQUENCIES.get(study.freq, study.freq)}s; measure: {study.measure}.",
         "",
     ]
     why = getattr(study, "why", "")

@@ -10,8 +10,8 @@ private ``Figure``, atomic writes, legends and colour bars outside the data axes
 * :func:`hour_weekday_heatmap`: a 7 x 24 heat map of incidents by weekday and hour, with the
   LAPD placeholder times (12:00 and 00:01) measured and named in the caption, never dropped.
   :func:`hour_weekday_matrix` computes it.
-* :func:`emerging_hotspot_figure`: the emerging hot spot categories (:mod:`geo_crime.emerging`)
-  as a static map; suppressed units (:mod:`geo_crime.privacy`) are grey with no category.
+* :func:`emerging_hotspot_figure` (in :mod:`geo_crime.emerging_figure`, named here too): the
+  emerging hot spot categories as a static map; suppressed units are grey with no category.
 * :func:`study_figures`: the first two for one study, as the pipeline writes them.
 
 Both count figures are public, so they obey the threshold of the maps (:mod:`geo_crime.privacy`,
@@ -49,9 +49,9 @@ from matplotlib.ticker import FixedLocator, StrMethodFormatter
 
 from geo_crime import figures as _figures
 from geo_crime.coverage import _PERIOD_CODES, CoverageResult, check_coverage
-from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS, CATEGORY_STYLES
+from geo_crime.emerging_figure import emerging_hotspot_figure
 from geo_crime.errors import ConfigError, DataError
-from geo_crime.privacy import count_words, hidden_mask, suppressed_units
+from geo_crime.privacy import count_words, suppressed_units
 from geo_crime.tallies import StudyTally
 
 __all__ = [
@@ -661,96 +661,6 @@ def hour_weekday_heatmap(
     fig = _draw_heatmap(data, names, title, k_anonymity)
     description = f"{fig.axes[0].get_title()}; n = {data.n_known}"
     return _figures._save(fig, path, dpi, description=description)
-
-
-# --------------------------------------------------------------------------------------------
-# emerging hot spots
-# --------------------------------------------------------------------------------------------
-
-
-def emerging_hotspot_figure(
-    units: gpd.GeoDataFrame,
-    emerging_table: pd.DataFrame | Any,
-    path: str | os.PathLike,
-    *,
-    suppressed: pd.Series | None = None,
-    outlines: gpd.GeoDataFrame | None = None,
-    title: str | None = None,
-    dpi: int = _figures._DPI,
-) -> Path:
-    """Static map of the emerging hot spot categories, legend beside the map.
-
-    Parameters
-    ----------
-    units : geopandas.GeoDataFrame
-        The units (``unit_id``, geometry); units missing from the table are drawn as no data.
-    emerging_table : pandas.DataFrame or EmergingHotSpots
-        :func:`geo_crime.emerging.emerging_hotspots` (its ``.table``, or the result itself,
-        whose periods then go into the default title) or its public copy
-        (:func:`geo_crime.privacy.public_tables`): ``unit_id`` and ``code`` (1..17) or
-        ``category`` (label), optionally ``suppressed``.
-    path : path-like
-        Destination PNG.
-    suppressed : pandas.Series, optional
-        Boolean per ``unit_id`` (:func:`geo_crime.privacy.suppressed_units`); a unit missing
-        from it is suppressed. Suppressed units (from it or the table's ``suppressed`` column)
-        are grey and hatched, with no category, and their categories stay out of the legend.
-    outlines : geopandas.GeoDataFrame, optional
-        Boundaries drawn on top (e.g. divisions); the view stays on the units.
-    title : str, optional
-        Figure title.
-    dpi : int, default 150
-        Resolution.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    periods = getattr(emerging_table, "periods", None)
-    table = getattr(emerging_table, "table", emerging_table)
-    units = _figures._geo(units, "units")
-    if "unit_id" not in units or "unit_id" not in table:
-        raise DataError("the units and the emerging hot spot table need a 'unit_id' column")
-    if "code" in table:
-        codes = pd.to_numeric(table["code"], errors="coerce")
-    elif "category" in table:
-        codes = table["category"].map({label: c for c, label in CATEGORIES.items()})
-    else:
-        raise DataError("the emerging hot spot table has no 'code' or 'category' column")
-    keyed = pd.DataFrame({"code": codes.to_numpy(dtype=float)}, index=table["unit_id"].astype(str))
-    if "suppressed" in table:
-        flags = table["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
-        keyed["suppressed"] = flags
-    ids = units["unit_id"].astype(str)
-    layer = units[["unit_id", "geometry"]].copy()
-    layer["code"] = keyed["code"].reindex(ids).to_numpy()
-    hidden = np.zeros(len(layer), dtype=bool)
-    if "suppressed" in keyed:
-        hidden |= keyed["suppressed"].reindex(ids).astype("boolean").fillna(False).to_numpy(bool)
-    if suppressed is not None:
-        series = pd.Series(suppressed.to_numpy(), index=suppressed.index.astype(str))
-        hidden |= hidden_mask(series, ids)
-    layer["suppressed"] = hidden
-    layer.loc[hidden, "code"] = np.nan  # nothing of a suppressed unit reaches the drawing
-    if title is None:
-        title = f"Emerging hot spot categories, {len(layer):,} units"
-        if periods is not None and len(periods):
-            first, last = (pd.Timestamp(periods[i]).date() for i in (0, -1))
-            title += f", {len(periods)} periods (the first starting {first}, the last {last})"
-    return _figures._categorical_map(
-        layer,
-        layer["code"].to_numpy(),
-        CATEGORY_COLOURS,
-        CATEGORIES,
-        sorted(CATEGORIES),
-        path,
-        title=textwrap.fill(title, 70),
-        legend_title="Emerging hot spot category"
-        + (f" ({len(periods)} periods)" if periods is not None and len(periods) else ""),
-        outlines=outlines,
-        dpi=dpi,
-        hatched=[code for code, (_, hatch) in CATEGORY_STYLES.items() if hatch],
-    )
 
 
 def study_figures(

@@ -21,6 +21,9 @@ Modules
     The pooled Keras forecaster (:func:`train`, :func:`predict_next`, save and load).
 :mod:`~geo_crime.forecast.study`
     The original division-daily Conv1D study, reproduced with naive baselines.
+:mod:`~geo_crime.forecast.field`, :mod:`~geo_crime.forecast.sepp`
+    The field's methods as forecasters: space-time kernel density (``kde``), prospective hot
+    spots (``prospective``) and the LAPD field trial's self-exciting point process (``sepp``).
 :mod:`~geo_crime.forecast.registry`
     Forecasters by name (``keras``, ``gbm``, ``ma4`` ...): :func:`make_forecaster`.
 :mod:`~geo_crime.forecast.metrics`
@@ -33,8 +36,8 @@ Modules
     Markdown/JSON tables and figures of a backtest (:func:`write_forecast_report`).
 
 Imports run one way: panel, features, then baselines, network, blocks and calibration, then model,
-study, registry, evaluate, tuning and report; metrics depends on none of them. TensorFlow is
-imported only when a Keras model is built, so the baselines and metrics load fast.
+study, field and sepp, registry, evaluate, tuning and report; metrics depends on none of them.
+TensorFlow is imported only when a Keras model is built, so the baselines and metrics load fast.
 
 Examples
 --------
@@ -59,6 +62,7 @@ from geo_crime.forecast.baselines import (
 )
 from geo_crime.forecast.evaluate import DEFAULT_MODELS, BacktestResult, evaluate, make_model
 from geo_crime.forecast.features import FeatureBuilder
+from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.metrics import capture_curve, pai, pei, point_metrics
 from geo_crime.forecast.model import (
     DEFAULT_CONFIG,
@@ -72,6 +76,7 @@ from geo_crime.forecast.model import (
 )
 from geo_crime.forecast.panel import TARGETS, unit_areas
 from geo_crime.forecast.registry import known_names, make_forecaster, register
+from geo_crime.forecast.sepp import SelfExcitingPointProcess
 from geo_crime.forecast.study import StudyConv1D, StudyResult, reproduce_study
 from geo_crime.forecast.tuning import TuningResult, tune, tune_and_train
 
@@ -90,7 +95,10 @@ __all__ = [
     "KerasForecaster",
     "LastPeriod",
     "MovingAverage",
+    "ProspectiveHotSpot",
     "SeasonalNaive",
+    "SelfExcitingPointProcess",
+    "SpaceTimeKDE",
     "SpatialSmoothing",
     "StudyConv1D",
     "StudyResult",

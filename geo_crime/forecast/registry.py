@@ -18,6 +18,13 @@ class (and, for some names, default settings):
     :class:`~geo_crime.forecast.baselines.SpatialSmoothing`
 ``study_conv1d``
     :class:`~geo_crime.forecast.study.StudyConv1D` in its pooled layout (one window per unit).
+``kde``, ``prospective``
+    The field's hot-spot forecasts: :class:`~geo_crime.forecast.field.SpaceTimeKDE` (space-time
+    kernel density, Chainey et al. 2008) and :class:`~geo_crime.forecast.field.ProspectiveHotSpot`
+    (Bowers, Johnson & Pease 2004).
+``sepp``
+    :class:`~geo_crime.forecast.sepp.SelfExcitingPointProcess`, the grid self-exciting point
+    process of the LAPD field trial (Mohler et al. 2015).
 
 :func:`make_forecaster` builds one; :func:`register` adds a class (or a parametrised family).
 Unknown names raise :class:`~geo_crime.errors.ConfigError` listing the known ones.
@@ -47,7 +54,9 @@ from geo_crime.forecast.baselines import (
     SeasonalNaive,
     SpatialSmoothing,
 )
+from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.model import KerasForecaster
+from geo_crime.forecast.sepp import SelfExcitingPointProcess
 from geo_crime.forecast.study import StudyConv1D
 
 __all__ = ["forecaster_class", "known_names", "make_forecaster", "register"]
@@ -196,3 +205,6 @@ register("last_year", SeasonalNaive)
 register("hist_mean", HistoricalMean)
 register("spatial_smooth", SpatialSmoothing)
 register("study_conv1d", StudyConv1D, layout="pooled")
+register("kde", SpaceTimeKDE)
+register("prospective", ProspectiveHotSpot)
+register("sepp", SelfExcitingPointProcess)

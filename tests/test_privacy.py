@@ -242,7 +242,8 @@ def test_differencing_totals_gives_sums_over_two_or_more_units(run_2020, truth):
     summary = pyogrio.read_dataframe(run_2020 / "public/rd2020/gis/geo_crime_rd.gpkg", "rd_summary")
     published = summary.set_index("unit_id")
     stats = json.loads((run_2020 / "summary.json").read_text())["rd2020"]["units"]["rd"]
-    assert stats["window"] == {"first": "2020-02-01", "last": "2020-12-01", "periods": 10}
+    window = {"first": "2020-02-01", "last": "2020-12-01", "periods": 10, "share": 1.0}
+    assert stats["window"] == window  # complete for every unit (the default share)
     # the window's total (what an attacker would difference against the published counts)
     hidden_total = int(truth["count"].sum()) - published["count"].sum()
     assert hidden_total == truth.loc[published.index[published["suppressed"]], "count"].sum()

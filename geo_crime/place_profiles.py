@@ -164,7 +164,7 @@ class PlaceProfile:
         ``(crime type, incidents)`` of the types with at least ``k`` incidents, largest first;
         the rest are summed in ``other_types``.
     problem, problem_share
-        The dominant problem (:data:`PROBLEMS`) and its share, or ``""`` when none holds
+        The dominant problem (:data:`PROBLEMS`) and its share, or ``""`` and 0 when none holds
         :data:`DOMINANT_SHARE`.
     repeat
         ``(incidents at the busiest address, the offence most of them are, its incidents)``
@@ -202,9 +202,17 @@ def _problem_of(rows: pd.DataFrame) -> pd.Series:
     return problem
 
 
+def _ranked(values: pd.Series) -> pd.Series:
+    """Counts of each value, largest first, ties by name: the same order whatever the row
+    order (the engines read rows in different orders)."""
+    counts = values.value_counts()
+    order = sorted(counts.index, key=lambda v: (-int(counts[v]), str(v)))
+    return counts.reindex(order)
+
+
 def _leading(values: pd.Series) -> tuple[str, int]:
     counts = values.dropna().astype(str).str.strip()
-    counts = counts[counts != ""].value_counts()
+    counts = _ranked(counts[counts != ""])
     return (str(counts.index[0]), int(counts.iloc[0])) if len(counts) else ("", 0)
 
 
@@ -216,10 +224,10 @@ def study_place_rows(part: pd.DataFrame, select, *args) -> pd.DataFrame:
 def profile_place(unit_id: str, rows: pd.DataFrame, k: int) -> PlaceProfile:
     """The profile of one place from its rows over the window (see the module notes)."""
     n = len(rows)
-    types = rows["crime_category"].astype("string").fillna("other").value_counts()
+    types = _ranked(rows["crime_category"].astype(str).replace({"<NA>": "other", "nan": "other"}))
     shown = types[types >= max(k, 1)]
     mix = tuple((str(t).replace("_", " "), int(c)) for t, c in shown.items())
-    problems = _problem_of(rows).value_counts()
+    problems = _ranked(_problem_of(rows))
     top_problem, top_count = (problems.index[0], int(problems.iloc[0])) if n else ("", 0)
     dominant = n > 0 and top_count / n >= DOMINANT_SHARE and top_count >= k
     repeat = None
@@ -230,7 +238,7 @@ def profile_place(unit_id: str, rows: pd.DataFrame, k: int) -> PlaceProfile:
         points = valid.groupby([valid["lat"].round(5), valid["lon"].round(5)]).size()
         busiest = int(points.max())
         if busiest >= max(REPEAT_MIN, k) and busiest >= REPEAT_SHARE * n:
-            lat, lon = points.idxmax()
+            lat, lon = points[points == busiest].sort_index().index[0]  # ties: the first point
             at = valid[(valid["lat"].round(5) == lat) & (valid["lon"].round(5) == lon)]
             offence, count = _leading(at.get("crm_cd_desc", pd.Series(dtype=object)))
             if offence and count >= REPEAT_OFFENCE_SHARE * busiest:
@@ -244,7 +252,7 @@ def profile_place(unit_id: str, rows: pd.DataFrame, k: int) -> PlaceProfile:
         classes = pd.to_numeric(rows["time_class"], errors="coerce").fillna(0).astype(int)
         known = classes[classes.between(1, 6)]
         if len(known):
-            block = known.value_counts()
+            block = _ranked(known)
             if int(block.iloc[0]) >= k:
                 peak = (TIME_CLASS_LABELS[int(block.index[0])], int(block.iloc[0]), len(known))
     if repeat is not None:
@@ -262,7 +270,7 @@ def profile_place(unit_id: str, rows: pd.DataFrame, k: int) -> PlaceProfile:
         mix=mix,
         other_types=int(n - shown.sum()),
         problem=str(top_problem) if dominant else "",
-        problem_share=float(top_count / n) if dominant else float("nan"),
+        problem_share=float(top_count / n) if dominant else 0.0,
         repeat=repeat,
         premise=premise,
         peak=peak,

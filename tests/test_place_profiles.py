@@ -153,3 +153,16 @@ def test_the_report_names_scope_and_never_an_address():
     assert "the 1 published `h3:8` units with the most severity over the 9 completely" in text
     assert "| Downtown (Central) - u | 30 | public order 100% |" in text
     assert "MAIN" not in text and "34.05" not in text
+
+
+def test_a_profile_does_not_depend_on_the_order_of_the_rows(central):
+    """The engines read rows in different orders: ties (crime types, offences, time blocks,
+    addresses) are broken by name, so both give the same profile."""
+    study, units, window = central
+    keep = top_places(window, None, n=10)
+    rows = study.place_rows(units, keep, window.periods, "W")
+    shuffled = rows.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    assert profile_places(rows, keep, 3) == profile_places(shuffled, keep, 3)
+    tied = _rows([("theft", "B", 34.0, -118.3, 4), ("burglary", "A", 34.1, -118.3, 4)])
+    assert profile_place("t", tied, 3).mix == (("burglary", 4), ("theft", 4))
+    assert profile_place("t", tied.iloc[::-1], 3).mix == (("burglary", 4), ("theft", 4))

@@ -258,7 +258,7 @@ def ingest(
 ) -> None:
     """Read LAPD exports into one cleaned, typed, scored incidents Parquet file (or dataset)."""
     from geo_crime.errors import ConfigError
-    from geo_crime.ingest import COUNT_UNITS, expand_inputs, load_incidents
+    from geo_crime.ingest import COUNT_UNITS, expand_inputs, input_folders, load_incidents
     from geo_crime.io_utils import atomic_path, check_output_path
 
     if negative_age not in ("null", "abs"):
@@ -271,10 +271,13 @@ def ingest(
         raise ConfigError("--append adds to a --dataset folder; give --dataset DIR")
     column_map = _read_mapping(mapping) if mapping else None
     files = expand_inputs(inputs)
-    sources = [*files, *([mapping] if mapping else [])]
-    check_output_path(output or dataset, inputs=sources, folder=dataset is not None)
+    sources = [*files, *input_folders(inputs), *([mapping] if mapping else [])]
+    if dataset is not None:
+        check_output_path(dataset, inputs=sources, folder=True)
+    else:
+        check_output_path(output, inputs=sources, formats=(".parquet",))
     if report:
-        check_output_path(report, inputs=sources)
+        check_output_path(report, inputs=sources, formats=(".json",))
     with _progress_reader() as progress:
         task = progress.add_task("reading", total=len(files), name="")
 
@@ -361,7 +364,7 @@ def coverage(
     from geo_crime.io_utils import check_output_path, write_table
 
     if output:
-        check_output_path(output, inputs=[incidents])
+        check_output_path(output, inputs=[incidents], formats=(".csv", ".parquet"))
     if is_incident_dataset(incidents):  # only the columns the check reads
         from geo_crime.distributed import COVERAGE_COLUMNS
 
@@ -485,10 +488,11 @@ def cube(
     from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
     from geo_crime.io_utils import check_output_path
     from geo_crime.rates import attach_population
-    from geo_crime.units import make_units
+    from geo_crime.units import make_units, unit_files
 
     cluster = _cluster_options(engine, scheduler, workers, worker_memory)
-    check_output_path(output, inputs=[incidents])
+    inputs = [incidents, *unit_files(unit, study_area)]  # the polygon layers are inputs too
+    check_output_path(output, inputs=inputs, formats=(".parquet",))
     if cluster is not None:
         from geo_crime.distributed import (
             cluster_client,
@@ -572,10 +576,10 @@ def hotspots(
 ) -> None:
     """Moran's I, LISA, Getis-Ord Gi* or emerging hot spots on a cube, as a table per unit."""
     from geo_crime.cube import Cube
-    from geo_crime.io_utils import check_output_path, write_table
+    from geo_crime.io_utils import TABLE_FORMATS, check_output_path, write_table
     from geo_crime.stats import run_statistic
 
-    check_output_path(output, inputs=[cube_file])
+    check_output_path(output, inputs=[cube_file], formats=TABLE_FORMATS)
     loaded = Cube.load(cube_file)
     result = run_statistic(
         loaded,
@@ -618,9 +622,12 @@ def train(
     from geo_crime.cube import Cube
     from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
     from geo_crime.forecast import train as train_model
-    from geo_crime.io_utils import check_output_path
+    from geo_crime.io_utils import check_output_path, clean_stale_staging, describe_cleaned
 
-    check_output_path(output, inputs=[cube_file], folder=True)
+    check_output_path(output, inputs=[cube_file], folder=True, replaces=True)
+    cleaned = clean_stale_staging(output.parent)
+    if cleaned:
+        typer.echo(describe_cleaned(cleaned), err=True)
     loaded = Cube.load(cube_file)
     config = dataclasses.replace(FAST_CONFIG if fast else DEFAULT_CONFIG, target=target)
     if tune_trials:
@@ -707,9 +714,9 @@ def predict(
     """Forecast each unit's next period (with 80% intervals when the model has them)."""
     from geo_crime.cube import Cube
     from geo_crime.forecast import load_model, predict_next
-    from geo_crime.io_utils import check_output_path, write_table
+    from geo_crime.io_utils import TABLE_FORMATS, check_output_path, write_table
 
-    check_output_path(output, inputs=[cube_file, model])
+    check_output_path(output, inputs=[cube_file, model], formats=TABLE_FORMATS)
     loaded = Cube.load(cube_file)
     table = predict_next(load_model(model), loaded)
     write_table(table, output)
@@ -804,7 +811,9 @@ def map_command(
 
     if tiles.lower() not in MAP_TILES:
         raise ConfigError(f"--tiles must be none, carto or osm, got {tiles!r}")
-    check_output_path(output, inputs=[cube_file, *([forecast] if forecast else [])])
+    check_output_path(
+        output, inputs=[cube_file, *([forecast] if forecast else [])], formats=(".html", ".htm")
+    )
     loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
     public, suppressed = _public_cube_tables(loaded, tables, k_anonymity, forecast)
     layers = MapLayers.from_cube(
@@ -844,9 +853,10 @@ def export_command(
     seed: SeedOption = 0,
 ) -> None:
     """GIS layers of a cube (unit totals and statistics), privacy-safe, for QGIS/ArcGIS."""
-    from geo_crime.export import export_layers
+    from geo_crime.export import check_export_formats, export_layers
     from geo_crime.io_utils import check_output_path
 
+    check_export_formats(formats)
     check_output_path(output, inputs=[cube_file], folder=True)
     loaded, tables = _cube_layers(cube_file, stats, permutations, seed)
     public, _ = _public_cube_tables(loaded, tables, k_anonymity, None)
@@ -1065,8 +1075,11 @@ def fetch(
     logger.setLevel(logging.WARNING)
     names = fetch_mod.dataset_names(dataset.strip().lower())
     if boundaries:
+        from geo_crime.io_utils import check_output_path
         from geo_crime.units import fetch_boundary, load_manifest
 
+        if boundaries_dir is not None:
+            check_output_path(boundaries_dir, folder=True)
         for name in load_manifest()["layers"]:
             path = fetch_boundary(name, cache_dir=boundaries_dir, timeout=timeout)
             typer.echo(f"{name}: {path}")

@@ -71,6 +71,7 @@ __all__ = [
     "INCIDENT_COLUMNS",
     "SUPPRESSED_COLUMNS",
     "PrivacyError",
+    "check_export_formats",
     "check_public_table",
     "export_layers",
     "geojson_geometries",
@@ -316,6 +317,19 @@ def layer_name(name: str) -> str:
     return clean
 
 
+def check_export_formats(formats: Sequence[str]) -> None:
+    """Refuse unknown export formats (before any work: ``geo-crime export`` checks first).
+
+    Raises
+    ------
+    DataError
+        A format is not one of :data:`EXPORT_FORMATS`.
+    """
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise DataError(f"unknown export format(s) {unknown}; choose from {list(EXPORT_FORMATS)}")
+
+
 def export_layers(
     layers: Mapping[str, gpd.GeoDataFrame],
     folder: str | os.PathLike,
@@ -364,9 +378,7 @@ def export_layers(
     DataError
         Unknown format, empty or clashing layer names, a layer without CRS.
     """
-    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
-    if unknown:
-        raise DataError(f"unknown export format(s) {unknown}; choose from {list(EXPORT_FORMATS)}")
+    check_export_formats(formats)
     if not layers:
         raise DataError("no layers to export")
     prepared: dict[str, gpd.GeoDataFrame] = {}

@@ -65,6 +65,7 @@ class RunResult:
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     summaries: dict[str, dict] = field(default_factory=dict)
+    cleaned: list[Path] = field(default_factory=list)
 
 
 def run_pipeline(
@@ -79,8 +80,12 @@ def run_pipeline(
     The run writes into a staging folder beside its final one
     (``outputs/.<name>.incomplete-<pid>/``, holding an ``INCOMPLETE`` marker) and renames it to
     ``outputs/<name>/`` only when every stage has finished, replacing an older run of the same
-    name then. A failed or killed run therefore never leaves ``outputs/<name>/`` half-written;
-    its staging folder is removed on failure (a killed run leaves it, clearly named).
+    name then (see :func:`geo_crime.io_utils.staged_folder`). A failed or killed run therefore
+    never leaves ``outputs/<name>/`` half-written; its staging folder is removed on failure (a
+    killed run leaves it, clearly named, and the next run in the outputs folder removes it and
+    says so). A folder the run did not make (no ``.geo_crime_run`` in it) is never replaced,
+    and ``outputs/<name>/`` may not be, hold or lie inside any input: the incident files and
+    folders, the config file, the studies' polygon unit layers.
 
     Parameters
     ----------
@@ -104,14 +109,17 @@ def run_pipeline(
     Raises
     ------
     ConfigError
-        The outputs folder is inside the data folder, holds an input, or cannot be written.
+        The run folder is inside the data folder, is, holds or lies inside an input, is a
+        folder the run did not make, or cannot be written.
     """
-    import os
-    import shutil
-
     from geo_crime.config import default_crime_inputs
-    from geo_crime.ingest import expand_inputs
-    from geo_crime.io_utils import check_output_path
+    from geo_crime.ingest import expand_inputs, input_folders
+    from geo_crime.io_utils import (
+        check_output_path,
+        clean_stale_staging,
+        describe_cleaned,
+        staged_folder,
+    )
 
     console = console or Console(stderr=True)
     check_name(settings.name, "run name")
@@ -128,39 +136,24 @@ def run_pipeline(
                 "--engine dask reads one dataset folder written by "
                 f"'geo-crime ingest ... --dataset DIR', got {', '.join(map(str, inputs))}"
             )
-    outputs = check_output_path(settings.outputs, inputs=files, folder=True)
+    outputs = check_output_path(settings.outputs, folder=True)
     final = outputs / settings.name
-    check_output_path(final, inputs=files, folder=True)
-    outputs.mkdir(parents=True, exist_ok=True)
-    staging = outputs / f".{settings.name}.incomplete-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    (staging / "INCOMPLETE").write_text(
-        "This run did not finish: its outputs are incomplete and must not be used.\n",
-        encoding="utf-8",
-    )
+    protected = [*files, *input_folders(inputs), *settings.setting_files()]
+    check_output_path(final, inputs=protected, folder=True, replaces=True)
+    cleaned = clean_stale_staging(outputs)
+    if cleaned and not quiet:
+        console.print(describe_cleaned(cleaned), markup=False, highlight=False, soft_wrap=True)
     display = progress.RunDisplay(
         console,
         title=f"run {settings.name}",
         stages=_Stage.expected(settings),
         mode="quiet" if quiet else None,
     )
-    try:
-        with display:
-            result = _run_stages(settings, files, staging, console, cluster)
-        (staging / "INCOMPLETE").unlink()
-        old = outputs / f".{settings.name}.replaced-{os.getpid()}"
-        if final.exists():
-            os.replace(final, old)
-        os.replace(staging, final)
-        if old.exists():
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with staged_folder(final) as staging, display:
+        result = _run_stages(settings, files, staging, console, cluster)
     result.folder = final
     result.files = [final / p.relative_to(staging) for p in result.files]
+    result.cleaned = cleaned
     return result
 
 

@@ -161,6 +161,8 @@ class RunSettings:
     studies
         The studies (default: none given, so the run chooses them from the data's complete
         weeks: :func:`geo_crime.study_windows.studies_from_coverage`).
+    config_file
+        The TOML file the settings were read from (set by :meth:`from_sources`; not a setting).
     """
 
     name: str = ""
@@ -177,6 +179,15 @@ class RunSettings:
     min_date: str = "2010-01-01"
     count: str = "incidents"
     studies: list[StudySettings] = field(default_factory=list)
+    config_file: Path | None = None
+
+    def setting_files(self) -> list[Path]:
+        """The files the settings name: the config file and the studies' polygon unit layers
+        (inputs of the run, which it must never overwrite)."""
+        from geo_crime.units import unit_files
+
+        config = [Path(self.config_file)] if self.config_file is not None else []
+        return config + unit_files(*(u for study in self.studies for u in study.units))
 
     @classmethod
     def from_sources(
@@ -230,6 +241,7 @@ class RunSettings:
         values.update(_checked(given, RUN_SCHEMA, "command line"))
         settings = cls(**values)
         settings.outputs = Path(settings.outputs)
+        settings.config_file = Path(config_file) if config_file is not None else None
         if not settings.name:
             settings.name = dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
         check_name(settings.name, "run name")

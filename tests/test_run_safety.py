@@ -3,7 +3,6 @@ the outputs folder, reports that render data as data, atomic runs, one line for 
 
 from __future__ import annotations
 
-import gzip
 import os
 import signal
 import subprocess
@@ -14,38 +13,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import typer
-from typer.testing import CliRunner
 
-from geo_crime.cli import _user_errors, app
+from geo_crime.cli import _user_errors
 from geo_crime.errors import ConfigError
 from geo_crime.io_utils import atomic_path
 from geo_crime.report import markdown_to_html, md_code, md_text
 from geo_crime.settings import STUDY_SCHEMA, RunSettings, StudySettings, unit_label
-from tests.shared_data import IVANCO, crime_file
-
-
-def _cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def _error_line(result) -> str:
-    """The single error line a failed command printed (and nothing that looks like a traceback)."""
-    text = result.output  # standard output and standard error, as a terminal shows them
-    assert "Traceback" not in text, text
-    errors = [line for line in text.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, text
-    return errors[0]
+from tests.cli_errors import cli as _cli
+from tests.cli_errors import error_line as _error_line
+from tests.cli_errors import official_rows
 
 
 @pytest.fixture(scope="module")
 def small_official(tmp_path_factory) -> Path:
     """300 real rows of the official export as a plain CSV."""
-    folder = tmp_path_factory.mktemp("official")
-    path = folder / "official.csv"
-    with gzip.open(crime_file(IVANCO), "rt", encoding="utf-8") as handle:
-        lines = [next(handle) for _ in range(301)]
-    path.write_text("".join(lines), encoding="utf-8")
-    return path
+    return official_rows(tmp_path_factory.mktemp("official") / "official.csv")
 
 
 # --- inputs are never overwritten -----------------------------------------------------------

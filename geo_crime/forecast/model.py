@@ -83,8 +83,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -525,7 +523,8 @@ class KerasForecaster(Forecaster):
         Parameters
         ----------
         path : path-like
-            Destination folder (replaced if it exists).
+            Destination folder: replaced whole if it exists and geo-crime made it (it carries
+            :data:`geo_crime.io_utils.OWNED_MARKER`) or it is empty; any other folder is refused.
         extra : dict, optional
             More metadata to store (e.g. backtest metrics, tuning results).
 
@@ -533,15 +532,20 @@ class KerasForecaster(Forecaster):
         -------
         pathlib.Path
             The folder, holding ``metadata.json``, ``features.json`` and ``weights.npz``.
+
+        Raises
+        ------
+        geo_crime.errors.ConfigError
+            ``path`` is a folder geo-crime did not make, and not empty.
         """
+        from geo_crime.io_utils import staged_folder
+
         self._check_fitted()
         final = Path(path)
-        final.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.metadata_)
         if extra:
             meta.update(extra)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        try:
+        with staged_folder(final) as tmp:
             (tmp / "metadata.json").write_text(
                 json.dumps(meta, indent=2, default=str), encoding="utf-8"
             )
@@ -554,16 +558,6 @@ class KerasForecaster(Forecaster):
                 for i, w in enumerate(net.get_weights())
             }
             np.savez(tmp / "weights.npz", **arrays)
-            old = None
-            if final.exists():
-                old = final.with_name(f".{final.name}.old-{os.getpid()}")
-                os.replace(final, old)
-            os.replace(tmp, final)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         self.metadata_ = meta
         return final
 

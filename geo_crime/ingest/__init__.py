@@ -127,6 +127,7 @@ __all__ = [
     "detect_schema",
     "expand_inputs",
     "finalize_dtypes",
+    "input_folders",
     "load_incidents",
     "parse_datetimes",
     "read_csv_file",
@@ -155,8 +156,9 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     inputs
         One path or many. A directory contributes every ``.csv``, ``.json`` and ``.ndjson`` file
         in it (compressed or not, recursively), except an incident dataset folder
-        (``geo-crime ingest ... --dataset DIR``), which is listed itself; a pattern with ``*``
-        or ``?`` is globbed.
+        (``geo-crime ingest ... --dataset DIR``), which is listed itself; a pattern with ``*``,
+        ``?`` or ``[`` is globbed, unless a file or folder of that very name exists (a file named
+        ``lapd[1].csv`` is read as itself, not as ``lapd1.csv``).
 
     Returns
     -------
@@ -173,7 +175,7 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     files: list[Path] = []
     for item in inputs:
         text = str(item)
-        if any(ch in text for ch in "*?["):
+        if any(ch in text for ch in "*?[") and not os.path.lexists(text):
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
             if not matches:
                 raise InputError(f"{text}: the pattern matches no file")
@@ -209,6 +211,14 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
             seen.add(key)
             unique.append(f)
     return unique
+
+
+def input_folders(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """The folders named among ``inputs`` (as given, not globbed): inputs of a command as much
+    as the files :func:`expand_inputs` finds in them, which no output may lie inside."""
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    return [Path(item) for item in inputs if Path(item).is_dir()]
 
 
 def read_incidents(

@@ -134,7 +134,34 @@ __all__ = [
     "restrict_to_divisions",
     "study_area",
     "unit_area_km2",
+    "unit_files",
 ]
+
+
+#: Unit and study-area specifications that name no file (see :func:`make_units`).
+_UNIT_KINDS = ("h3", "rd", "rds", "division", "divisions")
+_STUDY_AREAS = ("data", "city", "divisions", "county")
+#: The files a shapefile's ``.shp`` comes with (read with it: inputs as much as the ``.shp``).
+_SHAPEFILE_PARTS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix")
+
+
+def unit_files(*specs: str) -> list[Path]:
+    """The polygon files among unit or study-area specifications (``h3:8``, ``rd``, ``city``...
+    name none); a shapefile brings its sidecar files. They are inputs outputs must spare."""
+    files: list[Path] = []
+    for spec in specs:
+        if spec.partition(":")[0].strip().lower() in _UNIT_KINDS or spec in _STUDY_AREAS:
+            continue
+        path = Path(spec).expanduser()
+        if path.exists():
+            files.append(path)
+            if path.suffix.lower() == ".shp":
+                files += sorted(
+                    p
+                    for p in path.parent.iterdir()
+                    if p.stem == path.stem and p.suffix.lower() in _SHAPEFILE_PARTS
+                )
+    return files
 
 
 def make_units(

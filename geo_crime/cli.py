@@ -654,11 +654,17 @@ def evaluate(
         ),
     ],
     origins: Annotated[
-        int, typer.Option("--origins", metavar="N", help="Rolling forecast origins to test.")
-    ] = 12,
+        int,
+        typer.Option(
+            "--origins", metavar="N", min=0, help="Rolling forecast origins (0: every usable one)."
+        ),
+    ] = 0,
     refit_every: Annotated[
-        int, typer.Option(metavar="K", help="Refit the models every K origins.")
-    ] = 4,
+        int,
+        typer.Option(
+            metavar="K", min=0, help="Refit the models every K origins (0: at most 6 fits each)."
+        ),
+    ] = 0,
     models: Annotated[
         str | None,
         typer.Option(
@@ -684,14 +690,15 @@ def evaluate(
         result = backtest(
             loaded,
             models=chosen,
-            n_origins=origins,
-            refit_every=refit_every,
+            n_origins=origins or None,
+            refit_every=refit_every or None,
             config=FAST_CONFIG if fast else DEFAULT_CONFIG,
             seed=seed,
             name=cube_file.stem,
         )
     files = write_forecast_report(result, output)
-    columns = [c for c in ("n", "mae", "rmse", "pai_5", "pei_5") if c in result.metrics.columns]
+    columns = ("n", "mae", "rmse", "poisson_deviance", "total_bias", "pai_5", "pei_5")
+    columns = [c for c in columns if c in result.metrics.columns]
     typer.echo(result.metrics[columns].round(3).to_string())
     for path in files:
         typer.echo(f"wrote {path}")

@@ -754,8 +754,8 @@ def _forecast(
     result = evaluate(
         cube,
         models=settings.forecast_models or None,
-        n_origins=settings.forecast_origins,
-        refit_every=settings.refit_every,
+        n_origins=settings.forecast_origins or None,  # 0: every usable origin
+        refit_every=settings.refit_every or None,  # 0: scaled to at most MAX_FITS fits
         config=config,
         tune=settings.tuning(),
         seed=seed,
@@ -798,7 +798,9 @@ def _forecast(
         "origins": [str(o.date()) for o in result.origins],
         "metrics": result.metrics.astype(float).round(4).to_dict(orient="index"),
         "scope": result.scope,
+        "judgements": result.judgements(),
         "verdicts": result.verdicts(),
+        "keras_point": "median" if config.point_loss == "median" else "mean",
         "notes": result.notes,
         "next_period": str(pd.Timestamp(public["period"].iloc[0]).date()) if len(public) else "",
         "last_complete_period": str(origin.period.date()),

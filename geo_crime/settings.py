@@ -56,10 +56,11 @@ class StudySettings:
         default list of :func:`geo_crime.forecast.evaluate`).
     forecast_origins, refit_every
         Rolling origins of the backtest, and how often the models are refitted. The defaults
-        (8 and 4) train each model twice per panel, the second fit warm-started from the first
-        (weights at most three periods stale; a single fit at the first origin was measured to
-        lose badly on the short city-wide 2024 panel); the final model warm-starts from the
-        last backtest network.
+        (0 and 0) score every usable origin (61 weekly origins in West LA 2020-21), so that
+        paired intervals over origins can tell models apart, and refit each model at most six
+        times (:data:`geo_crime.forecast.evaluate.MAX_FITS`; every 11 origins of 61), each Keras
+        fit warm-started from the previous one; the final model warm-starts from the last
+        backtest network.
     tune_trials, tune_seconds
         Keras tuning budget on the periods before the first origin (0 trials: no tuning).
     reproduce_study
@@ -87,8 +88,8 @@ class StudySettings:
     forecast_config: str = "fast"
     lags: int = 0
     forecast_models: list[str] = field(default_factory=list)
-    forecast_origins: int = 8
-    refit_every: int = 4
+    forecast_origins: int = 0
+    refit_every: int = 0
     tune_trials: int = 0
     tune_seconds: float = 0.0
     reproduce_study: bool = False
@@ -377,8 +378,14 @@ STUDY_SCHEMA: dict[str, tuple] = {
         lambda v: isinstance(v, list) and all(_is_forecaster_name(m) for m in v),
         lambda: "a list of forecaster names: " + ", ".join(_forecaster_names()),
     ),
-    "forecast_origins": (lambda v: _is_int(v) and 1 <= v <= 1_000, "an integer from 1 to 1000"),
-    "refit_every": (lambda v: _is_int(v) and 1 <= v <= 100, "an integer from 1 to 100"),
+    "forecast_origins": (
+        lambda v: _is_int(v) and 0 <= v <= 1_000,
+        "an integer from 0 (every usable origin) to 1000",
+    ),
+    "refit_every": (
+        lambda v: _is_int(v) and 0 <= v <= 100,
+        "an integer from 0 (at most six fits per model) to 100",
+    ),
     "tune_trials": (lambda v: _is_int(v) and 0 <= v <= 100, "an integer from 0 to 100"),
     "tune_seconds": (
         lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 86_400,

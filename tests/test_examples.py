@@ -67,7 +67,8 @@ def test_the_daily_division_panel_runs_with_the_original_study_beside_it(tmp_pat
     result = run_pipeline(settings)
     summary = json.loads((result.folder / "summary.json").read_text())
     forecast = summary["divisions_2024_daily"]["units"]["division"]["forecast"]
-    assert set(forecast["metrics"]) == {"keras", "study_conv1d", "last", "ma8"}
+    models = {"keras", "study_conv1d", "last", "ma8"}
+    assert set(forecast["metrics"]) == models | {"zero", "clairvoyant"}  # and the references
     assert len(forecast["origins"]) == 3
     report = next((result.folder / "public" / "divisions_2024_daily").rglob("*.md")).read_text()
     assert "The original study's protocol (80/20 split" in report

@@ -147,35 +147,56 @@ def test_the_original_studys_table_sets_its_network_the_7_day_mean_and_ours_side
 def test_the_report_names_the_model_to_use_for_levels_and_for_ranking():
     import pandas as pd
 
+    from geo_crime.forecast.verdicts import judgements
     from geo_crime.report.study import ranking_recommendation, recommendation
 
-    metrics = pd.DataFrame(
-        {"mae": [51.05, 51.33, 52.66], "pai_5": [7.79, 7.75, 7.82]},
-        index=["keras", "hist_mean", "gbm"],
+    origins = pd.date_range("2021-05-24", periods=12, freq="7D")
+    wobble = np.where(np.arange(12) % 2 == 0, 1.0, -1.0)
+
+    def backtest(mae: dict, deviance: dict, pai: dict) -> dict:
+        """A run's forecast summary from per-origin scores (100 cells per origin)."""
+        rows = [
+            {
+                "model": m,
+                "origin": o,
+                "n": 100,
+                "abs_error": 100 * mae[m][i],
+                "deviance": 100 * deviance[m][i],
+                "pai_5": pai[m][i],
+            }
+            for m in mae
+            for i, o in enumerate(origins)
+        ]
+        return {"judgements": judgements(pd.DataFrame(rows))}
+
+    flat = {m: np.full(12, v) for m, v in (("keras", 4.16), ("hist_mean", 5.13), ("gbm", 5.41))}
+    # the West LA H3-9 pattern: Keras has the lowest MAE because MAE rewards a median, and gbm
+    # wins on Poisson deviance at every origin: no "use keras"
+    west = backtest(
+        flat,
+        {"keras": 30.9 + wobble, "hist_mean": 12.02 + wobble, "gbm": 11.36 + 0.1 * wobble},
+        {"keras": 7.79 + wobble, "hist_mean": 7.75 + 0.5 * wobble, "gbm": 8.2 - wobble},
     )
-    assert recommendation(metrics).startswith("The Keras forecast is 0.5% better than hist_mean")
-    # gbm ranks 0.4% better than Keras: within the margin, no claim
-    assert ranking_recommendation(metrics) is None
-    metrics.loc["gbm", "pai_5"] = 8.2  # 5% better: named, and said to be unpublished
-    sentence = ranking_recommendation(metrics)
-    assert "gbm ranked places better" in sentence and "only the Keras" in sentence
-    metrics.loc["gbm", "pai_5"] = 7.82
-    metrics.loc["keras"] = [40.0, 7.9]
-    assert recommendation(metrics).startswith("Use the Keras forecast: its backtest MAE is 22%")
-    assert ranking_recommendation(metrics) is None
-    metrics.loc["keras"] = [60.0, 7.9]
-    assert recommendation(metrics).startswith("Use hist_mean for this panel")
-    # the West LA H3-9 backtest of the default run: Keras has the lowest MAE because MAE
-    # rewards a median, and hist_mean wins on Poisson deviance: no "use the Keras forecast"
-    west = pd.DataFrame(
-        {"mae": [4.16, 5.13, 5.41], "poisson_deviance": [30.90, 12.02, 11.36]},
-        index=["keras", "hist_mean", "gbm"],
+    sentence = recommendation(west, "week")
+    assert sentence.startswith(
+        "Use gbm for the level of next-week severity: it has the best Poisson deviance, a "
+        "proper score for counts (11.36), and every other model is worse with 95% confidence"
     )
-    sentence = recommendation(west)
-    assert not sentence.startswith("Use the Keras forecast")
-    assert (
-        "on Poisson deviance, a proper score for counts, gbm is better (11.36 against 30.90)"
-        in (sentence)
+    # gbm ranks 5% better than Keras on PAI@5%, but the intervals overlap: a three-way tie,
+    # and the simplest is used; only the Keras ranking is published, and the report says so
+    ranking = ranking_recommendation(west)
+    assert ranking.startswith("gbm, keras and hist_mean tie on harm-weighted PAI@5% (best: gbm")
+    assert "use hist_mean to choose where to act, the simplest." in ranking
+    assert "Only the Keras forecast's ranking is published in this run" in ranking
+    # better on deviance at every origin: the network is named
+    better = backtest(
+        flat,
+        {"keras": 11.0 + 0.1 * wobble, "hist_mean": 12.02 + wobble, "gbm": 11.36 + 0.1 * wobble},
+        {"keras": 9.5 + 0.1 * wobble, "hist_mean": 7.75 + 0.5 * wobble, "gbm": 8.2 - wobble},
     )
-    west.loc["keras", "poisson_deviance"] = 11.0  # better on both: the network is named
-    assert recommendation(west).startswith("Use the Keras forecast: its backtest MAE is 19%")
+    assert recommendation(better, "week").startswith("Use keras for the level of next-week")
+    assert ranking_recommendation(better).startswith("Use keras to choose where to act")
+    assert "published" not in ranking_recommendation(better)
+    # a summary without paired comparisons says so instead of guessing
+    assert recommendation({}).startswith("No paired comparison over origins")
+    assert ranking_recommendation({}) is None

@@ -119,7 +119,10 @@ def _check_one_rate_and_dated_forecast(folder: Path) -> None:
     # every metric table says what it scored
     metrics = json.loads((folder / "public/westla/forecast_rd/forecast_metrics.json").read_text())
     per_origin = metrics["scored_units_per_origin"]
-    assert len(per_origin) == 8 and min(per_origin) >= 60
+    # every usable origin is scored (the default), each model refit at most six times
+    assert len(per_origin) == len(metrics["origins"]) > 50 and min(per_origin) >= 60
+    assert all(t["fits"] <= 6 for t in metrics["timings"].values())
+    assert {"zero", "clairvoyant"} <= set(metrics["metrics"])
     assert metrics["scored_divisions"] == [8]
     assert f"**Scored:** {min(per_origin)}" in report
     markdown = (folder / "public/westla/forecast_rd/forecast_metrics.md").read_text()

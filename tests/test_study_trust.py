@@ -129,8 +129,17 @@ def test_pai_is_reported_only_where_the_share_holds_five_units(westla):
 
 def test_equal_pai_is_a_tie_never_the_highest():
     metrics = pd.DataFrame(
-        {"n": [14.0, 14.0], "mae": [3.0, 2.0], "pai_5": [4.25, 4.25]},
+        {"n": [70.0, 70.0], "mae": [3.0, 2.0], "pai_5": [4.25, 4.25]},
         index=pd.Index(["keras", "ma4"], name="model"),
+    )
+    origins = pd.date_range("2024-01-01", periods=5, freq="7D")
+    # the two models select the same units at every origin: the same PAI@5% each time
+    scores = pd.DataFrame(
+        [
+            {"model": m, "origin": o, "n": 14, "abs_error": e * 14, "deviance": e, "pai_5": 4.25}
+            for m, e in (("keras", 3.0), ("ma4", 2.0))
+            for o in origins
+        ]
     )
     result = BacktestResult(
         name="t",
@@ -141,10 +150,12 @@ def test_equal_pai_is_a_tie_never_the_highest():
         metrics=metrics,
         predictions=pd.DataFrame(),
         curves=pd.DataFrame(),
-        origins=pd.DatetimeIndex([pd.Timestamp("2024-01-01")]),
+        origins=origins,
+        origin_scores=scores,
     )
     verdicts = " ".join(result.verdicts())
-    assert "keras ties ma4 on harm-weighted PAI@5%" in verdicts
+    assert "keras and ma4 tie on harm-weighted PAI@5% (keras 4.25 vs ma4 4.25" in verdicts
+    assert "use ma4, the simpler" in verdicts
     assert "highest" not in verdicts
 
 

@@ -2,18 +2,20 @@
 
 Protocol
 --------
-Forecast origins ``t`` are the last ``n_origins`` periods at which most of the study area can be
-scored (at least ``min_scored_share``, 50%, of the units have a complete target and history; when
-no period reaches that, the periods where the most units can be scored, and the result says the
-backtest does not cover the study area); each forecast is of period ``t + 1``. The last weeks of
-a data set where only one division is still completely recorded are therefore not the test.
+Forecast origins ``t`` are every period (or the last ``n_origins`` periods) at which most of the
+study area can be scored (at least ``min_scored_share``, 50%, of the units have a complete target
+and history; when no period reaches that, the periods where the most units can be scored, and the
+result says the backtest does not cover the study area); each forecast is of period ``t + 1``.
+The last weeks of a data set where only one division is still completely recorded are therefore
+not the test.
 At origin ``t`` a forecaster sees ``cube.select_periods(slice(0, t + 1))``: the
 future is not even passed to it, so neither features nor scaling can look ahead. Models are fit on
 an **expanding window** (every period up to the origin) and, to bound the time, refit only every
 ``refit_every`` origins: a model refit at origin ``t0`` forecasts origins ``t0 .. t0 + k - 1``
 from their own (growing) history with the weights learnt up to ``t0``. ``refit_every=1`` refits
-at every origin; the default 4 divides the number of Keras fits by four at the price of weights up
-to three periods stale. Tuning (optional) only sees periods up to the first origin.
+at every origin; by default it is scaled to the number of origins so that each model is fitted at
+most :data:`MAX_FITS` times (61 weekly origins: refit every 11, six fits, weights at most ten
+periods stale). Tuning (optional) only sees periods up to the first origin.
 
 Coverage. A cell ``(unit, t + 1)`` is scored only when the target cell is complete and the unit's
 last ``H`` periods up to ``t`` are complete, ``H`` being the longest history any compared model
@@ -27,11 +29,19 @@ units per origin, their share of the study's units, the divisions they lie in, a
 backtest covers the study area (``covers_study_area``: at least half of the units scored at every
 origin).
 
+References. Two rows of every metrics table are references, never candidates: ``zero`` (the
+all-zero forecast) and ``clairvoyant`` (each unit's mean over every complete period of the panel
+but the target, future included), scored on the same cells (:mod:`geo_crime.forecast.references`).
+
 Metrics
 -------
-MAE, RMSE, R², Poisson deviance, harm-weighted PAI@k and PEI@k (reported only where ``k``% of
-the scored area holds enough units) and the 80% interval coverage: see
+MAE, RMSE, R², Poisson deviance, total bias, harm-weighted PAI@k and PEI@k (reported only where
+``k``% of the scored area holds enough units) and the 80% interval coverage: see
 :mod:`geo_crime.forecast.metrics`, which computes them from the long predictions table.
+
+Verdicts. Models are compared origin by origin with paired bootstrap intervals; a model wins
+only where the 95% interval of the difference excludes zero, and ties go to the simpler model
+(:mod:`geo_crime.forecast.verdicts`).
 
 Models are named as in :mod:`geo_crime.forecast.registry` (``keras``, ``gbm``, ``ma4`` ...);
 :func:`make_model` builds one from the backtest's Keras configuration and seed.
@@ -54,10 +64,13 @@ from geo_crime.forecast.baselines import Forecaster
 from geo_crime.forecast.metrics import SHARES, score_predictions
 from geo_crime.forecast.model import DEFAULT_CONFIG, ForecastConfig, KerasForecaster
 from geo_crime.forecast.panel import eligible_cells, target_values, unit_areas
+from geo_crime.forecast.references import REFERENCE_WORDS, REFERENCES, reference_values
 from geo_crime.forecast.registry import make_forecaster
+from geo_crime.forecast.verdicts import judgements, verdict_sentences
 
 __all__ = [
     "DEFAULT_MODELS",
+    "MAX_FITS",
     "MIN_SCORED_SHARE",
     "BacktestResult",
     "backtest_scope",
@@ -80,6 +93,9 @@ DEFAULT_MODELS = (
 
 #: Default share of the study's units that must be scorable at a forecast origin.
 MIN_SCORED_SHARE = 0.5
+
+#: Fits per model at most when ``refit_every`` is not given (it is scaled to the origins).
+MAX_FITS = 6
 
 # --- models -----------------------------------------------------------------------------------
 
@@ -136,7 +152,8 @@ class BacktestResult:
     target, capture, freq, unit_type : str
         What was forecast, what the targeting metrics capture, the period and the unit type.
     metrics : pandas.DataFrame
-        One row per model (index), one column per metric; models not reported are absent.
+        One row per model (index), one column per metric; models not reported are absent. The
+        last rows are the references ``zero`` and ``clairvoyant`` (never candidates).
     predictions : pandas.DataFrame
         Long table of scored cells: ``model``, ``unit_id``, ``origin``, ``period`` (target),
         ``actual``, ``captured``, ``area_km2``, ``prediction``, ``lower``, ``upper``.
@@ -162,6 +179,9 @@ class BacktestResult:
         reported).
     last_fits : dict
         Each model as fitted at the last refit (the warm start of a final model); not saved.
+    origin_scores : pandas.DataFrame
+        Per model and origin: cells, error sums and PAI (see
+        :func:`geo_crime.forecast.metrics.score_predictions`), which the verdicts resample.
     """
 
     name: str
@@ -180,43 +200,25 @@ class BacktestResult:
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     scope: dict[str, Any] = field(default_factory=dict)
     last_fits: dict[str, Forecaster] = field(default_factory=dict, repr=False)
+    origin_scores: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
-    def comparison(self, reference: str = "keras") -> pd.DataFrame:
-        """How ``reference`` fares against every other model on MAE and PAI@5%.
-
-        Parameters
-        ----------
-        reference : str, default "keras"
-            The model compared.
+    def judgements(self) -> dict[str, Any]:
+        """Paired bootstrap comparisons over the origins (see :func:`verdicts.judgements`).
 
         Returns
         -------
-        pandas.DataFrame
-            One row per other model: both models' MAE and PAI@5% and whether the reference is
-            better (lower MAE; higher PAI).
+        dict
+            Per judged metric (Poisson deviance, MAE, PAI@5%): the best model, the models tied
+            with it, the one to use and the intervals; computed once.
         """
-        m = self.metrics
-        if reference not in m.index:
-            return pd.DataFrame()
-        rows = []
-        for other in m.index:
-            if other == reference:
-                continue
-            rows.append(
-                {
-                    "model": other,
-                    f"mae_{reference}": m.at[reference, "mae"],
-                    "mae_model": m.at[other, "mae"],
-                    "beats_on_mae": bool(m.at[reference, "mae"] < m.at[other, "mae"]),
-                    f"pai_5_{reference}": m.at[reference, "pai_5"],
-                    "pai_5_model": m.at[other, "pai_5"],
-                    "beats_on_pai_5": bool(m.at[reference, "pai_5"] > m.at[other, "pai_5"]),
-                }
-            )
-        return pd.DataFrame(rows)
+        cached = self.__dict__.get("_judgements")
+        if cached is None:
+            cached = judgements(self.origin_scores, seed=int(self.config.get("seed", 0)))
+            self.__dict__["_judgements"] = cached
+        return cached
 
     def verdicts(self, reference: str = "keras") -> list[str]:
-        """Plain sentences: where the reference model does not beat a baseline.
+        """Plain sentences: whether the reference model beats the best baseline.
 
         Parameters
         ----------
@@ -226,47 +228,12 @@ class BacktestResult:
         Returns
         -------
         list of str
-            On MAE and on harm-weighted PAI@5%: the models it does not beat, ties, or that it
-            beats them all.
+            On Poisson deviance, MAE and harm-weighted PAI@5%: a win, a loss or a tie (with the
+            95% interval over origins), then what the references scored.
         """
-        table = self.comparison(reference)
-        if table.empty:
+        if reference not in self.metrics.index:
             return [f"{reference} was not evaluated on this panel."]
-        out = []
-        m = self.metrics
-        for metric, label, better in (
-            ("mae", "MAE", "the lowest"),
-            ("pai_5", "harm-weighted PAI@5%", "the highest"),
-        ):
-            mine = m.at[reference, metric]
-            if pd.isna(mine):
-                out.append(f"{label} is not reported for this panel (too few scored units).")
-                continue
-            others = table["model"].tolist()
-            # PAI of models that select the same units differs only through the unit straddling
-            # the area threshold: within 0.1% is a tie; MAE must match to round-off
-            rtol = 1e-3 if metric == "pai_5" else 1e-9
-            ties = [b for b in others if np.isclose(m.at[b, metric], mine, rtol=rtol, atol=1e-12)]
-            flag = "beats_on_mae" if metric == "mae" else "beats_on_pai_5"
-            lost = [b for b in table.loc[~table[flag], "model"] if b not in ties]
-            fmt = "{:.3f}"
-            if lost:
-                out.append(
-                    f"{reference} does NOT beat {', '.join(lost)} on {label} "
-                    f"({reference} {fmt.format(mine)} vs "
-                    + ", ".join(f"{b} {fmt.format(m.at[b, metric])}" for b in lost)
-                    + ")."
-                )
-            if ties:
-                out.append(
-                    f"{reference} ties {', '.join(ties)} on {label} ({fmt.format(mine)}: the same "
-                    "units are selected)."
-                    if metric == "pai_5"
-                    else f"{reference} ties {', '.join(ties)} on {label} ({fmt.format(mine)})."
-                )
-            if not lost and not ties:
-                out.append(f"{reference} has {better} {label} of all models compared.")
-        return out
+        return verdict_sentences(self.judgements(), reference)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (metrics, settings, notes; not the predictions)."""
@@ -286,7 +253,8 @@ class BacktestResult:
                 model: {k: (None if pd.isna(v) else v) for k, v in row.items()}
                 for model, row in metrics.to_dict(orient="index").items()
             },
-            "comparison": self.comparison().to_dict(orient="records"),
+            "references": {r: REFERENCE_WORDS[r] for r in REFERENCES if r in self.metrics.index},
+            "judgements": self.judgements(),
             "verdicts": self.verdicts(),
             "config": self.config,
             "notes": self.notes,
@@ -315,6 +283,9 @@ def _resolve_models(
     names = [m.name for m in out]
     if len(set(names)) != len(names):
         raise ModelError(f"model names must be unique, got {names}")
+    clash = sorted(set(names) & set(REFERENCES))
+    if clash:
+        raise ModelError(f"{', '.join(clash)}: the name of a backtest reference, not a model")
     return out
 
 
@@ -333,8 +304,8 @@ def evaluate(
     cube: Cube,
     *,
     models: Sequence[str | Forecaster] | None = None,
-    n_origins: int = 12,
-    refit_every: int = 4,
+    n_origins: int | None = None,
+    refit_every: int | None = None,
     config: ForecastConfig = DEFAULT_CONFIG,
     target: str | None = None,
     capture: str = "severity",
@@ -356,10 +327,12 @@ def evaluate(
     models : sequence of str or Forecaster, optional
         Names (see :func:`make_model` and :mod:`geo_crime.forecast.registry`) or unfitted
         forecasters; default :data:`DEFAULT_MODELS`.
-    n_origins : int, default 12
-        Number of forecast origins (the last usable ones).
-    refit_every : int, default 4
-        Refit every ``k`` origins (1 = refit at every origin).
+    n_origins : int, optional
+        Number of forecast origins (the last usable ones); default (None or 0): every usable
+        origin.
+    refit_every : int, optional
+        Refit every ``k`` origins (1 = refit at every origin); default (None or 0): the smallest
+        ``k`` that fits each model at most :data:`MAX_FITS` times.
     config : ForecastConfig, default DEFAULT_CONFIG
         Keras settings (and ``lags`` / feature groups of ``gbm``).
     target : str, optional
@@ -390,8 +363,9 @@ def evaluate(
     -------
     BacktestResult
     """
-    if refit_every < 1 or n_origins < 1:
-        raise ModelError("n_origins and refit_every must be >= 1")
+    if (refit_every or 0) < 0 or (n_origins or 0) < 0:
+        raise ModelError("n_origins and refit_every must be >= 1 (0 or None: the default)")
+    n_origins, refit_every = n_origins or None, refit_every or None
     target = target or config.target
     config = config.replace(target=target)
     forecasters = _resolve_models(models, config=config, seed=seed, target=target)
@@ -419,7 +393,7 @@ def evaluate(
     notes: list[str] = []
     broad = [t for t in candidates if scorable_share[t] >= min_scored_share]
     if broad:
-        origins = broad[-n_origins:]
+        origins = broad[-n_origins:] if n_origins else broad
         later = [t for t in candidates if t > origins[-1]]
         if later:
             notes.append(
@@ -428,18 +402,20 @@ def evaluate(
                 "recorded, so they would test the model on a corner of the study area."
             )
     else:
-        best = sorted(candidates, key=lambda t: (-scorable_share[t], -t))[:n_origins]
+        best = sorted(candidates, key=lambda t: (-scorable_share[t], -t))[: n_origins or None]
         origins = sorted(best)
         notes.append(
             f"No origin has {min_scored_share:.0%} of the units completely recorded: the "
             f"backtest uses the {len(origins)} origins where the most units can be scored and "
             "does not cover the study area."
         )
-    if len(origins) < n_origins:
+    if n_origins and len(origins) < n_origins:
         notes.append(
             f"Only {len(origins)} usable origins (asked for {n_origins}): the coverage mask and "
             f"the {history}-period history requirement leave no other."
         )
+    if refit_every is None:
+        refit_every = -(-len(origins) // MAX_FITS)
     area = unit_areas(cube.units)
     tuning_summary = None
     if tune:
@@ -516,9 +492,16 @@ def evaluate(
             "fits": n_fits,
         }
         frames.append(pd.concat(parts, ignore_index=True))
+    names = [m.name for m in forecasters]
+    cells = frames[0]  # every model is scored on the same cells
+    rows = pd.Index(unit_ids).get_indexer(cells["unit_id"])
+    cols = pd.DatetimeIndex(cube.periods).get_indexer(cells["period"])
+    for ref in REFERENCES:  # forecasts from the whole panel (see the module docstring)
+        forecast = reference_values(ref, y, complete)[rows, cols]
+        frames.append(cells.assign(model=ref, prediction=forecast, lower=np.nan, upper=np.nan))
     predictions = pd.concat(frames, ignore_index=True)
-    metrics, curves, more_notes, pai_reported = score_predictions(
-        predictions, [m.name for m in forecasters], shares
+    metrics, curves, more_notes, pai_reported, origin_scores = score_predictions(
+        predictions, [*names, *REFERENCES], shares
     )
     notes.extend(more_notes)
     for name_, t in timings.items():
@@ -555,6 +538,7 @@ def evaluate(
         tuning=tuning_summary,
         scope=scope,
         last_fits=last_fits,
+        origin_scores=origin_scores,
     )
 
 

@@ -10,9 +10,15 @@ Metrics
 ``mae``, ``rmse``, ``r2``
     Pooled over all scored (unit, origin) cells (:func:`point_metrics`).
 ``poisson_deviance``
-    :func:`sklearn.metrics.mean_poisson_deviance`, with predictions clipped to ``>= 1e-6`` (it
-    needs positive predictions); a model predicting zero where crime happens is heavily penalised,
-    as the Poisson likelihood says it should be.
+    The mean Poisson deviance ``2 (y log(y / p) - y + p)`` (:func:`poisson_deviance_terms`;
+    ``y log(y / p)`` is 0 where ``y = 0``, so a zero actual costs ``2p``), with predictions
+    floored at :data:`DEVIANCE_FLOOR` (it needs positive predictions): a model predicting zero
+    where crime happens is heavily penalised, as the Poisson likelihood says it should be. Unlike
+    MAE, which a median minimises (on sparse panels the all-zero forecast has the lowest MAE), it
+    is a proper score for a mean.
+``total_bias``
+    Sum of the forecasts over sum of the actuals, minus one, over every scored cell: a median
+    forecaster's totals fall short of the actual totals on skewed counts.
 ``pai_k``, ``pei_k``
     Reported only where ``k``% of the scored area holds at least :data:`MIN_UNITS_IN_SHARE` (5)
     units of the median scored size at every origin (:func:`reportable_shares`): on 14 scored
@@ -39,12 +45,14 @@ import pandas as pd
 
 __all__ = [
     "CURVE_GRID",
+    "DEVIANCE_FLOOR",
     "MIN_UNITS_IN_SHARE",
     "SHARES",
     "capture_curve",
     "pai",
     "pei",
     "point_metrics",
+    "poisson_deviance_terms",
     "reportable_shares",
     "score_predictions",
 ]
@@ -54,6 +62,9 @@ SHARES = (0.01, 0.05, 0.10)
 
 #: PAI@k and PEI@k are reported only when k% of the scored area holds this many units.
 MIN_UNITS_IN_SHARE = 5
+
+#: Predictions are floored at this before the Poisson deviance (which needs positive ones).
+DEVIANCE_FLOOR = 1e-6
 
 #: Grid of area shares of the stored capture curves.
 CURVE_GRID = np.round(np.linspace(0.0, 1.0, 201), 4)
@@ -130,8 +141,33 @@ def pei(pred: np.ndarray, actual: np.ndarray, area: np.ndarray, share: float) ->
     return float(got / best) if best > 0 else float("nan")
 
 
+def poisson_deviance_terms(actual: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Each cell's Poisson deviance ``2 (y log(y / p) - y + p)``.
+
+    Parameters
+    ----------
+    actual, pred : numpy.ndarray
+        Observed values ``y >= 0`` and forecasts ``p`` (floored at :data:`DEVIANCE_FLOOR`).
+
+    Returns
+    -------
+    numpy.ndarray
+        One term per cell; ``y log(y / p)`` is taken as 0 where ``y = 0`` (the term is ``2p``).
+
+    Examples
+    --------
+    >>> poisson_deviance_terms([0.0, 2.0], [0.5, 2.0]).tolist()
+    [1.0, 0.0]
+    """
+    from scipy.special import xlogy
+
+    y = np.asarray(actual, dtype=float)
+    p = np.maximum(np.asarray(pred, dtype=float), DEVIANCE_FLOOR)
+    return 2.0 * (xlogy(y, y) - xlogy(y, p) - y + p)
+
+
 def point_metrics(actual: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, R² and mean Poisson deviance of pooled forecasts.
+    """MAE, RMSE, R², mean Poisson deviance and total bias of pooled forecasts.
 
     Parameters
     ----------
@@ -141,21 +177,25 @@ def point_metrics(actual: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     Returns
     -------
     dict
-        ``mae``, ``rmse``, ``r2`` (NaN with fewer than two cells) and ``poisson_deviance``
-        (predictions clipped to ``>= 1e-6``); all NaN without cells.
+        ``mae``, ``rmse``, ``r2`` (NaN with fewer than two cells), ``poisson_deviance`` (the mean
+        of :func:`poisson_deviance_terms`) and ``total_bias`` (sum of forecasts / sum of actuals
+        - 1, NaN when the actuals sum to zero); all NaN without cells.
     """
-    from sklearn.metrics import mean_poisson_deviance, r2_score
+    from sklearn.metrics import r2_score
 
     actual = np.asarray(actual, dtype=float)
     pred = np.asarray(pred, dtype=float)
+    keys = ("mae", "rmse", "r2", "poisson_deviance", "total_bias")
     if len(actual) == 0:
-        return {"mae": np.nan, "rmse": np.nan, "r2": np.nan, "poisson_deviance": np.nan}
+        return dict.fromkeys(keys, np.nan)
     err = pred - actual
+    total = float(actual.sum())
     return {
         "mae": float(np.mean(np.abs(err))),
         "rmse": float(np.sqrt(np.mean(err**2))),
         "r2": float(r2_score(actual, pred)) if len(actual) > 1 else np.nan,
-        "poisson_deviance": float(mean_poisson_deviance(actual, np.maximum(pred, 1e-6))),
+        "poisson_deviance": float(np.mean(poisson_deviance_terms(actual, pred))),
+        "total_bias": float(pred.sum() / total - 1.0) if total > 0 else np.nan,
     }
 
 
@@ -199,7 +239,7 @@ def _share_key(kind: str, share: float) -> str:
 
 def score_predictions(
     predictions: pd.DataFrame, names: Sequence[str], shares: Sequence[float]
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[float]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[float], pd.DataFrame]:
     """Metrics table, mean capture curves and notes from the backtest's long predictions table.
 
     Parameters
@@ -214,14 +254,17 @@ def score_predictions(
 
     Returns
     -------
-    (pandas.DataFrame, pandas.DataFrame, list of str, list of float)
+    (pandas.DataFrame, pandas.DataFrame, list of str, list of float, pandas.DataFrame)
         The metrics (one row per reported model), the mean capture curve per model and of the
         ``perfect`` selection indexed by area share (:data:`CURVE_GRID`), notes on what was not
-        reported, and the reported area shares.
+        reported, the reported area shares, and the per-origin scores: one row per reported
+        model and origin with ``n`` (cells), the sums ``abs_error``, ``squared_error``,
+        ``deviance``, ``forecast`` and ``actual``, and ``pai_k`` (NaN where not reported).
     """
     rows: dict[str, dict[str, float]] = {}
     curves: dict[str, np.ndarray] = {}
     notes: list[str] = []
+    origin_rows: list[dict] = []
     perfect_done = False
     reportable = reportable_shares(predictions, shares)
     for share in shares:
@@ -244,7 +287,7 @@ def score_predictions(
         per_origin: dict[str, list[float]] = {_share_key("pai", s): [] for s in shares}
         per_origin.update({_share_key("pei", s): [] for s in shares})
         curve_list, perfect_list = [], []
-        for _, g in part.groupby("origin", sort=True):
+        for origin, g in part.groupby("origin", sort=True):
             p = g["prediction"].to_numpy()
             a = g["captured"].to_numpy()
             ar = g["area_km2"].to_numpy()
@@ -253,6 +296,9 @@ def score_predictions(
             for s, gv, bv in zip(shares, got, best, strict=True):
                 per_origin[_share_key("pai", s)].append(gv / s)
                 per_origin[_share_key("pei", s)].append(gv / bv if bv > 0 else np.nan)
+            origin_rows.append(
+                _origin_row(name, origin, g, {s: gv / s for s, gv in zip(shares, got, strict=True)})
+            )
             curve_list.append(capture_curve(p, a, ar, CURVE_GRID))
             if not perfect_done:
                 perfect_list.append(capture_curve(a, a, ar, CURVE_GRID))
@@ -272,9 +318,31 @@ def score_predictions(
             perfect_done = True
     metrics = pd.DataFrame.from_dict(rows, orient="index")
     metrics.index.name = "model"
-    order = ["n", "mae", "rmse", "r2", "poisson_deviance"]
+    order = ["n", "mae", "rmse", "r2", "poisson_deviance", "total_bias"]
     order += [_share_key("pai", s) for s in shares] + [_share_key("pei", s) for s in shares]
     order += [c for c in ("coverage_80", "interval_width") if c in metrics]
     metrics = metrics.reindex(columns=order) if len(metrics) else metrics
     curve_frame = pd.DataFrame(curves, index=pd.Index(CURVE_GRID, name="area_share"))
-    return metrics, curve_frame, notes, reportable
+    scores = pd.DataFrame(origin_rows)
+    for share in shares:  # per-origin PAI only where the metrics table reports it
+        if share not in reportable and len(scores):
+            scores[_share_key("pai", share)] = np.nan
+    return metrics, curve_frame, notes, reportable, scores
+
+
+def _origin_row(name: str, origin: object, cells: pd.DataFrame, pai_at: dict) -> dict:
+    """One model's scores at one origin: error sums over its cells and PAI per area share."""
+    actual = cells["actual"].to_numpy(dtype=float)
+    pred = cells["prediction"].to_numpy(dtype=float)
+    row = {
+        "model": name,
+        "origin": origin,
+        "n": len(cells),
+        "abs_error": float(np.abs(pred - actual).sum()),
+        "squared_error": float(((pred - actual) ** 2).sum()),
+        "deviance": float(poisson_deviance_terms(actual, pred).sum()),
+        "forecast": float(pred.sum()),
+        "actual": float(actual.sum()),
+    }
+    row.update({_share_key("pai", s): float(v) for s, v in pai_at.items()})
+    return row

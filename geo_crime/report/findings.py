@@ -144,15 +144,20 @@ def unit_findings(
             if len(chosen):
                 findings["emerging"][category] = [str(labels.get(u, u)) for u in chosen]
     if backtest and backtest.get("metrics"):
-        from geo_crime.report.study import ranking_recommendation, recommendation
+        from geo_crime.report.study import (
+            keras_bias_sentence,
+            ranking_recommendation,
+            recommendation,
+        )
 
         metrics = pd.DataFrame(backtest["metrics"]).T
         scope = backtest.get("scope", {})
         shares = scope.get("scored_share_per_origin", [])
         findings["forecast"] = {
             "next_period": backtest.get("next_period", ""),
-            "use": recommendation(metrics) if "keras" in metrics.index else "",
-            "ranking": ranking_recommendation(metrics) or "",
+            "use": recommendation(backtest, findings["period"]) if "keras" in metrics.index else "",
+            "ranking": ranking_recommendation(backtest) or "",
+            "bias": keras_bias_sentence(backtest),
             "scored_share": float(np.mean(shares)) if shares else None,
             "covers_study_area": bool(scope.get("covers_study_area", False)),
             "n_origins": len(backtest.get("origins", [])),
@@ -311,6 +316,7 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
                 text.append(
                     f"{'Predicted' if held else 'Forecast'} highest for that {f['period']}, of "
                     f"the units with a published forecast: {highest}."
+                    + (f" {forecast['bias']}" if forecast.get("bias") else "")
                 )
         if f.get("approximate"):
             text.append("Boundaries are approximate (derived from incident points).")

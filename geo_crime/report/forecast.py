@@ -3,8 +3,10 @@
 :func:`write_forecast_report` turns one :class:`~geo_crime.forecast.evaluate.BacktestResult` into
 
 ``forecast_metrics.md``
-    The metrics table (Markdown), the backtest settings, what was left out, and sentences saying
-    plainly where the Keras model does **not** beat a baseline on MAE and on harm-weighted PAI@5%.
+    The metrics table (Markdown, the references ``zero`` and ``clairvoyant`` labelled as such),
+    the backtest settings, what was left out, and sentences saying plainly whether the Keras model
+    beats the best baseline on Poisson deviance, MAE and harm-weighted PAI@5% (a win only where
+    the paired bootstrap interval over origins excludes zero; a tie recommends the simpler).
 ``forecast_metrics.json``
     The same in machine-readable form.
 ``forecast_vs_actual.png``
@@ -30,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.forecast.evaluate import BacktestResult
+from geo_crime.forecast.references import REFERENCE_WORDS, is_reference
+from geo_crime.forecast.verdicts import level_sentence, ranking_sentence
 from geo_crime.io_utils import atomic_path, atomic_write_text
 
 __all__ = [
@@ -45,6 +49,7 @@ _COLUMNS = {
     "rmse": "RMSE",
     "r2": "R²",
     "poisson_deviance": "Poisson dev.",
+    "total_bias": "total bias",
     "pai_1": "PAI@1%",
     "pai_5": "PAI@5%",
     "pai_10": "PAI@10%",
@@ -92,7 +97,8 @@ def metrics_markdown(result: BacktestResult, *, title: str | None = None) -> str
     """
     m = result.metrics.copy()
     shown = m[[c for c in _COLUMNS if c in m.columns]].rename(columns=_COLUMNS)
-    shown.insert(0, "model", shown.index)
+    shown.insert(0, "model", [f"{n} (reference)" if is_reference(n) else n for n in shown.index])
+    references = [f"`{n}`: {REFERENCE_WORDS[n]}" for n in m.index if is_reference(n)]
     cfg = result.config
     lines = [
         f"## {title or result.name}",
@@ -109,11 +115,27 @@ def metrics_markdown(result: BacktestResult, *, title: str | None = None) -> str
         "",
         _table(shown),
         "",
+        *(
+            ["References, never candidates: " + "; ".join(references) + ".", ""]
+            if references
+            else []
+        ),
+        "Total bias: sum of forecasts / sum of actuals - 1 over the scored cells (a median "
+        "forecast falls short of the totals).",
+        "",
         *_scope_sentences(result),
         "### Does the Keras model beat the baselines?",
         "",
+        "Paired bootstrap over origins (2,000 resamples): a model wins only where the 95% "
+        "interval of the difference excludes zero; otherwise the two tie and the simpler is "
+        "recommended.",
+        "",
     ]
     lines += [f"- {v}" for v in result.verdicts()]
+    judged = result.judgements()
+    lines += [f"- {level_sentence(judged, _period_word(result.freq))}"]
+    ranking = ranking_sentence(judged)
+    lines += [f"- {ranking}"] if ranking else []
     if result.notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in result.notes]
     if result.tuning:
@@ -167,8 +189,9 @@ def _period_word(freq: str) -> str:
 
 
 def _plot_models(result: BacktestResult, limit: int = 5) -> list[str]:
-    """Keras, the study network, and the best baselines by MAE (at most ``limit``)."""
-    ranked = result.metrics.sort_values("mae").index.tolist()
+    """Keras, the study network, and the best baselines by MAE (at most ``limit``); never a
+    reference."""
+    ranked = [m for m in result.metrics.sort_values("mae").index if not is_reference(m)]
     chosen = [m for m in ("keras", "study_conv1d") if m in ranked]
     chosen += [m for m in ranked if m not in chosen][: max(0, limit - len(chosen))]
     if "hist_mean" in ranked and "hist_mean" not in chosen:
@@ -279,17 +302,16 @@ def plot_harm_capture(
     fig, ax = plt.subplots(figsize=(7, 5))
     x = curves.index.to_numpy()
     keep = x <= max_share + 1e-9
-    for name in [c for c in curves.columns if c != "perfect"]:
+    for name in [c for c in curves.columns if c != "perfect" and not is_reference(c)]:
         style = {"lw": 2.4, "color": "tab:red"} if name == "keras" else {"lw": 1.1}
         ax.plot(x[keep] * 100, curves[name].to_numpy()[keep] * 100, label=name, **style)
-    if "perfect" in curves:
-        ax.plot(
-            x[keep] * 100,
-            curves["perfect"].to_numpy()[keep] * 100,
-            color="black",
-            ls="--",
-            label="perfect knowledge",
-        )
+    for name, color, ls, label in (
+        ("clairvoyant", "grey", "-.", "clairvoyant (reference: uses the future)"),
+        ("perfect", "black", "--", "perfect knowledge"),
+    ):
+        if name in curves:
+            y = curves[name].to_numpy()[keep] * 100
+            ax.plot(x[keep] * 100, y, color=color, ls=ls, label=label)
     ax.plot(x[keep] * 100, x[keep] * 100, color="grey", ls=":", label="random (PAI = 1)")
     for s in (1, 5, 10):
         ax.axvline(s, color="grey", lw=0.6, alpha=0.5)

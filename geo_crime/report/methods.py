@@ -48,7 +48,13 @@ def methods_lines(k_anonymity: int) -> list[str]:
         "actual values inside the model's 80% interval (0.80 is right; lower means the "
         "intervals are too narrow). The Keras forecast corrects the best simple baseline on "
         "recent periods and is a median (the typical value, which a low MAE rewards); the "
-        "baselines are means. Where a simple baseline does as well, prefer it.",
+        "baselines are means. Total bias is the sum of a model's forecasts over the sum of the "
+        "actuals, minus one. Two references are scored beside the models and never recommended: "
+        "the all-zero forecast (on sparse units it has the lowest MAE, which is why levels are "
+        "judged on Poisson deviance) and a clairvoyant long-run rate that uses the future (a "
+        "ceiling). Models are compared origin by origin: a paired bootstrap over the origins "
+        "(2,000 resamples) gives a 95% interval of each difference, a model wins only where the "
+        "interval excludes zero, and where it does not, prefer the simpler model.",
         f"- **Suppression.** A unit with fewer than {k_anonymity} incidents over the window is "
         "suppressed in every public output (with a second unit where one alone would follow "
         "from a total).",

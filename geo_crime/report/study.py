@@ -17,6 +17,8 @@ import pandas as pd
 
 from geo_crime.cube import FREQUENCIES
 from geo_crime.forecast.incidents import severity_scale_sentence
+from geo_crime.forecast.references import is_reference
+from geo_crime.forecast.verdicts import bias_sentence, level_sentence, ranking_sentence
 from geo_crime.privacy import count_words, hidden_mask
 from geo_crime.report.markdown import md_code, md_text
 
@@ -24,6 +26,19 @@ from geo_crime.report.markdown import md_code, md_text
 def _fmt_metric(value) -> str:
     """A metric for a report table: two decimals, or 'n/r' where it is not reported."""
     return "n/r" if value is None or pd.isna(value) else f"{float(value):.2f}"
+
+
+def _fmt_bias(value) -> str:
+    """A total bias for a report table: a signed percentage (-32%), or 'n/r'."""
+    return "n/r" if value is None or pd.isna(value) else f"{float(value):+.0%}"
+
+
+def keras_bias_sentence(backtest: dict) -> str:
+    """The published Keras forecast's measured total bias, for the sentences that give its
+    totals and shares (empty when the backtest did not score it)."""
+    return bias_sentence(
+        backtest.get("metrics") or {}, "keras", median=backtest.get("keras_point") != "mean"
+    )
 
 
 def scope_lines(backtest: dict, units) -> list[str]:
@@ -82,93 +97,44 @@ def _unit_cell(labels: pd.Series | None, unit_id: object, drop: str = "") -> str
     return md_text(text.replace(f" ({drop})", "") if drop else text)
 
 
-def recommendation(metrics: pd.DataFrame, bar: float = 0.97) -> str:
-    """Which forecast to use for a panel, by name, from its backtest metrics.
+def recommendation(backtest: dict, period: str = "period") -> str:
+    """Which forecast to use for the level of next-period severity, by name.
 
     Parameters
     ----------
-    metrics : pandas.DataFrame
-        One row per model with ``mae`` (and ``pai_5``).
-    bar : float, default 0.97
-        Keras must have at most this share of the best other model's MAE to be recommended
-        outright.
+    backtest : dict
+        The forecast summary of a run (its ``judgements``: paired bootstrap comparisons over
+        the origins, see :mod:`geo_crime.forecast.verdicts`).
+    period : str, default "period"
+        The period word (``week``).
 
     Returns
     -------
     str
-        One sentence naming the model to use.
+        One sentence: the model with the best Poisson deviance when every other is worse with
+        95% confidence, else the simplest of the models tied with it (never a reference).
     """
-    others = metrics.drop(index="keras", errors="ignore")
-    if "keras" not in metrics.index or others.empty:
-        return "No comparison: fewer than two models were scored."
-    best = str(others["mae"].astype(float).idxmin())
-    ratio = float(metrics.at["keras", "mae"]) / float(others.at[best, "mae"])
-    deviance = (
-        metrics["poisson_deviance"].astype(float).dropna()
-        if "poisson_deviance" in metrics
-        else pd.Series(dtype=float)
-    )
-    if ratio <= bar and "keras" in deviance.index and len(deviance) > 1:
-        proper = str(deviance.drop(index="keras").idxmin())
-        if deviance["keras"] > deviance[proper]:
-            # MAE rewards a median: on a proper score for counts the network is worse
-            return (
-                f"The Keras forecast has the lowest MAE ({1 - ratio:.0%} below {best}'s), but "
-                f"MAE rewards a median forecast, and on Poisson deviance, a proper score for "
-                f"counts, {proper} is better ({deviance[proper]:.2f} against "
-                f"{deviance['keras']:.2f}): no model is shown to be better, so prefer the "
-                f"simpler {proper}."
-            )
-    if ratio <= bar:
-        return (
-            f"Use the Keras forecast: its backtest MAE is {1 - ratio:.0%} below the best "
-            f"other model's ({best})."
-        )
-    if ratio < 1:
-        return (
-            f"The Keras forecast is {1 - ratio:.1%} better than {best} on MAE, less than the 3% "
-            f"that would justify a network over a baseline: {best} is as good a choice."
-        )
-    return (
-        f"Use {best} for this panel: it has the lowest backtest MAE, and the Keras forecast "
-        f"does not beat it ({ratio:.2f} x its MAE)."
-    )
+    if not backtest.get("judgements"):
+        return "No paired comparison over origins is available for this backtest."
+    return level_sentence(backtest["judgements"], period)
 
 
-def ranking_recommendation(metrics: pd.DataFrame) -> str | None:
-    """Which model ranked places best (harm-weighted PAI@5%), when it is not Keras.
+def ranking_recommendation(backtest: dict) -> str | None:
+    """Which model to use to choose where to act (harm-weighted PAI@5%), by name.
 
     Parameters
     ----------
-    metrics : pandas.DataFrame
-        One row per model with ``pai_5``.
+    backtest : dict
+        The forecast summary of a run (its ``judgements``).
 
     Returns
     -------
     str or None
-        A sentence naming the better-ranking model (and that its ranking is not published);
-        None when no other model beats Keras by :data:`RANKING_MARGIN` or PAI@5% is not
+        A sentence naming the model (the simplest of those tied with the best) and, when it is
+        not the Keras forecast, that only the Keras ranking is published; None when PAI@5% is not
         reported.
     """
-    if "pai_5" not in metrics or "keras" not in metrics.index:
-        return None
-    pai = metrics["pai_5"].astype(float).dropna()
-    if "keras" not in pai.index or len(pai) < 2:
-        return None
-    best = str(pai.drop(index="keras").idxmax())
-    if pai[best] <= pai["keras"] * (1 + RANKING_MARGIN):
-        return None  # within the margin: no claim either way
-    return (
-        f"To choose where to act, {best} ranked places better in the backtest (harm-weighted "
-        f"PAI@5% {pai[best]:.2f} against the Keras forecast's {pai['keras']:.2f}, without an "
-        "interval over the origins); only the Keras forecast's ranking is published in this "
-        "run, so read it with that in mind."
-    )
-
-
-#: How much better another model's backtest PAI@5% must be before the report names it: the
-#: same 3% the level verdict asks of the network (fewer origins cannot tell smaller gaps apart).
-RANKING_MARGIN = 0.03
+    return ranking_sentence(backtest.get("judgements"))
 
 
 def forecast_section(
@@ -194,26 +160,41 @@ def forecast_section(
     lines.append(
         f"Backtest of next-{word} severity (severity points per unit per {word}) over "
         f"{len(backtest['origins'])} rolling origins (fast configuration; the scores are "
-        "explained under methods); lower MAE, RMSE and deviance are better, higher PAI is better."
+        "explained under methods); lower MAE, RMSE and deviance are better, higher PAI is better; "
+        "total bias is the sum of forecasts over the sum of actuals, minus one. The two "
+        "references are not models to use: `zero` forecasts nothing, and `clairvoyant` is each "
+        "unit's mean over the whole panel, future included (a ceiling)."
     )
     lines.append("")
-    lines.append("| model | MAE | RMSE | Poisson dev. | PAI@1% | PAI@5% | PAI@10% | coverage 80% |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, row in metrics.sort_values("mae").iterrows():
+    lines.append(
+        "| model | MAE | RMSE | Poisson dev. | total bias | PAI@1% | PAI@5% | PAI@10% | "
+        "coverage 80% |"
+    )
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    order = sorted(
+        metrics.index,
+        key=lambda m: (is_reference(m), float(metrics.at[m, "poisson_deviance"])),
+    )
+    for name in order:
+        row = metrics.loc[name]
+        shown = f"{name} (reference)" if is_reference(name) else name
         lines.append(
-            f"| {name} | {row['mae']:.2f} | {row['rmse']:.2f} | {row['poisson_deviance']:.2f} | "
+            f"| {shown} | {row['mae']:.2f} | {row['rmse']:.2f} | {row['poisson_deviance']:.2f} | "
+            f"{_fmt_bias(row.get('total_bias'))} | "
             f"{_fmt_metric(row.get('pai_1'))} | {_fmt_metric(row.get('pai_5'))} | "
             f"{_fmt_metric(row.get('pai_10'))} | {_fmt_metric(row.get('coverage_80'))} |"
         )
     lines.append("")
     lines.extend(scope_lines(backtest, units))
+    lines.append(
+        "Verdicts (paired bootstrap over the origins: a model wins only where the 95% interval "
+        "of the difference excludes zero; a tie goes to the simpler model):"
+    )
+    lines.append("")
     for verdict in backtest.get("verdicts", []):
         lines.append(f"- {verdict}")
-    lines.append(
-        "- Where a simple baseline does as well, prefer it: it is cheaper and easier to explain."
-    )
-    lines.append(f"- {recommendation(metrics)}")
-    ranking = ranking_recommendation(metrics)
+    lines.append(f"- {recommendation(backtest, word)}")
+    ranking = ranking_recommendation(backtest)
     if ranking:
         lines.append(f"- {ranking}")
     lines.append("")
@@ -282,6 +263,7 @@ def forecast_section(
         )
         + ". "
         + severity_scale_sentence(backtest.get("points_per_incident"), freq=cube.freq, scale=False)
+        + (f" {keras_bias_sentence(backtest)}" if keras_bias_sentence(backtest) else "")
     )
     lines.append("")
     extra = " expected incidents | violent / property / other |" if with_incidents else ""
@@ -328,7 +310,8 @@ def forecast_section(
         lines.append(
             f"By division{listed}: the units to prioritise first (the top 10% of each "
             "division's units by forecast) and the share of the division's forecast "
-            f"severity for the {word} starting {period} they hold:"
+            f"severity for the {word} starting {period} they hold"
+            + (f". {keras_bias_sentence(backtest)}" if keras_bias_sentence(backtest) else ":")
         )
         lines.append("")
         lines.append(

@@ -32,6 +32,9 @@ victim age 0                   LAPD's code for "no person victim" (business, soc
                                counted
 occurred after reported        kept, ``date_suspect`` True, counted
 occurred in the future         left out, counted (after ``as_of``, default now)
+reported in the future         kept (the occurrence can be placed in time), ``date_suspect``
+                               True, counted (a report date after ``as_of``, default now: a typo
+                               or a clock error)
 occurred before the minimum    left out, counted. ``min_occurred_date`` defaults to 2010-01-01:
 date                           the LAPD set starts in 2020, so a 1900 or 1970 date is a placeholder
                                or a typo, not a time. As with future dates, such a row cannot be
@@ -149,6 +152,7 @@ class CleaningReport:
     age_zero_no_person_victim: int = 0
     occurred_after_reported: int = 0
     occurred_in_future_dropped: int = 0
+    reported_in_future: int = 0
     min_occurred_date: str = ""
     occurred_before_min_dropped: int = 0
     district_outside_area: int = 0
@@ -260,6 +264,7 @@ class CleaningReport:
             (f"negative victim age (policy: {self.negative_age_policy})", self.negative_ages),
             ("victim age 0 = no person victim", self.age_zero_no_person_victim),
             ("occurred after reported (flagged)", self.occurred_after_reported),
+            ("reported in the future (flagged)", self.reported_in_future),
             ("reporting district outside its area (kept)", self.district_outside_area),
             ("unknown crime code (default severity)", sum(self.unknown_crime_codes.values())),
             (
@@ -603,7 +608,9 @@ def clean_incidents(
     reported_day = frame["reported_at"].dt.normalize()
     after = (frame["occurred_at"].dt.normalize() > reported_day).fillna(False).to_numpy()
     report.occurred_after_reported += int(after.sum())
-    frame["date_suspect"] = after | placeholder_kept
+    reported_later = (frame["reported_at"] > now).fillna(False).to_numpy(dtype=bool)
+    report.reported_in_future += int(reported_later.sum())
+    frame["date_suspect"] = after | placeholder_kept | reported_later
 
     report.rows_out = len(frame)
     report.spatially_valid = int(frame["spatial_valid"].sum())

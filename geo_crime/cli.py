@@ -309,11 +309,10 @@ def ingest(
 
 def _read_mapping(path: Path) -> dict[str, str]:
     from geo_crime.errors import ConfigError
+    from geo_crime.settings import read_settings_text
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such mapping file") from None
+        data = json.loads(read_settings_text(path, "mapping file"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):

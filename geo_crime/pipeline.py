@@ -44,7 +44,7 @@ from geo_crime.cube import FREQUENCIES
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.privacy import check_study_overlap, hidden_mask
 from geo_crime.report import study as report_study
-from geo_crime.settings import RunSettings, StudySettings, check_name, unit_label
+from geo_crime.settings import RunSettings, StudySettings, check_settings, unit_label
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -122,9 +122,14 @@ def run_pipeline(
     )
 
     console = console or Console(stderr=True)
-    check_name(settings.name, "run name")
-    for study in settings.studies:
-        check_name(study.name, "study name")
+    check_settings(settings)
+    if settings.suppression_off():  # said before any work, and in the report and summary
+        warnings.warn(
+            f"{settings.suppression_off()}: the public outputs are not protected against "
+            "re-identification (k_anonymity = 3, the default, suppresses small counts)",
+            UserWarning,
+            stacklevel=2,
+        )
     check_study_overlap(settings.studies, settings.k_anonymity)  # before any work
     inputs = settings.inputs or [str(p) for p in default_crime_inputs()]
     files = expand_inputs(inputs)
@@ -178,6 +183,11 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
     from geo_crime.io_utils import atomic_write_text, write_table
 
     result = RunResult(folder)
+    result.summaries["privacy"] = {
+        "k_anonymity": settings.k_anonymity,
+        "small_counts_suppressed": not settings.suppression_off(),
+        "note": settings.suppression_off(),
+    }
 
     def stage(label: str) -> _Stage:
         return _Stage(label, result, console)
@@ -419,6 +429,8 @@ def _run_study(
 ) -> _StudyResult:
     """Units, cube, statistics (and forecasts, maps, exports) for one study."""
     chosen = incidents.study(study)
+    if not chosen.tally.total:
+        raise _empty_study(study, incidents)
     # the study area is where the data is: the divisions asked for, else those the rows cover
     covered = chosen.covered()
     areas = list(study.areas) or covered
@@ -460,6 +472,19 @@ def _run_study(
         lines.extend(unit_lines)
         written.extend(files)
     return _StudyResult(summary, "\n".join(lines), written)
+
+
+def _empty_study(study: StudySettings, incidents: RunIncidents) -> DataError:
+    """The error for a study that selects no incident: its name, its window and the dates the
+    run's incidents span (counted only for this message)."""
+    sources = incidents.run_tally().sources
+    span = "the run has no incidents"
+    if len(sources):
+        first, last = sources["first"].min().date(), sources["last"].max().date()
+        span = f"the run's incidents occur from {first} to {last}"
+    return DataError(
+        f"study {study.name}: no incident falls in its window ({study.window_words()}); {span}"
+    )
 
 
 def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], list[Path]]:
@@ -893,7 +918,9 @@ def _publish(
                 outlines=outlines,
             )
         )
-    moran = tables["moran"].result if "moran" in tables else None
+    # the scatterplot of Moran's I, else of the LISA run (binned in public: no unit's values)
+    scatter = tables.get("moran") or tables.get("lisa")
+    moran = scatter.result if scatter is not None else None
     progress.step(n_steps - 1, n_steps, "figures", "outputs")
     files += write_figures(
         folder / f"figures_{label}",

@@ -19,13 +19,16 @@ columns when indexed (the unit's place as the report names it,
 :func:`geo_crime.units.places.place_labels`).
 
 Checked input. A point outside Los Angeles County (:data:`geo_crime.cleaning.LA_COUNTY_BBOX`),
-``(0, 0)``, a point given as ``(lon, lat)``, a negative radius or an inverted box is one
-:class:`~geo_crime.errors.InputError` naming the argument and its value, never an empty answer.
+``(0, 0)``, a point given as ``(lon, lat)``, a negative or non-finite radius or an inverted box
+is one :class:`~geo_crime.errors.InputError` naming the argument and its value, never an empty
+answer; so is an argument of the wrong type (a coordinate given as text, a date that is no date,
+a list where a name is expected). Every public function raises a
+:class:`~geo_crime.errors.GeoCrimeError` for a bad argument, never another exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,95 +39,25 @@ import shapely
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from geo_crime.cleaning import LA_COUNTY_BBOX
 from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS, data_dir
 from geo_crime.errors import DataError, InputError
+from geo_crime.query_args import (
+    check_box,
+    check_point,
+    instant,
+    name_text,
+    names,
+    real_number,
+    whole_numbers,
+)
 
 _TO_METRES = Transformer.from_crs(STORAGE_CRS, EQUAL_AREA_CRS, always_xy=True)
 
+#: The incident columns :class:`CrimeIndex` reads.
+INDEX_COLUMNS = ("lat", "lon", "spatial_valid", "occurred_at", "crm_cd", "crime_category")
+
 #: What :meth:`CrimeIndex.top_units` ranks by when not told: the first column the table has.
 TOP_UNITS_BY = ("severity", "gi_z", "count")
-
-_COUNTY = "Los Angeles County (lat {1:.2f}..{3:.2f}, lon {0:.2f}..{2:.2f})".format(*LA_COUNTY_BBOX)
-
-
-def _number(name: str, value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
-    return number
-
-
-def _in_county(lat: float, lon: float) -> bool:
-    west, south, east, north = LA_COUNTY_BBOX
-    return south <= lat <= north and west <= lon <= east
-
-
-def check_point(lat: object, lon: object) -> tuple[float, float]:
-    """A query point as ``(lat, lon)`` floats, or one clear error when it cannot be meant.
-
-    Parameters
-    ----------
-    lat, lon
-        The point (WGS84 degrees).
-
-    Returns
-    -------
-    (float, float)
-
-    Raises
-    ------
-    InputError
-        Not a finite number, ``(0, 0)``, given as ``(lon, lat)``, or outside Los Angeles County
-        (:data:`geo_crime.cleaning.LA_COUNTY_BBOX`); the message names the argument and value.
-
-    Examples
-    --------
-    >>> check_point(34.0522, -118.2437)
-    (34.0522, -118.2437)
-    >>> check_point(-118.2437, 34.0522)
-    Traceback (most recent call last):
-    geo_crime.errors.InputError: lat=-118.2437, lon=34.0522 look swapped: Los Angeles County (lat 32.80..34.82, lon -118.94..-117.65) is at lat 34, lon -118; call with lat=34.0522, lon=-118.2437
-    """  # noqa: E501
-    y, x = _number("lat", lat), _number("lon", lon)
-    if _in_county(y, x):
-        return y, x
-    if _in_county(x, y):
-        raise InputError(
-            f"lat={lat}, lon={lon} look swapped: {_COUNTY} is at lat 34, lon -118; "
-            f"call with lat={lon}, lon={lat}"
-        )
-    if y == 0 and x == 0:
-        raise InputError(
-            f"lat=0, lon=0 is not a place in {_COUNTY}: (0, 0) is how the data records a "
-            "missing coordinate"
-        )
-    west, south, east, north = LA_COUNTY_BBOX
-    wrong = [f"lat={lat}"] * (not south <= y <= north) + [f"lon={lon}"] * (not west <= x <= east)
-    verb = "are" if len(wrong) > 1 else "is"
-    raise InputError(f"{' and '.join(wrong)} {verb} outside {_COUNTY}")
-
-
-def _check_box(west: float, south: float, east: float, north: float) -> None:
-    """A lon/lat box that overlaps the county, with its sides in order (else InputError)."""
-    for name, value in (("west", west), ("south", south), ("east", east), ("north", north)):
-        _number(name, value)
-    if west > east or south > north:
-        side = f"west={west} > east={east}" if west > east else f"south={south} > north={north}"
-        raise InputError(f"the box is inverted: {side}")
-    c_west, c_south, c_east, c_north = LA_COUNTY_BBOX
-    if c_west <= south and north <= c_east and c_south <= west and east <= c_north:
-        raise InputError(
-            f"the box west={west}, south={south}, east={east}, north={north} looks like lat/lon "
-            f"swapped: {_COUNTY} is at lat 34, lon -118"
-        )
-    if east < c_west or west > c_east or north < c_south or south > c_north:
-        raise InputError(
-            f"the box west={west}, south={south}, east={east}, north={north} lies outside {_COUNTY}"
-        )
 
 
 @dataclass
@@ -169,6 +102,14 @@ class CrimeIndex:
         *,
         units: Mapping[str, gpd.GeoDataFrame] | None = None,
     ) -> None:
+        if not isinstance(incidents, pd.DataFrame):
+            kind = type(incidents).__name__
+            raise InputError(f"incidents must be a DataFrame of cleaned incidents, got {kind}")
+        missing = [c for c in INDEX_COLUMNS if c not in incidents]
+        if missing:
+            raise DataError(
+                f"the incidents lack column(s) {missing} (load them with load_incidents)"
+            )
         valid = incidents["spatial_valid"].to_numpy(dtype=bool)
         self.incidents = incidents.loc[valid].reset_index(drop=True)
         lon = self.incidents["lon"].to_numpy(dtype=float)
@@ -200,19 +141,18 @@ class CrimeIndex:
         keep = np.ones(len(candidates), dtype=bool)
         times = self._time[candidates]
         if start is not None:
-            keep &= times >= np.datetime64(pd.Timestamp(start))
+            keep &= times >= instant("start", start)
         if end is not None:
-            keep &= times < np.datetime64(pd.Timestamp(end))
+            keep &= times < instant("end", end)
         if category is not None:
-            wanted = [category] if isinstance(category, str) else list(category)
+            wanted = names("category", category)
             unknown = sorted(set(wanted) - set(self._categories))
             if unknown:
                 raise DataError(f"unknown crime category {unknown}; known: {self._categories}")
             codes = [self._categories.index(c) for c in wanted]
             keep &= np.isin(self._category_codes[candidates], codes)
         if crm_cd is not None:
-            codes = [crm_cd] if isinstance(crm_cd, int | np.integer) else list(crm_cd)
-            keep &= np.isin(self._code[candidates], codes)
+            keep &= np.isin(self._code[candidates], whole_numbers("crm_cd", crm_cd))
         rows = np.sort(candidates[keep])
         found = self.incidents.iloc[rows]
         return found.assign(**self._places_of(rows))
@@ -274,11 +214,14 @@ class CrimeIndex:
         Raises
         ------
         InputError
-            A point outside the county, ``(0, 0)``, swapped lat/lon (:func:`check_point`) or a
-            negative radius.
+            A point outside the county, ``(0, 0)``, swapped lat/lon (:func:`check_point`), a
+            negative or non-finite radius, or a filter of the wrong type (``start`` that is no
+            date, ``crm_cd`` that is no whole number).
+        DataError
+            An unknown crime category.
         """
         lat, lon = check_point(lat, lon)
-        radius_m = _number("radius_m", radius_m)
+        radius_m = real_number("radius_m", radius_m)
         if radius_m < 0:
             raise InputError(f"radius_m must be 0 metres or more, got {radius_m:g}")
         x, y = _TO_METRES.transform(lon, lat)
@@ -302,7 +245,7 @@ class CrimeIndex:
         An inverted box, one given as lat/lon, or one outside the county is an
         :class:`~geo_crime.errors.InputError`.
         """
-        _check_box(west, south, east, north)
+        check_box(west, south, east, north)
         return self.within_polygon(shapely.box(west, south, east, north), **filters)
 
     def within_polygon(
@@ -325,8 +268,15 @@ class CrimeIndex:
             With ``division`` and ``place`` columns.
         """
         if isinstance(polygon, gpd.GeoDataFrame | gpd.GeoSeries):
+            if polygon.crs is None:
+                raise InputError("polygon has no CRS: set one (e.g. EPSG:4326) before the query")
             polygon = polygon.to_crs(STORAGE_CRS).union_all()
-        _check_box(*shapely.bounds(polygon))
+        if not isinstance(polygon, shapely.Polygon | shapely.MultiPolygon) or polygon.is_empty:
+            raise InputError(
+                f"polygon must be a shapely Polygon or MultiPolygon (or a GeoSeries/GeoDataFrame "
+                f"of them) that is not empty, got {type(polygon).__name__}"
+            )
+        check_box(*shapely.bounds(polygon))
         projected = shapely.transform(polygon, _project_coords)
         minx, miny, maxx, maxy = projected.bounds
         centre = [(minx + maxx) / 2, (miny + maxy) / 2]
@@ -351,6 +301,11 @@ class CrimeIndex:
         holding its centroid where ``area`` is missing) and ``place`` (``"Downtown (Central)"``,
         :func:`geo_crime.units.places.place_labels`).
         """
+        name_text("name", name)
+        if not isinstance(table, gpd.GeoDataFrame):
+            raise InputError(
+                f"unit table {name!r} must be a GeoDataFrame, got {type(table).__name__}"
+            )
         if "unit_id" not in table:
             raise DataError(f"unit table {name!r} has no unit_id column")
         table = _with_places(table.to_crs(STORAGE_CRS).reset_index(drop=True))
@@ -363,7 +318,7 @@ class CrimeIndex:
         self._units[name] = _UnitLayer(table, projected, shapely.STRtree(projected), resolution)
 
     def _layer(self, unit_type: str) -> _UnitLayer:
-        if unit_type not in self._units:
+        if name_text("unit_type", unit_type) not in self._units:
             raise DataError(f"no unit results for {unit_type!r}; have {sorted(self._units)}")
         return self._units[unit_type]
 
@@ -428,7 +383,11 @@ class CrimeIndex:
         """
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise InputError(f"k must be a whole number of units, 1 or more, got {k!r}")
+        if not isinstance(ascending, bool | np.bool_):
+            raise InputError(f"ascending must be True or False, got {ascending!r}")
         layer = self._layer(unit_type)
+        if by is not None:
+            name_text("by", by)
         if by is None:
             by = next((c for c in TOP_UNITS_BY if c in layer.table), TOP_UNITS_BY[0])
         if by not in layer.table:
@@ -472,8 +431,10 @@ class CrimeIndex:
         """
         lat, lon = check_point(lat, lon)
         bins = {90: 1, 95: 2, 99: 3}
+        if isinstance(min_confidence, bool) or not isinstance(min_confidence, Hashable):
+            raise InputError(f"min_confidence must be 90, 95 or 99, got {min_confidence!r}")
         if min_confidence not in bins:
-            raise DataError("min_confidence must be 90, 95 or 99")
+            raise InputError(f"min_confidence must be 90, 95 or 99, got {min_confidence!r}")
         layer = self._layer(unit_type)
         if "gi_bin" not in layer.table:
             raise DataError(f"unit table {unit_type!r} has no Gi* results (gi_bin)")

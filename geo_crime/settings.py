@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,14 @@ class StudySettings:
         if self.end:
             keep &= incidents["occurred_at"] < pd.Timestamp(self.end)
         return incidents.loc[keep]
+
+    def window_words(self) -> str:
+        """What the study selects, in words: ``divisions 8, from 2020-03-01 to before
+        2020-09-01`` (for messages)."""
+        areas = "divisions " + ", ".join(map(str, self.areas)) if self.areas else "all divisions"
+        start = self.start or "the first incident"
+        end = f"before {self.end}" if self.end else "the last incident"
+        return f"{areas}, from {start} to {end}"
 
     def keras_config(self) -> ForecastConfig:
         """The Keras configuration this study's forecasts use (target: severity)."""
@@ -213,9 +223,7 @@ class RunSettings:
         values: dict[str, object] = {}
         if config_file is not None:
             try:
-                data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise ConfigError(f"{config_file}: no such config file") from None
+                data = tomllib.loads(read_settings_text(Path(config_file), "config file"))
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
             unexpected = sorted(set(data) - {"run", "study"})
@@ -234,6 +242,8 @@ class RunSettings:
                 studies = []
                 for number, entry in enumerate(entries, start=1):
                     where = f"{config_file}: [[study]] {number}"
+                    if not isinstance(entry, dict):
+                        raise ConfigError(f"{where} must be a table")
                     if "name" not in entry:
                         raise ConfigError(f"{where} needs a name")
                     studies.append(StudySettings(**_checked(entry, STUDY_SCHEMA, where)))
@@ -245,11 +255,149 @@ class RunSettings:
         settings.config_file = Path(config_file) if config_file is not None else None
         if not settings.name:
             settings.name = dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
-        check_name(settings.name, "run name")
-        names = [s.name for s in settings.studies]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"study names must be unique: {names}")
+        check_settings(settings)
         return settings
+
+    def suppression_off(self) -> str:
+        """What the public outputs show because ``k_anonymity`` is below 2, in words (empty when
+        small counts are suppressed): see :func:`suppression_off`."""
+        return suppression_off(self.k_anonymity)
+
+
+def suppression_off(k_anonymity: int) -> str:
+    """What public outputs show under a ``k_anonymity`` below 2, in words, for the run's warning
+    and the report's privacy lines; empty when small counts are suppressed.
+
+    Parameters
+    ----------
+    k_anonymity
+        The run's suppression threshold.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> suppression_off(3)
+    ''
+    >>> suppression_off(0)[:46]
+    'k_anonymity = 0 turns small-count suppression '
+    """
+    if k_anonymity >= 2:
+        return ""
+    if k_anonymity == 1:
+        return (
+            "k_anonymity = 1 suppresses only units without incidents: units with a single "
+            "incident are published in the maps, GIS layers and figures"
+        )
+    return (
+        "k_anonymity = 0 turns small-count suppression off: units with 1 or 2 incidents are "
+        "published in the maps, GIS layers and figures"
+    )
+
+
+def check_settings(settings: RunSettings) -> RunSettings:
+    """Check every setting of a run and its studies against the schemas, before any work.
+
+    Settings built in Python (not read by :meth:`RunSettings.from_sources`) get the same checks
+    and the same one-line errors as a config file.
+
+    Parameters
+    ----------
+    settings
+        The run settings.
+
+    Returns
+    -------
+    RunSettings
+        ``settings``, unchanged.
+
+    Raises
+    ------
+    ConfigError
+        A setting is of the wrong type or out of range, a name is not a folder name, or two
+        studies share a name.
+    """
+    run = {key: getattr(settings, key) for key in RUN_SCHEMA}
+    _checked({key: value for key, value in run.items() if value != ""}, RUN_SCHEMA, "run")
+    check_name(settings.name, "run name")
+    for study in settings.studies:
+        check_name(study.name, "study name")
+        fields = {key: getattr(study, key) for key in STUDY_SCHEMA}
+        _checked(fields, STUDY_SCHEMA, f"study {study.name}")
+    names = [s.name for s in settings.studies]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"study names must be unique: {names}")
+    return settings
+
+
+#: The largest settings file read (a config of many studies is a few kilobytes): a bigger one is
+#: not a settings file, and reading it whole could exhaust the memory.
+MAX_SETTINGS_BYTES = 1_000_000
+
+
+def read_settings_text(path: Path, what: str) -> str:
+    """The text of a small settings file (a TOML config, a JSON column mapping), read safely.
+
+    The file is opened without blocking and checked before it is read: a folder, a device
+    (``/dev/zero`` would be read for ever), a named pipe or a socket is refused, so is a file
+    over :data:`MAX_SETTINGS_BYTES` (only that much is ever read) and one that is not UTF-8
+    text (a UTF-8 byte-order mark is allowed).
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What the file is, for messages (``"config file"``).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file and what is wrong with it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{path}: is a folder, not a {what}")
+        raise ConfigError(
+            f"{path}: not a regular file (a device, named pipe or socket); a {what} must be a "
+            "text file"
+        )
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_SETTINGS_BYTES:,} bytes, too large for a {what}"
+        )
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ConfigError(
+            f"{path}: the {what} is UTF-16 text (it starts with the bytes "
+            f"{data[0]:02X} {data[1]:02X}); save it as UTF-8"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} of the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+            f"at byte {exc.start}); save it as UTF-8"
+        ) from None
 
 
 def unit_label(spec: str) -> str:
@@ -281,16 +429,25 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: The dates a setting may name (``start``, ``end``, ``min_date``): LAPD's records start in
+#: 2010 at the earliest; pandas cannot hold a date before 1677 at all.
+DATE_RANGE = (dt.date(1900, 1, 1), dt.date(2100, 12, 31))
+
+
 def _is_iso_date(value: object) -> bool:
     if not isinstance(value, str):
         return False
     if value == "":
         return True
     try:
-        dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         return False
-    return True
+    return DATE_RANGE[0] <= day <= DATE_RANGE[1]
+
+
+#: How the date settings are described in errors.
+_DATE_WORDS = f"from {DATE_RANGE[0]} to {DATE_RANGE[1]}"
 
 
 def _is_unit_spec(value: object) -> bool:
@@ -322,6 +479,34 @@ def _is_forecaster_name(value: object) -> bool:
 
 _MEASURES = ("severity", "count", "harm", "rate")
 
+#: The statistics a study can run.
+STATISTICS = ("moran", "lisa", "gi", "emerging")
+
+
+def _crime_categories() -> list[str]:
+    """The crime categories a ``cat:<category>`` measure can name (those of the severity tables)."""
+    from geo_crime.severity import nibrs_severity_table, severity_table
+
+    names = set(severity_table()["category"]) | set(nibrs_severity_table()["category"])
+    return sorted(names | {"other"})
+
+
+def _is_measure(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value.startswith("cat:"):
+        return value[4:] in _crime_categories()
+    return value in _MEASURES
+
+
+def _is_statistics(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and all(isinstance(s, str) and s in STATISTICS for s in value)
+        and len(set(value)) == len(value)
+    )
+
+
 #: Web tiles a run's maps can carry under the vector base map (``none``: no tiles, no internet;
 #: ``osm``, the default, falls back to the vector base map when the tiles do not load).
 MAP_TILES = ("none", "carto", "osm")
@@ -331,7 +516,7 @@ MAP_TILES = ("none", "carto", "osm")
 RUN_SCHEMA: dict[str, tuple] = {
     "name": (lambda v: isinstance(v, str), "a name of letters, digits, '_' and '-'"),
     "inputs": (
-        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        lambda v: isinstance(v, list) and all(isinstance(x, str | os.PathLike) for x in v),
         "a list of file, folder or glob strings",
     ),
     "outputs": (lambda v: isinstance(v, str | Path), "a folder path string"),
@@ -340,13 +525,16 @@ RUN_SCHEMA: dict[str, tuple] = {
         lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1,
         "a number between 0 and 1",
     ),
-    "permutations": (lambda v: _is_int(v) and 0 <= v <= 99_999, "an integer from 0 to 99999"),
+    "permutations": (lambda v: _is_int(v) and 1 <= v <= 99_999, "an integer from 1 to 99999"),
     "seed": (_is_int, "an integer"),
     "k_anonymity": (lambda v: _is_int(v) and 0 <= v <= 1_000, "an integer from 0 to 1000"),
     "offline_map": (lambda v: isinstance(v, bool), "true or false"),
     "map_tiles": (lambda v: v in MAP_TILES, "'none', 'carto' or 'osm'"),
     "cache": (lambda v: isinstance(v, bool), "true or false"),
-    "min_date": (_is_iso_date, 'an ISO date such as "2010-01-01", or "" for none'),
+    "min_date": (
+        _is_iso_date,
+        f'an ISO date such as "2010-01-01" ({_DATE_WORDS}), or "" for none',
+    ),
     "count": (lambda v: v in ("incidents", "offenses"), "'incidents' or 'offenses'"),
 }
 
@@ -356,21 +544,21 @@ STUDY_SCHEMA: dict[str, tuple] = {
         lambda v: isinstance(v, list) and all(_is_int(a) and 1 <= a <= 21 for a in v),
         "a list of LAPD division numbers 1-21, e.g. [8]",
     ),
-    "start": (_is_iso_date, 'an ISO date such as "2024-01-01"'),
-    "end": (_is_iso_date, 'an ISO date such as "2024-10-01"'),
+    "start": (_is_iso_date, f'an ISO date such as "2024-01-01" ({_DATE_WORDS})'),
+    "end": (_is_iso_date, f'an ISO date such as "2024-10-01" ({_DATE_WORDS})'),
     "units": (
         lambda v: isinstance(v, list) and len(v) > 0 and all(_is_unit_spec(u) for u in v),
         "a list of unit specs: h3:5 .. h3:10, rd, division or an existing polygon file",
     ),
     "freq": (lambda v: v in ("D", "W", "M"), "'D', 'W' or 'M'"),
     "measure": (
-        lambda v: isinstance(v, str) and (v in _MEASURES or v.startswith("cat:")),
-        "'severity', 'count', 'harm', 'rate' or 'cat:<category>'",
+        _is_measure,
+        lambda: (
+            "'severity', 'count', 'harm', 'rate' or 'cat:<category>' of a crime category: "
+            + ", ".join(_crime_categories())
+        ),
     ),
-    "statistics": (
-        lambda v: isinstance(v, list) and all(s in ("moran", "lisa", "gi", "emerging") for s in v),
-        "a list of 'moran', 'lisa', 'gi', 'emerging'",
-    ),
+    "statistics": (_is_statistics, "a list of 'moran', 'lisa', 'gi', 'emerging', each once"),
     "forecast": (lambda v: isinstance(v, bool), "true or false"),
     "forecast_config": (lambda v: v in ("fast", "default"), "'fast' or 'default'"),
     "lags": (lambda v: _is_int(v) and 0 <= v <= 60, "an integer from 0 to 60"),

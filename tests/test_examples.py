@@ -53,7 +53,7 @@ def test_the_forecast_panels_config_holds_the_five_real_panels():
 def test_the_daily_division_panel_runs_with_the_original_study_beside_it(tmp_path):
     """The divisions-daily study of the example, on two months and a few origins."""
     settings = RunSettings.from_sources(
-        config_file=PANELS, name="panels", outputs=str(tmp_path), permutations=0
+        config_file=PANELS, name="panels", outputs=str(tmp_path), permutations=1
     )
     daily = dataclasses.replace(
         settings.studies[2],

@@ -93,7 +93,7 @@ def test_disk_full_is_one_line_naming_the_output_and_leaves_nothing(capsys, tmp_
         (
             "run",
             'permutations = "many"',
-            "permutations must be an integer from 0 to 99999, got 'many'",
+            "permutations must be an integer from 1 to 99999, got 'many'",
         ),
         (
             "run",

@@ -46,7 +46,7 @@ from geo_crime.ingest.nibrs import empty_categorical
 #: Version of the cached frame layout; part of the cache key, bumped whenever the columns or
 #: their meaning change so that older caches are not reused. 7: each entry records its input
 #: digest, row count and schema (:data:`ENTRY_KEY`).
-CACHE_FORMAT_VERSION = 7
+CACHE_FORMAT_VERSION = 8
 
 #: Key of an entry's record (input digest, rows, schema) in its Parquet metadata.
 ENTRY_KEY = b"geo_crime_entry"

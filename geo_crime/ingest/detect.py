@@ -18,6 +18,11 @@ Everything here looks at a file from the outside or at its first bytes, never at
   naming them and the file, as the spreadsheet-modified export's added columns are left out
   (Socrata's own ``:``-prefixed fields are left out silently).
 
+A header that names a known column twice (two ``DR_NO`` columns: which one holds the record
+numbers?) and a mapping that sends two columns to one field, or a column to a field no reader
+knows, are refused naming both columns (or the field); only the modified export's second
+``DATE OCC`` (an Excel serial date, left out) is a known repeat.
+
 Each problem raises one :class:`~geo_crime.errors.InputError` (or
 :class:`~geo_crime.errors.SchemaError`) naming the file.
 """
@@ -264,6 +269,72 @@ def dedupe_names(names: Sequence[str]) -> list[str]:
     return out
 
 
+#: The canonical fields a column can be mapped to: those the readers fill from some LAPD schema
+#: (a mapping may also keep a column as text under an ``extra_`` name).
+MAPPING_TARGETS: frozenset[str] = frozenset(
+    {
+        *schema.OFFICIAL_COLUMNS.values(),
+        *schema.API_COLUMNS.values(),
+        *schema.REDUCED_2024_COLUMNS.values(),
+        *schema.NIBRS_COLUMNS.values(),
+    }
+)
+
+
+def _header_position(columns: Sequence[str], name: str) -> int:
+    """The 1-based position of ``name`` in the header, for messages."""
+    return list(columns).index(name) + 1
+
+
+def _repeated_column(
+    columns: Sequence[str], path: Path | str, mapping: Mapping[str, str] | None
+) -> None:
+    """Refuse a header naming a column it reads twice (``DR_NO`` and ``DR_NO.1`` after
+    :func:`dedupe_names`): a known LAPD column, or a column of the user's mapping; the modified
+    export's second ``DATE OCC`` is known and left out."""
+    if mapping:
+        known = set(mapping)
+    else:
+        known = set(schema.OFFICIAL_COLUMNS) | set(schema.API_COLUMNS)
+        known |= set(schema.REDUCED_2024_COLUMNS) | set(schema.NIBRS_COLUMNS)
+    present = set(columns)
+    for name in columns:
+        base, dot, number = name.rpartition(".")
+        if not dot or not number.isdigit() or base not in known or base not in present:
+            continue
+        if name in schema.MODIFIED_EXTRA_COLUMNS:
+            continue
+        raise SchemaError(
+            f"{path}: columns {_header_position(columns, base)} and "
+            f"{_header_position(columns, name)} are both named {base!r}: which one to read "
+            "is unclear; rename or remove one"
+        )
+
+
+def _one_column_per_field(mapping: Mapping[str, str], path: Path | str) -> dict[str, str]:
+    """``mapping`` after checking that no two source columns feed the same canonical field."""
+    first: dict[str, str] = {}
+    for source, target in mapping.items():
+        if target in first:
+            raise SchemaError(
+                f"{path}: columns {first[target]!r} and {source!r} both map to the field "
+                f"{target!r}; map only one of them"
+            )
+        first[target] = source
+    return dict(mapping)
+
+
+def _check_mapping_targets(mapping: Mapping[str, str], path: Path | str) -> None:
+    """Refuse a mapping onto a field no reader knows (a typo would silently drop the column)."""
+    for source, target in mapping.items():
+        if target not in MAPPING_TARGETS and not target.startswith(schema.EXTRA_PREFIX):
+            raise SchemaError(
+                f"{path}: the column mapping sends {source!r} to {target!r}, which is no "
+                f"canonical field; known fields: {', '.join(sorted(MAPPING_TARGETS))} (or "
+                f"{schema.EXTRA_PREFIX}<name> to keep a column as text)"
+            )
+
+
 def detect_schema(
     columns: Sequence[str],
     *,
@@ -291,7 +362,8 @@ def detect_schema(
     ------
     SchemaError
         The header matches no known schema (the message names the expected and found columns),
-        or a NIBRS offences header lacks required keys (the message names all of them).
+        a NIBRS offences header lacks required keys (the message names all of them), a known
+        column is named twice, or two columns map to one field, or a mapped field is unknown.
 
     Warns
     -----
@@ -300,6 +372,17 @@ def detect_schema(
         are left out.
     """
     cols = list(columns)
+    if mapping:
+        _check_mapping_targets(mapping, path)
+    _repeated_column(cols, path, mapping)
+    name, colmap = _schema_and_mapping(cols, path, mapping)
+    return name, _one_column_per_field(colmap, path)
+
+
+def _schema_and_mapping(
+    cols: list[str], path: Path | str, mapping: Mapping[str, str] | None
+) -> tuple[str, dict[str, str]]:
+    """The schema and column mapping of a header (:func:`detect_schema` before its checks)."""
     present = set(cols)
     if mapping:
         missing = [c for c in mapping if c not in present]

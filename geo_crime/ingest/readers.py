@@ -7,7 +7,10 @@ or one record object, where a key whose value is null may be left out. Both find
 the header (:func:`~geo_crime.ingest.detect.detect_schema`), keep every mapped column as text and
 hand a :class:`RawRead` to :mod:`geo_crime.ingest.convert`, which types the values.
 
-Rows with the wrong number of fields are listed in :attr:`RawRead.bad_rows` and left out. What is
+Rows with the wrong number of fields are listed in :attr:`RawRead.bad_rows` and left out. A CSV
+row's line is the line of the file it starts on, as an editor numbers them: a quoted value holding
+a line break, and a blank line, move every later row down (pyarrow numbers records, not lines);
+a carriage return inside a quoted value is part of the value, not a line break. What is
 wrong with the file as a whole (not UTF-8, a corrupt gzip archive, invalid JSON, GeoJSON, a key
 holding an object, an array, a boolean or both numbers and strings) raises one
 :class:`~geo_crime.errors.InputError` naming the file and, where known, the line and column.
@@ -16,10 +19,13 @@ holding an object, an array, a boolean or both numbers and strings) raises one
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
+import io
 import json
 import re
 import sys
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -116,6 +122,89 @@ def _undecodable_invalid_rows(handler: Callable[[pacsv.InvalidRow], str]) -> Ite
         sys.unraisablehook = previous
 
 
+class _LineCounter(io.RawIOBase):
+    """A file's bytes (through gzip when compressed) handed to pyarrow, counting the lines they
+    hold on the way: LF, CRLF and a lone CR each end a line, as they end a CSV record."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+        self.breaks = 0
+        self._last = b""  # the last byte passed on
+
+    def readable(self) -> bool:  # noqa: D102 (io's)
+        return True
+
+    def read(self, size: int = -1) -> bytes:  # noqa: D102 (io's; what pyarrow calls)
+        data = self._handle.read(size)
+        if data:
+            self.breaks += data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+            if self._last == b"\r" and data[:1] == b"\n":
+                self.breaks -= 1  # a CRLF split between two reads
+            self._last = data[-1:]
+        return data
+
+    def readinto(self, buffer) -> int:  # noqa: D102 (io's)
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:  # noqa: D102 (io's)
+        self._handle.close()
+        super().close()
+
+    @property
+    def lines(self) -> int:
+        """Lines passed on so far (a last line without a line break counts)."""
+        return self.breaks + (self._last not in (b"", b"\n", b"\r"))
+
+
+def _record_lines(path: Path, counted_lines: int, records: int) -> np.ndarray:
+    """The line of the file each CSV record starts on (index 0: the header), blank lines
+    skipped as pyarrow skips them.
+
+    When the file has as many lines as records (no quoted line break, no blank line: every
+    export LAPD writes) record ``k`` is on line ``k``. Otherwise the file is read once more with
+    Python's ``csv`` module, which splits records as pyarrow does: a line ends at LF or CRLF, or
+    at a lone CR that ends a record (a CR inside a quoted value is part of the value).
+    """
+    numbers = np.arange(1, records + 1, dtype=np.int64)
+    if counted_lines == records:
+        return numbers
+    ends: list[bool] = []  # per line the reader took for the current record: ends with LF
+
+    def physical(handle) -> Iterator[str]:
+        for line in handle:  # newline="": split at LF, CRLF and lone CR, endings kept
+            ends.append(line.endswith("\n"))
+            yield line
+
+    starts = []
+    line = 1
+    limit = csv.field_size_limit()
+    csv.field_size_limit(1 << 30)  # a long quoted value is data, not a broken file
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+            for record in csv.reader(physical(handle)):
+                if record:
+                    starts.append(line)
+                # inside the record only LF breaks a line; its last line ends with the record
+                line += sum(ends[:-1]) + 1
+                ends.clear()
+    except (csv.Error, OSError, EOFError, zlib.error):
+        starts = []
+    finally:
+        csv.field_size_limit(limit)
+    if len(starts) != records:
+        warnings.warn(
+            f"{path}: the rows could not be matched to the lines of the file; the line numbers "
+            "given for its rows count records (the header is 1), not lines",
+            UserWarning,
+            stacklevel=4,
+        )
+        return numbers
+    return np.asarray(starts, dtype=np.int64)
+
+
 #: Canonical fields whose values are (nearly) all distinct: read as plain text, not dictionaries.
 _IDENTIFIER_FIELDS = frozenset({"incident_id", "case_id", "offense_id"})
 
@@ -143,6 +232,8 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
         invalid.append((row.number, row.text))
         return "skip"
 
+    counters: list[_LineCounter] = []
+
     convert_opts = pacsv.ConvertOptions(
         # dictionary columns: each distinct value is decoded once (ids are unique: plain text)
         column_types={
@@ -164,8 +255,9 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
         parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
         undecodable: list[BaseException] = []
         try:
-            source = pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None)
-            with _undecodable_invalid_rows(on_invalid) as undecodable:
+            counters.append(_LineCounter(path))
+            source = pa.PythonFile(counters[-1], mode="r")
+            with _undecodable_invalid_rows(on_invalid) as undecodable, source:
                 return pacsv.read_csv(
                     source,
                     read_options=read_opts,
@@ -188,19 +280,19 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
     n = table.num_rows
     if n == 0 and not invalid:
         raise InputError(f"{path}: the file has a header but no data rows")
-    lines = np.arange(n, dtype=np.int64) + 2
+    # InvalidRow.number is the 1-based record in the file (header included, blank lines not)
+    records = n + len(invalid) + 1
+    record_lines = _record_lines(path, counters[-1].lines, records)
+    data_records = np.arange(2, records + 1, dtype=np.int64)
     bad_rows: list[BadRow] = []
     if invalid:
-        # InvalidRow.number is the 1-based line in the file (header included)
         skipped = np.asarray(sorted(num for num, _ in invalid if num is not None))
-        if len(skipped):
-            every = np.arange(2, n + len(skipped) + 2, dtype=np.int64)
-            lines = np.setdiff1d(every, skipped)[:n]
+        data_records = np.setdiff1d(data_records, skipped)
         for num, text in invalid:
             bad_rows.append(
                 BadRow(
                     file=str(path),
-                    line=num,
+                    line=None if num is None else int(record_lines[num - 1]),
                     column="*",
                     value=text[:80],
                     reason="wrong number of fields",
@@ -211,6 +303,7 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
                 f"{path}: no row has the header's {len(header)} fields "
                 f"(first bad line: {invalid[0][1][:60]!r}); wrong delimiter or a broken file"
             )
+    lines = record_lines[data_records[:n] - 1]
     fields = {colmap[c]: table.column(c) for c in colmap}
     source_names = {target: c for c, target in colmap.items()}
     return RawRead(fields, n, schema_name, path, lines, bad_rows, source_names)

@@ -75,6 +75,18 @@ LIMITATIONS = """\
 """
 
 
+def limitations(k_anonymity: int = 3) -> str:
+    """:data:`LIMITATIONS`, whose privacy line says so when small counts are not suppressed."""
+    from geo_crime.settings import suppression_off
+
+    off = suppression_off(k_anonymity)
+    if not off:
+        return LIMITATIONS
+    return LIMITATIONS.replace(
+        "and small counts are suppressed.", f"but small counts are **not** suppressed: {off}."
+    )
+
+
 #: The heading and note that open the technical appendix.
 APPENDIX_LINES = [
     "## Technical appendix",
@@ -288,7 +300,7 @@ def build_report(
 
     head = ["# geo_crime run report", "", *briefing]
     head += key_findings_lines(findings, coverage_caveats(coverage))
-    head += [LIMITATIONS, *APPENDIX_LINES]
+    head += [limitations(k_anonymity), *APPENDIX_LINES]
     links = output_links(outputs, folder) if folder is not None else []
     head += contents_lines("\n".join(links) + "\n" + body)
     head += links

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from geo_crime.forecast.incidents import severity_scale_sentence
 from geo_crime.place_profiles import DOMINANT_SHARE, REPEAT_MIN, REPEAT_OFFENCE_SHARE, REPEAT_SHARE
+from geo_crime.settings import suppression_off
 
 
 def methods_lines(k_anonymity: int) -> list[str]:
@@ -57,7 +58,9 @@ def methods_lines(k_anonymity: int) -> list[str]:
         "interval excludes zero, and where it does not, prefer the simpler model.",
         f"- **Suppression.** A unit with fewer than {k_anonymity} incidents over the window is "
         "suppressed in every public output (with a second unit where one alone would follow "
-        "from a total).",
+        "from a total)."
+        if not suppression_off(k_anonymity)
+        else f"- **Suppression.** None: {suppression_off(k_anonymity)}.",
         "",
     ]
 

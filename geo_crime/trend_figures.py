@@ -587,7 +587,11 @@ def _draw_heatmap(data: HourWeekday, names: dict[int, str], title: str | None, k
     midnight = int(data.placeholders.loc["00:00", "count"])
     for time, row in data.placeholders.drop(index="00:00").iterrows():
         verdict = "likely a placeholder" if row["suspected"] else "not clearly inflated"
-        if row["count"] < k:  # its share or ratio would give it away too
+        # the rest of its hour (the hour's cells minus this minute, and minus 00:00 for 00:01)
+        # follows from the figure: it must not be a count below k either
+        hour = 12 if time == "12:00" else 0
+        rest = int(data.matrix[hour].sum()) - int(row["count"]) - (midnight if hour == 0 else 0)
+        if row["count"] < k or 0 < rest < k:  # its share or ratio would give it away too
             parts.append(f"{time} exactly: fewer than {k} incidents")
             continue
         parts.append(

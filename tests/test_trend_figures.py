@@ -338,3 +338,20 @@ def test_a_figure_embedded_in_the_report_keeps_its_colours_and_shrinks(reduced, 
     fake = tmp_path / "fake.png"
     fake.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     assert compact_png(fake) == fake.read_bytes()
+
+
+def test_the_rest_of_a_placeholder_hour_is_never_a_count_below_k(westla, tmp_path, drawn):
+    """The caption's '12:00 exactly' count subtracted from the figure's hour-12 cells gives the
+    incidents at 12:01-12:59: when that is below k, the 12:00 count is not printed."""
+    timed = westla[westla["time_known"].astype(bool)]
+    stamps = timed["occurred_at"]
+    noon = timed[stamps.dt.strftime("%H:%M") == "12:00"]
+    later = timed[(stamps.dt.hour == 12) & (stamps.dt.minute > 0)]
+    rows = pd.concat([noon, later.iloc[:2]], ignore_index=True)  # 2 incidents at 12:01-12:59
+    hour_weekday_heatmap(rows, tmp_path / "noon.png", dpi=DPI, k_anonymity=3)
+    caption = drawn[-1].get_supxlabel()
+    assert "12:00 exactly: fewer than 3 incidents" in caption
+    assert f"{len(noon):,} incidents" not in caption
+    rows = pd.concat([noon, later.iloc[:3]], ignore_index=True)  # 3: no longer below k
+    hour_weekday_heatmap(rows, tmp_path / "noon3.png", dpi=DPI, k_anonymity=3)
+    assert f"12:00 exactly: {len(noon):,} incidents" in drawn[-1].get_supxlabel()

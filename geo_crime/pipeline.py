@@ -800,7 +800,9 @@ def _forecast(
         )
         result.config["study"] = original.info
     folder = study.public_folder
-    files = write_forecast_report(result, folder / f"forecast_{label}")
+    files = write_forecast_report(
+        result, folder / f"forecast_{label}", k_anonymity=run.settings.k_anonymity
+    )
     origin = forecast_origin(cube, data_end=data_end)
     recent = cube.select_periods(slice(0, origin.index + 1))
     # the final model starts from the last backtest network (when the configuration warm-starts)

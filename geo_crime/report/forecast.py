@@ -199,8 +199,25 @@ def _plot_models(result: BacktestResult, limit: int = 5) -> list[str]:
     return chosen
 
 
-def plot_forecast_vs_actual(result: BacktestResult, path: str | os.PathLike) -> Path:
-    """Totals per target period (actual vs forecasts) and Keras forecast vs actual per cell.
+def _binned_scatter(ax, x: pd.Series, y: pd.Series, top: float, k_anonymity: int) -> None:
+    """Forecast against actual as a 2-D histogram on symlog-spaced bins: a public figure shows
+    no single unit-period's value, only bins holding at least ``k_anonymity`` of them."""
+    from matplotlib.colors import LogNorm
+
+    edges = np.unique(np.concatenate([[0.0], np.geomspace(1.0, top * 1.05, 24)]))
+    counts, xe, ye = np.histogram2d(
+        np.clip(x.to_numpy(float), 0, None), np.clip(y.to_numpy(float), 0, None), bins=[edges] * 2
+    )
+    shown = np.ma.masked_less(counts.T, max(k_anonymity, 1))
+    if shown.count():
+        mesh = ax.pcolormesh(xe, ye, shown, cmap="Blues", norm=LogNorm(vmin=max(k_anonymity, 1)))
+        ax.figure.colorbar(mesh, ax=ax, label="unit-periods", pad=0.02)
+
+
+def plot_forecast_vs_actual(
+    result: BacktestResult, path: str | os.PathLike, *, k_anonymity: int = 3
+) -> Path:
+    """Totals per target period (actual vs forecasts) and Keras forecast vs actual, binned.
 
     Parameters
     ----------
@@ -208,6 +225,8 @@ def plot_forecast_vs_actual(result: BacktestResult, path: str | os.PathLike) -> 
         The backtest.
     path : path-like
         The PNG written (atomically).
+    k_anonymity : int, default 3
+        Bins of the forecast-vs-actual panel holding fewer unit-periods are not drawn.
 
     Returns
     -------
@@ -245,8 +264,8 @@ def plot_forecast_vs_actual(result: BacktestResult, path: str | os.PathLike) -> 
     ref = "keras" if "keras" in result.metrics.index else (models[0] if models else None)
     if ref is not None:
         part = pred.loc[pred["model"] == ref]
-        ax.scatter(part["prediction"], part["actual"], s=6, alpha=0.35, color="tab:blue")
         top = float(max(part["prediction"].max(), part["actual"].max(), 1.0))
+        _binned_scatter(ax, part["prediction"], part["actual"], top, k_anonymity)
         ax.plot([0, top], [0, top], color="grey", lw=1, ls="--")
         if "lower" in part and part["lower"].notna().all():
             cover = (
@@ -265,7 +284,11 @@ def plot_forecast_vs_actual(result: BacktestResult, path: str | os.PathLike) -> 
         ax.set_yscale("symlog")
         ax.set_xlabel(f"{ref} forecast")
         ax.set_ylabel("actual")
-        ax.set_title(f"{ref}: forecast vs actual per cell", fontsize=10)
+        ax.set_title(
+            f"{ref}: forecast vs actual, cells per bin\n(bins with fewer than {k_anonymity} "
+            "unit-periods not shown)",
+            fontsize=10,
+        )
     fig.suptitle(result.name, fontsize=11)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -327,7 +350,11 @@ def plot_harm_capture(
 
 
 def write_forecast_report(
-    result: BacktestResult, folder: str | os.PathLike, *, title: str | None = None
+    result: BacktestResult,
+    folder: str | os.PathLike,
+    *,
+    title: str | None = None,
+    k_anonymity: int = 3,
 ) -> list[Path]:
     """Write the metrics (Markdown + JSON) and the two figures of a backtest.
 
@@ -339,6 +366,8 @@ def write_forecast_report(
         Output folder (created).
     title : str, optional
         Heading of the Markdown section (default ``result.name``).
+    k_anonymity : int, default 3
+        The forecast-vs-actual panel draws no bin of fewer unit-periods.
 
     Returns
     -------
@@ -354,7 +383,7 @@ def write_forecast_report(
             folder / "forecast_metrics.json",
             json.dumps(result.to_dict(), indent=2, default=_json_default),
         ),
-        plot_forecast_vs_actual(result, folder / "forecast_vs_actual.png"),
+        plot_forecast_vs_actual(result, folder / "forecast_vs_actual.png", k_anonymity=k_anonymity),
         plot_harm_capture(result, folder / "harm_capture.png"),
     ]
     return files

@@ -89,6 +89,9 @@ DEFAULT_MODELS = (
     "last_year",
     "hist_mean",
     "spatial_smooth",
+    "kde",
+    "prospective",
+    "sepp",
 )
 
 #: Default share of the study's units that must be scorable at a forecast origin.

@@ -76,16 +76,18 @@ _SUMS = {"poisson_deviance": ("deviance", "n"), "mae": ("abs_error", "n")}
 
 
 def simplicity(name: str) -> int:
-    """0 for the simple baselines, 1 for ``gbm`` and ``spatial_smooth``, 2 for anything else.
+    """0 for the simple baselines; 1 for ``gbm``, ``spatial_smooth`` and the field's methods
+    (``kde``, ``prospective``, ``sepp``: a few parameters each); 2 for anything else (the
+    networks).
 
     Examples
     --------
-    >>> [simplicity(m) for m in ("ma13", "hist_mean", "gbm", "keras", "kde")]
-    [0, 0, 1, 2, 2]
+    >>> [simplicity(m) for m in ("ma13", "hist_mean", "gbm", "kde", "sepp", "keras")]
+    [0, 0, 1, 1, 1, 2]
     """
     if name in ("last", "last_year", "hist_mean") or re.fullmatch(r"ma\d+", name):
         return 0
-    return 1 if name in ("gbm", "spatial_smooth") else 2
+    return 1 if name in ("gbm", "spatial_smooth", "kde", "prospective", "sepp") else 2
 
 
 def paired_bootstrap(

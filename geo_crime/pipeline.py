@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -821,6 +822,11 @@ def _forecast(
     public = public_tables({"forecast": shown}, suppressed)["forecast"]
     files.append(write_table(table, study.analysis_folder / f"next_period_forecast_{label}.csv"))
     files.append(write_table(public, folder / f"forecast_{label}" / "next_period_forecast.csv"))
+    ranking = _recommended_ranking(
+        result, recent, config, seed, suppressed, folder / f"forecast_{label}"
+    )
+    if ranking is not None:
+        files.append(ranking)
     summary = {
         "origins": [str(o.date()) for o in result.origins],
         "metrics": result.metrics.astype(float).round(4).to_dict(orient="index"),
@@ -835,8 +841,37 @@ def _forecast(
         "data_end": str(pd.Timestamp(data_end).date()),
         "why_not_data_end": origin.reason,
         "points_per_incident": round(points_per_incident(recent), 3),
+        "ranking_file": ranking.relative_to(run.folder).as_posix() if ranking else "",
     }
     return public, summary, files
+
+
+def _recommended_ranking(result, recent: Cube, config, seed: int, suppressed, folder: Path):
+    """The ranking of the model the backtest recommends to choose where to act (PAI@5%), when
+    it is not the published Keras forecast: that model fitted on the same history, its units
+    ranked for the next period. Ranks only, no values, and published units only (a value per
+    unit would be a second solvable forecast). None when Keras is the one to use."""
+    from geo_crime.forecast import make_model
+    from geo_crime.forecast.references import is_reference
+    from geo_crime.io_utils import write_table
+
+    judged = (result.judgements().get("metrics") or {}).get("pai_5") or {}
+    use = str(judged.get("use") or "")
+    if not use or use == "keras" or is_reference(use):
+        return None
+    model = make_model(use, config=config, seed=seed).fit(recent)
+    prediction = np.asarray(model.predict(recent), dtype=float)
+    ids = recent.unit_ids.astype(str)
+    keep = np.isfinite(prediction) & ~hidden_mask(suppressed, ids)
+    order = np.argsort(-prediction[keep], kind="stable")
+    table = pd.DataFrame({"unit_id": ids[keep][order]})
+    if "name" in recent.units:
+        names = recent.units.set_index(recent.units["unit_id"].astype(str))["name"]
+        table["place"] = names.reindex(table["unit_id"]).to_numpy()
+    table["rank"] = np.arange(1, len(table) + 1)
+    table["top_10_percent"] = table["rank"] <= max(1, int(np.ceil(0.1 * len(table))))
+    table["model"] = use
+    return write_table(table, folder / f"next_period_ranking_{use}.csv")
 
 
 def _publish(

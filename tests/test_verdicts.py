@@ -319,6 +319,38 @@ def test_both_references_are_in_every_metrics_file_a_run_writes(tmp_path):
     # the published Keras forecast is a median: its measured bias is stated with its totals
     bias = forecast["metrics"]["keras"]["total_bias"]
     assert f"its totals were {abs(bias):.0%} {'below' if bias < 0 else 'above'}" in report
+    # a recommended ranking names an output the reader can open: published, ranks only
+    use = forecast["judgements"]["metrics"]["pai_5"]["use"]
+    if use == "keras":
+        assert not forecast["ranking_file"]
+    else:
+        path = result.folder / forecast["ranking_file"]
+        assert path.name == f"next_period_ranking_{use}.csv" and "public" in path.parts
+        ranking = pd.read_csv(path, dtype={"unit_id": str})
+        assert set(ranking.columns) == {"unit_id", "place", "rank", "top_10_percent", "model"}
+        assert ranking["rank"].tolist() == list(range(1, len(ranking) + 1))
+        published = pd.read_csv(path.with_name("next_period_forecast.csv"), dtype={"unit_id": str})
+        shown = set(published.loc[published["prediction"].notna(), "unit_id"])
+        assert set(ranking["unit_id"]) <= shown  # no suppressed unit is ranked
+        assert f"is published in `{forecast['ranking_file']}`" in report
+
+
+def test_the_ranking_sentence_names_the_published_ranking():
+    judged = {
+        "metrics": {
+            "pai_5": judge(
+                _scores(
+                    {"keras": np.full(30, 5.0) + _alternating(1.0), "hist_mean": np.full(30, 5.0)},
+                    {"keras": np.full(30, 40.0), "hist_mean": np.full(30, 40.0)},
+                ),
+                "pai_5",
+            )
+        }
+    }
+    text = ranking_sentence(judged, ranking_file="public/s/forecast_rd/next_period_ranking_x.csv")
+    assert "use hist_mean" in text
+    assert "is published in `public/s/forecast_rd/next_period_ranking_x.csv`" in text
+    assert "Only the Keras forecast's ranking" in ranking_sentence(judged)
 
 
 def test_the_bias_sentence_states_the_measured_bias(westla_backtest):

@@ -442,14 +442,20 @@ def level_sentence(judged: dict | None, period: str = "period") -> str:
     )
 
 
-def ranking_sentence(judged: dict | None, published: str = "keras") -> str | None:
+def ranking_sentence(
+    judged: dict | None, published: str = "keras", ranking_file: str = ""
+) -> str | None:
     """Which model to use to choose where to act (harm-weighted PAI@5%); None when PAI@5% is
-    not reported. Names the published forecast when another model is to be used."""
+    not reported. When another model than the published forecast is to be used, names the file
+    its ranking is published in (``ranking_file``), else says only the published forecast's
+    ranking is."""
     j = (judged or {}).get("metrics", {}).get("pai_5")
     if j is None:
         return None
     text = _tie_sentence(j, "to choose where to act")
-    if j["use"] != published and published in j["estimates"]:
+    if j["use"] != published and ranking_file:
+        text += f" Its ranking of the units (ranks only) is published in `{ranking_file}`."
+    elif j["use"] != published and published in j["estimates"]:
         name = "Keras" if published == "keras" else published
         text += (
             f" Only the {name} forecast's ranking is published in this run, so read it with that "

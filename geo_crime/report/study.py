@@ -134,7 +134,9 @@ def ranking_recommendation(backtest: dict) -> str | None:
         not the Keras forecast, that only the Keras ranking is published; None when PAI@5% is not
         reported.
     """
-    return ranking_sentence(backtest.get("judgements"))
+    return ranking_sentence(
+        backtest.get("judgements"), ranking_file=backtest.get("ranking_file") or ""
+    )
 
 
 def forecast_section(

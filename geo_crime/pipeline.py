@@ -849,8 +849,9 @@ def _forecast(
 def _recommended_ranking(result, recent: Cube, config, seed: int, suppressed, folder: Path):
     """The ranking of the model the backtest recommends to choose where to act (PAI@5%), when
     it is not the published Keras forecast: that model fitted on the same history, its units
-    ranked for the next period. Ranks only, no values, and published units only (a value per
-    unit would be a second solvable forecast). None when Keras is the one to use."""
+    ranked for the next period. Ranks only, no values (a value per unit would be a second
+    solvable forecast); suppressed units are listed blank, as in every public table. None when
+    Keras is the one to use."""
     from geo_crime.forecast import make_model
     from geo_crime.forecast.references import is_reference
     from geo_crime.io_utils import write_table
@@ -862,15 +863,21 @@ def _recommended_ranking(result, recent: Cube, config, seed: int, suppressed, fo
     model = make_model(use, config=config, seed=seed).fit(recent)
     prediction = np.asarray(model.predict(recent), dtype=float)
     ids = recent.unit_ids.astype(str)
-    keep = np.isfinite(prediction) & ~hidden_mask(suppressed, ids)
-    order = np.argsort(-prediction[keep], kind="stable")
-    table = pd.DataFrame({"unit_id": ids[keep][order]})
+    hidden = hidden_mask(suppressed, ids)
+    keep = np.isfinite(prediction) & ~hidden
+    rank = pd.Series(pd.NA, index=ids, dtype="Int64")  # blank: suppressed or not forecast
+    order = ids[keep][np.argsort(-prediction[keep], kind="stable")]
+    rank[order] = np.arange(1, len(order) + 1)
+    table = pd.DataFrame({"unit_id": ids})
     if "name" in recent.units:
-        names = recent.units.set_index(recent.units["unit_id"].astype(str))["name"]
-        table["place"] = names.reindex(table["unit_id"]).to_numpy()
-    table["rank"] = np.arange(1, len(table) + 1)
-    table["top_10_percent"] = table["rank"] <= max(1, int(np.ceil(0.1 * len(table))))
-    table["model"] = use
+        table["place"] = recent.units["name"].to_numpy()
+    table["suppressed"] = hidden
+    table["rank"] = rank.to_numpy()
+    top = max(1, int(np.ceil(0.1 * len(order))))
+    table["top_10_percent"] = pd.array(
+        [pd.NA if pd.isna(r) else bool(r <= top) for r in table["rank"]], dtype="boolean"
+    )
+    table = table.sort_values("rank", na_position="last", kind="stable")
     return write_table(table, folder / f"next_period_ranking_{use}.csv")
 
 

@@ -327,11 +327,13 @@ def test_both_references_are_in_every_metrics_file_a_run_writes(tmp_path):
         path = result.folder / forecast["ranking_file"]
         assert path.name == f"next_period_ranking_{use}.csv" and "public" in path.parts
         ranking = pd.read_csv(path, dtype={"unit_id": str})
-        assert set(ranking.columns) == {"unit_id", "place", "rank", "top_10_percent", "model"}
-        assert ranking["rank"].tolist() == list(range(1, len(ranking) + 1))
+        assert list(ranking.columns) == ["unit_id", "place", "suppressed", "rank", "top_10_percent"]
+        ranked = ranking.dropna(subset=["rank"])
+        assert ranked["rank"].astype(int).tolist() == list(range(1, len(ranked) + 1))
         published = pd.read_csv(path.with_name("next_period_forecast.csv"), dtype={"unit_id": str})
         shown = set(published.loc[published["prediction"].notna(), "unit_id"])
-        assert set(ranking["unit_id"]) <= shown  # no suppressed unit is ranked
+        assert set(ranked["unit_id"]) <= shown  # no suppressed unit is ranked
+        assert ranking.loc[ranking["suppressed"], "rank"].isna().all()
         assert f"is published in `{forecast['ranking_file']}`" in report
 
 

@@ -73,6 +73,11 @@ def test_the_daily_division_panel_runs_with_the_original_study_beside_it(tmp_pat
     report = next((result.folder / "public" / "divisions_2024_daily").rglob("*.md")).read_text()
     assert "The original study's protocol (80/20 split" in report
     assert "2024-01-01 .. 2024-02-29" in report  # the days complete for all 21 divisions
+    # the study's table has the field's methods and the references beside its own rows
+    study_table = report.split("The original study's protocol (80/20 split")[1]
+    for row in ("study_conv1d", "mean_7d", "hist_mean", "kde", "prospective", "sepp", "keras"):
+        assert f"| {row} |" in study_table
+    assert "| zero (reference) |" in study_table and "| clairvoyant (reference) |" in study_table
 
 
 def test_an_unknown_forecaster_in_a_config_is_refused_naming_the_known_ones(tmp_path):

@@ -3,6 +3,8 @@
 Each is checked against the published formula recomputed by explicit loops on real West LA rows
 (H3 resolution 9, weekly), the SEPP against a simulated process with known parameters, and all
 three against the strict cutoff: nothing from the target period or later reaches a forecast.
+They also join the original study's table (a small synthetic daily panel), kde recomputed there
+by hand at one division-day.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import math
 import h3
 import numpy as np
 import pytest
+from scipy.spatial.distance import cdist
 
 from geo_crime.coverage import check_coverage
 from geo_crime.cube import Cube, build_cube
-from geo_crime.forecast import FAST_CONFIG, evaluate
+from geo_crime.errors import ModelError
+from geo_crime.forecast import FAST_CONFIG, evaluate, reproduce_study
 from geo_crime.forecast.field import (
     ProspectiveHotSpot,
     SpaceTimeKDE,
@@ -27,6 +31,7 @@ from geo_crime.forecast.sepp import SelfExcitingPointProcess
 from geo_crime.ingest import load_incidents
 from geo_crime.units import assign_units, make_units
 from tests.conftest import h3_units
+from tests.forecast_cubes import synthetic_cube
 from tests.shared_data import WESTLA, crime_file
 
 FIELD = ("kde", "prospective", "sepp")
@@ -379,3 +384,55 @@ def test_registered_and_scored_by_the_backtest_with_the_same_contract(westla):
     summary = sepp.summary()
     assert 0 <= summary["theta"] < 1 and 0 <= summary["self_exciting_share"] < 1
     assert summary["converged"] and summary["mean_delay_periods"] >= 1
+
+
+def test_the_study_table_adds_the_fields_methods_on_the_same_division_days():
+    """The field's methods and the references join the study's table, each forecast of a test day
+    made from the days before it only; hist_mean and kde recomputed by hand at one division-day."""
+    # the first division's last 7 days are unrecorded: the study keeps the 63 days before them
+    cube = synthetic_cube(n_units=6, n_periods=70, freq="D", incomplete=0.1, seed=3)
+    study = reproduce_study(cube, window=10, epochs=1, seed=0)
+    table = study.metrics
+    assert list(table.index) == [
+        "study_conv1d",
+        "last_day",
+        "mean_7d",
+        "hist_mean",
+        "kde",
+        "prospective",
+        "sepp",
+        "zero",
+        "clairvoyant",
+    ]
+    split = int(round(0.8 * 63))
+    assert study.info["n_days"] == 63 and study.info["references"] == ["zero", "clairvoyant"]
+    assert (table["n"] == 6 * (63 - split)).all()  # every row on the same division-days
+    assert np.isfinite(table[["mae", "rmse", "poisson_deviance", "mae_minmax"]]).all().all()
+    preds = study.predictions
+    y = np.asarray(cube.severity, dtype=float)
+    t = split + 5  # a test day: forecast from days 0 .. t-1
+    i = 2
+    unit = cube.unit_ids[i]
+    row = preds[(preds["day"] == cube.periods[t]) & (preds["unit_id"] == unit)].iloc[0]
+    assert row["actual"] == y[i, t]
+    assert row["hist_mean"] == pytest.approx(y[i, :t].mean(), rel=1e-12)
+    # kde by hand: Gaussian kernel within 3h of the EPSG:3310 centroids, decay 2^(-age/tau),
+    # scaled so the units' forecasts add up to the sum of their last-8-day means
+    kde = SpaceTimeKDE().fit(cube.select_periods(slice(0, split)))  # the training days only
+    h, tau = kde.bandwidth_, kde.half_life_
+    cent = cube.units.geometry.to_crs("EPSG:3310").centroid
+    d = cdist(np.column_stack([cent.x, cent.y]), np.column_stack([cent.x, cent.y]))
+    kernel = np.where(d <= 3 * h, np.exp(-0.5 * (d / h) ** 2), 0.0)
+    age = np.arange(t - 1, -1, -1)
+    risk = kernel @ (y[:, :t] * 2.0 ** (-age / tau)).sum(axis=1)
+    by_hand = risk[i] * y[:, t - 8 : t].mean(axis=1).sum() / risk.sum()
+    assert row["kde"] == pytest.approx(by_hand, rel=1e-9)
+    # the metrics are those of the predictions: hist_mean's MAE over every test division-day
+    test = preds["day"] >= cube.periods[split]
+    assert test.all() and len(preds) == table.at["hist_mean", "n"]
+    assert table.at["hist_mean", "mae"] == pytest.approx(
+        (preds["hist_mean"] - preds["actual"]).abs().mean(), rel=1e-12
+    )
+    assert table.at["zero", "mae"] == pytest.approx(preds["actual"].mean(), rel=1e-12)
+    with pytest.raises(ModelError):
+        reproduce_study(cube, window=10, epochs=1, field_methods=("zero",))

@@ -503,7 +503,7 @@ def test_tuning_respects_the_budget():
 
 def test_study_reproduction_and_pooled_layout():
     cube = synthetic_cube(n_units=5, n_periods=60, freq="D", seed=12)
-    study = reproduce_study(cube, window=10, epochs=2, seed=0)
+    study = reproduce_study(cube, window=10, epochs=2, seed=0, field_methods=(), references=())
     assert list(study.metrics.index) == ["study_conv1d", "last_day", "mean_7d"]
     assert study.info["n_days"] == 60 and study.metrics["n"].nunique() == 1
     pooled = StudyConv1D(10, layout="pooled", epochs=1).fit(cube)

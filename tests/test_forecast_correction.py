@@ -124,7 +124,18 @@ def test_the_original_studys_table_sets_its_network_the_7_day_mean_and_ours_side
     ours = KerasForecaster(FAST_CONFIG.replace(lags=14, max_epochs=3), seed=0)
     study = reproduce_study(divisions_daily, epochs=2, seed=0, ours={"keras": ours})
     table = study.metrics
-    assert list(table.index) == ["study_conv1d", "last_day", "mean_7d", "keras"]
+    assert list(table.index) == [
+        "study_conv1d",
+        "last_day",
+        "mean_7d",
+        "hist_mean",
+        "kde",
+        "prospective",
+        "sepp",
+        "keras",
+        "zero",
+        "clairvoyant",
+    ]
     assert study.info["n_units"] == 21 and study.info["ours"] == ["keras"]
     n_days = int(study.info["n_days"])
     assert (table["n"] == 21 * (n_days - int(round((1 - 0.2) * n_days)))).all()

@@ -24,6 +24,11 @@ Modules
 :mod:`~geo_crime.forecast.field`, :mod:`~geo_crime.forecast.sepp`
     The field's methods as forecasters: space-time kernel density (``kde``), prospective hot
     spots (``prospective``) and the LAPD field trial's self-exciting point process (``sepp``).
+:mod:`~geo_crime.forecast.groups`, :mod:`~geo_crime.forecast.deep`,
+:mod:`~geo_crime.forecast.group_backtest`
+    Daily crime-group panels (burglary, vehicle crime, robbery, assault per cell), the pooled
+    group network (``groupnet``: field surfaces and neighbour rings in, Poisson plus ranking
+    loss, one head per group) and their backtest with the field's stacked ensemble.
 :mod:`~geo_crime.forecast.registry`
     Forecasters by name (``keras``, ``gbm``, ``ma4`` ...): :func:`make_forecaster`.
 :mod:`~geo_crime.forecast.metrics`
@@ -36,7 +41,8 @@ Modules
     Markdown/JSON tables and figures of a backtest (:func:`write_forecast_report`).
 
 Imports run one way: panel, features, then baselines, network, blocks and calibration, then model,
-study, field and sepp, registry, evaluate, tuning and report; metrics depends on none of them.
+study, field, sepp and deep, registry, evaluate, group_backtest, tuning and report; metrics and
+groups depend on none of them.
 TensorFlow is imported only when a Keras model is built, so the baselines and metrics load fast.
 
 Examples

@@ -54,6 +54,7 @@ from geo_crime.forecast.baselines import (
     SeasonalNaive,
     SpatialSmoothing,
 )
+from geo_crime.forecast.deep import GroupNet
 from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.model import KerasForecaster
 from geo_crime.forecast.sepp import SelfExcitingPointProcess
@@ -208,3 +209,4 @@ register("study_conv1d", StudyConv1D, layout="pooled")
 register("kde", SpaceTimeKDE)
 register("prospective", ProspectiveHotSpot)
 register("sepp", SelfExcitingPointProcess)
+register("groupnet", GroupNet)

@@ -5,8 +5,17 @@ divisions** from the previous **30 days**, with a one-dimensional convolutional 
 (``Conv1D -> BatchNormalization -> Dropout -> GlobalAveragePooling1D -> Dense``) trained on
 MinMax-scaled series (scaler fit on the training days), an **80/20 chronological split** of the
 days, and no comparison with naive forecasts. :func:`reproduce_study` runs that protocol on a
-division x day cube and adds the naive baselines the study lacked (yesterday's value and the
-7-day mean), scored on the same test days.
+division x day cube and adds, scored on the same test division-days, the naive baselines the study
+lacked (yesterday's value and the 7-day mean), the field's methods (:data:`FIELD_METHODS`: the
+mean of all earlier days ``hist_mean``, space-time kernel density ``kde``, prospective hot spots
+``prospective`` and the self-exciting point process ``sepp`` of the LAPD field trial; see
+:mod:`geo_crime.forecast.field` and :mod:`geo_crime.forecast.sepp`) and the two references of
+every backtest, ``zero`` and ``clairvoyant`` (:mod:`geo_crime.forecast.references`).
+
+Cutoff. Every forecaster is fitted once, on the training days only (the cube cut at the split),
+and forecasts each test day from the days before it (``predict`` on the cube ending the day
+before): nothing from the test day or later is read. The references alone are computed from the
+whole run of days, as in the backtest: they are yardsticks, not forecasts anyone could make.
 
 Layouts. In the study's own layout (``layout="divisions"``) one window is a ``(30, 21)`` matrix
 (divisions as channels) and the network predicts all 21 divisions' next day at once; it needs
@@ -24,6 +33,8 @@ fixed number of epochs (no early stopping, as in the study), seeded.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +43,25 @@ import pandas as pd
 
 from geo_crime.cube import Cube
 from geo_crime.errors import DataError, ModelError
-from geo_crime.forecast.baselines import Forecaster, LastPeriod, MovingAverage
+from geo_crime.forecast.baselines import Forecaster, HistoricalMean, LastPeriod, MovingAverage
+from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.metrics import point_metrics
 from geo_crime.forecast.network import import_keras, seed_everything
 from geo_crime.forecast.panel import history_ok, target_values
+from geo_crime.forecast.references import REFERENCES, reference_values
+from geo_crime.forecast.sepp import SelfExcitingPointProcess
 
-__all__ = ["StudyConv1D", "StudyResult", "reproduce_study"]
+__all__ = ["FIELD_CLASSES", "FIELD_METHODS", "StudyConv1D", "StudyResult", "reproduce_study"]
+
+#: The field's methods added to the study's table by default (their registry names), and their
+#: classes (this module cannot read the registry, which imports it).
+FIELD_METHODS = ("hist_mean", "kde", "prospective", "sepp")
+FIELD_CLASSES: dict[str, type[Forecaster]] = {
+    "hist_mean": HistoricalMean,
+    "kde": SpaceTimeKDE,
+    "prospective": ProspectiveHotSpot,
+    "sepp": SelfExcitingPointProcess,
+}
 
 
 class StudyConv1D(Forecaster):
@@ -207,10 +231,15 @@ class StudyResult:
     Attributes
     ----------
     metrics : pandas.DataFrame
-        One row per model (``study_conv1d``, ``last_day``, ``mean_7d``): MAE, RMSE, R², Poisson
-        deviance on the original scale, MAE on the MinMax scale, number of scored cells.
+        One row per model: ``study_conv1d``, ``last_day``, ``mean_7d``, the field's methods
+        (``hist_mean``, ``kde``, ``prospective``, ``sepp`` by default), ours, then the references
+        ``zero`` and ``clairvoyant`` (never candidates). Columns: number of scored division-days
+        ``n``, MAE, RMSE, R² and mean Poisson deviance in severity points per division-day, and
+        the MAE on the study's MinMax scale (each error divided by its division's range over the
+        training days).
     info : dict
-        Days used, split, windows, layout.
+        Days used, split, windows, layout, the models of each kind (``field``, ``ours``,
+        ``references``) and each fitted model's ``fit_seconds`` (one fit on the training days).
     predictions : pandas.DataFrame
         ``day``, ``unit_id``, ``actual`` and one column per model.
     """
@@ -250,12 +279,15 @@ def reproduce_study(
     target: str = "severity",
     seed: int = 0,
     ours: dict[str, Forecaster] | None = None,
+    field_methods: Sequence[str] = FIELD_METHODS,
+    references: Sequence[str] = REFERENCES,
 ) -> StudyResult:
     """Run the original study's protocol on a division x day cube, with naive baselines.
 
-    ``ours`` adds this project's forecasters to the same protocol: each is fitted on the same
-    training days (its own validation blocks inside them) and forecasts the same test days from
-    their history, so the table sets the study's network, the 7-day mean and ours side by side.
+    ``field_methods`` and ``ours`` add forecasters to the same protocol: each is fitted once on
+    the same training days (its own validation blocks inside them) and forecasts each test day
+    from the days before it, so the table sets the study's network, the naive forecasts, the
+    field's methods and ours side by side on the same division-days.
 
     Parameters
     ----------
@@ -278,6 +310,11 @@ def reproduce_study(
     ours : dict of str to Forecaster, optional
         More (unfitted) forecasters, by the name their column gets, e.g.
         ``{"keras": KerasForecaster(config)}``.
+    field_methods : sequence of str, default :data:`FIELD_METHODS`
+        Names of :mod:`geo_crime.forecast.registry` (default settings, this ``target`` and
+        ``seed``) added after the naive forecasts; ``()`` for none.
+    references : sequence of str, default ``("zero", "clairvoyant")``
+        References scored last (see :mod:`geo_crime.forecast.references`); ``()`` for none.
 
     Returns
     -------
@@ -294,21 +331,43 @@ def reproduce_study(
             f"{T} complete days cannot hold a {window}-day window and an 80/20 split "
             f"(training days: {split})"
         )
-    model = StudyConv1D(window, layout=layout, epochs=epochs, seed=seed, target=target)
-    model.fit(days.select_periods(slice(0, split)))
-    naive: dict[str, Forecaster] = {
+    names = ["study_conv1d", "last_day", "mean_7d", *field_methods, *(ours or {}), *references]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ModelError(f"{', '.join(repeated)}: two columns of the study's table by that name")
+    training = days.select_periods(slice(0, split))
+    fit_seconds: dict[str, float] = {}
+
+    def fitted(name: str, model: Forecaster) -> Forecaster:
+        start = time.perf_counter()
+        model.fit(training)
+        fit_seconds[name] = round(time.perf_counter() - start, 3)
+        return model
+
+    model = fitted(
+        "study_conv1d",
+        StudyConv1D(window, layout=layout, epochs=epochs, seed=seed, target=target),
+    )
+    forecasters: dict[str, Forecaster] = {
+        "study_conv1d": model,
         "last_day": LastPeriod(target=target),
         "mean_7d": MovingAverage(7, target=target),
     }
-    training = days.select_periods(slice(0, split))
-    fitted_ours = {name: m.clone().fit(training) for name, m in (ours or {}).items()}
-    naive.update(fitted_ours)
+    unknown = sorted(set(field_methods) - set(FIELD_CLASSES))
+    if unknown:
+        raise ModelError(
+            f"unknown field method(s) {', '.join(unknown)}; known: {', '.join(FIELD_CLASSES)}"
+        )
+    for name in field_methods:
+        forecasters[name] = fitted(name, FIELD_CLASSES[name](target=target))
+    for name, m in (ours or {}).items():
+        forecasters[name] = fitted(name, m.clone())
     y = target_values(days, target)
+    complete = np.asarray(days.complete, dtype=bool)
     rows = []
     for t in range(split - 1, T - 1):  # origins whose next day is a test day
-        hist = days.select_periods(slice(0, t + 1))
-        preds = {"study_conv1d": model.predict(hist)}
-        preds.update({k: m.predict(hist) for k, m in naive.items()})
+        hist = days.select_periods(slice(0, t + 1))  # strict cutoff: days up to the origin
+        preds = {k: np.asarray(m.predict(hist), dtype=float) for k, m in forecasters.items()}
         for i, unit in enumerate(days.unit_ids):
             rows.append(
                 {
@@ -319,9 +378,13 @@ def reproduce_study(
                 }
             )
     table = pd.DataFrame(rows)
+    columns = pd.DatetimeIndex(days.periods).get_indexer(table["day"])
+    units = pd.Index(days.unit_ids).get_indexer(table["unit_id"])
+    for ref in references:  # yardsticks from the whole run of days (see the module docstring)
+        table[ref] = reference_values(ref, y, complete)[units, columns]
     scale = pd.Series(model.range_, index=days.unit_ids)
     metrics = {}
-    for name in ("study_conv1d", "last_day", "mean_7d", *fitted_ours):
+    for name in (*forecasters, *references):
         ok = table[name].notna()
         part = table.loc[ok]
         m = point_metrics(part["actual"].to_numpy(), part[name].to_numpy())
@@ -342,7 +405,10 @@ def reproduce_study(
         "epochs": epochs,
         "training_windows": model.n_windows_,
         "test_forecasts": int(metrics["study_conv1d"]["n"]),
-        "ours": list(fitted_ours),
+        "field": list(field_methods),
+        "ours": list(ours or {}),
+        "references": list(references),
+        "fit_seconds": fit_seconds,
         "seed": seed,
     }
     return StudyResult(

@@ -152,6 +152,10 @@ def metrics_markdown(result: BacktestResult, *, title: str | None = None) -> str
         lines += ["", f"### {name}", ""]
         if "model" not in table.columns:
             table = table.reset_index()
+        if "model" in table.columns:  # e.g. the original study's table: its references labelled
+            table = table.assign(
+                model=[f"{n} (reference)" if is_reference(n) else n for n in table["model"]]
+            )
         lines.append(_table(table))
     keras_cfg = cfg.get("keras_config")
     if keras_cfg:

@@ -53,6 +53,7 @@ from benchmarks import group_panels  # noqa: E402
 from benchmarks.forecast_report import (  # noqa: E402
     VERDICT_METRICS,
     metric_verdict,
+    network_lines,
     write_markdown,
 )
 from geo_crime.cube import Cube  # noqa: E402
@@ -241,11 +242,17 @@ def _with_verdicts(record: dict, judged: dict | None) -> dict:
     return record
 
 
+def _saved_groups() -> dict:
+    """The saved group panels (empty when they were never run)."""
+    if not group_panels.OUT.exists():
+        return {}
+    return json.loads(group_panels.OUT.read_text(encoding="utf-8"))
+
+
 def _group_lines() -> list[str]:
     """The saved group panels' section (none when they were never run)."""
-    if not group_panels.OUT.exists():
-        return []
-    return group_panels.markdown_lines(json.loads(group_panels.OUT.read_text(encoding="utf-8")))
+    saved = _saved_groups()
+    return group_panels.markdown_lines(saved) if saved else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             key: _with_verdicts(panel_record(r["runs"]), r.get("judgements"))
             for key, r in saved.items()
         }
-        write_markdown(results, args.out, COMMAND, extra)
+        write_markdown(results, args.out, COMMAND, extra, network_lines(results, _saved_groups()))
         print(f"wrote {args.out}")
         return 0
     if not args.no_groups:
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = ["mae", "poisson_deviance", "pai_5", "fit_seconds"]
         print(results[key]["table"][shown].round(3).to_string(), flush=True)
     command = COMMAND + (f" --config {args.config}" if args.config != "fast" else "")
-    write_markdown(results, args.out, command, extra)
+    write_markdown(results, args.out, command, extra, network_lines(results, _saved_groups()))
     payload = {
         k: {x: r[x] for x in ("runs", "judgements", "verdicts", "scored_cells", "seconds")}
         for k, r in results.items()

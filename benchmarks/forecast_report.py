@@ -357,8 +357,124 @@ def _study_section(r: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _against(c: dict | None, digits: int = 3) -> str:
+    """A network's paired comparison with the best baseline, in a table cell."""
+    if not c:
+        return "n/r"
+    interval = (
+        f"{c['low']:+.{digits}f} to {c['high']:+.{digits}f}"
+        if c.get("low") is not None
+        else "no interval"
+    )
+    word = {"better": "**better**", "worse": "worse", "tie": "tie"}[c["outcome"]]
+    return f"{word} than {c['against']}: {c['difference']:+.{digits}f} ({interval})"
+
+
+def _helps(good: bool, bad: bool) -> str:
+    if good:
+        return "mixed" if bad else "helps"
+    return "worse" if bad else "no gain"
+
+
+def network_lines(
+    results: dict[str, dict],
+    groups: dict[str, dict] | None = None,
+    networks: Sequence[str] = ("keras",),
+) -> list[str]:
+    """Where a network helps and where it does not: one row per panel (and crime group).
+
+    Parameters
+    ----------
+    results : dict
+        The weekly and daily panels (their ``judgements``: Keras against the best model of
+        simplicity below 2 other than itself).
+    groups : dict, optional
+        The saved daily crime-group panels (``benchmarks/group_panels.py``): ``groupnet``
+        against the best baseline on Poisson deviance, and its PAI@1% goal.
+    networks : sequence of str, default ("keras",)
+        The models of ``results`` judged as networks.
+    """
+    lines = [
+        "## Where a network helps, and where it does not",
+        "",
+        "Each network against the best simple baseline or field method other than itself, on "
+        "paired intervals over the origins (difference network minus baseline; lower is better "
+        "for Poisson deviance, higher for PAI). *better* or *worse* only where the 95% interval "
+        "excludes zero.",
+        "",
+        "| panel | network | Poisson deviance | PAI | verdict |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    helps = 0
+    rows = 0
+    for key, r in results.items():
+        metrics = (r.get("judgements") or {}).get("metrics") or {}
+        pai_metric = "pai_1" if "pai_1" in metrics else "pai_5"
+        for name in networks:
+            dev = (metrics.get("poisson_deviance") or {}).get("against_baseline", {}).get(name)
+            pai = (metrics.get(pai_metric) or {}).get("against_baseline", {}).get(name)
+            if dev is None and pai is None:
+                continue
+            good = any(c and c["outcome"] == "better" for c in (dev, pai))
+            bad = any(c and c["outcome"] == "worse" for c in (dev, pai))
+            helps += good and not bad
+            rows += 1
+            label = pai_metric.replace("pai_", "PAI@") + "%"
+            lines.append(
+                f"| {key} | {name} (severity) | {_against(dev)} | {label}: {_against(pai)} | "
+                f"{_helps(good, bad)} |"
+            )
+    for key, r in (groups or {}).items():
+        for group, judged in r.get("judgements", {}).items():
+            metrics = (judged or {}).get("metrics") or {}
+            dev = (
+                (metrics.get("poisson_deviance") or {}).get("against_baseline", {}).get("groupnet")
+            )
+            goal = r["goal"].get(group, {})
+            pai = (
+                f"PAI@1% {goal['ratio']:.3f} x {goal['best']}"
+                + (
+                    f" ({goal['low']:.2f}-{goal['high']:.2f})"
+                    if goal.get("low") is not None
+                    else ""
+                )
+                if goal.get("best")
+                else "n/r"
+            )
+            good = (dev or {}).get("outcome") == "better" or goal.get("met")
+            bad = (dev or {}).get("outcome") == "worse" or (
+                goal.get("high") is not None and goal["high"] < 1.0
+            )
+            helps += good and not bad
+            rows += 1
+            verdict = (
+                "helps"
+                if good and not bad
+                else "mixed"
+                if good
+                else "no gain"
+                if not bad
+                else "worse"
+            )
+            lines.append(
+                f"| {key} {group} | groupnet (daily incidents) | {_against(dev, 4)} | {pai} | "
+                f"{verdict} |"
+            )
+    lines += [
+        "",
+        f"A network helps (better on one score, worse on none) on {helps} of {rows} rows; "
+        '"mixed" is better on one score and worse on the other.',
+        "",
+    ]
+    return lines
+
+
 def write_markdown(
-    results: dict[str, dict], path: Path, command: str, extra: Sequence[str] | None = None
+    results: dict[str, dict],
+    path: Path,
+    command: str,
+    extra: Sequence[str] | None = None,
+    networks: Sequence[str] | None = None,
 ) -> Path:
     """The verdicts and per-panel tables as Markdown.
 
@@ -375,12 +491,14 @@ def write_markdown(
     extra : sequence of str, optional
         Markdown lines appended after the panels: the hook of sections other functions build
         (e.g. "Daily per-crime-group panels").
+    networks : sequence of str, optional
+        Markdown lines put after the summary table (:func:`network_lines`).
 
     Returns
     -------
     Path
     """
-    lines = _header(results, command) + _summary_table(results)
+    lines = _header(results, command) + _summary_table(results) + list(networks or [])
     for key, r in results.items():
         lines += _panel_section(key, r)
     lines += list(extra or [])

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks import group_panels
 from benchmarks.forecast_panels import (
     COMMAND,
     backtest_panel,
@@ -20,7 +21,7 @@ from benchmarks.forecast_panels import (
     panel_record,
     pooled_judgements,
 )
-from benchmarks.forecast_report import metric_verdict, write_markdown
+from benchmarks.forecast_report import metric_verdict, network_lines, write_markdown
 from geo_crime.forecast.metrics import poisson_deviance_terms
 from geo_crime.forecast.verdicts import judgements
 from geo_crime.settings import StudySettings
@@ -90,7 +91,7 @@ def test_a_tie_names_the_simplest_model_even_when_it_scores_worse():
 
 
 def test_the_markdown_shows_every_model_the_references_the_verdicts_and_renders_again(
-    panel, tmp_path
+    panel, tmp_path, monkeypatch
 ):
     cube, runs, scores = panel
     record = panel_record(runs)
@@ -99,8 +100,15 @@ def test_the_markdown_shows_every_model_the_references_the_verdicts_and_renders_
     record["verdicts"] = {m: metric_verdict(judged, m) for m in ("poisson_deviance", "pai_5")}
     out = tmp_path / "forecast.md"
     extra = ["## Daily per-crime-group panels", "", "filled by another function"]
-    write_markdown({"synthetic_weekly:h3": record}, out, COMMAND, extra)
+    networks = network_lines({"synthetic_weekly:h3": record}, networks=("sepp",))
+    write_markdown({"synthetic_weekly:h3": record}, out, COMMAND, extra, networks)
     text = out.read_text()
+    # a model judged as a network against the best baseline, with the verdicts' interval
+    c = judged["metrics"]["poisson_deviance"]["against_baseline"]["sepp"]
+    assert "| synthetic_weekly:h3 | sepp (severity) | " in text
+    assert (
+        f"than {c['against']}: {c['difference']:+.3f} ({c['low']:+.3f} to {c['high']:+.3f})" in text
+    )
     for model in MODELS:
         assert f"| {model} |" in text
     assert "| zero (reference) |" in text and "| clairvoyant (reference) |" in text
@@ -129,5 +137,10 @@ def test_the_markdown_shows_every_model_the_references_the_verdicts_and_renders_
     out.with_suffix(".json").write_text(json.dumps(payload, default=str))
     rendered = tmp_path / "again.md"
     rendered.with_suffix(".json").write_text(out.with_suffix(".json").read_text())
+    monkeypatch.setattr(group_panels, "OUT", tmp_path / "no_groups.json")  # none saved here
     assert main(["--render", "--out", str(rendered)]) == 0
-    assert rendered.read_text() == text.replace("\n".join(extra), "").rstrip("\n") + "\n"
+    expected = tmp_path / "expected.md"
+    write_markdown(
+        {"synthetic_weekly:h3": record}, expected, COMMAND, None, network_lines({"x": record})
+    )
+    assert rendered.read_text() == expected.read_text()

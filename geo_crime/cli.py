@@ -26,6 +26,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.errors import GeoCrimeError
 from geo_crime.progress import BarReporter, reporting
 
@@ -799,7 +800,7 @@ def map_command(
     forecast: Annotated[
         Path | None, typer.Option("--forecast", help="CSV from 'geo-crime predict'.")
     ] = None,
-    k_anonymity: KAnonymityOption = 3,
+    k_anonymity: KAnonymityOption = DEFAULT_K,
     permutations: PermutationsOption = 999,
     seed: SeedOption = 0,
 ) -> None:
@@ -854,7 +855,7 @@ def export_command(
             "--stats", metavar="NAMES", help="Statistics tables: any of gi,lisa,emerging."
         ),
     ] = "gi,lisa,emerging",
-    k_anonymity: KAnonymityOption = 3,
+    k_anonymity: KAnonymityOption = DEFAULT_K,
     permutations: PermutationsOption = 999,
     seed: SeedOption = 0,
 ) -> None:
@@ -1123,11 +1124,6 @@ def fetch(
     (name,) = names
     result = fetch_mod.fetch_incidents(out, dataset=name, base_url=base_url or None, **options)
     report(result)
-
-
-def entry() -> None:  # pragma: no cover - thin wrapper for python -m
-    """Entry point for ``python -m geo_crime``."""
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,10 @@ STORAGE_CRS = "EPSG:4326"
 #: Time zone the LAPD records are kept in. Timestamps stay naive but mean local time here.
 LOCAL_TIMEZONE = "America/Los_Angeles"
 
+#: The k-anonymity default: every public output suppresses a unit with fewer incidents than
+#: this (:mod:`geo_crime.privacy`; a run's ``k_anonymity`` setting, ``--k`` on the command line).
+DEFAULT_K = 3
+
 
 def data_dir(*, must_exist: bool = True) -> Path:
     """Return the folder holding the real LAPD data (``GEO_CRIME_DATA`` or ``../shared/data``).

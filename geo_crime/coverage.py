@@ -49,16 +49,13 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.errors import ConfigError, InputError
+from geo_crime.schema import ROW_COUNT
 from geo_crime.series import RECORDS_SYSTEM_SWITCH, records_systems
 
 REFERENCE_ROLLUP = "lapd_crime/reference/lapd_crime_2020_2022_rollup__area_crmcd_year_counts.csv"
 
 #: Pandas period codes of the supported frequencies (weeks run Monday..Sunday, as in the cube).
 _PERIOD_CODES = {"D": "D", "W": "W-SUN", "M": "M"}
-
-#: Optional column of incidents per row: a table of counts per (source, area, day) is judged
-#: exactly as the incidents it counts (the Dask cube sends such a table, not the rows).
-ROW_COUNT = "_rows"
 
 #: The statuses, from best to worst.
 STATUSES = ("complete", "unverified", "partial", "incomplete", "missing")

@@ -29,7 +29,7 @@ How it runs
 5. Coverage is counted on the cluster: each deduplicated partition gives its rows per (source
    columns, division, day), a table of thousands of rows whatever the data's size, and
    :func:`~geo_crime.coverage.check_coverage` judges the sum of those tables on the client as
-   it judges the rows themselves (:data:`~geo_crime.coverage.ROW_COUNT`). The coverage mask is
+   it judges the rows themselves (:data:`~geo_crime.schema.ROW_COUNT`). The coverage mask is
    then that of :func:`~geo_crime.cube.build_cube`.
 
 6. A whole run (``geo-crime run DATASET --engine dask``, :mod:`geo_crime.engines`) asks the
@@ -69,7 +69,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_crime.coverage import ROW_COUNT
 from geo_crime.cube import (
     _PERIOD_CODES,
     Cube,
@@ -80,6 +79,7 @@ from geo_crime.cube import (
 )
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.ingest import store
+from geo_crime.schema import ROW_COUNT
 from geo_crime.series import MATCH_COLUMNS, cross_system_pairs, match_window
 from geo_crime.tallies import RunTally, StudyTally, tally_of
 from geo_crime.units.assign import DivisionCheck
@@ -446,7 +446,7 @@ class DistributedIncidents:
         """What :func:`~geo_crime.units.make_units` needs of the data for ``spec`` units.
 
         Derived reporting districts need the points of the rows: their distinct values of
-        :func:`unit_columns` with the incidents at each (:data:`~geo_crime.coverage.ROW_COUNT`),
+        :func:`unit_columns` with the incidents at each (:data:`~geo_crime.schema.ROW_COUNT`),
         counted on the cluster and summed there (the LAPD's hundred-block coordinates repeat: the
         shared data's 128k rows hold 35k distinct points). Other units only need the
         divisions the data covers, judged on the incidents per division taken from the coverage
@@ -473,7 +473,7 @@ class DistributedIncidents:
 
         The input :func:`~geo_crime.coverage.check_coverage` judges exactly as it judges the
         incidents themselves: one row per distinct value set, its number of incidents in
-        :data:`~geo_crime.coverage.ROW_COUNT`.
+        :data:`~geo_crime.schema.ROW_COUNT`.
         """
         if self._coverage is None:
             # summed pairwise on the cluster: every shuffled partition spans all days, so the

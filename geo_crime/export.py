@@ -54,11 +54,10 @@ import pyogrio
 import shapely
 from pandas.api import types as ptypes
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.errors import DataError, PrivacyError
 from geo_crime.io_utils import atomic_path
 from geo_crime.privacy import (
-    INCIDENT_COLUMNS,
-    SUPPRESSED_COLUMNS,
     check_public_table,
     suppress_small_units,
     victim_columns,
@@ -68,14 +67,10 @@ __all__ = [
     "COORDINATE_PRECISION",
     "DEFAULT_GPKG_NAME",
     "EXPORT_FORMATS",
-    "INCIDENT_COLUMNS",
-    "SUPPRESSED_COLUMNS",
     "PrivacyError",
     "check_export_formats",
     "check_public_table",
     "export_layers",
-    "geojson_geometries",
-    "geojson_geometry",
     "layer_name",
     "public_table",
     "rfc7946_feature_collection",
@@ -99,7 +94,7 @@ _LAYER_NAME = re.compile(r"[^a-z0-9_]+")
 def public_table(
     table: gpd.GeoDataFrame,
     *,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     counts: Mapping[str, float] | pd.Series | None = None,
     count_column: str = "count",
     extra_columns: Sequence[str] = (),
@@ -161,35 +156,6 @@ def _rounded_oriented(geoms: Any, precision: int) -> np.ndarray:
     arr = np.asarray(geoms, dtype=object)
     arr = shapely.transform(arr, lambda c: np.round(c, precision))
     return shapely.orient_polygons(arr, exterior_cw=False)
-
-
-def geojson_geometry(geom: Any, *, precision: int = COORDINATE_PRECISION) -> dict | None:
-    """An RFC 7946 geometry object: rounded coordinates, counter-clockwise exterior rings.
-
-    Parameters
-    ----------
-    geom : shapely geometry or None
-        In longitude/latitude.
-    precision : int, default 6
-        Decimals kept.
-
-    Returns
-    -------
-    dict or None
-        ``None`` for a missing or empty geometry.
-    """
-    if geom is None or shapely.is_empty(geom):
-        return None
-    fixed = _rounded_oriented([geom], precision)[0]
-    return shapely.geometry.mapping(fixed)
-
-
-def geojson_geometries(geoms: Any, *, precision: int = COORDINATE_PRECISION) -> list[dict | None]:
-    """Vectorised :func:`geojson_geometry` of an array of geometries (``None`` for empty)."""
-    fixed = _rounded_oriented(geoms, precision)
-    return [
-        None if g is None or shapely.is_empty(g) else shapely.geometry.mapping(g) for g in fixed
-    ]
 
 
 def _json_values(series: pd.Series) -> list:
@@ -335,7 +301,7 @@ def export_layers(
     folder: str | os.PathLike,
     *,
     formats: Sequence[str] = EXPORT_FORMATS,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     counts: Mapping[str, float] | pd.Series | None = None,
     count_column: str = "count",
     extra_suppressed: Sequence[str] = (),

@@ -132,9 +132,6 @@ from geo_crime.soda import (
 __all__ = [
     "ALL_DATASETS",
     "DATASETS",
-    "DATASET_ID",
-    "DEFAULT_URL",
-    "ID_FIELD",
     "ID_PLACEHOLDER",
     "PORTAL_URL",
     "TOKEN_ENV",
@@ -210,16 +207,6 @@ DATASETS: Mapping[str, Dataset] = MappingProxyType(
 
 #: The name that stands for every data set of :data:`DATASETS` (``geo-crime fetch --dataset all``).
 ALL_DATASETS = "all"
-
-#: Socrata id of LAPD "Crime Data from 2020 to 2024" (the ``legacy`` data set).
-DATASET_ID = DATASETS["legacy"].socrata_id
-
-#: The SODA endpoint of :data:`DATASET_ID` on the city's open-data portal.
-DEFAULT_URL = DATASETS["legacy"].url
-
-#: The unique record number of the ``legacy`` data set: its pages are ordered, resumed and
-#: de-duplicated on it (``DATASETS[name].id_field`` for any data set).
-ID_FIELD = DATASETS["legacy"].id_field
 
 #: Placeholder of a base URL template, replaced by a data set's Socrata id (:func:`dataset_url`).
 ID_PLACEHOLDER = "{id}"

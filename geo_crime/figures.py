@@ -5,8 +5,8 @@ global state are never used, so this is safe in scripts, servers and threads) an
 atomically (temporary file, then rename):
 
 * :func:`severity_choropleth`: classed map of a severity measure (Fisher-Jenks or quantiles,
-  colours and classes as in :mod:`geo_crime.maps`); units with fewer than ``k_anonymity``
-  incidents are drawn grey and hatched, as "suppressed".
+  the colours and classes of the web maps, from :mod:`geo_crime.styles`); units with fewer than
+  ``k_anonymity`` incidents are drawn grey and hatched, as "suppressed".
 * :func:`hotspot_map`: Getis-Ord Gi* confidence bins in the ArcGIS colours.
 * :func:`moran_scatterplot`: standardised value against its spatial lag, with the regression
   line through the origin whose slope is Moran's I (``sum(z * lag) / sum(z ** 2)`` for
@@ -36,10 +36,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.errors import DataError
 from geo_crime.hotspots import GI_BIN_LABELS, LISA_LABELS
-from geo_crime.io_utils import atomic_path
-from geo_crime.maps import (
+from geo_crime.io_utils import save_figure
+from geo_crime.styles import (
     GI_COLOURS,
     LISA_COLOURS,
     NO_DATA_COLOUR,
@@ -80,15 +81,6 @@ def _new_figure(size: tuple[float, float] = (8.0, 7.0)) -> tuple[Figure, Any]:
 
 #: Legend placement of the map figures: outside the axes, to the right.
 _LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8}
-
-
-def _save(
-    fig: Figure, path: str | os.PathLike, dpi: int, *, description: str | None = None
-) -> Path:
-    metadata = {"Description": description} if description else None
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata, bbox_inches="tight")
-    return Path(path)
 
 
 def _geo(table: pd.DataFrame, what: str) -> gpd.GeoDataFrame:
@@ -170,7 +162,7 @@ def _categorical_map(
         )
     # legends sit beside the map, never over a part of the city
     ax.legend(**_LEGEND_BESIDE, handles=handles, title=legend_title, frameon=True)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,7 +177,7 @@ def severity_choropleth(
     column: str = "severity",
     scheme: Scheme = "quantiles",
     k: int = 5,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     count_column: str = "count",
     title: str | None = None,
     outlines: gpd.GeoDataFrame | None = None,
@@ -202,7 +194,7 @@ def severity_choropleth(
     column : str, default "severity"
         The measure (e.g. ``severity``, ``severity_rate``).
     scheme : {"quantiles", "fisherjenks"}
-        Classification (see :func:`geo_crime.maps.classify_values`); quintiles by default, as
+        Classification (see :func:`geo_crime.styles.classify_values`); quintiles by default, as
         on the map, so figure and map share classes.
     k : int, default 5
         Number of classes.
@@ -271,7 +263,7 @@ def severity_choropleth(
     # beside the map, never over it; the figure title already names the measure
     shown_title = f"Classes ({scheme_name})" if title else legend_title
     ax.legend(**_LEGEND_BESIDE, handles=handles, title=textwrap.fill(shown_title, 40))
-    return _save(fig, path, dpi, description=description)
+    return save_figure(fig, path, dpi, description=description)
 
 
 def hotspot_map(
@@ -475,7 +467,7 @@ def moran_scatterplot(
     ax.set_xlabel("standardised value (z)")
     ax.set_ylabel("spatial lag of z")
     ax.set_title(title or f"Moran scatterplot (Moran's I = {I:.3f}, n = {int(ok.sum())})")
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def forecast_vs_actual(
@@ -545,7 +537,7 @@ def forecast_vs_actual(
         ax.legend(loc="upper left")
     ax.set_title(f"{title} (MAE {mae:.2f}, RMSE {rmse:.2f}, n = {int(ok.sum())})")
     ax.grid(alpha=0.3)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def write_figures(
@@ -562,7 +554,7 @@ def write_figures(
     severity_label: str | None = None,
     scheme: Scheme = "quantiles",
     k: int = 5,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     public: bool = False,
     dpi: int = _DPI,
     context: str = "",

@@ -20,6 +20,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: What a table output may be (:func:`write_table`).
 TABLE_FORMATS = (".geojson", ".json", ".gpkg", ".parquet", ".csv")
@@ -91,6 +95,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+    return Path(path)
+
+
+def save_figure(
+    fig: Figure, path: str | os.PathLike, dpi: int, *, description: str | None = None
+) -> Path:
+    """Write a matplotlib figure as a PNG, atomically, and return the path.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure (cropped to its content: ``bbox_inches="tight"``).
+    path : path-like
+        The PNG to write.
+    dpi : int
+        Resolution.
+    description : str, optional
+        Written into the PNG's ``Description`` metadata (e.g. the figure's alt text).
+    """
+    metadata = {"Description": description} if description else None
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata, bbox_inches="tight")
     return Path(path)
 
 

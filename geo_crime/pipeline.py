@@ -41,10 +41,12 @@ import pandas as pd
 from rich.console import Console
 
 from geo_crime import progress, report
+from geo_crime.config import DEFAULT_K
 from geo_crime.cube import FREQUENCIES
 from geo_crime.errors import ConfigError, DataError
 from geo_crime.privacy import check_study_overlap, hidden_mask
 from geo_crime.report import study as report_study
+from geo_crime.schema import DIVISIONS
 from geo_crime.settings import RunSettings, StudySettings, check_settings, unit_label
 
 if TYPE_CHECKING:
@@ -127,7 +129,7 @@ def run_pipeline(
     if settings.suppression_off():  # said before any work, and in the report and summary
         warnings.warn(
             f"{settings.suppression_off()}: the public outputs are not protected against "
-            "re-identification (k_anonymity = 3, the default, suppresses small counts)",
+            f"re-identification (k_anonymity = {DEFAULT_K}, the default, suppresses small counts)",
             UserWarning,
             stacklevel=2,
         )
@@ -507,7 +509,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     written: list[Path] = []
     with stage(f"{name}: units {spec}"):
         if spec.startswith("h3"):
-            all_divisions = sorted(study.areas) == list(range(1, 22))
+            all_divisions = sorted(study.areas) == list(DIVISIONS)
             area_polygon = "city" if all_divisions else outlines.union_all()
             units = attach_population(
                 make_units(spec, study.incidents.unit_input(), study_area=area_polygon)

@@ -77,8 +77,9 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.errors import ConfigError, DataError, PrivacyError
-from geo_crime.schema import EXTRA_PREFIX, VICTIM_COLUMNS
+from geo_crime.schema import DIVISIONS, EXTRA_PREFIX, VICTIM_COLUMNS
 
 __all__ = [
     "INCIDENT_COLUMNS",
@@ -278,7 +279,7 @@ def _unit_counts(
 def suppress_small_units(
     table: pd.DataFrame,
     *,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     counts: Mapping[str, float] | pd.Series | None = None,
     count_column: str = "count",
     extra_columns: Sequence[str] = (),
@@ -399,7 +400,7 @@ _ALWAYS_SHOWN = frozenset(
 
 def suppressed_units(
     counts: pd.Series,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     *,
     groups: pd.Series | Sequence[pd.Series] | None = None,
 ) -> pd.Series:
@@ -447,7 +448,7 @@ def suppressed_units(
     return small
 
 
-def count_words(count: float, k_anonymity: int = 3) -> str:
+def count_words(count: float, k_anonymity: int = DEFAULT_K) -> str:
     """A count as public text: ``"1,234"``, or ``"fewer than 3"`` below the threshold."""
     if k_anonymity > 0 and not count >= k_anonymity:
         return f"fewer than {k_anonymity}"
@@ -456,7 +457,7 @@ def count_words(count: float, k_anonymity: int = 3) -> str:
 
 def _rows_of(study: Any) -> tuple[frozenset[int], pd.Timestamp, pd.Timestamp]:
     """A study's divisions (all 21 when none are named) and its date range (open ends)."""
-    areas = frozenset(int(a) for a in study.areas) or frozenset(range(1, 22))
+    areas = frozenset(int(a) for a in study.areas) or frozenset(DIVISIONS)
     start = pd.Timestamp(study.start) if study.start else pd.Timestamp.min
     end = pd.Timestamp(study.end) if study.end else pd.Timestamp.max
     return areas, start, end
@@ -483,7 +484,7 @@ def _rows_words(study: Any) -> str:
     return f"{study.name!r}: {areas}, {dates}, periods {study.freq}"
 
 
-def check_study_overlap(studies: Sequence[Any], k_anonymity: int = 3) -> None:
+def check_study_overlap(studies: Sequence[Any], k_anonymity: int = DEFAULT_K) -> None:
     """Refuse studies of one run whose published numbers could be differenced (rule 6).
 
     Two studies may share no row (other divisions, or dates that do not overlap), or select
@@ -633,7 +634,7 @@ def study_groups(summary: pd.DataFrame) -> pd.Series | None:
     return pd.Series(summary["area"].to_numpy(), index=summary["unit_id"].astype(str).to_numpy())
 
 
-def cube_disclosure(cube: Any, k_anonymity: int = 3) -> tuple[pd.DataFrame, pd.Series]:
+def cube_disclosure(cube: Any, k_anonymity: int = DEFAULT_K) -> tuple[pd.DataFrame, pd.Series]:
     """A cube's per-unit summary and which of its units are suppressed.
 
     Parameters

@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from geo_crime.config import EQUAL_AREA_CRS, data_dir
+from geo_crime.config import DEFAULT_K, EQUAL_AREA_CRS, data_dir
 from geo_crime.cube import FREQUENCIES, Cube
 from geo_crime.errors import ConfigError, DataError, InputError
 from geo_crime.units import read_polygon_layer, unit_area_km2
@@ -505,7 +505,7 @@ def rate_ranking(
     cube: Cube,
     units: gpd.GeoDataFrame,
     *,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     hidden: np.ndarray | None = None,
     min_residents: int = RANKING_MIN_RESIDENTS,
 ) -> RateRanking | None:

@@ -163,6 +163,9 @@ AREA_NAMES: dict[int, str] = {
     21: "Topanga",
 }
 
+#: The LAPD divisions (areas) by number, 1..21: the keys of :data:`AREA_NAMES`.
+DIVISIONS: tuple[int, ...] = tuple(AREA_NAMES)
+
 #: Upper-case division names (``APREC`` in the boundary layers and in the 2024 files) to area.
 APREC_TO_AREA: dict[str, int] = {
     "CENTRAL": 1,
@@ -263,6 +266,11 @@ CANONICAL_COLUMNS = CANONICAL_COLUMNS + RECORDS_SYSTEM_COLUMNS
 
 #: Prefix of the columns that keep fields a reader does not know (text, analysis table only).
 EXTRA_PREFIX = "extra_"
+
+#: Optional column of incidents per row: a table of counts (per source, area and day, or per
+#: distinct point) stands for the incidents it counts (the Dask cube sends such a table, not the
+#: rows); the coverage check and the unit stages read it.
+ROW_COUNT = "_rows"
 
 
 def extra_column(field: str) -> str:

@@ -489,12 +489,10 @@ def level_shift_figure(shift: pd.DataFrame, path: str | Path, *, dpi: int = 110)
     -------
     pathlib.Path
     """
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geo_crime.figures import _save
+    from geo_crime.io_utils import save_figure
 
     rows = shift.drop(index="all", errors="ignore")
     labels = [
@@ -502,7 +500,10 @@ def level_shift_figure(shift: pd.DataFrame, path: str | Path, *, dpi: int = 110)
         for c, alone in zip(rows.index, rows["comparable_alone"], strict=True)
     ]
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 1.8))
+    # a private figure on the Agg canvas: pyplot's global state and backend are left alone
+    fig = Figure(figsize=(8.5, 0.42 * len(rows) + 1.8))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     ax.barh(y - 0.2, rows["before"], height=0.4, color="#8c8c8c", label="before (legacy)")
     ax.barh(y + 0.2, rows["after"], height=0.4, color="#2166ac", label="after (legacy + NIBRS)")
     for i, ratio in enumerate(rows["ratio"]):
@@ -522,7 +523,4 @@ def level_shift_figure(shift: pd.DataFrame, path: str | Path, *, dpi: int = 110)
     ax.margins(x=0.18)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
-    try:
-        return _save(fig, Path(path), dpi)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, Path(path), dpi)

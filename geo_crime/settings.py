@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.errors import ConfigError
+from geo_crime.schema import DIVISIONS
 
 if TYPE_CHECKING:
     from geo_crime.forecast.model import ForecastConfig
@@ -183,7 +185,7 @@ class RunSettings:
     coverage_threshold: float = 0.6
     permutations: int = 999
     seed: int = 0
-    k_anonymity: int = 3
+    k_anonymity: int = DEFAULT_K
     offline_map: bool = True
     map_tiles: str = "osm"
     cache: bool = True
@@ -541,7 +543,7 @@ RUN_SCHEMA: dict[str, tuple] = {
 STUDY_SCHEMA: dict[str, tuple] = {
     "name": (lambda v: isinstance(v, str), "a name of letters, digits, '_' and '-'"),
     "areas": (
-        lambda v: isinstance(v, list) and all(_is_int(a) and 1 <= a <= 21 for a in v),
+        lambda v: isinstance(v, list) and all(_is_int(a) and a in DIVISIONS for a in v),
         "a list of LAPD division numbers 1-21, e.g. [8]",
     ),
     "start": (_is_iso_date, f'an ISO date such as "2024-01-01" ({_DATE_WORDS})'),

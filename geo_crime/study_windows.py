@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.coverage import CoverageResult
-from geo_crime.schema import AREA_NAMES
+from geo_crime.schema import AREA_NAMES, DIVISIONS
 from geo_crime.settings import StudySettings
 
 __all__ = [
@@ -69,10 +69,10 @@ def _weekly_flags(weekly: CoverageResult) -> pd.DataFrame:
     (columns, Mondays); weeks no source spans are not complete."""
     union = weekly.union
     if union.empty:
-        return pd.DataFrame(index=range(1, 22))
+        return pd.DataFrame(index=list(DIVISIONS))
     weeks = pd.date_range(union["period"].min(), union["period"].max(), freq="7D")
     flags = union.pivot_table(index="area", columns="period", values="complete", aggfunc="all")
-    flags = flags.astype(float).reindex(index=range(1, 22), columns=weeks).fillna(0.0)
+    flags = flags.astype(float).reindex(index=list(DIVISIONS), columns=weeks).fillna(0.0)
     flags = flags.astype(bool)
     return flags
 

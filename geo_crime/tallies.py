@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from geo_crime.coverage import ROW_COUNT
+from geo_crime.schema import ROW_COUNT
 
 
 def _plain(values: pd.Series, kind: str) -> pd.Series:
@@ -298,7 +298,7 @@ class StudyTally:
         The study's incidents.
     areas : pandas.DataFrame
         Per stated division (``area``, null kept): incidents in
-        :data:`~geo_crime.coverage.ROW_COUNT`; what :func:`~geo_crime.units.covered_divisions`
+        :data:`~geo_crime.schema.ROW_COUNT`; what :func:`~geo_crime.units.covered_divisions`
         and :func:`~geo_crime.units.make_units` judge as the rows they count.
     days : pandas.DataFrame
         Per (``day``, ``area``): ``incidents`` and ``severity`` (points), dated rows only.

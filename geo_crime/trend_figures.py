@@ -48,6 +48,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, StrMethodFormatter
 
 from geo_crime import figures as _figures
+from geo_crime.config import DEFAULT_K
 from geo_crime.coverage import _PERIOD_CODES, CoverageResult, check_coverage
 from geo_crime.emerging_figure import emerging_hotspot_figure
 from geo_crime.errors import ConfigError, DataError
@@ -411,7 +412,7 @@ def trend_figure(
     divisions: pd.Series | None = None,
     title: str | None = None,
     dpi: int = _figures._DPI,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
 ) -> Path:
     """City-wide and per-division trend of incidents and severity, coverage breaks shaded.
 
@@ -454,7 +455,7 @@ def trend_figure(
     data = trend_data(incidents, coverage, freq=freq, divisions=divisions, k_anonymity=k_anonymity)
     fig = _draw_trend(data, title, k_anonymity)
     description = f"{fig.get_suptitle()}; shaded: periods not completely recorded"
-    return _figures._save(fig, path, dpi, description=description)
+    return _figures.save_figure(fig, path, dpi, description=description)
 
 
 # --------------------------------------------------------------------------------------------
@@ -617,7 +618,7 @@ def hour_weekday_heatmap(
     divisions: pd.Series | None = None,
     title: str | None = None,
     dpi: int = _figures._DPI,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
 ) -> Path:
     """Heat map of incidents by weekday (rows, Monday first) and hour of day (columns).
 
@@ -664,7 +665,7 @@ def hour_weekday_heatmap(
     names = _names(tally, data.areas, divisions)
     fig = _draw_heatmap(data, names, title, k_anonymity)
     description = f"{fig.axes[0].get_title()}; n = {data.n_known}"
-    return _figures._save(fig, path, dpi, description=description)
+    return _figures.save_figure(fig, path, dpi, description=description)
 
 
 def study_figures(
@@ -674,7 +675,7 @@ def study_figures(
     *,
     freq: str = "W",
     divisions: gpd.GeoDataFrame | None = None,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
 ) -> list[Path]:
     """A study's trend figure and, where times of day are recorded, its hour x weekday map.
 

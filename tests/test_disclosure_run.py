@@ -85,14 +85,14 @@ def run(tmp_path_factory, broken_file) -> tuple[Path, dict[str, object]]:
     for study in settings.studies[1:]:
         study.units = ["division"]
     drawn: dict[str, object] = {}
-    save = figures._save
+    save = figures.save_figure
 
     def capture(fig, path, dpi, **kwargs):
         drawn[f"{Path(path).parent.parent.name}/{Path(path).name}"] = fig
         return save(fig, path, dpi, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(figures, "_save", capture)
+        patch.setattr(figures, "save_figure", capture)
         result = run_pipeline(settings, quiet=True)
     return result.folder, drawn
 

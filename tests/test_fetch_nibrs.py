@@ -48,7 +48,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import geo_crime.fetch as fetch_module
 from geo_crime.cli import app
 from geo_crime.errors import ConfigError, FetchError
 from geo_crime.fetch import (
@@ -258,13 +257,12 @@ def errors_of(result) -> list[str]:
 # --- the data set settings ------------------------------------------------------------------------
 
 
-def test_the_data_sets_are_set_in_one_place_and_the_legacy_names_still_work(tmp_path, monkeypatch):
+def test_the_data_sets_are_set_in_one_place_and_legacy_is_the_default(tmp_path, monkeypatch):
     assert {name: (d.socrata_id, d.id_field) for name, d in DATASETS.items()} == {
         "legacy": (LEGACY_ID, "dr_no"),
         "nibrs": (NIBRS_ID, "uniquenibrno"),
     }
-    assert f"https://data.lacity.org/resource/{LEGACY_ID}.json" == fetch_module.DEFAULT_URL
-    assert (fetch_module.DATASET_ID, fetch_module.ID_FIELD) == (LEGACY_ID, "dr_no")
+    assert f"https://data.lacity.org/resource/{LEGACY_ID}.json" == DATASETS["legacy"].url
     assert dataset_url("nibrs") == f"https://data.lacity.org/resource/{NIBRS_ID}.json"
     assert dataset_url("nibrs", "http://h/r/{id}.json?x=1") == f"http://h/r/{NIBRS_ID}.json?x=1"
     assert dataset_url("legacy", "http://h/resource/") == f"http://h/resource/{LEGACY_ID}.json"

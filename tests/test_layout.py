@@ -1,8 +1,11 @@
 """The package's layout: no import cycle anywhere, and no module too long to read in one pass.
 
-The imports are read from the source (every ``import`` statement, including those inside
-functions), not from ``sys.modules``, so a cycle hidden behind a function-level import is found
-too.
+The import graph is what Python runs: every ``import`` and ``from ... import`` statement of every
+module, read from the source with :mod:`ast` (not from ``sys.modules``), including those inside
+functions, so a cycle hidden behind a function-level import is found too. Only the imports
+under ``if TYPE_CHECKING:`` are left out (they never run). ``from a import b`` is an edge to
+``a.b`` when that is a module, else to ``a``; no edge is added for the parent packages Python
+loads on the way, and a package importing its own submodules is an edge like any other.
 """
 
 from __future__ import annotations
@@ -18,30 +21,56 @@ PACKAGE = Path(geo_crime.__file__).parent
 MAX_LINES = 700
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def _module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _modules() -> dict[str, Path]:
-    return {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+def _modules(package: Path = PACKAGE) -> dict[str, Path]:
+    return {_module_name(path, package): path for path in sorted(package.rglob("*.py"))}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``<module>.TYPE_CHECKING`` (``typing.TYPE_CHECKING``)."""
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+
+
+def _import_nodes(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement Python may run: all but those under ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)  # the ``else`` branch does run
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     """The package modules ``name`` imports (a package counts as its ``__init__``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        else:
             base = node.module or ""
             if node.level:
                 root = package.split(".")
                 root = root[: len(root) - node.level + 1]
                 base = ".".join([*root, base] if base else root)
-            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            # ``from a import b``: the module ``a.b`` when there is one, else a name of ``a``
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            ]
         for target in targets:
             # the longest known module the target names (``a.b.c`` -> ``a.b`` when c is a name)
             while target and target not in known:
@@ -51,19 +80,11 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     """Module -> the package modules it imports, from the source of every module."""
-    modules = _modules()
+    modules = _modules(package)
     known = set(modules)
-    graph = {name: _imports(name, path, known) for name, path in modules.items()}
-    # importing ``a.b`` runs ``a/__init__`` first: a submodule depends on its parent packages
-    for name in list(graph):
-        parent = name.rpartition(".")[0]
-        while parent:
-            if parent in graph and parent != name:
-                graph[name].add(parent)
-            parent = parent.rpartition(".")[0]
-    return graph
+    return {name: _imports(name, path, known) for name, path in modules.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -75,9 +96,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         stack.append(node)
         for target in sorted(graph.get(node, ())):
-            # a package importing its own submodules is how packages re-export: not a cycle
-            if target.startswith(node + "."):
-                continue
             if state.get(target) == 1:
                 return [*stack[stack.index(target) :], target]
             if target not in state:
@@ -99,7 +117,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_cycle_finder_finds_a_cycle_and_accepts_a_tree():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
-    assert find_cycle({"p": {"p.x"}, "p.x": {"p"}}) is None  # a package re-exporting
+    # a package re-exporting a submodule that imports the package back is a cycle too
+    assert find_cycle({"p": {"p.x"}, "p.x": {"p"}}) == ["p", "p.x", "p"]
+    assert find_cycle({"p": {"p.x"}, "p.x": set()}) is None
 
 
 def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
@@ -109,6 +129,38 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
     assert "geo_crime.errors" in graph["geo_crime.units"] or any(
         "geo_crime.errors" in graph[m] for m in graph if m.startswith("geo_crime.units.")
     )
+
+
+def test_the_graph_is_what_python_runs(tmp_path):
+    """Function-level imports count, ``if TYPE_CHECKING:`` ones do not, no parent-package
+    edges are added, and a package's imports of its own submodules are edges."""
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text('"""p."""\nfrom pkg.a import A\n')
+    (package / "a.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import typing\n"
+        "if TYPE_CHECKING:\n    from pkg import b\n"
+        "if typing.TYPE_CHECKING:\n    import pkg.sub.c\n"
+        "else:\n    from pkg import d\n"
+        "def f():\n    from .sub import c\n"
+        "A = 1\n"
+    )
+    (package / "b.py").write_text("from pkg import A\n")
+    (package / "d.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "c.py").write_text("from .. import b\n")
+    graph = import_graph(package)
+    assert graph == {
+        "pkg": {"pkg.a"},
+        "pkg.a": {"pkg.d", "pkg.sub.c"},
+        "pkg.b": {"pkg"},
+        "pkg.d": set(),
+        "pkg.sub": set(),
+        "pkg.sub.c": {"pkg.b"},
+    }
+    # pkg -> pkg.a -> pkg.sub.c -> pkg.b -> pkg: found although the first edge is a re-export
+    assert find_cycle(graph) == ["pkg", "pkg.a", "pkg.sub.c", "pkg.b", "pkg"]
 
 
 def test_no_import_cycle_in_the_package():

@@ -20,9 +20,10 @@ from geo_crime.cube import Cube, build_cube
 from geo_crime.forecast.evaluate import BacktestResult, evaluate
 from geo_crime.forecast.origin import forecast_origin
 from geo_crime.ingest import load_incidents
-from geo_crime.maps import MapLayers, _fmt_num, build_map, classify_values
+from geo_crime.maps import MapLayers, build_map, classify_values
 from geo_crime.rates import MIN_RESIDENTS, attach_population, eb_smooth, severity_rate
 from geo_crime.report.study import scope_lines, top_rate_lines
+from geo_crime.styles import format_number
 from geo_crime.units import assign_units, covered_divisions, make_units
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 
@@ -206,7 +207,7 @@ def test_one_rate_is_eb_severity_per_1000_residents_per_complete_week(westla):
     shown = {f["id"]: f["properties"] for f in severity.data["features"]}
     busiest = int(np.argmax(counts))
     props = shown[str(cube.units["unit_id"].iloc[busiest])]
-    assert props["r"] == _fmt_num(rate.values[busiest])
+    assert props["r"] == format_number(rate.values[busiest])
 
 
 def test_units_without_residents_have_no_rate_and_no_rank(westla):

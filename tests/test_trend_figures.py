@@ -59,15 +59,15 @@ def weekly_coverage(reduced):
 
 @pytest.fixture
 def drawn(monkeypatch) -> list:
-    """The figures written during a test (``figures._save`` is wrapped, not replaced)."""
+    """The figures written during a test (``figures.save_figure`` is wrapped, not replaced)."""
     figs: list = []
-    save = figures._save
+    save = figures.save_figure
 
     def capture(fig, path, dpi, **kwargs):
         figs.append(fig)
         return save(fig, path, dpi, **kwargs)
 
-    monkeypatch.setattr(figures, "_save", capture)
+    monkeypatch.setattr(figures, "save_figure", capture)
     return figs
 
 

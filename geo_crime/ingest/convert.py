@@ -471,7 +471,7 @@ def convert_raw(
         )
     else:
         area = np.where(rd_values >= 0, rd_values // 100, -1)
-    out_of_range = (area != -1) & ((area < 1) | (area > 21))
+    out_of_range = (area != -1) & ~np.isin(area, schema.DIVISIONS)
     if out_of_range.any():
         conv.flag(
             out_of_range, "area", [str(a) for a in area], "is not an LAPD area 1-21", required=True

@@ -83,9 +83,11 @@ This module
 :mod:`~geo_crime.maps.layers`
     :class:`MapLayers` (what a map shows) and the preparation of the units: checks,
     k-anonymity, the measure, the escaped tooltip values.
-:mod:`~geo_crime.maps.classify`
+:mod:`geo_crime.styles` (outside this package: the static figures use it too)
     :func:`classify_values`, :class:`Classification`, :func:`sequential_colours`, the fixed
     colours (:data:`GI_COLOURS`, :data:`LISA_COLOURS`...) and the writing of numbers.
+:mod:`~geo_crime.maps.classify`
+    The hatched fills (SVG patterns and legend swatches).
 :mod:`~geo_crime.maps.draw`
     One function per layer kind (severity, Gi*, LISA, emerging, forecast, outlines, base map),
     each in its pane (:func:`layer_pane`), all drawn from the map's shared data.
@@ -117,6 +119,7 @@ import numpy as np
 from branca.element import Element, MacroElement
 from folium.template import Template
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.errors import ConfigError, OutputError
 from geo_crime.io_utils import atomic_write_text
 from geo_crime.maps.assets import (
@@ -126,25 +129,7 @@ from geo_crime.maps.assets import (
     external_references,
 )
 from geo_crime.maps.basemap import TILES, TileFallback, load_basemap, tile_layer
-from geo_crime.maps.classify import (
-    EMERGING_STYLES,
-    GI_COLOURS,
-    LISA_COLOURS,
-    NO_DATA_COLOUR,
-    NOT_FORECAST_STYLE,
-    SUPPRESSED_COLOUR,
-    Classification,
-    Scheme,
-    classify_values,
-    hatch_patterns,
-    sequential_colours,
-)
-from geo_crime.maps.classify import (
-    SCHEMES as SCHEMES,
-)
-from geo_crime.maps.classify import (
-    _fmt_num as _fmt_num,
-)
+from geo_crime.maps.classify import hatch_patterns
 from geo_crime.maps.draw import (
     LAND_FILL,
     NOT_FORECAST,
@@ -173,6 +158,21 @@ from geo_crime.maps.layers import (
 )
 from geo_crime.maps.legend import _BOX_CSS, _InfoBox, _Legend
 from geo_crime.maps.runtime import RUNTIME_CSS, RUNTIME_JS
+from geo_crime.styles import (
+    EMERGING_STYLES,
+    GI_COLOURS,
+    LISA_COLOURS,
+    NO_DATA_COLOUR,
+    NOT_FORECAST_STYLE,
+    SUPPRESSED_COLOUR,
+    Classification,
+    Scheme,
+    classify_values,
+    sequential_colours,
+)
+from geo_crime.styles import (
+    SCHEMES as SCHEMES,
+)
 
 __all__ = [
     "ASSETS_DIR",
@@ -224,7 +224,7 @@ def build_map(
     *,
     offline: bool = True,
     title: str = "Los Angeles crime: severity and hot spots",
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     scheme: Scheme = "quantiles",
     k: int = 5,
     max_features: int = MAX_FEATURES,

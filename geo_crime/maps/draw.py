@@ -52,7 +52,11 @@ from geo_crime.maps.basemap import (
     LABEL_SPLIT_ZOOM,
     Basemap,
 )
-from geo_crime.maps.classify import (
+from geo_crime.maps.classify import fill_of, swatch_background
+from geo_crime.maps.layers import _aligned, _esc, _Units
+from geo_crime.maps.legend import _line, _section, _swatch
+from geo_crime.maps.topology import Topology
+from geo_crime.styles import (
     EMERGING_STYLES,
     GI_COLOURS,
     LISA_COLOURS,
@@ -60,15 +64,10 @@ from geo_crime.maps.classify import (
     NOT_FORECAST_STYLE,
     SUPPRESSED_COLOUR,
     Scheme,
-    _fmt_num,
     classify_values,
-    fill_of,
+    format_number,
     sequential_colours,
-    swatch_background,
 )
-from geo_crime.maps.layers import _aligned, _esc, _Units
-from geo_crime.maps.legend import _line, _section, _swatch
-from geo_crime.maps.topology import Topology
 
 _PANES = {
     "base": ("gc-base", 250),
@@ -487,7 +486,7 @@ def _forecast_layer(
     # the lowest class stays clear of white and of the hatched grey of units not forecast
     colours = sequential_colours(fcls.k, "Purples", start=0.3)
     codes = np.where(fcls.codes >= 0, fcls.codes, fcls.k)
-    values = [_fmt_num(p) if np.isfinite(p) else NOT_FORECAST for p in pred]
+    values = [format_number(p) if np.isfinite(p) else NOT_FORECAST for p in pred]
     period = forecast_period or "next period"
     layer = _unit_layer(
         canvas,

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.errors import ConfigError, DataError, PrivacyError
-from geo_crime.maps.classify import _fmt_num
 from geo_crime.privacy import victim_columns
+from geo_crime.styles import format_number
 from geo_crime.units import unit_area_km2
 
 #: Unit columns shown in tooltips when present: column -> label. ``name`` and ``area`` describe
@@ -321,10 +321,10 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
         small = bool(suppressed[i])
         values.append(
             {
-                "n": hidden if small else _fmt_num(count[i]),
-                "s": hidden if small else _fmt_num(severity[i]),
-                "r": hidden if small else _fmt_num(rate[i]),
-                "d": hidden if small else _fmt_num(density[i]),
+                "n": hidden if small else format_number(count[i]),
+                "s": hidden if small else format_number(severity[i]),
+                "r": hidden if small else format_number(rate[i]),
+                "d": hidden if small else format_number(density[i]),
             }
         )
         props = {"u": _esc(uid)}

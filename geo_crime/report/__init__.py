@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo_crime.cleaning import CleaningReport
+from geo_crime.config import DEFAULT_K
 from geo_crime.coverage import CoverageResult
 from geo_crime.report.markdown import markdown_table, markdown_to_html, md_code, md_text
 from geo_crime.severity import SEVERITY_VERSION
@@ -75,7 +76,7 @@ LIMITATIONS = """\
 """
 
 
-def limitations(k_anonymity: int = 3) -> str:
+def limitations(k_anonymity: int = DEFAULT_K) -> str:
     """:data:`LIMITATIONS`, whose privacy line says so when small counts are not suppressed."""
     from geo_crime.settings import suppression_off
 
@@ -131,7 +132,7 @@ def build_report(
     break_lines: Sequence[str] = (),
     engine: str = "",
     briefing: Sequence[str] = (),
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
 ) -> str:
     """Assemble the Markdown report: the briefing, the key findings and the limitations, then
     the technical appendix (outputs, data, cleaning, coverage, severity, methods, studies).

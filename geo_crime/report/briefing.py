@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.coverage import CoverageResult
 from geo_crime.place_profiles import TIME_CLASS_LABELS
 from geo_crime.privacy import suppressed_units
@@ -172,7 +173,7 @@ def briefing_lines(
     window: dict,
     weekly: CoverageResult | None,
     weeks: pd.DataFrame,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
     hot_spots: dict | None = None,
     units: str = "",
     hours: pd.DataFrame | None = None,

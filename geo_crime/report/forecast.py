@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.forecast.evaluate import BacktestResult
 from geo_crime.forecast.references import REFERENCE_WORDS, is_reference
 from geo_crime.forecast.verdicts import level_sentence, ranking_sentence
@@ -219,7 +220,7 @@ def _binned_scatter(ax, x: pd.Series, y: pd.Series, top: float, k_anonymity: int
 
 
 def plot_forecast_vs_actual(
-    result: BacktestResult, path: str | os.PathLike, *, k_anonymity: int = 3
+    result: BacktestResult, path: str | os.PathLike, *, k_anonymity: int = DEFAULT_K
 ) -> Path:
     """Totals per target period (actual vs forecasts) and Keras forecast vs actual, binned.
 
@@ -358,7 +359,7 @@ def write_forecast_report(
     folder: str | os.PathLike,
     *,
     title: str | None = None,
-    k_anonymity: int = 3,
+    k_anonymity: int = DEFAULT_K,
 ) -> list[Path]:
     """Write the metrics (Markdown + JSON) and the two figures of a backtest.
 

@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_crime.config import DEFAULT_K
 from geo_crime.cube import FREQUENCIES
 from geo_crime.forecast.incidents import severity_scale_sentence
 from geo_crime.forecast.references import is_reference
 from geo_crime.forecast.verdicts import bias_sentence, level_sentence, ranking_sentence
 from geo_crime.privacy import count_words, hidden_mask
 from geo_crime.report.markdown import md_code, md_text
+from geo_crime.schema import DIVISIONS
 
 
 def _fmt_metric(value) -> str:
@@ -67,7 +69,7 @@ def scope_lines(backtest: dict, units) -> list[str]:
         "",
     ]
     if not scope.get("covers_study_area", False):
-        area = "city-wide" if len(study) == 21 else "study-area-wide"
+        area = "city-wide" if len(study) == len(DIVISIONS) else "study-area-wide"
         lines += [
             f"**This backtest is not {area}:** fewer than 50% of the study's units could be "
             "scored at some origin, so its errors and PAI describe the scored units only.",
@@ -342,7 +344,13 @@ def forecast_section(
 
 
 def top_rate_lines(
-    cube, units, k: int = 10, k_anonymity: int = 3, suppressed=None, divisions=None, labels=None
+    cube,
+    units,
+    k: int = 10,
+    k_anonymity: int = DEFAULT_K,
+    suppressed=None,
+    divisions=None,
+    labels=None,
 ) -> list[str]:
     """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`); with
     ``labels`` (place labels by unit id) units are named by place."""
@@ -505,14 +513,16 @@ def statistics_section(
 
 def study_area_words(areas: list[int], *, chosen_by_data: bool) -> str:
     """The study area in words: ``all 21 LAPD divisions`` or ``LAPD division(s) 8``."""
-    if sorted(areas) == list(range(1, 22)):
+    if sorted(areas) == list(DIVISIONS):
         return "all 21 LAPD divisions"
     return f"LAPD division(s) {', '.join(map(str, areas))}" + (
         " (the divisions the data covers)" if chosen_by_data else ""
     )
 
 
-def study_header(study: Any, n_incidents: int, where: str, k_anonymity: int = 3) -> list[str]:
+def study_header(
+    study: Any, n_incidents: int, where: str, k_anonymity: int = DEFAULT_K
+) -> list[str]:
     """The opening lines of a study's section: its rows (``fewer than k`` below the threshold,
     as every public count), area, dates, periods and measure."""
     last = str((pd.Timestamp(study.end) - pd.Timedelta(days=1)).date()) if study.end else "the end"

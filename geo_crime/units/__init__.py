@@ -61,8 +61,8 @@ import shapely
 
 from geo_crime._http import LOCK_FILE
 from geo_crime.config import EQUAL_AREA_CRS
-from geo_crime.coverage import ROW_COUNT
 from geo_crime.errors import ConfigError
+from geo_crime.schema import DIVISIONS, ROW_COUNT
 from geo_crime.units.assign import (
     AssignmentReport,
     DivisionCheck,
@@ -246,7 +246,7 @@ def covered_divisions(incidents: pd.DataFrame, *, min_share: float = 0.001) -> l
     incidents
         Incidents with the stated division ``area`` (1-21); where that column is absent or
         empty, each spatially valid incident's division is found from its coordinates. A table
-        of counts (:data:`~geo_crime.coverage.ROW_COUNT` incidents per row, as a cluster sends
+        of counts (:data:`~geo_crime.schema.ROW_COUNT` incidents per row, as a cluster sends
         it) is judged as the incidents it counts.
     min_share
         A division with fewer incidents than this share of the total (0.1%) is not covered (a
@@ -278,7 +278,7 @@ def covered_divisions(incidents: pd.DataFrame, *, min_share: float = 0.001) -> l
         .sort_values(ascending=False)
     )
     if counts.empty:
-        return list(range(1, 22))
+        return list(DIVISIONS)
     keep = counts[counts >= max(1.0, min_share * counts.sum())]
     return sorted(int(a) for a in keep.index)
 
@@ -351,7 +351,7 @@ def footprint_note(
 def _divisions_phrase(divisions: Sequence[int]) -> str:
     """``'all 21 LAPD divisions'`` or ``'LAPD division(s) 8'``."""
     divisions = sorted(int(d) for d in divisions)
-    if divisions == list(range(1, 22)):
+    if divisions == list(DIVISIONS):
         return "all 21 LAPD divisions"
     label = "division" if len(divisions) == 1 else "divisions"
     return f"LAPD {label} {', '.join(map(str, divisions))}"

@@ -24,8 +24,8 @@ from pyproj import Transformer
 
 from geo_crime._http import sha256_file
 from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS
-from geo_crime.coverage import ROW_COUNT
 from geo_crime.errors import ConfigError, DataError, InputError
+from geo_crime.schema import ROW_COUNT
 from geo_crime.units.assign import _locate, _valid_points
 from geo_crime.units.boundaries import _cache_folder, _verified_cached, fetch_boundary
 from geo_crime.units.contract import _finish_units

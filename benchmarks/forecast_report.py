@@ -366,8 +366,8 @@ def _against(c: dict | None, digits: int = 3) -> str:
         if c.get("low") is not None
         else "no interval"
     )
-    word = {"better": "**better**", "worse": "worse", "tie": "tie"}[c["outcome"]]
-    return f"{word} than {c['against']}: {c['difference']:+.{digits}f} ({interval})"
+    word = {"better": "**better** than", "worse": "worse than", "tie": "tie with"}[c["outcome"]]
+    return f"{word} {c['against']}: {c['difference']:+.{digits}f} ({interval})"
 
 
 def _helps(good: bool, bad: bool) -> str:

@@ -21,6 +21,10 @@ of the network: PAI@1% (share of the group's incidents in the top 1% of the area
 least 1.10 x the best of ``hist_mean``, ``gbm``, ``kde``, ``sepp`` and ``stack``, with a paired
 95% interval over origins excluding 1, per group and pooled over the groups.
 
+Run it alone, or with ``OMP_NUM_THREADS=1`` when other work shares the two cores: the thread
+pools of scikit-learn and TensorFlow oversubscribe them otherwise (gbm's fits took ten times as
+long beside another benchmark).
+
 :func:`markdown_lines` renders the saved results for ``benchmarks/forecast.md``
 (``benchmarks/forecast_panels.py`` appends them).
 """

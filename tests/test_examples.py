@@ -36,7 +36,9 @@ def test_the_forecast_panels_config_holds_the_five_real_panels():
     westla, city, daily = settings.studies
     assert westla.areas == [8] and (westla.start, westla.end) == ("2020-03-01", "2021-08-01")
     assert westla.tuning() == {"max_trials": 8, "max_seconds": 180}
-    assert (city.forecast_origins, city.refit_every, city.keras_config().lags) == (100, 3, 4)
+    # every usable weekly origin, at most six fits per model (0 and 0: the defaults)
+    assert (westla.forecast_origins, westla.refit_every) == (0, 0)
+    assert (city.forecast_origins, city.refit_every, city.keras_config().lags) == (0, 0, 4)
     assert (daily.forecast_origins, daily.refit_every, daily.keras_config().lags) == (400, 14, 14)
     assert daily.reproduce_study and not westla.reproduce_study
     assert all(

@@ -106,9 +106,7 @@ def test_the_markdown_shows_every_model_the_references_the_verdicts_and_renders_
     # a model judged as a network against the best baseline, with the verdicts' interval
     c = judged["metrics"]["poisson_deviance"]["against_baseline"]["sepp"]
     assert "| synthetic_weekly:h3 | sepp (severity) | " in text
-    assert (
-        f" {c['against']}: {c['difference']:+.3f} ({c['low']:+.3f} to {c['high']:+.3f})" in text
-    )
+    assert f" {c['against']}: {c['difference']:+.3f} ({c['low']:+.3f} to {c['high']:+.3f})" in text
     for model in MODELS:
         assert f"| {model} |" in text
     assert "| zero (reference) |" in text and "| clairvoyant (reference) |" in text

@@ -62,8 +62,8 @@ import scipy.sparse as sp
 
 from geo_crime.cube import Cube
 from geo_crime.errors import ModelError
-from geo_crime.forecast.baselines import Forecaster
 from geo_crime.forecast.field import (
+    CentroidForecaster,
     SpaceTimeKDE,
     gaussian_kernel,
     unit_distances,
@@ -139,7 +139,7 @@ def _decayed(x: np.ndarray, c: np.ndarray, half_life: float, keep: np.ndarray) -
 def group_features(
     stack: np.ndarray,
     complete: np.ndarray,
-    xy: np.ndarray,
+    weights: Callable[[Any], sp.spmatrix],
     origins: np.ndarray,
     *,
     half_lives: tuple[float, ...],
@@ -156,8 +156,10 @@ def group_features(
         ``(G, n, T)`` counts of each group.
     complete : numpy.ndarray
         ``(n, T)`` coverage mask (incomplete cells are read as unrecorded, never as zero).
-    xy : numpy.ndarray
-        ``(n, 2)`` centroids in metres.
+    weights : callable
+        The units' sparse spatial weights by setting: ``"ring1"`` and ``"ring2"``
+        (:func:`ring_matrices`) and a KDE bandwidth in metres (its truncated Gaussian kernel);
+        :meth:`GroupNet.unit_weights` caches them per unit set.
     origins : numpy.ndarray
         Period indices ``t``; the features of ``t`` forecast ``t + 1``.
     half_lives : tuple of float
@@ -177,7 +179,7 @@ def group_features(
     """
     c = np.asarray(complete, dtype=float)
     x = np.where(complete[None], np.asarray(stack, dtype=float), 0.0)
-    r1, r2 = ring_matrices(xy)
+    r1, r2 = weights("ring1"), weights("ring2")
     origins = np.asarray(origins, dtype=int)
     blocks: list[np.ndarray] = []  # each (G, n, D)
     for h in (*half_lives, np.inf):
@@ -189,7 +191,7 @@ def group_features(
     base = np.empty((len(groups), len(c), len(origins)))
     for g, name in enumerate(groups):
         p = field[name]
-        kernel = gaussian_kernel(unit_distances(xy, 3.0 * p["bandwidth"]), p["bandwidth"])
+        kernel = weights(float(p["bandwidth"]))
         kde = _decayed(
             (kernel @ x[g]), kernel @ c, p["half_life"], origins
         )  # edge-corrected rate per complete period
@@ -268,7 +270,7 @@ def poisson_listwise_loss(n_groups: int, ranking_weight: float) -> Callable[[Any
     return loss
 
 
-class GroupNet(Forecaster):
+class GroupNet(CentroidForecaster):
     """Pooled multi-group network over unit neighbourhoods (see the module notes).
 
     Parameters
@@ -347,10 +349,11 @@ class GroupNet(Forecaster):
             raise ModelError(f"groupnet: the cube holds no counts of group(s) {missing}")
         return groups
 
-    @staticmethod
-    def _xy(cube: Cube) -> np.ndarray:
-        cent = cube.units.geometry.to_crs("EPSG:3310").centroid
-        return np.column_stack([cent.x.to_numpy(), cent.y.to_numpy()])
+    def weights_for(self, xy: np.ndarray, setting: Any) -> sp.csr_matrix:
+        if setting in ("ring1", "ring2"):
+            return ring_matrices(xy)[0 if setting == "ring1" else 1]
+        bandwidth = float(setting)
+        return gaussian_kernel(unit_distances(xy, 3.0 * bandwidth), bandwidth)
 
     def _weekdays(self, cube: Cube, origins: np.ndarray) -> np.ndarray | None:
         if cube.freq != "D":
@@ -398,11 +401,10 @@ class GroupNet(Forecaster):
                 f"groupnet needs at least {8 + self.required_history} periods of training data, "
                 f"got {n_periods}"
             )
-        xy = self._xy(cube)
         feats, base = group_features(
             stack,
             complete,
-            xy,
+            lambda setting: self.unit_weights(cube, setting),
             origins,
             half_lives=self.half_lives,
             field=field,
@@ -492,7 +494,7 @@ class GroupNet(Forecaster):
         feats, base = group_features(
             stack,
             complete,
-            self._xy(cube),
+            lambda setting: self.unit_weights(cube, setting),
             origin,
             half_lives=self.half_lives,
             field=fitted.field,

@@ -25,10 +25,11 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
-## lint: ruff lint and format check
+## lint: ruff lint and format check, and the stages' import layers (pyproject's importlinter)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 ## test: create the environment, install system packages, lint, and run the whole test suite
 test: $(STAMP) system-deps lint

@@ -27,9 +27,9 @@ from shapely.geometry import Polygon
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geo_crime.emerging import emerging_hotspots  # noqa: E402
-from geo_crime.hotspots import getis_ord_gi_star, global_moran, local_moran  # noqa: E402
-from geo_crime.weights import build_weights  # noqa: E402
+from geo_crime.stats.emerging import emerging_hotspots  # noqa: E402
+from geo_crime.stats.hotspots import getis_ord_gi_star, global_moran, local_moran  # noqa: E402
+from geo_crime.stats.weights import build_weights  # noqa: E402
 
 CENTRE = (34.05, -118.25)  # downtown Los Angeles
 RESOLUTION = 8

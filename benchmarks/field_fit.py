@@ -26,8 +26,8 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geo_crime.config import data_dir  # noqa: E402
-from geo_crime.cube import Cube, build_cube  # noqa: E402
+from geo_crime.core.config import data_dir  # noqa: E402
+from geo_crime.cube.panel import Cube, build_cube  # noqa: E402
 from geo_crime.forecast.registry import make_forecaster  # noqa: E402
 from geo_crime.ingest import load_incidents  # noqa: E402
 from geo_crime.units import assign_units, h3_units  # noqa: E402

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_crime.core.io_utils import atomic_write_text
 from geo_crime.forecast.references import REFERENCE_WORDS, REFERENCES
 from geo_crime.forecast.verdicts import N_RESAMPLES, simplicity, verdict_sentences
-from geo_crime.io_utils import atomic_write_text
 
 __all__ = ["VERDICT_METRICS", "metric_verdict", "write_markdown"]
 

@@ -40,8 +40,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geo_crime.config import data_dir  # noqa: E402
-from geo_crime.io_utils import atomic_write_text  # noqa: E402
+from geo_crime.core.config import data_dir  # noqa: E402
+from geo_crime.core.io_utils import atomic_write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "forecast_groups.json"

@@ -35,8 +35,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geo_crime import schema  # noqa: E402
-from geo_crime.config import data_dir  # noqa: E402
+from geo_crime.core import schema  # noqa: E402
+from geo_crime.core.config import data_dir  # noqa: E402
 
 #: Jitter half-width in degrees (about 50 m in latitude).
 JITTER_DEGREES = 0.00045
@@ -78,7 +78,7 @@ def real_place_rows() -> pd.DataFrame:
     import gzip
     import json
 
-    from geo_crime.severity import crime_code_lookup
+    from geo_crime.ingest.severity import crime_code_lookup
 
     official = real_official_rows()
     places = official[
@@ -93,7 +93,7 @@ def real_place_rows() -> pd.DataFrame:
     code = reduced["Crime_Description"].map(lookup.code_by_desc)
     rd = reduced["Report_District"].astype(str).str.zfill(4)
     area = rd.str[:2].astype(int)
-    from geo_crime.schema import AREA_NAMES
+    from geo_crime.core.schema import AREA_NAMES
 
     converted = pd.DataFrame(
         {

@@ -33,7 +33,7 @@ from tests.browser import WATCH_PATHS, headless_chromium, open_map  # noqa: E402
 
 def build_maps(source: Path, outputs: Path, name: str) -> list[Path]:
     """Run the default pipeline with the package in ``source``; return its maps."""
-    from geo_crime.config import data_dir
+    from geo_crime.core.config import data_dir
 
     # the package of ``source`` comes first (``-m`` puts the working folder first on the path);
     # the data folder is named outright: its default is relative to the package checkout

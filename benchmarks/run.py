@@ -88,7 +88,7 @@ def _import_readers(ctx: dict) -> dict:
     import pyarrow.csv  # noqa: F401
 
     import geo_crime.ingest  # noqa: F401
-    from geo_crime.severity import severity_table, weapon_table
+    from geo_crime.ingest.severity import severity_table, weapon_table
 
     severity_table(), weapon_table()
     return {}
@@ -143,8 +143,8 @@ def _h3_sjoin(ctx: dict, state: dict) -> None:
 
 
 def _frame_and_tracts(ctx: dict) -> dict:
-    from geo_crime.config import data_dir
-    from geo_crime.rates import TRACTS_FILE
+    from geo_crime.core.config import data_dir
+    from geo_crime.cube.rates import TRACTS_FILE
     from geo_crime.units import polygon_units
 
     return {"frame": _incidents(ctx), "units": polygon_units(data_dir() / TRACTS_FILE)}
@@ -172,7 +172,7 @@ def _rd_join(ctx: dict, state: dict) -> None:
 
 
 def _cube_inputs(ctx: dict) -> dict:
-    from geo_crime.coverage import check_coverage
+    from geo_crime.record.coverage import check_coverage
     from geo_crime.units import assign_units
 
     frame = _incidents(ctx)
@@ -183,21 +183,21 @@ def _cube_inputs(ctx: dict) -> dict:
 
 @stage("coverage_check", prepare=lambda ctx: {"frame": _incidents(ctx)})
 def _coverage(ctx: dict, state: dict) -> None:
-    from geo_crime.coverage import check_coverage
+    from geo_crime.record.coverage import check_coverage
 
     check_coverage(state["frame"])
 
 
 @stage("cube_h3_8_weekly", prepare=_cube_inputs)
 def _cube(ctx: dict, state: dict) -> None:
-    from geo_crime.cube import build_cube
+    from geo_crime.cube.panel import build_cube
 
     build_cube(state["frame"], state["units"], state["ids"], freq="W", coverage=state["coverage"])
 
 
 def _cube_ready(ctx: dict) -> dict:
-    from geo_crime.cube import build_cube
-    from geo_crime.weights import build_weights
+    from geo_crime.cube.panel import build_cube
+    from geo_crime.stats.weights import build_weights
 
     state = _cube_inputs(ctx)
     cube = build_cube(
@@ -208,7 +208,7 @@ def _cube_ready(ctx: dict) -> dict:
 
 @stage("moran_lisa_gi_999", prepare=_cube_ready)
 def _moran_lisa_gi(ctx: dict, state: dict) -> None:
-    from geo_crime.stats import run_statistic
+    from geo_crime.stats.run import run_statistic
 
     for stat in ("moran", "lisa", "gi"):
         run_statistic(state["cube"], stat, weights=state["weights"], permutations=999)
@@ -216,7 +216,7 @@ def _moran_lisa_gi(ctx: dict, state: dict) -> None:
 
 @stage("emerging_hotspots", prepare=_cube_ready)
 def _emerging(ctx: dict, state: dict) -> None:
-    from geo_crime.stats import run_statistic
+    from geo_crime.stats.run import run_statistic
 
     run_statistic(state["cube"], "emerging", weights=state["weights"])
 
@@ -224,7 +224,7 @@ def _emerging(ctx: dict, state: dict) -> None:
 def _outputs_ready(ctx: dict) -> dict:
     import tempfile
 
-    from geo_crime.stats import run_statistic
+    from geo_crime.stats.run import run_statistic
     from geo_crime.units import division_units
 
     state = _cube_ready(ctx)
@@ -241,9 +241,9 @@ def _outputs_ready(ctx: dict) -> dict:
 def _map_exports(ctx: dict, state: dict) -> None:
     from pathlib import Path
 
-    from geo_crime.export import export_layers
-    from geo_crime.maps import MapLayers, write_map
-    from geo_crime.query import unit_results
+    from geo_crime.cube.summary import unit_results
+    from geo_crime.publish.export import export_layers
+    from geo_crime.publish.maps import MapLayers, write_map
 
     cube, tables = state["cube"], state["tables"]
     layers = MapLayers.from_cube(
@@ -269,16 +269,16 @@ def _end_to_end(ctx: dict, state: dict) -> None:
     import tempfile
     from pathlib import Path
 
-    from geo_crime.coverage import check_coverage
-    from geo_crime.cube import build_cube
-    from geo_crime.export import export_layers
+    from geo_crime.cube.panel import build_cube
+    from geo_crime.cube.rates import attach_population
+    from geo_crime.cube.summary import unit_results
     from geo_crime.ingest import load_incidents
-    from geo_crime.maps import MapLayers, write_map
-    from geo_crime.query import unit_results
-    from geo_crime.rates import attach_population
-    from geo_crime.stats import run_statistic
+    from geo_crime.publish.export import export_layers
+    from geo_crime.publish.maps import MapLayers, write_map
+    from geo_crime.record.coverage import check_coverage
+    from geo_crime.stats.run import run_statistic
+    from geo_crime.stats.weights import build_weights
     from geo_crime.units import assign_units, division_units, make_units
-    from geo_crime.weights import build_weights
 
     out = Path(tempfile.mkdtemp(dir=ctx["workdir"]))
     frame, _ = load_incidents(ctx["csv"], cache=False)
@@ -320,7 +320,7 @@ def _original_style(ctx: dict, state: dict) -> None:
     import pandas as pd
     from dateutil import parser as date_parser
 
-    from geo_crime.severity import severity_table, weapon_table
+    from geo_crime.ingest.severity import severity_table, weapon_table
 
     frame = pd.read_csv(ctx["csv"])
     frame["DATE OCC"] = frame["DATE OCC"].apply(date_parser.parse)
@@ -342,7 +342,8 @@ def _original_style(ctx: dict, state: dict) -> None:
 
 
 def _query_index(ctx: dict) -> dict:
-    from geo_crime.query import CrimeIndex, unit_results
+    from geo_crime.cube.summary import unit_results
+    from geo_crime.query import CrimeIndex
 
     state = _outputs_ready(ctx)
     cube = state["cube"]

@@ -22,7 +22,7 @@ forecast is made).
 'Hot Spot - 99% Confidence'
 >>> gc.run_statistic(gc.make_cube(incidents, gc.division_units()), "gi")
 Traceback (most recent call last):
-geo_crime.errors.TooFewUnitsError: Getis-Ord Gi* needs at least 30 units, got 21
+geo_crime.core.errors.TooFewUnitsError: Getis-Ord Gi* needs at least 30 units, got 21
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from geo_crime.core.version import __version__ as __version__
 
 #: Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -38,13 +38,13 @@ _EXPORTS: dict[str, str] = {
     "load_incidents": "geo_crime.ingest",
     "read_incidents": "geo_crime.ingest",
     "read_incidents_parquet": "geo_crime.ingest",
-    "default_crime_inputs": "geo_crime.config",
-    "data_dir": "geo_crime.config",
-    "CleaningReport": "geo_crime.cleaning",
-    "score_incidents": "geo_crime.severity",
-    "severity_table": "geo_crime.severity",
-    "check_coverage": "geo_crime.coverage",
-    "fetch_incidents": "geo_crime.fetch",
+    "default_crime_inputs": "geo_crime.core.config",
+    "data_dir": "geo_crime.core.config",
+    "CleaningReport": "geo_crime.ingest.cleaning",
+    "score_incidents": "geo_crime.ingest.severity",
+    "severity_table": "geo_crime.ingest.severity",
+    "check_coverage": "geo_crime.record.coverage",
+    "fetch_incidents": "geo_crime.net.fetch",
     # units and rates
     "h3_units": "geo_crime.units",
     "rd_units": "geo_crime.units",
@@ -52,35 +52,35 @@ _EXPORTS: dict[str, str] = {
     "polygon_units": "geo_crime.units",
     "make_units": "geo_crime.units",
     "assign_units": "geo_crime.units",
-    "attach_population": "geo_crime.rates",
-    "rate_per_1000": "geo_crime.rates",
-    "eb_smooth": "geo_crime.rates",
-    "severity_rate": "geo_crime.rates",
+    "attach_population": "geo_crime.cube.rates",
+    "rate_per_1000": "geo_crime.cube.rates",
+    "eb_smooth": "geo_crime.cube.rates",
+    "severity_rate": "geo_crime.cube.rates",
     # cube and statistics
-    "Cube": "geo_crime.cube",
-    "build_cube": "geo_crime.cube",
-    "cube_from_table": "geo_crime.cube",
-    "make_cube": "geo_crime.cube",
-    "build_weights": "geo_crime.weights",
-    "global_moran": "geo_crime.hotspots",
-    "local_moran": "geo_crime.hotspots",
-    "getis_ord_gi_star": "geo_crime.hotspots",
-    "incremental_moran": "geo_crime.incremental",
-    "emerging_hotspots": "geo_crime.emerging",
-    "run_statistic": "geo_crime.stats",
+    "Cube": "geo_crime.cube.panel",
+    "build_cube": "geo_crime.cube.panel",
+    "cube_from_table": "geo_crime.cube.panel",
+    "make_cube": "geo_crime.cube.panel",
+    "build_weights": "geo_crime.stats.weights",
+    "global_moran": "geo_crime.stats.hotspots",
+    "local_moran": "geo_crime.stats.hotspots",
+    "getis_ord_gi_star": "geo_crime.stats.hotspots",
+    "incremental_moran": "geo_crime.stats.incremental",
+    "emerging_hotspots": "geo_crime.stats.emerging",
+    "run_statistic": "geo_crime.stats.run",
     # forecasting
     "forecast": "geo_crime.forecast",
     # outputs
-    "MapLayers": "geo_crime.maps",
-    "write_map": "geo_crime.maps",
-    "build_map": "geo_crime.maps",
-    "export_layers": "geo_crime.export",
-    "write_figures": "geo_crime.figures",
+    "MapLayers": "geo_crime.publish.maps",
+    "write_map": "geo_crime.publish.maps",
+    "build_map": "geo_crime.publish.maps",
+    "export_layers": "geo_crime.publish.export",
+    "write_figures": "geo_crime.publish.figures.core",
     # queries
     "CrimeIndex": "geo_crime.query",
     "check_point": "geo_crime.query",
-    "unit_results": "geo_crime.query",
-    "cube_summary": "geo_crime.query",
+    "unit_results": "geo_crime.cube.summary",
+    "cube_summary": "geo_crime.cube.summary",
     # the whole pipeline
     "RunSettings": "geo_crime.pipeline",
     "run_pipeline": "geo_crime.pipeline",
@@ -104,5 +104,5 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from geo_crime.cube import Cube, build_cube, cube_from_table, make_cube  # noqa: F401
+    from geo_crime.cube.panel import Cube, build_cube, cube_from_table, make_cube  # noqa: F401
     from geo_crime.ingest import load_incidents  # noqa: F401

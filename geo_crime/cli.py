@@ -26,12 +26,12 @@ import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from geo_crime.config import DEFAULT_K
-from geo_crime.errors import GeoCrimeError
-from geo_crime.progress import BarReporter, reporting
+from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.errors import GeoCrimeError
+from geo_crime.core.progress import BarReporter, reporting
 
 if TYPE_CHECKING:
-    from geo_crime.distributed import ClusterOptions
+    from geo_crime.cube.dask import ClusterOptions
 
 #: What a value is called in help when its option gives no ``metavar`` (typer's type names).
 _VALUE_NAMES = {
@@ -145,11 +145,11 @@ def _user_errors() -> Iterator[None]:
     """The one error handler of the CLI: every error a user can cause becomes one ``error:``
     line and exit status 1.
 
-    :class:`~geo_crime.errors.GeoCrimeError` carries its own message; an ``OSError`` (disk
+    :class:`~geo_crime.core.errors.GeoCrimeError` carries its own message; an ``OSError`` (disk
     full, read-only folder, a folder where a file was expected) is described with its path.
     Anything else is a bug and keeps its traceback. ``--debug`` re-raises everything.
     """
-    from geo_crime.io_utils import describe_os_error
+    from geo_crime.core.io_utils import describe_os_error
 
     try:
         yield
@@ -258,9 +258,9 @@ def ingest(
     ] = "incidents",
 ) -> None:
     """Read LAPD exports into one cleaned, typed, scored incidents Parquet file (or dataset)."""
-    from geo_crime.errors import ConfigError
+    from geo_crime.core.errors import ConfigError
+    from geo_crime.core.io_utils import atomic_path, check_output_path
     from geo_crime.ingest import COUNT_UNITS, expand_inputs, input_folders, load_incidents
-    from geo_crime.io_utils import atomic_path, check_output_path
 
     if negative_age not in ("null", "abs"):
         raise ConfigError(f"--negative-age must be 'null' or 'abs', got {negative_age!r}")
@@ -309,7 +309,7 @@ def ingest(
 
 
 def _read_mapping(path: Path) -> dict[str, str]:
-    from geo_crime.errors import ConfigError
+    from geo_crime.core.errors import ConfigError
     from geo_crime.settings import read_settings_text
 
     try:
@@ -358,15 +358,15 @@ def coverage(
     ] = "source",
 ) -> None:
     """Flag (source, area, period) cells recorded too thinly to trust (e.g. the 2024 change)."""
-    from geo_crime.coverage import check_coverage
+    from geo_crime.core.io_utils import check_output_path, write_table
     from geo_crime.ingest import read_incidents_parquet
     from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
-    from geo_crime.io_utils import check_output_path, write_table
+    from geo_crime.record.coverage import check_coverage
 
     if output:
         check_output_path(output, inputs=[incidents], formats=(".csv", ".parquet"))
     if is_incident_dataset(incidents):  # only the columns the check reads
-        from geo_crime.distributed import COVERAGE_COLUMNS
+        from geo_crime.cube.dask import COVERAGE_COLUMNS
 
         frame, _ = read_incident_dataset(incidents, columns=COVERAGE_COLUMNS)
     else:
@@ -423,8 +423,8 @@ def _cluster_options(
     engine: str, scheduler: str, workers: int | None, worker_memory: str | None
 ) -> ClusterOptions | None:
     """The Dask cluster a command runs on (``None``: in memory), or one clear error."""
-    from geo_crime.distributed import ClusterOptions
-    from geo_crime.errors import ConfigError
+    from geo_crime.core.errors import ConfigError
+    from geo_crime.cube.dask import ClusterOptions
 
     if engine not in ("memory", "dask"):
         raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}")
@@ -481,20 +481,20 @@ def cube(
     worker_memory: WorkerMemoryOption = None,
 ) -> None:
     """Aggregate incidents into a zero-filled unit x period cube (count, severity, rate, ...)."""
-    from geo_crime.coverage import check_coverage
-    from geo_crime.cube import make_cube
-    from geo_crime.errors import ConfigError
+    from geo_crime.core.errors import ConfigError
+    from geo_crime.core.io_utils import check_output_path
+    from geo_crime.cube.panel import make_cube
+    from geo_crime.cube.rates import attach_population
     from geo_crime.ingest import read_incidents_parquet
     from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
-    from geo_crime.io_utils import check_output_path
-    from geo_crime.rates import attach_population
+    from geo_crime.record.coverage import check_coverage
     from geo_crime.units import make_units, unit_files
 
     cluster = _cluster_options(engine, scheduler, workers, worker_memory)
     inputs = [incidents, *unit_files(unit, study_area)]  # the polygon layers are inputs too
     check_output_path(output, inputs=inputs, formats=(".parquet",))
     if cluster is not None:
-        from geo_crime.distributed import (
+        from geo_crime.cube.dask import (
             cluster_client,
             cube_columns,
             dask_cube,
@@ -517,7 +517,7 @@ def cube(
             held.release()
     else:
         if is_incident_dataset(incidents):  # only the columns a cube reads
-            from geo_crime.distributed import dataset_columns
+            from geo_crime.cube.dask import dataset_columns
 
             frame, _ = read_incident_dataset(incidents, columns=dataset_columns(unit))
         else:
@@ -575,9 +575,9 @@ def hotspots(
     ] = 0,
 ) -> None:
     """Moran's I, LISA, Getis-Ord Gi* or emerging hot spots on a cube, as a table per unit."""
-    from geo_crime.cube import Cube
-    from geo_crime.io_utils import TABLE_FORMATS, check_output_path, write_table
-    from geo_crime.stats import run_statistic
+    from geo_crime.core.io_utils import TABLE_FORMATS, check_output_path, write_table
+    from geo_crime.cube.panel import Cube
+    from geo_crime.stats.run import run_statistic
 
     check_output_path(output, inputs=[cube_file], formats=TABLE_FORMATS)
     loaded = Cube.load(cube_file)
@@ -619,10 +619,10 @@ def train(
     """Train the pooled Keras forecaster on a cube (complete periods only) and save it."""
     import dataclasses
 
-    from geo_crime.cube import Cube
+    from geo_crime.core.io_utils import check_output_path, clean_stale_staging, describe_cleaned
+    from geo_crime.cube.panel import Cube
     from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
     from geo_crime.forecast import train as train_model
-    from geo_crime.io_utils import check_output_path, clean_stale_staging, describe_cleaned
 
     check_output_path(output, inputs=[cube_file], folder=True, replaces=True)
     cleaned = clean_stale_staging(output.parent)
@@ -677,10 +677,10 @@ def evaluate(
     seed: SeedOption = 0,
 ) -> None:
     """Backtest the Keras model and every baseline (rolling origin, no look-ahead)."""
-    from geo_crime.cube import Cube
+    from geo_crime.core.io_utils import check_output_path
+    from geo_crime.cube.panel import Cube
     from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
     from geo_crime.forecast import evaluate as backtest
-    from geo_crime.io_utils import check_output_path
     from geo_crime.report.forecast import write_forecast_report
 
     check_output_path(output, inputs=[cube_file], folder=True)
@@ -719,9 +719,9 @@ def predict(
     ],
 ) -> None:
     """Forecast each unit's next period (with 80% intervals when the model has them)."""
-    from geo_crime.cube import Cube
+    from geo_crime.core.io_utils import TABLE_FORMATS, check_output_path, write_table
+    from geo_crime.cube.panel import Cube
     from geo_crime.forecast import load_model, predict_next
-    from geo_crime.io_utils import TABLE_FORMATS, check_output_path, write_table
 
     check_output_path(output, inputs=[cube_file, model], formats=TABLE_FORMATS)
     loaded = Cube.load(cube_file)
@@ -732,9 +732,9 @@ def predict(
 
 def _cube_layers(cube_file: Path, stats: str, permutations: int, seed: int):
     """Load a cube and run the requested statistics (shared by ``map`` and ``export``)."""
-    from geo_crime.cube import Cube
-    from geo_crime.stats import run_statistic
-    from geo_crime.weights import build_weights
+    from geo_crime.cube.panel import Cube
+    from geo_crime.stats.run import run_statistic
+    from geo_crime.stats.weights import build_weights
 
     loaded = Cube.load(cube_file)
     weights = build_weights(loaded.units)
@@ -747,8 +747,8 @@ def _cube_layers(cube_file: Path, stats: str, permutations: int, seed: int):
 
 
 def _public_cube_tables(loaded, tables, k_anonymity: int, forecast: Path | None):
-    """The publishable tables of a cube (see :mod:`geo_crime.privacy`) and who is hidden."""
-    from geo_crime.privacy import cube_disclosure, publishable
+    """The publishable tables of a cube (see :mod:`geo_crime.publish.privacy`) and who is hidden."""
+    from geo_crime.publish.privacy import cube_disclosure, publishable
 
     summary, suppressed = cube_disclosure(loaded, k_anonymity)
     public = publishable(summary, suppressed, statistics=tables, forecast=_read_forecast(forecast))
@@ -758,7 +758,7 @@ def _public_cube_tables(loaded, tables, k_anonymity: int, forecast: Path | None)
 def _read_forecast(path: Path | None):
     import pandas as pd
 
-    from geo_crime.errors import InputError
+    from geo_crime.core.errors import InputError
 
     if path is None:
         return None
@@ -809,10 +809,10 @@ def map_command(
     Offline by default: Leaflet is inlined and the base map is drawn from the shipped city,
     division and neighbourhood boundaries; ``--tiles carto|osm`` adds web tiles.
     """
-    from geo_crime.errors import ConfigError
-    from geo_crime.io_utils import check_output_path
-    from geo_crime.maps import MapLayers, write_map
-    from geo_crime.privacy import hidden_mask
+    from geo_crime.core.errors import ConfigError
+    from geo_crime.core.io_utils import check_output_path
+    from geo_crime.publish.maps import MapLayers, write_map
+    from geo_crime.publish.privacy import hidden_mask
     from geo_crime.settings import MAP_TILES
     from geo_crime.units import division_units
 
@@ -860,8 +860,8 @@ def export_command(
     seed: SeedOption = 0,
 ) -> None:
     """GIS layers of a cube (unit totals and statistics), privacy-safe, for QGIS/ArcGIS."""
-    from geo_crime.export import check_export_formats, export_layers
-    from geo_crime.io_utils import check_output_path
+    from geo_crime.core.io_utils import check_output_path
+    from geo_crime.publish.export import check_export_formats, export_layers
 
     check_export_formats(formats)
     check_output_path(output, inputs=[cube_file], folder=True)
@@ -1074,15 +1074,15 @@ def fetch(
 
     from rich.logging import RichHandler
 
-    from geo_crime import fetch as fetch_mod
-    from geo_crime.fetch_spans import format_month_table
+    from geo_crime.net import fetch as fetch_mod
+    from geo_crime.net.spans import format_month_table
 
-    logger = logging.getLogger("geo_crime.fetch")
+    logger = logging.getLogger("geo_crime.net.fetch")
     logger.addHandler(RichHandler(console=console, show_path=False))
     logger.setLevel(logging.WARNING)
     names = fetch_mod.dataset_names(dataset.strip().lower())
     if boundaries:
-        from geo_crime.io_utils import check_output_path
+        from geo_crime.core.io_utils import check_output_path
         from geo_crime.units import fetch_boundary, load_manifest
 
         if boundaries_dir is not None:
@@ -1105,7 +1105,7 @@ def fetch(
             for warning in months.warnings:
                 typer.echo(f"warning: {months.label}: {warning}", err=True)
 
-    from geo_crime.io_utils import check_output_path
+    from geo_crime.core.io_utils import check_output_path
 
     options = {"page_size": page_size, "where": where, "resume": resume, "timeout": timeout}
     if dataset.strip().lower() == fetch_mod.ALL_DATASETS:

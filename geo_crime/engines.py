@@ -3,7 +3,7 @@
 :func:`geo_crime.pipeline.run_pipeline` reads the incident rows only through one of the two
 engines here, which answer the same questions:
 
-* the report's tally of all rows and the division check (:mod:`geo_crime.tallies`);
+* the report's tally of all rows and the division check (:mod:`geo_crime.record.tallies`);
 * the coverage check at a period length;
 * the data the units are made from;
 * per study: its tally (rows, divisions, trend and hour x weekday counts, last day) and its
@@ -11,7 +11,7 @@ engines here, which answer the same questions:
 
 :class:`MemoryIncidents` holds the cleaned frame and computes each answer from it.
 :class:`ClusterIncidents` holds a dataset's partitions on a ``distributed`` cluster
-(:func:`geo_crime.distributed.load_distributed`): every answer is computed per partition there
+(:func:`geo_crime.cube.dask.load_distributed`): every answer is computed per partition there
 and summed there, and only small tables (tallies, coverage counts per source x division x day,
 cubes, the incidents per distinct point that derived reporting districts are drawn from)
 reach this process, so a run needs no more memory here than its cubes do. The tallies are
@@ -26,10 +26,10 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from geo_crime.coverage import CoverageResult, check_coverage
-from geo_crime.cube import Cube, make_cube
+from geo_crime.cube.panel import Cube, make_cube
+from geo_crime.record.coverage import CoverageResult, check_coverage
+from geo_crime.record.tallies import RunTally, StudyTally
 from geo_crime.settings import StudySettings
-from geo_crime.tallies import RunTally, StudyTally
 from geo_crime.units.assign import DivisionCheck
 
 
@@ -37,7 +37,7 @@ from geo_crime.units.assign import DivisionCheck
 class StudyRows:
     """The rows of one study: :meth:`StudySettings.select`, and when ``harmonised`` only the
     categories comparable across the records-system break
-    (:func:`geo_crime.series.harmonised_rows`).
+    (:func:`geo_crime.record.breaks.harmonised_rows`).
 
     A plain picklable callable, so a cluster applies it to each partition.
     """
@@ -46,7 +46,7 @@ class StudyRows:
     harmonised: bool = False
 
     def __call__(self, incidents: pd.DataFrame) -> pd.DataFrame:
-        from geo_crime.series import harmonised_rows
+        from geo_crime.record.breaks import harmonised_rows
 
         rows = self.settings.select(incidents)
         return harmonised_rows(rows) if self.harmonised else rows
@@ -108,22 +108,22 @@ class MemoryStudy:
 
     def cube(self, units: gpd.GeoDataFrame, *, harmonised: bool = False, **options: Any) -> Cube:
         """The study's cube (``make_cube`` ``options``: freq, coverage, start, end)."""
-        from geo_crime.series import harmonised_rows
+        from geo_crime.record.breaks import harmonised_rows
 
         rows = harmonised_rows(self.rows) if harmonised else self.rows
         return make_cube(rows, units, **options)
 
     def place_rows(self, units: gpd.GeoDataFrame, keep: list[str], periods, freq: str):
-        """The rows of the units ``keep`` in ``periods`` (:func:`geo_crime.place_profiles.
+        """The rows of the units ``keep`` in ``periods`` (:func:`geo_crime.publish.places.
         place_rows`)."""
-        from geo_crime.place_profiles import place_rows
+        from geo_crime.publish.places import place_rows
 
         return place_rows(self.rows, units, keep, periods, freq)
 
 
 class ClusterIncidents:
     """A run's incidents held on a Dask cluster
-    (:class:`geo_crime.distributed.DistributedIncidents`).
+    (:class:`geo_crime.cube.dask.DistributedIncidents`).
 
     Parameters
     ----------
@@ -180,15 +180,15 @@ class ClusterStudy:
         return self.tally.areas
 
     def cube(self, units: gpd.GeoDataFrame, *, harmonised: bool = False, **options: Any) -> Cube:
-        """The study's cube, built on the cluster (:func:`geo_crime.distributed.dask_cube`)."""
-        from geo_crime.distributed import dask_cube
+        """The study's cube, built on the cluster (:func:`geo_crime.cube.dask.dask_cube`)."""
+        from geo_crime.cube.dask import dask_cube
 
         return dask_cube(self.held, units, select=StudyRows(self.settings, harmonised), **options)
 
     def place_rows(self, units: gpd.GeoDataFrame, keep: list[str], periods, freq: str):
         """The rows of the units ``keep`` in ``periods``, cut on the cluster (a few thousand
         rows of a few columns reach this process)."""
-        from geo_crime.place_profiles import study_place_rows
+        from geo_crime.publish.places import study_place_rows
 
         chosen = units[units["unit_id"].astype(str).isin(set(keep))]
         return self.held.gathered(

@@ -40,24 +40,25 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from geo_crime import progress, report
-from geo_crime.config import DEFAULT_K
-from geo_crime.cube import FREQUENCIES
-from geo_crime.errors import ConfigError, DataError
-from geo_crime.privacy import check_study_overlap, hidden_mask
+from geo_crime import report
+from geo_crime.core import progress
+from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.errors import ConfigError, DataError
+from geo_crime.core.schema import DIVISIONS
+from geo_crime.cube.panel import FREQUENCIES
+from geo_crime.publish.privacy import check_study_overlap, hidden_mask
 from geo_crime.report import study as report_study
-from geo_crime.schema import DIVISIONS
 from geo_crime.settings import RunSettings, StudySettings, check_settings, unit_label
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from geo_crime.coverage import CoverageResult
-    from geo_crime.cube import Cube
-    from geo_crime.distributed import ClusterOptions
+    from geo_crime.cube.dask import ClusterOptions
+    from geo_crime.cube.panel import Cube
     from geo_crime.engines import RunIncidents, StudyIncidents
-    from geo_crime.stats import StatisticResult
-    from geo_crime.tallies import RunTally
+    from geo_crime.record.coverage import CoverageResult
+    from geo_crime.record.tallies import RunTally
+    from geo_crime.stats.run import StatisticResult
 
 
 @dataclass
@@ -83,7 +84,7 @@ def run_pipeline(
     The run writes into a staging folder beside its final one
     (``outputs/.<name>.incomplete-<pid>/``, holding an ``INCOMPLETE`` marker) and renames it to
     ``outputs/<name>/`` only when every stage has finished, replacing an older run of the same
-    name then (see :func:`geo_crime.io_utils.staged_folder`). A failed or killed run therefore
+    name then (see :func:`geo_crime.core.io_utils.staged_folder`). A failed or killed run therefore
     never leaves ``outputs/<name>/`` half-written; its staging folder is removed on failure (a
     killed run leaves it, clearly named, and the next run in the outputs folder removes it and
     says so). A folder the run did not make (no ``.geo_crime_run`` in it) is never replaced,
@@ -96,11 +97,11 @@ def run_pipeline(
         The run settings.
     console
         Where progress goes (stderr by default): a live display of the stages on a terminal,
-        two plain lines per stage otherwise (see :class:`geo_crime.progress.RunDisplay`).
+        two plain lines per stage otherwise (see :class:`geo_crime.core.progress.RunDisplay`).
     quiet
         Show no progress at all (errors are raised as usual).
     cluster
-        Run on a Dask cluster (:class:`geo_crime.distributed.ClusterOptions`: a scheduler
+        Run on a Dask cluster (:class:`geo_crime.cube.dask.ClusterOptions`: a scheduler
         address or a local cluster); the input must then be one incident dataset folder
         (``geo-crime ingest ... --dataset DIR``). Default: in this process.
 
@@ -115,14 +116,14 @@ def run_pipeline(
         The run folder is inside the data folder, is, holds or lies inside an input, is a
         folder the run did not make, or cannot be written.
     """
-    from geo_crime.config import default_crime_inputs
-    from geo_crime.ingest import expand_inputs, input_folders
-    from geo_crime.io_utils import (
+    from geo_crime.core.config import default_crime_inputs
+    from geo_crime.core.io_utils import (
         check_output_path,
         clean_stale_staging,
         describe_cleaned,
         staged_folder,
     )
+    from geo_crime.ingest import expand_inputs, input_folders
 
     console = console or Console(stderr=True)
     check_settings(settings)
@@ -176,14 +177,14 @@ def _run_stages(
     for the whole run when ``cluster`` is given."""
     if cluster is None:
         return _stages(settings, files, folder, console, None)
-    from geo_crime.distributed import cluster_client
+    from geo_crime.cube.dask import cluster_client
 
     with cluster_client(cluster.scheduler, cluster.workers, cluster.worker_memory) as client:
         return _stages(settings, files, folder, console, client)
 
 
 def _stages(settings: RunSettings, files: list[Path], folder: Path, console, client) -> RunResult:
-    from geo_crime.io_utils import atomic_write_text, write_table
+    from geo_crime.core.io_utils import atomic_write_text, write_table
 
     result = RunResult(folder)
     result.summaries["privacy"] = {
@@ -299,7 +300,7 @@ def _read_incidents(settings: RunSettings, files: list[Path], client) -> tuple[R
             count=settings.count,
         )
         return MemoryIncidents(incidents), cleaning
-    from geo_crime.distributed import RUN_COLUMNS, load_distributed
+    from geo_crime.cube.dask import RUN_COLUMNS, load_distributed
     from geo_crime.ingest.store import dataset_report
 
     held = load_distributed(files[0], client, columns=RUN_COLUMNS)
@@ -331,8 +332,9 @@ def _engine_line(incidents: RunIncidents, client) -> str:
 
 def _records_system_break(tally: RunTally, cleaning, folder: Path, result: RunResult) -> list[str]:
     """The report's section on the March 2024 break and its figure, when both systems are in."""
+    from geo_crime.core.lapd import spans_break
+    from geo_crime.record.breaks import level_shift, level_shift_figure
     from geo_crime.report.series import break_lines
-    from geo_crime.series import level_shift, level_shift_figure, spans_break
 
     if not spans_break(tally):
         return []
@@ -379,7 +381,7 @@ class _SharedLayers:
     def rds(self, areas: list[int]) -> gpd.GeoDataFrame:
         """Reporting districts (of ``areas`` when given)."""
         if self._rds is None:
-            from geo_crime.rates import attach_population
+            from geo_crime.cube.rates import attach_population
             from geo_crime.units import make_units
 
             self._rds = attach_population(make_units("rd", self.incidents.unit_input("rd")))
@@ -458,7 +460,7 @@ def _run_study(
         "divisions": areas,
         "units": {},
     }
-    from geo_crime.trend_figures import study_figures
+    from geo_crime.publish.figures.trends import study_figures
 
     folder, divisions = current.public_folder / "figures", run.layers.divisions
     k = run.settings.k_anonymity
@@ -495,11 +497,11 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
 
     Returns the unit type's summary, its report lines and the files written.
     """
-    from geo_crime.io_utils import write_table
-    from geo_crime.privacy import cube_disclosure
-    from geo_crime.rates import attach_population
+    from geo_crime.core.io_utils import write_table
+    from geo_crime.cube.rates import attach_population
+    from geo_crime.publish.privacy import cube_disclosure
     from geo_crime.report.places import place_lines
-    from geo_crime.stats import run_statistic
+    from geo_crime.stats.run import run_statistic
     from geo_crime.units import division_names, footprint_note, make_units
     from geo_crime.units.places import named_units
 
@@ -561,7 +563,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     }
     tables = {}
     with stage(f"{name}: statistics {spec}"):
-        from geo_crime.weights import build_weights
+        from geo_crime.stats.weights import build_weights
 
         weights = build_weights(units) if settings.statistics else None
         trend_cube = _trend_cube(cube, study, units, settings)
@@ -684,8 +686,8 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
 
 def _top_place_records(study: _Study, run: _Run, units, window: Cube, suppressed, labels):
     """The crime mix of the unit set's top places over the window, with what to try there
-    (:mod:`geo_crime.place_profiles`), as the summary keeps them."""
-    from geo_crime.place_profiles import profile_places, top_places
+    (:mod:`geo_crime.publish.places`), as the summary keeps them."""
+    from geo_crime.publish.places import profile_places, top_places
     from geo_crime.report.places import profile_record
 
     keep = top_places(window, suppressed)
@@ -744,8 +746,9 @@ def _figure_context(study: str, label: str, window: Cube) -> str:
 
 def _trend_cube(cube: Cube, study: _Study, units, settings) -> Cube:
     """The cube trend statistics use: harmonised categories only when the study spans the
-    March 2024 records-system break (see :mod:`geo_crime.series`), else the study's cube."""
-    from geo_crime.series import HARMONISED_CATEGORIES, spans_break
+    March 2024 records-system break (see :mod:`geo_crime.record.breaks`), else the study's cube."""
+    from geo_crime.core.lapd import spans_break
+    from geo_crime.record.breaks import HARMONISED_CATEGORIES
 
     if "emerging" not in settings.statistics or not spans_break(study.incidents.tally):
         return cube
@@ -769,11 +772,11 @@ def _forecast(
     The full forecast table goes to the study's analysis folder; the public one has no
     prediction for suppressed units. The returned table is the public one.
     """
+    from geo_crime.core.io_utils import write_table
     from geo_crime.forecast import KerasForecaster, evaluate, predict_next
     from geo_crime.forecast.incidents import expected_incidents, points_per_incident
     from geo_crime.forecast.origin import forecast_origin
-    from geo_crime.io_utils import write_table
-    from geo_crime.privacy import public_tables, study_groups
+    from geo_crime.publish.privacy import public_tables, study_groups
     from geo_crime.report.forecast import write_forecast_report
 
     settings, seed = study.settings, run.settings.seed
@@ -854,9 +857,9 @@ def _recommended_ranking(result, recent: Cube, config, seed: int, suppressed, fo
     ranked for the next period. Ranks only, no values (a value per unit would be a second
     solvable forecast); suppressed units are listed blank, as in every public table. None when
     Keras is the one to use."""
+    from geo_crime.core.io_utils import write_table
     from geo_crime.forecast import make_model
     from geo_crime.forecast.references import is_reference
-    from geo_crime.io_utils import write_table
 
     judged = (result.judgements().get("metrics") or {}).get("pai_5") or {}
     use = str(judged.get("use") or "")
@@ -898,13 +901,13 @@ def _publish(
 ) -> list[Path]:
     """The public outputs of one unit type: map, GIS layers, figures (aggregates only).
 
-    Every table passes :func:`geo_crime.privacy.public_tables` first: suppressed units are
+    Every table passes :func:`geo_crime.publish.privacy.public_tables` first: suppressed units are
     blank everywhere, and statistics are published as classes, not as solvable numbers.
     """
-    from geo_crime.export import export_layers
-    from geo_crime.figures import write_figures
-    from geo_crime.maps import MapLayers, write_map
-    from geo_crime.privacy import publishable
+    from geo_crime.publish.export import export_layers
+    from geo_crime.publish.figures.core import write_figures
+    from geo_crime.publish.maps import MapLayers, write_map
+    from geo_crime.publish.privacy import publishable
 
     # one rate (the summary's severity_rate) for the map, tooltips, figure, GIS layers, report
     public = publishable(
@@ -952,7 +955,7 @@ def _publish(
         gpkg_name=f"geo_crime_{label}.gpkg",
     )
     if "emerging" in public:
-        from geo_crime.trend_figures import emerging_hotspot_figure
+        from geo_crime.publish.figures.trends import emerging_hotspot_figure
 
         progress.step(2, n_steps, "emerging hot spot figure", "outputs")
         files.append(
@@ -991,7 +994,8 @@ RATE_SCHEME = "quantiles"
 
 
 class _Stage:
-    """Times a stage and shows it in the run's display (:class:`geo_crime.progress.RunDisplay`).
+    """Times a stage and shows it in the run's display
+    (:class:`geo_crime.core.progress.RunDisplay`).
 
     Without a display in effect (a stage used outside :func:`run_pipeline`) it prints the plain
     lines ``<stage> ...`` and ``  done in 3.2 s`` on ``console``.

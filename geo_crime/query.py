@@ -18,19 +18,19 @@ the point and its division, ``"Westwood (West Los Angeles)"``); unit tables get 
 columns when indexed (the unit's place as the report names it,
 :func:`geo_crime.units.places.place_labels`).
 
-Checked input. A point outside Los Angeles County (:data:`geo_crime.cleaning.LA_COUNTY_BBOX`),
-``(0, 0)``, a point given as ``(lon, lat)``, a negative or non-finite radius or an inverted box
-is one :class:`~geo_crime.errors.InputError` naming the argument and its value, never an empty
-answer; so is an argument of the wrong type (a coordinate given as text, a date that is no date,
-a list where a name is expected). Every public function raises a
-:class:`~geo_crime.errors.GeoCrimeError` for a bad argument, never another exception.
+Checked input. A point outside Los Angeles County
+(:data:`geo_crime.ingest.cleaning.LA_COUNTY_BBOX`), ``(0, 0)``, a point given as ``(lon, lat)``, a
+negative or non-finite radius or an inverted box is one :class:`~geo_crime.core.errors.InputError`
+naming the argument and its value, never an empty answer; so is an argument of the wrong type (a
+coordinate given as text, a date that is no date, a list where a name is expected). Every public
+function raises a :class:`~geo_crime.core.errors.GeoCrimeError` for a bad argument, never another
+exception.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -39,8 +39,8 @@ import shapely
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS, data_dir
-from geo_crime.errors import DataError, InputError
+from geo_crime.core.config import EQUAL_AREA_CRS, STORAGE_CRS, data_dir
+from geo_crime.core.errors import DataError, InputError
 from geo_crime.query_args import (
     check_box,
     check_point,
@@ -243,7 +243,7 @@ class CrimeIndex:
         """Incidents inside a lon/lat box (``filters`` as in :meth:`within_radius`).
 
         An inverted box, one given as lat/lon, or one outside the county is an
-        :class:`~geo_crime.errors.InputError`.
+        :class:`~geo_crime.core.errors.InputError`.
         """
         check_box(west, south, east, north)
         return self.within_polygon(shapely.box(west, south, east, north), **filters)
@@ -485,71 +485,3 @@ def _with_places(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _project_coords(coords: np.ndarray) -> np.ndarray:
     x, y = _TO_METRES.transform(coords[:, 0], coords[:, 1])
     return np.column_stack([x, y])
-
-
-def unit_results(
-    units: gpd.GeoDataFrame,
-    *,
-    measures: Mapping[str, np.ndarray] | None = None,
-    tables: Iterable[pd.DataFrame] = (),
-) -> gpd.GeoDataFrame:
-    """Join per-unit measures and result tables onto the units (keyed by ``unit_id``).
-
-    Parameters
-    ----------
-    units
-        The units GeoDataFrame.
-    measures
-        Arrays aligned with ``units`` rows (e.g. ``{"count": cube.total("count")}``).
-    tables
-        Result tables keyed by ``unit_id`` (Gi*, LISA, emerging, forecast); their geometry and
-        clashing columns are dropped, other columns joined.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-    """
-    out = units.copy()
-    for name, values in (measures or {}).items():
-        out[name] = np.asarray(values)
-    for table in tables:
-        extra = pd.DataFrame(table).drop(columns=["geometry"], errors="ignore")
-        extra = extra[["unit_id", *[c for c in extra.columns if c not in out.columns]]]
-        out = out.merge(extra, on="unit_id", how="left")
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=units.crs)
-
-
-def cube_summary(cube: Any) -> gpd.GeoDataFrame:
-    """Per-unit totals of a cube and its one severity rate, for GIS layers and figures.
-
-    Parameters
-    ----------
-    cube : geo_crime.cube.Cube
-        The space-time cube.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        The units with ``count``, ``severity`` and ``harm`` (totals over all periods),
-        ``severity_per_complete_period`` (mean over the completely recorded periods, NaN for a
-        unit with none: :meth:`geo_crime.cube.Cube.mean_per_complete_period`),
-        ``complete_periods`` and ``severity_rate`` (:func:`geo_crime.rates.severity_rate`, the
-        rate maps, figures and reports show); ``attrs["severity_rate"]`` is its label.
-    """
-    from geo_crime.rates import severity_rate
-
-    per_period = cube.mean_per_complete_period("severity")  # NaN for a unit with none
-    rate = severity_rate(cube)
-    summary = unit_results(
-        cube.units,
-        measures={
-            "count": cube.total("count").astype(int),
-            "severity": cube.total("severity"),
-            "harm": cube.total("harm"),
-            "severity_per_complete_period": per_period,
-            "complete_periods": rate.complete_periods.astype(int),
-            "severity_rate": rate.values,
-        },
-    )
-    summary.attrs["severity_rate"] = rate.label
-    return summary

@@ -1,5 +1,5 @@
 """Checks of the arguments of the query API (:mod:`geo_crime.query`): each turns a value a
-caller can pass into what a query needs, or raises one :class:`~geo_crime.errors.InputError`
+caller can pass into what a query needs, or raises one :class:`~geo_crime.core.errors.InputError`
 naming the argument and its value, whatever its type (text where a number is expected, a list
 where a name is, a date that is no date, an infinite radius, a point outside the county).
 """
@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from geo_crime.cleaning import LA_COUNTY_BBOX
-from geo_crime.config import LOCAL_TIMEZONE
-from geo_crime.errors import InputError
+from geo_crime.core.config import LOCAL_TIMEZONE
+from geo_crime.core.errors import InputError
+from geo_crime.ingest.cleaning import LA_COUNTY_BBOX
 
 _COUNTY = "Los Angeles County (lat {1:.2f}..{3:.2f}, lon {0:.2f}..{2:.2f})".format(*LA_COUNTY_BBOX)
 
@@ -104,7 +104,7 @@ def check_point(lat: object, lon: object) -> tuple[float, float]:
     ------
     InputError
         Not a finite number, ``(0, 0)``, given as ``(lon, lat)``, or outside Los Angeles County
-        (:data:`geo_crime.cleaning.LA_COUNTY_BBOX`); the message names the argument and value.
+        (:data:`geo_crime.ingest.cleaning.LA_COUNTY_BBOX`); the message names the argument and value.
 
     Examples
     --------
@@ -112,7 +112,7 @@ def check_point(lat: object, lon: object) -> tuple[float, float]:
     (34.0522, -118.2437)
     >>> check_point(-118.2437, 34.0522)
     Traceback (most recent call last):
-    geo_crime.errors.InputError: lat=-118.2437, lon=34.0522 look swapped: Los Angeles County (lat 32.80..34.82, lon -118.94..-117.65) is at lat 34, lon -118; call with lat=34.0522, lon=-118.2437
+    geo_crime.core.errors.InputError: lat=-118.2437, lon=34.0522 look swapped: Los Angeles County (lat 32.80..34.82, lon -118.94..-117.65) is at lat 34, lon -118; call with lat=34.0522, lon=-118.2437
     """  # noqa: E501
     y, x = real_number("lat", lat), real_number("lon", lon)
     if in_county(y, x):

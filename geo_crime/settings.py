@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from geo_crime.config import DEFAULT_K
-from geo_crime.errors import ConfigError
-from geo_crime.schema import DIVISIONS
+from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.errors import ConfigError
+from geo_crime.core.schema import DIVISIONS
+from geo_crime.publish.privacy import suppression_off
 
 if TYPE_CHECKING:
     from geo_crime.forecast.model import ForecastConfig
@@ -266,39 +267,6 @@ class RunSettings:
         return suppression_off(self.k_anonymity)
 
 
-def suppression_off(k_anonymity: int) -> str:
-    """What public outputs show under a ``k_anonymity`` below 2, in words, for the run's warning
-    and the report's privacy lines; empty when small counts are suppressed.
-
-    Parameters
-    ----------
-    k_anonymity
-        The run's suppression threshold.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> suppression_off(3)
-    ''
-    >>> suppression_off(0)[:46]
-    'k_anonymity = 0 turns small-count suppression '
-    """
-    if k_anonymity >= 2:
-        return ""
-    if k_anonymity == 1:
-        return (
-            "k_anonymity = 1 suppresses only units without incidents: units with a single "
-            "incident are published in the maps, GIS layers and figures"
-        )
-    return (
-        "k_anonymity = 0 turns small-count suppression off: units with 1 or 2 incidents are "
-        "published in the maps, GIS layers and figures"
-    )
-
-
 def check_settings(settings: RunSettings) -> RunSettings:
     """Check every setting of a run and its studies against the schemas, before any work.
 
@@ -487,7 +455,7 @@ STATISTICS = ("moran", "lisa", "gi", "emerging")
 
 def _crime_categories() -> list[str]:
     """The crime categories a ``cat:<category>`` measure can name (those of the severity tables)."""
-    from geo_crime.severity import nibrs_severity_table, severity_table
+    from geo_crime.ingest.severity import nibrs_severity_table, severity_table
 
     names = set(severity_table()["category"]) | set(nibrs_severity_table()["category"])
     return sorted(names | {"other"})

@@ -1,7 +1,7 @@
 """The default studies of a run, chosen from the data rather than fixed dates.
 
 A run without ``[[study]]`` tables analyses what the data holds completely recorded, judged by
-the weekly coverage check on both records systems together (:mod:`geo_crime.coverage`):
+the weekly coverage check on both records systems together (:mod:`geo_crime.record.coverage`):
 
 * **city-wide**: the latest run of consecutive weeks completely recorded in every one of the
   21 divisions, at most :data:`CITY_WEEKS` (52) weeks, H3 resolution-8 cells and reporting
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from geo_crime.coverage import CoverageResult
-from geo_crime.schema import AREA_NAMES, DIVISIONS
+from geo_crime.core.schema import AREA_NAMES, DIVISIONS
+from geo_crime.record.coverage import CoverageResult
 from geo_crime.settings import StudySettings
 
 __all__ = [
@@ -100,7 +100,7 @@ def studies_from_coverage(weekly: CoverageResult) -> ChosenStudies:
     Parameters
     ----------
     weekly : CoverageResult
-        :func:`geo_crime.coverage.check_coverage` at ``freq="W"`` of all the run's incidents.
+        :func:`geo_crime.record.coverage.check_coverage` at ``freq="W"`` of all the run's incidents.
 
     Returns
     -------

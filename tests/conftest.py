@@ -64,7 +64,7 @@ def westla_h3_units() -> tuple[gpd.GeoDataFrame, np.ndarray]:
 @pytest.fixture(scope="session")
 def incidents(tmp_path_factory) -> pd.DataFrame:
     """All real incidents (2020 slices and 2024 record), cleaned and scored, loaded once."""
-    from geo_crime.config import default_crime_inputs
+    from geo_crime.core.config import default_crime_inputs
     from geo_crime.ingest import load_incidents
     from tests.shared_data import require_data
 

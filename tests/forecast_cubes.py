@@ -9,7 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import Cube
+from geo_crime.cube.panel import Cube
 
 __all__ = ["synthetic_cube"]
 

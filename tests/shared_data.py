@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from geo_crime.config import data_dir
+from geo_crime.core.config import data_dir
 from geo_crime.settings import StudySettings
 
 

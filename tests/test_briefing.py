@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from geo_crime.coverage import check_coverage
 from geo_crime.forecast.incidents import INCIDENT_GROUPS
 from geo_crime.ingest import load_incidents
+from geo_crime.record.coverage import check_coverage
+from geo_crime.record.tallies import RunTally
 from geo_crime.report.briefing import briefing_lines, division_comparison
-from geo_crime.tallies import RunTally
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 

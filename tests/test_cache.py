@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from geo_crime import ingest
-from geo_crime.cleaning import CleaningReport
 from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest import load_incidents
+from geo_crime.ingest.cleaning import CleaningReport
 from tests.shared_data import IVANCO, crime_file
 
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from geo_crime import ingest
-from geo_crime.errors import InputError
+from geo_crime.core.errors import InputError
 from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest import load_incidents
 from tests.shared_data import IVANCO, crime_file

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.cleaning import CleaningReport, clean_incidents
-from geo_crime.config import default_crime_inputs
-from geo_crime.errors import ConfigError, OutputError
+from geo_crime.core.config import default_crime_inputs
+from geo_crime.core.errors import ConfigError, OutputError
 from geo_crime.ingest import load_incidents, read_incidents
+from geo_crime.ingest.cleaning import CleaningReport, clean_incidents
 from tests.shared_data import IVANCO, WESTLA, crime_file, require_data
 
 

@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.cube import Cube
+from geo_crime.cube.panel import Cube
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 runner = CliRunner()

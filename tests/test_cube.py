@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube, build_cube, cube_from_table
+from geo_crime.cube.panel import Cube, build_cube, cube_from_table
 from geo_crime.ingest import load_incidents
-from geo_crime.stats import run_statistic, unit_values
+from geo_crime.record.coverage import check_coverage
+from geo_crime.stats.run import run_statistic, unit_values
 from geo_crime.units import assign_units, division_units, h3_units
 from tests.shared_data import REDUCED_DIR, crime_file
 
@@ -103,7 +103,7 @@ def test_save_and_load_round_trip(h3_cube, tmp_path):
 
 def test_rate_is_nan_without_residents_and_never_inf(h3_cube):
     cube, _, _ = h3_cube
-    from geo_crime.rates import attach_population
+    from geo_crime.cube.rates import attach_population
 
     units = attach_population(cube.units)
     with_pop = Cube(
@@ -121,7 +121,7 @@ def test_rate_is_nan_without_residents_and_never_inf(h3_cube):
 
 
 def test_cube_from_preaggregated_rollup():
-    from geo_crime.coverage import load_reference_rollup
+    from geo_crime.record.coverage import load_reference_rollup
 
     rollup = load_reference_rollup()
     table = rollup.assign(
@@ -152,10 +152,10 @@ def test_one_mean_over_complete_periods_with_one_rule_for_a_unit_with_none():
     import geopandas as gpd
     from shapely.geometry import box
 
-    from geo_crime.cube import mean_per_complete_period
+    from geo_crime.cube.panel import mean_per_complete_period
+    from geo_crime.cube.rates import severity_rate
+    from geo_crime.cube.summary import cube_summary
     from geo_crime.forecast.baselines import recent_mean
-    from geo_crime.query import cube_summary
-    from geo_crime.rates import severity_rate
 
     units = gpd.GeoDataFrame(
         {"unit_id": ["a", "b", "c"], "unit_type": "polygon", "population": [1000.0] * 3},

@@ -1,7 +1,7 @@
 """The partitioned incident store and the cube on Dask, against the in-memory path, on real data.
 
 Each cluster (two workers, threads then processes) is started once for the module; every cube
-built on it is compared with :func:`geo_crime.cube.make_cube` on the same incidents: units,
+built on it is compared with :func:`geo_crime.cube.panel.make_cube` on the same incidents: units,
 periods, every measure, the coverage mask and the assignment counts.
 """
 
@@ -21,10 +21,9 @@ from distributed import Client, LocalCluster
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube, make_cube
-from geo_crime.distributed import cube_columns, dask_cube, load_distributed
-from geo_crime.errors import DataError, InputError
+from geo_crime.core.errors import DataError, InputError
+from geo_crime.cube.dask import cube_columns, dask_cube, load_distributed
+from geo_crime.cube.panel import Cube, make_cube
 from geo_crime.ingest import (
     load_incident_dataset,
     load_incidents,
@@ -33,6 +32,7 @@ from geo_crime.ingest import (
     write_incident_dataset,
 )
 from geo_crime.pipeline import run_pipeline
+from geo_crime.record.coverage import check_coverage
 from geo_crime.settings import RunSettings
 from geo_crime.units import covered_divisions, make_units
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, westla_rd_study
@@ -128,8 +128,8 @@ def test_dataset_reads_back_the_loaded_frame(single):
 def test_append_leaves_the_live_dataset_and_its_linked_copies_alone(tmp_path, single):
     """An append builds the new dataset beside the old one from hard links: until it is swapped
     in, the old one (and any hard-linked copy of it) must read as before, metadata included."""
-    from geo_crime.cleaning import CleaningReport
     from geo_crime.ingest import store
+    from geo_crime.ingest.cleaning import CleaningReport
 
     _, frame = single
     first, second = frame.iloc[:4_000], frame.iloc[4_000:6_000]

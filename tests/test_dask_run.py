@@ -21,13 +21,13 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.cube import Cube
+from geo_crime.cube.panel import Cube
 from geo_crime.ingest import load_incidents, read_incident_dataset, write_incident_dataset
 from geo_crime.pipeline import run_pipeline
-from geo_crime.series import level_shift
+from geo_crime.publish.figures.trends import hour_weekday_matrix, trend_data
+from geo_crime.record.breaks import level_shift
+from geo_crime.record.tallies import RunTally, StudyTally
 from geo_crime.settings import RunSettings, StudySettings
-from geo_crime.tallies import RunTally, StudyTally
-from geo_crime.trend_figures import hour_weekday_matrix, trend_data
 from geo_crime.units import incidents_outside_division
 from tests.nibrs_fixtures import nibrs_offense_records, write_ndjson_gz
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file, westla_rd_study
@@ -200,7 +200,7 @@ def test_tallies_of_two_halves_add_up(dataset):
     study = frame[frame["area"] == 8]
     parts = StudyTally.of_rows(study.iloc[::3]) + StudyTally.of_rows(study.iloc[1::3])
     parts = parts + StudyTally.of_rows(study.iloc[2::3])
-    from geo_crime.coverage import check_coverage
+    from geo_crime.record.coverage import check_coverage
 
     coverage = check_coverage(frame, freq="W")
     got, want = trend_data(parts, coverage), trend_data(study, coverage)
@@ -243,7 +243,7 @@ def test_dask_run_bad_options(dataset, tmp_path):
 def test_derived_districts_from_point_counts(dataset):
     """Reporting districts drawn from the incidents per distinct point (what a cluster sends)
     are those drawn from every row: same polygons, same incident counts, same report."""
-    from geo_crime.distributed import _add_counts, _point_counts, unit_columns
+    from geo_crime.cube.dask import _add_counts, _point_counts, unit_columns
     from geo_crime.units.districts import derive_rd_layer
 
     _, frame = dataset

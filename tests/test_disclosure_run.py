@@ -22,12 +22,12 @@ import pandas as pd
 import pyogrio
 import pytest
 
-import geo_crime.figures as figures
-from geo_crime.cube import Cube
-from geo_crime.errors import ConfigError
+import geo_crime.publish.figures.core as figures
+from geo_crime.core.errors import ConfigError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.incidents import INCIDENT_GROUPS, MIX_PERIODS
 from geo_crime.pipeline import run_pipeline
-from geo_crime.privacy import check_study_overlap, suppressed_units
+from geo_crime.publish.privacy import check_study_overlap, suppressed_units
 from geo_crime.settings import RunSettings, StudySettings
 from geo_crime.study_windows import studies_from_coverage
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
@@ -153,7 +153,7 @@ def test_studies_that_share_no_row_or_every_row_run_together(run, incidents):
             ]
         )
     # the studies a run chooses from the data never overlap
-    from geo_crime.coverage import check_coverage
+    from geo_crime.record.coverage import check_coverage
 
     chosen = studies_from_coverage(check_coverage(incidents, freq="W")).studies
     assert len(chosen) == 2

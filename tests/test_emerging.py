@@ -1,4 +1,4 @@
-"""Tests of geo_crime.emerging: Mann-Kendall, space-time Gi* and the 17 ArcGIS categories."""
+"""Tests of geo_crime.stats.emerging: Mann-Kendall, space-time Gi* and the 17 ArcGIS categories."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 from shapely.geometry import box
 
-from geo_crime.emerging import (
+from geo_crime.core.errors import ConfigError, DataError, TooFewUnitsError
+from geo_crime.stats.emerging import (
     CATEGORIES,
     CATEGORY_COLOURS,
     classify_emerging,
@@ -20,8 +21,7 @@ from geo_crime.emerging import (
     mann_kendall,
     space_time_gi_star,
 )
-from geo_crime.errors import ConfigError, DataError, TooFewUnitsError
-from geo_crime.weights import build_weights
+from geo_crime.stats.weights import build_weights
 
 # ------------------------------------------------------------------ Mann-Kendall
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from geo_crime.errors import ConfigError
+from geo_crime.core.errors import ConfigError
 from geo_crime.forecast.registry import make_forecaster
 from geo_crime.pipeline import run_pipeline
 from geo_crime.settings import RunSettings

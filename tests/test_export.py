@@ -13,8 +13,9 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
-from geo_crime import export as export_mod
-from geo_crime.export import (
+from geo_crime.core.schema import VICTIM_COLUMNS
+from geo_crime.publish import export as export_mod
+from geo_crime.publish.export import (
     PrivacyError,
     export_layers,
     layer_name,
@@ -23,8 +24,7 @@ from geo_crime.export import (
     suppress_small_units,
     victim_columns,
 )
-from geo_crime.hotspots import gi_star_table
-from geo_crime.schema import VICTIM_COLUMNS
+from geo_crime.stats.hotspots import gi_star_table
 
 EVIL = '<script>alert(1)</script>" onmouseover="alert(1)'
 

@@ -1,4 +1,4 @@
-"""``geo_crime.fetch`` against a local Socrata-like server built from real LAPD rows.
+"""``geo_crime.net.fetch`` against a local Socrata-like server built from real LAPD rows.
 
 Every test starts its own ``ThreadingHTTPServer`` on 127.0.0.1 (port 0) and talks to nothing
 else: the opener has no proxy handler. The server answers ``count(*)`` and keyset pages
@@ -35,13 +35,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from geo_crime import schema
-from geo_crime._http import LOCK_FILE
-from geo_crime._http import parse_retry_after as _parse_retry_after
-from geo_crime.errors import FetchError
-from geo_crime.fetch import TOKEN_ENV, fetch_incidents, partial_dir
-from geo_crime.fetch_spans import months_path
+from geo_crime.core import schema
+from geo_crime.core.errors import FetchError
 from geo_crime.ingest import read_incidents
+from geo_crime.net.fetch import TOKEN_ENV, fetch_incidents, partial_dir
+from geo_crime.net.http import LOCK_FILE
+from geo_crime.net.http import parse_retry_after as _parse_retry_after
+from geo_crime.net.spans import months_path
 from geo_crime.units import fetch_boundary
 from tests.portal import MAX_REQUESTS, SERVER_LIFETIME
 from tests.shared_data import IVANCO, crime_file, require_data
@@ -345,7 +345,7 @@ def test_paged_download_survives_every_kind_of_failure(
     server, opener, tmp_path, records, raw_rows, monkeypatch, caplog
 ):
     monkeypatch.setenv(TOKEN_ENV, "test-token")
-    caplog.set_level(logging.WARNING, logger="geo_crime.fetch")
+    caplog.set_level(logging.WARNING, logger="geo_crime.net.fetch")
     server.faults = {
         ("count", 0): "503",  # Retry-After: 0
         (0, 0): "429",  # Retry-After: 7

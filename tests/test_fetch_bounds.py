@@ -1,4 +1,4 @@
-"""A hostile server cannot make ``geo_crime.fetch`` leak its token, hang, or exhaust memory.
+"""A hostile server cannot make ``geo_crime.net.fetch`` leak its token, hang, or exhaust memory.
 
 Each test runs the loopback Socrata portal of ``tests/portal.py`` (127.0.0.1, port 0, real LAPD
 rows) and makes it attack the client one way:
@@ -24,8 +24,8 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.errors import FetchError
-from geo_crime.fetch import fetch_incidents, partial_dir
+from geo_crime.core.errors import FetchError
+from geo_crime.net.fetch import fetch_incidents, partial_dir
 from geo_crime.units import fetch_boundary
 from tests.portal import DIRECT_ENV, Resource, by_key, running_portal
 from tests.test_fetch import read_ndjson, real_records

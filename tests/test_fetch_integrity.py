@@ -1,4 +1,5 @@
-"""``geo_crime.fetch`` cannot silently lose or duplicate rows: keyset pages, de-duplication, counts.
+"""``geo_crime.net.fetch`` cannot silently lose or duplicate rows: keyset pages, de-duplication,
+counts.
 
 The server is the loopback Socrata fake of ``tests/test_fetch.py`` (127.0.0.1, port 0, at most
 200 answered requests, a one-minute lifetime; the opener has no proxy handler), serving 2,500
@@ -19,8 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.errors import FetchError
-from geo_crime.fetch import partial_dir
+from geo_crime.core.errors import FetchError
+from geo_crime.net.fetch import partial_dir
 from tests.shared_data import IVANCO, crime_file
 from tests.test_fetch import (
     N_ROWS,
@@ -77,7 +78,7 @@ def new_id_after(records: list[dict], position: int) -> str:
 
 
 def warnings_of(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "geo_crime.fetch"]
+    return [r.getMessage() for r in caplog.records if r.name == "geo_crime.net.fetch"]
 
 
 # --- the protocol ---------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ def warnings_of(caplog) -> list[str]:
 def test_happy_path_pages_by_key_with_the_filter_and_checks_both_counts(
     server, opener, tmp_path, records, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="geo_crime.fetch")
+    caplog.set_level(logging.WARNING, logger="geo_crime.net.fetch")
     area = [r for r in records if r.get("area") == "01"]
     assert len(area) == 1_096
     dest = tmp_path / "central.ndjson.gz"
@@ -143,7 +144,7 @@ def test_resume_starts_after_the_last_id_written(server, opener, tmp_path, recor
 
 
 def test_a_repeated_page_is_asked_again_and_written_once(server, opener, tmp_path, records, caplog):
-    caplog.set_level(logging.WARNING, logger="geo_crime.fetch")
+    caplog.set_level(logging.WARNING, logger="geo_crime.net.fetch")
     server.faults = {(1000, 0): "repeat"}  # the page of rows 500-999 once more
     dest = tmp_path / "lapd.ndjson.gz"
     sleeps: list[float] = []
@@ -174,7 +175,7 @@ def test_a_page_that_never_moves_on_fails_after_the_retries(server, opener, tmp_
 def test_an_overlapping_page_drops_the_rows_already_written(
     server, opener, tmp_path, records, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="geo_crime.fetch")
+    caplog.set_level(logging.WARNING, logger="geo_crime.net.fetch")
     server.faults = {(1000, 0): "overlap"}  # rows 900-1399: 100 already written
     dest = tmp_path / "lapd.ndjson.gz"
     result = fetch(server, dest, opener, [])
@@ -192,7 +193,7 @@ def test_an_overlapping_page_drops_the_rows_already_written(
 def test_a_row_inserted_mid_download_shifts_no_page_and_is_caught_by_the_count(
     server, opener, tmp_path, records, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="geo_crime.fetch")
+    caplog.set_level(logging.WARNING, logger="geo_crime.net.fetch")
     ordered = ids(by_id(records))
     inserted = {**by_id(records)[100], "dr_no": new_id_after(records, 100)}
     server.inserts = {3: [inserted]}  # before the third page: every later offset shifts by one
@@ -279,7 +280,7 @@ def test_a_server_that_loses_rows_is_caught_by_the_count(server, opener, tmp_pat
 def test_a_short_page_in_the_middle_is_not_taken_for_the_end(
     server, opener, tmp_path, records, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="geo_crime.fetch")
+    caplog.set_level(logging.WARNING, logger="geo_crime.net.fetch")
     server.faults = {(1000, 0): "short"}  # 250 rows, though 1,500 remain
     dest = tmp_path / "lapd.ndjson.gz"
     result = fetch(server, dest, opener, [])
@@ -294,7 +295,7 @@ def test_a_short_page_in_the_middle_is_not_taken_for_the_end(
 
 
 def test_an_html_page_with_status_200_is_retried(server, opener, tmp_path, records, caplog):
-    caplog.set_level(logging.WARNING, logger="geo_crime.fetch")
+    caplog.set_level(logging.WARNING, logger="geo_crime.net.fetch")
     server.faults = {(500, 0): "html"}
     dest = tmp_path / "lapd.ndjson.gz"
     sleeps: list[float] = []

@@ -1,4 +1,4 @@
-"""``geo_crime.fetch`` of the LAPD NIBRS data set, and of both data sets at once, over loopback.
+"""``geo_crime.net.fetch`` of the LAPD NIBRS data set, and of both data sets at once, over loopback.
 
 The server is :class:`tests.portal.FakePortal`, a ``ThreadingHTTPServer`` on 127.0.0.1 (port 0)
 serving two Socrata resources at once, each keyed by its own field: ``/resource/2nrs-mtv8.json``
@@ -49,8 +49,8 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.errors import ConfigError, FetchError
-from geo_crime.fetch import (
+from geo_crime.core.errors import ConfigError, FetchError
+from geo_crime.net.fetch import (
     DATASETS,
     dataset_url,
     default_incidents_path,
@@ -323,7 +323,7 @@ def test_nibrs_is_ordered_and_paged_on_uniquenibrno_and_keeps_every_offence_of_a
 def test_a_repeated_page_and_a_repeated_row_are_dropped_and_counted(
     portal, opener, tmp_path, nibrs, caplog
 ):
-    caplog.set_level("WARNING", logger="geo_crime.fetch")
+    caplog.set_level("WARNING", logger="geo_crime.net.fetch")
     portal.faults = {
         (NIBRS_ID, 200, 0): "repeat",  # rows 100-199 again: asked once more
         (NIBRS_ID, 300, 0): "repeat-row",  # row 309 twice: 99 new rows, paging goes on at 399
@@ -339,7 +339,7 @@ def test_a_repeated_page_and_a_repeated_row_are_dropped_and_counted(
     positions = [e["position"] for e in portal.requests_of(NIBRS_ID)]
     assert positions[:7] == ["count", 0, 100, 200, 200, 300, 399]
     assert sleeps == [1.0]
-    messages = [r.getMessage() for r in caplog.records if r.name == "geo_crime.fetch"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "geo_crime.net.fetch"]
     assert len(messages) == 2
     assert (
         f"the page repeats {PAGE} rows already written (every uniquenibrno is at or"

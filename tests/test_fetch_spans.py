@@ -1,7 +1,7 @@
 """What a download holds: keys with ``_`` in keyset order, rows per month, the span warnings.
 
 Every test serves rows from :class:`tests.portal.FakePortal` on 127.0.0.1 and downloads them
-with :func:`geo_crime.fetch.fetch_incidents` or ``geo-crime fetch``.
+with :func:`geo_crime.net.fetch.fetch_incidents` or ``geo-crime fetch``.
 
 Where the rows come from:
 
@@ -23,9 +23,9 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.errors import FetchError
-from geo_crime.fetch import fetch_incidents, partial_dir
-from geo_crime.fetch_spans import format_month_table, months_path
+from geo_crime.core.errors import FetchError
+from geo_crime.net.fetch import fetch_incidents, partial_dir
+from geo_crime.net.spans import format_month_table, months_path
 from tests.portal import DIRECT_ENV, Resource, running_portal
 from tests.shared_data import IVANCO, crime_file
 from tests.test_fetch import api_records, download_files, read_ndjson

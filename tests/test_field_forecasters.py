@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube, build_cube
-from geo_crime.errors import ModelError
+from geo_crime.core.errors import ModelError
+from geo_crime.cube.panel import Cube, build_cube
 from geo_crime.forecast import FAST_CONFIG, evaluate, reproduce_study
 from geo_crime.forecast.field import (
     ProspectiveHotSpot,
@@ -29,6 +28,7 @@ from geo_crime.forecast.field import (
 from geo_crime.forecast.registry import forecaster_class, make_forecaster
 from geo_crime.forecast.sepp import SelfExcitingPointProcess
 from geo_crime.ingest import load_incidents
+from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
 from tests.conftest import h3_units
 from tests.forecast_cubes import synthetic_cube

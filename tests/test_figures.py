@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.errors import DataError
-from geo_crime.figures import (
+from geo_crime.core.errors import DataError
+from geo_crime.publish.figures.core import (
     FIGURE_NAMES,
     forecast_vs_actual,
     moran_scatterplot,
@@ -17,7 +17,7 @@ from geo_crime.figures import (
     severity_choropleth,
     write_figures,
 )
-from geo_crime.hotspots import getis_ord_gi_star, global_moran, local_moran
+from geo_crime.stats.hotspots import getis_ord_gi_star, global_moran, local_moran
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.cube import Cube, cube_from_table
-from geo_crime.errors import ConfigError, DataError, ModelError
+from geo_crime.core.errors import ConfigError, DataError, ModelError
+from geo_crime.cube.panel import Cube, cube_from_table
 from geo_crime.forecast import (
     DEFAULT_MODELS,
     FAST_CONFIG,

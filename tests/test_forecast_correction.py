@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube, build_cube
+from geo_crime.cube.panel import Cube, build_cube
 from geo_crime.forecast import FAST_CONFIG, KerasForecaster, evaluate, reproduce_study
 from geo_crime.forecast.baselines import ROLLING_BASELINES, rolling_baseline
 from geo_crime.forecast.correction import candidate_bases, with_bases
@@ -22,6 +21,7 @@ from geo_crime.forecast.network import network_inputs
 from geo_crime.forecast.panel import target_values
 from geo_crime.forecast.registry import make_forecaster
 from geo_crime.ingest import load_incidents
+from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 

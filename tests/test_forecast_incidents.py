@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import make_cube
+from geo_crime.cube.panel import make_cube
 from geo_crime.forecast.incidents import (
     INCIDENT_GROUPS,
     MIX_PERIODS,
@@ -16,7 +15,8 @@ from geo_crime.forecast.incidents import (
     points_per_incident,
     severity_scale_sentence,
 )
-from geo_crime.privacy import public_tables
+from geo_crime.publish.privacy import public_tables
+from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast import evaluate
 from geo_crime.forecast.deep import GroupNet, poisson_listwise_loss, ring_matrices
 from geo_crime.forecast.group_backtest import (
@@ -23,6 +22,7 @@ from geo_crime.forecast.group_backtest import (
 )
 from geo_crime.forecast.groups import CRIME_GROUPS, crime_group, group_counts, group_cubes
 from geo_crime.ingest import load_incidents
+from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
 from tests.shared_data import WESTLA, crime_file
 

@@ -1,4 +1,5 @@
-"""Tests of geo_crime.hotspots against textbook formulas, hand-made lattices and worked examples."""
+"""Tests of geo_crime.stats.hotspots against textbook formulas, hand-made lattices and worked
+examples."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from conftest import h3_units
 from scipy import stats
 from shapely.geometry import box
 
-from geo_crime.errors import ConfigError, DataError, TooFewUnitsError
-from geo_crime.hotspots import (
+from geo_crime.core.errors import ConfigError, DataError, TooFewUnitsError
+from geo_crime.stats.hotspots import (
     GI_BIN_LABELS,
     benjamini_hochberg,
     confidence_bins,
@@ -24,7 +25,7 @@ from geo_crime.hotspots import (
     local_moran,
     pseudo_p_values,
 )
-from geo_crime.weights import build_weights
+from geo_crime.stats.weights import build_weights
 
 
 def _dense_h3_adjacency(cells: list[str]) -> np.ndarray:

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from geo_crime.cleaning import CleaningReport, clean_incidents
 from geo_crime.ingest import load_incidents, read_incidents, synthetic_incident_ids
+from geo_crime.ingest.cleaning import CleaningReport, clean_incidents
 from tests.shared_data import IVANCO, REDUCED_DIR, crime_file
 
 CENTRAL = "Crime_Data_CENTRAL.json.gz"

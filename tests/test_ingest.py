@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.cleaning import CleaningReport, clean_incidents
-from geo_crime.errors import InputError
+from geo_crime.core.errors import InputError
 from geo_crime.ingest import (
     detect_schema,
     expand_inputs,
@@ -21,6 +20,7 @@ from geo_crime.ingest import (
     load_incidents,
     read_incidents,
 )
+from geo_crime.ingest.cleaning import CleaningReport, clean_incidents
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, require_data
 
 
@@ -102,7 +102,7 @@ def test_reduced_2024_files_map_what_exists():
 
 def _api_records(rows: pd.DataFrame) -> list[dict]:
     """Turn official rows into the open-data API's JSON: snake_case, ISO, nulls omitted."""
-    from geo_crime import schema
+    from geo_crime.core import schema
 
     api_name = {v: k for k, v in schema.API_COLUMNS.items()}
     records = []

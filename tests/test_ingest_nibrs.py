@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from geo_crime import schema
-from geo_crime.cleaning import CleaningReport
 from geo_crime.cli import app
-from geo_crime.errors import ConfigError, PrivacyError, SchemaError
+from geo_crime.core import schema
+from geo_crime.core.errors import ConfigError, PrivacyError, SchemaError
 from geo_crime.ingest import (
     collapse_offenses_to_cases,
     detect_schema,
     load_incidents,
     read_incidents,
 )
-from geo_crime.privacy import check_public_table, victim_columns
+from geo_crime.ingest.cleaning import CleaningReport
+from geo_crime.publish.privacy import check_public_table, victim_columns
 from geo_crime.settings import RunSettings
 from tests.nibrs_fixtures import (
     NIBRS_FIELDS,

@@ -11,6 +11,7 @@ loads on the way, and a package importing its own submodules is an edge like any
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import geo_crime
@@ -125,9 +126,9 @@ def test_the_cycle_finder_finds_a_cycle_and_accepts_a_tree():
 def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
     graph = import_graph()
     # the CLI imports its stages inside the commands
-    assert {"geo_crime.pipeline", "geo_crime.cube"} <= graph["geo_crime.cli"]
-    assert "geo_crime.errors" in graph["geo_crime.units"] or any(
-        "geo_crime.errors" in graph[m] for m in graph if m.startswith("geo_crime.units.")
+    assert {"geo_crime.pipeline", "geo_crime.cube.panel"} <= graph["geo_crime.cli"]
+    assert "geo_crime.core.errors" in graph["geo_crime.units"] or any(
+        "geo_crime.core.errors" in graph[m] for m in graph if m.startswith("geo_crime.units.")
     )
 
 
@@ -171,9 +172,85 @@ def test_no_import_cycle_in_the_package():
 def test_units_do_not_depend_on_rates_or_later_stages():
     graph = import_graph()
     units = [m for m in graph if m == "geo_crime.units" or m.startswith("geo_crime.units.")]
-    later = ("geo_crime.rates", "geo_crime.cube", "geo_crime.forecast", "geo_crime.pipeline")
+    later = (
+        "geo_crime.cube.rates",
+        "geo_crime.cube.panel",
+        "geo_crime.forecast",
+        "geo_crime.pipeline",
+    )
     for module in units:
         assert not [t for t in graph[module] if t.startswith(later)], module
+
+
+def layers(pyproject: Path = PACKAGE.parent / "pyproject.toml") -> list[tuple[list[str], bool]]:
+    """The stages' layers, lowest first, from the import-linter contract in ``pyproject.toml``
+    (the one declaration ``make lint`` checks too): each layer its top-level names and whether
+    they are independent siblings (``a | b``) or may import each other (``a : b``)."""
+    contract = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["importlinter"]
+    (layered,) = [c for c in contract["contracts"] if c["type"] == "layers"]
+    order = []
+    for layer in reversed(layered["layers"]):
+        independent = "|" in layer
+        names = [n.strip() for n in layer.replace(":", "|").split("|")]
+        order.append((names, independent))
+    return order
+
+
+def layer_breaches(graph: dict[str, set[str]], order: list[tuple[list[str], bool]]) -> list[str]:
+    """Imports of a higher layer, or of an independent sibling of the same layer.
+
+    ``root.x.y`` is in the layer naming ``x``; a module of no layer (the package face) may import
+    any, and only the face imports it."""
+    where = {name: i for i, (names, _) in enumerate(order) for name in names}
+
+    def place(module: str) -> tuple[int, str]:
+        top = module.split(".")[1] if "." in module else ""
+        return (where[top], top) if top in where else (len(order), top)
+
+    breaches = []
+    for module, targets in sorted(graph.items()):
+        level, top = place(module)
+        for target in sorted(targets):
+            t_level, t_top = place(target)
+            sibling = t_level == level < len(order) and t_top != top and order[level][1]
+            if t_level > level or sibling:
+                breaches.append(f"{module} -> {target}")
+    return breaches
+
+
+def test_the_layers_are_the_stages_in_the_order_of_the_flow():
+    order = [names for names, _ in layers()]
+    assert [layer[0] for layer in order[:3]] == ["core", "net", "record"]
+    assert order[1] == ["net", "ingest"] and layers()[1][1]  # independent siblings
+    assert [layer[0] for layer in order[3:9]] == [
+        "units",
+        "cube",
+        "stats",
+        "forecast",
+        "publish",
+        "report",
+    ]
+    assert {"cli", "pipeline", "settings", "query"} <= set(order[9])
+
+
+def test_every_stage_imports_only_its_own_layer_or_lower_ones():
+    breaches = layer_breaches(import_graph(), layers())
+    assert not breaches, "imports of a higher layer: " + ", ".join(breaches)
+
+
+def test_the_layer_check_catches_an_upward_and_a_sibling_import():
+    order = [(["core"], False), (["net", "ingest"], True), (["cube"], False)]
+    order.append((["cli", "pipeline"], False))
+    graph = {
+        "g.core.a": set(),
+        "g.net.x": {"g.core.a"},
+        "g.ingest.y": {"g.net.x"},  # independent siblings
+        "g.cube.c": {"g.ingest.y", "g.core.a"},
+        "g.core.b": {"g.cube.c"},  # upward, even from a function body
+        "g.cli": {"g.pipeline", "g.cube.c"},  # wiring siblings may import each other
+        "g.pipeline": {"g.cube.c"},
+    }
+    assert layer_breaches(graph, order) == ["g.core.b -> g.cube.c", "g.ingest.y -> g.net.x"]
 
 
 def test_every_long_module_says_why():

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.maps import RATE_CAVEAT, MapLayers, classify_values, layer_pane, write_map
+from geo_crime.publish.maps import RATE_CAVEAT, MapLayers, classify_values, layer_pane, write_map
 from tests.browser import WATCH_PATHS, headless_chromium, open_map, skip_or_fail
 from tests.shared_data import REDUCED_DIR, require_data
 
@@ -61,12 +61,13 @@ class Study:
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory) -> dict[str, Study]:
     """Maps of the real 2024 rows, by label, with what they were built from."""
-    from geo_crime.coverage import check_coverage
-    from geo_crime.cube import make_cube
+    from geo_crime.cube.panel import make_cube
+    from geo_crime.cube.rates import attach_population
     from geo_crime.ingest import load_incidents
-    from geo_crime.privacy import cube_disclosure, hidden_mask, publishable
-    from geo_crime.rates import attach_population
-    from geo_crime.stats import run_statistic
+    from geo_crime.publish.privacy import cube_disclosure, hidden_mask, publishable
+    from geo_crime.record.coverage import check_coverage
+    from geo_crime.stats.run import run_statistic
+    from geo_crime.stats.weights import build_weights
     from geo_crime.units import (
         division_names,
         division_units,
@@ -75,7 +76,6 @@ def studies(tmp_path_factory) -> dict[str, Study]:
         unit_area_km2,
     )
     from geo_crime.units.places import named_units
-    from geo_crime.weights import build_weights
 
     files = sorted((require_data() / "lapd_crime" / REDUCED_DIR).glob("*.json.gz"))
     if len(files) != 21:

@@ -16,11 +16,9 @@ import pytest
 import shapely
 from conftest import data_dir, h3_units
 
-from geo_crime.emerging import emerging_hotspots
-from geo_crime.errors import ConfigError, DataError
-from geo_crime.export import PrivacyError
-from geo_crime.hotspots import gi_star_table, lisa_table
-from geo_crime.maps import (
+from geo_crime.core.errors import ConfigError, DataError
+from geo_crime.publish.export import PrivacyError
+from geo_crime.publish.maps import (
     DEFAULT_ZOOM,
     EMERGING_STYLES,
     LA_CENTRE,
@@ -36,6 +34,8 @@ from geo_crime.maps import (
     map_layers,
     write_map,
 )
+from geo_crime.stats.emerging import emerging_hotspots
+from geo_crime.stats.hotspots import gi_star_table, lisa_table
 from tests.browser import headless_chromium
 
 EVIL = '<script>alert(1)</script>" onmouseover="alert(1)'
@@ -262,7 +262,7 @@ def test_inputs_are_checked(layers):
 
 
 def test_layers_from_a_cube_and_from_a_dict(westla_h3_units, tmp_path):
-    from geo_crime.cube import Cube
+    from geo_crime.cube.panel import Cube
 
     units, y = westla_h3_units
     periods = pd.date_range("2024-01-01", periods=4, freq="MS")
@@ -333,7 +333,7 @@ def test_emerging_categories_are_distinct_and_state_their_periods(layers):
     spec, _ = _unit_layer_props(m, "Emerging")
     fills = [f for f, label in zip(spec["palette"], spec["labels"], strict=True) if label]
     assert len(set(fills)) == len(fills)  # no two categories share a fill
-    from geo_crime.emerging import CATEGORIES
+    from geo_crime.stats.emerging import CATEGORIES
 
     assert present and all(CATEGORIES[c] in html for c in present)
 
@@ -547,7 +547,7 @@ def test_offline_map_in_headless_chromium(browser, offline_html, layers, tmp_pat
 
 
 def test_vendored_leaflet_is_complete():
-    from geo_crime.maps import ASSETS_DIR, LEAFLET_VERSION
+    from geo_crime.publish.maps import ASSETS_DIR, LEAFLET_VERSION
 
     assert "BSD 2-Clause" in (ASSETS_DIR / "LICENSE").read_text(encoding="utf-8")
     js = (ASSETS_DIR / "leaflet.js").read_text(encoding="utf-8")
@@ -585,7 +585,7 @@ def _decode(encoded: dict, name: str) -> list:
 
 
 def test_topology_shares_borders_and_simplifies_without_slivers(westla_h3_units):
-    from geo_crime.maps.topology import Topology
+    from geo_crime.publish.maps.topology import Topology
 
     cells = westla_h3_units[0].geometry.to_numpy()
     divisions = _divisions().geometry.to_numpy()

@@ -254,7 +254,7 @@ def test_a_run_folder_holding_its_config_or_unit_layer_is_refused(tmp_path, monk
 
 
 def test_a_run_never_replaces_a_folder_it_did_not_create(work, tmp_path):
-    from geo_crime.io_utils import OWNED_MARKER
+    from geo_crime.core.io_utils import OWNED_MARKER
 
     config = str(_light_config(tmp_path / "run.toml"))
     out = tmp_path / "out"
@@ -283,7 +283,7 @@ def test_a_run_never_replaces_a_folder_it_did_not_create(work, tmp_path):
 
 
 def test_stale_staging_folders_of_dead_runs_are_cleaned_and_counted(work, tmp_path):
-    from geo_crime.io_utils import OWNED_MARKER, clean_stale_staging
+    from geo_crime.core.io_utils import OWNED_MARKER, clean_stale_staging
 
     out = tmp_path / "out"
     dead = _dead_pid()

@@ -83,7 +83,7 @@ def _check_one_rate_and_dated_forecast(folder: Path) -> None:
     import pandas as pd
     from PIL import Image
 
-    from geo_crime.maps import classify_values
+    from geo_crime.publish.maps import classify_values
 
     report = (folder / "report.md").read_text()
     label = "Severity per 1,000 residents per complete week (Empirical Bayes smoothed)"

@@ -7,17 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.coverage import check_coverage
 from geo_crime.engines import MemoryStudy
 from geo_crime.ingest import load_incidents
-from geo_crime.place_profiles import (
+from geo_crime.publish.places import (
     MIXED_RESPONSE,
     RESPONSES,
     profile_place,
     profile_places,
     top_places,
 )
-from geo_crime.privacy import cube_disclosure
+from geo_crime.publish.privacy import cube_disclosure
+from geo_crime.record.coverage import check_coverage
 from geo_crime.report.places import place_lines, profile_record
 from geo_crime.settings import StudySettings
 from geo_crime.units import make_units

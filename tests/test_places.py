@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import build_cube
+from geo_crime.cube.panel import build_cube
 from geo_crime.ingest import load_incidents
+from geo_crime.record.coverage import check_coverage
 from geo_crime.report.findings import contents_lines, key_findings_lines, unit_findings
 from geo_crime.report.markdown import markdown_to_html
 from geo_crime.units import assign_units, division_names, division_units, make_units
@@ -197,9 +197,9 @@ def test_a_forecast_of_a_period_the_data_holds_is_called_a_backtest(city_h38):
 
 
 def test_the_briefing_names_the_strongest_gi_hot_spots_and_never_a_suppressed_one(city_h38):
+    from geo_crime.record.tallies import RunTally
     from geo_crime.report.briefing import briefing_lines
-    from geo_crime.stats import run_statistic
-    from geo_crime.tallies import RunTally
+    from geo_crime.stats.run import run_statistic
 
     units, cube = city_h38
     window = cube.complete_periods()
@@ -238,7 +238,7 @@ def test_the_top_decile_share_of_the_key_findings_recomputed_from_the_rows(city_
     """'The N units with the most recorded severity (10% of the units) hold X% of it', over the
     window, from the rows indexed to H3 by the h3 library (suppressed units: fewer than 3
     incidents in the window, never ranked, still in the total)."""
-    from geo_crime.privacy import cube_disclosure
+    from geo_crime.publish.privacy import cube_disclosure
 
     units, cube = city_h38
     window = cube.complete_periods()

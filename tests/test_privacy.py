@@ -21,9 +21,9 @@ from scipy.optimize import linprog
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.cube import Cube
-from geo_crime.privacy import UNIT_ATTRIBUTES, suppressed_units
-from geo_crime.weights import build_weights
+from geo_crime.cube.panel import Cube
+from geo_crime.publish.privacy import UNIT_ATTRIBUTES, suppressed_units
+from geo_crime.stats.weights import build_weights
 from tests.shared_data import IVANCO, WESTLA, crime_file
 
 #: Columns a suppressed unit may still show: what the unit is, not what happened in it.

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from geo_crime import progress
-from geo_crime.errors import ConfigError
+from geo_crime.core import progress
+from geo_crime.core.errors import ConfigError
 from geo_crime.forecast import ForecastConfig, evaluate
 from geo_crime.pipeline import RunResult, _Stage
 from geo_crime.settings import RunSettings, StudySettings

@@ -13,11 +13,12 @@ import pytest
 import shapely
 from conftest import h3_units
 
-from geo_crime.cube import make_cube
-from geo_crime.errors import InputError
-from geo_crime.hotspots import gi_star_table
+from geo_crime.core.errors import InputError
+from geo_crime.cube.panel import make_cube
+from geo_crime.cube.summary import cube_summary, unit_results
 from geo_crime.ingest import load_incidents
-from geo_crime.query import CrimeIndex, cube_summary, unit_results
+from geo_crime.query import CrimeIndex
+from geo_crime.stats.hotspots import gi_star_table
 from geo_crime.units import division_names, division_units, fill_divisions
 from geo_crime.units import h3_units as city_h3
 from geo_crime.units.places import named_units

@@ -1,4 +1,5 @@
-"""Tests of geo_crime.rates on the real data: population interpolation, rates, Empirical Bayes."""
+"""Tests of geo_crime.cube.rates on the real data: population interpolation, rates, Empirical
+Bayes."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import shapely
 from esda.smoothing import Empirical_Bayes, Spatial_Empirical_Bayes
 from libpysal.graph import Graph
 
-from geo_crime import rates as gr
 from geo_crime import units as gu
-from geo_crime.errors import ConfigError, DataError, InputError
+from geo_crime.core.errors import ConfigError, DataError, InputError
+from geo_crime.cube import rates as gr
 from tests.shared_data import require_data as _data_root
 
 TRACTS = "la_county_census_tracts_2020_population__tract_crimes_per_1000.geojson"

@@ -3,7 +3,7 @@
 Each reader gets random bytes, real files with random bytes spliced in, and real rows with random
 values substituted into random cells. Whatever comes in, ``load_incidents`` must end in exactly
 one of two ways: a load whose cleaning report accounts for every row read (kept, or dropped for a
-counted reason), or a :class:`~geo_crime.errors.GeoCrimeError`. Any other exception is a bug.
+counted reason), or a :class:`~geo_crime.core.errors.GeoCrimeError`. Any other exception is a bug.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_crime import schema
-from geo_crime.errors import GeoCrimeError
+from geo_crime.core import schema
+from geo_crime.core.errors import GeoCrimeError
 from geo_crime.ingest import load_incidents
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
 

@@ -49,7 +49,7 @@ def test_a_window_share_below_one_is_said_in_the_sentence_that_uses_it():
     import geopandas as gpd
     from shapely.geometry import box
 
-    from geo_crime.cube import Cube
+    from geo_crime.cube.panel import Cube
     from geo_crime.report.findings import key_findings_lines, unit_findings
     from geo_crime.report.study import statistics_section
 
@@ -104,7 +104,7 @@ def test_a_window_share_below_one_is_said_in_the_sentence_that_uses_it():
 
 
 def test_the_window_share_setting_is_checked(tmp_path):
-    from geo_crime.errors import ConfigError
+    from geo_crime.core.errors import ConfigError
     from geo_crime.settings import RunSettings
 
     config = tmp_path / "run.toml"

@@ -15,8 +15,8 @@ import pytest
 import typer
 
 from geo_crime.cli import _user_errors
-from geo_crime.errors import ConfigError
-from geo_crime.io_utils import atomic_path
+from geo_crime.core.errors import ConfigError
+from geo_crime.core.io_utils import atomic_path
 from geo_crime.report import markdown_to_html, md_code, md_text
 from geo_crime.settings import STUDY_SCHEMA, RunSettings, StudySettings, unit_label
 from tests.cli_errors import cli as _cli

@@ -23,20 +23,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.coverage import check_coverage
+from geo_crime.core.lapd import RECORDS_SYSTEM_SWITCH, spans_break
 from geo_crime.ingest import load_incidents
+from geo_crime.ingest.severity import legacy_to_nibrs
+from geo_crime.ingest.systems import join_records_systems
 from geo_crime.pipeline import run_pipeline
-from geo_crime.series import (
+from geo_crime.record.breaks import (
     HARMONISED_CATEGORIES,
-    RECORDS_SYSTEM_SWITCH,
     category_moves,
     comparable_groups,
-    join_records_systems,
     level_shift,
-    spans_break,
 )
+from geo_crime.record.coverage import check_coverage
 from geo_crime.settings import RunSettings, StudySettings
-from geo_crime.severity import legacy_to_nibrs
 from tests.nibrs_fixtures import write_ndjson_gz
 from tests.shared_data import REDUCED_DIR, crime_file
 from tests.twin_records import SHIFT, nibrs_records_from_legacy, timed_twin_files
@@ -228,7 +227,7 @@ def test_a_mixed_run_through_cube_hot_spots_and_report(mixed, tmp_path):
     assert "not_computed" not in emerging, emerging
     assert emerging["crime_categories"] == list(HARMONISED_CATEGORIES)
     assert emerging["periods"] == 18
-    from geo_crime.cube import Cube
+    from geo_crime.cube.panel import Cube
 
     cube = Cube.load(result.folder / "analysis" / "city" / "cube_rd.parquet")
     in_study = rows[(rows["occurred_at"] >= "2024-01-01") & (rows["occurred_at"] < "2024-05-06")]

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.cleaning import CleaningReport
-from geo_crime.severity import (
+from geo_crime.ingest.cleaning import CleaningReport
+from geo_crime.ingest.severity import (
     DEFAULT_BASE_SCORE,
     SEVERITY_CAP,
     score_incidents,

@@ -15,15 +15,15 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube, build_cube
+from geo_crime.cube.panel import Cube, build_cube
+from geo_crime.cube.rates import MIN_RESIDENTS, attach_population, eb_smooth, severity_rate
 from geo_crime.forecast.evaluate import BacktestResult, evaluate
 from geo_crime.forecast.origin import forecast_origin
 from geo_crime.ingest import load_incidents
-from geo_crime.maps import MapLayers, build_map, classify_values
-from geo_crime.rates import MIN_RESIDENTS, attach_population, eb_smooth, severity_rate
+from geo_crime.publish.maps import MapLayers, build_map, classify_values
+from geo_crime.publish.style import format_number
+from geo_crime.record.coverage import check_coverage
 from geo_crime.report.study import scope_lines, top_rate_lines
-from geo_crime.styles import format_number
 from geo_crime.units import assign_units, covered_divisions, make_units
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 

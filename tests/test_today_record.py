@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.fetch import DATASETS
+from geo_crime.net.fetch import DATASETS
 from tests.today_record import (
     LEGACY_2024,
     LEGACY_LAST,
@@ -209,8 +209,8 @@ def test_written_files_are_what_fetch_writes(tmp_path):
 
 def scaled_data_folder(folder, scale: float):
     """A data folder with the real boundaries and the published roll-up times ``scale``."""
-    from geo_crime.config import data_dir
-    from geo_crime.coverage import REFERENCE_ROLLUP
+    from geo_crime.core.config import data_dir
+    from geo_crime.record.coverage import REFERENCE_ROLLUP
 
     real = data_dir()
     (folder / "lapd_crime").mkdir(parents=True)

@@ -18,20 +18,25 @@ from matplotlib.colors import to_hex
 from matplotlib.dates import date2num
 from shapely.geometry import Polygon
 
-import geo_crime.figures as figures
-from geo_crime.coverage import check_coverage
-from geo_crime.emerging import CATEGORIES, CATEGORY_COLOURS, CATEGORY_STYLES, emerging_hotspots
-from geo_crime.errors import DataError
+import geo_crime.publish.figures.core as figures
+from geo_crime.core.errors import DataError
 from geo_crime.ingest import load_incidents
-from geo_crime.maps import NO_DATA_COLOUR, SUPPRESSED_COLOUR
-from geo_crime.privacy import public_tables, suppressed_units
-from geo_crime.trend_figures import (
+from geo_crime.publish.figures.trends import (
     WEEKDAYS,
     emerging_hotspot_figure,
     hour_weekday_heatmap,
     hour_weekday_matrix,
     trend_data,
     trend_figure,
+)
+from geo_crime.publish.maps import NO_DATA_COLOUR, SUPPRESSED_COLOUR
+from geo_crime.publish.privacy import public_tables, suppressed_units
+from geo_crime.record.coverage import check_coverage
+from geo_crime.stats.emerging import (
+    CATEGORIES,
+    CATEGORY_COLOURS,
+    CATEGORY_STYLES,
+    emerging_hotspots,
 )
 from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
 

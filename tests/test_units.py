@@ -20,9 +20,9 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, Polygon, box
 
-from geo_crime import schema
 from geo_crime import units as gu
-from geo_crime.errors import ConfigError, DataError, FetchError, InputError
+from geo_crime.core import schema
+from geo_crime.core.errors import ConfigError, DataError, FetchError, InputError
 from tests.shared_data import require_data as _data_root
 
 
@@ -204,7 +204,8 @@ def test_units_carry_no_population_and_do_not_import_rates():
     assert "population" not in divisions.attrs
     code = (
         "import sys, geo_crime.units; "
-        "print(sorted(m for m in sys.modules if m in ('geo_crime.rates', 'geo_crime.fetch')))"
+        "print(sorted(m for m in sys.modules "
+        "if m in ('geo_crime.cube.rates', 'geo_crime.net.fetch')))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -1,5 +1,5 @@
 """One clear line for every user error: a hostile tester's cases, each refused by a
-:class:`~geo_crime.errors.GeoCrimeError` that the command line prints as one ``error:`` line
+:class:`~geo_crime.core.errors.GeoCrimeError` that the command line prints as one ``error:`` line
 naming the file, row, column or setting, with a non-zero exit, no traceback and no output left
 behind; and a query API that answers or raises a GeoCrimeError, whatever it is given.
 
@@ -36,12 +36,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.errors import ConfigError, GeoCrimeError, InputError
-from geo_crime.hotspots import gi_star_table
+from geo_crime.core.errors import ConfigError, GeoCrimeError, InputError
+from geo_crime.cube.summary import unit_results
 from geo_crime.ingest import load_incidents
 from geo_crime.pipeline import run_pipeline
-from geo_crime.query import CrimeIndex, check_point, unit_results
+from geo_crime.query import CrimeIndex, check_point
 from geo_crime.settings import RunSettings, StudySettings
+from geo_crime.stats.hotspots import gi_star_table
 from tests.conftest import h3_units
 from tests.shared_data import IVANCO, WESTLA, crime_file
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube, build_cube
+from geo_crime.cube.panel import Cube, build_cube
+from geo_crime.cube.rates import attach_population
 from geo_crime.forecast.evaluate import MAX_FITS, evaluate
 from geo_crime.forecast.metrics import point_metrics, poisson_deviance_terms
 from geo_crime.forecast.panel import eligible_cells, target_values
@@ -32,7 +32,7 @@ from geo_crime.forecast.verdicts import (
 )
 from geo_crime.ingest import load_incidents
 from geo_crime.pipeline import run_pipeline
-from geo_crime.rates import attach_population
+from geo_crime.record.coverage import check_coverage
 from geo_crime.settings import RunSettings, StudySettings
 from geo_crime.units import assign_units, make_units
 from tests.shared_data import WESTLA, crime_file

@@ -1,4 +1,4 @@
-"""Tests of geo_crime.weights: neighbour definitions, islands, components, transformations."""
+"""Tests of geo_crime.stats.weights: neighbour definitions, islands, components, transformations."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from conftest import h3_units
 from shapely.geometry import box
 
-from geo_crime.errors import ConfigError, DataError
-from geo_crime.weights import SpatialWeights, build_weights
+from geo_crime.core.errors import ConfigError, DataError
+from geo_crime.stats.weights import SpatialWeights, build_weights
 
 
 def _neighbour_sets(w: SpatialWeights) -> dict[str, set[str]]:

@@ -10,9 +10,9 @@ statistic computed from it says anything about crime in Los Angeles.
 What it holds
 -------------
 * **Legacy rows** ("Crime Data from 2020 to 2024", ``2nrs-mtv8``), one per incident, in the
-  open-data API form :func:`geo_crime.fetch.fetch_incidents` downloads (the field names of
-  :data:`geo_crime.schema.API_COLUMNS`, every value a string, ISO floating timestamps, null keys
-  left out, area and reporting district zero-padded as the official export writes them: the
+  open-data API form :func:`geo_crime.net.fetch.fetch_incidents` downloads (the field names of
+  :data:`geo_crime.core.schema.API_COLUMNS`, every value a string, ISO floating timestamps, null
+  keys left out, area and reporting district zero-padded as the official export writes them: the
   form ``tests/test_fetch.py`` builds from the real rows). Each row is a real row of the two
   original-schema files of the shared data (the Ivanco19 head of the 2020 export and the West LA
   2020-21 slice; ``data/SOURCES.md``) drawn at random, weighted so that each LAPD division has
@@ -70,9 +70,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo_crime.fetch import DATASETS
-from geo_crime.schema import API_COLUMNS, OFFICIAL_COLUMNS
-from geo_crime.severity import lapd_nibrs_crosswalk, nibrs_severity_table, nibrs_weapon_table
+from geo_crime.core.schema import API_COLUMNS, OFFICIAL_COLUMNS
+from geo_crime.ingest.severity import lapd_nibrs_crosswalk, nibrs_severity_table, nibrs_weapon_table
+from geo_crime.net.fetch import DATASETS
 from tests.nibrs_fixtures import NIBRS_FIELDS
 from tests.portal import FakePortal, Resource, running_portal
 from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
@@ -733,7 +733,8 @@ def write_today(
 ) -> tuple[TodayRecord, pd.DataFrame]:
     """Write the generated record as ``geo-crime fetch --dataset all --out folder`` would.
 
-    The files are :data:`geo_crime.fetch.DATASETS`' ``file_name`` of each set, rows in key order.
+    The files are :data:`geo_crime.net.fetch.DATASETS`' ``file_name`` of each set, rows in key
+    order.
 
     Returns
     -------

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo_crime.ingest import load_incidents
-from geo_crime.severity import legacy_to_nibrs, nibrs_severity_table
+from geo_crime.ingest.severity import legacy_to_nibrs, nibrs_severity_table
 from tests.nibrs_fixtures import NIBRS_FIELDS, write_ndjson_gz
 from tests.shared_data import IVANCO, crime_file
 

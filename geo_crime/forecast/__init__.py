@@ -1,6 +1,6 @@
 """Severity forecasting: a pooled Keras model, honest baselines and a leak-free backtest.
 
-The question is always the same: from a :class:`~geo_crime.cube.Cube` (units x periods, daily,
+The question is always the same: from a :class:`~geo_crime.cube.panel.Cube` (units x periods, daily,
 weekly or monthly, built from incidents or from a pre-aggregated table), what will each unit's
 severity sum (or count, or harm) be in the **next** period? And is the answer better than what a
 moving average would have said?

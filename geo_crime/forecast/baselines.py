@@ -58,8 +58,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from geo_crime.cube import Cube
-from geo_crime.errors import ModelError
+from geo_crime.core.errors import ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.features import FeatureBuilder
 from geo_crime.forecast.panel import chronological_split, season_length, target_values
 
@@ -180,7 +180,7 @@ class Forecaster:
 
         Raises
         ------
-        geo_crime.errors.ModelError
+        geo_crime.core.errors.ModelError
             When the forecaster has no intervals (``supports_intervals`` is False).
         """
         raise ModelError(f"{self.name} has no prediction intervals")
@@ -207,7 +207,7 @@ def recent_mean(values: np.ndarray, complete: np.ndarray, window: int | None) ->
     numpy.ndarray
         ``(n_units,)``; NaN for a unit with no complete period in the window.
     """
-    from geo_crime.cube import mean_per_complete_period
+    from geo_crime.cube.panel import mean_per_complete_period
 
     return mean_per_complete_period(values, complete, window)
 
@@ -365,7 +365,7 @@ class SpatialSmoothing(Forecaster):
         self.validation_periods = int(validation_periods)
 
     def _xy(self, cube: Cube) -> np.ndarray:
-        from geo_crime.weights import projected_centroids
+        from geo_crime.stats.weights import projected_centroids
 
         return projected_centroids(cube.units)
 
@@ -415,7 +415,7 @@ class SpatialSmoothing(Forecaster):
         if self.bandwidth is not None:
             self.bandwidth_ = float(self.bandwidth)
             return self
-        from geo_crime.weights import nearest_neighbour_distances
+        from geo_crime.stats.weights import nearest_neighbour_distances
 
         xy = self._xy(cube)
         if len(xy) < 2:

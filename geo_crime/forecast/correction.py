@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from geo_crime.cube import Cube
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.baselines import rolling_baseline
 from geo_crime.forecast.features import FeatureMatrix
 from geo_crime.forecast.panel import target_values

@@ -60,8 +60,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from geo_crime.cube import Cube
-from geo_crime.errors import ModelError
+from geo_crime.core.errors import ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.field import (
     CentroidForecaster,
     SpaceTimeKDE,

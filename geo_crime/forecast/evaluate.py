@@ -57,9 +57,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_crime import progress as progress_report
-from geo_crime.cube import Cube
-from geo_crime.errors import DataError, ModelError
+from geo_crime.core import progress as progress_report
+from geo_crime.core.errors import DataError, ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.baselines import Forecaster
 from geo_crime.forecast.metrics import SHARES, score_predictions
 from geo_crime.forecast.model import DEFAULT_CONFIG, ForecastConfig, KerasForecaster
@@ -127,7 +127,7 @@ def make_model(
 
     Raises
     ------
-    geo_crime.errors.ConfigError
+    geo_crime.core.errors.ConfigError
         For an unknown name (the message lists the known ones).
     """
     target = target or config.target

@@ -11,7 +11,7 @@ with one model *pooled* over all units, from one row of features per (unit, orig
     panel live on the same scale).
 ``w_lag{k}``
     The same for the **spatial lag**: the mean of the unit's neighbours (row-standardised weights
-    from :mod:`geo_crime.weights`), taken over the neighbours whose cell is complete in that
+    from :mod:`geo_crime.stats.weights`), taken over the neighbours whose cell is complete in that
     period; a unit whose neighbours are all incomplete (or an island) gets its own value.
 ``log_hist_mean``, ``log_w_hist_mean``
     The unit's long-run mean (over its complete periods up to the origin: expanding, so computed on
@@ -53,8 +53,8 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.lib.stride_tricks import sliding_window_view
 
-from geo_crime.cube import Cube
-from geo_crime.errors import DataError, ModelError
+from geo_crime.core.errors import DataError, ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.panel import (
     TARGETS,
     chronological_split,
@@ -151,7 +151,7 @@ def spatial_matrix(units: gpd.GeoDataFrame, *, method: str = "auto", k: int = 6)
     units : geopandas.GeoDataFrame
         The cube's units.
     method : str, default "auto"
-        Passed to :func:`geo_crime.weights.build_weights` (``"auto"``: H3 rings for H3 units,
+        Passed to :func:`geo_crime.stats.weights.build_weights` (``"auto"``: H3 rings for H3 units,
         queen contiguity for polygons). Units without polygon geometry (e.g. reporting districts
         keyed by ``rpt_dist`` with a centroid point) use ``k`` nearest neighbours.
     k : int, default 6
@@ -162,7 +162,7 @@ def spatial_matrix(units: gpd.GeoDataFrame, *, method: str = "auto", k: int = 6)
     scipy.sparse.csr_array
         Zero diagonal; island rows are all zero.
     """
-    from geo_crime.weights import build_weights
+    from geo_crime.stats.weights import build_weights
 
     n = len(units)
     if n < 2:
@@ -286,7 +286,7 @@ class FeatureBuilder:
 
     >>> import geopandas as gpd
     >>> from shapely.geometry import Point
-    >>> from geo_crime.cube import Cube
+    >>> from geo_crime.cube.panel import Cube
     >>> counts = np.random.default_rng(0).poisson(3.0, size=(9, 30))
     >>> units = gpd.GeoDataFrame(
     ...     {"unit_id": [f"u{i}" for i in range(9)]},

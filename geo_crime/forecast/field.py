@@ -15,7 +15,7 @@ other model. The self-exciting point process of Mohler et al. (2015) is in
     .. math:: r_c(t) = \\sum_{s<t} \\sum_j y_j(s)\\, K_h(d_{cj})\\, 2^{-(t-1-s)/\\tau}
 
     with ``y`` the target (severity by default), ``d`` the distance between unit centroids in
-    metres (EPSG:3310, :data:`geo_crime.config.EQUAL_AREA_CRS`), ``K_h(d) = exp(-d²/2h²)`` a
+    metres (EPSG:3310, :data:`geo_crime.core.config.EQUAL_AREA_CRS`), ``K_h(d) = exp(-d²/2h²)`` a
     Gaussian kernel truncated at ``3h`` and ``τ`` the half-life in periods (the origin period has
     weight one). The bandwidth ``h`` and the half-life ``τ`` are chosen in :meth:`fit`, on the
     training cube only, by the lowest Poisson deviance of one-step forecasts of its last
@@ -55,8 +55,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from geo_crime.cube import Cube
-from geo_crime.errors import ModelError
+from geo_crime.core.errors import ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.baselines import Forecaster, recent_mean
 from geo_crime.forecast.panel import target_values
 
@@ -120,7 +120,7 @@ def unit_spacing(xy: np.ndarray) -> float:
     float
         Metres; 1.0 for fewer than two units.
     """
-    from geo_crime.weights import nearest_neighbour_distances
+    from geo_crime.stats.weights import nearest_neighbour_distances
 
     return float(np.median(nearest_neighbour_distances(xy))) if len(xy) >= 2 else 1.0
 
@@ -216,7 +216,7 @@ class CentroidForecaster(Forecaster):
     """
 
     def centroids(self, cube: Cube) -> np.ndarray:
-        from geo_crime.weights import projected_centroids
+        from geo_crime.stats.weights import projected_centroids
 
         key = hash(tuple(cube.unit_ids.tolist()))
         cached = getattr(self, "_xy_cache", None)

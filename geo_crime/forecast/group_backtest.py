@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from geo_crime.cube import Cube
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.evaluate import evaluate
 from geo_crime.forecast.metrics import SHARES, score_predictions
 from geo_crime.forecast.references import REFERENCES

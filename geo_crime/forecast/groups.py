@@ -3,7 +3,7 @@
 Weekly all-crime severity sits at its ceiling (the clairvoyant long-run rate is hardly better
 than the best models), so the place where short-term dynamics could add information is a finer
 task: **which cells will see a burglary, a vehicle crime, a robbery or an assault tomorrow**.
-:func:`group_cubes` builds that task from scored incidents: one :class:`~geo_crime.cube.Cube`
+:func:`group_cubes` builds that task from scored incidents: one :class:`~geo_crime.cube.panel.Cube`
 per group of :data:`CRIME_GROUPS`, with
 
 * ``counts`` the group's incidents (the target, ``target="count"``), ``severity`` and ``harm``
@@ -26,9 +26,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_crime.coverage import check_coverage
-from geo_crime.cube import Cube, build_cube
-from geo_crime.errors import DataError
+from geo_crime.core.errors import DataError
+from geo_crime.cube.panel import Cube, build_cube
+from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
 
 __all__ = [
@@ -125,7 +125,7 @@ def group_cubes(
     Parameters
     ----------
     incidents, units, unit_ids, freq, coverage, start, end
-        As :func:`geo_crime.cube.build_cube` takes them (the all-crime cube fixes the periods
+        As :func:`geo_crime.cube.panel.build_cube` takes them (the all-crime cube fixes the periods
         and the coverage mask).
     groups : tuple of str
         Groups to build (default all of :data:`CRIME_GROUPS`).
@@ -209,7 +209,7 @@ def group_panel(
     Returns
     -------
     dict of str to Cube
-        :func:`group_cubes`, with the coverage of :func:`geo_crime.coverage.check_coverage`
+        :func:`group_cubes`, with the coverage of :func:`geo_crime.record.coverage.check_coverage`
         judged at ``freq``.
     """
     cells = make_units(units, incidents)

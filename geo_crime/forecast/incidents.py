@@ -12,7 +12,7 @@ forecast's error plus any change in the unit's mix.
 Public tables read each unit at its *division's* mix instead (``groups``): at its own, expected
 incidents per group over expected incidents are the unit's exact group shares over the window,
 and the prediction over expected incidents its exact points per incident, from which its exact
-counts follow (:mod:`geo_crime.privacy`, rule 5). The unit's own mix stays in ``analysis/``.
+counts follow (:mod:`geo_crime.publish.privacy`, rule 5). The unit's own mix stays in ``analysis/``.
 
 :func:`severity_scale_sentence` says in one sentence how to read the scale, with the average
 points per incident of the study.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import FREQUENCIES, Cube
+from geo_crime.cube.panel import FREQUENCIES, Cube
 
 __all__ = [
     "EXPECTED_COLUMNS",

@@ -91,8 +91,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import Cube
-from geo_crime.errors import ModelError
+from geo_crime.core.errors import ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.baselines import Forecaster
 from geo_crime.forecast.blocks import TrainingBlocks, training_blocks
 from geo_crime.forecast.calibration import (
@@ -147,13 +147,13 @@ MODEL_FORMAT = 1
 def _versions() -> dict[str, str]:
     import sklearn
 
-    import geo_crime
+    from geo_crime.core.version import __version__
 
     keras = import_keras()
     import tensorflow as tf
 
     return {
-        "geo_crime": getattr(geo_crime, "__version__", "unknown"),
+        "geo_crime": __version__,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
@@ -524,7 +524,8 @@ class KerasForecaster(Forecaster):
         ----------
         path : path-like
             Destination folder: replaced whole if it exists and geo-crime made it (it carries
-            :data:`geo_crime.io_utils.OWNED_MARKER`) or it is empty; any other folder is refused.
+            :data:`geo_crime.core.io_utils.OWNED_MARKER`) or it is empty; any other folder is
+            refused.
         extra : dict, optional
             More metadata to store (e.g. backtest metrics, tuning results).
 
@@ -535,10 +536,10 @@ class KerasForecaster(Forecaster):
 
         Raises
         ------
-        geo_crime.errors.ConfigError
+        geo_crime.core.errors.ConfigError
             ``path`` is a folder geo-crime did not make, and not empty.
         """
-        from geo_crime.io_utils import staged_folder
+        from geo_crime.core.io_utils import staged_folder
 
         self._check_fitted()
         final = Path(path)
@@ -637,7 +638,7 @@ def train(cube: Cube, *, config: ForecastConfig = DEFAULT_CONFIG, seed: int = 0)
 def load_model(path: str | os.PathLike) -> KerasForecaster:
     """Load a model saved by :meth:`KerasForecaster.save` (see :meth:`KerasForecaster.load`).
 
-    Raises :class:`~geo_crime.errors.ModelError` when the folder is missing, unreadable or of
+    Raises :class:`~geo_crime.core.errors.ModelError` when the folder is missing, unreadable or of
     another format.
     """
     return KerasForecaster.load(path)
@@ -683,8 +684,8 @@ def predict_next(model: Forecaster, cube: Cube) -> pd.DataFrame:
 
 
 def _epoch_reporter(keras: ModuleType, max_epochs: int) -> Any:
-    """A Keras callback reporting each finished epoch to :mod:`geo_crime.progress`."""
-    from geo_crime import progress
+    """A Keras callback reporting each finished epoch to :mod:`geo_crime.core.progress`."""
+    from geo_crime.core import progress
 
     class EpochReporter(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

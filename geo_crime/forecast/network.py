@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from geo_crime.errors import ConfigError, ModelError
+from geo_crime.core.errors import ConfigError, ModelError
 from geo_crime.forecast.features import FeatureMatrix
 from geo_crime.forecast.panel import TARGETS
 
@@ -174,7 +174,7 @@ class ForecastConfig:
 
         Raises
         ------
-        geo_crime.errors.ConfigError
+        geo_crime.core.errors.ConfigError
             For a setting that does not exist.
         """
         unknown = sorted(set(changes) - {f.name for f in fields(self)})

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import FREQUENCIES
-from geo_crime.errors import ConfigError
+from geo_crime.core.errors import ConfigError
+from geo_crime.cube.panel import FREQUENCIES
 
 
 @dataclass
@@ -33,7 +33,7 @@ def forecast_origin(cube, *, min_share: float = 0.5, data_end=None) -> ForecastO
 
     Parameters
     ----------
-    cube : geo_crime.cube.Cube
+    cube : geo_crime.cube.panel.Cube
         The study's cube (with its coverage mask).
     min_share : float, default 0.5
         Share of the units that must be completely recorded in the origin period (the same

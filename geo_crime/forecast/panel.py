@@ -1,6 +1,6 @@
 """What a forecast panel offers a forecaster: targets, periods, coverage and time splits.
 
-Small functions every forecaster and the backtest share, on a :class:`~geo_crime.cube.Cube` or
+Small functions every forecaster and the backtest share, on a :class:`~geo_crime.cube.panel.Cube` or
 its arrays:
 
 * the target measure (:func:`target_values`, :data:`TARGETS`) and the period arithmetic
@@ -20,8 +20,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import Cube
-from geo_crime.errors import DataError, ModelError
+from geo_crime.core.errors import DataError, ModelError
+from geo_crime.cube.panel import Cube
 
 __all__ = [
     "TARGETS",

@@ -27,7 +27,7 @@ class (and, for some names, default settings):
     process of the LAPD field trial (Mohler et al. 2015).
 
 :func:`make_forecaster` builds one; :func:`register` adds a class (or a parametrised family).
-Unknown names raise :class:`~geo_crime.errors.ConfigError` listing the known ones.
+Unknown names raise :class:`~geo_crime.core.errors.ConfigError` listing the known ones.
 
 Examples
 --------
@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from geo_crime.errors import ConfigError
+from geo_crime.core.errors import ConfigError
 from geo_crime.forecast.baselines import (
     Forecaster,
     GradientBoosting,
@@ -101,7 +101,7 @@ def register(
 
     Raises
     ------
-    geo_crime.errors.ConfigError
+    geo_crime.core.errors.ConfigError
         When the name is taken, or ``param`` or a default is not a parameter of ``cls``.
     """
     if not (isinstance(cls, type) and issubclass(cls, Forecaster)):
@@ -140,7 +140,7 @@ def forecaster_class(name: str) -> tuple[type[Forecaster], dict[str, Any]]:
 
     Raises
     ------
-    geo_crime.errors.ConfigError
+    geo_crime.core.errors.ConfigError
         For an unknown name; the message lists the known ones.
     """
     entry = _REGISTRY.get(name)
@@ -177,7 +177,7 @@ def make_forecaster(
 
     Raises
     ------
-    geo_crime.errors.ConfigError
+    geo_crime.core.errors.ConfigError
         For an unknown name or a parameter the class does not take.
     """
     cls, implied = forecaster_class(name)

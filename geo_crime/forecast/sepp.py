@@ -42,8 +42,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 
-from geo_crime.cube import Cube
-from geo_crime.errors import ModelError
+from geo_crime.core.errors import ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.field import (
     CentroidForecaster,
     distance_weights,

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import Cube
-from geo_crime.errors import DataError, ModelError
+from geo_crime.core.errors import DataError, ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.baselines import Forecaster, HistoricalMean, LastPeriod, MovingAverage
 from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.metrics import point_metrics

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube import Cube
-from geo_crime.errors import DataError, ModelError
+from geo_crime.core.errors import DataError, ModelError
+from geo_crime.cube.panel import Cube
 from geo_crime.forecast.features import FeatureBuilder
 from geo_crime.forecast.model import KerasForecaster
 from geo_crime.forecast.network import (
@@ -75,7 +75,7 @@ def search_space(
 
     Raises
     ------
-    geo_crime.errors.ModelError
+    geo_crime.core.errors.ModelError
         For a setting that cannot be tuned.
     """
     out = {k: list(v) for k, v in (space or DEFAULT_SPACE).items()}

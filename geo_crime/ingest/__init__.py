@@ -7,7 +7,8 @@ snake_case CSV and JSON (ISO timestamps, every value a string, null keys omitted
 derived files such as the per-area 2024 JSON. Since LAPD moved to NIBRS on 2024-03-07 its new
 records are published as the "LAPD NIBRS Offenses" set (``k7nn-b2ep``): the same API conventions,
 other keys (``caseno``, ``uniquenibrno``, ``nibr_code``, ``hndrdth_lat`` ...; see
-:data:`geo_crime.schema.NIBRS_COLUMNS`), as JSON, NDJSON or CSV, gzipped or not, and one row per
+:data:`geo_crime.core.schema.NIBRS_COLUMNS`), as JSON, NDJSON or CSV, gzipped or not, and one row
+per
 **offence** rather than per report. Each file's schema is detected from its header (``official``,
 ``modified``, ``api``, ``reduced_2024``, ``nibrs``); a user mapping handles anything else. Every
 row says which records system it comes from (``source_system``: ``legacy`` or ``nibrs``).
@@ -36,18 +37,18 @@ When legacy and NIBRS rows are loaded together, :func:`load_incidents` keeps bot
 2024 the two systems split LAPD's reports between them, so neither is cut at the switch to NIBRS
 (7 March 2024). A legacy row is removed only when a NIBRS row records the same incident (same
 day and time, reporting district, crosswalked offence, within 150 m:
-:func:`geo_crime.series.join_records_systems`); those are counted
+:func:`geo_crime.ingest.systems.join_records_systems`); those are counted
 (``cross_system_duplicates_dropped``), as are the legacy rows kept after the switch
 (``legacy_after_switch``).
 
 Reading is vectorised with pyarrow: every column is read as text, then converted with
 ``pyarrow.compute`` (explicit date formats tried in order, no per-row Python). Values that cannot
 be parsed do not crash the load: the row is listed with its file, line and column in the
-:class:`~geo_crime.cleaning.CleaningReport` and left out (or, with ``on_bad_rows="raise"``, the
-first one raises). File-level problems (missing, empty, corrupt gzip, unknown schema, a column
+:class:`~geo_crime.ingest.cleaning.CleaningReport` and left out (or, with ``on_bad_rows="raise"``,
+the first one raises). File-level problems (missing, empty, corrupt gzip, unknown schema, a column
 that is text throughout, a FIFO or device, a Parquet, ZIP or GeoJSON file, a JSON key holding an
 object, an array, a boolean or both numbers and strings) raise one
-:class:`~geo_crime.errors.InputError` naming the file and, where known, the line and column.
+:class:`~geo_crime.core.errors.InputError` naming the file and, where known, the line and column.
 
 :func:`load_incidents` is the entry point: read, clean, score, with a Parquet cache keyed by the
 content of the inputs. One module a step, in the order a file goes through them:
@@ -60,8 +61,8 @@ content of the inputs. One module a step, in the order a file goes through them:
    values listed and left out, synthetic ids for records without a ``DR_NO``; dates are parsed by
    :mod:`geo_crime.ingest.dates`;
 4. this module: the files joined (:func:`read_incidents`), then cleaned
-   (:func:`~geo_crime.cleaning.clean_incidents`), scored
-   (:func:`~geo_crime.severity.score_incidents`) and NIBRS offences collapsed to cases
+   (:func:`~geo_crime.ingest.cleaning.clean_incidents`), scored
+   (:func:`~geo_crime.ingest.severity.score_incidents`) and NIBRS offences collapsed to cases
    (:mod:`geo_crime.ingest.cases`) by :func:`load_incidents`, through the cache of
    :mod:`geo_crime.ingest.cache`.
 
@@ -79,17 +80,17 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from geo_crime import schema
-from geo_crime.cleaning import (
+from geo_crime.core import schema
+from geo_crime.core.errors import ConfigError, InputError
+from geo_crime.ingest import cache as incident_cache
+from geo_crime.ingest.cache import CACHE_FORMAT_VERSION, STRING_TYPES, content_key
+from geo_crime.ingest.cases import collapse_offenses_to_cases
+from geo_crime.ingest.cleaning import (
     MIN_OCCURRED_DATE,
     CleaningReport,
     clean_incidents,
     parse_min_occurred_date,
 )
-from geo_crime.errors import ConfigError, InputError
-from geo_crime.ingest import cache as incident_cache
-from geo_crime.ingest.cache import CACHE_FORMAT_VERSION, STRING_TYPES, content_key
-from geo_crime.ingest.cases import collapse_offenses_to_cases
 from geo_crime.ingest.convert import convert_raw, finalize_dtypes
 from geo_crime.ingest.dates import DATETIME_FORMATS, parse_datetimes
 from geo_crime.ingest.detect import (
@@ -105,14 +106,14 @@ from geo_crime.ingest.ids import (
     synthetic_incident_ids,
 )
 from geo_crime.ingest.readers import RawRead, read_csv_file, read_json_file, read_raw
+from geo_crime.ingest.severity import score_incidents
 from geo_crime.ingest.store import (
     is_incident_dataset,
     load_incident_dataset,
     read_incident_dataset,
     write_incident_dataset,
 )
-from geo_crime.series import join_records_systems
-from geo_crime.severity import score_incidents
+from geo_crime.ingest.systems import join_records_systems
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -237,8 +238,9 @@ def read_incidents(
         Files, directories or glob patterns; formats may be mixed.
     mapping
         A user mapping ``{source column: canonical field}`` applied to every file, for exports
-        with other headers. Canonical fields are those of :data:`geo_crime.schema.OFFICIAL_COLUMNS`
-        values (``incident_id``, ``occurred_date``, ``occurred_time``, ``crm_cd``, ``lat`` ...).
+        with other headers. Canonical fields are those of
+        :data:`geo_crime.core.schema.OFFICIAL_COLUMNS` values (``incident_id``, ``occurred_date``,
+        ``occurred_time``, ``crm_cd``, ``lat`` ...).
     on_bad_rows
         ``"report"`` (default) or ``"raise"``.
     report
@@ -334,14 +336,15 @@ def load_incidents(
         (the original study's absolute value).
     harm_log
         Store ``log1p`` of the custody days in ``harm`` (see
-        :func:`geo_crime.severity.score_incidents`).
+        :func:`geo_crime.ingest.severity.score_incidents`).
     on_bad_rows
         ``"report"`` or ``"raise"``.
     as_of
         Dates after this are "in the future" (default: now).
     min_occurred_date
         Occurrences before this date are data errors, left out and counted (default
-        :data:`~geo_crime.cleaning.MIN_OCCURRED_DATE`, 2010-01-01; ``None`` keeps every date).
+        :data:`~geo_crime.ingest.cleaning.MIN_OCCURRED_DATE`, 2010-01-01; ``None`` keeps every
+        date).
     cache
         ``True`` uses the default cache folder, a path uses that folder, ``False`` neither reads
         nor writes any cache. The key is the content of the inputs plus these options (see
@@ -418,7 +421,7 @@ def load_incidents(
                 count=count,
             ),
         )
-    from geo_crime import progress as run_progress
+    from geo_crime.core import progress as run_progress
 
     n_steps = len(paths) + 2  # each file, then cleaning, then scoring
     read_so_far = [0]

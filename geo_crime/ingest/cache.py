@@ -12,7 +12,7 @@ device, inode, size, modification and change times in nanoseconds) is taken from
 as it is hashed, and again after the rows are read. When an input changed or was replaced in
 between, what was read is neither cached nor returned: the inputs are hashed and read again,
 with a warning, :data:`READ_ATTEMPTS` times at most, then an
-:class:`~geo_crime.errors.InputError`.
+:class:`~geo_crime.core.errors.InputError`.
 
 Each entry records its input digest (the key it was written under), its row count and its schema
 (:data:`ENTRY_KEY` in the Parquet metadata). On load the digest must be the key the file is
@@ -37,9 +37,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from geo_crime import schema
-from geo_crime.cleaning import CleaningReport
-from geo_crime.errors import GeoCrimeError, InputError
+from geo_crime.core import schema
+from geo_crime.core.errors import GeoCrimeError, InputError
+from geo_crime.ingest.cleaning import CleaningReport
 from geo_crime.ingest.detect import unreadable
 from geo_crime.ingest.nibrs import empty_categorical
 
@@ -109,7 +109,7 @@ def _hash_inputs(
     """The cache key of :func:`content_key` and the stamp of each file as it was hashed."""
     import xxhash
 
-    from geo_crime import __version__
+    from geo_crime.core.version import __version__
 
     digest = xxhash.xxh3_128()
     header = {"v": __version__, "format": CACHE_FORMAT_VERSION, **options}
@@ -170,7 +170,7 @@ def cache_slot(
 ) -> CacheSlot | None:
     """The cache entry's place for these inputs, or None (with a warning) when no cache folder
     is usable."""
-    from geo_crime.config import cache_dir
+    from geo_crime.core.config import cache_dir
 
     try:
         folder = Path(cache) if not isinstance(cache, bool) else cache_dir() / "incidents"
@@ -240,7 +240,7 @@ def write_cache(path: Path, frame: pd.DataFrame, report: CleaningReport) -> None
     """
     import pyarrow.parquet as pq
 
-    from geo_crime.io_utils import atomic_path
+    from geo_crime.core.io_utils import atomic_path
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})

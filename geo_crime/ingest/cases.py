@@ -17,7 +17,7 @@ scoring:
 
 Legacy rows pass through unchanged (``offense_count`` 1). Rows keep their order: a case is at
 the place of its kept row. The rows folded away are counted in
-:attr:`~geo_crime.cleaning.CleaningReport.offenses_merged_into_cases`.
+:attr:`~geo_crime.ingest.cleaning.CleaningReport.offenses_merged_into_cases`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo_crime import schema
-from geo_crime.cleaning import CleaningReport, _nibrs_rows
+from geo_crime.core import schema
+from geo_crime.ingest.cleaning import CleaningReport, _nibrs_rows
 
 #: Rank of a NIBRS group letter in the tie-break (lower wins; any other value or NA ranks last).
 _GROUP_RANK = {"A": 0, "B": 1}
@@ -53,7 +53,7 @@ def collapse_offenses_to_cases(frame: pd.DataFrame, report: CleaningReport) -> p
     Examples
     --------
     >>> import pandas as pd
-    >>> from geo_crime.cleaning import CleaningReport, _nibrs_rows
+    >>> from geo_crime.ingest.cleaning import CleaningReport, _nibrs_rows
     >>> rows = pd.DataFrame({
     ...     "source_system": ["nibrs", "nibrs", "nibrs", "legacy"],
     ...     "case_id": ["250310000", "250310000", "250310000", "010304468"],

@@ -1,4 +1,4 @@
-"""One file's text columns to the typed canonical columns of :mod:`geo_crime.schema`.
+"""One file's text columns to the typed canonical columns of :mod:`geo_crime.core.schema`.
 
 :func:`convert_raw` takes what a reader returns (a :class:`~geo_crime.ingest.readers.RawRead`)
 and builds the canonical columns field by field: the record number (or a synthetic id, see
@@ -12,10 +12,10 @@ What only the NIBRS offences form needs (offence labels, status descriptions, un
 weapon code text, yes/no flags) is in :mod:`geo_crime.ingest.nibrs`.
 
 A value that does not parse in a required field marks its row bad: the row is listed with its
-file, line and column in the :class:`~geo_crime.cleaning.CleaningReport` and left out (or, with
-``on_bad_rows="raise"``, the first one raises). A bad optional value becomes null and is counted.
-A column that fails in most rows (or latitude and longitude swapped in most rows) is a
-:class:`~geo_crime.errors.SchemaError`: the file is another export or its columns are out of
+file, line and column in the :class:`~geo_crime.ingest.cleaning.CleaningReport` and left out (or,
+with ``on_bad_rows="raise"``, the first one raises). A bad optional value becomes null and is
+counted. A column that fails in most rows (or latitude and longitude swapped in most rows) is a
+:class:`~geo_crime.core.errors.SchemaError`: the file is another export or its columns are out of
 order. :func:`finalize_dtypes` puts the columns in canonical order with their canonical dtypes.
 """
 
@@ -28,14 +28,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo_crime import schema
-from geo_crime.cleaning import AGE_GROUPS, LA_COUNTY_BBOX, BadRow, CleaningReport, FileSummary
-from geo_crime.errors import InputError, SchemaError
+from geo_crime.core import schema
+from geo_crime.core.errors import InputError, SchemaError
 from geo_crime.ingest import nibrs as nibrs_text
+from geo_crime.ingest.cleaning import (
+    AGE_GROUPS,
+    LA_COUNTY_BBOX,
+    BadRow,
+    CleaningReport,
+    FileSummary,
+)
 from geo_crime.ingest.dates import FIRST_STAMP, LAST_STAMP, NULL_STAMP, parse_datetimes
 from geo_crime.ingest.ids import synthetic_incident_ids
 from geo_crime.ingest.readers import RawRead
-from geo_crime.severity import crime_code_lookup
+from geo_crime.ingest.severity import crime_code_lookup
 
 #: Whole numbers of up to 18 digits always fit an int64; longer ones are out of range.
 _INT_PATTERN = r"^-?\d{1,18}$"
@@ -376,7 +382,7 @@ def convert_raw(
     Returns
     -------
     pandas.DataFrame
-        Canonical columns (see :mod:`geo_crime.schema`), one row per good input row.
+        Canonical columns (see :mod:`geo_crime.core.schema`), one row per good input row.
     """
     conv = _Converter(raw, report, on_bad_rows=on_bad_rows)
     n = raw.n_rows

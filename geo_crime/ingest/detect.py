@@ -14,7 +14,7 @@ Everything here looks at a file from the outside or at its first bytes, never at
   columns to canonical fields. A NIBRS offences header is told apart by its own keys
   (``caseno``, ``uniquenibrno``, ``nibr_code``, ``hndrdth_lat`` ...: two of them suffice; the
   retired 2024-25 set's ``location`` / ``lat`` / ``lon`` stand for the ``hndrdth_*`` keys); keys
-  of it that are not in :data:`~geo_crime.schema.NIBRS_COLUMNS` are left out with a warning
+  of it that are not in :data:`~geo_crime.core.schema.NIBRS_COLUMNS` are left out with a warning
   naming them and the file, as the spreadsheet-modified export's added columns are left out
   (Socrata's own ``:``-prefixed fields are left out silently).
 
@@ -23,8 +23,8 @@ numbers?) and a mapping that sends two columns to one field, or a column to a fi
 knows, are refused naming both columns (or the field); only the modified export's second
 ``DATE OCC`` (an Excel serial date, left out) is a known repeat.
 
-Each problem raises one :class:`~geo_crime.errors.InputError` (or
-:class:`~geo_crime.errors.SchemaError`) naming the file.
+Each problem raises one :class:`~geo_crime.core.errors.InputError` (or
+:class:`~geo_crime.core.errors.SchemaError`) naming the file.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-from geo_crime import schema
-from geo_crime.errors import InputError, SchemaError
+from geo_crime.core import schema
+from geo_crime.core.errors import InputError, SchemaError
 
 #: The first bytes of a gzip stream, a Parquet file and a ZIP archive (an .xlsx workbook too).
 GZIP_MAGIC = b"\x1f\x8b"
@@ -443,7 +443,7 @@ def _nibrs_mapping(columns: list[str], path: Path | str) -> dict[str, str]:
     """The column mapping of a NIBRS offences header: required keys checked, unknown ones warned.
 
     The retired set's location keys (``location``, ``lat``, ``lon``:
-    :data:`~geo_crime.schema.NIBRS_RETIRED_KEYS`) stand for the live set's ``hndrdth_*`` keys
+    :data:`~geo_crime.core.schema.NIBRS_RETIRED_KEYS`) stand for the live set's ``hndrdth_*`` keys
     when the header lacks those.
     """
     retired = {

@@ -12,7 +12,7 @@ integer, in ``weapon_cd`` too (:func:`weapon_columns`), fills a missing status d
 unknown times (:data:`UNKNOWN_TIMES`) and parses its ``Yes`` / ``No`` flags
 (:func:`yes_no_values`). :func:`records_system_columns` builds the NIBRS-only columns for any
 file: a legacy file gets their legacy values (``case_id`` and ``offense_id`` = ``incident_id``,
-NA elsewhere; see :mod:`geo_crime.schema`).
+NA elsewhere; see :mod:`geo_crime.core.schema`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo_crime import schema
-from geo_crime.severity import nibrs_severity_table
+from geo_crime.core import schema
+from geo_crime.ingest.severity import nibrs_severity_table
 
 #: Spellings of a yes/no flag, compared in lower case.
 YES_VALUES: tuple[str, ...] = ("yes", "y", "true", "1")
@@ -104,8 +104,9 @@ def offence_labels(
 ) -> pd.Categorical:
     """Display labels of NIBRS offences: the FBI offence name of each code.
 
-    A code missing from the NIBRS code table (:func:`geo_crime.severity.nibrs_severity_table`)
-    keeps its published description; a row without a code and description has none.
+    A code missing from the NIBRS code table
+    (:func:`geo_crime.ingest.severity.nibrs_severity_table`) keeps its published description; a row
+    without a code and description has none.
 
     Examples
     --------
@@ -199,7 +200,7 @@ def records_system_columns(
     incident_ids: pd.api.extensions.ExtensionArray,
     weapon_text: pd.api.extensions.ExtensionArray,
 ) -> dict[str, object]:
-    """The columns of :data:`geo_crime.schema.RECORDS_SYSTEM_COLUMNS` for one file.
+    """The columns of :data:`geo_crime.core.schema.RECORDS_SYSTEM_COLUMNS` for one file.
 
     Parameters
     ----------

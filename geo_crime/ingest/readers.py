@@ -13,7 +13,7 @@ a line break, and a blank line, move every later row down (pyarrow numbers recor
 a carriage return inside a quoted value is part of the value, not a line break. What is
 wrong with the file as a whole (not UTF-8, a corrupt gzip archive, invalid JSON, GeoJSON, a key
 holding an object, an array, a boolean or both numbers and strings) raises one
-:class:`~geo_crime.errors.InputError` naming the file and, where known, the line and column.
+:class:`~geo_crime.core.errors.InputError` naming the file and, where known, the line and column.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from geo_crime.cleaning import BadRow
-from geo_crime.errors import InputError
+from geo_crime.core.errors import InputError
+from geo_crime.ingest.cleaning import BadRow
 from geo_crime.ingest.detect import (
     GZIP_MAGIC,
     csv_header,

@@ -3,7 +3,7 @@
 ``geo-crime ingest ... --dataset DIR`` writes the frame of :func:`~geo_crime.ingest.load_incidents`
 as one Parquet file per (source, year-month of occurrence), under ``source=<source>/month=<YYYY-
 MM>/``, so a cluster can read, bin and reduce it partition by partition
-(:mod:`geo_crime.distributed`). The whole folder is written beside its destination under a
+(:mod:`geo_crime.cube.dask`). The whole folder is written beside its destination under a
 temporary name and renamed into place, so a reader never sees half a dataset.
 
 Batches. Each ingest run is one *batch* (numbered from 0); ``append=True`` adds a batch to an
@@ -12,7 +12,7 @@ the frame its run loaded, deduplicated within itself by cleaning; records found 
 are removed when the dataset is read, by the rule of cleaning (legacy ``incident_id`` where it
 is not synthetic, compared as a number; NIBRS ``offense_id``): the copy in the earliest batch
 is kept, the others are counted and their sources noted on it (``also_in_sources``,
-``also_in_files``), as :func:`~geo_crime.cleaning.clean_incidents` does for files loaded
+``also_in_files``), as :func:`~geo_crime.ingest.cleaning.clean_incidents` does for files loaded
 together. Every row carries its batch and its position in the batch (``_batch``, ``_row``), so
 the frame read back is in the order it was loaded.
 
@@ -42,15 +42,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from geo_crime.cleaning import (
+from geo_crime.core.errors import InputError
+from geo_crime.ingest.cache import STRING_TYPES, restore_empty_categories
+from geo_crime.ingest.cleaning import (
     CleaningReport,
     _nibrs_rows,
     _record_numbers,
     _record_other_sources,
 )
-from geo_crime.errors import InputError
-from geo_crime.ingest.cache import STRING_TYPES, restore_empty_categories
-from geo_crime.series import MATCH_COLUMNS, join_records_systems
+from geo_crime.ingest.systems import MATCH_COLUMNS, join_records_systems
 
 #: Version of the dataset layout, written to ``_geo_crime/dataset.json``.
 DATASET_FORMAT_VERSION = 1
@@ -348,7 +348,8 @@ def duplicate_keys(frame: pd.DataFrame) -> pd.Series:
 
     Legacy rows: ``L`` + the record number as an integer, unless the id is synthetic or not a
     number; NIBRS rows: ``N`` + the offence id. The rule is that of
-    :func:`~geo_crime.cleaning.clean_incidents`, with keys that mean the same in every partition.
+    :func:`~geo_crime.ingest.cleaning.clean_incidents`, with keys that mean the same in every
+    partition.
     """
     numbers = _record_numbers(frame["incident_id"])
     has_id = numbers >= 0
@@ -371,7 +372,7 @@ def drop_batch_duplicates(
     Rows are put in load order (``_batch``, ``_row``); of the rows sharing a key the first is
     kept and the sources and files of the others are added to its ``also_in_sources`` and
     ``also_in_files``. Used on the whole frame by :func:`read_incident_dataset` and on each
-    partition of a shuffle on the key by :mod:`geo_crime.distributed`: both give the same rows.
+    partition of a shuffle on the key by :mod:`geo_crime.cube.dask`: both give the same rows.
 
     Returns
     -------
@@ -469,7 +470,7 @@ def load_incident_dataset(
     -------
     (pandas.DataFrame, CleaningReport)
         The incidents of every batch, records found in an earlier batch removed, and the
-        batches' reports combined (:meth:`~geo_crime.cleaning.CleaningReport.combined`) with
+        batches' reports combined (:meth:`~geo_crime.ingest.cleaning.CleaningReport.combined`) with
         those removals counted as duplicates, so the rows dropped by reason and the rows kept
         still add up to the rows read.
 
@@ -500,7 +501,7 @@ def dataset_report(
     duplicates
         ``duplicates_dropped`` and ``duplicate_offenses_dropped`` across batches, and
         ``cross_system_duplicates`` and ``legacy_matchable`` of the records systems' join over
-        all batches (:func:`geo_crime.series.join_records_systems`).
+        all batches (:func:`geo_crime.ingest.systems.join_records_systems`).
     rows_out
         Rows kept (after those removals).
     spatially_valid

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo_crime.cleaning import CleaningReport
-from geo_crime.config import DEFAULT_K
-from geo_crime.coverage import CoverageResult
+from geo_crime.core.config import DEFAULT_K
+from geo_crime.ingest.cleaning import CleaningReport
+from geo_crime.ingest.severity import SEVERITY_VERSION
+from geo_crime.record.coverage import CoverageResult
+from geo_crime.record.tallies import RunTally
 from geo_crime.report.markdown import markdown_table, markdown_to_html, md_code, md_text
-from geo_crime.severity import SEVERITY_VERSION
-from geo_crime.tallies import RunTally
 
 __all__ = [
     "ANALYSIS_NOTE",
@@ -78,7 +78,7 @@ LIMITATIONS = """\
 
 def limitations(k_anonymity: int = DEFAULT_K) -> str:
     """:data:`LIMITATIONS`, whose privacy line says so when small counts are not suppressed."""
-    from geo_crime.settings import suppression_off
+    from geo_crime.publish.privacy import suppression_off
 
     off = suppression_off(k_anonymity)
     if not off:
@@ -140,7 +140,7 @@ def build_report(
     Parameters
     ----------
     incidents
-        Cleaned, scored incidents, or their tally (:class:`geo_crime.tallies.RunTally`, what
+        Cleaned, scored incidents, or their tally (:class:`geo_crime.record.tallies.RunTally`, what
         the Dask engine sums on a cluster).
     cleaning
         The cleaning report.

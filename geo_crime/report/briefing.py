@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo_crime.config import DEFAULT_K
-from geo_crime.coverage import CoverageResult
-from geo_crime.place_profiles import TIME_CLASS_LABELS
-from geo_crime.privacy import suppressed_units
+from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.schema import AREA_NAMES
+from geo_crime.publish.places import TIME_CLASS_LABELS
+from geo_crime.publish.privacy import suppressed_units
+from geo_crime.record.coverage import CoverageResult
 from geo_crime.report.markdown import markdown_table, md_text
 from geo_crime.report.places import place_table
-from geo_crime.schema import AREA_NAMES
 
 __all__ = ["briefing_lines", "division_comparison"]
 
@@ -36,7 +36,7 @@ def division_groups(division_weeks: pd.DataFrame, window: dict) -> pd.DataFrame:
     ----------
     division_weeks : pandas.DataFrame
         Per (``area``, ``week``, ``crime_category``): ``incidents``
-        (:attr:`geo_crime.tallies.RunTally.division_weeks`).
+        (:attr:`geo_crime.record.tallies.RunTally.division_weeks`).
     window : dict
         ``first`` and ``last`` week of the analysis window.
 
@@ -192,7 +192,7 @@ def briefing_lines(
         The run's weekly coverage.
     weeks : pandas.DataFrame
         City-wide incidents per (``crime_category``, ``week``)
-        (:attr:`geo_crime.tallies.RunTally.weeks`).
+        (:attr:`geo_crime.record.tallies.RunTally.weeks`).
     hot_spots : dict, optional
         The published Gi* hot spots at 99% of the study's first unit set (``n``, ``places``:
         :func:`geo_crime.report.findings.unit_findings`).
@@ -200,17 +200,19 @@ def briefing_lines(
         That unit set, as the report names it (``h3:8``).
     hours : pandas.DataFrame, optional
         City-wide incidents per (``week``, ``time_class``) (:attr:`RunTally.hours
-        <geo_crime.tallies.RunTally>`).
+        <geo_crime.record.tallies.RunTally>`).
     division_weeks : pandas.DataFrame, optional
         Incidents per (``area``, ``week``, ``crime_category``)
-        (:attr:`geo_crime.tallies.RunTally.division_weeks`): violent and property per division.
+        (:attr:`geo_crime.record.tallies.RunTally.division_weeks`): violent and property per
+        division.
     places : list of dict, optional
         The crime mix of the study's first unit set's top places over the window
         (:func:`geo_crime.report.places.profile_record`): the first five are listed.
     k_anonymity : int, default 3
         A count below it (a crime type, a division, or a division a year earlier) is shown as
         "fewer than k" (and, where a single one would follow from the total, the next smallest
-        too: :func:`geo_crime.privacy.suppressed_units`); a change involving one is not shown.
+        too: :func:`geo_crime.publish.privacy.suppressed_units`); a change involving one is not
+        shown.
 
     Returns
     -------

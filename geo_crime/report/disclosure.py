@@ -11,7 +11,7 @@ def disclosure_lines(k_anonymity: int) -> list[str]:
     Parameters
     ----------
     k_anonymity : int
-        The run's threshold (see :mod:`geo_crime.privacy`).
+        The run's threshold (see :mod:`geo_crime.publish.privacy`).
 
     Returns
     -------

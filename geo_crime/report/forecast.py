@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_crime.config import DEFAULT_K
+from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.io_utils import atomic_path, atomic_write_text
 from geo_crime.forecast.evaluate import BacktestResult
 from geo_crime.forecast.references import REFERENCE_WORDS, is_reference
 from geo_crime.forecast.verdicts import level_sentence, ranking_sentence
-from geo_crime.io_utils import atomic_path, atomic_write_text
 
 __all__ = [
     "metrics_markdown",

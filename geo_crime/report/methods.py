@@ -7,8 +7,8 @@ module holds the explanations they used to repeat for every unit set.
 from __future__ import annotations
 
 from geo_crime.forecast.incidents import severity_scale_sentence
-from geo_crime.place_profiles import DOMINANT_SHARE, REPEAT_MIN, REPEAT_OFFENCE_SHARE, REPEAT_SHARE
-from geo_crime.settings import suppression_off
+from geo_crime.publish.places import DOMINANT_SHARE, REPEAT_MIN, REPEAT_OFFENCE_SHARE, REPEAT_SHARE
+from geo_crime.publish.privacy import suppression_off
 
 
 def methods_lines(k_anonymity: int) -> list[str]:

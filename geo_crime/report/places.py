@@ -1,11 +1,11 @@
 """The report's crime-type-by-place table: the top places, their crime mix and what to try.
 
-The profiles come from :mod:`geo_crime.place_profiles`; this module only words them.
+The profiles come from :mod:`geo_crime.publish.places`; this module only words them.
 """
 
 from __future__ import annotations
 
-from geo_crime.place_profiles import PlaceProfile, mix_words, peak_words, repeat_words
+from geo_crime.publish.places import PlaceProfile, mix_words, peak_words, repeat_words
 from geo_crime.report.markdown import md_code, md_text
 
 

@@ -1,9 +1,9 @@
 """The report's section on the March 2024 records-system break (legacy and NIBRS rows).
 
-Written only when a run holds both systems (:func:`geo_crime.series.spans_break`): how the two
+Written only when a run holds both systems (:func:`geo_crime.core.lapd.spans_break`): how the two
 sets were joined and what was removed as recorded twice, what each system contributes to each
 month, the level shift per category around the switch
-(:func:`geo_crime.series.level_shift`, with its figure), which categories trend statistics
+(:func:`geo_crime.record.breaks.level_shift`, with its figure), which categories trend statistics
 spanning the break use, and the hundred-block precision of NIBRS locations.
 """
 
@@ -14,13 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from geo_crime.core.lapd import LEGACY_LAST_DAY, RECORDS_SYSTEM_SWITCH
+from geo_crime.ingest.systems import MATCH_METRES
+from geo_crime.record.breaks import HARMONISED_CATEGORIES
 from geo_crime.report.markdown import markdown_table
-from geo_crime.series import (
-    HARMONISED_CATEGORIES,
-    LEGACY_LAST_DAY,
-    MATCH_METRES,
-    RECORDS_SYSTEM_SWITCH,
-)
 
 __all__ = ["NIBRS_PRECISION_NOTE", "break_lines"]
 
@@ -46,13 +43,13 @@ def break_lines(
     Parameters
     ----------
     shift : pandas.DataFrame
-        :func:`geo_crime.series.level_shift` of the run's incidents.
+        :func:`geo_crime.record.breaks.level_shift` of the run's incidents.
     joined : mapping
-        What joining the systems found (:func:`geo_crime.series.join_records_systems`):
+        What joining the systems found (:func:`geo_crime.ingest.systems.join_records_systems`):
         ``legacy_after_switch``, ``legacy_matchable``, ``cross_system_duplicates``.
     months : pandas.DataFrame, optional
         Incidents per month (rows) and records system (columns)
-        (:meth:`geo_crime.tallies.RunTally.system_months`).
+        (:meth:`geo_crime.record.tallies.RunTally.system_months`).
     figure : pathlib.Path, optional
         The level-shift figure, linked relative to ``folder``.
     folder : pathlib.Path, optional

@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geo_crime.config import DEFAULT_K
-from geo_crime.cube import FREQUENCIES
+from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.schema import DIVISIONS
+from geo_crime.cube.panel import FREQUENCIES
 from geo_crime.forecast.incidents import severity_scale_sentence
 from geo_crime.forecast.references import is_reference
 from geo_crime.forecast.verdicts import bias_sentence, level_sentence, ranking_sentence
-from geo_crime.privacy import count_words, hidden_mask
+from geo_crime.publish.privacy import count_words, hidden_mask
 from geo_crime.report.markdown import md_code, md_text
-from geo_crime.schema import DIVISIONS
 
 
 def _fmt_metric(value) -> str:
@@ -352,9 +352,9 @@ def top_rate_lines(
     divisions=None,
     labels=None,
 ) -> list[str]:
-    """Top units by the one severity rate (see :func:`geo_crime.rates.severity_rate`); with
+    """Top units by the one severity rate (see :func:`geo_crime.cube.rates.severity_rate`); with
     ``labels`` (place labels by unit id) units are named by place."""
-    from geo_crime.rates import RANKING_MIN_RESIDENTS, rate_ranking
+    from geo_crime.cube.rates import RANKING_MIN_RESIDENTS, rate_ranking
 
     hidden = hidden_mask(suppressed, units["unit_id"]) if suppressed is not None else None
     ranking = rate_ranking(cube, units, k_anonymity=k_anonymity, hidden=hidden)

@@ -11,7 +11,7 @@ Every statistic downstream (counts, rates, hot spots, emerging hot spots) is com
 * ``units.attrs["approximate"]`` (bool: the geometry is a stand-in, not an official boundary) and
   ``units.attrs["source"]`` (where the geometry comes from, in words).
 
-Units carry no population: :func:`geo_crime.rates.attach_population` adds a ``population``
+Units carry no population: :func:`geo_crime.cube.rates.attach_population` adds a ``population``
 column when it is called, and only then. Read the division column as ``units["area"]``:
 ``units.area`` is geopandas' planar area of the geometries (in square degrees here), not the
 column; :func:`unit_area_km2` is the area in km² that every module uses.
@@ -59,10 +59,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_crime._http import LOCK_FILE
-from geo_crime.config import EQUAL_AREA_CRS
-from geo_crime.errors import ConfigError
-from geo_crime.schema import DIVISIONS, ROW_COUNT
+from geo_crime.core.config import EQUAL_AREA_CRS
+from geo_crime.core.errors import ConfigError
+from geo_crime.core.schema import DIVISIONS, ROW_COUNT
+from geo_crime.net.http import LOCK_FILE
 from geo_crime.units.assign import (
     AssignmentReport,
     DivisionCheck,
@@ -193,7 +193,7 @@ def make_units(
     geopandas.GeoDataFrame
         Units following the unit contract; ``attrs["study_area"]`` says what they cover and
         ``attrs["footprint_note"]`` (when set) warns that most units lie where the data has no
-        incident. They carry no population: call :func:`geo_crime.rates.attach_population`.
+        incident. They carry no population: call :func:`geo_crime.cube.rates.attach_population`.
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
@@ -246,7 +246,7 @@ def covered_divisions(incidents: pd.DataFrame, *, min_share: float = 0.001) -> l
     incidents
         Incidents with the stated division ``area`` (1-21); where that column is absent or
         empty, each spatially valid incident's division is found from its coordinates. A table
-        of counts (:data:`~geo_crime.schema.ROW_COUNT` incidents per row, as a cluster sends
+        of counts (:data:`~geo_crime.core.schema.ROW_COUNT` incidents per row, as a cluster sends
         it) is judged as the incidents it counts.
     min_share
         A division with fewer incidents than this share of the total (0.1%) is not covered (a

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_crime import schema
-from geo_crime.config import STORAGE_CRS
-from geo_crime.errors import DataError, InputError
+from geo_crime.core import schema
+from geo_crime.core.config import STORAGE_CRS
+from geo_crime.core.errors import DataError, InputError
 from geo_crime.units.contract import check_units
 from geo_crime.units.h3 import _coordinate_codes, _h3_resolution_of, h3_cells
 from geo_crime.units.polygons import division_units

@@ -4,7 +4,7 @@
 SHA-256). :func:`fetch_boundary` downloads one once into the cache folder (``<cache_dir>/
 boundaries`` by default), following ArcGIS result pages, and checks it: a pinned checksum must
 match, otherwise the first download's checksum is recorded in ``manifest.lock.json`` beside the
-files (trust on first use, :class:`geo_crime._http.ChecksumLock`) and every later use must match
+files (trust on first use, :class:`geo_crime.net.http.ChecksumLock`) and every later use must match
 it. :func:`geo_crime.units.rd_units` uses a cached layer after the same check, and never
 downloads unless asked to.
 """
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geo_crime._http import ChecksumLock, get_bytes
-from geo_crime.config import REPO_ROOT
-from geo_crime.errors import ConfigError, FetchError
-from geo_crime.http_bounds import DEFAULT_TIMEOUT
-from geo_crime.io_utils import atomic_write_bytes
+from geo_crime.core.config import REPO_ROOT
+from geo_crime.core.errors import ConfigError, FetchError
+from geo_crime.core.io_utils import atomic_write_bytes
+from geo_crime.net.bounds import DEFAULT_TIMEOUT
+from geo_crime.net.http import ChecksumLock, get_bytes
 
 #: The list of downloadable official boundary layers.
 MANIFEST_FILE: Path = REPO_ROOT / "boundaries" / "manifest.json"
@@ -63,7 +63,7 @@ def _cache_folder(cache: bool | str | Path) -> Path | None:
     if cache is False:
         return None
     if cache is True:
-        from geo_crime.config import cache_dir
+        from geo_crime.core.config import cache_dir
 
         return cache_dir() / "boundaries"
     return Path(cache).expanduser()
@@ -166,7 +166,7 @@ def fetch_boundary(
         Folder for the file (default ``<cache_dir>/boundaries``).
     timeout
         Seconds one request may take in all, body included (a redirect to another origin is
-        refused, and a body over 256 MiB too: see :mod:`geo_crime.http_bounds`).
+        refused, and a body over 256 MiB too: see :mod:`geo_crime.net.bounds`).
     retries
         Extra attempts after a network error or an HTTP 5xx answer.
     manifest

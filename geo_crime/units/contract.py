@@ -14,8 +14,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS
-from geo_crime.errors import DataError
+from geo_crime.core.config import EQUAL_AREA_CRS, STORAGE_CRS
+from geo_crime.core.errors import DataError
 
 #: Allowed values of ``unit_type``.
 UNIT_TYPES: tuple[str, ...] = ("h3", "rd", "division", "polygon")
@@ -29,7 +29,7 @@ _POLYGONAL = ("Polygon", "MultiPolygon")
 
 
 def check_units(units: gpd.GeoDataFrame, *, strict: bool = True) -> None:
-    """Raise :class:`~geo_crime.errors.DataError` unless ``units`` follows the unit contract.
+    """Raise :class:`~geo_crime.core.errors.DataError` unless ``units`` follows the unit contract.
 
     Parameters
     ----------
@@ -85,7 +85,7 @@ def unit_area_km2(units: gpd.GeoDataFrame, *, from_column: bool = True) -> np.nd
     from_column
         Take the ``area_km2`` column when the units have one (default; a value that is not a
         number becomes NaN). ``False``, or no such column: measure the geometry in
-        :data:`geo_crime.config.EQUAL_AREA_CRS` (California Albers, equal area).
+        :data:`geo_crime.core.config.EQUAL_AREA_CRS` (California Albers, equal area).
 
     Returns
     -------

@@ -22,10 +22,10 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from geo_crime._http import sha256_file
-from geo_crime.config import EQUAL_AREA_CRS, STORAGE_CRS
-from geo_crime.errors import ConfigError, DataError, InputError
-from geo_crime.schema import ROW_COUNT
+from geo_crime.core.config import EQUAL_AREA_CRS, STORAGE_CRS
+from geo_crime.core.errors import ConfigError, DataError, InputError
+from geo_crime.core.schema import ROW_COUNT
+from geo_crime.net.http import sha256_file
 from geo_crime.units.assign import _locate, _valid_points
 from geo_crime.units.boundaries import _cache_folder, _verified_cached, fetch_boundary
 from geo_crime.units.contract import _finish_units

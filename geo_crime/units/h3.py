@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_crime.config import STORAGE_CRS
-from geo_crime.errors import ConfigError, DataError, InputError
+from geo_crime.core.config import STORAGE_CRS
+from geo_crime.core.errors import ConfigError, DataError, InputError
 from geo_crime.units.contract import _POLYGONAL, _finish_units
 from geo_crime.units.polygons import (
     DIVISIONS_FILE,
@@ -33,7 +33,7 @@ from geo_crime.units.polygons import (
 #: H3 resolutions accepted for analysis units (about 252 km² to 0.015 km² per cell).
 H3_RESOLUTIONS: range = range(5, 11)
 
-#: Study-area outlines, relative to :func:`geo_crime.config.data_dir`.
+#: Study-area outlines, relative to :func:`geo_crime.core.config.data_dir`.
 CITY_BOUNDARY_FILE = "boundaries/la_city_boundary__CityBoundaryofLosAngeles.zip"
 COUNTY_DISTRICTS_FILE = "boundaries/la_county_police_districts__abc7.geojson"
 

@@ -10,7 +10,7 @@ column, named as in :func:`geo_crime.units.division_names`. The label joins them
     Downtown (Central) - 8829a1d75bfffff
 
 (:func:`place_labels`); a division is simply its name. The neighbourhood layer is read from the
-shared data folder (:data:`NEIGHBOURHOODS_FILE` under :func:`geo_crime.config.data_dir`).
+shared data folder (:data:`NEIGHBOURHOODS_FILE` under :func:`geo_crime.core.config.data_dir`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_crime.config import EQUAL_AREA_CRS, data_dir
+from geo_crime.core.config import EQUAL_AREA_CRS, data_dir
 
 __all__ = ["NEIGHBOURHOODS_FILE", "SPLIT_SHARE", "named_units", "neighbourhoods", "place_labels"]
 

@@ -20,16 +20,16 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from geo_crime.config import STORAGE_CRS, data_dir
-from geo_crime.errors import ConfigError, InputError
+from geo_crime.core.config import STORAGE_CRS, data_dir
+from geo_crime.core.errors import ConfigError, InputError
 from geo_crime.units.contract import _POLYGONAL, _finish_units
 
-#: The LAPD divisions layer, relative to :func:`geo_crime.config.data_dir`.
+#: The LAPD divisions layer, relative to :func:`geo_crime.core.config.data_dir`.
 DIVISIONS_FILE = "boundaries/lapd_divisions__LAPD_Division_5922489107755548254.geojson"
 
 
 def _default_file(relative: str) -> Path:
-    """A file of the shared data folder (:func:`geo_crime.config.data_dir`)."""
+    """A file of the shared data folder (:func:`geo_crime.core.config.data_dir`)."""
     return data_dir() / relative
 
 

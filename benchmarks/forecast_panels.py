@@ -59,7 +59,8 @@ from benchmarks.forecast_report import (  # noqa: E402
 from geo_crime.core.io_utils import atomic_write_text  # noqa: E402
 from geo_crime.cube.panel import Cube  # noqa: E402
 from geo_crime.forecast.verdicts import JUDGED, judgements  # noqa: E402
-from geo_crime.settings import RunSettings, unit_label  # noqa: E402
+from geo_crime.settings import RunSettings  # noqa: E402
+from geo_crime.units.spec import unit_label  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PANELS_FILE = ROOT / "examples" / "forecast_panels.toml"

@@ -20,17 +20,89 @@ finished by the same code in both engines, so their numbers are the same.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
+from geo_crime.core.errors import ConfigError
+from geo_crime.core.options import EngineKind
+from geo_crime.core.periods import Freq
+from geo_crime.cube.dask import ClusterOptions
 from geo_crime.cube.panel import Cube, make_cube
 from geo_crime.record.coverage import CoverageResult, check_coverage
 from geo_crime.record.tallies import RunTally, StudyTally
 from geo_crime.settings import StudySettings
 from geo_crime.units.assign import DivisionCheck
+
+
+def engine_choice(
+    engine: EngineKind | str = EngineKind.MEMORY,
+    scheduler: str = "local",
+    workers: int | None = None,
+    worker_memory: str | None = None,
+) -> ClusterOptions | None:
+    """The one memory-or-cluster choice, made at the edge: the Dask cluster a command or run
+    uses (``None``: in this process), or one :class:`~geo_crime.core.errors.ConfigError`.
+
+    >>> engine_choice("memory") is None
+    True
+    >>> engine_choice("dask", workers=2).workers
+    2
+    """
+    try:
+        kind = EngineKind(str(engine).lower())
+    except ValueError:
+        raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}") from None
+    if kind is EngineKind.MEMORY:
+        if scheduler != "local" or workers is not None or worker_memory is not None:
+            raise ConfigError(
+                "--scheduler, --workers and --worker-memory apply to --engine dask only"
+            )
+        return None
+    return ClusterOptions(scheduler, workers, worker_memory)
+
+
+@contextlib.contextmanager
+def engine_client(cluster: ClusterOptions | None) -> Iterator[Any]:
+    """The cluster's ``distributed`` client for the block (``None`` in memory); a local cluster
+    is started for the block and closed after it."""
+    if cluster is None:
+        yield None
+        return
+    from geo_crime.cube.dask import cluster_client  # dask: loaded only for a cluster
+
+    with cluster_client(cluster.scheduler, cluster.workers, cluster.worker_memory) as client:
+        yield client
+
+
+def incidents_for_units(path: Path, client: Any, unit: str) -> MemoryIncidents | ClusterIncidents:
+    """The incidents of an ingested file or dataset folder, as a cube of ``unit`` units reads
+    them: in memory (only the columns a cube reads) or held on the cluster of ``client`` (a
+    dataset folder only)."""
+    from geo_crime.ingest import read_incidents_parquet
+    from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
+
+    if client is not None:
+        from geo_crime.cube.dask import cube_columns, load_distributed
+
+        if not is_incident_dataset(path):
+            raise ConfigError(
+                f"{path}: --engine dask reads a dataset folder written by "
+                "'geo-crime ingest ... --dataset DIR'"
+            )
+        return ClusterIncidents(load_distributed(path, client, columns=cube_columns(unit)))
+    if is_incident_dataset(path):  # only the columns a cube reads
+        from geo_crime.cube.dask import dataset_columns
+
+        frame, _ = read_incident_dataset(path, columns=dataset_columns(unit))
+    else:
+        frame = read_incidents_parquet(path)
+    return MemoryIncidents(frame)
 
 
 @dataclass(frozen=True)
@@ -87,6 +159,15 @@ class MemoryIncidents:
     def study(self, settings: StudySettings) -> MemoryStudy:
         """One study's rows."""
         return MemoryStudy(settings.select(self.incidents), settings)
+
+    def cube(self, units: gpd.GeoDataFrame, *, freq: Freq | str, complete_only: bool) -> Cube:
+        """The cube of every row; with ``complete_only`` thin (area, period) cells are marked
+        incomplete (:func:`~geo_crime.record.coverage.check_coverage`)."""
+        coverage = check_coverage(self.incidents, freq=freq) if complete_only else None
+        return make_cube(self.incidents, units, freq=freq, coverage=coverage)
+
+    def release(self) -> None:
+        """Nothing to release in memory."""
 
 
 class MemoryStudy:
@@ -161,6 +242,16 @@ class ClusterIncidents:
         """One study: its tally summed on the cluster."""
         return ClusterStudy(self.held, settings)
 
+    def cube(self, units: gpd.GeoDataFrame, *, freq: Freq | str, complete_only: bool) -> Cube:
+        """The cube of every row, built on the cluster (:func:`geo_crime.cube.dask.dask_cube`)."""
+        from geo_crime.cube.dask import dask_cube
+
+        return dask_cube(self.held, units, freq=freq, coverage=True if complete_only else None)
+
+    def release(self) -> None:
+        """Free the partitions held on the cluster."""
+        self.held.release()
+
 
 class ClusterStudy:
     """One study of a dataset on a cluster: its rows are selected per partition there."""
@@ -208,4 +299,7 @@ __all__ = [
     "RunIncidents",
     "StudyIncidents",
     "StudyRows",
+    "engine_choice",
+    "engine_client",
+    "incidents_for_units",
 ]

@@ -48,7 +48,8 @@ from geo_crime.core.schema import DIVISIONS
 from geo_crime.cube.panel import FREQUENCIES
 from geo_crime.publish.privacy import check_study_overlap, hidden_mask
 from geo_crime.report import study as report_study
-from geo_crime.settings import RunSettings, StudySettings, check_settings, unit_label
+from geo_crime.settings import RunSettings, StudySettings, check_settings
+from geo_crime.units.spec import UnitKind, UnitSpec
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -506,17 +507,18 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
     from geo_crime.units.places import named_units
 
     settings, stage, name = study.settings, run.stage, study.settings.name
-    label = unit_label(spec)
+    unit = UnitSpec.parse(spec)
+    label = unit.label
     outlines, rd_outlines = study.outlines, study.rd_outlines
     written: list[Path] = []
     with stage(f"{name}: units {spec}"):
-        if spec.startswith("h3"):
+        if unit.kind is UnitKind.H3:
             all_divisions = sorted(study.areas) == list(DIVISIONS)
             area_polygon = "city" if all_divisions else outlines.union_all()
             units = attach_population(
                 make_units(spec, study.incidents.unit_input(), study_area=area_polygon)
             )
-        elif spec.startswith("rd"):
+        elif unit.kind is UnitKind.RD:
             units = rd_outlines
         else:
             units = _in_areas(
@@ -531,7 +533,7 @@ def _run_units(spec: str, study: _Study, run: _Run) -> tuple[dict, list[str], li
         # make_units has judged H3 cells against the study's rows already
         footprint = (
             units.attrs.get("footprint_note")
-            if spec.startswith("h3")
+            if unit.kind is UnitKind.H3
             else footprint_note(units, study.incidents.unit_input(), covered=study.covered)
         )
     with stage(f"{name}: cube {spec}"):
@@ -899,22 +901,26 @@ def _publish(
     summary_table: pd.DataFrame,
     suppressed: pd.Series,
 ) -> list[Path]:
-    """The public outputs of one unit type: map, GIS layers, figures (aggregates only).
+    """The public outputs of one unit type: map, GIS layers, figures (aggregates only), composed
+    by :mod:`geo_crime.publish.outputs` as ``geo-crime map`` and ``export`` compose them.
 
-    Every table passes :func:`geo_crime.publish.privacy.public_tables` first: suppressed units are
+    Every table passes :func:`geo_crime.publish.privacy.publishable` first: suppressed units are
     blank everywhere, and statistics are published as classes, not as solvable numbers.
     """
-    from geo_crime.publish.export import export_layers
-    from geo_crime.publish.figures.core import write_figures
-    from geo_crime.publish.maps import MapLayers, write_map
-    from geo_crime.publish.privacy import publishable
+    from geo_crime.publish.outputs import (
+        RATE_SCHEME,
+        public_cube,
+        write_public_figures,
+        write_public_layers,
+        write_public_map,
+    )
 
     # one rate (the summary's severity_rate) for the map, tooltips, figure, GIS layers, report
-    public = publishable(
-        summary_table,
-        suppressed,
-        statistics={stat: outcome.table for stat, outcome in tables.items()},
+    public = public_cube(
+        cube,
+        {stat: outcome.table for stat, outcome in tables.items()},
         forecast=forecast,
+        disclosure=(summary_table, suppressed),
     )
     forecast_label = ""
     if forecast is not None and len(forecast):
@@ -922,75 +928,43 @@ def _publish(
             f"{FREQUENCIES.get(cube.freq, 'period')} starting "
             f"{pd.Timestamp(forecast['period'].iloc[0]).date()}"
         )
-    layers = MapLayers.from_cube(
-        cube,
-        gi=public.get("gi"),
-        lisa=public.get("lisa"),
-        emerging=public.get("emerging"),
-        forecast=public.get("forecast"),
-        divisions=outlines,
-        rds=rd_outlines,
-        forecast_period=forecast_label,
-    )
-    layers.units["suppressed"] = hidden_mask(suppressed, layers.units["unit_id"])
-    n_steps = 4 if "emerging" in public else 3
-    progress.step(0, n_steps, "map", "outputs")
+    k = settings.k_anonymity
+    progress.step(0, 3, "map", "outputs")
     files = [
-        write_map(
-            layers,
+        write_public_map(
+            public,
             folder / f"map_{label}.html",
+            divisions=outlines,
+            rds=rd_outlines,
+            forecast_period=forecast_label,
             offline=settings.offline_map,
-            k_anonymity=settings.k_anonymity,
+            k_anonymity=k,
+            tiles=settings.map_tiles,
             scheme=RATE_SCHEME,
-            tiles=None if settings.map_tiles == "none" else settings.map_tiles,
         )
     ]
-    progress.step(1, n_steps, "GIS layers", "outputs")
-    export = {f"{label}_{kind}": table for kind, table in public.items()}
-    files += export_layers(
-        export,
+    progress.step(1, 3, "GIS layers", "outputs")
+    files += write_public_layers(
+        public,
         folder / "gis",
-        k_anonymity=settings.k_anonymity,
-        counts=summary_table.set_index("unit_id")["count"],
+        k_anonymity=k,
+        prefix=f"{label}_",
         gpkg_name=f"geo_crime_{label}.gpkg",
     )
-    if "emerging" in public:
-        from geo_crime.publish.figures.trends import emerging_hotspot_figure
-
-        progress.step(2, n_steps, "emerging hot spot figure", "outputs")
-        files.append(
-            emerging_hotspot_figure(
-                public["summary"],
-                public["emerging"],
-                folder / f"figures_{label}" / "emerging_hot_spots.png",
-                suppressed=suppressed,
-                outlines=outlines,
-            )
-        )
     # the scatterplot of Moran's I, else of the LISA run (binned in public: no unit's values)
     scatter = tables.get("moran") or tables.get("lisa")
-    moran = scatter.result if scatter is not None else None
-    progress.step(n_steps - 1, n_steps, "figures", "outputs")
-    files += write_figures(
+    progress.step(2, 3, "figures", "outputs")
+    files += write_public_figures(
+        public,
         folder / f"figures_{label}",
-        units=public["summary"],
-        gi=public.get("gi"),
-        lisa=public.get("lisa"),
-        moran=moran,
         outlines=outlines,
-        severity_column="severity_rate",
+        moran=scatter.result if scatter is not None else None,
         severity_label=summary_table.attrs["severity_rate"],
-        scheme=RATE_SCHEME,
-        k_anonymity=settings.k_anonymity,
-        public=True,
+        k_anonymity=k,
         context=_figure_context(folder.name, label, cube),
     )
-    progress.step(n_steps, n_steps, "", "outputs")
+    progress.step(3, 3, "", "outputs")
     return files
-
-
-#: Classes of the severity rate on maps and figures (the rate is heavily skewed: quintiles).
-RATE_SCHEME = "quantiles"
 
 
 class _Stage:

@@ -23,8 +23,10 @@ import pandas as pd
 
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import ConfigError
+from geo_crime.core.periods import Freq
 from geo_crime.core.schema import DIVISIONS
 from geo_crime.publish.privacy import suppression_off
+from geo_crime.units.spec import UnitSpec
 
 if TYPE_CHECKING:
     from geo_crime.forecast.model import ForecastConfig
@@ -100,6 +102,14 @@ class StudySettings:
     reproduce_study: bool = False
     window_share: float = 1.0
     why: str = ""
+
+    def __post_init__(self) -> None:
+        """Every setting checked as a config file's are, with the same one-line errors; the
+        period length parsed once into a :class:`~geo_crime.core.periods.Freq`."""
+        check_name(self.name, "study name")
+        fields = {key: getattr(self, key) for key in STUDY_SCHEMA}
+        _checked(fields, STUDY_SCHEMA, f"study {self.name}")
+        self.freq = Freq.parse(self.freq)
 
     def select(self, incidents: pd.DataFrame) -> pd.DataFrame:
         """The incidents of this study (its divisions and date range)."""
@@ -195,6 +205,11 @@ class RunSettings:
     studies: list[StudySettings] = field(default_factory=list)
     config_file: Path | None = None
 
+    def __post_init__(self) -> None:
+        """Every setting checked as a config file's are, with the same one-line errors (the
+        name may stay empty here: :meth:`from_sources` names the run by its time)."""
+        _check_run(self)
+
     def setting_files(self) -> list[Path]:
         """The files the settings name: the config file and the studies' polygon unit layers
         (inputs of the run, which it must never overwrite)."""
@@ -289,17 +304,22 @@ def check_settings(settings: RunSettings) -> RunSettings:
         A setting is of the wrong type or out of range, a name is not a folder name, or two
         studies share a name.
     """
-    run = {key: getattr(settings, key) for key in RUN_SCHEMA}
-    _checked({key: value for key, value in run.items() if value != ""}, RUN_SCHEMA, "run")
+    _check_run(settings)
     check_name(settings.name, "run name")
     for study in settings.studies:
         check_name(study.name, "study name")
         fields = {key: getattr(study, key) for key in STUDY_SCHEMA}
         _checked(fields, STUDY_SCHEMA, f"study {study.name}")
+    return settings
+
+
+def _check_run(settings: RunSettings) -> None:
+    """The run's own settings and its studies' names (unique); an empty name is not checked."""
+    run = {key: getattr(settings, key) for key in RUN_SCHEMA}
+    _checked({key: value for key, value in run.items() if value != ""}, RUN_SCHEMA, "run")
     names = [s.name for s in settings.studies]
     if len(set(names)) != len(names):
         raise ConfigError(f"study names must be unique: {names}")
-    return settings
 
 
 #: The largest settings file read (a config of many studies is a few kilobytes): a bigger one is
@@ -370,18 +390,6 @@ def read_settings_text(path: Path, what: str) -> str:
         ) from None
 
 
-def unit_label(spec: str) -> str:
-    """A file-name label for a unit specification: ``h3:8`` -> ``h38``, a polygon file -> its
-    stem; only letters, digits, ``_`` and ``-`` (a label never names a path)."""
-    kind = spec.partition(":")[0].lower()
-    text = (
-        spec.replace(":", "")
-        if kind in ("h3", "rd", "rds", "division", "divisions")
-        else Path(spec).stem
-    )
-    return re.sub(r"[^A-Za-z0-9_-]", "_", text)[:64] or "units"
-
-
 def check_name(name: str, what: str) -> str:
     """A name used as a folder: letters, digits, ``_`` and ``-`` only (no path, no dots)."""
     if not SAFE_NAME.fullmatch(name):
@@ -418,15 +426,6 @@ def _is_iso_date(value: object) -> bool:
 
 #: How the date settings are described in errors.
 _DATE_WORDS = f"from {DATE_RANGE[0]} to {DATE_RANGE[1]}"
-
-
-def _is_unit_spec(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    kind, _, arg = value.partition(":")
-    if kind == "h3":
-        return arg == "" or (arg.isdigit() and 5 <= int(arg) <= 10)
-    return value in ("rd", "division") or Path(value).expanduser().is_file()
 
 
 def _forecaster_names() -> list[str]:
@@ -517,7 +516,7 @@ STUDY_SCHEMA: dict[str, tuple] = {
     "start": (_is_iso_date, f'an ISO date such as "2024-01-01" ({_DATE_WORDS})'),
     "end": (_is_iso_date, f'an ISO date such as "2024-10-01" ({_DATE_WORDS})'),
     "units": (
-        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_unit_spec(u) for u in v),
+        lambda v: isinstance(v, list) and len(v) > 0 and all(UnitSpec.is_valid(u) for u in v),
         "a list of unit specs: h3:5 .. h3:10, rd, division or an existing polygon file",
     ),
     "freq": (lambda v: v in ("D", "W", "M"), "'D', 'W' or 'M'"),

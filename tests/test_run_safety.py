@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 import typer
 
-from geo_crime.cli import _user_errors
+from geo_crime.cli.app import user_errors
 from geo_crime.core.errors import ConfigError
 from geo_crime.core.io_utils import atomic_path
 from geo_crime.report import markdown_to_html, md_code, md_text
-from geo_crime.settings import STUDY_SCHEMA, RunSettings, StudySettings, unit_label
+from geo_crime.settings import STUDY_SCHEMA, RunSettings, StudySettings
+from geo_crime.units.spec import unit_label
 from tests.cli_errors import cli as _cli
 from tests.cli_errors import error_line as _error_line
 from tests.cli_errors import official_rows
@@ -76,7 +77,7 @@ def test_output_that_is_a_folder_a_device_or_unwritable_is_one_line(small_offici
 def test_disk_full_is_one_line_naming_the_output_and_leaves_nothing(capsys, tmp_path):
     output = tmp_path / "cube.parquet"
     full = open("/dev/full", "w")  # noqa: SIM115 - closed below, inside the guarded block
-    with pytest.raises(typer.Exit) as stopped, _user_errors(), atomic_path(output):
+    with pytest.raises(typer.Exit) as stopped, user_errors(), atomic_path(output):
         full.write("x" * 100_000)
         full.close()  # a real ENOSPC while the output is written
     assert stopped.value.exit_code == 1

@@ -82,6 +82,7 @@ import pyarrow as pa
 
 from geo_crime.core import schema
 from geo_crime.core.errors import ConfigError, InputError
+from geo_crime.core.options import CountUnit
 from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest.cache import CACHE_FORMAT_VERSION, STRING_TYPES, content_key
 from geo_crime.ingest.cases import collapse_offenses_to_cases
@@ -146,7 +147,7 @@ __all__ = [
 
 #: What a row of loaded incidents stands for: ``incidents`` (NIBRS offences collapsed to their
 #: case, the default) or ``offenses`` (every NIBRS offence row kept).
-COUNT_UNITS: tuple[str, ...] = ("incidents", "offenses")
+COUNT_UNITS: tuple[str, ...] = tuple(CountUnit)
 
 
 def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:

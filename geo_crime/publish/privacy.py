@@ -80,6 +80,7 @@ from pandas.api import types as ptypes
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import ConfigError, DataError, PrivacyError
 from geo_crime.core.schema import DIVISIONS, EXTRA_PREFIX, VICTIM_COLUMNS
+from geo_crime.units.spec import UnitSpec
 
 __all__ = [
     "INCIDENT_COLUMNS",
@@ -464,16 +465,12 @@ def _rows_of(study: Any) -> tuple[frozenset[int], pd.Timestamp, pd.Timestamp]:
 
 
 def _unit_kinds(study: Any) -> set[str]:
-    """The unit types of a study, one spelling each (``h3`` is ``h3:8``, ``rds`` is ``rd``)."""
+    """The unit types of a study, one spelling each (:attr:`UnitSpec.canonical`)."""
     kinds = set()
     for spec in study.units:
-        kind, _, arg = str(spec).partition(":")
-        kind = kind.strip().lower()
-        if kind == "h3":
-            kinds.add(f"h3:{int(arg) if arg else 8}")
-        elif kind in ("rd", "rds", "division", "divisions"):
-            kinds.add(kind.rstrip("s"))
-        else:
+        try:
+            kinds.add(UnitSpec.parse(spec).canonical)
+        except ConfigError:  # not a unit (the settings check says so): compared as written
             kinds.add(str(spec))
     return kinds
 

@@ -96,6 +96,7 @@ from geo_crime.units.polygons import (
     polygon_units,
     read_polygon_layer,
 )
+from geo_crime.units.spec import UnitKind, UnitSpec
 
 __all__ = [
     "division_names",
@@ -138,8 +139,7 @@ __all__ = [
 ]
 
 
-#: Unit and study-area specifications that name no file (see :func:`make_units`).
-_UNIT_KINDS = ("h3", "rd", "rds", "division", "divisions")
+#: Study-area specifications that name no file (see :func:`make_units`).
 _STUDY_AREAS = ("data", "city", "divisions", "county")
 #: The files a shapefile's ``.shp`` comes with (read with it: inputs as much as the ``.shp``).
 _SHAPEFILE_PARTS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix")
@@ -150,10 +150,13 @@ def unit_files(*specs: str) -> list[Path]:
     name none); a shapefile brings its sidecar files. They are inputs outputs must spare."""
     files: list[Path] = []
     for spec in specs:
-        if spec.partition(":")[0].strip().lower() in _UNIT_KINDS or spec in _STUDY_AREAS:
+        if spec in _STUDY_AREAS:
             continue
-        path = Path(spec).expanduser()
-        if path.exists():
+        try:
+            path = UnitSpec.parse(spec).path
+        except ConfigError:  # not a file: nothing to spare (make_units says what is wrong)
+            continue
+        if path is not None:
             files.append(path)
             if path.suffix.lower() == ".shp":
                 files += sorted(
@@ -165,7 +168,7 @@ def unit_files(*specs: str) -> list[Path]:
 
 
 def make_units(
-    spec: str,
+    spec: str | UnitSpec,
     incidents: pd.DataFrame | None = None,
     *,
     study_area: str | Path | Any = "data",
@@ -195,32 +198,27 @@ def make_units(
         ``attrs["footprint_note"]`` (when set) warns that most units lie where the data has no
         incident. They carry no population: call :func:`geo_crime.cube.rates.attach_population`.
     """
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
+    unit = UnitSpec.parse(spec)
     divisions = None
     if isinstance(study_area, str) and study_area == "data":
         divisions = covered_divisions(incidents) if incidents is not None else None
-    if kind == "h3":
+    if unit.kind is UnitKind.H3:
         if divisions is not None:
             outline = restrict_to_divisions(division_units(), divisions).union_all()
             area_spec: Any = outline
         else:
             no_data = isinstance(study_area, str) and study_area == "data"
             area_spec = "city" if no_data else study_area
-        units = h3_units(int(arg) if arg else 8, study_area=area_spec)
-    elif kind in ("rd", "rds"):
+        units = h3_units(unit.resolution, study_area=area_spec)
+    elif unit.kind is UnitKind.RD:
         units = rd_units(incidents)
-    elif kind in ("division", "divisions"):
+    elif unit.kind is UnitKind.DIVISION:
         units = division_units()
-    elif Path(spec).exists():
-        units = polygon_units(spec)
     else:
-        raise ConfigError(
-            f"unknown unit {spec!r}: use h3:<5-10>, rd, division or the path of a polygon file"
-        )
+        units = polygon_units(unit.path)
     if "area" in units and units["area"].isna().any():
         units = fill_divisions(units)
-    if divisions is not None and kind != "h3":
+    if divisions is not None and unit.kind is not UnitKind.H3:
         units = restrict_to_divisions(units, divisions)
     if divisions is not None:
         units.attrs["study_area"] = _divisions_phrase(divisions)

@@ -676,24 +676,16 @@ def test_short_panels_fall_back_and_say_so():
 def test_the_public_forecast_figure_shows_no_unit_period_alone(signal_backtest, tmp_path):
     """The forecast-vs-actual panel is a 2-D histogram: no point per unit-period, and no bin
     holding fewer than k unit-periods (each bin recounted from the predictions)."""
-    import matplotlib.pyplot as plt
     from matplotlib.collections import PathCollection, QuadMesh
 
-    from geo_crime.report import forecast as report_forecast
+    from geo_crime.publish.figures.forecast import forecast_vs_actual_figure
 
     _, result = signal_backtest
-    figures: list = []
-    close = plt.close
-    plt.close = lambda fig=None: figures.append(fig)  # keep the figure to read it
-    try:
-        report_forecast.plot_forecast_vs_actual(result, tmp_path / "f.png", k_anonymity=5)
-    finally:
-        plt.close = close
-    panel = figures[-1].axes[1]
+    figure = forecast_vs_actual_figure(result, k_anonymity=5)  # what plot_forecast_vs_actual saves
+    panel = figure.axes[1]
     assert not [c for c in panel.collections if isinstance(c, PathCollection)]
     mesh = next(c for c in panel.collections if isinstance(c, QuadMesh))
     shown = mesh.get_array()
     assert shown.count() > 0 and shown.compressed().min() >= 5
     part = result.predictions[result.predictions["model"] == "keras"]
     assert shown.compressed().sum() <= len(part)  # bins below k are dropped, never invented
-    close(figures[-1])

@@ -40,9 +40,9 @@ Modules
 :mod:`~geo_crime.report.forecast`
     Markdown/JSON tables and figures of a backtest (:func:`write_forecast_report`).
 
-Imports run one way: panel, features, then baselines, network, blocks and calibration, then model,
-study, field, sepp and deep, registry, evaluate, group_backtest, tuning and report; metrics and
-groups depend on none of them.
+Imports run one way: panel, features, then baselines, network, blocks and calibration, then
+model_metadata and model, study, field, sepp and deep, registry, tuning, evaluate and
+group_backtest, and the report; metrics and groups depend on none of them.
 TensorFlow is imported only when a Keras model is built, so the baselines and metrics load fast.
 
 Examples
@@ -74,7 +74,6 @@ from geo_crime.forecast.model import (
     DEFAULT_CONFIG,
     FAST_CONFIG,
     ForecastConfig,
-    ForecastModel,
     KerasForecaster,
     load_model,
     predict_next,
@@ -94,7 +93,6 @@ __all__ = [
     "BacktestResult",
     "FeatureBuilder",
     "ForecastConfig",
-    "ForecastModel",
     "Forecaster",
     "GradientBoosting",
     "HistoricalMean",

@@ -56,10 +56,11 @@ import inspect
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from geo_crime.core.errors import ModelError
-from geo_crime.cube.panel import Cube
+from geo_crime.cube.panel import Cube, mean_per_complete_period
 from geo_crime.forecast.features import FeatureBuilder
 from geo_crime.forecast.panel import chronological_split, season_length, target_values
 
@@ -207,8 +208,6 @@ def recent_mean(values: np.ndarray, complete: np.ndarray, window: int | None) ->
     numpy.ndarray
         ``(n_units,)``; NaN for a unit with no complete period in the window.
     """
-    from geo_crime.cube.panel import mean_per_complete_period
-
     return mean_per_complete_period(values, complete, window)
 
 
@@ -365,14 +364,13 @@ class SpatialSmoothing(Forecaster):
         self.validation_periods = int(validation_periods)
 
     def _xy(self, cube: Cube) -> np.ndarray:
+        # loads libpysal (heavy, about 0.7 s): only spatial models need it
         from geo_crime.stats.weights import projected_centroids
 
         return projected_centroids(cube.units)
 
     def _kernel(self, cube: Cube, h: float) -> Any:
         """The sparse Gaussian kernel of the cube's units (the last one is cached, privately)."""
-        import scipy.sparse as sp
-
         key = (hash(tuple(cube.unit_ids.tolist())), float(h))
         cache: dict[tuple[int, float], Any] = getattr(self, "_kernels", {})
         if key not in cache:
@@ -415,6 +413,7 @@ class SpatialSmoothing(Forecaster):
         if self.bandwidth is not None:
             self.bandwidth_ = float(self.bandwidth)
             return self
+        # loads libpysal (heavy, about 0.7 s): only spatial models need it
         from geo_crime.stats.weights import nearest_neighbour_distances
 
         xy = self._xy(cube)
@@ -506,6 +505,7 @@ class GradientBoosting(Forecaster):
         return self.lags
 
     def _estimator(self, max_iter: int) -> Any:
+        # heavy (about 0.6 s): only this model needs it
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         return HistGradientBoostingRegressor(
@@ -532,6 +532,7 @@ class GradientBoosting(Forecaster):
         GradientBoosting
             ``self``, with ``builder_``, ``n_iter_`` and ``estimator_`` set.
         """
+        # heavy (about 0.5 s): only this model needs it
         from sklearn.metrics import mean_poisson_deviance
 
         self.builder_ = FeatureBuilder(target=self.target, lags=self.lags, **self.feature_options)

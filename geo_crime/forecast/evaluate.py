@@ -66,6 +66,8 @@ from geo_crime.forecast.model import DEFAULT_CONFIG, ForecastConfig, KerasForeca
 from geo_crime.forecast.panel import eligible_cells, target_values, unit_areas
 from geo_crime.forecast.references import REFERENCE_WORDS, REFERENCES, reference_values
 from geo_crime.forecast.registry import make_forecaster
+from geo_crime.forecast.tuning import search_space
+from geo_crime.forecast.tuning import tune as run_tune
 from geo_crime.forecast.verdicts import judgements, verdict_sentences
 
 __all__ = [
@@ -375,17 +377,82 @@ def evaluate(
     y = target_values(cube, target)
     captured = np.asarray(cube.values(capture), dtype=float)
     complete = np.asarray(cube.complete, dtype=bool)
-    n_units, T = y.shape
     history = max([int(m.required_history) for m in forecasters] + [int(min_history or 0)])
     options: dict[str, Any] = {}
     if tune:
-        from geo_crime.forecast.tuning import search_space
-
         options = dict(tune) if isinstance(tune, dict) else {}
         # the history requirement must hold for any lags tuning may choose
         history = max(history, *search_space(config, options.get("space"))["lags"])
     eligible = eligible_cells(complete, history)
     first = (min_train_periods or history + 4) - 1
+    origins, notes = _choose_origins(cube, eligible, first, history, n_origins, min_scored_share)
+    if refit_every is None:
+        refit_every = -(-len(origins) // MAX_FITS)
+    tuning_summary = None
+    if tune:
+        config, forecasters, tuning_summary, note = _tune_keras(
+            cube, origins[0], forecasters, config=config, seed=seed, options=options
+        )
+        notes.append(note)
+    cells = _Cells(cube.unit_ids, y, captured, unit_areas(cube.units), eligible)
+    frames, last_fits, timings = _backtest_models(
+        forecasters, cube, cells, origins, refit_every, progress
+    )
+    names = [m.name for m in forecasters]
+    predictions = _with_references(frames, cube, y, complete)
+    metrics, curves, more_notes, pai_reported, origin_scores = score_predictions(
+        predictions, [*names, *REFERENCES], shares
+    )
+    notes.extend(more_notes)
+    for name_, t in timings.items():
+        if name_ in metrics.index:
+            metrics.loc[name_, "fit_seconds"] = t["fit_seconds"]
+            metrics.loc[name_, "predict_seconds"] = t["predict_seconds"]
+    settings = {
+        "n_origins": len(origins),
+        "refit_every": refit_every,
+        "history_required": history,
+        "min_train_periods": first + 1,
+        "periods": [str(cube.periods[0].date()), str(cube.periods[-1].date())],
+        "n_units": y.shape[0],
+        "n_periods": y.shape[1],
+        "seed": seed,
+        "keras_config": config.to_dict(),
+        "models": names,
+        "shares": list(shares),
+    }
+    return BacktestResult(
+        name=name or f"{cube.meta.get('unit_type', 'units')} x {cube.freq}",
+        target=target,
+        capture=capture,
+        freq=cube.freq,
+        unit_type=str(cube.meta.get("unit_type", "unknown")),
+        metrics=metrics,
+        predictions=predictions,
+        curves=curves,
+        origins=pd.DatetimeIndex([cube.periods[t] for t in origins]),
+        config=settings,
+        notes=notes,
+        timings=timings,
+        tuning=tuning_summary,
+        scope=backtest_scope(cube, eligible, origins, pai_reported),
+        last_fits=last_fits,
+        origin_scores=origin_scores,
+    )
+
+
+def _choose_origins(
+    cube: Cube,
+    eligible: np.ndarray,
+    first: int,
+    history: int,
+    n_origins: int | None,
+    min_scored_share: float,
+) -> tuple[list[int], list[str]]:
+    """The forecast origins (period columns) and the notes on how they were chosen: the last
+    ``n_origins`` usable periods where at least ``min_scored_share`` of the units can be scored,
+    else those where the most can (see the module docstring)."""
+    T = eligible.shape[1]
     candidates = [t for t in range(max(first, 0), T - 1) if eligible[:, t].any()]
     if not candidates:
         raise DataError(
@@ -417,132 +484,160 @@ def evaluate(
             f"Only {len(origins)} usable origins (asked for {n_origins}): the coverage mask and "
             f"the {history}-period history requirement leave no other."
         )
-    if refit_every is None:
-        refit_every = -(-len(origins) // MAX_FITS)
-    area = unit_areas(cube.units)
-    tuning_summary = None
-    if tune:
-        from geo_crime.forecast.tuning import tune as run_tune
+    return origins, notes
 
-        found = run_tune(
-            cube.select_periods(slice(0, origins[0] + 1)), config=config, seed=seed, **options
-        )
-        tuning_summary = found.summary()
-        config = found.best_config
-        forecasters = [
-            KerasForecaster(config, seed=seed) if isinstance(m, KerasForecaster) else m
-            for m in forecasters
-        ]
-        notes.append(
-            f"Keras hyperparameters tuned on periods up to {cube.periods[origins[0]].date()} "
-            f"(before the first forecast origin): {found.best_config.hyperparameters()}."
-        )
-    unit_ids = cube.unit_ids
+
+def _tune_keras(
+    cube: Cube,
+    first_origin: int,
+    forecasters: list[Forecaster],
+    *,
+    config: ForecastConfig,
+    seed: int,
+    options: dict[str, Any],
+) -> tuple[ForecastConfig, list[Forecaster], dict[str, Any], str]:
+    """Tune the Keras model on the periods up to the first origin: the tuned configuration,
+    the forecasters with the Keras one rebuilt from it, the tuning summary and a note."""
+    found = run_tune(
+        cube.select_periods(slice(0, first_origin + 1)), config=config, seed=seed, **options
+    )
+    forecasters = [
+        KerasForecaster(found.best_config, seed=seed) if isinstance(m, KerasForecaster) else m
+        for m in forecasters
+    ]
+    note = (
+        f"Keras hyperparameters tuned on periods up to {cube.periods[first_origin].date()} "
+        f"(before the first forecast origin): {found.best_config.hyperparameters()}."
+    )
+    return found.best_config, forecasters, found.summary(), note
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """What the backtest reads of the cube: the unit ids, and of each (unit, period) cell the
+    target, the measure the targeting metrics capture, the unit's area and whether the next
+    period's cell is scored from it (:func:`eligible_cells`)."""
+
+    unit_ids: np.ndarray
+    y: np.ndarray
+    captured: np.ndarray
+    area: np.ndarray
+    eligible: np.ndarray
+
+
+def _backtest_models(
+    forecasters: list[Forecaster],
+    cube: Cube,
+    cells: _Cells,
+    origins: list[int],
+    refit_every: int,
+    progress: Callable[[str], None] | None,
+) -> tuple[list[pd.DataFrame], dict[str, Forecaster], dict[str, dict[str, float]]]:
+    """Every model over every origin (see :func:`_backtest_model`): their predictions, last
+    fits and timings."""
     frames = []
     last_fits: dict[str, Forecaster] = {}
     timings: dict[str, dict[str, float]] = {}
     blocks_per_model = -(-len(origins) // refit_every)
-    total_fits, fits_done = blocks_per_model * len(forecasters), 0
-    for model in forecasters:
-        fit_s = pred_s = 0.0
-        n_fits = 0
-        parts = []
-        previous = None
-        warm = isinstance(model, KerasForecaster) and model.config.warm_start
-        for b in range(0, len(origins), refit_every):
-            block = origins[b : b + refit_every]
-            progress_report.fits(
-                fits_done, total_fits, f"{model.name}, origin {cube.periods[block[0]].date()}"
-            )
-            fits_done += 1
+    for i, model in enumerate(forecasters):
+        frame, last_fits[model.name], timings[model.name] = _backtest_model(
+            model,
+            cube,
+            cells,
+            origins,
+            refit_every,
+            fits=(i * blocks_per_model, blocks_per_model * len(forecasters)),
+            progress=progress,
+        )
+        frames.append(frame)
+    return frames, last_fits, timings
+
+
+def _backtest_model(
+    model: Forecaster,
+    cube: Cube,
+    cells: _Cells,
+    origins: list[int],
+    refit_every: int,
+    *,
+    fits: tuple[int, int],
+    progress: Callable[[str], None] | None,
+) -> tuple[pd.DataFrame, Forecaster, dict[str, float]]:
+    """One model over every origin, refit every ``refit_every`` origins on the expanding window:
+    its predictions of the scored cells, its last fit and its timings. ``fits`` is the number
+    of fits done before this model and of all the backtest's fits (for the progress report)."""
+    fits_done, total_fits = fits
+    fit_s = pred_s = 0.0
+    n_fits = 0
+    parts = []
+    previous = None
+    warm = isinstance(model, KerasForecaster) and model.config.warm_start
+    for b in range(0, len(origins), refit_every):
+        block = origins[b : b + refit_every]
+        progress_report.fits(
+            fits_done, total_fits, f"{model.name}, origin {cube.periods[block[0]].date()}"
+        )
+        fits_done += 1
+        t0 = time.perf_counter()
+        window = cube.select_periods(slice(0, block[0] + 1))
+        if warm:
+            fitted = model.clone().fit(window, warm_start=previous)
+        else:
+            fitted = model.clone().fit(window)
+        previous = fitted
+        fit_s += time.perf_counter() - t0
+        n_fits += 1
+        for t in block:
             t0 = time.perf_counter()
-            window = cube.select_periods(slice(0, block[0] + 1))
-            if warm:
-                fitted = model.clone().fit(window, warm_start=previous)
-            else:
-                fitted = model.clone().fit(window)
-            previous = fitted
-            fit_s += time.perf_counter() - t0
-            n_fits += 1
-            for t in block:
-                t0 = time.perf_counter()
-                mean, lower, upper = _predict(fitted, cube.select_periods(slice(0, t + 1)))
-                pred_s += time.perf_counter() - t0
-                keep = eligible[:, t]
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "model": model.name,
-                            "unit_id": unit_ids[keep],
-                            "origin": cube.periods[t],
-                            "period": cube.periods[t + 1],
-                            "actual": y[keep, t + 1],
-                            "captured": captured[keep, t + 1],
-                            "area_km2": area[keep],
-                            "prediction": mean[keep],
-                            "lower": lower[keep],
-                            "upper": upper[keep],
-                        }
-                    )
-                )
-        progress_report.fits(fits_done, total_fits, model.name)
-        last_fits[model.name] = previous
-        if progress is not None:
-            progress(f"{model.name}: {n_fits} fits in {fit_s:.1f} s, predictions in {pred_s:.1f} s")
-        timings[model.name] = {
-            "fit_seconds": round(fit_s, 3),
-            "predict_seconds": round(pred_s, 3),
-            "fits": n_fits,
+            mean, lower, upper = _predict(fitted, cube.select_periods(slice(0, t + 1)))
+            pred_s += time.perf_counter() - t0
+            parts.append(_origin_frame(model.name, cube, cells, t, mean, lower, upper))
+    progress_report.fits(fits_done, total_fits, model.name)
+    if progress is not None:
+        progress(f"{model.name}: {n_fits} fits in {fit_s:.1f} s, predictions in {pred_s:.1f} s")
+    timing = {"fit_seconds": round(fit_s, 3), "predict_seconds": round(pred_s, 3), "fits": n_fits}
+    return pd.concat(parts, ignore_index=True), previous, timing
+
+
+def _origin_frame(
+    name: str,
+    cube: Cube,
+    cells: _Cells,
+    t: int,
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> pd.DataFrame:
+    """A model's forecasts from origin ``t`` of the cells scored there, with their actuals."""
+    keep = cells.eligible[:, t]
+    return pd.DataFrame(
+        {
+            "model": name,
+            "unit_id": cells.unit_ids[keep],
+            "origin": cube.periods[t],
+            "period": cube.periods[t + 1],
+            "actual": cells.y[keep, t + 1],
+            "captured": cells.captured[keep, t + 1],
+            "area_km2": cells.area[keep],
+            "prediction": mean[keep],
+            "lower": lower[keep],
+            "upper": upper[keep],
         }
-        frames.append(pd.concat(parts, ignore_index=True))
-    names = [m.name for m in forecasters]
+    )
+
+
+def _with_references(
+    frames: list[pd.DataFrame], cube: Cube, y: np.ndarray, complete: np.ndarray
+) -> pd.DataFrame:
+    """The models' predictions and the references' on the same cells, in one long table."""
     cells = frames[0]  # every model is scored on the same cells
-    rows = pd.Index(unit_ids).get_indexer(cells["unit_id"])
+    rows = pd.Index(cube.unit_ids).get_indexer(cells["unit_id"])
     cols = pd.DatetimeIndex(cube.periods).get_indexer(cells["period"])
+    frames = list(frames)
     for ref in REFERENCES:  # forecasts from the whole panel (see the module docstring)
         forecast = reference_values(ref, y, complete)[rows, cols]
         frames.append(cells.assign(model=ref, prediction=forecast, lower=np.nan, upper=np.nan))
-    predictions = pd.concat(frames, ignore_index=True)
-    metrics, curves, more_notes, pai_reported, origin_scores = score_predictions(
-        predictions, [*names, *REFERENCES], shares
-    )
-    notes.extend(more_notes)
-    for name_, t in timings.items():
-        if name_ in metrics.index:
-            metrics.loc[name_, "fit_seconds"] = t["fit_seconds"]
-            metrics.loc[name_, "predict_seconds"] = t["predict_seconds"]
-    settings = {
-        "n_origins": len(origins),
-        "refit_every": refit_every,
-        "history_required": history,
-        "min_train_periods": first + 1,
-        "periods": [str(cube.periods[0].date()), str(cube.periods[-1].date())],
-        "n_units": n_units,
-        "n_periods": T,
-        "seed": seed,
-        "keras_config": config.to_dict(),
-        "models": [m.name for m in forecasters],
-        "shares": list(shares),
-    }
-    scope = backtest_scope(cube, eligible, origins, pai_reported)
-    return BacktestResult(
-        name=name or f"{cube.meta.get('unit_type', 'units')} x {cube.freq}",
-        target=target,
-        capture=capture,
-        freq=cube.freq,
-        unit_type=str(cube.meta.get("unit_type", "unknown")),
-        metrics=metrics,
-        predictions=predictions,
-        curves=curves,
-        origins=pd.DatetimeIndex([cube.periods[t] for t in origins]),
-        config=settings,
-        notes=notes,
-        timings=timings,
-        tuning=tuning_summary,
-        scope=scope,
-        last_fits=last_fits,
-        origin_scores=origin_scores,
-    )
+    return pd.concat(frames, ignore_index=True)
 
 
 def backtest_scope(

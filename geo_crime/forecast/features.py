@@ -162,6 +162,7 @@ def spatial_matrix(units: gpd.GeoDataFrame, *, method: str = "auto", k: int = 6)
     scipy.sparse.csr_array
         Zero diagonal; island rows are all zero.
     """
+    # loads libpysal (heavy, about 0.7 s): only spatial features need it
     from geo_crime.stats.weights import build_weights
 
     n = len(units)

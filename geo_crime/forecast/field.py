@@ -120,6 +120,7 @@ def unit_spacing(xy: np.ndarray) -> float:
     float
         Metres; 1.0 for fewer than two units.
     """
+    # loads libpysal (heavy, about 0.7 s): only spatial models need it
     from geo_crime.stats.weights import nearest_neighbour_distances
 
     return float(np.median(nearest_neighbour_distances(xy))) if len(xy) >= 2 else 1.0
@@ -200,6 +201,7 @@ def poisson_deviance(actual: np.ndarray, forecast: np.ndarray) -> float:
     float
         NaN without cells.
     """
+    # heavy (about 0.5 s): only the bandwidth search of the kernels needs it
     from sklearn.metrics import mean_poisson_deviance
 
     if len(actual) == 0:
@@ -216,6 +218,7 @@ class CentroidForecaster(Forecaster):
     """
 
     def centroids(self, cube: Cube) -> np.ndarray:
+        # loads libpysal (heavy, about 0.7 s): only spatial models need it
         from geo_crime.stats.weights import projected_centroids
 
         key = hash(tuple(cube.unit_ids.tolist()))

@@ -72,15 +72,15 @@ rebuilds the network from the stored hyperparameters and loads the weights.
 
 Modules. The settings and the network live in :mod:`geo_crime.forecast.network`
 (:class:`ForecastConfig`, :func:`build_network`), the chronological blocks in
-:mod:`geo_crime.forecast.blocks` (:func:`training_blocks`) and the conformal factors in
-:mod:`geo_crime.forecast.calibration`; this module trains, predicts, saves and loads, and
+:mod:`geo_crime.forecast.blocks` (:func:`training_blocks`), the conformal factors in
+:mod:`geo_crime.forecast.calibration` and the metadata a fit records in
+:mod:`geo_crime.forecast.model_metadata`; this module trains, predicts, saves and loads, and
 re-exports their public names, so ``from geo_crime.forecast.model import ForecastConfig`` keeps
 working.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import time
@@ -91,7 +91,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_crime.core import progress
 from geo_crime.core.errors import ModelError
+from geo_crime.core.io_utils import staged_folder
 from geo_crime.cube.panel import Cube
 from geo_crime.forecast.baselines import Forecaster
 from geo_crime.forecast.blocks import TrainingBlocks, training_blocks
@@ -99,7 +101,6 @@ from geo_crime.forecast.calibration import (
     NO_CALIBRATION,
     apply_calibration,
     fit_calibration,
-    interval_coverage,
     split_half_coverage,
 )
 from geo_crime.forecast.correction import (
@@ -109,6 +110,7 @@ from geo_crime.forecast.correction import (
     with_bases,
 )
 from geo_crime.forecast.features import FeatureBuilder, FeatureMatrix
+from geo_crime.forecast.model_metadata import MODEL_FORMAT, fit_metadata, heldout_metrics
 from geo_crime.forecast.network import (
     DEFAULT_CONFIG,
     FAST_CONFIG,
@@ -126,7 +128,6 @@ __all__ = [
     "DEFAULT_CONFIG",
     "FAST_CONFIG",
     "ForecastConfig",
-    "ForecastModel",
     "KerasForecaster",
     "TrainingBlocks",
     "apply_calibration",
@@ -139,27 +140,6 @@ __all__ = [
     "train",
     "training_blocks",
 ]
-
-#: Version of the saved-model folder layout.
-MODEL_FORMAT = 1
-
-
-def _versions() -> dict[str, str]:
-    import sklearn
-
-    from geo_crime.core.version import __version__
-
-    keras = import_keras()
-    import tensorflow as tf
-
-    return {
-        "geo_crime": __version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-    }
 
 
 class KerasForecaster(Forecaster):
@@ -252,17 +232,7 @@ class KerasForecaster(Forecaster):
         y = rows.y / self.builder_.target_scale_
         blocks = training_blocks(rows.origin, cfg)
         self.blocks_ = blocks
-        self.base_model_ = None
-        base_losses: dict[str, float] = {}
-        if cfg.correction:
-            candidates = candidate_bases(cube, rows, cfg.base_models, cfg.target)
-            chosen_on = blocks.validation if blocks.validation.any() else blocks.final_training
-            base_losses = {
-                name: point_loss(rows.y[chosen_on], values[chosen_on], cfg.point_loss)
-                for name, values in candidates.items()
-            }
-            self.base_model_ = min(base_losses, key=base_losses.__getitem__)
-            rows = with_bases(rows, candidates, self.base_model_, self.builder_.target_scale_)
+        rows, base_losses = self._with_base(cube, rows, blocks)
         starts: list[list[np.ndarray] | None] = [None] * cfg.ensemble
         if warm_start is not None and self._can_start_from(warm_start, rows):
             nets = warm_start.networks_
@@ -279,92 +249,59 @@ class KerasForecaster(Forecaster):
             net = build_network(rows.X.shape[1], cfg)
             net.set_weights(weights)
             self.networks_.append(net)
-        history = members[0][1]
-        best_epochs = [m[2] for m in members]
-        self.best_epoch_ = best_epochs[0]
-        self.history_ = history
-        heldout_mask = blocks.heldout
-        final_mask = blocks.final_training
-        heldout = rows.subset(heldout_mask)
+        self.best_epoch_ = members[0][2]
+        self.history_ = members[0][1]
+        heldout = rows.subset(blocks.heldout)
         mean, raw_lower, raw_upper = self._network_outputs(heldout)
         self.calibration_ = NO_CALIBRATION
-        if cfg.intervals and heldout_mask.any():
+        if cfg.intervals and blocks.heldout.any():
             self.calibration_ = fit_calibration(
                 heldout.y, mean, raw_lower, raw_upper, cfg.interval_level
             )
-        metrics: dict[str, Any] = {
-            "best_epoch": best_epochs[0] if len(best_epochs) == 1 else best_epochs,
-            "epochs_run": len(next(iter(history.values()), [])) or best_epochs[0],
-            "fit_rows": int(blocks.fit.sum()),
-            "validation_rows": int(blocks.validation.sum()),
-            "calibration_rows": int(blocks.calibration.sum()),
-            "final_training_rows": int(final_mask.sum()),
-            "heldout_rows": int(heldout_mask.sum()),
-            "heldout_mae": float(np.mean(np.abs(mean - heldout.y))) if len(heldout) else None,
-            "heldout_interval_coverage": None,
-            "calibration_interval_coverage": None,
-            "early_stopping_loss": float(np.mean([min(m[1][monitored_loss(cfg)]) for m in members]))
-            if blocks.validation.any() and all(m[1] for m in members)
-            else None,
-            "base_model": self.base_model_,
-            "base_validation_loss": {k: round(v, 6) for k, v in base_losses.items()},
-            "warm_started": self.warm_started_,
-        }
-        if cfg.intervals and len(heldout):
-            lower, upper = apply_calibration(self.calibration_, mean, raw_lower, raw_upper)
-            metrics["calibration_interval_coverage"] = interval_coverage(heldout.y, lower, upper)
-            metrics["heldout_interval_coverage"] = split_half_coverage(
-                heldout.y, mean, raw_lower, raw_upper, heldout.origin, cfg.interval_level
-            )
+        metrics = heldout_metrics(
+            cfg,
+            blocks,
+            members,
+            heldout,
+            (mean, raw_lower, raw_upper),
+            self.calibration_,
+            base_model=self.base_model_,
+            base_losses=base_losses,
+            warm_started=self.warm_started_,
+        )
         self.fit_seconds_ = time.perf_counter() - start
-
-        def target_period(mask: np.ndarray, last: bool = False) -> str | None:
-            """First (or last) target period of the rows in ``mask``."""
-            if not mask.any():
-                return None
-            origin = rows.origin[mask].max() if last else rows.origin[mask].min()
-            return str(cube.periods[int(origin) + 1].date())
-
-        self.metadata_ = {
-            "format": MODEL_FORMAT,
-            "model": "geo_crime.forecast.KerasForecaster",
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "training_window": {
-                "first_period": str(cube.periods[0].date()),
-                "last_period": str(cube.periods[-1].date()),
-                "n_periods": int(cube.shape[1]),
-                "n_units": int(cube.shape[0]),
-                "rows": int(len(rows)),
-                "first_target_period": target_period(np.ones(len(rows), dtype=bool)),
-                "validation_from": target_period(blocks.validation),
-                "calibration_from": target_period(blocks.calibration),
-                "final_training_to": target_period(final_mask, last=True),
-            },
-            "unit_type": str(cube.meta.get("unit_type", "unknown")),
-            "freq": cube.freq,
-            "target": cfg.target,
-            "features": list(rows.names),
-            "config": cfg.to_dict(),
-            "hyperparameters": cfg.hyperparameters(),
-            "seed": self.seed,
-            "base_model": self.base_model_,
-            "versions": _versions(),
-            "metrics": metrics,
-            "calibration": {
-                "calibrated": bool(cfg.intervals and heldout_mask.any()),
-                "block": blocks.heldout_block,
-                "rows": int(heldout_mask.sum()),
-                "first_target_period": target_period(heldout_mask),
-                "last_target_period": target_period(heldout_mask, last=True),
-                "trained_on": False,
-                "chose_epoch": blocks.heldout_block == "validation",
-                "refit": blocks.refit,
-                "note": blocks.note,
-            },
-            "interval_calibration": self.calibration_,
-            "fit_seconds": round(self.fit_seconds_, 3),
-        }
+        self.metadata_ = fit_metadata(
+            cube,
+            rows,
+            blocks,
+            cfg,
+            seed=self.seed,
+            base_model=self.base_model_,
+            metrics=metrics,
+            calibration=self.calibration_,
+            fit_seconds=self.fit_seconds_,
+        )
         return self
+
+    def _with_base(
+        self, cube: Cube, rows: FeatureMatrix, blocks: TrainingBlocks
+    ) -> tuple[FeatureMatrix, dict[str, float]]:
+        """The correction model's base (``base_model_``, None without ``config.correction``):
+        the candidate with the lowest point loss on the validation block (else on the final
+        training rows). Returns the rows with the base's inputs, and each candidate's loss."""
+        cfg = self.config
+        self.base_model_ = None
+        base_losses: dict[str, float] = {}
+        if cfg.correction:
+            candidates = candidate_bases(cube, rows, cfg.base_models, cfg.target)
+            chosen_on = blocks.validation if blocks.validation.any() else blocks.final_training
+            base_losses = {
+                name: point_loss(rows.y[chosen_on], values[chosen_on], cfg.point_loss)
+                for name, values in candidates.items()
+            }
+            self.base_model_ = min(base_losses, key=base_losses.__getitem__)
+            rows = with_bases(rows, candidates, self.base_model_, self.builder_.target_scale_)
+        return rows, base_losses
 
     def _can_start_from(self, previous: KerasForecaster, rows: FeatureMatrix) -> bool:
         """``previous`` is fitted with the same configuration, features and base."""
@@ -539,8 +476,6 @@ class KerasForecaster(Forecaster):
         geo_crime.core.errors.ConfigError
             ``path`` is a folder geo-crime did not make, and not empty.
         """
-        from geo_crime.core.io_utils import staged_folder
-
         self._check_fitted()
         final = Path(path)
         meta = dict(self.metadata_)
@@ -612,10 +547,6 @@ class KerasForecaster(Forecaster):
         return model
 
 
-#: The trained model type returned by :func:`train`.
-ForecastModel = KerasForecaster
-
-
 def train(cube: Cube, *, config: ForecastConfig = DEFAULT_CONFIG, seed: int = 0) -> KerasForecaster:
     """Train the pooled Keras forecaster on a cube.
 
@@ -685,7 +616,6 @@ def predict_next(model: Forecaster, cube: Cube) -> pd.DataFrame:
 
 def _epoch_reporter(keras: ModuleType, max_epochs: int) -> Any:
     """A Keras callback reporting each finished epoch to :mod:`geo_crime.core.progress`."""
-    from geo_crime.core import progress
 
     class EpochReporter(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

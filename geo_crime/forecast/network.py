@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from geo_crime.core.errors import ConfigError, ModelError
+from geo_crime.forecast.baselines import ROLLING_BASELINES
 from geo_crime.forecast.features import FeatureMatrix
 from geo_crime.forecast.panel import TARGETS
 
@@ -140,8 +141,6 @@ class ForecastConfig:
         object.__setattr__(self, "base_models", tuple(self.base_models))
         if self.point_loss not in POINT_LOSSES:
             raise ModelError(f"point_loss must be one of {POINT_LOSSES}, got {self.point_loss!r}")
-        from geo_crime.forecast.baselines import ROLLING_BASELINES
-
         unknown = [b for b in self.base_models if b not in ROLLING_BASELINES]
         if unknown:
             raise ModelError(
@@ -272,15 +271,16 @@ def import_keras() -> ModuleType:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if debug or "keras" in sys.modules:
+        # heavy (loads TensorFlow, seconds): only a Keras model needs it
         import keras
     else:
         # TensorFlow >= 2.21 logs its start-up notes (oneDNN, CPU features) through absl before
         # it reads TF_CPP_MIN_LOG_LEVEL: the process's stderr is closed while it loads
         with _stderr_closed():
-            import keras
+            import keras  # heavy, as above
 
     if not debug:
-        import tensorflow as tf
+        import tensorflow as tf  # heavy: loaded with Keras above
 
         tf.get_logger().setLevel("ERROR")
     return keras
@@ -315,7 +315,7 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     keras = import_keras()
     keras.utils.set_random_seed(int(seed))
     if deterministic:
-        import tensorflow as tf
+        import tensorflow as tf  # heavy: loaded with Keras above
 
         tf.config.experimental.enable_op_determinism()
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from geo_crime.core.errors import DataError, ModelError
 from geo_crime.cube.panel import Cube
+from geo_crime.units import unit_area_km2
 
 __all__ = [
     "TARGETS",
@@ -191,8 +192,6 @@ def unit_areas(units: gpd.GeoDataFrame) -> np.ndarray:
         ``units["area_km2"]`` when present and positive, else the polygon area in EPSG:3310,
         else equal areas (all ones, e.g. for point units).
     """
-    from geo_crime.units import unit_area_km2
-
     n = len(units)
     if "area_km2" in units:
         area = unit_area_km2(units)

@@ -335,65 +335,20 @@ def reproduce_study(
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ModelError(f"{', '.join(repeated)}: two columns of the study's table by that name")
-    training = days.select_periods(slice(0, split))
-    fit_seconds: dict[str, float] = {}
-
-    def fitted(name: str, model: Forecaster) -> Forecaster:
-        start = time.perf_counter()
-        model.fit(training)
-        fit_seconds[name] = round(time.perf_counter() - start, 3)
-        return model
-
-    model = fitted(
-        "study_conv1d",
-        StudyConv1D(window, layout=layout, epochs=epochs, seed=seed, target=target),
+    network = StudyConv1D(window, layout=layout, epochs=epochs, seed=seed, target=target)
+    forecasters, fit_seconds = _fitted_forecasters(
+        days.select_periods(slice(0, split)), network, target, field_methods, ours or {}
     )
-    forecasters: dict[str, Forecaster] = {
-        "study_conv1d": model,
-        "last_day": LastPeriod(target=target),
-        "mean_7d": MovingAverage(7, target=target),
-    }
-    unknown = sorted(set(field_methods) - set(FIELD_CLASSES))
-    if unknown:
-        raise ModelError(
-            f"unknown field method(s) {', '.join(unknown)}; known: {', '.join(FIELD_CLASSES)}"
-        )
-    for name in field_methods:
-        forecasters[name] = fitted(name, FIELD_CLASSES[name](target=target))
-    for name, m in (ours or {}).items():
-        forecasters[name] = fitted(name, m.clone())
+    model = forecasters["study_conv1d"]
     y = target_values(days, target)
-    complete = np.asarray(days.complete, dtype=bool)
-    rows = []
-    for t in range(split - 1, T - 1):  # origins whose next day is a test day
-        hist = days.select_periods(slice(0, t + 1))  # strict cutoff: days up to the origin
-        preds = {k: np.asarray(m.predict(hist), dtype=float) for k, m in forecasters.items()}
-        for i, unit in enumerate(days.unit_ids):
-            rows.append(
-                {
-                    "day": days.periods[t + 1],
-                    "unit_id": unit,
-                    "actual": y[i, t + 1],
-                    **{k: v[i] for k, v in preds.items()},
-                }
-            )
-    table = pd.DataFrame(rows)
+    table = _test_forecasts(days, forecasters, y, split)
     columns = pd.DatetimeIndex(days.periods).get_indexer(table["day"])
     units = pd.Index(days.unit_ids).get_indexer(table["unit_id"])
+    complete = np.asarray(days.complete, dtype=bool)
     for ref in references:  # yardsticks from the whole run of days (see the module docstring)
         table[ref] = reference_values(ref, y, complete)[units, columns]
     scale = pd.Series(model.range_, index=days.unit_ids)
-    metrics = {}
-    for name in (*forecasters, *references):
-        ok = table[name].notna()
-        part = table.loc[ok]
-        m = point_metrics(part["actual"].to_numpy(), part[name].to_numpy())
-        denom = part["unit_id"].map(scale).to_numpy()
-        m["mae_minmax"] = float(np.mean(np.abs(part[name] - part["actual"]) / denom))
-        m["n"] = int(ok.sum())
-        metrics[name] = m
-    frame = pd.DataFrame.from_dict(metrics, orient="index")
-    frame.index.name = "model"
+    frame = _study_metrics(table, [*forecasters, *references], scale)
     info = {
         "days": [str(days.periods[0].date()), str(days.periods[-1].date())],
         "n_days": int(T),
@@ -404,7 +359,7 @@ def reproduce_study(
         "layout": layout,
         "epochs": epochs,
         "training_windows": model.n_windows_,
-        "test_forecasts": int(metrics["study_conv1d"]["n"]),
+        "test_forecasts": int(frame.at["study_conv1d", "n"]),
         "field": list(field_methods),
         "ours": list(ours or {}),
         "references": list(references),
@@ -416,3 +371,76 @@ def reproduce_study(
         info=info,
         predictions=table,
     )
+
+
+def _fitted_forecasters(
+    training: Cube,
+    network: StudyConv1D,
+    target: str,
+    field_methods: Sequence[str],
+    ours: dict[str, Forecaster],
+) -> tuple[dict[str, Forecaster], dict[str, float]]:
+    """The study's network, the naive forecasts, the field's methods and ours, each fitted once
+    on the training days (the naive ones need no fit), and each fit's seconds."""
+    fit_seconds: dict[str, float] = {}
+
+    def fitted(name: str, model: Forecaster) -> Forecaster:
+        start = time.perf_counter()
+        model.fit(training)
+        fit_seconds[name] = round(time.perf_counter() - start, 3)
+        return model
+
+    forecasters: dict[str, Forecaster] = {
+        "study_conv1d": fitted("study_conv1d", network),
+        "last_day": LastPeriod(target=target),
+        "mean_7d": MovingAverage(7, target=target),
+    }
+    unknown = sorted(set(field_methods) - set(FIELD_CLASSES))
+    if unknown:
+        raise ModelError(
+            f"unknown field method(s) {', '.join(unknown)}; known: {', '.join(FIELD_CLASSES)}"
+        )
+    for name in field_methods:
+        forecasters[name] = fitted(name, FIELD_CLASSES[name](target=target))
+    for name, m in ours.items():
+        forecasters[name] = fitted(name, m.clone())
+    return forecasters, fit_seconds
+
+
+def _test_forecasts(
+    days: Cube, forecasters: dict[str, Forecaster], y: np.ndarray, split: int
+) -> pd.DataFrame:
+    """Every forecaster's forecast of each test day from the days before it (a strict cutoff):
+    one row per (day, unit) with the actual and one column per forecaster."""
+    rows = []
+    for t in range(split - 1, days.shape[1] - 1):  # origins whose next day is a test day
+        hist = days.select_periods(slice(0, t + 1))  # strict cutoff: days up to the origin
+        preds = {k: np.asarray(m.predict(hist), dtype=float) for k, m in forecasters.items()}
+        for i, unit in enumerate(days.unit_ids):
+            rows.append(
+                {
+                    "day": days.periods[t + 1],
+                    "unit_id": unit,
+                    "actual": y[i, t + 1],
+                    **{k: v[i] for k, v in preds.items()},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _study_metrics(table: pd.DataFrame, names: Sequence[str], scale: pd.Series) -> pd.DataFrame:
+    """The point metrics of each column of ``table`` named in ``names`` over its non-missing
+    rows, with the MAE on the study's MinMax scale (errors divided by ``scale``, the range of
+    each unit over the training days) and the number of scored rows ``n``."""
+    metrics = {}
+    for name in names:
+        ok = table[name].notna()
+        part = table.loc[ok]
+        m = point_metrics(part["actual"].to_numpy(), part[name].to_numpy())
+        denom = part["unit_id"].map(scale).to_numpy()
+        m["mae_minmax"] = float(np.mean(np.abs(part[name] - part["actual"]) / denom))
+        m["n"] = int(ok.sum())
+        metrics[name] = m
+    frame = pd.DataFrame.from_dict(metrics, orient="index")
+    frame.index.name = "model"
+    return frame

@@ -27,7 +27,7 @@ import pandas as pd
 
 from geo_crime.core.errors import DataError, ModelError
 from geo_crime.cube.panel import Cube
-from geo_crime.forecast.features import FeatureBuilder
+from geo_crime.forecast.features import FeatureBuilder, FeatureMatrix
 from geo_crime.forecast.model import KerasForecaster
 from geo_crime.forecast.network import (
     DEFAULT_CONFIG,
@@ -178,7 +178,7 @@ def tune(
     -------
     TuningResult
     """
-    import keras_tuner as kt
+    import keras_tuner as kt  # heavy (loads TensorFlow): only a search needs it
 
     keras = import_keras()
     values = search_space(config, space)
@@ -216,39 +216,15 @@ def tune(
             chosen = {k: trial.hyperparameters.get(k) for k in values}
             cfg = config.replace(**chosen)
             builder, rows = rows_for(cfg.lags)
-            y = rows.y / builder.target_scale_
-            losses, epochs = [], []
-            for first, last in _blocks(rows.origin, share, n_blocks):
-                fit_mask = rows.origin < first
-                val_mask = (rows.origin >= first) & (rows.origin <= last)
-                if not fit_mask.any() or not val_mask.any():
-                    continue
-                seed_everything(seed, deterministic=cfg.deterministic)
-                net = build_network(rows.X.shape[1], cfg)
-                key = monitored_loss(cfg)
-                stop = keras.callbacks.EarlyStopping(
-                    monitor=key,
-                    patience=cfg.patience,
-                    restore_best_weights=True,
-                    mode="min",
-                )
-                hist = net.fit(
-                    network_inputs(rows, fit_mask),
-                    network_targets(y[fit_mask], cfg.intervals),
-                    validation_data=(
-                        network_inputs(rows, val_mask),
-                        network_targets(y[val_mask], cfg.intervals),
-                    ),
-                    epochs=cfg.max_epochs,
-                    batch_size=cfg.batch_size,
-                    callbacks=[stop, Deadline()],
-                    shuffle=True,
-                    verbose=0,
-                ).history
-                losses.append(float(np.min(hist[key])))
-                epochs.append(int(np.argmin(hist[key])) + 1)
-            if not losses:
-                raise DataError("no validation block has both fitting and validation rows")
+            losses, epochs = _validation_losses(
+                keras,
+                rows,
+                rows.y / builder.target_scale_,
+                cfg,
+                _blocks(rows.origin, share, n_blocks),
+                seed=seed,
+                deadline=Deadline,
+            )
             loss = float(np.mean(losses))
             records.append(
                 {
@@ -261,20 +237,7 @@ def tune(
             )
             return {"val_loss": loss}
 
-    with tempfile.TemporaryDirectory(prefix="geo_crime_tuning_") as folder:
-        oracle = Oracle(
-            objective=kt.Objective("val_loss", "min"),
-            max_trials=max_trials,
-            hyperparameters=hp,
-            # keras-tuner reads seed=0 as "no seed" (``seed or random.randint(...)``): shift it
-            seed=int(seed) + 1,
-            allow_new_entries=False,
-            tune_new_entries=False,
-        )
-        search = Search(oracle=oracle, directory=folder, project_name="forecast", overwrite=True)
-        if not verbose:
-            search.oracle.verbose = 0
-        search.search(verbose=verbose)
+    _search(kt, Oracle, Search, hp, max_trials=max_trials, seed=seed, verbose=verbose)
     elapsed = time.monotonic() - start
     if not records:
         raise ModelError(
@@ -291,14 +254,86 @@ def tune(
         trials=trials,
         seconds=elapsed,
         stopped_by="time" if len(records) < max_trials else "max_trials",
-        validation={
-            "training_periods": [str(cube.periods[0].date()), str(cube.periods[-1].date())],
-            "validation_blocks": [
-                [str(cube.periods[a + 1].date()), str(cube.periods[b + 1].date())]
-                for a, b in blocks
-            ],
-        },
+        validation=_validation_summary(cube, blocks),
     )
+
+
+def _search(
+    kt: Any, oracle: type, tuner: type, hp: Any, *, max_trials: int, seed: int, verbose: bool
+) -> None:
+    """Run a keras-tuner search (``tuner`` with ``oracle``) in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="geo_crime_tuning_") as folder:
+        found = oracle(
+            objective=kt.Objective("val_loss", "min"),
+            max_trials=max_trials,
+            hyperparameters=hp,
+            # keras-tuner reads seed=0 as "no seed" (``seed or random.randint(...)``): shift it
+            seed=int(seed) + 1,
+            allow_new_entries=False,
+            tune_new_entries=False,
+        )
+        search = tuner(oracle=found, directory=folder, project_name="forecast", overwrite=True)
+        if not verbose:
+            search.oracle.verbose = 0
+        search.search(verbose=verbose)
+
+
+def _validation_losses(
+    keras: Any,
+    rows: FeatureMatrix,
+    y: np.ndarray,
+    cfg: ForecastConfig,
+    blocks: list[tuple[int, int]],
+    *,
+    seed: int,
+    deadline: type,
+) -> tuple[list[float], list[int]]:
+    """One trial: for each validation block, a network fitted on the rows before it with early
+    stopping on it (and the ``deadline`` callback); the best validation loss and epoch of each
+    block."""
+    losses, epochs = [], []
+    for first, last in blocks:
+        fit_mask = rows.origin < first
+        val_mask = (rows.origin >= first) & (rows.origin <= last)
+        if not fit_mask.any() or not val_mask.any():
+            continue
+        seed_everything(seed, deterministic=cfg.deterministic)
+        net = build_network(rows.X.shape[1], cfg)
+        key = monitored_loss(cfg)
+        stop = keras.callbacks.EarlyStopping(
+            monitor=key,
+            patience=cfg.patience,
+            restore_best_weights=True,
+            mode="min",
+        )
+        hist = net.fit(
+            network_inputs(rows, fit_mask),
+            network_targets(y[fit_mask], cfg.intervals),
+            validation_data=(
+                network_inputs(rows, val_mask),
+                network_targets(y[val_mask], cfg.intervals),
+            ),
+            epochs=cfg.max_epochs,
+            batch_size=cfg.batch_size,
+            callbacks=[stop, deadline()],
+            shuffle=True,
+            verbose=0,
+        ).history
+        losses.append(float(np.min(hist[key])))
+        epochs.append(int(np.argmin(hist[key])) + 1)
+    if not losses:
+        raise DataError("no validation block has both fitting and validation rows")
+    return losses, epochs
+
+
+def _validation_summary(cube: Cube, blocks: list[tuple[int, int]]) -> dict[str, Any]:
+    """The training window and the validation blocks (first and last target period of each)."""
+    return {
+        "training_periods": [str(cube.periods[0].date()), str(cube.periods[-1].date())],
+        "validation_blocks": [
+            [str(cube.periods[a + 1].date()), str(cube.periods[b + 1].date())] for a, b in blocks
+        ],
+    }
 
 
 def _plain(value: Any) -> Any:

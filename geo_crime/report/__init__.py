@@ -15,9 +15,19 @@ import pandas as pd
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.ingest.cleaning import CleaningReport
 from geo_crime.ingest.severity import SEVERITY_VERSION
+from geo_crime.ingest.store import dataset_parts, is_incident_dataset
+from geo_crime.publish.privacy import suppression_off
 from geo_crime.record.coverage import CoverageResult
 from geo_crime.record.tallies import RunTally
+from geo_crime.report.findings import (
+    contents_lines,
+    coverage_caveats,
+    key_findings_lines,
+    output_links,
+)
 from geo_crime.report.markdown import markdown_table, markdown_to_html, md_code, md_text
+from geo_crime.report.methods import methods_lines
+from geo_crime.report.series import NIBRS_PRECISION_NOTE
 
 __all__ = [
     "ANALYSIS_NOTE",
@@ -78,8 +88,6 @@ LIMITATIONS = """\
 
 def limitations(k_anonymity: int = DEFAULT_K) -> str:
     """:data:`LIMITATIONS`, whose privacy line says so when small counts are not suppressed."""
-    from geo_crime.publish.privacy import suppression_off
-
     off = suppression_off(k_anonymity)
     if not off:
         return LIMITATIONS
@@ -106,8 +114,6 @@ def data_summary(incidents: pd.DataFrame | RunTally) -> pd.DataFrame:
 
 def _inputs_phrase(inputs: Sequence[Path]) -> str:
     """``23 file(s)``, or ``the incident dataset `store` (2 batches)`` for a dataset folder."""
-    from geo_crime.ingest.store import dataset_parts, is_incident_dataset
-
     if len(inputs) == 1 and is_incident_dataset(inputs[0]):
         batches = int(dataset_parts(inputs[0])[1]["batches"])
         return f"the incident dataset `{Path(inputs[0]).name}` ({batches} batch(es))"
@@ -178,8 +184,31 @@ def build_report(
     str
         Markdown text.
     """
-    parts = ["## Data"]
     tally = _run_tally(incidents)
+    parts = _data_lines(tally, inputs, engine, division_check)
+    parts += _cleaning_lines(cleaning)
+    parts += _coverage_lines(coverage)
+    parts.extend(break_lines)
+    parts += _synthetic_id_lines(int(getattr(cleaning, "synthetic_ids", 0)))
+    parts += _severity_lines(tally)
+    parts.extend(methods_lines(k_anonymity))
+    for section in sections:
+        parts.append(section.rstrip())
+        parts.append("")
+    body = "\n".join(parts)
+    head = ["# geo_crime run report", "", *briefing]
+    head += key_findings_lines(findings, coverage_caveats(coverage))
+    head += [limitations(k_anonymity), *APPENDIX_LINES]
+    links = output_links(outputs, folder) if folder is not None else []
+    head += contents_lines("\n".join(links) + "\n" + body)
+    head += links
+    return "\n".join(head) + "\n" + body
+
+
+def _data_lines(tally: RunTally, inputs: Sequence[Path], engine: str, division_check) -> list[str]:
+    """The ``## Data`` section: rows per source schema, and the incidents located outside the
+    division they are recorded in."""
+    parts = ["## Data"]
     parts.append(f"{tally.total:,} incidents from {_inputs_phrase(inputs)}.")
     if engine:
         parts.append(engine)
@@ -187,8 +216,6 @@ def build_report(
     parts.append(markdown_table(tally.data_summary()))
     parts.append("")
     if "nibrs" in tally.systems:
-        from geo_crime.report.series import NIBRS_PRECISION_NOTE
-
         parts.append(NIBRS_PRECISION_NOTE)
         parts.append("")
     if division_check is not None:
@@ -200,7 +227,12 @@ def build_report(
             "kept; spatial units follow the coordinates."
         )
         parts.append("")
-    parts.append("## Cleaning")
+    return parts
+
+
+def _cleaning_lines(cleaning: CleaningReport) -> list[str]:
+    """The ``## Cleaning`` section: every row dropped or changed, and the first bad rows."""
+    parts = ["## Cleaning"]
     parts.append("Every row dropped or changed, by reason (nothing is dropped silently).")
     parts.append("")
     lines = pd.DataFrame(cleaning.lines(), columns=["what", "rows"])
@@ -214,7 +246,13 @@ def build_report(
         parts.append("")
         parts.extend(f"- {md_code(row.located())}" for row in cleaning.bad_rows[:10])
     parts.append("")
-    parts.append("## Coverage")
+    return parts
+
+
+def _coverage_lines(coverage: CoverageResult) -> list[str]:
+    """The ``## Coverage`` section: how a period is judged, the status per source and the
+    city-wide monthly counts."""
+    parts = ["## Coverage"]
     parts.append(
         "An (area, month) is judged on all sources and records systems together (through 2024 "
         "the legacy and NIBRS systems split LAPD's reports between them): it is incomplete when "
@@ -262,47 +300,33 @@ def build_report(
     )
     parts.append(markdown_table(city))
     parts.append("")
-    parts.extend(break_lines)
-    synthetic = int(getattr(cleaning, "synthetic_ids", 0))
-    if synthetic:
-        parts.append("## Incident ids")
-        parts.append(
-            f"{synthetic:,} incidents come from sources without LAPD's record number (DR_NO). "
-            "They carry a synthetic id (`S` followed by 15 hex digits of a hash of the source "
-            "file's name and the record's position in it, flagged in `incident_id_synthetic`): "
-            "stable from run to run, never equal to a DR_NO, but not an LAPD id, so they cannot "
-            "be matched against other LAPD records, and duplicates among them cannot be detected."
-        )
-        parts.append("")
-    parts.append("## Severity")
-    parts.append(
+    return parts
+
+
+def _synthetic_id_lines(synthetic: int) -> list[str]:
+    """The ``## Incident ids`` section when some incidents carry a synthetic id."""
+    if not synthetic:
+        return []
+    return [
+        "## Incident ids",
+        f"{synthetic:,} incidents come from sources without LAPD's record number (DR_NO). "
+        "They carry a synthetic id (`S` followed by 15 hex digits of a hash of the source "
+        "file's name and the record's position in it, flagged in `incident_id_synthetic`): "
+        "stable from run to run, never equal to a DR_NO, but not an LAPD id, so they cannot "
+        "be matched against other LAPD records, and duplicates among them cannot be detected.",
+        "",
+    ]
+
+
+def _severity_lines(tally: RunTally) -> list[str]:
+    """The ``## Severity`` section: the index, and points and harm per category."""
+    return [
+        "## Severity",
         f"Severity index `{SEVERITY_VERSION}`: base score 0-100 per crime code, +10 for a child "
         "or elderly victim, +5/+10/+15 by weapon tier, capped at 100. Harm: custody-day weights. "
         f"The table covers all {tally.total:,} incidents of every source and year (not one "
-        "study): severity points and harm days summed per category."
-    )
-    parts.append("")
-    by_category = tally.severity_by_category()
-    parts.append(markdown_table(by_category))
-    parts.append("")
-    from geo_crime.report.methods import methods_lines
-
-    parts.extend(methods_lines(k_anonymity))
-    for section in sections:
-        parts.append(section.rstrip())
-        parts.append("")
-    body = "\n".join(parts)
-    from geo_crime.report.findings import (
-        contents_lines,
-        coverage_caveats,
-        key_findings_lines,
-        output_links,
-    )
-
-    head = ["# geo_crime run report", "", *briefing]
-    head += key_findings_lines(findings, coverage_caveats(coverage))
-    head += [limitations(k_anonymity), *APPENDIX_LINES]
-    links = output_links(outputs, folder) if folder is not None else []
-    head += contents_lines("\n".join(links) + "\n" + body)
-    head += links
-    return "\n".join(head) + "\n" + body
+        "study): severity points and harm days summed per category.",
+        "",
+        markdown_table(tally.severity_by_category()),
+        "",
+    ]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.schema import AREA_NAMES
+from geo_crime.forecast.incidents import INCIDENT_GROUPS
 from geo_crime.publish.places import TIME_CLASS_LABELS
 from geo_crime.publish.privacy import suppressed_units
 from geo_crime.record.coverage import CoverageResult
@@ -46,8 +47,6 @@ def division_groups(division_weeks: pd.DataFrame, window: dict) -> pd.DataFrame:
         Indexed by ``area``: ``violent`` and ``property`` (the groups of
         :data:`geo_crime.forecast.incidents.INCIDENT_GROUPS`).
     """
-    from geo_crime.forecast.incidents import INCIDENT_GROUPS
-
     if division_weeks is None or not len(division_weeks):
         return pd.DataFrame(columns=["violent", "property"], dtype="int64")
     inside = division_weeks[division_weeks["week"].isin(_window_weeks(window))]
@@ -257,46 +256,59 @@ def briefing_lines(
         )
         lines.append("")
         lines += place_table(places, limit=5)
+    lines += _comparison_lines(weekly, window, division_weeks, k_anonymity)
+    return lines
+
+
+def _comparison_lines(
+    weekly: CoverageResult,
+    window: dict,
+    division_weeks: pd.DataFrame | None,
+    k_anonymity: int,
+) -> list[str]:
+    """The divisions compared with the same weeks a year earlier: incidents, violent and
+    property ones, and the change where both windows were completely recorded (counts below
+    ``k_anonymity`` shown as "fewer than k", no change involving one)."""
     divisions = division_comparison(weekly, window)
-    if len(divisions):
-        earlier = (window_weeks[0] - _YEAR).date()
-        n_compared = int(divisions["incidents_year_earlier"].notna().sum())
-        lines.append(
-            f"**Compared with what.** Recorded incidents per division over the same "
-            f"{window['periods']} weeks (all, and the violent and property ones with a stated "
-            f"division), and over the same weeks a year earlier (from "
-            f"{earlier}) where the data recorded those completely too ({n_compared} of "
-            f"{len(divisions)} divisions):"
-        )
-        lines.append("")
-        groups = division_groups(division_weeks, window).reindex(divisions["area"], fill_value=0)
-        shown = divisions.drop(columns="area").rename(
-            columns={"incidents_year_earlier": "a year earlier"}
-        )
-        for offset, name in enumerate(("violent", "property"), start=1):
-            values = groups[name].astype(int).reset_index(drop=True)
-            hide = suppressed_units(values, k_anonymity).to_numpy()
-            column = [
-                f"fewer than {k_anonymity}" if h else f"{int(v):,}"
-                for v, h in zip(values, hide, strict=True)
-            ]
-            shown.insert(shown.columns.get_loc("incidents") + offset, name, column)
-        few = f"fewer than {k_anonymity}"
-        primary = suppressed_units(shown["incidents"], k_anonymity).to_numpy()
-        hidden = primary | (shown["a year earlier"].fillna(k_anonymity) < k_anonymity).to_numpy()
-        shown["change"] = shown["change"].map(lambda v: "" if pd.isna(v) else f"{v:+.0%}")
-        shown.loc[hidden, "change"] = ""
-        shown["a year earlier"] = shown["a year earlier"].map(
-            lambda v: (
-                "not completely recorded"
-                if pd.isna(v)
-                else (few if v < k_anonymity else f"{int(v):,}")
-            )
-        )
-        shown["incidents"] = [
-            few if hide else f"{int(v):,}"
-            for v, hide in zip(shown["incidents"], primary, strict=True)
+    if not len(divisions):
+        return []
+    window_weeks = _window_weeks(window)
+    lines: list[str] = []
+    earlier = (window_weeks[0] - _YEAR).date()
+    n_compared = int(divisions["incidents_year_earlier"].notna().sum())
+    lines.append(
+        f"**Compared with what.** Recorded incidents per division over the same "
+        f"{window['periods']} weeks (all, and the violent and property ones with a stated "
+        f"division), and over the same weeks a year earlier (from "
+        f"{earlier}) where the data recorded those completely too ({n_compared} of "
+        f"{len(divisions)} divisions):"
+    )
+    lines.append("")
+    groups = division_groups(division_weeks, window).reindex(divisions["area"], fill_value=0)
+    shown = divisions.drop(columns="area").rename(
+        columns={"incidents_year_earlier": "a year earlier"}
+    )
+    for offset, name in enumerate(("violent", "property"), start=1):
+        values = groups[name].astype(int).reset_index(drop=True)
+        hide = suppressed_units(values, k_anonymity).to_numpy()
+        column = [
+            f"fewer than {k_anonymity}" if h else f"{int(v):,}"
+            for v, h in zip(values, hide, strict=True)
         ]
-        lines.append(markdown_table(shown))
-        lines.append("")
+        shown.insert(shown.columns.get_loc("incidents") + offset, name, column)
+    few = f"fewer than {k_anonymity}"
+    primary = suppressed_units(shown["incidents"], k_anonymity).to_numpy()
+    hidden = primary | (shown["a year earlier"].fillna(k_anonymity) < k_anonymity).to_numpy()
+    shown["change"] = shown["change"].map(lambda v: "" if pd.isna(v) else f"{v:+.0%}")
+    shown.loc[hidden, "change"] = ""
+    shown["a year earlier"] = shown["a year earlier"].map(
+        lambda v: (
+            "not completely recorded" if pd.isna(v) else (few if v < k_anonymity else f"{int(v):,}")
+        )
+    )
+    shown["incidents"] = [
+        few if hide else f"{int(v):,}" for v, hide in zip(shown["incidents"], primary, strict=True)
+    ]
+    lines.append(markdown_table(shown))
+    lines.append("")
     return lines

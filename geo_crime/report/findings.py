@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.report.markdown import heading_anchor, md_text, unique_anchor
+from geo_crime.report.study import keras_bias_sentence, ranking_recommendation, recommendation
 
 __all__ = [
     "contents_lines",
@@ -144,12 +145,6 @@ def unit_findings(
             if len(chosen):
                 findings["emerging"][category] = [str(labels.get(u, u)) for u in chosen]
     if backtest and backtest.get("metrics"):
-        from geo_crime.report.study import (
-            keras_bias_sentence,
-            ranking_recommendation,
-            recommendation,
-        )
-
         metrics = pd.DataFrame(backtest["metrics"]).T
         scope = backtest.get("scope", {})
         shares = scope.get("scored_share_per_origin", [])
@@ -233,20 +228,10 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
     if not findings:
         lines += ["No study produced unit results in this run.", ""]
     for f in findings:
-        window = f.get("window") or {}
-        scope = f"{f['n_units']:,} units" + (f" in {md_text(f['where'])}" if f.get("where") else "")
-        if window.get("periods"):
-            share = float(window.get("share", 1.0))
-            scope += (
-                f"; window: {window['periods']} completely recorded {f['period']}s"
-                + (f" (for at least {share:.0%} of the units)" if share < 1 else "")
-                + f", {window['first']} to {window['last']}"
-            )
-        head = f"**{md_text(f['study'])}, {md_text(f['spec'])}** ({scope})"
+        text = [_finding_head(f) + ":"]
         places = "; ".join(
             f"{md_text(p['label'])} ({p['share']:.1%})" for p in f.get("top_places", [])
         )
-        text = [head + ":"]
         if places:
             text.append(
                 f"harm concentrates: the {f['top_decile_units']:,} units with the most recorded "
@@ -256,15 +241,7 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
             )
         emerging = f.get("emerging") or {}
         if emerging:
-            parts = []
-            for category, names in emerging.items():
-                listed = ", ".join(md_text(n) for n in names[:3])
-                more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-                parts.append(
-                    f"{len(names)} {category.lower()}{'s' if len(names) > 1 else ''} "
-                    f"({listed}{more})"
-                )
-            text.append("Emerging: " + "; ".join(parts) + ".")
+            text.append(_emerging_sentence(emerging))
         elif "emerging" in f:
             text.append("No new, consecutive or intensifying hot spot.")
         repeats = f.get("repeat_locations") or []
@@ -279,45 +256,8 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
                 f"Repeat locations among the {f['n_places']} top places over the window: "
                 f"{listed}. A problem of one site, for whoever manages it, not for area patrol."
             )
-        forecast = f.get("forecast")
-        if forecast:
-            scope = (
-                f"scored on {forecast['scored_share']:.0%} of the units per origin"
-                if forecast.get("scored_share") is not None
-                else "scope unknown"
-            )
-            if not forecast.get("covers_study_area"):
-                scope += ", not the whole study area"
-            held = _held_by_data(forecast.get("next_period", ""), forecast.get("data_end", ""))
-            label = (
-                f"Backtest, not a forecast: the {f['period']} starting "
-                f"{forecast['next_period']} lies inside this run's data (which runs to "
-                f"{forecast['data_end']})"
-                if held
-                else f"Forecast for the {f['period']} starting {forecast['next_period']}"
-            )
-            text.append(
-                f"{label} (models compared over {forecast['n_origins']} origins, {scope}): "
-                f"{forecast['use']}"
-                + (f" {forecast['ranking']}" if forecast.get("ranking") else "")
-            )
-            highest = "; ".join(
-                f"{md_text(p['label'])} ({p['severity']:,.0f} severity points"
-                + (
-                    f", about {_about(p['incidents'])} incidents, {_about(p['violent'])} of "
-                    "them violent"
-                    if p.get("incidents") is not None and p.get("violent") is not None
-                    else ""
-                )
-                + ")"
-                for p in forecast.get("top_places", [])
-            )
-            if highest:
-                text.append(
-                    f"{'Predicted' if held else 'Forecast'} highest for that {f['period']}, of "
-                    f"the units with a published forecast: {highest}."
-                    + (f" {forecast['bias']}" if forecast.get("bias") else "")
-                )
+        if f.get("forecast"):
+            text += _forecast_sentences(f["forecast"], f["period"])
         if f.get("approximate"):
             text.append("Boundaries are approximate (derived from incident points).")
         lines += ["- " + text[0], *(f"  - {part[0].upper()}{part[1:]}" for part in text[1:]), ""]
@@ -326,6 +266,73 @@ def key_findings_lines(findings: Sequence[dict], caveats: Sequence[str] = ()) ->
         lines += [f"- {c}" for c in caveats]
         lines.append("")
     return lines
+
+
+def _finding_head(f: dict) -> str:
+    """A finding's lead: study, unit set and scope (units, where, window)."""
+    window = f.get("window") or {}
+    scope = f"{f['n_units']:,} units" + (f" in {md_text(f['where'])}" if f.get("where") else "")
+    if window.get("periods"):
+        share = float(window.get("share", 1.0))
+        scope += (
+            f"; window: {window['periods']} completely recorded {f['period']}s"
+            + (f" (for at least {share:.0%} of the units)" if share < 1 else "")
+            + f", {window['first']} to {window['last']}"
+        )
+    return f"**{md_text(f['study'])}, {md_text(f['spec'])}** ({scope})"
+
+
+def _emerging_sentence(emerging: dict) -> str:
+    """``Emerging: 2 new hot spots (A, B); ...``: at most three places per category."""
+    parts = []
+    for category, names in emerging.items():
+        listed = ", ".join(md_text(n) for n in names[:3])
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        parts.append(
+            f"{len(names)} {category.lower()}{'s' if len(names) > 1 else ''} ({listed}{more})"
+        )
+    return "Emerging: " + "; ".join(parts) + "."
+
+
+def _forecast_sentences(forecast: dict, period: str) -> list[str]:
+    """What the forecast says (or the backtest, when the data holds the period), how far it
+    was tested, and the places forecast highest."""
+    scope = (
+        f"scored on {forecast['scored_share']:.0%} of the units per origin"
+        if forecast.get("scored_share") is not None
+        else "scope unknown"
+    )
+    if not forecast.get("covers_study_area"):
+        scope += ", not the whole study area"
+    held = _held_by_data(forecast.get("next_period", ""), forecast.get("data_end", ""))
+    label = (
+        f"Backtest, not a forecast: the {period} starting "
+        f"{forecast['next_period']} lies inside this run's data (which runs to "
+        f"{forecast['data_end']})"
+        if held
+        else f"Forecast for the {period} starting {forecast['next_period']}"
+    )
+    text = [
+        f"{label} (models compared over {forecast['n_origins']} origins, {scope}): "
+        f"{forecast['use']}" + (f" {forecast['ranking']}" if forecast.get("ranking") else "")
+    ]
+    highest = "; ".join(
+        f"{md_text(p['label'])} ({p['severity']:,.0f} severity points"
+        + (
+            f", about {_about(p['incidents'])} incidents, {_about(p['violent'])} of them violent"
+            if p.get("incidents") is not None and p.get("violent") is not None
+            else ""
+        )
+        + ")"
+        for p in forecast.get("top_places", [])
+    )
+    if highest:
+        text.append(
+            f"{'Predicted' if held else 'Forecast'} highest for that {period}, of "
+            f"the units with a published forecast: {highest}."
+            + (f" {forecast['bias']}" if forecast.get("bias") else "")
+        )
+    return text
 
 
 def contents_lines(markdown: str) -> list[str]:

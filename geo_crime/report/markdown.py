@@ -7,11 +7,16 @@ image, raw HTML or a table cell.
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+from markdown_it import MarkdownIt
+from PIL import Image
 
 
 def md_code(value: object) -> str:
@@ -105,10 +110,6 @@ def compact_png(path: str | Path) -> bytes:
     bytes
         PNG bytes.
     """
-    import io
-
-    from PIL import Image
-
     raw = Path(path).read_bytes()
     try:
         with Image.open(io.BytesIO(raw)) as image:
@@ -152,11 +153,6 @@ def markdown_to_html(
     str
         HTML with no external references.
     """
-    import base64
-    import html
-
-    from markdown_it import MarkdownIt
-
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
     body = renderer.render(text)
 

@@ -18,6 +18,7 @@ import pandas as pd
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.schema import DIVISIONS
 from geo_crime.cube.panel import FREQUENCIES
+from geo_crime.cube.rates import RANKING_MIN_RESIDENTS, rate_ranking
 from geo_crime.forecast.incidents import severity_scale_sentence
 from geo_crime.forecast.references import is_reference
 from geo_crime.forecast.verdicts import bias_sentence, level_sentence, ranking_sentence
@@ -161,20 +162,47 @@ def forecast_section(
     if metrics.empty or "keras" not in metrics.index:
         return [*lines, "Too few complete periods for a backtest.", ""]
     word = FREQUENCIES.get(cube.freq, "period")
+    lines += _backtest_table_lines(metrics, backtest, word)
+    lines.extend(scope_lines(backtest, units))
+    lines += _verdict_lines(backtest, word)
+    lines += _harm_captured_lines(metrics.loc["keras"], word)
+    # ranked units for the next period, overall and by division
+    ranked = table.merge(
+        units[["unit_id", "area"]] if "area" in units else units[["unit_id"]],
+        on="unit_id",
+        how="left",
+    ).sort_values("prediction", ascending=False)
+    period = backtest.get("next_period", "")
+    lines += _forecast_period_lines(backtest, word, period)
+    lines += _published_lines(ranked, word)
+    lines += _top_forecast_lines(ranked, backtest, cube.freq, word, period, divisions, labels)
+    forecast_units = ranked.dropna(subset=["prediction"])
+    if "area" in forecast_units and forecast_units["area"].notna().any():
+        lines += _division_lines(forecast_units, units, backtest, word, period, divisions, labels)
     lines.append(
+        "Recommendation: what to do at a place follows from its crime mix (the top places "
+        "table above), not from its rank; review the ranking each period and weigh it against "
+        "where residents ask for help (a forecast from recorded crime follows where police "
+        "already look: see the limitations)."
+    )
+    lines.append("")
+    return lines
+
+
+def _backtest_table_lines(metrics: pd.DataFrame, backtest: dict, word: str) -> list[str]:
+    """What the backtest compared, and its metric table (references last)."""
+    lines = [
         f"Backtest of next-{word} severity (severity points per unit per {word}) over "
         f"{len(backtest['origins'])} rolling origins (fast configuration; the scores are "
         "explained under methods); lower MAE, RMSE and deviance are better, higher PAI is better; "
         "total bias is the sum of forecasts over the sum of actuals, minus one. The two "
         "references are not models to use: `zero` forecasts nothing, and `clairvoyant` is each "
-        "unit's mean over the whole panel, future included (a ceiling)."
-    )
-    lines.append("")
-    lines.append(
+        "unit's mean over the whole panel, future included (a ceiling).",
+        "",
         "| model | MAE | RMSE | Poisson dev. | total bias | PAI@1% | PAI@5% | PAI@10% | "
-        "coverage 80% |"
-    )
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        "coverage 80% |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     order = sorted(
         metrics.index,
         key=lambda m: (is_reference(m), float(metrics.at[m, "poisson_deviance"])),
@@ -189,12 +217,16 @@ def forecast_section(
             f"{_fmt_metric(row.get('pai_10'))} | {_fmt_metric(row.get('coverage_80'))} |"
         )
     lines.append("")
-    lines.extend(scope_lines(backtest, units))
-    lines.append(
+    return lines
+
+
+def _verdict_lines(backtest: dict, word: str) -> list[str]:
+    """The paired verdicts and the two recommendations (level, ranking), as a list."""
+    lines = [
         "Verdicts (paired bootstrap over the origins: a model wins only where the 95% interval "
-        "of the difference excludes zero; a tie goes to the simpler model):"
-    )
-    lines.append("")
+        "of the difference excludes zero; a tie goes to the simpler model):",
+        "",
+    ]
     for verdict in backtest.get("verdicts", []):
         lines.append(f"- {verdict}")
     lines.append(f"- {recommendation(backtest, word)}")
@@ -202,29 +234,31 @@ def forecast_section(
     if ranking:
         lines.append(f"- {ranking}")
     lines.append("")
-    keras = metrics.loc["keras"]
+    return lines
+
+
+def _harm_captured_lines(keras: pd.Series, word: str) -> list[str]:
+    """The share of next-period severity the Keras forecast's top 1/5/10% of the area held
+    in the backtest (the reported shares only)."""
     reported = [k for k in (1, 5, 10) if pd.notna(keras.get(f"pai_{k}"))]
-    if reported:
-        shares = ", ".join(
-            f"top {k}% of the scored area holds {keras[f'pai_{k}'] * k:.0f}% of next-{word} "
-            "severity"
-            for k in reported
-        )
-        lines.append(
-            f"Harm captured by targeting with the Keras forecast (backtest, scored units only): "
-            f"{shares}."
-        )
-        lines.append("")
-    # ranked units for the next period, overall and by division
-    ranked = table.merge(
-        units[["unit_id", "area"]] if "area" in units else units[["unit_id"]],
-        on="unit_id",
-        how="left",
-    ).sort_values("prediction", ascending=False)
-    period = backtest.get("next_period", "")
+    if not reported:
+        return []
+    shares = ", ".join(
+        f"top {k}% of the scored area holds {keras[f'pai_{k}'] * k:.0f}% of next-{word} severity"
+        for k in reported
+    )
+    return [
+        f"Harm captured by targeting with the Keras forecast (backtest, scored units only): "
+        f"{shares}.",
+        "",
+    ]
+
+
+def _forecast_period_lines(backtest: dict, word: str, period: str) -> list[str]:
+    """Which period is forecast, from which data, and why not from the end of the data."""
     last = backtest.get("last_complete_period", "")
     data_end = backtest.get("data_end", "")
-    lines.append(
+    return [
         f"**Forecast period: the {word} starting {period}**, forecast from data up to the "
         f"{word} starting {last} (the last {word} completely recorded for "
         f"{backtest.get('complete_share_at_origin', 0):.0%} of the units). The data runs to "
@@ -236,26 +270,45 @@ def forecast_section(
             else ""
         )
         + f" So this is a forecast of what would have been recorded in that {word}, not of "
-        "today."
-    )
-    lines.append("")
+        "today.",
+        "",
+    ]
+
+
+def _published_lines(ranked: pd.DataFrame, word: str) -> list[str]:
+    """How many units have a published forecast, and why the others have none."""
     n_forecast = int(ranked["prediction"].notna().sum())
+    if n_forecast >= len(ranked):
+        return []
     hidden = int(ranked["suppressed"].sum()) if "suppressed" in ranked else 0
-    if n_forecast < len(ranked):
-        untrusted = len(ranked) - n_forecast - hidden
-        lines.append(
-            f"{n_forecast:,} of the {len(ranked):,} units have a published forecast; "
-            f"{hidden:,} are suppressed (fewer than the threshold of incidents)"
-            + (
-                f", and the other {untrusted:,} lie in divisions whose recent {word}s are not "
-                "completely recorded, so no model can be trusted there."
-                if untrusted
-                else "."
-            )
-        )
-        lines.append("")
+    untrusted = len(ranked) - n_forecast - hidden
+    return [
+        f"{n_forecast:,} of the {len(ranked):,} units have a published forecast; "
+        f"{hidden:,} are suppressed (fewer than the threshold of incidents)"
+        + (
+            f", and the other {untrusted:,} lie in divisions whose recent {word}s are not "
+            "completely recorded, so no model can be trusted there."
+            if untrusted
+            else "."
+        ),
+        "",
+    ]
+
+
+def _top_forecast_lines(
+    ranked: pd.DataFrame,
+    backtest: dict,
+    freq: str,
+    word: str,
+    period: str,
+    divisions: pd.Series | None,
+    labels: pd.Series | None,
+) -> list[str]:
+    """The ten units with the highest published forecast: severity points, 80% interval and,
+    when known, the incidents it means."""
+    n_forecast = int(ranked["prediction"].notna().sum())
     with_incidents = "expected_incidents" in ranked
-    lines.append(
+    lines = [
         f"Units with the highest forecast severity, of the {n_forecast:,} with a published "
         f"forecast: severity points in the {word} starting {period}, its 80% interval"
         + (
@@ -266,10 +319,10 @@ def forecast_section(
             else ""
         )
         + ". "
-        + severity_scale_sentence(backtest.get("points_per_incident"), freq=cube.freq, scale=False)
-        + (f" {keras_bias_sentence(backtest)}" if keras_bias_sentence(backtest) else "")
-    )
-    lines.append("")
+        + severity_scale_sentence(backtest.get("points_per_incident"), freq=freq, scale=False)
+        + (f" {keras_bias_sentence(backtest)}" if keras_bias_sentence(backtest) else ""),
+        "",
+    ]
     extra = " expected incidents | violent / property / other |" if with_incidents else ""
     rule = " --- | --- |" if with_incidents else ""
     if labels is not None:
@@ -301,44 +354,47 @@ def forecast_section(
         )
         lines.append(f"| {rank} | {where} | {row.prediction:.0f} | {interval} |{incidents}")
     lines.append("")
-    ranked = forecast_units
-    if "area" in ranked and ranked["area"].notna().any():
-        by_division = ranked.dropna(subset=["area"]).groupby("area")
-        n_study = int(units["area"].nunique()) if "area" in units else 0
-        listed = (
-            f" ({by_division.ngroups} of the study's {n_study} divisions have a published "
-            "forecast; the others are not listed)"
-            if by_division.ngroups < n_study
-            else ""
-        )
-        lines.append(
-            f"By division{listed}: the units to prioritise first (the top 10% of each "
-            "division's units by forecast) and the share of the division's forecast "
-            f"severity for the {word} starting {period} they hold"
-            + (f". {keras_bias_sentence(backtest)}" if keras_bias_sentence(backtest) else ":")
-        )
-        lines.append("")
-        lines.append(
-            "| division | units with a forecast | top units | share of forecast severity |"
-        )
-        lines.append("| --- | --- | --- | --- |")
-        for area, group in by_division:
-            k = max(1, int(np.ceil(0.1 * len(group))))
-            top = group.head(k)
-            total = group["prediction"].sum()
-            share = top["prediction"].sum() / total if total > 0 else float("nan")
-            name = _place(divisions, group["unit_id"].iloc[0])
-            names = ", ".join(_unit_cell(labels, u, drop=name) for u in top["unit_id"].head(3))
-            names += " ..." if k > 3 else ""
-            division = f"{name} ({int(area)})" if name else str(int(area))
-            lines.append(f"| {division} | {len(group)} | {names} | {share:.0%} |")
-        lines.append("")
-    lines.append(
-        "Recommendation: what to do at a place follows from its crime mix (the top places "
-        "table above), not from its rank; review the ranking each period and weigh it against "
-        "where residents ask for help (a forecast from recorded crime follows where police "
-        "already look: see the limitations)."
+    return lines
+
+
+def _division_lines(
+    ranked: pd.DataFrame,
+    units,
+    backtest: dict,
+    word: str,
+    period: str,
+    divisions: pd.Series | None,
+    labels: pd.Series | None,
+) -> list[str]:
+    """Per division (of the units with a published forecast, ``ranked``): the top 10% of its
+    units by forecast and their share of its forecast severity."""
+    by_division = ranked.dropna(subset=["area"]).groupby("area")
+    n_study = int(units["area"].nunique()) if "area" in units else 0
+    listed = (
+        f" ({by_division.ngroups} of the study's {n_study} divisions have a published "
+        "forecast; the others are not listed)"
+        if by_division.ngroups < n_study
+        else ""
     )
+    lines = [
+        f"By division{listed}: the units to prioritise first (the top 10% of each "
+        "division's units by forecast) and the share of the division's forecast "
+        f"severity for the {word} starting {period} they hold"
+        + (f". {keras_bias_sentence(backtest)}" if keras_bias_sentence(backtest) else ":"),
+        "",
+        "| division | units with a forecast | top units | share of forecast severity |",
+        "| --- | --- | --- | --- |",
+    ]
+    for area, group in by_division:
+        k = max(1, int(np.ceil(0.1 * len(group))))
+        top = group.head(k)
+        total = group["prediction"].sum()
+        share = top["prediction"].sum() / total if total > 0 else float("nan")
+        name = _place(divisions, group["unit_id"].iloc[0])
+        names = ", ".join(_unit_cell(labels, u, drop=name) for u in top["unit_id"].head(3))
+        names += " ..." if k > 3 else ""
+        division = f"{name} ({int(area)})" if name else str(int(area))
+        lines.append(f"| {division} | {len(group)} | {names} | {share:.0%} |")
     lines.append("")
     return lines
 
@@ -354,8 +410,6 @@ def top_rate_lines(
 ) -> list[str]:
     """Top units by the one severity rate (see :func:`geo_crime.cube.rates.severity_rate`); with
     ``labels`` (place labels by unit id) units are named by place."""
-    from geo_crime.cube.rates import RANKING_MIN_RESIDENTS, rate_ranking
-
     hidden = hidden_mask(suppressed, units["unit_id"]) if suppressed is not None else None
     ranking = rate_ranking(cube, units, k_anonymity=k_anonymity, hidden=hidden)
     if ranking is None:
@@ -421,6 +475,27 @@ def statistics_section(
     if unit_summary.get("footprint_note"):
         lines.append(f"**Caution:** {unit_summary['footprint_note']}.")
         lines.append("")
+    lines += _statistic_lines(unit_summary, word)
+    lines.append("")
+    lines.extend(
+        top_rate_lines(
+            cube,
+            units,
+            k_anonymity=k_anonymity,
+            suppressed=suppressed,
+            divisions=divisions,
+            labels=labels,
+        )
+    )
+    if "gi" in tables:
+        lines += _top_gi_lines(tables["gi"].table, suppressed, divisions, labels)
+    return lines
+
+
+def _statistic_lines(unit_summary: dict, word: str) -> list[str]:
+    """One item per spatial statistic over the window (Moran's I, Gi*, LISA, emerging hot
+    spots), and why any was not computed."""
+    lines = []
     stats = {k: v for k, v in unit_summary["statistics"].items() if "not_computed" not in v}
     names = {"moran": "Moran's I", "lisa": "LISA", "gi": "Gi*", "emerging": "Emerging hot spots"}
     for stat, value in unit_summary["statistics"].items():
@@ -459,55 +534,53 @@ def statistics_section(
             f"- LISA clusters{over}: " + ", ".join(f"{k} {v}" for k, v in clusters.items())
         )
     if "emerging" in stats:
-        e = stats["emerging"]
-        cats = ", ".join(f"{k} {v}" for k, v in e["categories"].items())
+        lines += _emerging_lines(stats["emerging"])
+    return lines
+
+
+def _emerging_lines(e: dict) -> list[str]:
+    """The emerging hot spot categories, the categories compared across the 2024 break, and
+    the cautions."""
+    cats = ", ".join(f"{k} {v}" for k, v in e["categories"].items())
+    lines = [
+        f"- Emerging hot spots over {e['periods']} complete periods "
+        f"({e['first_period']} to {e['last_period']}): {cats}."
+    ]
+    if e.get("crime_categories"):
         lines.append(
-            f"- Emerging hot spots over {e['periods']} complete periods "
-            f"({e['first_period']} to {e['last_period']}): {cats}."
+            "  - The periods span the March 2024 records-system break, so the trends use "
+            "the categories recorded alike in both systems only: "
+            + ", ".join(str(c).replace("_", " ") for c in e["crime_categories"])
+            + "."
         )
-        if e.get("crime_categories"):
-            lines.append(
-                "  - The periods span the March 2024 records-system break, so the trends use "
-                "the categories recorded alike in both systems only: "
-                + ", ".join(str(c).replace("_", " ") for c in e["crime_categories"])
-                + "."
-            )
-        for w in e.get("warnings", []):
-            lines.append(f"  - Caution: {w}.")
+    for w in e.get("warnings", []):
+        lines.append(f"  - Caution: {w}.")
+    return lines
+
+
+def _top_gi_lines(gi: pd.DataFrame, suppressed, divisions, labels) -> list[str]:
+    """The ten published units with the highest Gi* z-score."""
+    if suppressed is not None:
+        gi = gi[~hidden_mask(suppressed, gi["unit_id"])]
+    top = gi.sort_values("gi_z", ascending=False).head(10)
+    lines = [
+        "Top units by Gi* z-score over the window (published units; z to one decimal):",
+        "",
+    ]
+    if labels is not None:
+        lines.append("| place | Gi* z | class |")
+        lines.append("| --- | --- | --- |")
+    else:
+        lines.append("| unit | division | Gi* z | class |")
+        lines.append("| --- | --- | --- | --- |")
+    for row in top.itertuples():
+        where = (
+            _unit_cell(labels, row.unit_id)
+            if labels is not None
+            else f"{md_text(row.unit_id)} | {_place(divisions, row.unit_id)}"
+        )
+        lines.append(f"| {where} | {row.gi_z:.1f} | {row.gi_label} |")
     lines.append("")
-    lines.extend(
-        top_rate_lines(
-            cube,
-            units,
-            k_anonymity=k_anonymity,
-            suppressed=suppressed,
-            divisions=divisions,
-            labels=labels,
-        )
-    )
-    if "gi" in tables:
-        gi = tables["gi"].table
-        if suppressed is not None:
-            gi = gi[~hidden_mask(suppressed, gi["unit_id"])]
-        top = gi.sort_values("gi_z", ascending=False).head(10)
-        lines.append(
-            "Top units by Gi* z-score over the window (published units; z to one decimal):"
-        )
-        lines.append("")
-        if labels is not None:
-            lines.append("| place | Gi* z | class |")
-            lines.append("| --- | --- | --- |")
-        else:
-            lines.append("| unit | division | Gi* z | class |")
-            lines.append("| --- | --- | --- | --- |")
-        for row in top.itertuples():
-            where = (
-                _unit_cell(labels, row.unit_id)
-                if labels is not None
-                else f"{md_text(row.unit_id)} | {_place(divisions, row.unit_id)}"
-            )
-            lines.append(f"| {where} | {row.gi_z:.1f} | {row.gi_label} |")
-        lines.append("")
     return lines
 
 

@@ -2,5 +2,6 @@
 
 - :mod:`~geo_crime.publish.figures.core`: choropleths and the shared drawing helpers;
 - :mod:`~geo_crime.publish.figures.trends`: weekly trend figures;
-- :mod:`~geo_crime.publish.figures.emerging`: the emerging hot spot map.
+- :mod:`~geo_crime.publish.figures.emerging`: the emerging hot spot map;
+- :mod:`~geo_crime.publish.figures.forecast`: the figures of a forecast backtest.
 """

@@ -17,7 +17,7 @@ from rich.console import Console
 from geo_crime.core import progress
 from geo_crime.core.errors import ConfigError
 from geo_crime.forecast import ForecastConfig, evaluate
-from geo_crime.pipeline import RunResult, _Stage
+from geo_crime.pipeline.run import RunResult, Stage
 from geo_crime.settings import RunSettings, StudySettings
 from tests.forecast_cubes import synthetic_cube
 
@@ -118,7 +118,7 @@ def _stages(console: Console, labels: list[str], **display) -> RunResult:
     result = RunResult(Path("."))
     with progress.RunDisplay(console, **display):
         for label in labels:
-            with _Stage(label, result, console):
+            with Stage(label, result, console):
                 pass
     return result
 
@@ -136,7 +136,7 @@ def test_without_a_terminal_each_stage_prints_two_plain_lines():
 
 def test_a_stage_outside_a_run_prints_the_same_plain_lines():
     console = _console(terminal=False)
-    with _Stage("coverage", RunResult(Path(".")), console):
+    with Stage("coverage", RunResult(Path(".")), console):
         progress.step(1, 2, "ignored")  # no display: a no-op
     assert console.file.getvalue().splitlines()[0] == "coverage ..."
 
@@ -144,7 +144,7 @@ def test_a_stage_outside_a_run_prints_the_same_plain_lines():
 def test_quiet_prints_nothing_even_on_a_terminal():
     console = _console(terminal=True)
     with progress.RunDisplay(console, mode="quiet") as display:
-        with _Stage("ingest", RunResult(Path(".")), console):
+        with Stage("ingest", RunResult(Path(".")), console):
             progress.fits(1, 3, "keras, origin 2024-01-01")
             progress.epoch(2, 30)
         assert progress.current_display() is display
@@ -157,7 +157,7 @@ def test_the_live_display_shows_the_run_the_stage_its_steps_and_epochs():
     result = RunResult(Path("."))
     with progress.RunDisplay(console, title="run demo", stages=1) as display:
         assert display.mode == "live"
-        with _Stage("westla: statistics rd", result, console):
+        with Stage("westla: statistics rd", result, console):
             for stat in progress.steps(["moran", "gi"], "statistics"):
                 assert stat in ("moran", "gi")
                 display.live.refresh()
@@ -165,7 +165,7 @@ def test_the_live_display_shows_the_run_the_stage_its_steps_and_epochs():
         # the forecast stage's own bars pass everything on to the run's display: a second live
         # display would raise rich's LiveError
         with (
-            _Stage("westla: forecast rd", result, console),
+            Stage("westla: forecast rd", result, console),
             progress.BarReporter("forecast rd", console) as bar,
             progress.reporting(bar),
         ):
@@ -190,7 +190,7 @@ def test_a_failed_stage_is_said_so_on_the_live_display():
     with (
         pytest.raises(ValueError, match="boom"),
         progress.RunDisplay(console, stages=3),
-        _Stage("coverage", result, console),
+        Stage("coverage", result, console),
     ):
         raise ValueError("boom")
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console.file.getvalue())
@@ -229,7 +229,7 @@ def test_expected_stages_count_the_stages_of_a_run():
         ]
     )
     # ingest, division check, coverage; 5 per forecast unit type, 4 without; report
-    assert _Stage.expected(settings) == 3 + 5 + 5 + 4 + 1
+    assert Stage.expected(settings) == 3 + 5 + 5 + 4 + 1
 
 
 def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from geo_crime.core.errors import GeoCrimeError
 from geo_crime.core.progress import BarReporter, reporting
 
 if TYPE_CHECKING:
-    from geo_crime.cube.dask import ClusterOptions
+    from geo_crime.cube.dask_cluster import ClusterOptions
 
 #: What a value is called in help when its option gives no ``metavar`` (typer's type names).
 _VALUE_NAMES = {
@@ -366,7 +366,7 @@ def coverage(
     if output:
         check_output_path(output, inputs=[incidents], formats=(".csv", ".parquet"))
     if is_incident_dataset(incidents):  # only the columns the check reads
-        from geo_crime.cube.dask import COVERAGE_COLUMNS
+        from geo_crime.core.schema import COVERAGE_COLUMNS
 
         frame, _ = read_incident_dataset(incidents, columns=COVERAGE_COLUMNS)
     else:
@@ -424,7 +424,7 @@ def _cluster_options(
 ) -> ClusterOptions | None:
     """The Dask cluster a command runs on (``None``: in memory), or one clear error."""
     from geo_crime.core.errors import ConfigError
-    from geo_crime.cube.dask import ClusterOptions
+    from geo_crime.cube.dask_cluster import ClusterOptions
 
     if engine not in ("memory", "dask"):
         raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}")
@@ -494,12 +494,9 @@ def cube(
     inputs = [incidents, *unit_files(unit, study_area)]  # the polygon layers are inputs too
     check_output_path(output, inputs=inputs, formats=(".parquet",))
     if cluster is not None:
-        from geo_crime.cube.dask import (
-            cluster_client,
-            cube_columns,
-            dask_cube,
-            load_distributed,
-        )
+        from geo_crime.cube.dask import dask_cube
+        from geo_crime.cube.dask_cluster import cluster_client
+        from geo_crime.cube.dask_incidents import cube_columns, load_distributed
 
         if not is_incident_dataset(incidents):
             raise ConfigError(
@@ -517,7 +514,7 @@ def cube(
             held.release()
     else:
         if is_incident_dataset(incidents):  # only the columns a cube reads
-            from geo_crime.cube.dask import dataset_columns
+            from geo_crime.cube.dask_incidents import dataset_columns
 
             frame, _ = read_incident_dataset(incidents, columns=dataset_columns(unit))
         else:

@@ -11,11 +11,11 @@ engines here, which answer the same questions:
 
 :class:`MemoryIncidents` holds the cleaned frame and computes each answer from it.
 :class:`ClusterIncidents` holds a dataset's partitions on a ``distributed`` cluster
-(:func:`geo_crime.cube.dask.load_distributed`): every answer is computed per partition there
-and summed there, and only small tables (tallies, coverage counts per source x division x day,
-cubes, the incidents per distinct point that derived reporting districts are drawn from)
-reach this process, so a run needs no more memory here than its cubes do. The tallies are
-finished by the same code in both engines, so their numbers are the same.
+(:func:`geo_crime.cube.dask_incidents.load_distributed`): every answer is computed per
+partition there and summed there, and only small tables (tallies, coverage counts per source x
+division x day, cubes, the incidents per distinct point that derived reporting districts are
+drawn from) reach this process, so a run needs no more memory here than its cubes do. The
+tallies are finished by the same code in both engines, so their numbers are the same.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class MemoryStudy:
 
 class ClusterIncidents:
     """A run's incidents held on a Dask cluster
-    (:class:`geo_crime.cube.dask.DistributedIncidents`).
+    (:class:`geo_crime.cube.dask_incidents.DistributedIncidents`).
 
     Parameters
     ----------

@@ -53,7 +53,7 @@ from geo_crime.settings import RunSettings, StudySettings, check_settings, unit_
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from geo_crime.cube.dask import ClusterOptions
+    from geo_crime.cube.dask_cluster import ClusterOptions
     from geo_crime.cube.panel import Cube
     from geo_crime.engines import RunIncidents, StudyIncidents
     from geo_crime.record.coverage import CoverageResult
@@ -101,7 +101,7 @@ def run_pipeline(
     quiet
         Show no progress at all (errors are raised as usual).
     cluster
-        Run on a Dask cluster (:class:`geo_crime.cube.dask.ClusterOptions`: a scheduler
+        Run on a Dask cluster (:class:`geo_crime.cube.dask_cluster.ClusterOptions`: a scheduler
         address or a local cluster); the input must then be one incident dataset folder
         (``geo-crime ingest ... --dataset DIR``). Default: in this process.
 
@@ -177,7 +177,7 @@ def _run_stages(
     for the whole run when ``cluster`` is given."""
     if cluster is None:
         return _stages(settings, files, folder, console, None)
-    from geo_crime.cube.dask import cluster_client
+    from geo_crime.cube.dask_cluster import cluster_client
 
     with cluster_client(cluster.scheduler, cluster.workers, cluster.worker_memory) as client:
         return _stages(settings, files, folder, console, client)
@@ -300,7 +300,8 @@ def _read_incidents(settings: RunSettings, files: list[Path], client) -> tuple[R
             count=settings.count,
         )
         return MemoryIncidents(incidents), cleaning
-    from geo_crime.cube.dask import RUN_COLUMNS, load_distributed
+    from geo_crime.core.schema import RUN_COLUMNS
+    from geo_crime.cube.dask_incidents import load_distributed
     from geo_crime.ingest.store import dataset_report
 
     held = load_distributed(files[0], client, columns=RUN_COLUMNS)

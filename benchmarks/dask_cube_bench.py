@@ -63,7 +63,7 @@ def cube_fingerprint(cube) -> dict:
 
 def in_memory_cube(dataset: Path) -> dict:
     """The cube by the in-memory engine: the whole dataset's cube columns in this process."""
-    from geo_crime.cube.dask import dataset_columns
+    from geo_crime.cube.dask_incidents import dataset_columns
     from geo_crime.cube.panel import make_cube
     from geo_crime.ingest import read_incident_dataset
     from geo_crime.record.coverage import check_coverage
@@ -77,7 +77,8 @@ def in_memory_cube(dataset: Path) -> dict:
 
 def _cube_on(client, dataset: Path) -> tuple[dict, dict[str, float]]:
     """The cube's fingerprint, built on ``client``'s cluster, and each worker's peak (MB)."""
-    from geo_crime.cube.dask import cube_columns, dask_cube, load_distributed
+    from geo_crime.cube.dask import dask_cube
+    from geo_crime.cube.dask_incidents import cube_columns, load_distributed
     from geo_crime.units import make_units
 
     held = load_distributed(dataset, client, columns=cube_columns(UNIT))
@@ -91,7 +92,7 @@ def dask_cube_run(dataset: Path, workers: int) -> dict:
     """The cube on a local cluster of ``workers`` worker processes, and every process's peak."""
     import os
 
-    from geo_crime.cube.dask import cluster_client
+    from geo_crime.cube.dask_cluster import cluster_client
 
     with cluster_client("local", workers, WORKER_MEMORY) as client:
         pids = client.run(os.getpid)
@@ -121,7 +122,7 @@ def dask_cube_on_own_cluster(dataset: Path, workers: int, workdir: Path) -> dict
     import sys
     import time
 
-    from geo_crime.cube.dask import cluster_client
+    from geo_crime.cube.dask_cluster import cluster_client
 
     dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
     worker_cli = [sys.executable, "-m", "distributed.cli.dask_worker"]
@@ -228,7 +229,7 @@ def dataset_run(dataset: Path, workdir: Path, workers: int | None) -> dict:
 
     from rich.console import Console
 
-    from geo_crime.cube.dask import ClusterOptions, cluster_client
+    from geo_crime.cube.dask_cluster import ClusterOptions, cluster_client
     from geo_crime.pipeline import run_pipeline
     from geo_crime.settings import RunSettings, StudySettings
 

@@ -11,11 +11,11 @@ engines here, which answer the same questions:
 
 :class:`MemoryIncidents` holds the cleaned frame and computes each answer from it.
 :class:`ClusterIncidents` holds a dataset's partitions on a ``distributed`` cluster
-(:func:`geo_crime.cube.dask.load_distributed`): every answer is computed per partition there
-and summed there, and only small tables (tallies, coverage counts per source x division x day,
-cubes, the incidents per distinct point that derived reporting districts are drawn from)
-reach this process, so a run needs no more memory here than its cubes do. The tallies are
-finished by the same code in both engines, so their numbers are the same.
+(:func:`geo_crime.cube.dask_incidents.load_distributed`): every answer is computed per
+partition there and summed there, and only small tables (tallies, coverage counts per source x
+division x day, cubes, the incidents per distinct point that derived reporting districts are
+drawn from) reach this process, so a run needs no more memory here than its cubes do. The
+tallies are finished by the same code in both engines, so their numbers are the same.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 from geo_crime.core.errors import ConfigError
 from geo_crime.core.options import EngineKind
 from geo_crime.core.periods import Freq
-from geo_crime.cube.dask import ClusterOptions
+from geo_crime.cube.dask_cluster import ClusterOptions
 from geo_crime.cube.panel import Cube, make_cube
 from geo_crime.record.coverage import CoverageResult, check_coverage
 from geo_crime.record.tallies import RunTally, StudyTally
@@ -74,7 +74,7 @@ def engine_client(cluster: ClusterOptions | None) -> Iterator[Any]:
     if cluster is None:
         yield None
         return
-    from geo_crime.cube.dask import cluster_client  # dask: loaded only for a cluster
+    from geo_crime.cube.dask_cluster import cluster_client  # dask: loaded for a cluster only
 
     with cluster_client(cluster.scheduler, cluster.workers, cluster.worker_memory) as client:
         yield client
@@ -88,7 +88,7 @@ def incidents_for_units(path: Path, client: Any, unit: str) -> MemoryIncidents |
     from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
 
     if client is not None:
-        from geo_crime.cube.dask import cube_columns, load_distributed
+        from geo_crime.cube.dask_incidents import cube_columns, load_distributed
 
         if not is_incident_dataset(path):
             raise ConfigError(
@@ -97,7 +97,7 @@ def incidents_for_units(path: Path, client: Any, unit: str) -> MemoryIncidents |
             )
         return ClusterIncidents(load_distributed(path, client, columns=cube_columns(unit)))
     if is_incident_dataset(path):  # only the columns a cube reads
-        from geo_crime.cube.dask import dataset_columns
+        from geo_crime.cube.dask_incidents import dataset_columns
 
         frame, _ = read_incident_dataset(path, columns=dataset_columns(unit))
     else:
@@ -204,7 +204,7 @@ class MemoryStudy:
 
 class ClusterIncidents:
     """A run's incidents held on a Dask cluster
-    (:class:`geo_crime.cube.dask.DistributedIncidents`).
+    (:class:`geo_crime.cube.dask_incidents.DistributedIncidents`).
 
     Parameters
     ----------

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.core.errors import DataError, InputError
-from geo_crime.cube.dask import cube_columns, dask_cube, load_distributed
+from geo_crime.cube.dask import dask_cube
+from geo_crime.cube.dask_incidents import cube_columns, load_distributed
 from geo_crime.cube.panel import Cube, make_cube
 from geo_crime.ingest import (
     load_incident_dataset,

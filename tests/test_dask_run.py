@@ -24,7 +24,8 @@ from geo_crime.cli import app
 from geo_crime.cube.panel import Cube
 from geo_crime.ingest import load_incidents, read_incident_dataset, write_incident_dataset
 from geo_crime.pipeline import run_pipeline
-from geo_crime.publish.figures.trends import hour_weekday_matrix, trend_data
+from geo_crime.publish.figures.hours import hour_weekday_matrix
+from geo_crime.publish.figures.trends import trend_data
 from geo_crime.record.breaks import level_shift
 from geo_crime.record.tallies import RunTally, StudyTally
 from geo_crime.settings import RunSettings, StudySettings
@@ -243,7 +244,7 @@ def test_dask_run_bad_options(dataset, tmp_path):
 def test_derived_districts_from_point_counts(dataset):
     """Reporting districts drawn from the incidents per distinct point (what a cluster sends)
     are those drawn from every row: same polygons, same incident counts, same report."""
-    from geo_crime.cube.dask import _add_counts, _point_counts, unit_columns
+    from geo_crime.cube.dask_incidents import _add_counts, _point_counts, unit_columns
     from geo_crime.units.districts import derive_rd_layer
 
     _, frame = dataset

@@ -184,7 +184,7 @@ def coverage(
     if output:
         check_output_path(output, inputs=[incidents], formats=(".csv", ".parquet"))
     if is_incident_dataset(incidents):  # only the columns the check reads
-        from geo_crime.cube.dask import COVERAGE_COLUMNS
+        from geo_crime.core.schema import COVERAGE_COLUMNS
 
         frame, _ = read_incident_dataset(incidents, columns=COVERAGE_COLUMNS)
     else:

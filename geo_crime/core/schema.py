@@ -537,3 +537,55 @@ REDUCED_AGE_GROUPS: dict[str, str] = {
     "Older Adults/Seniors: 55+ Years": "unknown",
     "Not Reported": "unknown",
 }
+
+
+# --------------------------------------------------------------------------------------------
+# the columns each stage reads (what a Dask run asks the cluster to read and keep)
+# --------------------------------------------------------------------------------------------
+
+#: Columns the cube is built from (unit assignment and binning; see
+#: :func:`~geo_crime.cube.dask_incidents.cube_columns`).
+CUBE_COLUMNS: tuple[str, ...] = (
+    "occurred_at",
+    "area",
+    "lat",
+    "lon",
+    "spatial_valid",
+    "severity",
+    "harm",
+    "crime_category",
+)
+
+#: Columns the coverage check reads (it is judged on the cluster, as counts per source, area and
+#: day: :meth:`~geo_crime.cube.dask_incidents.DistributedIncidents.coverage_rows`).
+COVERAGE_COLUMNS: tuple[str, ...] = (
+    "occurred_at",
+    "area",
+    "source",
+    "source_file",
+    "source_system",
+    "also_in_sources",
+    "also_in_files",
+)
+
+#: Columns the units need from the data, per unit kind: the divisions the data covers (every
+#: kind), and the points of each reporting district when the districts are derived.
+UNIT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "default": ("area",),
+    "rd": ("area", "rpt_dist", "lat", "lon", "spatial_valid"),
+}
+
+
+#: Columns a whole run reads on the cluster (``geo-crime run DATASET --engine dask``): the
+#: cubes', the report's tallies (:mod:`geo_crime.record.tallies`) and the division check's.
+RUN_COLUMNS: tuple[str, ...] = (
+    *CUBE_COLUMNS,
+    "rpt_dist",
+    "area_name",
+    "source",
+    "source_system",
+    "time_known",
+    "time_class",
+    "crm_cd_desc",
+    "premis_desc",
+)

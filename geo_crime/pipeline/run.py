@@ -29,7 +29,7 @@ from geo_crime.report.disclosure import disclosure_lines
 from geo_crime.settings import RunSettings, check_settings
 
 if TYPE_CHECKING:
-    from geo_crime.cube.dask import ClusterOptions
+    from geo_crime.cube.dask_cluster import ClusterOptions
     from geo_crime.engines import RunIncidents
     from geo_crime.record.coverage import CoverageResult
     from geo_crime.record.tallies import RunTally
@@ -75,7 +75,7 @@ def run_pipeline(
     quiet
         Show no progress at all (errors are raised as usual).
     cluster
-        Run on a Dask cluster (:class:`geo_crime.cube.dask.ClusterOptions`: a scheduler
+        Run on a Dask cluster (:class:`geo_crime.cube.dask_cluster.ClusterOptions`: a scheduler
         address or a local cluster); the input must then be one incident dataset folder
         (``geo-crime ingest ... --dataset DIR``). Default: in this process.
 
@@ -148,12 +148,10 @@ def _run_stages(
     cluster: ClusterOptions | None = None,
 ) -> RunResult:
     """Every stage of a run, writing into ``folder`` (the staging folder); on a Dask cluster
-    for the whole run when ``cluster`` is given."""
-    if cluster is None:
-        return _stages(settings, files, folder, console, None)
-    from geo_crime.cube.dask import cluster_client
+    for the whole run when ``cluster`` is given (:func:`geo_crime.engines.engine_client`)."""
+    from geo_crime.engines import engine_client
 
-    with cluster_client(cluster.scheduler, cluster.workers, cluster.worker_memory) as client:
+    with engine_client(cluster) as client:
         return _stages(settings, files, folder, console, client)
 
 
@@ -290,7 +288,8 @@ def _read_incidents(settings: RunSettings, files: list[Path], client) -> tuple[R
             count=settings.count,
         )
         return MemoryIncidents(incidents), cleaning
-    from geo_crime.cube.dask import RUN_COLUMNS, load_distributed
+    from geo_crime.core.schema import RUN_COLUMNS
+    from geo_crime.cube.dask_incidents import load_distributed
     from geo_crime.ingest.store import dataset_report
 
     held = load_distributed(files[0], client, columns=RUN_COLUMNS)

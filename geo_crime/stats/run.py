@@ -24,6 +24,8 @@ import pandas as pd
 
 from geo_crime.core.errors import DataError
 from geo_crime.cube.panel import Cube
+from geo_crime.stats import emerging, hotspots
+from geo_crime.stats.weights import SpatialWeights, build_weights
 
 #: The statistics ``run_statistic`` knows.
 STATISTICS = ("moran", "lisa", "gi", "emerging")
@@ -113,96 +115,126 @@ def run_statistic(
     -------
     StatisticResult
     """
-    from geo_crime.stats import emerging, hotspots
-    from geo_crime.stats.weights import build_weights
-
     if stat not in STATISTICS:
         raise DataError(f"unknown statistic {stat!r}: use one of {', '.join(STATISTICS)}")
-    units = cube.units
     if weights is None:
-        weights = build_weights(units)
+        weights = build_weights(cube.units)
+    kwargs = {"alpha": alpha} if alpha is not None else {}
     if stat == "emerging":
-        sub = cube.complete_periods(min_share=min_share)
-        if len(sub.periods) < emerging.MIN_PERIODS:
-            raise DataError(
-                f"emerging hot spots need at least {emerging.MIN_PERIODS} complete periods; the "
-                f"cube has {len(sub.periods)} of {len(cube.periods)} complete for "
-                f"{min_share:.0%} of units"
-            )
-        if len(sub.periods) < RECOMMENDED_PERIODS:
-            warnings.warn(
-                f"only {len(sub.periods)} complete periods: trends are weak below "
-                f"{RECOMMENDED_PERIODS}",
-                stacklevel=2,
-            )
-        kwargs = {"alpha": alpha} if alpha is not None else {}
-        result = emerging.emerging_hotspots(
-            units,
-            sub.values(measure),
-            sub.periods,
-            weights=weights,
-            time_window=time_window,
-            fdr=fdr,
-            **kwargs,
-        )
-        table = result.table
-        counts = pd.Series(result.category).value_counts().to_dict()
-        summary = {
-            "periods": len(sub.periods),
-            "first_period": str(sub.periods[0].date()),
-            "last_period": str(sub.periods[-1].date()),
-            "categories": {str(k): int(v) for k, v in counts.items()},
-            "time_window": time_window,
-            "fdr": fdr,
-        }
-        return StatisticResult("emerging", table, summary, result)
-
+        return _emerging(cube, measure, weights, fdr, time_window, min_share, kwargs)
     y, no_complete = unit_values(cube, measure)
     common = {
         "measure": measure,
         "units_without_complete_period": no_complete,
         "weights": weights.summary(),
     }
+    tests = {"permutations": permutations, "seed": seed}
     if stat == "moran":
-        result = hotspots.global_moran(
-            units, y, weights=weights, permutations=permutations, seed=seed
-        )
-        table = gpd.GeoDataFrame(
-            {"unit_id": cube.unit_ids, "y": y, "y_std": result.y_std, "lag_std": result.lag_std},
-            geometry=units.geometry.to_numpy(),
-            crs=units.crs,
-        )
-        summary = {
-            "I": result.I,
-            "EI": result.EI,
-            "z_norm": result.z_norm,
-            "p_norm": result.p_norm,
-            "z_sim": result.z_sim,
-            "p_sim": result.p_sim,
-            "permutations": permutations,
-            **common,
-        }
-        return StatisticResult("moran", table, summary, result)
+        return _moran(cube, y, weights, tests, common)
     if stat == "lisa":
-        kwargs = {"alpha": alpha} if alpha is not None else {}
-        result = hotspots.local_moran(
-            units, y, weights=weights, permutations=permutations, seed=seed, fdr=fdr, **kwargs
+        return _lisa(cube, y, weights, tests, fdr, kwargs, common)
+    return _gi(cube, y, weights, tests, fdr, common)
+
+
+def _emerging(
+    cube: Cube,
+    measure: str,
+    weights: SpatialWeights,
+    fdr: bool,
+    time_window: int,
+    min_share: float,
+    kwargs: dict,
+) -> StatisticResult:
+    """Emerging hot spots over the periods complete for ``min_share`` of the units."""
+    sub = cube.complete_periods(min_share=min_share)
+    if len(sub.periods) < emerging.MIN_PERIODS:
+        raise DataError(
+            f"emerging hot spots need at least {emerging.MIN_PERIODS} complete periods; the "
+            f"cube has {len(sub.periods)} of {len(cube.periods)} complete for "
+            f"{min_share:.0%} of units"
         )
-        table = result.table
-        summary = {
-            "clusters": {str(k): int(v) for k, v in table["cluster"].value_counts().items()},
-            "permutations": permutations,
-            "fdr": fdr,
-            **common,
-        }
-        return StatisticResult("lisa", table, summary, result)
-    result = hotspots.getis_ord_gi_star(
-        units, y, weights=weights, permutations=permutations, seed=seed, fdr=fdr
+    if len(sub.periods) < RECOMMENDED_PERIODS:
+        warnings.warn(
+            f"only {len(sub.periods)} complete periods: trends are weak below "
+            f"{RECOMMENDED_PERIODS}",
+            stacklevel=3,
+        )
+    result = emerging.emerging_hotspots(
+        cube.units,
+        sub.values(measure),
+        sub.periods,
+        weights=weights,
+        time_window=time_window,
+        fdr=fdr,
+        **kwargs,
     )
+    table = result.table
+    counts = pd.Series(result.category).value_counts().to_dict()
+    summary = {
+        "periods": len(sub.periods),
+        "first_period": str(sub.periods[0].date()),
+        "last_period": str(sub.periods[-1].date()),
+        "categories": {str(k): int(v) for k, v in counts.items()},
+        "time_window": time_window,
+        "fdr": fdr,
+    }
+    return StatisticResult("emerging", table, summary, result)
+
+
+def _moran(
+    cube: Cube, y: np.ndarray, weights: SpatialWeights, tests: dict, common: dict
+) -> StatisticResult:
+    """Global Moran's I of the unit values; the table is the scatterplot's data."""
+    units = cube.units
+    result = hotspots.global_moran(units, y, weights=weights, **tests)
+    table = gpd.GeoDataFrame(
+        {"unit_id": cube.unit_ids, "y": y, "y_std": result.y_std, "lag_std": result.lag_std},
+        geometry=units.geometry.to_numpy(),
+        crs=units.crs,
+    )
+    summary = {
+        "I": result.I,
+        "EI": result.EI,
+        "z_norm": result.z_norm,
+        "p_norm": result.p_norm,
+        "z_sim": result.z_sim,
+        "p_sim": result.p_sim,
+        "permutations": tests["permutations"],
+        **common,
+    }
+    return StatisticResult("moran", table, summary, result)
+
+
+def _lisa(
+    cube: Cube,
+    y: np.ndarray,
+    weights: SpatialWeights,
+    tests: dict,
+    fdr: bool,
+    kwargs: dict,
+    common: dict,
+) -> StatisticResult:
+    """Local Moran's I (LISA) clusters of the unit values."""
+    result = hotspots.local_moran(cube.units, y, weights=weights, **tests, fdr=fdr, **kwargs)
+    table = result.table
+    summary = {
+        "clusters": {str(k): int(v) for k, v in table["cluster"].value_counts().items()},
+        "permutations": tests["permutations"],
+        "fdr": fdr,
+        **common,
+    }
+    return StatisticResult("lisa", table, summary, result)
+
+
+def _gi(
+    cube: Cube, y: np.ndarray, weights: SpatialWeights, tests: dict, fdr: bool, common: dict
+) -> StatisticResult:
+    """Getis-Ord Gi* confidence bins of the unit values."""
+    result = hotspots.getis_ord_gi_star(cube.units, y, weights=weights, **tests, fdr=fdr)
     table = result.table
     summary = {
         "bins": {str(k): int(v) for k, v in table["gi_label"].value_counts().items()},
-        "permutations": permutations,
+        "permutations": tests["permutations"],
         "fdr": fdr,
         **common,
     }

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geo_crime.core.config import REPO_ROOT
+from geo_crime.core.config import REPO_ROOT, cache_dir
 from geo_crime.core.errors import ConfigError, FetchError
 from geo_crime.core.io_utils import atomic_write_bytes
 from geo_crime.net.bounds import DEFAULT_TIMEOUT
@@ -63,8 +63,6 @@ def _cache_folder(cache: bool | str | Path) -> Path | None:
     if cache is False:
         return None
     if cache is True:
-        from geo_crime.core.config import cache_dir
-
         return cache_dir() / "boundaries"
     return Path(cache).expanduser()
 

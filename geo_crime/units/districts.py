@@ -164,6 +164,172 @@ def _majority_coordinates(
     return pairs.drop_duplicates(["lon", "lat"]).reset_index(drop=True)
 
 
+@dataclass
+class _DistrictPoints:
+    """The incidents' points as :func:`derive_rd_layer` votes with them (one entry per row)."""
+
+    #: Incidents each row stands for (``ROW_COUNT`` of a table of points, else 1).
+    weights: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    #: The 4-digit district code (``"0000"`` where missing).
+    rd: np.ndarray
+    #: The district's division (``rpt_dist // 100``).
+    rd_div: np.ndarray
+    #: A valid point with a well-formed district of a known division.
+    cand: np.ndarray
+    #: A ``cand`` row located in its district's division (or snapped into it later).
+    use: np.ndarray
+
+
+def _district_points(
+    incidents: pd.DataFrame, divisions: gpd.GeoDataFrame
+) -> tuple[_DistrictPoints, RDDerivationReport]:
+    """Which rows can draw their district (in its division), with the report's row counts."""
+    # a table of distinct points with their incidents (ROW_COUNT, as a cluster sends it) is
+    # judged as the rows it counts
+    weights = (
+        incidents[ROW_COUNT].to_numpy(dtype=np.int64)
+        if ROW_COUNT in incidents
+        else np.ones(len(incidents), dtype=np.int64)
+    )
+    report = RDDerivationReport(total=int(weights.sum()))
+    lat, lon, valid = _valid_points(incidents)
+    report.not_spatially_valid = int(weights[~valid].sum())
+    rd = incidents["rpt_dist"].astype("string").str.strip()
+    rd_ok = rd.str.fullmatch(r"\d{4}").fillna(False).to_numpy(dtype=bool)
+    report.rd_missing_or_malformed = int(weights[valid & ~rd_ok].sum())
+    rd_text = rd.fillna("0000").to_numpy(dtype=object)
+    rd_div = np.array([int(c[:2]) for c in rd_text], dtype=np.int64)
+    div_areas = divisions["area"].to_numpy(dtype=np.int64)
+    known = np.isin(rd_div, div_areas)
+    report.rd_division_unknown = int(weights[valid & rd_ok & ~known].sum())
+    cand = valid & rd_ok & known
+    located = np.full(len(incidents), -1, dtype=np.int64)
+    if cand.any():
+        where, _ = _locate(lon[cand], lat[cand], divisions.geometry.to_numpy())
+        located[cand] = np.where(where >= 0, div_areas[np.maximum(where, 0)], -1)
+    use = cand & (located == rd_div)
+    if not use.any():
+        raise DataError("no incident has coordinates inside the division of its reporting district")
+    points = _DistrictPoints(weights, lon, lat, rd_text, rd_div, cand, use)
+    return points, report
+
+
+def _snap_lost_districts(
+    points: _DistrictPoints,
+    winners: pd.DataFrame,
+    lon_used: np.ndarray,
+    lat_used: np.ndarray,
+    div_geom: dict[int, Any],
+    snap_m: float,
+    report: RDDerivationReport,
+) -> None:
+    """Keep districts that win no coordinate in their own division (in place).
+
+    Such a district (e.g. its only other geocode is in the ocean off Pacific Coast Highway)
+    would vanish: its incidents outside the division but within ``snap_m`` of it are moved to
+    the nearest spot 1 m inside (``lon_used``, ``lat_used`` and ``points.use`` change), counted
+    in ``report``; the caller then repeats the vote.
+    """
+    rd_text, rd_div, cand, use = points.rd, points.rd_div, points.cand, points.use
+    lost = sorted(set(rd_text[cand]) - set(winners["rd"]))
+    lost_mask = cand & ~use & np.isin(rd_text, lost)
+    for area_no in np.unique(rd_div[lost_mask]).tolist():
+        rows_idx = np.flatnonzero(lost_mask & (rd_div == area_no))
+        inner = shapely.buffer(_to_albers(div_geom[area_no]), -1.0)
+        points_m = shapely.points(*_TO_ALBERS.transform(points.lon[rows_idx], points.lat[rows_idx]))
+        dist = shapely.distance(points_m, inner)
+        near = dist <= snap_m
+        if not near.any():
+            continue
+        ends = shapely.get_point(shapely.shortest_line(points_m[near], inner), 1)
+        new_lon, new_lat = _FROM_ALBERS.transform(shapely.get_x(ends), shapely.get_y(ends))
+        lon_used[rows_idx[near]] = new_lon
+        lat_used[rows_idx[near]] = new_lat
+        use[rows_idx[near]] = True
+        report.rows_snapped += int(points.weights[rows_idx[near]].sum())
+        report.max_snap_m = max(report.max_snap_m, float(dist[near].max()))
+        report.districts_snapped += sorted(set(rd_text[rows_idx[near]]))
+
+
+def _voronoi_districts(
+    winners: pd.DataFrame, div_geom: dict[int, Any]
+) -> tuple[list[str], list[int], list[Any]]:
+    """Per division, the Voronoi cells of its coordinates dissolved by district (EPSG:3310):
+    each district's code, division and polygon (unclipped)."""
+    x, y = _TO_ALBERS.transform(winners["lon"].to_numpy(), winners["lat"].to_numpy())
+    xy = np.column_stack((x, y))
+    codes: list[str] = []
+    areas: list[int] = []
+    geoms: list[Any] = []
+    for area_no, group in winners.groupby("area", sort=True):
+        division = div_geom[int(area_no)]
+        idx = group.index.to_numpy()
+        labels = group["rd"].to_numpy(dtype=object)
+        division_albers = _to_albers(division)
+        if len(set(labels)) == 1:
+            codes.append(labels[0])
+            areas.append(int(area_no))
+            geoms.append(division_albers)
+            continue
+        cells = shapely.get_parts(
+            shapely.voronoi_polygons(
+                shapely.multipoints(xy[idx]),
+                extend_to=shapely.buffer(shapely.envelope(division_albers), 1000.0),
+                ordered=True,
+            )
+        )
+        if len(cells) != len(idx):
+            raise DataError(
+                f"Voronoi diagram of division {area_no}: {len(cells)} cells for {len(idx)} points"
+            )
+        order = np.argsort(labels, kind="stable")
+        sorted_labels = labels[order]
+        bounds = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+        for start, stop in zip(bounds, np.r_[bounds[1:], len(order)], strict=True):
+            merged = shapely.make_valid(shapely.coverage_union_all(cells[order[start:stop]]))
+            codes.append(sorted_labels[start])
+            areas.append(int(area_no))
+            geoms.append(merged)
+    return codes, areas, geoms
+
+
+def _clip_to_divisions(geoms: list[Any], areas: list[int], div_geom: dict[int, Any]) -> np.ndarray:
+    """The districts (EPSG:3310) clipped to their divisions, in lon/lat: one polygonal geometry
+    or None (nothing left) per district."""
+    # clip in metres on a 1 mm grid (robust against GEOS topology errors), then simplify each
+    # division's districts together so that shared borders stay shared (no gaps or overlaps)
+    albers_divisions = {a: shapely.make_valid(_to_albers(div_geom[a])) for a in set(areas)}
+    clip_to = np.array([albers_divisions[a] for a in areas], dtype=object)
+    clipped = shapely.intersection(
+        shapely.make_valid(np.array(geoms, dtype=object)), clip_to, grid_size=_GRID_M
+    )
+    area_arr = np.array(areas)
+    for area_no in set(areas):
+        rows_in = np.flatnonzero(area_arr == area_no)
+        parts = [_polygonal_part(g) for g in clipped[rows_in]]
+        ok = [i for i, g in zip(rows_in, parts, strict=True) if g is not None]
+        if ok:
+            simplified = shapely.coverage_simplify(
+                np.array([_polygonal_part(g) for g in clipped[ok]], dtype=object),
+                tolerance=_SIMPLIFY_M,
+            )
+            clipped[ok] = simplified
+    # back to lon/lat, then clip again by the division there, so that the districts follow the
+    # division's own outline exactly (a straight edge in metres is not straight in degrees)
+    clipped = np.array(
+        [None if g is None else shapely.make_valid(_from_albers(g)) for g in clipped],
+        dtype=object,
+    )
+    present = np.array([g is not None for g in clipped], dtype=bool)
+    clip_lonlat = np.array([div_geom[a] for a in areas], dtype=object)
+    clipped[present] = shapely.intersection(
+        clipped[present], clip_lonlat[present], grid_size=_GRID_DEGREES
+    )
+    return np.array([None if g is None else _polygonal_part(g) for g in clipped], dtype=object)
+
+
 def derive_rd_layer(
     incidents: pd.DataFrame,
     *,
@@ -225,66 +391,27 @@ def derive_rd_layer(
         raise InputError("incidents lack the 'rpt_dist' column")
     divisions = division_units() if divisions is None else divisions.to_crs(STORAGE_CRS)
     attributes = load_rd_attributes() if attributes is None else attributes
-    # a table of distinct points with their incidents (ROW_COUNT, as a cluster sends it) is
-    # judged as the rows it counts
-    weights = (
-        incidents[ROW_COUNT].to_numpy(dtype=np.int64)
-        if ROW_COUNT in incidents
-        else np.ones(len(incidents), dtype=np.int64)
-    )
-    report = RDDerivationReport(total=int(weights.sum()))
-    lat, lon, valid = _valid_points(incidents)
-    report.not_spatially_valid = int(weights[~valid].sum())
-    rd = incidents["rpt_dist"].astype("string").str.strip()
-    rd_ok = rd.str.fullmatch(r"\d{4}").fillna(False).to_numpy(dtype=bool)
-    report.rd_missing_or_malformed = int(weights[valid & ~rd_ok].sum())
-    rd_text = rd.fillna("0000").to_numpy(dtype=object)
-    rd_div = np.array([int(c[:2]) for c in rd_text], dtype=np.int64)
+    points, report = _district_points(incidents, divisions)
     div_areas = divisions["area"].to_numpy(dtype=np.int64)
-    known = np.isin(rd_div, div_areas)
-    report.rd_division_unknown = int(weights[valid & rd_ok & ~known].sum())
-    cand = valid & rd_ok & known
-    located = np.full(len(incidents), -1, dtype=np.int64)
-    if cand.any():
-        where, _ = _locate(lon[cand], lat[cand], divisions.geometry.to_numpy())
-        located[cand] = np.where(where >= 0, div_areas[np.maximum(where, 0)], -1)
-    use = cand & (located == rd_div)
-    if not use.any():
-        raise DataError("no incident has coordinates inside the division of its reporting district")
     div_geom = dict(zip(div_areas.tolist(), divisions.geometry.to_numpy(), strict=True))
-
-    # A district that wins no coordinate in its own division (e.g. its only other geocode is in
-    # the ocean off Pacific Coast Highway) would vanish: its incidents outside the division but
-    # within snap_m of it are moved to the nearest spot 1 m inside, then the vote is repeated.
     # LAPD publishes coordinates to 4 decimals (~10 m): vote on that grid, which also bounds the
     # Voronoi diagram's size for large (e.g. jittered or resampled) inputs
-    lon_used, lat_used = np.round(lon, 4), np.round(lat, 4)
-    winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use, weights)
-    lost = sorted(set(rd_text[cand]) - set(winners["rd"]))
-    lost_mask = cand & ~use & np.isin(rd_text, lost)
-    for area_no in np.unique(rd_div[lost_mask]).tolist() if snap_m > 0 else []:
-        rows_idx = np.flatnonzero(lost_mask & (rd_div == area_no))
-        inner = shapely.buffer(_to_albers(div_geom[area_no]), -1.0)
-        points = shapely.points(*_TO_ALBERS.transform(lon[rows_idx], lat[rows_idx]))
-        dist = shapely.distance(points, inner)
-        near = dist <= snap_m
-        if not near.any():
-            continue
-        ends = shapely.get_point(shapely.shortest_line(points[near], inner), 1)
-        new_lon, new_lat = _FROM_ALBERS.transform(shapely.get_x(ends), shapely.get_y(ends))
-        lon_used[rows_idx[near]] = new_lon
-        lat_used[rows_idx[near]] = new_lat
-        use[rows_idx[near]] = True
-        report.rows_snapped += int(weights[rows_idx[near]].sum())
-        report.max_snap_m = max(report.max_snap_m, float(dist[near].max()))
-        report.districts_snapped += sorted(set(rd_text[rows_idx[near]]))
+    lon_used, lat_used = np.round(points.lon, 4), np.round(points.lat, 4)
+    winners = _majority_coordinates(
+        lon_used, lat_used, points.rd, points.rd_div, points.use, points.weights
+    )
+    if snap_m > 0:
+        _snap_lost_districts(points, winners, lon_used, lat_used, div_geom, snap_m, report)
     if report.rows_snapped:
-        winners = _majority_coordinates(lon_used, lat_used, rd_text, rd_div, use, weights)
+        winners = _majority_coordinates(
+            lon_used, lat_used, points.rd, points.rd_div, points.use, points.weights
+        )
     if max_coordinates_per_district and len(winners):
         ranked = winners.sort_values(["rd", "n", "lon", "lat"], ascending=[True, False, True, True])
         capped = ranked.groupby("rd", sort=False).head(max_coordinates_per_district)
         report.coordinates_beyond_cap = int(len(winners) - len(capped))
         winners = capped.sort_index().reset_index(drop=True)
+    weights, cand, use, rd_text = points.weights, points.cand, points.use, points.rd
     report.outside_own_division = int(weights[cand & ~use].sum())
     report.used = int(weights[use].sum())
     per_rd = pd.Series(weights[use]).groupby(rd_text[use]).sum()
@@ -292,70 +419,8 @@ def derive_rd_layer(
     report.coordinates_contested = int((winners["n_districts"] > 1).sum())
     report.rows_outvoted = int(report.used - winners["n"].sum())
 
-    x, y = _TO_ALBERS.transform(winners["lon"].to_numpy(), winners["lat"].to_numpy())
-    xy = np.column_stack((x, y))
-    codes: list[str] = []
-    areas: list[int] = []
-    geoms: list[Any] = []
-    for area_no, group in winners.groupby("area", sort=True):
-        division = div_geom[int(area_no)]
-        idx = group.index.to_numpy()
-        labels = group["rd"].to_numpy(dtype=object)
-        division_albers = _to_albers(division)
-        if len(set(labels)) == 1:
-            codes.append(labels[0])
-            areas.append(int(area_no))
-            geoms.append(division_albers)
-            continue
-        cells = shapely.get_parts(
-            shapely.voronoi_polygons(
-                shapely.multipoints(xy[idx]),
-                extend_to=shapely.buffer(shapely.envelope(division_albers), 1000.0),
-                ordered=True,
-            )
-        )
-        if len(cells) != len(idx):
-            raise DataError(
-                f"Voronoi diagram of division {area_no}: {len(cells)} cells for {len(idx)} points"
-            )
-        order = np.argsort(labels, kind="stable")
-        sorted_labels = labels[order]
-        bounds = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
-        for start, stop in zip(bounds, np.r_[bounds[1:], len(order)], strict=True):
-            merged = shapely.make_valid(shapely.coverage_union_all(cells[order[start:stop]]))
-            codes.append(sorted_labels[start])
-            areas.append(int(area_no))
-            geoms.append(merged)
-    # clip in metres on a 1 mm grid (robust against GEOS topology errors), then simplify each
-    # division's districts together so that shared borders stay shared (no gaps or overlaps)
-    albers_divisions = {a: shapely.make_valid(_to_albers(div_geom[a])) for a in set(areas)}
-    clip_to = np.array([albers_divisions[a] for a in areas], dtype=object)
-    clipped = shapely.intersection(
-        shapely.make_valid(np.array(geoms, dtype=object)), clip_to, grid_size=_GRID_M
-    )
-    area_arr = np.array(areas)
-    for area_no in set(areas):
-        rows_in = np.flatnonzero(area_arr == area_no)
-        parts = [_polygonal_part(g) for g in clipped[rows_in]]
-        ok = [i for i, g in zip(rows_in, parts, strict=True) if g is not None]
-        if ok:
-            simplified = shapely.coverage_simplify(
-                np.array([_polygonal_part(g) for g in clipped[ok]], dtype=object),
-                tolerance=_SIMPLIFY_M,
-            )
-            clipped[ok] = simplified
-    # back to lon/lat, then clip again by the division there, so that the districts follow the
-    # division's own outline exactly (a straight edge in metres is not straight in degrees)
-    clipped = np.array(
-        [None if g is None else shapely.make_valid(_from_albers(g)) for g in clipped],
-        dtype=object,
-    )
-    present = np.array([g is not None for g in clipped], dtype=bool)
-    clip_lonlat = np.array([div_geom[a] for a in areas], dtype=object)
-    clipped[present] = shapely.intersection(
-        clipped[present], clip_lonlat[present], grid_size=_GRID_DEGREES
-    )
-    clipped = np.array([None if g is None else _polygonal_part(g) for g in clipped], dtype=object)
+    codes, areas, geoms = _voronoi_districts(winners, div_geom)
+    clipped = _clip_to_divisions(geoms, areas, div_geom)
     keep = np.array([g is not None for g in clipped], dtype=bool)
 
     all_rds = sorted(set(rd_text[cand]))

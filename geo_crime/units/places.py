@@ -23,6 +23,7 @@ import pandas as pd
 import shapely
 
 from geo_crime.core.config import EQUAL_AREA_CRS, data_dir
+from geo_crime.units.polygons import read_polygon_layer
 
 __all__ = ["NEIGHBOURHOODS_FILE", "SPLIT_SHARE", "named_units", "neighbourhoods", "place_labels"]
 
@@ -53,8 +54,6 @@ def neighbourhoods(
         Indexed by ``unit_id`` (as text): ``neighbourhood`` (empty outside every one),
         ``neighbourhood_share`` (its share of the unit's area) and ``other_neighbourhoods``.
     """
-    from geo_crime.units.polygons import read_polygon_layer
-
     layer, _ = read_polygon_layer(path or data_dir() / NEIGHBOURHOODS_FILE)
     hoods = layer[["name", "geometry"]].to_crs(EQUAL_AREA_CRS).reset_index(drop=True)
     cells = units[["unit_id", "geometry"]].to_crs(EQUAL_AREA_CRS).reset_index(drop=True)

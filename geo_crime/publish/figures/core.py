@@ -17,28 +17,36 @@ atomically (temporary file, then rename):
   scatter of predicted against actual with the 1:1 line; MAE and RMSE in the title.
 
 :func:`write_figures` writes all of them that its inputs allow into one folder. The figures of
-time (trends with coverage breaks, hour x weekday) and the emerging hot spot map are in
-:mod:`geo_crime.publish.figures.trends`, which reuses the helpers here.
+time are in :mod:`geo_crime.publish.figures.trends` (trends with coverage breaks) and
+:mod:`geo_crime.publish.figures.hours` (hour x weekday), the emerging hot spot map in
+:mod:`geo_crime.publish.figures.emerging`; the drawing helpers all of them share are in
+:mod:`geo_crime.publish.figures.draw`. Every figure is saved through this module's
+``save_figure`` (:func:`geo_crime.core.io_utils.save_figure`).
 """
 
 from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import DataError
 from geo_crime.core.io_utils import save_figure
+from geo_crime.publish.figures.draw import (
+    DPI,
+    LEGEND_BESIDE,
+    categorical_map,
+    lonlat_frame,
+    map_axes,
+    new_figure,
+)
 from geo_crime.publish.style import (
     GI_COLOURS,
     LISA_COLOURS,
@@ -70,101 +78,6 @@ FIGURE_NAMES = {
 }
 """File name of each figure written by :func:`write_figures`."""
 
-_DPI = 150
-
-
-def _new_figure(size: tuple[float, float] = (8.0, 7.0)) -> tuple[Figure, Any]:
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
-#: Legend placement of the map figures: outside the axes, to the right.
-_LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8}
-
-
-def _geo(table: pd.DataFrame, what: str) -> gpd.GeoDataFrame:
-    if not isinstance(table, gpd.GeoDataFrame):
-        raise DataError(f"the {what} must be a GeoDataFrame with geometry")
-    if table.crs is not None and not table.crs.equals("EPSG:4326"):
-        table = table.to_crs("EPSG:4326")
-    return table
-
-
-def _map_axes(ax: Any, title: str, outlines: gpd.GeoDataFrame | None, bounds: Any) -> None:
-    if outlines is not None and len(outlines):
-        outlines = _geo(outlines, "outlines")
-        outlines.boundary.plot(ax=ax, color="#333333", linewidth=0.6)
-        minx, miny, maxx, maxy = bounds
-        pad_x, pad_y = (maxx - minx) * 0.03, (maxy - miny) * 0.03
-        ax.set_xlim(minx - pad_x, maxx + pad_x)
-        ax.set_ylim(miny - pad_y, maxy + pad_y)
-    ax.set_title(title)
-    ax.set_axis_off()
-    # longitude/latitude: keep distances true at LA's latitude
-    mid_lat = (bounds[1] + bounds[3]) / 2.0
-    ax.set_aspect(1.0 / np.cos(np.radians(mid_lat)))
-
-
-#: Ink of the hatching that tells categories of one colour apart.
-_HATCH_INK = "#ffffff"
-
-
-def _categorical_map(
-    table: gpd.GeoDataFrame,
-    codes: np.ndarray,
-    colours: dict[int, str],
-    labels: dict[int, str],
-    order: Sequence[int],
-    path: str | os.PathLike,
-    *,
-    title: str,
-    legend_title: str,
-    outlines: gpd.GeoDataFrame | None,
-    dpi: int,
-    hatched: Sequence[int] = (),
-) -> Path:
-    """A map of category codes, legend beside it; the codes in ``hatched`` are drawn hatched
-    over their colour (so categories that share a colour stay apart)."""
-    fig, ax = _new_figure()
-    hidden = (
-        table["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
-        if "suppressed" in table.columns
-        else np.zeros(len(table), dtype=bool)
-    )
-    codes = np.where(hidden, np.nan, pd.to_numeric(pd.Series(codes), errors="coerce"))
-    fill = [colours.get(int(c), NO_DATA_COLOUR) if pd.notna(c) else NO_DATA_COLOUR for c in codes]
-    table.plot(ax=ax, color=fill, edgecolor="#6f6f6f", linewidth=0.15)
-    if hidden.any():
-        table[hidden].plot(
-            ax=ax, color=SUPPRESSED_COLOUR, edgecolor="#8c8c8c", linewidth=0.15, hatch="///"
-        )
-    striped = np.isin(codes, list(hatched)) if len(hatched) else np.zeros(len(codes), bool)
-    if striped.any():
-        table[striped].plot(
-            ax=ax, facecolor="none", edgecolor=_HATCH_INK, linewidth=0.0, hatch="////"
-        )
-    _map_axes(ax, title, outlines, table.total_bounds)
-    present = {int(c) for c in codes if pd.notna(c)}
-    handles = [
-        Patch(
-            facecolor=colours[c],
-            edgecolor=_HATCH_INK if c in hatched else "#6f6f6f",
-            hatch="////" if c in hatched else None,
-            label=labels[c],
-        )
-        for c in order
-        if c in present
-    ]
-    if hidden.any():
-        handles.append(
-            Patch(facecolor=SUPPRESSED_COLOUR, edgecolor="#8c8c8c", hatch="///", label="suppressed")
-        )
-    # legends sit beside the map, never over a part of the city
-    ax.legend(**_LEGEND_BESIDE, handles=handles, title=legend_title, frameon=True)
-    return save_figure(fig, path, dpi)
-
-
 # --------------------------------------------------------------------------------------------
 # the five figures
 # --------------------------------------------------------------------------------------------
@@ -181,7 +94,7 @@ def severity_choropleth(
     count_column: str = "count",
     title: str | None = None,
     outlines: gpd.GeoDataFrame | None = None,
-    dpi: int = _DPI,
+    dpi: int = DPI,
 ) -> Path:
     """Classed map of a severity measure.
 
@@ -215,7 +128,7 @@ def severity_choropleth(
     pathlib.Path
         The legend sits beside the map, outside its axes, so no unit is covered.
     """
-    units = _geo(units, "units")
+    units = lonlat_frame(units, "units")
     if column not in units.columns:
         raise DataError(f"units have no {column!r} column")
     values = pd.to_numeric(units[column], errors="coerce").to_numpy(dtype=float)
@@ -229,7 +142,7 @@ def severity_choropleth(
     cls = classify_values(np.where(suppressed, np.nan, values), scheme=scheme, k=k)
     colours = sequential_colours(cls.k, "YlOrRd")
     fill = [colours[c] if c >= 0 else NO_DATA_COLOUR for c in cls.codes]
-    fig, ax = _new_figure()
+    fig, ax = new_figure()
     units.plot(ax=ax, color=fill, edgecolor="#6f6f6f", linewidth=0.15)
     handles = [
         Patch(facecolor=c, edgecolor="#6f6f6f", label=label)
@@ -250,7 +163,7 @@ def severity_choropleth(
     missing = (cls.codes < 0) & ~suppressed
     if missing.any():
         handles.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor="#6f6f6f", label="no data"))
-    _map_axes(
+    map_axes(
         ax,
         textwrap.fill(title or f"{column.replace('_', ' ').capitalize()}", 60),
         outlines,
@@ -262,7 +175,7 @@ def severity_choropleth(
     description = f"{legend_title}: " + "; ".join(cls.labels())
     # beside the map, never over it; the figure title already names the measure
     shown_title = f"Classes ({scheme_name})" if title else legend_title
-    ax.legend(**_LEGEND_BESIDE, handles=handles, title=textwrap.fill(shown_title, 40))
+    ax.legend(**LEGEND_BESIDE, handles=handles, title=textwrap.fill(shown_title, 40))
     return save_figure(fig, path, dpi, description=description)
 
 
@@ -272,7 +185,7 @@ def hotspot_map(
     *,
     title: str = "Getis-Ord Gi* hot and cold spots",
     outlines: gpd.GeoDataFrame | None = None,
-    dpi: int = _DPI,
+    dpi: int = DPI,
 ) -> Path:
     """Map of Gi* confidence bins (``gi_bin`` -3..3) in the ArcGIS colours.
 
@@ -293,21 +206,20 @@ def hotspot_map(
     -------
     pathlib.Path
     """
-    gi = _geo(gi, "Gi* table")
+    gi = lonlat_frame(gi, "Gi* table")
     if "gi_bin" not in gi.columns:
         raise DataError("the Gi* table has no 'gi_bin' column")
-    return _categorical_map(
+    fig = categorical_map(
         gi,
         gi["gi_bin"].to_numpy(),
         GI_COLOURS,
         GI_BIN_LABELS,
         [3, 2, 1, 0, -1, -2, -3],
-        path,
         title=title,
         legend_title="Gi* bin",
         outlines=outlines,
-        dpi=dpi,
     )
+    return save_figure(fig, path, dpi)
 
 
 def lisa_cluster_map(
@@ -316,7 +228,7 @@ def lisa_cluster_map(
     *,
     title: str = "LISA clusters (local Moran's I)",
     outlines: gpd.GeoDataFrame | None = None,
-    dpi: int = _DPI,
+    dpi: int = DPI,
 ) -> Path:
     """Map of LISA clusters (``cluster_code`` 0..4) in the GeoDa colours.
 
@@ -337,21 +249,20 @@ def lisa_cluster_map(
     -------
     pathlib.Path
     """
-    lisa = _geo(lisa, "LISA table")
+    lisa = lonlat_frame(lisa, "LISA table")
     if "cluster_code" not in lisa.columns:
         raise DataError("the LISA table has no 'cluster_code' column")
-    return _categorical_map(
+    fig = categorical_map(
         lisa,
         lisa["cluster_code"].to_numpy(),
         LISA_COLOURS,
         LISA_LABELS,
         [1, 3, 2, 4, 0],
-        path,
         title=title,
         legend_title="Cluster",
         outlines=outlines,
-        dpi=dpi,
     )
+    return save_figure(fig, path, dpi)
 
 
 def moran_slope(y_std: Any, lag_std: Any) -> float:
@@ -370,7 +281,7 @@ def moran_scatterplot(
     I: float | None = None,  # noqa: E741 - the statistic's name
     title: str | None = None,
     binned: bool = False,
-    dpi: int = _DPI,
+    dpi: int = DPI,
 ) -> Path:
     """Moran scatterplot: standardised value against its spatial lag, slope = Moran's I.
 
@@ -422,7 +333,7 @@ def moran_scatterplot(
         raise DataError("no finite (y_std, lag_std) pair to plot")
     if I is None:
         I = moran_slope(x, lag)  # noqa: E741
-    fig, ax = _new_figure((8.5, 6.5))
+    fig, ax = new_figure((8.5, 6.5))
     if binned:
         cells = ax.hexbin(x[ok], lag[ok], gridsize=25, mincnt=1, cmap="Blues", zorder=2)
         fig.colorbar(cells, ax=ax, label="units per hexagon", shrink=0.6, location="left")
@@ -476,7 +387,7 @@ def forecast_vs_actual(
     path: str | os.PathLike,
     *,
     title: str = "Forecast vs actual",
-    dpi: int = _DPI,
+    dpi: int = DPI,
 ) -> Path:
     """Compare a forecast with what happened.
 
@@ -517,7 +428,7 @@ def forecast_vs_actual(
         and isinstance(actual.index, pd.DatetimeIndex)
         and isinstance(predicted.index, pd.DatetimeIndex)
     )
-    fig, ax = _new_figure((8.0, 5.0) if timeline else (6.5, 6.5))
+    fig, ax = new_figure((8.0, 5.0) if timeline else (6.5, 6.5))
     if timeline:
         ax.plot(actual.index, a, color="#333333", linewidth=1.4, marker="o", ms=3, label="actual")
         ax.plot(
@@ -556,7 +467,7 @@ def write_figures(
     k: int = 5,
     k_anonymity: int = DEFAULT_K,
     public: bool = False,
-    dpi: int = _DPI,
+    dpi: int = DPI,
     context: str = "",
 ) -> list[Path]:
     """Write every figure the inputs allow into ``folder`` (names in :data:`FIGURE_NAMES`).

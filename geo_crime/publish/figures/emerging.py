@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.errors import DataError
-from geo_crime.publish.figures import core as _figures
+from geo_crime.publish.figures import core as figures_core  # its save_figure saves every figure
+from geo_crime.publish.figures.draw import DPI, categorical_map, lonlat_frame
 from geo_crime.publish.privacy import hidden_mask
 from geo_crime.stats.emerging import CATEGORIES, CATEGORY_COLOURS, CATEGORY_STYLES
 
@@ -33,7 +34,7 @@ def emerging_hotspot_figure(
     suppressed: pd.Series | None = None,
     outlines: gpd.GeoDataFrame | None = None,
     title: str | None = None,
-    dpi: int = _figures._DPI,
+    dpi: int = DPI,
 ) -> Path:
     """Static map of the emerging hot spot categories, legend beside the map.
 
@@ -65,7 +66,7 @@ def emerging_hotspot_figure(
     """
     periods = getattr(emerging_table, "periods", None)
     table = getattr(emerging_table, "table", emerging_table)
-    units = _figures._geo(units, "units")
+    units = lonlat_frame(units, "units")
     if "unit_id" not in units or "unit_id" not in table:
         raise DataError("the units and the emerging hot spot table need a 'unit_id' column")
     if "code" in table:
@@ -94,17 +95,16 @@ def emerging_hotspot_figure(
         if periods is not None and len(periods):
             first, last = (pd.Timestamp(periods[i]).date() for i in (0, -1))
             title += f", {len(periods)} periods (the first starting {first}, the last {last})"
-    return _figures._categorical_map(
+    fig = categorical_map(
         layer,
         layer["code"].to_numpy(),
         CATEGORY_COLOURS,
         CATEGORIES,
         sorted(CATEGORIES),
-        path,
         title=textwrap.fill(title, 70),
         legend_title="Emerging hot spot category"
         + (f" ({len(periods)} periods)" if periods is not None and len(periods) else ""),
         outlines=outlines,
-        dpi=dpi,
         hatched=[code for code, (_, hatch) in CATEGORY_STYLES.items() if hatch],
     )
+    return figures_core.save_figure(fig, path, dpi)

@@ -1,4 +1,4 @@
-"""Static figures (PNG) of *when* crime happens: trends with coverage breaks, hour x weekday.
+"""Static figures (PNG) of *when* crime happens: trends with coverage breaks.
 
 The companions of :mod:`geo_crime.publish.figures.core` (same conventions: matplotlib's Agg
 renderer on a private ``Figure``, atomic writes, legends and colour bars outside the data axes):
@@ -7,12 +7,12 @@ renderer on a private ``Figure``, atomic writes, legends and colour bars outside
   and in small multiples per LAPD division, with the periods that the coverage check
   (:mod:`geo_crime.record.coverage`) judges not completely recorded shaded, so a recording break is
   not read as a crime drop. :func:`trend_data` computes everything the figure draws.
-* :func:`hour_weekday_heatmap`: a 7 x 24 heat map of incidents by weekday and hour, with the
-  LAPD placeholder times (12:00 and 00:01) measured and named in the caption, never dropped.
-  :func:`hour_weekday_matrix` computes it.
+* :func:`~geo_crime.publish.figures.hours.hour_weekday_heatmap` (in
+  :mod:`geo_crime.publish.figures.hours`): a 7 x 24 heat map of incidents by weekday and hour,
+  with the LAPD placeholder times (12:00 and 00:01) measured and named in the caption, never
+  dropped. :func:`~geo_crime.publish.figures.hours.hour_weekday_matrix` computes it.
 * :func:`emerging_hotspot_figure` (in :mod:`geo_crime.publish.figures.emerging`, named here too):
-the
-  emerging hot spot categories as a static map; suppressed units are grey with no category.
+  the emerging hot spot categories as a static map; suppressed units are grey with no category.
 * :func:`study_figures`: the first two for one study, as the pipeline writes them.
 
 Both count figures are public, so they obey the threshold of the maps
@@ -23,22 +23,19 @@ total), and a study with fewer than ``k_anonymity`` incidents gets neither figur
 Each reads the incidents through their tally (:class:`geo_crime.record.tallies.StudyTally`), so the
 Dask engine, which sums the tallies of a dataset's partitions on a cluster, draws the same
 figures.
-
-Long because each figure comes with the function that computes what it draws (so tests check
-the numbers, not pixels), and the trend figure's shading and captions carry the coverage rules.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import string
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -50,55 +47,33 @@ from matplotlib.ticker import FixedLocator, StrMethodFormatter
 
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import ConfigError, DataError
-from geo_crime.publish.figures import core as _figures
+from geo_crime.publish.figures import core as figures_core  # its save_figure saves every figure
+from geo_crime.publish.figures.draw import (
+    DPI,
+    LEGEND_BESIDE,
+    as_tally,
+    division_names,
+    division_scope,
+)
 from geo_crime.publish.figures.emerging import emerging_hotspot_figure
+from geo_crime.publish.figures.hours import hour_weekday_heatmap
 from geo_crime.publish.privacy import count_words, suppressed_units
 from geo_crime.record.coverage import _PERIOD_CODES, CoverageResult, check_coverage
 from geo_crime.record.tallies import StudyTally
 
 __all__ = [
-    "WEEKDAYS",
-    "HourWeekday",
     "TrendData",
     "emerging_hotspot_figure",
-    "hour_weekday_heatmap",
     "study_figures",
-    "hour_weekday_matrix",
     "trend_data",
     "trend_figure",
 ]
-
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-"""Row order of the hour x weekday heat map."""
 
 _WORDS = {"D": "day", "W": "week", "M": "month"}
 _COUNT_COLOUR = "#2166ac"
 _SEVERITY_COLOUR = "#b2182b"
 _INCOMPLETE = {"facecolor": "#fdb863", "alpha": 0.35, "linewidth": 0}
 _PARTIAL = {"facecolor": "#d9d9d9", "edgecolor": "#969696", "hatch": "////", "linewidth": 0}
-#: A time of day is a suspected placeholder when it holds this many times the median full hour.
-PLACEHOLDER_RATIO = 1.5
-
-
-def _scope(areas: list[int], names: dict[int, str]) -> str:
-    if len(areas) == 1:
-        return f"{names[areas[0]]} division"
-    if len(areas) == 21:
-        return "city-wide (all 21 LAPD divisions)"
-    return f"{len(areas)} LAPD divisions"
-
-
-def _names(tally: StudyTally, areas: list[int], divisions: pd.Series | None) -> dict:
-    given: dict[int, str] = {}
-    if divisions is not None:
-        given = {int(a): str(n) for a, n in divisions.items() if pd.notna(a) and pd.notna(n)}
-    else:
-        given = tally.division_names()
-    return {a: given.get(a, f"Division {a}") for a in areas}
-
-
-def _as_tally(incidents: pd.DataFrame | StudyTally) -> StudyTally:
-    return incidents if isinstance(incidents, StudyTally) else StudyTally.of_rows(incidents)
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,7 +191,7 @@ def trend_data(
         raise DataError(
             f"the coverage was checked per {coverage.freq!r}, the trend is per {freq!r}"
         )
-    tally = _as_tally(incidents)
+    tally = as_tally(incidents)
     days = tally.days
     if not len(days) or not days["incidents"].sum():
         raise DataError("no incident has an occurrence date")
@@ -266,7 +241,7 @@ def trend_data(
         spans += [("division", area, *span) for span in _spans(starts, ends, kinds)]
     span_table = pd.DataFrame(spans, columns=["scope", "area", "start", "end", "kind"])
     span_table["area"] = span_table["area"].astype("Int64")
-    names = _names(tally, areas, divisions)
+    names = division_names(tally, areas, divisions)
     return TrendData(freq, city, per_area.reset_index(), span_table, names, first_day, last_day)
 
 
@@ -322,7 +297,7 @@ def _draw_trend(data: TrendData, title: str | None, k_anonymity: int) -> Figure:
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         ax.grid(alpha=0.3)
         _date_axis(ax, data.first_day, data.last_day)
-    scope = _scope(areas, data.names)
+    scope = division_scope(areas, data.names)
     count_ax.set_title(f"Incidents per {word}, {scope}", loc="left", fontsize=10)
     severity_title = f"Severity points per {word} (sum over the {word}'s incidents), {scope}"
     severity_ax.set_title(severity_title, loc="left", fontsize=10)
@@ -338,7 +313,7 @@ def _draw_trend(data: TrendData, title: str | None, k_anonymity: int) -> Figure:
         handles.append(
             Patch(**_PARTIAL, label=f"partial {word} at the edge\nof the data: not shown")
         )
-    count_ax.legend(handles=handles, **_figures._LEGEND_BESIDE, title="Legend")
+    count_ax.legend(handles=handles, **LEGEND_BESIDE, title="Legend")
     span_text = f"{data.first_day.date()} to {data.last_day.date()}"
     fig.suptitle(title or f"Incidents and severity per {word}, {scope}, {span_text}")
     if bottom is not None:
@@ -412,7 +387,7 @@ def trend_figure(
     freq: str = "W",
     divisions: pd.Series | None = None,
     title: str | None = None,
-    dpi: int = _figures._DPI,
+    dpi: int = DPI,
     k_anonymity: int = DEFAULT_K,
 ) -> Path:
     """City-wide and per-division trend of incidents and severity, coverage breaks shaded.
@@ -456,217 +431,7 @@ def trend_figure(
     data = trend_data(incidents, coverage, freq=freq, divisions=divisions, k_anonymity=k_anonymity)
     fig = _draw_trend(data, title, k_anonymity)
     description = f"{fig.get_suptitle()}; shaded: periods not completely recorded"
-    return _figures.save_figure(fig, path, dpi, description=description)
-
-
-# --------------------------------------------------------------------------------------------
-# hour x weekday
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class HourWeekday:
-    """The hour x weekday counts of :func:`hour_weekday_heatmap`.
-
-    Attributes
-    ----------
-    matrix : pandas.DataFrame
-        7 x 24 incident counts: rows :data:`WEEKDAYS`, columns hours 0..23.
-    n_known, n_unknown : int
-        Incidents with and without a recorded time of day (the latter are not in the matrix).
-    placeholders : pandas.DataFrame
-        Indexed by time (``12:00``, ``00:01``, ``00:00``): ``count`` (incidents at exactly that
-        minute), ``share`` (of ``n_known``), ``reference`` (median count at the other full
-        hours, 01:00..23:00 without 12:00), ``ratio`` and ``suspected`` (ratio >=
-        :data:`PLACEHOLDER_RATIO`).
-    first_day, last_day : pandas.Timestamp or None
-        Occurrence days of the timed incidents.
-    areas : list of int
-        Divisions of the timed incidents.
-    """
-
-    matrix: pd.DataFrame
-    n_known: int
-    n_unknown: int
-    placeholders: pd.DataFrame
-    first_day: pd.Timestamp | None
-    last_day: pd.Timestamp | None
-    areas: list[int]
-
-
-def hour_weekday_matrix(incidents: pd.DataFrame | StudyTally) -> HourWeekday:
-    """Incidents per weekday and hour of day, over the incidents with a known time.
-
-    Parameters
-    ----------
-    incidents : pandas.DataFrame or StudyTally
-        Cleaned incidents (``occurred_at``; ``time_known`` when present, else every time counts
-        as known), or their tally (:class:`geo_crime.record.tallies.StudyTally`).
-
-    Returns
-    -------
-    HourWeekday
-        Nothing is dropped for looking like a placeholder: 12:00 and 00:01 stay in their cells
-        and are measured in ``placeholders``.
-    """
-    if not isinstance(incidents, StudyTally) and "occurred_at" not in incidents:
-        raise DataError("the incidents lack 'occurred_at'")
-    tally = _as_tally(incidents)
-    timed = tally.timed
-    n_known = int(timed["incidents"].sum()) if len(timed) else 0
-    hours = timed["minute"] // 60 if len(timed) else pd.Series([], dtype=np.int64)
-    matrix = (
-        timed.assign(hour=hours)
-        .pivot_table(index="weekday", columns="hour", values="incidents", aggfunc="sum")
-        .reindex(index=range(7), columns=range(24))
-        .fillna(0)
-        .astype(int)
-        if len(timed)
-        else pd.DataFrame(0, index=range(7), columns=range(24))
-    )
-    matrix.index = pd.Index(WEEKDAYS, name="weekday")
-    matrix.columns.name = "hour"
-    per_minute = (
-        timed.groupby("minute")["incidents"].sum() if len(timed) else pd.Series([], dtype=int)
-    )
-    full_hours = [h * 60 for h in range(1, 24) if h != 12]
-    reference = float(np.median(per_minute.reindex(full_hours, fill_value=0))) if n_known else 0
-    rows = []
-    for label, minute in (("12:00", 12 * 60), ("00:01", 1), ("00:00", 0)):
-        count = int(per_minute.get(minute, 0))
-        ratio = count / reference if reference > 0 else np.nan
-        share = count / n_known if n_known else np.nan
-        rows.append((label, count, share, reference, ratio, bool(ratio >= PLACEHOLDER_RATIO)))
-    placeholders = pd.DataFrame(
-        rows, columns=["time", "count", "share", "reference", "ratio", "suspected"]
-    ).set_index("time")
-    areas = timed["area"].dropna() if len(timed) else pd.Series([], dtype="Int64")
-    return HourWeekday(
-        matrix=matrix,
-        n_known=n_known,
-        n_unknown=tally.untimed,
-        placeholders=placeholders,
-        first_day=tally.timed_first,
-        last_day=tally.timed_last,
-        areas=sorted(int(a) for a in areas.unique()),
-    )
-
-
-def _draw_heatmap(data: HourWeekday, names: dict[int, str], title: str | None, k: int) -> Figure:
-    fig, ax = _figures._new_figure((13.0, 5.6))
-    values = data.matrix.to_numpy()
-    # cells below k are blank (a second one where one alone follows from the total)
-    hidden = suppressed_units(pd.Series(values.ravel()), k).to_numpy().reshape(values.shape)
-    shown = np.ma.masked_array(values, mask=hidden)
-    cmap = matplotlib.colormaps["YlOrRd"].with_extremes(bad="#d9d9d9")
-    image = ax.imshow(shown, aspect="auto", cmap=cmap, vmin=0, interpolation="nearest")
-    high = shown.max() * 0.6 if shown.count() else 0
-    for (row, col), value in np.ndenumerate(values):
-        colour = "white" if value > high and not hidden[row, col] else "#333333"
-        text = f"<{k}" if hidden[row, col] else f"{value:,}"
-        ax.text(col, row, text, ha="center", va="center", fontsize=6.5, color=colour)
-    flagged = {"12:00": 12, "00:01": 0, "00:00": 0}
-    marks = {flagged[t] for t, row in data.placeholders.iterrows() if row["suspected"]}
-    ax.set_xticks(range(24), [f"{h:02d}{'*' if h in marks else ''}" for h in range(24)])
-    ax.set_yticks(range(7), list(WEEKDAYS))
-    ax.set_xlabel("hour of day (local time; 13 = 13:00 to 13:59)")
-    ax.tick_params(length=0)
-    fig.colorbar(image, ax=ax, label="incidents", location="right", shrink=0.9, pad=0.02)
-    scope = _scope(data.areas, names) if data.areas else "all incidents"
-    span = f"{data.first_day.date()} to {data.last_day.date()}"
-    ax.set_title(
-        title or f"Incidents by weekday and hour of day, {scope}, {span}", fontsize=11, pad=8
-    )
-    notes = [f"{data.n_known:,} incidents with a recorded time of day."]
-    if hidden.any():
-        notes[0] += f" Grey cells (<{k}): fewer than {k} incidents, not shown."
-    if data.n_unknown:
-        notes[0] += (
-            f" {count_words(data.n_unknown, k)} incidents without one (e.g. the 2024 reduced "
-            "records, which carry only a date) are not shown."
-        )
-    parts = []
-    midnight = int(data.placeholders.loc["00:00", "count"])
-    for time, row in data.placeholders.drop(index="00:00").iterrows():
-        verdict = "likely a placeholder" if row["suspected"] else "not clearly inflated"
-        # the rest of its hour (the hour's cells minus this minute, and minus 00:00 for 00:01)
-        # follows from the figure: it must not be a count below k either
-        hour = 12 if time == "12:00" else 0
-        rest = int(data.matrix[hour].sum()) - int(row["count"]) - (midnight if hour == 0 else 0)
-        if row["count"] < k or 0 < rest < k:  # its share or ratio would give it away too
-            parts.append(f"{time} exactly: fewer than {k} incidents")
-            continue
-        parts.append(
-            f"{time} exactly: {int(row['count']):,} incidents ({row['share']:.1%}; "
-            f"{row['ratio']:.1f}x the median full hour, {verdict})"
-        )
-    notes.append(
-        "LAPD records many unknown times as 12:00 (and midnight as 00:01"
-        + (", as here: no incident is at 00:00" if midnight == 0 else "")
-        + "): "
-        + "; ".join(parts)
-        + ". They are kept in their cells, not dropped"
-        + ("; hours marked * hold suspected placeholders." if marks else ".")
-    )
-    fig.supxlabel("\n".join(textwrap.fill(n, 170) for n in notes), fontsize=8, x=0.01, ha="left")
-    return fig
-
-
-def hour_weekday_heatmap(
-    incidents: pd.DataFrame | StudyTally,
-    path: str | os.PathLike,
-    *,
-    divisions: pd.Series | None = None,
-    title: str | None = None,
-    dpi: int = _figures._DPI,
-    k_anonymity: int = DEFAULT_K,
-) -> Path:
-    """Heat map of incidents by weekday (rows, Monday first) and hour of day (columns).
-
-    Only incidents with a recorded time of day are counted (``time_known``); the caption says
-    how many have none. LAPD enters many unknown times as 12:00 and midnight as 00:01: the
-    counts at exactly those minutes are compared with the median full hour and named in the
-    caption (and the hour marked ``*`` when suspected), but kept in the matrix.
-
-    Parameters
-    ----------
-    incidents : pandas.DataFrame or StudyTally
-        Cleaned incidents (``occurred_at``, ``time_known``, ``area``), or their tally.
-    path : path-like
-        Destination PNG.
-    divisions : pandas.Series, optional
-        Division name per area number, for the title.
-    title : str, optional
-        Figure title (default: what, where and when).
-    dpi : int, default 150
-        Resolution.
-    k_anonymity : int, default 3
-        Cells with fewer incidents are grey and read ``<k`` (with a second one where one alone
-        would follow from the total), and so are the caption's small counts.
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    DataError
-        Fewer than ``k_anonymity`` incidents (or none) have a known time of day.
-
-    See Also
-    --------
-    hour_weekday_matrix : the numbers drawn.
-    """
-    tally = _as_tally(incidents)
-    data = hour_weekday_matrix(tally)
-    if data.n_known == 0:
-        raise DataError("no incident has a recorded time of day: no hour x weekday heat map")
-    if data.n_known < k_anonymity:
-        raise DataError(f"fewer than {k_anonymity} incidents have a time of day: no heat map")
-    names = _names(tally, data.areas, divisions)
-    fig = _draw_heatmap(data, names, title, k_anonymity)
-    description = f"{fig.axes[0].get_title()}; n = {data.n_known}"
-    return _figures.save_figure(fig, path, dpi, description=description)
+    return figures_core.save_figure(fig, path, dpi, description=description)
 
 
 def study_figures(
@@ -701,8 +466,6 @@ def study_figures(
     list of pathlib.Path
         The figures written (no heat map when no incident has a time of day).
     """
-    import string
-
     names = None
     if divisions is not None:
         names = pd.Series(
@@ -710,7 +473,7 @@ def study_figures(
             index=divisions["area"].astype(int).to_numpy(),
         )
     folder = Path(folder)
-    tally = _as_tally(incidents)
+    tally = as_tally(incidents)
     if 0 < tally.total < k_anonymity:  # every count it could show is below k
         return []
     if coverage is None and not isinstance(incidents, StudyTally):

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.errors import ConfigError, DataError, PrivacyError
+from geo_crime.cube.rates import severity_rate
 from geo_crime.publish.privacy import victim_columns
 from geo_crime.publish.style import format_number
 from geo_crime.units import unit_area_km2
@@ -136,8 +137,6 @@ class MapLayers:
         ConfigError
             A window that is not one flag per period of the cube.
         """
-        from geo_crime.cube.rates import severity_rate
-
         keep, label = _window(cube, window)
         units = cube.units.copy()
         units["count"] = np.asarray(cube.counts)[:, keep].sum(axis=1).astype(np.int64)
@@ -263,19 +262,7 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
 
     Returns the prepared units and the extra tooltip columns shown (column, label).
     """
-    units = layers.units
-    if not isinstance(units, gpd.GeoDataFrame):
-        raise DataError("MapLayers.units must be a GeoDataFrame")
-    for column in ("unit_id", "count"):
-        if column not in units.columns:
-            raise DataError(
-                f"map units need a {column!r} column"
-                + (" (incidents per unit, for k-anonymity)" if column == "count" else "")
-            )
-    if units["unit_id"].duplicated().any():
-        raise DataError("map units have duplicated unit_id values")
-    if units.crs is not None and not units.crs.equals("EPSG:4326"):
-        units = units.to_crs("EPSG:4326")
+    units = _checked_units(layers.units)
     ids = units["unit_id"].astype(str).tolist()
     count = _column(units, "count")
     severity = (
@@ -284,33 +271,7 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
     suppressed = ~(count >= k_anonymity)
     if "suppressed" in units.columns:  # secondary suppression decided upstream
         suppressed |= units["suppressed"].astype("boolean").fillna(True).to_numpy(dtype=bool)
-
-    if layers.measure in units.columns:
-        measure = _column(units, layers.measure)
-        measure_label = layers.measure_label or layers.measure.replace("_", " ").capitalize()
-    elif layers.measure == "severity_rate":
-        measure, basis = _rates(units, severity)
-        measure_label = layers.measure_label or f"Severity {basis} (whole period, unsmoothed)"
-    else:
-        raise DataError(f"map units have no {layers.measure!r} column")
-    if layers.density in units.columns:
-        density = _column(units, layers.density)
-    else:
-        area = unit_area_km2(units)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            density = np.where(area > 0, severity / area, np.nan)
-    density_label = layers.density_label or (
-        f"Severity points per km², {layers.period or 'whole period'}"
-    )
-    # the tooltip's rate is the choropleth's rate: one number, one label, everywhere
-    if layers.measure == "severity_rate":
-        rate, rate_label = measure, measure_label
-    elif "rate" in units.columns:
-        rate, rate_label = _column(units, "rate"), "Rate"
-    else:
-        rate, rate_basis = _rates(units, count)
-        rate_label = f"Incidents {rate_basis} (whole period)"
-
+    shown = _Measures.of(layers, units, count, severity)
     victims = victim_columns(layers.tooltip_columns)
     if victims:
         raise PrivacyError(f"victim-level columns {victims} cannot be shown on a public map")
@@ -324,8 +285,8 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
             {
                 "n": hidden if small else format_number(count[i]),
                 "s": hidden if small else format_number(severity[i]),
-                "r": hidden if small else format_number(rate[i]),
-                "d": hidden if small else format_number(density[i]),
+                "r": hidden if small else format_number(shown.rate[i]),
+                "d": hidden if small else format_number(shown.density[i]),
             }
         )
         props = {"u": _esc(uid)}
@@ -339,13 +300,75 @@ def _prepare_units(layers: MapLayers, k_anonymity: int) -> tuple[_Units, list[tu
         base,
         values,
         suppressed,
-        measure,
-        measure_label,
-        rate_label,
-        density,
-        density_label,
+        shown.measure,
+        shown.measure_label,
+        shown.rate_label,
+        shown.density,
+        shown.density_label,
     )
     return prepared, extras
+
+
+def _checked_units(units: Any) -> gpd.GeoDataFrame:
+    """The map's units, checked (a GeoDataFrame with unique ``unit_id`` and ``count``), in
+    EPSG:4326."""
+    if not isinstance(units, gpd.GeoDataFrame):
+        raise DataError("MapLayers.units must be a GeoDataFrame")
+    for column in ("unit_id", "count"):
+        if column not in units.columns:
+            raise DataError(
+                f"map units need a {column!r} column"
+                + (" (incidents per unit, for k-anonymity)" if column == "count" else "")
+            )
+    if units["unit_id"].duplicated().any():
+        raise DataError("map units have duplicated unit_id values")
+    if units.crs is not None and not units.crs.equals("EPSG:4326"):
+        units = units.to_crs("EPSG:4326")
+    return units
+
+
+@dataclass
+class _Measures:
+    """The per-unit numbers the choropleths and tooltips show, with their labels."""
+
+    measure: np.ndarray
+    measure_label: str
+    density: np.ndarray
+    density_label: str
+    rate: np.ndarray
+    rate_label: str
+
+    @classmethod
+    def of(
+        cls, layers: MapLayers, units: gpd.GeoDataFrame, count: np.ndarray, severity: np.ndarray
+    ) -> _Measures:
+        """The choropleths' measure and density and the tooltips' rate of ``units``."""
+        if layers.measure in units.columns:
+            measure = _column(units, layers.measure)
+            measure_label = layers.measure_label or layers.measure.replace("_", " ").capitalize()
+        elif layers.measure == "severity_rate":
+            measure, basis = _rates(units, severity)
+            measure_label = layers.measure_label or f"Severity {basis} (whole period, unsmoothed)"
+        else:
+            raise DataError(f"map units have no {layers.measure!r} column")
+        if layers.density in units.columns:
+            density = _column(units, layers.density)
+        else:
+            area = unit_area_km2(units)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                density = np.where(area > 0, severity / area, np.nan)
+        density_label = layers.density_label or (
+            f"Severity points per km², {layers.period or 'whole period'}"
+        )
+        # the tooltip's rate is the choropleth's rate: one number, one label, everywhere
+        if layers.measure == "severity_rate":
+            rate, rate_label = measure, measure_label
+        elif "rate" in units.columns:
+            rate, rate_label = _column(units, "rate"), "Rate"
+        else:
+            rate, rate_basis = _rates(units, count)
+            rate_label = f"Incidents {rate_basis} (whole period)"
+        return cls(measure, measure_label, density, density_label, rate, rate_label)
 
 
 def _aligned(table: pd.DataFrame, ids: list[str], column: str, what: str) -> np.ndarray:

@@ -32,7 +32,7 @@ from geo_crime.forecast import (  # noqa: E402
     predict_next,
     train,
 )
-from tests.forecast_cubes import synthetic_cube  # noqa: E402
+from tests.fakes.forecast_cubes import synthetic_cube  # noqa: E402
 
 
 def run(

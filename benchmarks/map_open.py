@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import WATCH_PATHS, headless_chromium, open_map  # noqa: E402
+from tests.fakes.browser import WATCH_PATHS, headless_chromium, open_map  # noqa: E402
 
 
 def build_maps(source: Path, outputs: Path, name: str) -> list[Path]:

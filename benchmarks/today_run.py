@@ -1,6 +1,6 @@
 """``geo-crime run`` on the generated today record, in memory and on Dask: wall time and memory.
 
-The record is ``tests/today_record.py``'s generated data (for tests and benchmarks only, never
+The record is ``tests/fakes/today_record.py``'s generated data (for tests and benchmarks only, never
 findings): at ``--scale 1`` about 1.0M legacy rows (2020-2024) and 0.49M NIBRS offence rows
 (2024-03-07 to November 2026), written as ``geo-crime fetch --dataset all`` writes them. Each
 stage runs as its own command-line process, as a person would run it:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = options.folder or Path(tempfile.mkdtemp(prefix="geo_crime_today_"))
     folder.mkdir(parents=True, exist_ok=True)
     downloads, dataset, outputs = folder / "downloads", folder / "dataset", folder / "outputs"
-    from tests.today_record import write_today
+    from tests.fakes.today_record import write_today
 
     start = time.monotonic()
     record, counts = write_today(downloads, scale=options.scale, seed=options.seed)

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from pathlib import Path
 
 import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import Polygon
 
-WESTLA_FILE = (
-    "lapd_crime/Crime_Data_from_2020_to_Present__bigdataforsocialjustice_WestLA2020_modified.csv.gz"
-)
-
-
-def data_dir() -> Path:
-    """Real-data directory: ``$GEO_CRIME_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("GEO_CRIME_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).parents[1] / ".." / "shared" / "data"
-
-
-def h3_units(cells: list[str]) -> gpd.GeoDataFrame:
-    """Units (EPSG:4326) of H3 cells; h3 gives (lat, lng) pairs, shapely wants (x=lng, y=lat)."""
-    geoms = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
-    return gpd.GeoDataFrame(
-        {"unit_id": list(cells), "unit_type": "h3"}, geometry=geoms, crs="EPSG:4326"
-    )
+from tests.fakes.h3_units import h3_units
+from tests.fakes.shared_data import WESTLA, crime_file
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +21,7 @@ def westla_h3_units() -> tuple[gpd.GeoDataFrame, np.ndarray]:
 
     Returns ``(units, y)`` with ``y`` the crime count per unit (zeros in the ring cells).
     """
-    path = data_dir() / WESTLA_FILE
+    path = crime_file(WESTLA)
     if not path.exists():
         msg = f"real data file missing: {path}"
         if os.environ.get("CI") == "true":
@@ -66,7 +47,7 @@ def incidents(tmp_path_factory) -> pd.DataFrame:
     """All real incidents (2020 slices and 2024 record), cleaned and scored, loaded once."""
     from geo_crime.core.config import default_crime_inputs
     from geo_crime.ingest import load_incidents
-    from tests.shared_data import require_data
+    from tests.fakes.shared_data import require_data
 
     require_data()
     frame, _ = load_incidents(default_crime_inputs(), cache=tmp_path_factory.mktemp("incidents"))
@@ -77,7 +58,7 @@ def incidents(tmp_path_factory) -> pd.DataFrame:
 def server(records):
     """A fake open-data API on 127.0.0.1 serving the module's ``records``, checked for
     protocol violations when the test ends (test_fetch, test_fetch_integrity)."""
-    from tests.test_fetch import running_server
+    from tests.fakes.portal import running_server
 
     with running_server(records) as httpd:
         yield httpd

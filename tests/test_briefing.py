@@ -10,7 +10,7 @@ from geo_crime.ingest import load_incidents
 from geo_crime.record.coverage import check_coverage
 from geo_crime.record.tallies import RunTally
 from geo_crime.report.briefing import briefing_lines, division_comparison
-from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 
 @pytest.fixture(scope="module")

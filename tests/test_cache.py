@@ -20,7 +20,7 @@ from geo_crime import ingest
 from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest import load_incidents
 from geo_crime.ingest.cleaning import CleaningReport
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.shared_data import IVANCO, crime_file
 
 
 @pytest.fixture(scope="module")

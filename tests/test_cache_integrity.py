@@ -28,7 +28,7 @@ from geo_crime import ingest
 from geo_crime.core.errors import InputError
 from geo_crime.ingest import cache as incident_cache
 from geo_crime.ingest import load_incidents
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.shared_data import IVANCO, crime_file
 
 ALL_ROWS = 10_000
 FEW_ROWS = 2_000

@@ -12,7 +12,7 @@ from geo_crime.core.config import default_crime_inputs
 from geo_crime.core.errors import ConfigError, OutputError
 from geo_crime.ingest import load_incidents, read_incidents
 from geo_crime.ingest.cleaning import CleaningReport, clean_incidents
-from tests.shared_data import IVANCO, WESTLA, crime_file, require_data
+from tests.fakes.shared_data import IVANCO, WESTLA, crime_file, require_data
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.cube.panel import Cube
-from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from tests.shared_data import IVANCO, REDUCED_DIR, crime_file, require_data
+from tests.fakes.shared_data import IVANCO, REDUCED_DIR, crime_file, require_data
 
 runner = CliRunner()
 

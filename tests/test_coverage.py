@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from geo_crime.cli import app
 from geo_crime.ingest import load_incidents
 from geo_crime.record.coverage import check_coverage, load_reference_rollup
-from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from geo_crime.ingest import load_incidents
 from geo_crime.record.coverage import check_coverage
 from geo_crime.stats.run import run_statistic, unit_values
 from geo_crime.units import assign_units, division_units, h3_units
-from tests.shared_data import REDUCED_DIR, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, crime_file
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ from geo_crime.record.breaks import level_shift
 from geo_crime.record.tallies import RunTally, StudyTally
 from geo_crime.settings import RunSettings, StudySettings
 from geo_crime.units import incidents_outside_division
-from tests.nibrs_fixtures import nibrs_offense_records, write_ndjson_gz
-from tests.shared_data import REDUCED_DIR, WESTLA, crime_file, westla_rd_study
-from tests.test_dask_cube import assert_same_cube, separate_cluster
+from tests.fakes.dask_cubes import assert_same_cube, separate_cluster
+from tests.fakes.nibrs_fixtures import nibrs_offense_records, write_ndjson_gz
+from tests.fakes.shared_data import REDUCED_DIR, WESTLA, crime_file, westla_rd_study
 
 #: A division with NIBRS fixture cases (they take their places from real legacy rows).
 BREAK_AREA = 1

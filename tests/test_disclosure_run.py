@@ -30,7 +30,7 @@ from geo_crime.pipeline import run_pipeline
 from geo_crime.publish.privacy import check_study_overlap, suppressed_units
 from geo_crime.settings import RunSettings, StudySettings
 from geo_crime.study_windows import studies_from_coverage
-from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
 
 K = 3
 #: The forcible rape (crime code 121) whose row is broken in the extra input file.

@@ -1,36 +1,24 @@
 """``geo_crime.net.fetch`` against a local Socrata-like server built from real LAPD rows.
 
-Every test starts its own ``ThreadingHTTPServer`` on 127.0.0.1 (port 0) and talks to nothing
-else: the opener has no proxy handler. The server answers ``count(*)`` and keyset pages
-(``$order=dr_no``, ``$where=dr_no > '<id>'``, ``$limit``; a request with ``$offset`` or without
-the order is a protocol violation that fails the test). It fails chosen requests on purpose (503
-with and without ``Retry-After``, 429, a reset connection, a truncated body, a body that is not
-JSON, an answer slower than the client's time-out, a permanent 404, and the page faults used by
-``tests/test_fetch_integrity.py``). It caps the number of requests it answers and shuts itself
-down after a minute at most. Backoff delays go to a recorder instead of ``time.sleep``, so the
-retries cost no waiting.
-"""
+Every test starts its own server on 127.0.0.1 (port 0), the fake portal of
+``tests/fakes/portal.py`` serving the one legacy resource (:class:`tests.fakes.portal.LapdApi`),
+and talks to nothing else: the opener has no proxy handler. The server answers ``count(*)`` and
+keyset pages (``$order=dr_no``, ``$where=dr_no > '<id>'``, ``$limit``; a request with ``$offset``
+or without the order is a protocol violation that fails the test). It fails chosen requests on
+purpose (503 with and without ``Retry-After``, 429, a reset connection, a truncated body, a body
+that is not JSON, an answer slower than the client's time-out, a permanent 404, and the page
+faults used by ``tests/test_fetch_integrity.py``). It caps the number of requests it answers and
+shuts itself down after a minute at most. Backoff delays go to a recorder instead of
+``time.sleep``, so the retries cost no waiting."""
 
 from __future__ import annotations
 
-import bisect
-import contextlib
-import gzip
 import hashlib
 import json
 import logging
-import re
-import socket
-import struct
-import threading
-import urllib.parse
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -38,44 +26,25 @@ import pytest
 from geo_crime.core import schema
 from geo_crime.core.errors import FetchError
 from geo_crime.ingest import read_incidents
-from geo_crime.net.fetch import TOKEN_ENV, fetch_incidents, partial_dir
+from geo_crime.net.fetch import TOKEN_ENV, partial_dir
 from geo_crime.net.http import LOCK_FILE
 from geo_crime.net.http import parse_retry_after as _parse_retry_after
-from geo_crime.net.spans import months_path
 from geo_crime.units import fetch_boundary
-from tests.portal import MAX_REQUESTS, SERVER_LIFETIME
-from tests.shared_data import IVANCO, crime_file, require_data
+from tests.fakes.api_rows import (
+    N_ROWS,
+    PAGE,
+    api_records,
+    by_id,
+    download_files,
+    fetch,
+    read_ndjson,
+)
+from tests.fakes.shared_data import IVANCO, crime_file, require_data
 
-N_ROWS = 2_500
-PAGE = 500
-RESOURCE = "/resource/2nrs-mtv8.json"
 DIVISIONS = "boundaries/lapd_divisions__LAPD_Division_5922489107755548254.geojson"
 
 
 # --- real rows as API records ---------------------------------------------------------------------
-
-
-def api_records(raw: pd.DataFrame) -> list[dict]:
-    """Official rows as the open-data API serves them: snake_case, ISO dates, strings, no nulls."""
-    api_name = {field: column for column, field in schema.API_COLUMNS.items()}
-    frame = raw[list(schema.OFFICIAL_COLUMNS)].copy()
-    for column in ("DATE OCC", "Date Rptd"):
-        frame[column] = pd.to_datetime(frame[column], format="mixed").dt.strftime(
-            "%Y-%m-%dT%H:%M:%S.000"
-        )
-    frame = frame.rename(columns={c: api_name[f] for c, f in schema.OFFICIAL_COLUMNS.items()})
-    return [
-        {key: value for key, value in row.items() if isinstance(value, str)}
-        for row in frame.to_dict("records")
-    ]
-
-
-def real_records(rows: int) -> list[dict]:
-    """The first ``rows`` rows of the real official export, as the API serves them."""
-    raw = pd.read_csv(
-        crime_file(IVANCO), dtype=str, nrows=rows, keep_default_na=False, na_values=[""]
-    )
-    return api_records(raw)
 
 
 @pytest.fixture(scope="module")
@@ -92,250 +61,6 @@ def records(raw_rows) -> list[dict]:
     assert len(out) == N_ROWS
     assert any(len(r) < len(schema.API_COLUMNS) for r in out)  # null keys really are omitted
     return out
-
-
-# --- the server -----------------------------------------------------------------------------------
-
-#: ``$where`` of a keyset page: an optional filter in parentheses, then the cursor.
-_KEYSET = re.compile(r"^(?:\((?P<filter>.+)\) AND )?dr_no > '(?P<cursor>[0-9]+)'$")
-#: The one filter the fake server understands.
-_AREA = re.compile(r"^area = '(?P<area>[0-9]+)'$")
-
-HTML_PAGE = (
-    b"<!DOCTYPE html><html><head><title>Site Maintenance</title></head>"
-    b"<body><h1>We'll be back soon</h1></body></html>"
-)
-
-
-class FakeSocrata(ThreadingHTTPServer):
-    """A Socrata-like API: ``count(*)``, keyset pages in ``dr_no`` order, and static files.
-
-    Pages honour ``$order=dr_no``, ``$limit`` and ``$where=[(area = 'NN') AND ]dr_no > '<id>'``;
-    ``$offset`` is refused. A page's key is its position: the number of rows of the sorted
-    (filtered) data set before its first row, i.e. the offset it would have.
-
-    ``faults`` maps ``(key, attempt)`` to a failure, where ``key`` is ``"count"``, a page position
-    or a file path and ``attempt`` counts the requests for that key from 0. ``inserts`` maps a
-    request number (from 0, over all requests) to records added to the data set just before that
-    request is answered.
-    """
-
-    daemon_threads = True
-
-    def __init__(self, records: list[dict]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.records = list(records)
-        self.files: dict[str, bytes] = {}
-        self.faults: dict[tuple[object, int], str] = {}
-        self.inserts: dict[int, list[dict]] = {}
-        self.attempts: Counter = Counter()
-        self.violations: list[str] = []
-        self.log: list[dict] = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    @property
-    def api_url(self) -> str:
-        return self.base_url + RESOURCE
-
-    def rows(self, area: str | None = None) -> list[dict]:
-        """The data set (optionally one area) in ``dr_no`` order."""
-        rows = [r for r in self.records if area is None or r.get("area") == area]
-        return sorted(rows, key=lambda r: r["dr_no"])
-
-    def offsets(self, start: int = 0) -> list[int]:
-        """Page positions requested (retries included), from log entry ``start`` on."""
-        return [e["key"] for e in self.log[start:] if isinstance(e["key"], int)]
-
-    def cursors(self, start: int = 0) -> list[str | None]:
-        """The ``dr_no`` each page request started after (``None``: the first page)."""
-        return [e["cursor"] for e in self.log[start:] if isinstance(e["key"], int)]
-
-    def handle_error(self, request, client_address) -> None:  # noqa: D102
-        pass  # broken pipes after a client time-out are expected here
-
-
-def _parse_where(where: str | None) -> tuple[str | None, str | None]:
-    """``(area, cursor)`` of a ``$where`` (``ValueError`` if the fake server does not know it)."""
-    if where is None:
-        return None, None
-    keyset = _KEYSET.match(where)
-    cursor, rest = (keyset["cursor"], keyset["filter"]) if keyset else (None, where)
-    if rest is None:
-        return None, cursor
-    area = _AREA.match(rest)
-    if area is None:
-        raise ValueError(f"unexpected $where: {where}")
-    return area["area"], cursor
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeSocrata
-
-    def log_message(self, format, *args) -> None:  # noqa: A002
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        server = self.server
-        url = urllib.parse.urlsplit(self.path)
-        query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
-        try:
-            area, cursor = _parse_where(query.get("$where"))
-        except ValueError as exc:
-            server.violations.append(str(exc))
-            return self._send(400, json.dumps({"message": str(exc)}).encode())
-        with server.lock:
-            number = len(server.log)
-            server.records.extend(server.inserts.get(number, []))
-            rows = server.rows(area)
-            if url.path in server.files:
-                key: object = url.path
-            elif query.get("$select") == "count(*)":
-                key = "count"
-            else:
-                if query.get("$order") != "dr_no" or "$offset" in query:
-                    # the client must page by key in a stable order, never by offset
-                    server.violations.append(f"not a keyset page request: {query}")
-                ids = [r["dr_no"] for r in rows]
-                key = 0 if cursor is None else bisect.bisect_right(ids, cursor)
-            attempt = server.attempts[key]
-            server.attempts[key] += 1
-            fault = server.faults.get((key, attempt))
-            server.log.append(
-                {
-                    "key": key,
-                    "fault": fault,
-                    "cursor": cursor,
-                    "query": query,
-                    "token": self.headers.get("X-App-Token"),
-                }
-            )
-        if server.violations:
-            return self._send(400, json.dumps({"message": server.violations[-1]}).encode())
-        if number >= MAX_REQUESTS:
-            return self._send(410, b'{"message": "request budget exhausted"}')
-        if fault == "503":
-            return self._send(503, b"busy", {"Retry-After": "0"})
-        if fault == "503-plain":
-            return self._send(503, b"busy")
-        if fault == "429":
-            return self._send(429, b'{"message": "slow down"}', {"Retry-After": "7"})
-        if fault == "404":
-            return self._send(404, b'{"error": true, "message": "no such data set"}')
-        if fault == "html":
-            return self._send(200, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
-        if fault == "reset":
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
-            return None
-        if fault == "slow":
-            server.stopping.wait(3.0)  # well beyond the client's time-out
-        body = self._body(key, query, rows, fault)
-        if fault == "garbage":
-            body = body[: len(body) // 3]  # complete response, but not complete JSON
-        if fault == "truncated":
-            return self._send(200, body, truncate=True)
-        try:
-            return self._send(200, body)
-        except OSError:  # the client gave up (slow answer)
-            return None
-
-    def _body(self, key: object, query: dict[str, str], rows: list[dict], fault) -> bytes:
-        server = self.server
-        if isinstance(key, str) and key in server.files:
-            return server.files[key]
-        if key == "count":
-            return json.dumps([{"count": str(len(rows))}]).encode()
-        assert isinstance(key, int)
-        limit = int(query["$limit"])
-        page = rows[key : key + limit]
-        if fault == "repeat":  # the previous page again (as a stale cache would serve it)
-            page = rows[max(0, key - limit) : key]
-        elif fault == "overlap":  # starts 100 rows early, as after a shift of offsets
-            page = rows[max(0, key - 100) : max(0, key - 100) + limit]
-        elif fault == "short":  # half a page, though more rows follow
-            page = page[: limit // 2]
-        elif fault == "omit":  # one row silently missing
-            page = page[:9] + page[10:]
-        elif fault == "no-id":
-            page = [dict(r) for r in page]
-            del page[36]["dr_no"]
-        elif fault == "unordered":
-            page = page[::-1]
-        return json.dumps(page).encode()
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        headers: dict[str, str] | None = None,
-        *,
-        truncate: bool = False,
-    ) -> None:
-        headers = {"Content-Type": "application/json", **(headers or {})}
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, mtime=0)
-            headers["Content-Encoding"] = "gzip"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if truncate else body)
-        self.close_connection = True
-
-
-@contextlib.contextmanager
-def running_server(records: list[dict]) -> Iterator[FakeSocrata]:
-    """A :class:`FakeSocrata` on 127.0.0.1 that stops after the block or its lifetime."""
-    httpd = FakeSocrata(records)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    timer = threading.Timer(SERVER_LIFETIME, httpd.shutdown)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield httpd
-    finally:
-        timer.cancel()
-        httpd.stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
-
-
-def by_id(records: list[dict]) -> list[dict]:
-    """Records in ``dr_no`` order, as the client pages and writes them."""
-    return sorted(records, key=lambda r: r["dr_no"])
-
-
-def download_files(*names: str) -> list[str]:
-    """The files a finished download of each file name leaves: it and its months table."""
-    return sorted([*names, *(months_path(name).name for name in names)])
-
-
-def read_ndjson(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
-
-
-def fetch(server, dest, opener, sleeps, **options):
-    options = {
-        "base_url": server.api_url,
-        "page_size": PAGE,
-        "jitter": 0.0,
-        "timeout": 5.0,
-        "opener": opener,
-        "sleep": sleeps.append,
-        **options,
-    }
-    return fetch_incidents(dest, **options)
 
 
 # --- incidents ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A hostile server cannot make ``geo_crime.net.fetch`` leak its token, hang, or exhaust memory.
 
-Each test runs the loopback Socrata portal of ``tests/portal.py`` (127.0.0.1, port 0, real LAPD
-rows) and makes it attack the client one way:
+Each test runs the loopback Socrata portal of ``tests/fakes/portal.py`` (127.0.0.1, port 0,
+real LAPD rows) and makes it attack the client one way:
 
 * a 302 to a second portal on another port (another origin): refused before anything is sent
   there, so the token never arrives and no other host's rows are written as the portal's; a 301
@@ -27,8 +27,8 @@ from geo_crime.cli import app
 from geo_crime.core.errors import FetchError
 from geo_crime.net.fetch import fetch_incidents, partial_dir
 from geo_crime.units import fetch_boundary
-from tests.portal import DIRECT_ENV, Resource, by_key, running_portal
-from tests.test_fetch import read_ndjson, real_records
+from tests.fakes.api_rows import read_ndjson, real_records
+from tests.fakes.portal import DIRECT_ENV, Resource, by_key, running_portal
 
 LEGACY_ID = "2nrs-mtv8"
 ROWS = 300

@@ -1,13 +1,13 @@
 """``geo_crime.net.fetch`` cannot silently lose or duplicate rows: keyset pages, de-duplication,
 counts.
 
-The server is the loopback Socrata fake of ``tests/test_fetch.py`` (127.0.0.1, port 0, at most
-200 answered requests, a one-minute lifetime; the opener has no proxy handler), serving 2,500
-real LAPD rows. Each test makes it misbehave one way (a repeated or overlapping page, a row
-inserted mid-download, an HTML page with status 200, truncated JSON, a short page, a row
-without ``dr_no``, a count that keeps changing) and checks what was written: the distinct
-``dr_no`` against the server's count, no duplicates, and no file at the destination after a
-failure.
+The server is the loopback Socrata fake of ``tests/fakes/portal.py`` (:class:`LapdApi`, the one
+legacy resource; 127.0.0.1, port 0, at most 200 answered requests, a one-minute lifetime; the
+opener has no proxy handler), serving 2,500 real LAPD rows. Each test makes it misbehave one way
+(a repeated or overlapping page, a row inserted mid-download, an HTML page with status 200,
+truncated JSON, a short page, a row without ``dr_no``, a count that keeps changing) and checks
+what was written: the distinct ``dr_no`` against the server's count, no duplicates, and no file
+at the destination after a failure.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typer.testing import CliRunner
 from geo_crime.cli import app
 from geo_crime.core.errors import FetchError
 from geo_crime.net.fetch import partial_dir
-from tests.shared_data import IVANCO, crime_file
-from tests.test_fetch import (
+from tests.fakes.api_rows import (
     N_ROWS,
     PAGE,
     api_records,
@@ -32,6 +31,7 @@ from tests.test_fetch import (
     fetch,
     read_ndjson,
 )
+from tests.fakes.shared_data import IVANCO, crime_file
 
 
 @pytest.fixture(scope="module")

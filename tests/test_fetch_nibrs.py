@@ -1,13 +1,13 @@
 """``geo_crime.net.fetch`` of the LAPD NIBRS data set, and of both data sets at once, over loopback.
 
-The server is :class:`tests.portal.FakePortal`, a ``ThreadingHTTPServer`` on 127.0.0.1 (port 0)
-serving two Socrata resources at once, each keyed by its own field: ``/resource/2nrs-mtv8.json``
-(legacy, the first 600 real rows of the official export, keyed by ``dr_no``) and
-``/resource/k7nn-b2ep.json`` (NIBRS, :func:`nibrs_records`, keyed by ``uniquenibrno``). It
-answers ``count(*)`` and keyset pages and fails chosen requests on purpose (see
-``tests/portal.py``). The opener has no proxy handler; backoff delays go to a list instead of
-``time.sleep``. The server of ``tests/test_fetch.py`` is not reused: it knows one resource and
-the ``dr_no`` key only.
+The server is :class:`tests.fakes.portal.FakePortal`, a ``ThreadingHTTPServer`` on 127.0.0.1
+(port 0) serving two Socrata resources at once, each keyed by its own field:
+``/resource/2nrs-mtv8.json`` (legacy, the first 600 real rows of the official export, keyed by
+``dr_no``) and ``/resource/k7nn-b2ep.json`` (NIBRS, :func:`nibrs_records`, keyed by
+``uniquenibrno``). It answers ``count(*)`` and keyset pages and fails chosen requests on purpose
+(see ``tests/fakes/portal.py``). The opener has no proxy handler; backoff delays go to a list
+instead of ``time.sleep``. It is the same fake server ``tests/test_fetch.py`` runs (there as
+:class:`tests.fakes.portal.LapdApi`, the one legacy resource).
 
 Where the NIBRS records' shape comes from (:func:`nibrs_records`):
 
@@ -58,8 +58,8 @@ from geo_crime.net.fetch import (
     fetch_incidents,
     partial_dir,
 )
-from tests.portal import FakePortal, Resource, by_key, running_portal
-from tests.test_fetch import download_files, read_ndjson, real_records
+from tests.fakes.api_rows import download_files, read_ndjson, real_records
+from tests.fakes.portal import FakePortal, Resource, by_key, running_portal
 
 LEGACY_ID = "2nrs-mtv8"
 NIBRS_ID = "k7nn-b2ep"

@@ -1,6 +1,6 @@
 """What a download holds: keys with ``_`` in keyset order, rows per month, the span warnings.
 
-Every test serves rows from :class:`tests.portal.FakePortal` on 127.0.0.1 and downloads them
+Every test serves rows from :class:`tests.fakes.portal.FakePortal` on 127.0.0.1 and downloads them
 with :func:`geo_crime.net.fetch.fetch_incidents` or ``geo-crime fetch``.
 
 Where the rows come from:
@@ -9,7 +9,7 @@ Where the rows come from:
   with an 8-digit case number (``YY`` and a 6-digit serial) and a 0-based sequence, as in
   ``25245851_290_0`` and ``25245765_240_1``; a few 7-digit case numbers test keys of different
   lengths. Only the key and ``date_occ`` (ISO, midnight, as the API serves it) are read here;
-* legacy rows are the first rows of the real official export (``tests/shared_data.py``) as the
+* legacy rows are the first rows of the real official export (``tests/fakes/shared_data.py``) as the
   API serves them, with ``date_occ`` and ``date_rptd`` moved onto the days a test needs (the
   real rows are all of 2020).
 """
@@ -26,9 +26,9 @@ from geo_crime.cli import app
 from geo_crime.core.errors import FetchError
 from geo_crime.net.fetch import fetch_incidents, partial_dir
 from geo_crime.net.spans import format_month_table, months_path
-from tests.portal import DIRECT_ENV, Resource, running_portal
-from tests.shared_data import IVANCO, crime_file
-from tests.test_fetch import api_records, download_files, read_ndjson
+from tests.fakes.api_rows import api_records, download_files, read_ndjson
+from tests.fakes.portal import DIRECT_ENV, Resource, running_portal
+from tests.fakes.shared_data import IVANCO, crime_file
 
 LEGACY_ID = "2nrs-mtv8"
 NIBRS_ID = "k7nn-b2ep"

@@ -30,9 +30,9 @@ from geo_crime.forecast.sepp import SelfExcitingPointProcess
 from geo_crime.ingest import load_incidents
 from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
-from tests.conftest import h3_units
-from tests.forecast_cubes import synthetic_cube
-from tests.shared_data import WESTLA, crime_file
+from tests.fakes.forecast_cubes import synthetic_cube
+from tests.fakes.h3_units import h3_units
+from tests.fakes.shared_data import WESTLA, crime_file
 
 FIELD = ("kde", "prospective", "sepp")
 ORDER = ["model", "origin", "unit_id"]

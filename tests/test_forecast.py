@@ -41,8 +41,8 @@ from geo_crime.forecast.model import training_blocks
 from geo_crime.forecast.registry import forecaster_class, known_names
 from geo_crime.forecast.study import StudyConv1D
 from geo_crime.report.forecast import write_forecast_report
-from tests.conftest import h3_units
-from tests.forecast_cubes import synthetic_cube
+from tests.fakes.forecast_cubes import synthetic_cube
+from tests.fakes.h3_units import h3_units
 
 #: Small network: a few seconds per fit on 2 cores.
 TINY = ForecastConfig(

@@ -25,7 +25,7 @@ from benchmarks.forecast_report import metric_verdict, network_lines, write_mark
 from geo_crime.forecast.metrics import poisson_deviance_terms
 from geo_crime.forecast.verdicts import judgements
 from geo_crime.settings import StudySettings
-from tests.forecast_cubes import synthetic_cube
+from tests.fakes.forecast_cubes import synthetic_cube
 
 MODELS = ["hist_mean", "ma4", "last", "kde", "prospective", "sepp"]
 

@@ -23,7 +23,7 @@ from geo_crime.forecast.registry import make_forecaster
 from geo_crime.ingest import load_incidents
 from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
-from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 
 def _cube(incidents, spec: str, freq: str, **unit_options) -> Cube:

@@ -24,7 +24,7 @@ from geo_crime.forecast.groups import CRIME_GROUPS, crime_group, group_counts, g
 from geo_crime.ingest import load_incidents
 from geo_crime.record.coverage import check_coverage
 from geo_crime.units import assign_units, make_units
-from tests.shared_data import WESTLA, crime_file
+from tests.fakes.shared_data import WESTLA, crime_file
 
 SMALL_NET = {
     "hidden": (8,),

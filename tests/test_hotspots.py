@@ -8,7 +8,6 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import h3_units
 from scipy import stats
 from shapely.geometry import box
 
@@ -26,6 +25,7 @@ from geo_crime.stats.hotspots import (
     pseudo_p_values,
 )
 from geo_crime.stats.weights import build_weights
+from tests.fakes.h3_units import h3_units
 
 
 def _dense_h3_adjacency(cells: list[str]) -> np.ndarray:

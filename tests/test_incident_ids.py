@@ -13,7 +13,7 @@ import pytest
 
 from geo_crime.ingest import load_incidents, read_incidents, synthetic_incident_ids
 from geo_crime.ingest.cleaning import CleaningReport, clean_incidents
-from tests.shared_data import IVANCO, REDUCED_DIR, crime_file
+from tests.fakes.shared_data import IVANCO, REDUCED_DIR, crime_file
 
 CENTRAL = "Crime_Data_CENTRAL.json.gz"
 SYNTHETIC_PATTERN = r"S[0-9a-f]{15}"

@@ -21,7 +21,7 @@ from geo_crime.ingest import (
     read_incidents,
 )
 from geo_crime.ingest.cleaning import CleaningReport, clean_incidents
-from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, require_data
+from tests.fakes.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, require_data
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from geo_crime.ingest import (
 from geo_crime.ingest.cleaning import CleaningReport
 from geo_crime.publish.privacy import check_public_table, victim_columns
 from geo_crime.settings import RunSettings
-from tests.nibrs_fixtures import (
+from tests.fakes.nibrs_fixtures import (
     NIBRS_FIELDS,
     nibrs_offense_records,
     real_places,
@@ -31,7 +31,7 @@ from tests.nibrs_fixtures import (
     write_ndjson,
     write_ndjson_gz,
 )
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.shared_data import IVANCO, crime_file
 
 WRITERS = {
     "json": ("offenses.json", write_json_array),

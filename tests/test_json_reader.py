@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from geo_crime.ingest import read_incidents, readers
-from tests.nibrs_fixtures import nibrs_offense_records, write_ndjson_gz
-from tests.shared_data import IVANCO, crime_file
-from tests.twin_records import legacy_records
+from tests.fakes.nibrs_fixtures import nibrs_offense_records, write_ndjson_gz
+from tests.fakes.shared_data import IVANCO, crime_file
+from tests.fakes.twin_records import legacy_records
 
 
 @pytest.fixture(scope="module")

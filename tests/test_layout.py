@@ -272,3 +272,22 @@ def test_every_module_has_a_docstring():
         if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert not missing, missing
+
+
+def test_no_test_module_imports_another_test_module_or_conftest():
+    """Tests are built from fixtures (``tests/fakes``, ``conftest.py`` fixtures), never from each
+    other: no ``test_*`` module, fake or conftest imports a ``test_*`` module or ``conftest``."""
+    tests = Path(__file__).parent
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for name in names:
+                last = name.rpartition(".")[2]
+                if last.startswith("test_") or last == "conftest":
+                    offenders.append(f"{path.relative_to(tests)} imports {name}")
+    assert not offenders, offenders

@@ -28,8 +28,8 @@ import pandas as pd
 import pytest
 
 from geo_crime.publish.maps import RATE_CAVEAT, MapLayers, classify_values, layer_pane, write_map
-from tests.browser import WATCH_PATHS, headless_chromium, open_map, skip_or_fail
-from tests.shared_data import REDUCED_DIR, require_data
+from tests.fakes.browser import WATCH_PATHS, headless_chromium, open_map, skip_or_fail
+from tests.fakes.shared_data import REDUCED_DIR, require_data
 
 #: Size budgets of the city-wide maps with every layer (bytes).
 BUDGETS = {"rd": 4_000_000, "h38": 3_000_000}

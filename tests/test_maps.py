@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import data_dir, h3_units
 
 from geo_crime.core.errors import ConfigError, DataError
 from geo_crime.publish.export import PrivacyError
@@ -36,7 +35,9 @@ from geo_crime.publish.maps import (
 )
 from geo_crime.stats.emerging import emerging_hotspots
 from geo_crime.stats.hotspots import gi_star_table, lisa_table
-from tests.browser import headless_chromium
+from tests.fakes.browser import headless_chromium
+from tests.fakes.h3_units import h3_units
+from tests.fakes.shared_data import data_dir
 
 EVIL = '<script>alert(1)</script>" onmouseover="alert(1)'
 DIVISIONS = "boundaries/lapd_divisions__LAPD_Division_5922489107755548254.geojson"

@@ -1,6 +1,6 @@
 """The forms the live LAPD NIBRS offences set really has, one test per form.
 
-The records are those of :mod:`tests.nibrs_fixtures`, which follow the live set's published
+The records are those of :mod:`tests.fakes.nibrs_fixtures`, which follow the live set's published
 values (8-digit case numbers, 0-based offence ids, numeric status codes, the NIBRS premise list,
 penal-code offence strings, unpadded area and district, 4-decimal coordinates, ``0000`` /
 ``1200`` times, a ``(0, 0)`` place, a blank offence code) and the retired 2024-25 set's location
@@ -17,14 +17,14 @@ import pytest
 
 from geo_crime.ingest import load_incidents, read_incidents
 from geo_crime.ingest.nibrs import status_table
-from tests.nibrs_fixtures import (
+from tests.fakes.nibrs_fixtures import (
     nibrs_offense_records,
     retired_form,
     write_csv,
     write_json_array,
     write_ndjson,
 )
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.shared_data import IVANCO, crime_file
 
 
 @pytest.fixture(scope="module")

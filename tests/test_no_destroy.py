@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.cli_errors import cli, error_line, official_rows
-from tests.shared_data import require_data
+from tests.fakes.cli_errors import cli, error_line, official_rows
+from tests.fakes.shared_data import require_data
 
 DIVISIONS_LAYER = "boundaries/lapd_divisions__LAPD_Division_5922489107755548254.geojson"
 

@@ -13,7 +13,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 @pytest.mark.parametrize("name", ["EDA.ipynb", "Model.ipynb"])
 def test_notebook_runs_headless(name, tmp_path):
-    from tests.shared_data import require_data
+    from tests.fakes.shared_data import require_data
 
     require_data()
     path = NOTEBOOKS / name

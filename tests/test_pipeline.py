@@ -10,7 +10,7 @@ import pyogrio
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from tests.shared_data import WESTLA, crime_file
+from tests.fakes.shared_data import WESTLA, crime_file
 
 
 def test_run_writes_every_output(tmp_path):

@@ -21,7 +21,7 @@ from geo_crime.record.coverage import check_coverage
 from geo_crime.report.places import place_lines, profile_record
 from geo_crime.settings import StudySettings
 from geo_crime.units import make_units
-from tests.shared_data import REDUCED_DIR, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, crime_file
 
 #: The weeks of the default run's city-wide window (2024-01-01 to the week of 2024-02-26).
 FIRST, END = "2024-01-01", "2024-03-04"

@@ -20,7 +20,7 @@ from geo_crime.report.findings import contents_lines, key_findings_lines, unit_f
 from geo_crime.report.markdown import markdown_to_html
 from geo_crime.units import assign_units, division_names, division_units, make_units
 from geo_crime.units.places import neighbourhoods, place_labels
-from tests.shared_data import REDUCED_DIR, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, crime_file
 
 CITY_HALL = (34.0537, -118.2428)
 

@@ -24,7 +24,7 @@ from geo_crime.cli import app
 from geo_crime.cube.panel import Cube
 from geo_crime.publish.privacy import UNIT_ATTRIBUTES, suppressed_units
 from geo_crime.stats.weights import build_weights
-from tests.shared_data import IVANCO, WESTLA, crime_file
+from tests.fakes.shared_data import IVANCO, WESTLA, crime_file
 
 #: Columns a suppressed unit may still show: what the unit is, not what happened in it.
 SHOWN_FOR_SUPPRESSED = {*UNIT_ATTRIBUTES, "id", "suppressed", "n_neighbours", "period"}

@@ -19,7 +19,7 @@ from geo_crime.core.errors import ConfigError
 from geo_crime.forecast import ForecastConfig, evaluate
 from geo_crime.pipeline.run import RunResult, Stage
 from geo_crime.settings import RunSettings, StudySettings
-from tests.forecast_cubes import synthetic_cube
+from tests.fakes.forecast_cubes import synthetic_cube
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ForecastConfig(lags=4, units=8, layers=1, batch_size=256, max_epochs=5, patience=2)
@@ -51,7 +51,7 @@ def test_without_a_reporter_nothing_is_reported_and_nothing_fails():
 
 def _train_in_a_fresh_process(**env: str) -> str:
     script = (
-        "from tests.forecast_cubes import synthetic_cube\n"
+        "from tests.fakes.forecast_cubes import synthetic_cube\n"
         "from geo_crime.forecast import ForecastConfig, train\n"
         "cube = synthetic_cube(n_units=20, n_periods=30, seed=1)\n"
         "train(cube, config=ForecastConfig(lags=4, units=8, layers=1, max_epochs=3), seed=0)\n"
@@ -236,7 +236,7 @@ def test_a_run_reports_steps_for_ingest_statistics_and_outputs(tmp_path, monkeyp
     """Every stage that can take seconds moves a bar: files read, statistics, outputs. (The
     same small run checks that the maps carry the web tiles the run asks for.)"""
     from geo_crime.pipeline import run_pipeline
-    from tests.shared_data import WESTLA, crime_file, westla_rd_study
+    from tests.fakes.shared_data import WESTLA, crime_file, westla_rd_study
 
     calls: list[tuple[int, int, str, str]] = []
     monkeypatch.setattr(

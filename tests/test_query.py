@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import h3_units
 
 from geo_crime.core.errors import InputError
 from geo_crime.cube.panel import make_cube
@@ -22,7 +21,8 @@ from geo_crime.stats.hotspots import gi_star_table
 from geo_crime.units import division_names, division_units, fill_divisions
 from geo_crime.units import h3_units as city_h3
 from geo_crime.units.places import named_units
-from tests.shared_data import WESTLA, crime_file, require_data
+from tests.fakes.h3_units import h3_units
+from tests.fakes.shared_data import WESTLA, crime_file, require_data
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from libpysal.graph import Graph
 from geo_crime import units as gu
 from geo_crime.core.errors import ConfigError, DataError, InputError
 from geo_crime.cube import rates as gr
-from tests.shared_data import require_data as _data_root
+from tests.fakes.shared_data import require_data as _data_root
 
 TRACTS = "la_county_census_tracts_2020_population__tract_crimes_per_1000.geojson"
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from geo_crime.core import schema
 from geo_crime.core.errors import GeoCrimeError
 from geo_crime.ingest import load_incidents
-from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
 
 #: Real rows per fuzzed file: enough for every schema check, small enough to stay fast.
 ROWS = 24

@@ -21,7 +21,7 @@ import pytest
 
 import geo_crime as gc
 from geo_crime.study_windows import studies_from_coverage
-from tests.shared_data import REDUCED_DIR, require_data
+from tests.fakes.shared_data import REDUCED_DIR, require_data
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

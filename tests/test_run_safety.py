@@ -20,9 +20,9 @@ from geo_crime.core.io_utils import atomic_path
 from geo_crime.report import markdown_to_html, md_code, md_text
 from geo_crime.settings import STUDY_SCHEMA, RunSettings, StudySettings
 from geo_crime.units.spec import unit_label
-from tests.cli_errors import cli as _cli
-from tests.cli_errors import error_line as _error_line
-from tests.cli_errors import official_rows
+from tests.fakes.cli_errors import cli as _cli
+from tests.fakes.cli_errors import error_line as _error_line
+from tests.fakes.cli_errors import official_rows
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ NIBRS side is built from real rows the way the split works: the legacy 2024 rows
 weeks before the switch (Thursday 2024-01-04 to Wednesday 2024-03-06), moved 63 days later (to
 Thursday 2024-03-07 .. Wednesday 2024-05-08, same weekdays), and in each division and week after
 the switch as many of them as the legacy set is short of that level are written in the NIBRS
-offence form (:mod:`tests.nibrs_fixtures`: 8-digit case numbers, ``<caseno>_<code>_<seq>``
+offence form (:mod:`tests.fakes.nibrs_fixtures`: 8-digit case numbers, ``<caseno>_<code>_<seq>``
 offence ids, numeric status; one case per legacy row, its crime code crosswalked to the FBI
 code; one case in fifty gets a second, lesser offence). So the union of both systems keeps the
 level before the switch: a correct join keeps every legacy row, shows no level shift, and finds
@@ -36,9 +36,9 @@ from geo_crime.record.breaks import (
 )
 from geo_crime.record.coverage import check_coverage
 from geo_crime.settings import RunSettings, StudySettings
-from tests.nibrs_fixtures import write_ndjson_gz
-from tests.shared_data import REDUCED_DIR, crime_file
-from tests.twin_records import SHIFT, nibrs_records_from_legacy, timed_twin_files
+from tests.fakes.nibrs_fixtures import write_ndjson_gz
+from tests.fakes.shared_data import REDUCED_DIR, crime_file
+from tests.fakes.twin_records import SHIFT, nibrs_records_from_legacy, timed_twin_files
 
 FIRST_LEGACY_DAY = pd.Timestamp("2024-01-04")
 

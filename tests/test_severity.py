@@ -17,7 +17,7 @@ from geo_crime.ingest.severity import (
     weapon_bonus,
     weapon_table,
 )
-from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, require_data
+from tests.fakes.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file, require_data
 
 
 def test_table_covers_every_code_seen_2020_2024():

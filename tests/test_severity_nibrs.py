@@ -24,7 +24,7 @@ from geo_crime.ingest.severity import (
     severity_table,
     weapon_table,
 )
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.shared_data import IVANCO, crime_file
 
 #: FBI NIBRS Group A offence codes (2019 and later, federal and tribal codes included).
 GROUP_A = [

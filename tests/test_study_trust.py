@@ -25,7 +25,7 @@ from geo_crime.publish.style import format_number
 from geo_crime.record.coverage import check_coverage
 from geo_crime.report.study import scope_lines, top_rate_lines
 from geo_crime.units import assign_units, covered_divisions, make_units
-from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The generated today record (``tests/today_record.py``), and the whole tool run on it.
+"""The generated today record (``tests/fakes/today_record.py``), and the whole tool run on it.
 
 The record is generated data for tests and benchmarks, never findings. The generator tests check
 its volumes against the real monthly figures times the scale, its forms against the published
@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.net.fetch import DATASETS
-from tests.today_record import (
+from tests.fakes.today_record import (
     LEGACY_2024,
     LEGACY_LAST,
     NIBRS_PER_DAY_FROM_2025,

@@ -32,7 +32,7 @@ from geo_crime.stats.emerging import (
     CATEGORY_STYLES,
     emerging_hotspots,
 )
-from tests.shared_data import REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.shared_data import REDUCED_DIR, WESTLA, crime_file
 
 DPI = 40  # the tests look at layout and data, not pixels: keep rendering fast
 

@@ -23,7 +23,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from geo_crime import units as gu
 from geo_crime.core import schema
 from geo_crime.core.errors import ConfigError, DataError, FetchError, InputError
-from tests.shared_data import require_data as _data_root
+from tests.fakes.shared_data import require_data as _data_root
 
 
 def _boundary(name: str) -> Path:

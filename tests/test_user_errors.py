@@ -43,8 +43,8 @@ from geo_crime.pipeline import run_pipeline
 from geo_crime.query import CrimeIndex, check_point
 from geo_crime.settings import RunSettings, StudySettings
 from geo_crime.stats.hotspots import gi_star_table
-from tests.conftest import h3_units
-from tests.shared_data import IVANCO, WESTLA, crime_file
+from tests.fakes.h3_units import h3_units
+from tests.fakes.shared_data import IVANCO, WESTLA, crime_file
 
 runner = CliRunner()
 

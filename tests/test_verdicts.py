@@ -35,7 +35,7 @@ from geo_crime.pipeline import run_pipeline
 from geo_crime.record.coverage import check_coverage
 from geo_crime.settings import RunSettings, StudySettings
 from geo_crime.units import assign_units, make_units
-from tests.shared_data import WESTLA, crime_file
+from tests.fakes.shared_data import WESTLA, crime_file
 
 ORIGINS = pd.date_range("2021-01-04", periods=30, freq="7D")
 

@@ -7,11 +7,11 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import h3_units
 from shapely.geometry import box
 
 from geo_crime.core.errors import ConfigError, DataError
 from geo_crime.stats.weights import SpatialWeights, build_weights
+from tests.fakes.h3_units import h3_units
 
 
 def _neighbour_sets(w: SpatialWeights) -> dict[str, set[str]]:

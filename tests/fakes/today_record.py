@@ -21,7 +21,7 @@ What it holds
   a new occurrence date, its real reporting lag (capped at the set's end) and a new ``dr_no``:
   2-digit report year, 2-digit area, 5-digit sequence in the order of report.
 * **NIBRS offence rows** ("LAPD NIBRS Offenses", ``k7nn-b2ep``), one per offence, with the fields
-  of ``tests/nibrs_fixtures.py`` (:data:`NIBRS_FIELDS`), in the forms the published set serves
+  of ``tests/fakes/nibrs_fixtures.py`` (:data:`NIBRS_FIELDS`), in the forms the published set serves
   (as public code and documentation reading it show): ``caseno`` 8 digits (2-digit report year
   and a 6-digit sequence), ``uniquenibrno`` ``<caseno>_<nibr_code>_<n>`` with ``n`` the 0-based
   offence number in the case, numeric ``status`` with its description, alphanumeric premise
@@ -73,9 +73,9 @@ import pandas as pd
 from geo_crime.core.schema import API_COLUMNS, OFFICIAL_COLUMNS
 from geo_crime.ingest.severity import lapd_nibrs_crosswalk, nibrs_severity_table, nibrs_weapon_table
 from geo_crime.net.fetch import DATASETS
-from tests.nibrs_fixtures import NIBRS_FIELDS
-from tests.portal import FakePortal, Resource, running_portal
-from tests.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
+from tests.fakes.nibrs_fixtures import NIBRS_FIELDS
+from tests.fakes.portal import FakePortal, Resource, running_portal
+from tests.fakes.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
 
 #: Legacy incidents per month of 2024, January to December (the frozen set's real counts).
 LEGACY_2024: tuple[int, ...] = (
@@ -763,7 +763,7 @@ def serve_today(
     Yields
     ------
     tuple
-        The running :class:`tests.portal.FakePortal` (``portal.template`` is the base URL of
+        The running :class:`tests.fakes.portal.FakePortal` (``portal.template`` is the base URL of
         ``geo-crime fetch --base-url``) and the :class:`TodayRecord` it serves.
     """
     record = today_records(scale, seed, twin_share)

@@ -18,8 +18,8 @@ import pandas as pd
 
 from geo_crime.ingest import load_incidents
 from geo_crime.ingest.severity import legacy_to_nibrs, nibrs_severity_table
-from tests.nibrs_fixtures import NIBRS_FIELDS, write_ndjson_gz
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.nibrs_fixtures import NIBRS_FIELDS, write_ndjson_gz
+from tests.fakes.shared_data import IVANCO, crime_file
 
 SHIFT = pd.Timedelta(days=63)
 

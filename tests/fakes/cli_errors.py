@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.shared_data import IVANCO, crime_file
 
 
 def cli(*args: str):

@@ -70,7 +70,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.shared_data import IVANCO, crime_file
+from tests.fakes.shared_data import IVANCO, crime_file
 
 #: The documented NIBRS offence fields, in the order the set lists them.
 NIBRS_FIELDS: tuple[str, ...] = (

@@ -7,13 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from geo_crime.core.config import data_dir
+from geo_crime.core import config
 from geo_crime.settings import StudySettings
+
+
+def data_dir() -> Path:
+    """The shared data folder (``$GEO_CRIME_DATA`` or ``<repo>/../shared/data``), which may be
+    missing: the package's own locator, :func:`geo_crime.core.config.data_dir`."""
+    return config.data_dir(must_exist=False)
 
 
 def require_data() -> Path:
     """The shared data folder; a test failure under ``CI=true`` when it is missing."""
-    path = data_dir(must_exist=False)
+    path = data_dir()
     if not (path / "lapd_crime").is_dir():
         message = f"real LAPD data not found at {path} (set GEO_CRIME_DATA)"
         if os.environ.get("CI", "").lower() == "true":

@@ -71,18 +71,11 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.errors import DataError
+from geo_crime.core.periods import Freq
 from geo_crime.core.schema import CUBE_COLUMNS
 from geo_crime.cube.dask_cluster import cluster_client, gather, require_dask, tree_sum
 from geo_crime.cube.dask_incidents import DistributedIncidents, load_distributed
-from geo_crime.cube.panel import (
-    _PERIOD_CODES,
-    Cube,
-    _check_freq,
-    _coverage_mask,
-    build_cube,
-    period_start,
-    unit_meta,
-)
+from geo_crime.cube.panel import Cube, _coverage_mask, build_cube, unit_meta
 from geo_crime.record.coverage import check_coverage
 from geo_crime.units.assign import assign_units
 
@@ -105,7 +98,7 @@ def _partial(
     if not len(part):
         out.update(periods=pd.DatetimeIndex([]), cube=None, pairs=None)
         return out
-    stamps = period_start(part["occurred_at"], freq)
+    stamps = Freq.parse(freq).start(part["occurred_at"])
     lo, hi = stamps.min(), stamps.max()
     lo = max(lo, pd.Timestamp(start)) if start is not None else lo
     hi = min(hi, pd.Timestamp(end)) if end is not None else hi
@@ -180,10 +173,9 @@ def _add(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     if not len(b["periods"]):
         periods, arrays = a["periods"], a["arrays"]
     else:
-        code = _PERIOD_CODES[a["freq"]]
         first = min(a["periods"][0], b["periods"][0])
         last = max(a["periods"][-1], b["periods"][-1])
-        periods = pd.DatetimeIndex(pd.period_range(first, last, freq=code).start_time)
+        periods = pd.DatetimeIndex(Freq.parse(a["freq"]).range(first, last))
         pa_ = _place(a["arrays"], a["periods"], periods)
         pb = _place(b["arrays"], b["periods"], periods)
         if pa_.keys() != pb.keys():
@@ -273,7 +265,7 @@ def dask_cube(
         No incident falls inside the units, or the cluster failed (one error, no cube).
     """
     require_dask()
-    freq = _check_freq(freq)
+    freq = Freq.parse(freq)
     if client is None and not isinstance(dataset, DistributedIncidents):
         from distributed import default_client  # optional heavy dependency (dask extra)
 
@@ -321,10 +313,10 @@ def _cube_on_cluster(held, units, freq, coverage, start, end, select=None) -> Cu
     lasts = [s[1] for s in spans if s[1] is not None]
     if start is None and end is None and not firsts:
         raise DataError("no incident falls inside the units: cannot build a cube")
-    code = _PERIOD_CODES[freq]
-    first = _period_of(start, code) if start is not None else min(firsts)
-    last = _period_of(end, code) if end is not None else max(lasts)
-    periods = pd.DatetimeIndex(pd.period_range(first, last, freq=code).start_time)
+    freq = Freq.parse(freq)
+    first = _period_of(start, freq) if start is not None else min(firsts)
+    last = _period_of(end, freq) if end is not None else max(lasts)
+    periods = pd.DatetimeIndex(freq.range(first, last))
     arrays = _place(total["arrays"], total["periods"], periods) if total["arrays"] else {}
     shape = (len(units), len(periods))
     categories = {k[4:]: v for k, v in arrays.items() if k.startswith("cat:")}
@@ -358,8 +350,8 @@ def _cube_on_cluster(held, units, freq, coverage, start, end, select=None) -> Cu
     )
 
 
-def _period_of(stamp: pd.Timestamp, code: str) -> pd.Timestamp:
-    return pd.Period(stamp, freq=code).start_time
+def _period_of(stamp: pd.Timestamp, freq: Freq) -> pd.Timestamp:
+    return pd.Period(stamp, freq=freq.pandas_code).start_time
 
 
 def _coverage_at(coverage: Any, rows: pd.DataFrame, freq: str):

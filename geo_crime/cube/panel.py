@@ -34,16 +34,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.errors import DataError, InputError
-
-#: Supported period lengths: pandas period codes and their labels.
-FREQUENCIES = {"D": "day", "W": "week", "M": "month"}
-_PERIOD_CODES = {"D": "D", "W": "W-SUN", "M": "M"}  # weeks run Monday..Sunday
-
-
-def period_start(timestamps: pd.Series, freq: str) -> pd.Series:
-    """The first instant of the period (day, Monday-starting week, month) holding each time."""
-    freq = _check_freq(freq)
-    return timestamps.dt.to_period(_PERIOD_CODES[freq]).dt.start_time
+from geo_crime.core.periods import Freq
 
 
 def mean_per_complete_period(
@@ -83,13 +74,6 @@ def mean_per_complete_period(
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _check_freq(freq: str) -> str:
-    code = str(freq).upper()[:1]
-    if code not in FREQUENCIES:
-        raise DataError(f"unknown period {freq!r}: use D (day), W (week) or M (month)")
-    return code
-
-
 @dataclass
 class Cube:
     """A unit x period panel of crime measures.
@@ -114,7 +98,7 @@ class Cube:
 
     units: gpd.GeoDataFrame
     periods: pd.DatetimeIndex
-    freq: str
+    freq: Freq
     counts: np.ndarray
     severity: np.ndarray
     harm: np.ndarray
@@ -123,6 +107,7 @@ class Cube:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.freq = Freq.parse(self.freq)
         shape = (len(self.units), len(self.periods))
         for name in ("counts", "severity", "harm"):
             if getattr(self, name).shape != shape:
@@ -371,20 +356,20 @@ def build_cube(
     >>> cube.counts.tolist(), cube.severity.tolist()
     ([[1, 1], [0, 0]], [[30.0, 75.0], [0.0, 0.0]])
     """
-    freq = _check_freq(freq)
+    freq = Freq.parse(freq)
     ids = pd.Series(np.asarray(unit_ids, dtype=object), index=incidents.index)
     unit_index = pd.Index(units["unit_id"].astype(str))
     if not unit_index.is_unique:
         raise DataError("unit ids must be unique")
     row = unit_index.get_indexer(ids.astype("string").fillna("\0"))
     assigned = row >= 0
-    stamps = period_start(incidents["occurred_at"], freq)
+    stamps = freq.start(incidents["occurred_at"])
     if start is not None or end is not None or assigned.any():
         first = pd.Timestamp(start) if start is not None else stamps[assigned].min()
         last = pd.Timestamp(end) if end is not None else stamps[assigned].max()
     else:
         raise DataError("no incident falls inside the units: cannot build a cube")
-    periods = pd.period_range(first, last, freq=_PERIOD_CODES[freq]).start_time
+    periods = freq.range(first, last)
     col = periods.get_indexer(stamps)
     in_time = col >= 0
     use = assigned & in_time
@@ -567,7 +552,7 @@ def cube_from_table(
     -------
     Cube
     """
-    freq = _check_freq(freq)
+    freq = Freq.parse(freq)
     for column in (unit_column, period_column, count_column):
         if column not in table:
             raise DataError(f"the table has no column {column!r}; found {list(table.columns)}")
@@ -576,8 +561,8 @@ def cube_from_table(
     if (row < 0).any():
         missing = sorted(set(table.loc[row < 0, unit_column].astype(str)))[:5]
         raise DataError(f"table units not among the units: {missing}")
-    stamps = period_start(pd.to_datetime(table[period_column]), freq)
-    periods = pd.period_range(stamps.min(), stamps.max(), freq=_PERIOD_CODES[freq]).start_time
+    stamps = freq.start(pd.to_datetime(table[period_column]))
+    periods = freq.range(stamps.min(), stamps.max())
     col = periods.get_indexer(stamps)
     n_units, n_periods = len(units), len(periods)
     flat = row * n_periods + col

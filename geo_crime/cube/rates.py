@@ -72,7 +72,8 @@ import scipy.sparse as sp
 
 from geo_crime.core.config import DEFAULT_K, EQUAL_AREA_CRS, data_dir
 from geo_crime.core.errors import ConfigError, DataError, InputError
-from geo_crime.cube.panel import FREQUENCIES, Cube
+from geo_crime.core.periods import Freq
+from geo_crime.cube.panel import Cube
 from geo_crime.units import read_polygon_layer, unit_area_km2
 
 __all__ = [
@@ -440,7 +441,7 @@ def severity_rate(cube: Any, units: gpd.GeoDataFrame | None = None) -> SeverityR
     units = cube.units if units is None else units
     periods = np.asarray(cube.complete, dtype=bool).sum(axis=1)
     per_period = cube.mean_per_complete_period("severity")
-    word = FREQUENCIES.get(str(cube.freq), "period")
+    word = Freq.parse(cube.freq).word
     population = (
         pd.to_numeric(units["population"], errors="coerce").to_numpy(dtype=float)
         if "population" in units

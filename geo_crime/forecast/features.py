@@ -479,7 +479,7 @@ class FeatureBuilder:
         """
         self._check_fitted()
         if cube.freq != self.freq_:
-            raise ModelError(f"the model was fit on freq {self.freq_!r}, the cube is {cube.freq!r}")
+            raise ModelError(f"the model was fit on freq '{self.freq_}', the cube is '{cube.freq}'")
         if origins is None:
             origins = np.array([cube.shape[1] - 1])
         raw = self._raw(cube, np.asarray(origins, dtype=int))

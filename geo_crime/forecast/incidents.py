@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo_crime.cube.panel import FREQUENCIES, Cube
+from geo_crime.core.periods import Freq
+from geo_crime.cube.panel import Cube
 
 __all__ = [
     "EXPECTED_COLUMNS",
@@ -204,7 +205,7 @@ def severity_scale_sentence(
     -------
     str
     """
-    word = FREQUENCIES.get(str(freq).upper()[:1], "period")
+    word = Freq.parse(freq).word
     known = average is not None and np.isfinite(average) and average > 0
     typical = (
         f" Over the {periods} {word}s up to the forecast origin (completely recorded unit-{word}s "

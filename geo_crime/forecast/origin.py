@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.errors import ConfigError
-from geo_crime.cube.panel import FREQUENCIES
+from geo_crime.core.periods import Freq
 
 
 @dataclass
@@ -52,7 +52,7 @@ def forecast_origin(cube, *, min_share: float = 0.5, data_end=None) -> ForecastO
         raise ConfigError("the cube has no period to forecast from")
     good = np.flatnonzero(share >= min_share)
     index = int(good[-1]) if len(good) else int(np.flatnonzero(share >= share.max())[-1])
-    word = FREQUENCIES.get(cube.freq, "period")
+    word = Freq.parse(cube.freq).word
     later = len(share) - 1 - index
     reasons = []
     last_start = cube.periods[-1]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.errors import DataError, ModelError
+from geo_crime.core.periods import Freq
 from geo_crime.cube.panel import Cube
 from geo_crime.units import unit_area_km2
 
@@ -40,7 +41,6 @@ __all__ = [
 TARGETS = ("severity", "count", "harm")
 
 #: "Same period last year" distance in periods (364 days keeps the weekday of daily panels).
-_SEASON = {"D": 364, "W": 52, "M": 12}
 
 
 def target_values(cube: Cube, target: str) -> np.ndarray:
@@ -75,19 +75,13 @@ def season_length(freq: str) -> int:
     int
         ``D`` 364 (the weekday is kept), ``W`` 52, ``M`` 12.
     """
-    if freq not in _SEASON:
-        raise DataError(f"unknown period {freq!r}; use one of {', '.join(_SEASON)}")
-    return _SEASON[freq]
+    return Freq.parse(freq).per_year
 
 
 def _offset(freq: str) -> pd.DateOffset | pd.Timedelta:
-    if freq == "D":
-        return pd.Timedelta(days=1)
-    if freq == "W":
-        return pd.Timedelta(weeks=1)
-    if freq == "M":
-        return pd.offsets.MonthBegin(1)
-    raise DataError(f"unknown period {freq!r}")
+    return {"D": pd.Timedelta(days=1), "W": pd.Timedelta(weeks=1), "M": pd.offsets.MonthBegin(1)}[
+        Freq.parse(freq)
+    ]
 
 
 def target_periods(periods: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:

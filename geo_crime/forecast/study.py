@@ -321,7 +321,7 @@ def reproduce_study(
     StudyResult
     """
     if cube.freq != "D":
-        raise DataError(f"the study's task is daily; the cube is {cube.freq!r}")
+        raise DataError(f"the study's task is daily; the cube is '{cube.freq}'")
     first, last = _longest_complete_run(cube)
     days = cube.select_periods(slice(first, last + 1))
     T = days.shape[1]

@@ -23,6 +23,7 @@ from geo_crime.core import progress
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import ConfigError
 from geo_crime.core.io_utils import atomic_write_text, write_table
+from geo_crime.core.periods import Freq
 from geo_crime.pipeline.studies import Run, SharedLayers, run_study
 from geo_crime.publish.privacy import check_study_overlap
 from geo_crime.report.disclosure import disclosure_lines
@@ -181,7 +182,7 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
     run = Run(settings, folder, stage, SharedLayers(incidents), data_end)
     sections = []
     for study in settings.studies:
-        study_coverage = coverage_by_freq[study.freq.upper()[:1]]
+        study_coverage = coverage_by_freq[Freq.parse(study.freq)]
         study_result = run_study(study, incidents, study_coverage, run)
         result.files.extend(study_result.files)
         result.summaries[study.name] = study_result.summary
@@ -242,7 +243,7 @@ def _coverage(
         settings = replace(settings, studies=chosen.studies)
         check_study_overlap(settings.studies, settings.k_anonymity)  # disjoint by design
         result.summaries["studies_from_data"] = chosen.summary
-    for freq in sorted({s.freq.upper()[:1] for s in settings.studies} - set(coverage_by_freq)):
+    for freq in sorted({Freq.parse(s.freq) for s in settings.studies} - set(coverage_by_freq)):
         coverage_by_freq[freq] = incidents.coverage(freq, threshold)
     for freq, judged in coverage_by_freq.items():
         path = folder / ("coverage.csv" if freq == "M" else f"coverage_{freq}.csv")
@@ -352,7 +353,7 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
     from geo_crime.report.briefing import briefing_lines
 
     for study in settings.studies:
-        if study.areas or study.freq.upper()[:1] != "W":
+        if study.areas or Freq.parse(study.freq) != "W":
             continue
         for spec, unit in result.summaries.get(study.name, {}).get("units", {}).items():
             if unit.get("window", {}).get("periods"):

@@ -18,8 +18,8 @@ import pandas as pd
 
 from geo_crime.core import progress
 from geo_crime.core.errors import DataError
+from geo_crime.core.periods import Freq
 from geo_crime.core.schema import DIVISIONS
-from geo_crime.cube.panel import FREQUENCIES
 from geo_crime.pipeline.forecasting import forecast_units
 from geo_crime.report import study as report_study
 from geo_crime.settings import RunSettings, StudySettings
@@ -305,7 +305,7 @@ def _statistics(
     trend_cube = _trend_cube(cube, study, units, settings)
     for stat in progress.steps(settings.statistics, "statistics"):
         if stat != "emerging" and not len(window.periods):
-            word = FREQUENCIES.get(cube.freq, "period")
+            word = Freq.parse(cube.freq).word
             unit_summary["statistics"][stat] = {
                 "not_computed": f"no {word} is completely recorded for every unit"
             }
@@ -445,7 +445,7 @@ def _top_place_records(study: Study, run: Run, units, window: Cube, suppressed, 
 def _window_scope(window: Cube, where: str) -> str:
     """``the 9 completely recorded weeks 2024-01-01 to 2024-02-26 in all 21 LAPD divisions``."""
     span = window.span()
-    word = FREQUENCIES.get(window.freq, "period")
+    word = Freq.parse(window.freq).word
     if not span["periods"]:
         return f"no completely recorded {word} in {where}"
     return (
@@ -457,7 +457,7 @@ def _window_scope(window: Cube, where: str) -> str:
 def _figure_context(study: str, label: str, window: Cube) -> str:
     """The study, unit set and window a figure's title names."""
     span = window.span()
-    word = FREQUENCIES.get(window.freq, "period")
+    word = Freq.parse(window.freq).word
     when = (
         f"{span['periods']} {word}s completely recorded, {span['first']} to {span['last']}"
         if span.get("periods")
@@ -523,7 +523,7 @@ def _publish(
     forecast_label = ""
     if forecast is not None and len(forecast):
         forecast_label = (
-            f"{FREQUENCIES.get(cube.freq, 'period')} starting "
+            f"{Freq.parse(cube.freq).word} starting "
             f"{pd.Timestamp(forecast['period'].iloc[0]).date()}"
         )
     k = settings.k_anonymity

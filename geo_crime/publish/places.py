@@ -136,13 +136,13 @@ def place_rows(
     Rows are first cut to the periods (cheap), then assigned to units as a cube assigns them
     (:func:`geo_crime.units.assign_units`); only :data:`PROFILE_COLUMNS` are kept.
     """
-    from geo_crime.cube.panel import period_start
+    from geo_crime.core.periods import Freq
     from geo_crime.units import assign_units
 
     columns = [c for c in PROFILE_COLUMNS if c in rows]
     if not len(rows) or not len(periods) or not len(keep):
         return pd.DataFrame(columns=[*columns, "unit_id"])
-    inside = period_start(rows["occurred_at"], freq).isin(periods).to_numpy()
+    inside = Freq.parse(freq).start(rows["occurred_at"]).isin(periods).to_numpy()
     part = rows.loc[inside, columns]
     if not len(part):
         return pd.DataFrame(columns=[*columns, "unit_id"])

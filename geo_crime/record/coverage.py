@@ -50,12 +50,11 @@ import pandas as pd
 
 from geo_crime.core.errors import ConfigError, InputError
 from geo_crime.core.lapd import RECORDS_SYSTEM_SWITCH, records_systems
+from geo_crime.core.periods import Freq
 from geo_crime.core.schema import ROW_COUNT
 
 REFERENCE_ROLLUP = "lapd_crime/reference/lapd_crime_2020_2022_rollup__area_crmcd_year_counts.csv"
 
-#: Pandas period codes of the supported frequencies (weeks run Monday..Sunday, as in the cube).
-_PERIOD_CODES = {"D": "D", "W": "W-SUN", "M": "M"}
 
 #: The statuses, from best to worst.
 STATUSES = ("complete", "unverified", "partial", "incomplete", "missing")
@@ -153,7 +152,7 @@ class CoverageResult:
 
     def complete_mask(self, incidents: pd.DataFrame) -> np.ndarray:
         """Boolean per incident: True when its (area, period) is complete (or unverified)."""
-        period = incidents["occurred_at"].dt.to_period(_PERIOD_CODES[self.freq]).dt.start_time
+        period = Freq.parse(self.freq).start(incidents["occurred_at"])
         key = pd.MultiIndex.from_arrays([incidents["area"].astype("Int64"), period])
         flags = self.union.set_index(["area", "period"])["complete"]
         return flags.astype(bool).reindex(key, fill_value=False).to_numpy(dtype=bool)
@@ -246,9 +245,7 @@ def check_coverage(
     """
     if not 0 < threshold < 1:
         raise ConfigError(f"coverage threshold must be between 0 and 1, got {threshold}")
-    freq = str(freq).upper()[:1]
-    if freq not in _PERIOD_CODES:
-        raise ConfigError(f"unknown coverage period {freq!r}: use D, W or M")
+    freq = Freq.parse(freq)
     if by not in ("source", "source_file"):
         raise ConfigError(f"coverage sources are 'source' or 'source_file', got {by!r}")
     if isinstance(reference, str):
@@ -280,7 +277,7 @@ def _spans(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _periods(spans: pd.DataFrame, freq: str) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
     """Every period some source spans: starts, whether one source spans it whole, its days."""
-    code = _PERIOD_CODES[freq]
+    code = Freq.parse(freq).pandas_code
     starts: set[pd.Timestamp] = set()
     whole: set[pd.Timestamp] = set()
     for first_day, last_day in zip(spans["first_day"], spans["last_day"], strict=True):
@@ -306,7 +303,7 @@ def _counts(
     if not len(periods):
         return np.zeros(0)
     if freq != "D":
-        index = days.dt.to_period(_PERIOD_CODES[freq]).dt.start_time
+        index = days.dt.to_period(Freq.parse(freq).pandas_code).dt.start_time
         counts = pd.Series(weights, index=index.to_numpy()).groupby(level=0).sum()
         return counts.reindex(periods, fill_value=0).to_numpy(dtype=float)
     full = pd.date_range(periods.min(), periods.max(), freq="D")
@@ -344,7 +341,7 @@ def _judge_union(
     own = frame.loc[~frame["copy"]].dropna(subset=["area"])
     rows: list[tuple] = []
     back = {"M": pd.DateOffset(months=12), "W": pd.Timedelta(weeks=52), "D": pd.Timedelta(days=364)}
-    code = _PERIOD_CODES[freq]
+    code = Freq.parse(freq).pandas_code
     holders = frame.dropna(subset=["area"]).groupby("area")["source"].agg(lambda s: set(s))
     for area, group in own.groupby("area", sort=True):
         # the periods of the sources that hold rows of this area: a source of other areas
@@ -409,7 +406,7 @@ def _year_before_rate(
     if own is None or not own[1]:
         return 0.0
     width = _YEAR_BEFORE_HALF_WIDTH[freq]
-    code = _PERIOD_CODES[freq]
+    code = Freq.parse(freq).pandas_code
     rates = []
     for shift in range(-width, width + 1):
         start = (pd.Period(centre, freq=code) + shift).start_time
@@ -425,7 +422,7 @@ def _level_before_break(judged: dict[pd.Timestamp, tuple[float, bool]], freq: st
     """An area's incidents per day over its complete periods within the
     :data:`BEFORE_BREAK_DAYS` days before the switch (0 when they cover fewer than 28 days)."""
     first = RECORDS_SYSTEM_SWITCH - pd.Timedelta(days=BEFORE_BREAK_DAYS)
-    code = _PERIOD_CODES[freq]
+    code = Freq.parse(freq).pandas_code
     total, days = 0.0, 0
     for start, (count, complete) in judged.items():
         end = pd.Period(start, freq=code).end_time.normalize() + pd.Timedelta(days=1)
@@ -466,7 +463,7 @@ def _source_table(
     rows = []
     for span in spans.itertuples():
         part = frame.loc[frame["source"] == span.source].dropna(subset=["area"])
-        periods = pd.period_range(span.first_day, span.last_day, freq=_PERIOD_CODES[freq])
+        periods = pd.period_range(span.first_day, span.last_day, freq=Freq.parse(freq).pandas_code)
         starts, ends = periods.start_time, periods.end_time.normalize()
         whole = np.asarray((starts >= span.first_day) & (ends <= span.last_day), dtype=bool)
         for area, group in part.groupby("area", sort=True):

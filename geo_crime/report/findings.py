@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_crime.core.periods import Freq
 from geo_crime.report.markdown import heading_anchor, md_text, unique_anchor
 from geo_crime.report.study import keras_bias_sentence, ranking_recommendation, recommendation
 
@@ -35,7 +36,6 @@ __all__ = [
 EMERGING = ("New Hot Spot", "Consecutive Hot Spot", "Intensifying Hot Spot")
 
 #: Words for the period of a cube's frequency.
-_WORD = {"D": "day", "W": "week", "M": "month"}
 
 
 def unit_findings(
@@ -108,7 +108,7 @@ def unit_findings(
     findings: dict[str, Any] = {
         "study": study,
         "spec": spec,
-        "period": _WORD.get(cube.freq, "period"),
+        "period": Freq.parse(cube.freq).word,
         "n_units": int(len(ids)),
         "where": where,
         "window": cube.span(),

@@ -30,6 +30,7 @@ import pandas as pd
 
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.io_utils import atomic_write_text
+from geo_crime.core.periods import Freq
 from geo_crime.forecast.evaluate import BacktestResult
 from geo_crime.forecast.references import REFERENCE_WORDS, is_reference
 from geo_crime.forecast.verdicts import level_sentence, ranking_sentence
@@ -97,7 +98,7 @@ def metrics_markdown(result: BacktestResult, *, title: str | None = None) -> str
     lines = [
         f"## {title or result.name}",
         "",
-        f"Forecast of each unit's next-{_period_word(result.freq)} **{result.target}** "
+        f"Forecast of each unit's next-{Freq.parse(result.freq).word} **{result.target}** "
         f"({result.unit_type} units, {cfg.get('n_units', '?'):,} units x "
         f"{cfg.get('n_periods', '?')} periods {cfg.get('periods', ['?', '?'])[0]} .. "
         f"{cfg.get('periods', ['?', '?'])[1]}). Rolling origin, expanding window: "
@@ -127,7 +128,7 @@ def metrics_markdown(result: BacktestResult, *, title: str | None = None) -> str
     ]
     lines += [f"- {v}" for v in result.verdicts()]
     judged = result.judgements()
-    lines += [f"- {level_sentence(judged, _period_word(result.freq))}"]
+    lines += [f"- {level_sentence(judged, Freq.parse(result.freq).word)}"]
     ranking = ranking_sentence(judged)
     lines += [f"- {ranking}"] if ranking else []
     if result.notes:
@@ -180,10 +181,6 @@ def _scope_sentences(result: BacktestResult) -> list[str]:
             "",
         ]
     return lines
-
-
-def _period_word(freq: str) -> str:
-    return {"D": "day", "W": "week", "M": "month"}.get(freq, "period")
 
 
 def write_forecast_report(

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.periods import Freq
 from geo_crime.core.schema import DIVISIONS
-from geo_crime.cube.panel import FREQUENCIES
 from geo_crime.cube.rates import RANKING_MIN_RESIDENTS, rate_ranking
 from geo_crime.forecast.incidents import severity_scale_sentence
 from geo_crime.forecast.references import is_reference
@@ -161,7 +161,7 @@ def forecast_section(
     lines = [f"#### Forecast and recommendations ({md_code(spec)})", ""]
     if metrics.empty or "keras" not in metrics.index:
         return [*lines, "Too few complete periods for a backtest.", ""]
-    word = FREQUENCIES.get(cube.freq, "period")
+    word = Freq.parse(cube.freq).word
     lines += _backtest_table_lines(metrics, backtest, word)
     lines.extend(scope_lines(backtest, units))
     lines += _verdict_lines(backtest, word)
@@ -416,7 +416,7 @@ def top_rate_lines(
         return []
     rate, undefined, few = ranking.rate, ranking.undefined, ranking.few_residents
     top = ranking.table.head(k)
-    word = FREQUENCIES.get(cube.freq, "period")
+    word = Freq.parse(cube.freq).word
     lines = [
         f"Top units by {rate.label[0].lower()}{rate.label[1:]} over the window (the rate per "
         f"resident under methods; residents are not the people exposed). {undefined:,} of "
@@ -461,7 +461,7 @@ def statistics_section(
         if unit_summary["approximate"]
         else ""
     )
-    word = FREQUENCIES.get(cube.freq, "period")
+    word = Freq.parse(cube.freq).word
     covered = units.attrs.get("study_area", "")
     lines.append(
         f"{unit_summary['units']:,} units{approx}"
@@ -608,7 +608,7 @@ def study_header(
         f"## Study {md_code(study.name)}",
         "",
         f"{count_words(n_incidents, k_anonymity).capitalize()} incidents in {where}{dates}; "
-        f"periods: {FREQUENCIES.get(study.freq, study.freq)}s; measure: {study.measure}.",
+        f"periods: {Freq.parse(study.freq).word}s; measure: {study.measure}.",
         "",
     ]
     why = getattr(study, "why", "")

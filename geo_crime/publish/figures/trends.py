@@ -46,7 +46,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, StrMethodFormatter
 
 from geo_crime.core.config import DEFAULT_K
-from geo_crime.core.errors import ConfigError, DataError
+from geo_crime.core.errors import DataError
+from geo_crime.core.periods import Freq
 from geo_crime.publish.figures import core as figures_core  # its save_figure saves every figure
 from geo_crime.publish.figures.draw import (
     DPI,
@@ -58,7 +59,7 @@ from geo_crime.publish.figures.draw import (
 from geo_crime.publish.figures.emerging import emerging_hotspot_figure
 from geo_crime.publish.figures.hours import hour_weekday_heatmap
 from geo_crime.publish.privacy import count_words, suppressed_units
-from geo_crime.record.coverage import _PERIOD_CODES, CoverageResult, check_coverage
+from geo_crime.record.coverage import CoverageResult, check_coverage
 from geo_crime.record.tallies import StudyTally
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
     "trend_figure",
 ]
 
-_WORDS = {"D": "day", "W": "week", "M": "month"}
 _COUNT_COLOUR = "#2166ac"
 _SEVERITY_COLOUR = "#b2182b"
 _INCOMPLETE = {"facecolor": "#fdb863", "alpha": 0.35, "linewidth": 0}
@@ -119,7 +119,7 @@ class TrendData:
     @property
     def word(self) -> str:
         """``week``, ``month`` or ``day``."""
-        return _WORDS[self.freq]
+        return Freq.parse(self.freq).word
 
 
 def _spans(starts: pd.DatetimeIndex, ends: pd.DatetimeIndex, kind: np.ndarray) -> list[tuple]:
@@ -176,9 +176,7 @@ def trend_data(
     DataError
         Missing columns, no dated incident, no division, or a coverage of another frequency.
     """
-    freq = str(freq).upper()[:1]
-    if freq not in _PERIOD_CODES:
-        raise ConfigError(f"unknown trend period {freq!r}: use W, M or D")
+    freq = Freq.parse(freq)
     if not isinstance(incidents, StudyTally):
         missing = {"occurred_at", "area", "severity"} - set(incidents.columns)
         if missing:
@@ -189,13 +187,13 @@ def trend_data(
         raise DataError("the trend of a tally needs the coverage check at its period")
     if coverage.freq != freq:
         raise DataError(
-            f"the coverage was checked per {coverage.freq!r}, the trend is per {freq!r}"
+            f"the coverage was checked per '{coverage.freq}', the trend is per '{freq}'"
         )
     tally = as_tally(incidents)
     days = tally.days
     if not len(days) or not days["incidents"].sum():
         raise DataError("no incident has an occurrence date")
-    code = _PERIOD_CODES[freq]
+    code = freq.pandas_code
     first_day, last_day = days["day"].min(), days["day"].max()
     index = pd.period_range(first_day, last_day, freq=code)
     starts, ends = index.start_time, (index + 1).start_time
@@ -260,7 +258,7 @@ def _shade(ax: Any, spans: pd.DataFrame) -> None:
 
 
 def _midpoints(index: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
-    ends = (index.to_period(_PERIOD_CODES[freq]) + 1).start_time
+    ends = (index.to_period(Freq.parse(freq).pandas_code) + 1).start_time
     return index + (ends - index) / 2
 
 
@@ -477,7 +475,7 @@ def study_figures(
     if 0 < tally.total < k_anonymity:  # every count it could show is below k
         return []
     if coverage is None and not isinstance(incidents, StudyTally):
-        coverage = check_coverage(incidents, freq=str(freq).upper()[:1])
+        coverage = check_coverage(incidents, freq=Freq.parse(freq))
     common = {"divisions": names, "k_anonymity": k_anonymity}
     files = [trend_figure(tally, coverage, folder / "trend.png", freq=freq, **common)]
     with contextlib.suppress(DataError):  # no (or too few) recorded times of day

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from geo_crime.core.errors import ConfigError, DataError, PrivacyError
+from geo_crime.core.periods import Freq
 from geo_crime.cube.rates import severity_rate
 from geo_crime.publish.privacy import victim_columns
 from geo_crime.publish.style import format_number
@@ -174,9 +175,8 @@ class MapLayers:
 
 
 def _period_word(cube: Any) -> str:
-    from geo_crime.cube.panel import FREQUENCIES
-
-    return f"{FREQUENCIES.get(cube.freq, 'period')}s"
+    """``weeks``, ``days`` or ``months``: the cube's periods, in words."""
+    return f"{Freq.parse(cube.freq).word}s"
 
 
 def _window(cube: Any, window: Any) -> tuple[np.ndarray, str]:

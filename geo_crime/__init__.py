@@ -82,7 +82,7 @@ _EXPORTS: dict[str, str] = {
     "unit_results": "geo_crime.cube.summary",
     "cube_summary": "geo_crime.cube.summary",
     # the whole pipeline
-    "RunSettings": "geo_crime.pipeline",
+    "RunSettings": "geo_crime.settings",
     "run_pipeline": "geo_crime.pipeline",
 }
 

@@ -32,11 +32,18 @@ import pandas as pd
 from geo_crime.core.errors import ConfigError
 from geo_crime.core.options import EngineKind
 from geo_crime.core.periods import Freq
+from geo_crime.cube.dask import dask_cube
 from geo_crime.cube.dask_cluster import ClusterOptions
+from geo_crime.cube.dask_incidents import cube_columns, dataset_columns, load_distributed
 from geo_crime.cube.panel import Cube, make_cube
+from geo_crime.ingest import read_incidents_parquet
+from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
+from geo_crime.publish.places import place_rows, study_place_rows
+from geo_crime.record.breaks import harmonised_rows
 from geo_crime.record.coverage import CoverageResult, check_coverage
 from geo_crime.record.tallies import RunTally, StudyTally
 from geo_crime.settings import StudySettings
+from geo_crime.units import covered_divisions, division_units, incidents_outside_division
 from geo_crime.units.assign import DivisionCheck
 
 
@@ -84,12 +91,8 @@ def incidents_for_units(path: Path, client: Any, unit: str) -> MemoryIncidents |
     """The incidents of an ingested file or dataset folder, as a cube of ``unit`` units reads
     them: in memory (only the columns a cube reads) or held on the cluster of ``client`` (a
     dataset folder only)."""
-    from geo_crime.ingest import read_incidents_parquet
-    from geo_crime.ingest.store import is_incident_dataset, read_incident_dataset
 
     if client is not None:
-        from geo_crime.cube.dask_incidents import cube_columns, load_distributed
-
         if not is_incident_dataset(path):
             raise ConfigError(
                 f"{path}: --engine dask reads a dataset folder written by "
@@ -97,8 +100,6 @@ def incidents_for_units(path: Path, client: Any, unit: str) -> MemoryIncidents |
             )
         return ClusterIncidents(load_distributed(path, client, columns=cube_columns(unit)))
     if is_incident_dataset(path):  # only the columns a cube reads
-        from geo_crime.cube.dask_incidents import dataset_columns
-
         frame, _ = read_incident_dataset(path, columns=dataset_columns(unit))
     else:
         frame = read_incidents_parquet(path)
@@ -118,7 +119,6 @@ class StudyRows:
     harmonised: bool = False
 
     def __call__(self, incidents: pd.DataFrame) -> pd.DataFrame:
-        from geo_crime.record.breaks import harmonised_rows
 
         rows = self.settings.select(incidents)
         return harmonised_rows(rows) if self.harmonised else rows
@@ -144,7 +144,6 @@ class MemoryIncidents:
 
     def division_check(self, divisions: gpd.GeoDataFrame | None = None) -> DivisionCheck:
         """Incidents whose coordinates lie outside their stated division."""
-        from geo_crime.units import incidents_outside_division
 
         return incidents_outside_division(self.incidents, divisions)
 
@@ -179,7 +178,6 @@ class MemoryStudy:
 
     def covered(self) -> list[int]:
         """The divisions the study's rows cover (:func:`~geo_crime.units.covered_divisions`)."""
-        from geo_crime.units import covered_divisions
 
         return covered_divisions(self.rows)
 
@@ -189,7 +187,6 @@ class MemoryStudy:
 
     def cube(self, units: gpd.GeoDataFrame, *, harmonised: bool = False, **options: Any) -> Cube:
         """The study's cube (``make_cube`` ``options``: freq, coverage, start, end)."""
-        from geo_crime.record.breaks import harmonised_rows
 
         rows = harmonised_rows(self.rows) if harmonised else self.rows
         return make_cube(rows, units, **options)
@@ -197,7 +194,6 @@ class MemoryStudy:
     def place_rows(self, units: gpd.GeoDataFrame, keep: list[str], periods, freq: str):
         """The rows of the units ``keep`` in ``periods`` (:func:`geo_crime.publish.places.
         place_rows`)."""
-        from geo_crime.publish.places import place_rows
 
         return place_rows(self.rows, units, keep, periods, freq)
 
@@ -226,7 +222,6 @@ class ClusterIncidents:
 
     def division_check(self, divisions: gpd.GeoDataFrame | None = None) -> DivisionCheck:
         """The division check, per partition on the cluster, summed there."""
-        from geo_crime.units import division_units
 
         return self.held.division_check(division_units() if divisions is None else divisions)
 
@@ -244,7 +239,6 @@ class ClusterIncidents:
 
     def cube(self, units: gpd.GeoDataFrame, *, freq: Freq | str, complete_only: bool) -> Cube:
         """The cube of every row, built on the cluster (:func:`geo_crime.cube.dask.dask_cube`)."""
-        from geo_crime.cube.dask import dask_cube
 
         return dask_cube(self.held, units, freq=freq, coverage=True if complete_only else None)
 
@@ -262,7 +256,6 @@ class ClusterStudy:
 
     def covered(self) -> list[int]:
         """The divisions the study covers, judged on its incidents per division."""
-        from geo_crime.units import covered_divisions
 
         return covered_divisions(self.tally.areas)
 
@@ -272,14 +265,12 @@ class ClusterStudy:
 
     def cube(self, units: gpd.GeoDataFrame, *, harmonised: bool = False, **options: Any) -> Cube:
         """The study's cube, built on the cluster (:func:`geo_crime.cube.dask.dask_cube`)."""
-        from geo_crime.cube.dask import dask_cube
 
         return dask_cube(self.held, units, select=StudyRows(self.settings, harmonised), **options)
 
     def place_rows(self, units: gpd.GeoDataFrame, keep: list[str], periods, freq: str):
         """The rows of the units ``keep`` in ``periods``, cut on the cluster (a few thousand
         rows of a few columns reach this process)."""
-        from geo_crime.publish.places import study_place_rows
 
         chosen = units[units["unit_id"].astype(str).isin(set(keep))]
         return self.held.gathered(

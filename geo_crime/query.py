@@ -33,6 +33,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 import geopandas as gpd
+import h3
 import numpy as np
 import pandas as pd
 import shapely
@@ -50,6 +51,9 @@ from geo_crime.query_args import (
     real_number,
     whole_numbers,
 )
+from geo_crime.units import division_names, division_units, fill_divisions
+from geo_crime.units.places import NEIGHBOURHOODS_FILE, place_labels
+from geo_crime.units.polygons import read_polygon_layer
 
 _TO_METRES = Transformer.from_crs(STORAGE_CRS, EQUAL_AREA_CRS, always_xy=True)
 
@@ -160,9 +164,6 @@ class CrimeIndex:
     def _places_of(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """``division`` and ``place`` of the incidents at positions ``rows``."""
         if self._hoods is None:
-            from geo_crime.units.places import NEIGHBOURHOODS_FILE
-            from geo_crime.units.polygons import read_polygon_layer
-
             layer, _ = read_polygon_layer(data_dir() / NEIGHBOURHOODS_FILE)
             layer = layer.to_crs(EQUAL_AREA_CRS)
             self._hoods = (shapely.STRtree(layer.geometry.to_numpy()), layer["name"].to_numpy())
@@ -312,8 +313,6 @@ class CrimeIndex:
         projected = table.geometry.to_crs(EQUAL_AREA_CRS).to_numpy()
         resolution = None
         if "unit_type" in table and len(table) and table["unit_type"].iloc[0] == "h3":
-            import h3
-
             resolution = h3.get_resolution(str(table["unit_id"].iloc[0]))
         self._units[name] = _UnitLayer(table, projected, shapely.STRtree(projected), resolution)
 
@@ -345,8 +344,6 @@ class CrimeIndex:
         lat, lon = check_point(lat, lon)
         layer = self._layer(unit_type)
         if layer.h3_resolution is not None:
-            import h3
-
             cell = h3.latlng_to_cell(lat, lon, layer.h3_resolution)
             return layer.table.loc[layer.table["unit_id"] == cell]
         x, y = _TO_METRES.transform(lon, lat)
@@ -452,7 +449,6 @@ class CrimeIndex:
 
 def _division_names() -> dict[int, str]:
     """Division number -> name as units are named (``"West Los Angeles"``)."""
-    from geo_crime.units import division_names, division_units
 
     divisions = division_units()
     names = division_names(divisions, divisions)
@@ -463,8 +459,6 @@ def _with_places(table: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """The unit table with ``division`` and ``place`` columns (kept when it has them)."""
     if {"division", "place"} <= set(table.columns) or table.empty:
         return table
-    from geo_crime.units import division_names, division_units, fill_divisions
-    from geo_crime.units.places import place_labels
 
     divisions = division_units()
     located = table

@@ -25,11 +25,15 @@ from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import ConfigError
 from geo_crime.core.periods import Freq
 from geo_crime.core.schema import DIVISIONS
+from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
+from geo_crime.forecast.registry import forecaster_class, known_names
+from geo_crime.ingest.severity import nibrs_severity_table, severity_table
 from geo_crime.publish.privacy import suppression_off
+from geo_crime.units import unit_files
 from geo_crime.units.spec import UnitSpec
 
 if TYPE_CHECKING:
-    from geo_crime.forecast.model import ForecastConfig
+    from geo_crime.forecast.network import ForecastConfig
 
 
 @dataclass
@@ -132,7 +136,6 @@ class StudySettings:
 
     def keras_config(self) -> ForecastConfig:
         """The Keras configuration this study's forecasts use (target: severity)."""
-        from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
 
         base = FAST_CONFIG if self.forecast_config == "fast" else DEFAULT_CONFIG
         changes: dict[str, object] = {"target": "severity"}
@@ -213,7 +216,6 @@ class RunSettings:
     def setting_files(self) -> list[Path]:
         """The files the settings name: the config file and the studies' polygon unit layers
         (inputs of the run, which it must never overwrite)."""
-        from geo_crime.units import unit_files
 
         config = [Path(self.config_file)] if self.config_file is not None else []
         return config + unit_files(*(u for study in self.studies for u in study.units))
@@ -429,13 +431,11 @@ _DATE_WORDS = f"from {DATE_RANGE[0]} to {DATE_RANGE[1]}"
 
 
 def _forecaster_names() -> list[str]:
-    from geo_crime.forecast.registry import known_names
 
     return list(known_names())
 
 
 def _is_forecaster_name(value: object) -> bool:
-    from geo_crime.forecast.registry import forecaster_class
 
     if not isinstance(value, str):
         return False
@@ -454,7 +454,6 @@ STATISTICS = ("moran", "lisa", "gi", "emerging")
 
 def _crime_categories() -> list[str]:
     """The crime categories a ``cat:<category>`` measure can name (those of the severity tables)."""
-    from geo_crime.ingest.severity import nibrs_severity_table, severity_table
 
     names = set(severity_table()["category"]) | set(nibrs_severity_table()["category"])
     return sorted(names | {"other"})

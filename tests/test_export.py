@@ -13,17 +13,16 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
+from geo_crime.core.errors import PrivacyError
 from geo_crime.core.schema import VICTIM_COLUMNS
 from geo_crime.publish import export as export_mod
 from geo_crime.publish.export import (
-    PrivacyError,
     export_layers,
     layer_name,
     public_table,
     rfc7946_feature_collection,
-    suppress_small_units,
-    victim_columns,
 )
+from geo_crime.publish.privacy import suppress_small_units, victim_columns
 from geo_crime.stats.hotspots import gi_star_table
 
 EVIL = '<script>alert(1)</script>" onmouseover="alert(1)'

@@ -36,8 +36,8 @@ from geo_crime.forecast import (
     train,
     tune,
 )
-from geo_crime.forecast.features import eligible_cells, history_ok
-from geo_crime.forecast.model import training_blocks
+from geo_crime.forecast.blocks import training_blocks
+from geo_crime.forecast.panel import eligible_cells, history_ok
 from geo_crime.forecast.registry import forecaster_class, known_names
 from geo_crime.forecast.study import StudyConv1D
 from geo_crime.report.forecast import write_forecast_report

@@ -14,16 +14,14 @@ from shapely.geometry import box
 from geo_crime.core.errors import ConfigError, DataError, TooFewUnitsError
 from geo_crime.stats.hotspots import (
     GI_BIN_LABELS,
-    benjamini_hochberg,
-    confidence_bins,
     getis_ord_gi_star,
     gi_star_table,
     global_moran,
-    incremental_moran,
     lisa_table,
     local_moran,
-    pseudo_p_values,
 )
+from geo_crime.stats.incremental import incremental_moran
+from geo_crime.stats.significance import benjamini_hochberg, confidence_bins, pseudo_p_values
 from geo_crime.stats.weights import build_weights
 from tests.fakes.h3_units import h3_units
 

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo_crime.core.errors import ConfigError, DataError
-from geo_crime.publish.export import PrivacyError
+from geo_crime.core.errors import ConfigError, DataError, PrivacyError
 from geo_crime.publish.maps import (
     DEFAULT_ZOOM,
     EMERGING_STYLES,

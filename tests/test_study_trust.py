@@ -250,7 +250,7 @@ def test_a_forecast_at_the_end_of_a_whole_period_needs_no_excuse(westla):
 def test_eligibility_at_an_origin_is_what_the_data_up_to_it_says(rows_2024, city_h3):
     """A backtest origin sees the coverage it would have seen then: the cube built from the
     rows up to the origin marks the same cells complete as the full cube, up to the origin."""
-    from geo_crime.forecast.features import eligible_cells
+    from geo_crime.forecast.panel import eligible_cells
 
     origin = pd.Timestamp("2024-04-15")  # a Monday: the rows up to its Sunday
     known = rows_2024[rows_2024["occurred_at"] < origin + pd.Timedelta(days=7)]

@@ -21,8 +21,9 @@ from shapely.geometry import Polygon
 import geo_crime.publish.figures.core as figures
 from geo_crime.core.errors import DataError
 from geo_crime.ingest import load_incidents
+from geo_crime.publish.figures.emerging import emerging_hotspot_figure
 from geo_crime.publish.figures.hours import WEEKDAYS, hour_weekday_heatmap, hour_weekday_matrix
-from geo_crime.publish.figures.trends import emerging_hotspot_figure, trend_data, trend_figure
+from geo_crime.publish.figures.trends import trend_data, trend_figure
 from geo_crime.publish.maps import NO_DATA_COLOUR, SUPPRESSED_COLOUR
 from geo_crime.publish.privacy import public_tables, suppressed_units
 from geo_crime.record.coverage import check_coverage

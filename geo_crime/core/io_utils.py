@@ -12,6 +12,7 @@ of every command's outputs, before any work: an output that is, holds or lies in
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -21,6 +22,11 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from geo_crime.core.config import data_dir
+from geo_crime.core.errors import ConfigError, OutputError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -133,7 +139,6 @@ def describe_os_error(exc: OSError) -> str:
     str
         ``"<path>: <what went wrong>"``.
     """
-    import errno
 
     reasons = {
         errno.ENOSPC: "no space left on the device",
@@ -194,8 +199,6 @@ def check_output_path(
         reverse), is a device or FIFO, is a folder geo-crime did not make (``replaces``), or its
         nearest existing folder cannot be written to.
     """
-    from geo_crime.core.config import data_dir
-    from geo_crime.core.errors import ConfigError
 
     out = Path(path).expanduser()
     clash = _input_clash(out, inputs)
@@ -276,7 +279,6 @@ def _format_error(path: Path, formats: Sequence[str]) -> str | None:
 
 def _check_replaceable(folder: Path) -> None:
     """Refuse to replace ``folder`` unless it is missing, empty or marked as geo-crime's."""
-    from geo_crime.core.errors import ConfigError
 
     if folder.is_symlink() or not folder.exists():
         return  # a link is replaced itself, never what it points to
@@ -440,9 +442,6 @@ def write_table(table, path: str | os.PathLike) -> Path:
     geo_crime.core.errors.OutputError
         For an unknown extension.
     """
-    import pandas as pd
-
-    from geo_crime.core.errors import OutputError
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -180,8 +181,6 @@ class RunDisplay:
 
     def __enter__(self) -> RunDisplay:
         if self.mode == "live":
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
             self.live = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -296,7 +295,6 @@ class BarReporter:
     """
 
     def __init__(self, label: str, console: Console | None = None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.console = console or Console(stderr=True)
         self.progress = Progress(

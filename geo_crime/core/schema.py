@@ -136,6 +136,8 @@ analysis only too (a public table carrying one is refused).
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 #: Official LAPD area numbers and names, as written in the ``AREA NAME`` column.
@@ -286,7 +288,6 @@ def extra_column(field: str) -> str:
     -------
     str
     """
-    import re
 
     return EXTRA_PREFIX + (re.sub(r"[^0-9a-z]+", "_", field.lower()).strip("_") or "field")
 

@@ -32,9 +32,14 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from geo_crime.core.errors import DataError, InputError
+from geo_crime.core.io_utils import atomic_path
 from geo_crime.core.periods import Freq
+from geo_crime.record.coverage import check_coverage
+from geo_crime.units import assign_units
 
 
 def mean_per_complete_period(
@@ -244,10 +249,6 @@ class Cube:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the cube to one Parquet file (long table; units and metadata in the footer)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from geo_crime.core.io_utils import atomic_path
 
         table = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
         buffer = io.BytesIO()
@@ -266,8 +267,6 @@ class Cube:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Cube:
         """Read a cube written by :meth:`save`."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         path = Path(path)
         if not path.is_file():
@@ -488,8 +487,6 @@ def _coverage_mask(incidents, units, row, use, periods, freq, coverage) -> np.nd
     if coverage is None:
         return np.ones((n_units, n_periods), dtype=bool)
     if coverage.freq != freq:
-        from geo_crime.record.coverage import check_coverage
-
         coverage = check_coverage(
             incidents,
             freq=freq,
@@ -647,7 +644,6 @@ def make_cube(
     >>> cube.counts.ravel().tolist(), cube.meta["assignment"]["assigned"]
     ([1, 2], 3)
     """
-    from geo_crime.units import assign_units
 
     unit_ids, report = assign_units(incidents, units)
     cube = build_cube(

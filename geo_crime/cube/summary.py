@@ -14,6 +14,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo_crime.cube.rates import severity_rate
+
 __all__ = ["cube_summary", "unit_results"]
 
 
@@ -66,7 +68,6 @@ def cube_summary(cube: Any) -> gpd.GeoDataFrame:
         ``complete_periods`` and ``severity_rate`` (:func:`geo_crime.cube.rates.severity_rate`, the
         rate maps, figures and reports show); ``attrs["severity_rate"]`` is its label.
     """
-    from geo_crime.cube.rates import severity_rate
 
     per_period = cube.mean_per_complete_period("severity")  # NaN for a unit with none
     rate = severity_rate(cube)

@@ -70,15 +70,8 @@ from geo_crime.forecast.evaluate import DEFAULT_MODELS, BacktestResult, evaluate
 from geo_crime.forecast.features import FeatureBuilder
 from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.metrics import capture_curve, pai, pei, point_metrics
-from geo_crime.forecast.model import (
-    DEFAULT_CONFIG,
-    FAST_CONFIG,
-    ForecastConfig,
-    KerasForecaster,
-    load_model,
-    predict_next,
-    train,
-)
+from geo_crime.forecast.model import KerasForecaster, load_model, predict_next, train
+from geo_crime.forecast.network import DEFAULT_CONFIG, FAST_CONFIG, ForecastConfig
 from geo_crime.forecast.panel import TARGETS, unit_areas
 from geo_crime.forecast.registry import known_names, make_forecaster, register
 from geo_crime.forecast.sepp import SelfExcitingPointProcess

@@ -298,7 +298,7 @@ class MovingAverage(Forecaster):
 class SeasonalNaive(Forecaster):
     """The same period one year earlier (NaN when the history is shorter or that cell incomplete).
 
-    The lag is :func:`~geo_crime.forecast.features.season_length`: 52 weeks, 12 months or 364
+    The lag is :func:`~geo_crime.forecast.panel.season_length`: 52 weeks, 12 months or 364
     days (so a daily forecast keeps the weekday).
     """
 

@@ -77,7 +77,7 @@ def training_blocks(origins: np.ndarray, config: ForecastConfig) -> TrainingBloc
         With ``refit_full`` and at least three distinct origins: the latest
         ``calibration_share`` of origins (at least one) calibrate, the ``validation_share``
         before them (at least one) validate, the rest (at least one) fit. Otherwise the fit and
-        validation blocks of :func:`~geo_crime.forecast.features.chronological_split` (see the
+        validation blocks of :func:`~geo_crime.forecast.panel.chronological_split` (see the
         module docstring for the fallbacks).
     """
     origins = np.asarray(origins)

@@ -62,7 +62,8 @@ from geo_crime.core.errors import DataError, ModelError
 from geo_crime.cube.panel import Cube
 from geo_crime.forecast.baselines import Forecaster
 from geo_crime.forecast.metrics import SHARES, score_predictions
-from geo_crime.forecast.model import DEFAULT_CONFIG, ForecastConfig, KerasForecaster
+from geo_crime.forecast.model import KerasForecaster
+from geo_crime.forecast.network import DEFAULT_CONFIG, ForecastConfig
 from geo_crime.forecast.panel import eligible_cells, target_values, unit_areas
 from geo_crime.forecast.references import REFERENCE_WORDS, REFERENCES, reference_values
 from geo_crime.forecast.registry import make_forecaster

@@ -57,32 +57,19 @@ from geo_crime.core.errors import DataError, ModelError
 from geo_crime.cube.panel import Cube
 from geo_crime.forecast.panel import (
     TARGETS,
-    chronological_split,
     eligible_cells,
     history_ok,
-    next_period,
-    season_length,
     target_periods,
     target_values,
-    unit_areas,
 )
 
 __all__ = [
-    "TARGETS",
     "FeatureBuilder",
     "FeatureMatrix",
     "calendar_features",
-    "chronological_split",
-    "eligible_cells",
     "expanding_mean",
-    "history_ok",
-    "next_period",
-    "season_length",
     "spatial_lag",
     "spatial_matrix",
-    "target_periods",
-    "target_values",
-    "unit_areas",
 ]
 
 #: Added to scaled means before the log, so a unit never seen with crime gets a finite base.

@@ -101,7 +101,6 @@ from geo_crime.forecast.calibration import (
     NO_CALIBRATION,
     apply_calibration,
     fit_calibration,
-    split_half_coverage,
 )
 from geo_crime.forecast.correction import (
     candidate_bases,
@@ -113,7 +112,6 @@ from geo_crime.forecast.features import FeatureBuilder, FeatureMatrix
 from geo_crime.forecast.model_metadata import MODEL_FORMAT, fit_metadata, heldout_metrics
 from geo_crime.forecast.network import (
     DEFAULT_CONFIG,
-    FAST_CONFIG,
     ForecastConfig,
     build_network,
     import_keras,
@@ -125,20 +123,10 @@ from geo_crime.forecast.network import (
 from geo_crime.forecast.panel import history_ok, next_period
 
 __all__ = [
-    "DEFAULT_CONFIG",
-    "FAST_CONFIG",
-    "ForecastConfig",
     "KerasForecaster",
-    "TrainingBlocks",
-    "apply_calibration",
-    "build_network",
-    "fit_calibration",
     "load_model",
     "predict_next",
-    "seed_everything",
-    "split_half_coverage",
     "train",
-    "training_blocks",
 ]
 
 

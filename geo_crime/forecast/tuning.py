@@ -11,7 +11,7 @@ the periods up to the first forecast origin, so the test periods never influence
 Budget. The search stops after ``max_trials`` trials or when ``max_seconds`` of wall-clock time
 have passed, whichever comes first: no new trial starts after the deadline and the running one
 stops at the end of its current epoch. The chosen configuration is returned as a
-:class:`~geo_crime.forecast.model.ForecastConfig`; :func:`tune_and_train` trains the final model
+:class:`~geo_crime.forecast.network.ForecastConfig`; :func:`tune_and_train` trains the final model
 with it and stores the tuning summary in the model's metadata (saved with the model).
 """
 

@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from geo_crime.publish.privacy import hidden_mask
+from geo_crime.core.io_utils import write_table
+from geo_crime.forecast import KerasForecaster, evaluate, make_model, predict_next, reproduce_study
+from geo_crime.forecast.incidents import expected_incidents, points_per_incident
+from geo_crime.forecast.origin import forecast_origin
+from geo_crime.forecast.references import is_reference
+from geo_crime.publish.privacy import hidden_mask, public_tables, study_groups
 from geo_crime.report import study as report_study
+from geo_crime.report.forecast import write_forecast_report
 
 if TYPE_CHECKING:
     from geo_crime.cube.panel import Cube
@@ -26,12 +32,6 @@ def forecast_units(
     The full forecast table goes to the study's analysis folder; the public one has no
     prediction for suppressed units. The returned table is the public one.
     """
-    from geo_crime.core.io_utils import write_table
-    from geo_crime.forecast import KerasForecaster, evaluate, predict_next
-    from geo_crime.forecast.incidents import expected_incidents, points_per_incident
-    from geo_crime.forecast.origin import forecast_origin
-    from geo_crime.publish.privacy import public_tables, study_groups
-    from geo_crime.report.forecast import write_forecast_report
 
     settings, seed = study.settings, run.settings.seed
     config = settings.keras_config()
@@ -47,8 +47,6 @@ def forecast_units(
         name=label,
     )
     if settings.reproduce_study:
-        from geo_crime.forecast import reproduce_study
-
         original = reproduce_study(
             cube,
             seed=seed,
@@ -111,9 +109,6 @@ def _recommended_ranking(result, recent: Cube, config, seed: int, suppressed, fo
     ranked for the next period. Ranks only, no values (a value per unit would be a second
     solvable forecast); suppressed units are listed blank, as in every public table. None when
     Keras is the one to use."""
-    from geo_crime.core.io_utils import write_table
-    from geo_crime.forecast import make_model
-    from geo_crime.forecast.references import is_reference
 
     judged = (result.judgements().get("metrics") or {}).get("pai_5") or {}
     use = str(judged.get("use") or "")

@@ -20,14 +20,31 @@ from rich.console import Console
 
 from geo_crime import report
 from geo_crime.core import progress
-from geo_crime.core.config import DEFAULT_K
+from geo_crime.core.config import DEFAULT_K, default_crime_inputs
 from geo_crime.core.errors import ConfigError
-from geo_crime.core.io_utils import atomic_write_text, write_table
+from geo_crime.core.io_utils import (
+    atomic_write_text,
+    check_output_path,
+    clean_stale_staging,
+    describe_cleaned,
+    staged_folder,
+    write_table,
+)
+from geo_crime.core.lapd import spans_break
 from geo_crime.core.periods import Freq
+from geo_crime.core.schema import RUN_COLUMNS
+from geo_crime.cube.dask_incidents import load_distributed
+from geo_crime.engines import ClusterIncidents, MemoryIncidents, engine_client
+from geo_crime.ingest import expand_inputs, input_folders, load_incidents
+from geo_crime.ingest.store import dataset_report, is_incident_dataset
 from geo_crime.pipeline.studies import Run, SharedLayers, run_study
 from geo_crime.publish.privacy import check_study_overlap
+from geo_crime.record.breaks import level_shift, level_shift_figure
+from geo_crime.report.briefing import briefing_lines
 from geo_crime.report.disclosure import disclosure_lines
+from geo_crime.report.series import break_lines
 from geo_crime.settings import RunSettings, check_settings
+from geo_crime.study_windows import studies_from_coverage
 
 if TYPE_CHECKING:
     from geo_crime.cube.dask_cluster import ClusterOptions
@@ -91,14 +108,6 @@ def run_pipeline(
         The run folder is inside the data folder, is, holds or lies inside an input, is a
         folder the run did not make, or cannot be written.
     """
-    from geo_crime.core.config import default_crime_inputs
-    from geo_crime.core.io_utils import (
-        check_output_path,
-        clean_stale_staging,
-        describe_cleaned,
-        staged_folder,
-    )
-    from geo_crime.ingest import expand_inputs, input_folders
 
     console = console or Console(stderr=True)
     check_settings(settings)
@@ -112,14 +121,11 @@ def run_pipeline(
     check_study_overlap(settings.studies, settings.k_anonymity)  # before any work
     inputs = settings.inputs or [str(p) for p in default_crime_inputs()]
     files = expand_inputs(inputs)
-    if cluster is not None:
-        from geo_crime.ingest.store import is_incident_dataset
-
-        if len(files) != 1 or not is_incident_dataset(files[0]):
-            raise ConfigError(
-                "--engine dask reads one dataset folder written by "
-                f"'geo-crime ingest ... --dataset DIR', got {', '.join(map(str, inputs))}"
-            )
+    if cluster is not None and (len(files) != 1 or not is_incident_dataset(files[0])):
+        raise ConfigError(
+            "--engine dask reads one dataset folder written by "
+            f"'geo-crime ingest ... --dataset DIR', got {', '.join(map(str, inputs))}"
+        )
     outputs = check_output_path(settings.outputs, folder=True)
     final = outputs / settings.name
     protected = [*files, *input_folders(inputs), *settings.setting_files()]
@@ -150,7 +156,6 @@ def _run_stages(
 ) -> RunResult:
     """Every stage of a run, writing into ``folder`` (the staging folder); on a Dask cluster
     for the whole run when ``cluster`` is given (:func:`geo_crime.engines.engine_client`)."""
-    from geo_crime.engines import engine_client
 
     with engine_client(cluster) as client:
         return _stages(settings, files, folder, console, client)
@@ -236,8 +241,6 @@ def _coverage(
     threshold = settings.coverage_threshold
     coverage_by_freq = {"M": incidents.coverage("M", threshold)}
     if not settings.studies:  # chosen from the data's complete weeks
-        from geo_crime.study_windows import studies_from_coverage
-
         coverage_by_freq["W"] = incidents.coverage("W", threshold)
         chosen = studies_from_coverage(coverage_by_freq["W"])
         settings = replace(settings, studies=chosen.studies)
@@ -277,8 +280,6 @@ def _write_report(text: str, settings: RunSettings, folder: Path, result: RunRes
 
 def _read_incidents(settings: RunSettings, files: list[Path], client) -> tuple[RunIncidents, Any]:
     """The run's incidents (in memory, or on the cluster of ``client``) and cleaning report."""
-    from geo_crime.engines import ClusterIncidents, MemoryIncidents
-    from geo_crime.ingest import load_incidents
 
     if client is None:
         incidents, cleaning = load_incidents(
@@ -289,9 +290,6 @@ def _read_incidents(settings: RunSettings, files: list[Path], client) -> tuple[R
             count=settings.count,
         )
         return MemoryIncidents(incidents), cleaning
-    from geo_crime.core.schema import RUN_COLUMNS
-    from geo_crime.cube.dask_incidents import load_distributed
-    from geo_crime.ingest.store import dataset_report
 
     held = load_distributed(files[0], client, columns=RUN_COLUMNS)
     on_cluster = ClusterIncidents(held)
@@ -322,9 +320,6 @@ def _engine_line(incidents: RunIncidents, client) -> str:
 
 def _records_system_break(tally: RunTally, cleaning, folder: Path, result: RunResult) -> list[str]:
     """The report's section on the March 2024 break and its figure, when both systems are in."""
-    from geo_crime.core.lapd import spans_break
-    from geo_crime.record.breaks import level_shift, level_shift_figure
-    from geo_crime.report.series import break_lines
 
     if not spans_break(tally):
         return []
@@ -350,7 +345,6 @@ def _records_system_break(tally: RunTally, cleaning, folder: Path, result: RunRe
 
 def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally) -> list[str]:
     """The report's briefing, on the first weekly city-wide study's analysis window."""
-    from geo_crime.report.briefing import briefing_lines
 
     for study in settings.studies:
         if study.areas or Freq.parse(study.freq) != "W":

@@ -18,11 +18,37 @@ import pandas as pd
 
 from geo_crime.core import progress
 from geo_crime.core.errors import DataError
+from geo_crime.core.io_utils import write_table
+from geo_crime.core.lapd import spans_break
 from geo_crime.core.periods import Freq
 from geo_crime.core.schema import DIVISIONS
+from geo_crime.cube.rates import attach_population
 from geo_crime.pipeline.forecasting import forecast_units
+from geo_crime.publish.figures.trends import study_figures
+from geo_crime.publish.outputs import (
+    RATE_SCHEME,
+    public_cube,
+    write_public_figures,
+    write_public_layers,
+    write_public_map,
+)
+from geo_crime.publish.places import profile_places, top_places
+from geo_crime.publish.privacy import cube_disclosure
+from geo_crime.record.breaks import HARMONISED_CATEGORIES
 from geo_crime.report import study as report_study
+from geo_crime.report.findings import unit_findings
+from geo_crime.report.places import place_lines, profile_record
 from geo_crime.settings import RunSettings, StudySettings
+from geo_crime.stats.run import run_statistic
+from geo_crime.stats.weights import build_weights
+from geo_crime.units import (
+    division_names,
+    division_units,
+    footprint_note,
+    make_units,
+    restrict_to_divisions,
+)
+from geo_crime.units.places import named_units
 from geo_crime.units.spec import UnitKind, UnitSpec
 
 if TYPE_CHECKING:
@@ -50,24 +76,18 @@ class SharedLayers:
     @property
     def divisions(self) -> gpd.GeoDataFrame:
         if self._divisions is None:
-            from geo_crime.units import division_units
-
             self._divisions = division_units()
         return self._divisions
 
     def rds(self, areas: list[int]) -> gpd.GeoDataFrame:
         """Reporting districts (of ``areas`` when given)."""
         if self._rds is None:
-            from geo_crime.cube.rates import attach_population
-            from geo_crime.units import make_units
-
             self._rds = attach_population(make_units("rd", self.incidents.unit_input("rd")))
         return in_areas(self._rds, areas)
 
 
 def in_areas(units: gpd.GeoDataFrame, areas: list[int]) -> gpd.GeoDataFrame:
     """Units of the given divisions (all when ``areas`` is empty), attrs kept."""
-    from geo_crime.units import restrict_to_divisions
 
     return restrict_to_divisions(units, areas) if areas else units
 
@@ -137,7 +157,6 @@ def run_study(
         "divisions": areas,
         "units": {},
     }
-    from geo_crime.publish.figures.trends import study_figures
 
     folder, divisions = current.public_folder / "figures", run.layers.divisions
     k = run.settings.k_anonymity
@@ -174,7 +193,6 @@ def run_units(spec: str, study: Study, run: Run) -> tuple[dict, list[str], list[
 
     Returns the unit type's summary, its report lines and the files written.
     """
-    from geo_crime.publish.privacy import cube_disclosure
 
     unit = UnitSpec.parse(spec)
     units, places, labels, footprint = _units(unit, study, run)
@@ -245,9 +263,6 @@ def run_units(spec: str, study: Study, run: Run) -> tuple[dict, list[str], list[
 def _units(unit: UnitSpec, study: Study, run: Run) -> tuple[gpd.GeoDataFrame, Any, Any, Any]:
     """The study's units of one type, named, with their division names, labels and footprint
     note (units where the study's rows are not)."""
-    from geo_crime.cube.rates import attach_population
-    from geo_crime.units import division_names, footprint_note, make_units
-    from geo_crime.units.places import named_units
 
     spec = unit.text
     with run.stage(f"{study.settings.name}: units {spec}"):
@@ -296,9 +311,6 @@ def _statistics(
     """The study's statistics on the window (emerging hot spots on the trend cube), each table
     written to the analysis folder and its summary, warnings or reason for not running kept in
     ``unit_summary``."""
-    from geo_crime.core.io_utils import write_table
-    from geo_crime.stats.run import run_statistic
-    from geo_crime.stats.weights import build_weights
 
     settings, tables, written = study.settings, {}, []
     weights = build_weights(units) if settings.statistics else None
@@ -385,7 +397,6 @@ def _unit_lines(
     labels,
 ) -> list[str]:
     """The report's statistics and places sections of a unit set."""
-    from geo_crime.report.places import place_lines
 
     k = run.settings.k_anonymity
     lines = report_study.statistics_section(
@@ -409,7 +420,6 @@ def _findings(
 ) -> dict:
     """The unit set's findings for the report's summary (:func:`geo_crime.report.findings.
     unit_findings`), with the window's share."""
-    from geo_crime.report.findings import unit_findings
 
     forecast_summary = unit_summary.get("forecast")
     findings = unit_findings(
@@ -433,8 +443,6 @@ def _findings(
 def _top_place_records(study: Study, run: Run, units, window: Cube, suppressed, labels):
     """The crime mix of the unit set's top places over the window, with what to try there
     (:mod:`geo_crime.publish.places`), as the summary keeps them."""
-    from geo_crime.publish.places import profile_places, top_places
-    from geo_crime.report.places import profile_record
 
     keep = top_places(window, suppressed)
     rows = study.incidents.place_rows(units, keep, window.periods, window.freq)
@@ -469,8 +477,6 @@ def _figure_context(study: str, label: str, window: Cube) -> str:
 def _trend_cube(cube: Cube, study: Study, units, settings) -> Cube:
     """The cube trend statistics use: harmonised categories only when the study spans the
     March 2024 records-system break (see :mod:`geo_crime.record.breaks`), else the study's cube."""
-    from geo_crime.core.lapd import spans_break
-    from geo_crime.record.breaks import HARMONISED_CATEGORIES
 
     if "emerging" not in settings.statistics or not spans_break(study.incidents.tally):
         return cube
@@ -505,13 +511,6 @@ def _publish(
     Every table passes :func:`geo_crime.publish.privacy.publishable` first: suppressed units are
     blank everywhere, and statistics are published as classes, not as solvable numbers.
     """
-    from geo_crime.publish.outputs import (
-        RATE_SCHEME,
-        public_cube,
-        write_public_figures,
-        write_public_layers,
-        write_public_map,
-    )
 
     # one rate (the summary's severity_rate) for the map, tooltips, figure, GIS layers, report
     public = public_cube(

@@ -55,27 +55,22 @@ import shapely
 from pandas.api import types as ptypes
 
 from geo_crime.core.config import DEFAULT_K
-from geo_crime.core.errors import DataError, PrivacyError
+from geo_crime.core.errors import DataError
 from geo_crime.core.io_utils import atomic_path
 from geo_crime.publish.privacy import (
     check_public_table,
     suppress_small_units,
-    victim_columns,
 )
 
 __all__ = [
     "COORDINATE_PRECISION",
     "DEFAULT_GPKG_NAME",
     "EXPORT_FORMATS",
-    "PrivacyError",
     "check_export_formats",
-    "check_public_table",
     "export_layers",
     "layer_name",
     "public_table",
     "rfc7946_feature_collection",
-    "suppress_small_units",
-    "victim_columns",
     "write_geojson",
 ]
 

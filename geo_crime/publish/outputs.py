@@ -30,6 +30,7 @@ from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import InputError
 from geo_crime.core.options import Tiles
 from geo_crime.publish.export import EXPORT_FORMATS, export_layers
+from geo_crime.publish.figures.emerging import emerging_hotspot_figure
 from geo_crime.publish.privacy import cube_disclosure, hidden_mask, publishable
 
 __all__ = [
@@ -176,8 +177,6 @@ def write_public_figures(
 
     tables, files = public.tables, []
     if "emerging" in tables:
-        from geo_crime.publish.figures.trends import emerging_hotspot_figure
-
         files.append(
             emerging_hotspot_figure(
                 tables["summary"],

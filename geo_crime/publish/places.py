@@ -30,6 +30,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from geo_crime.core.periods import Freq
+from geo_crime.publish.privacy import hidden_mask
+from geo_crime.units import assign_units
+
 #: The columns a place profile reads (those a source lacks are left out).
 PROFILE_COLUMNS: tuple[str, ...] = (
     "occurred_at",
@@ -136,8 +140,6 @@ def place_rows(
     Rows are first cut to the periods (cheap), then assigned to units as a cube assigns them
     (:func:`geo_crime.units.assign_units`); only :data:`PROFILE_COLUMNS` are kept.
     """
-    from geo_crime.core.periods import Freq
-    from geo_crime.units import assign_units
 
     columns = [c for c in PROFILE_COLUMNS if c in rows]
     if not len(rows) or not len(periods) or not len(keep):
@@ -284,8 +286,6 @@ def top_places(window, suppressed: pd.Series | None, n: int = 10) -> list[str]:
     totals = pd.Series(window.severity.sum(axis=1), index=window.unit_ids.astype(str))
     totals = totals[totals > 0]
     if suppressed is not None:
-        from geo_crime.publish.privacy import hidden_mask
-
         totals = totals[~hidden_mask(suppressed, totals.index)]
     return totals.sort_values(ascending=False, kind="stable").head(n).index.tolist()
 

@@ -80,12 +80,12 @@ from pandas.api import types as ptypes
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import ConfigError, DataError, PrivacyError
 from geo_crime.core.schema import DIVISIONS, EXTRA_PREFIX, VICTIM_COLUMNS
+from geo_crime.cube.summary import cube_summary
 from geo_crime.units.spec import UnitSpec
 
 __all__ = [
     "INCIDENT_COLUMNS",
     "SUPPRESSED_COLUMNS",
-    "PrivacyError",
     "check_public_table",
     "check_study_overlap",
     "count_words",
@@ -648,7 +648,6 @@ def cube_disclosure(cube: Any, k_anonymity: int = DEFAULT_K) -> tuple[pd.DataFra
         :func:`geo_crime.cube.summary.cube_summary` and the suppression flags by ``unit_id``
         (secondary suppression within each division).
     """
-    from geo_crime.cube.summary import cube_summary
 
     summary = cube_summary(cube)
     hidden = suppressed_units(unit_counts(summary), k_anonymity, groups=study_groups(summary))

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_crime.core.io_utils import save_figure
 from geo_crime.core.lapd import RECORDS_SYSTEM_SWITCH
+from geo_crime.ingest.severity import lapd_nibrs_crosswalk, nibrs_severity_table, severity_table
 
 __all__ = [
     "HARMONISED_CATEGORIES",
@@ -66,7 +68,6 @@ def category_moves() -> pd.DataFrame:
         ``crm_cd``, ``crm_cd_desc``, ``nibrs_code``, ``legacy_category`` (severity_lapd) and
         ``nibrs_category`` (severity_nibrs), one row per legacy code that changes category.
     """
-    from geo_crime.ingest.severity import lapd_nibrs_crosswalk, nibrs_severity_table, severity_table
 
     crosswalk = lapd_nibrs_crosswalk()
     legacy = severity_table().set_index("crm_cd")["category"]
@@ -249,8 +250,6 @@ def level_shift_figure(shift: pd.DataFrame, path: str | Path, *, dpi: int = 110)
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from geo_crime.core.io_utils import save_figure
 
     rows = shift.drop(index="all", errors="ignore")
     labels = [

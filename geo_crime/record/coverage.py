@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from geo_crime.core.config import data_dir
 from geo_crime.core.errors import ConfigError, InputError
 from geo_crime.core.lapd import RECORDS_SYSTEM_SWITCH, records_systems
 from geo_crime.core.periods import Freq
@@ -75,8 +76,6 @@ def load_reference_rollup(path: str | os.PathLike | None = None) -> pd.DataFrame
         Columns ``area``, ``year``, ``count``.
     """
     if path is None:
-        from geo_crime.core.config import data_dir
-
         folder = data_dir(must_exist=False)
         path = folder / REFERENCE_ROLLUP
         if not path.is_file():

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from geo_crime.core.lapd import records_systems
 from geo_crime.core.schema import ROW_COUNT
+from geo_crime.record.breaks import weekly_category_counts, weekly_grid
 
 
 def _plain(values: pd.Series, kind: str) -> pd.Series:
@@ -163,8 +165,6 @@ class RunTally:
         -------
         RunTally
         """
-        from geo_crime.core.lapd import records_systems
-        from geo_crime.record.breaks import weekly_category_counts
 
         frame = pd.DataFrame(
             {
@@ -281,7 +281,6 @@ class RunTally:
 
     def weekly_counts(self) -> pd.DataFrame:
         """Incidents per crime category (rows) and week (columns)."""
-        from geo_crime.record.breaks import weekly_grid
 
         return weekly_grid(self.weeks)
 
@@ -341,7 +340,6 @@ class StudyTally:
         -------
         StudyTally
         """
-        from geo_crime.core.lapd import records_systems
 
         area = (
             _plain(incidents["area"], "int")

@@ -51,9 +51,7 @@ import geopandas as gpd
 import numpy as np
 
 from geo_crime.core.errors import ConfigError, DataError
-from geo_crime.stats.incremental import IncrementalMoran, incremental_moran
 from geo_crime.stats.significance import (
-    MIN_UNITS,
     Alternative,
     benjamini_hochberg,
     check_alpha,
@@ -70,24 +68,16 @@ from geo_crime.stats.significance import (
 from geo_crime.stats.weights import SpatialWeights, build_weights, validate_units
 
 __all__ = [
-    "MIN_UNITS",
     "GI_BIN_LABELS",
     "LISA_LABELS",
     "GlobalMoran",
     "LocalMoran",
     "GiStar",
-    "IncrementalMoran",
-    "benjamini_hochberg",
-    "check_min_units",
-    "confidence_bins",
     "getis_ord_gi_star",
     "gi_star_table",
     "global_moran",
-    "incremental_moran",
     "lisa_table",
     "local_moran",
-    "normal_p_values",
-    "pseudo_p_values",
 ]
 
 LISA_LABELS = {

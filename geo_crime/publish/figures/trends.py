@@ -56,7 +56,6 @@ from geo_crime.publish.figures.draw import (
     division_names,
     division_scope,
 )
-from geo_crime.publish.figures.emerging import emerging_hotspot_figure
 from geo_crime.publish.figures.hours import hour_weekday_heatmap
 from geo_crime.publish.privacy import count_words, suppressed_units
 from geo_crime.record.coverage import CoverageResult, check_coverage
@@ -64,7 +63,6 @@ from geo_crime.record.tallies import StudyTally
 
 __all__ = [
     "TrendData",
-    "emerging_hotspot_figure",
     "study_figures",
     "trend_data",
     "trend_figure",

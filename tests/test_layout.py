@@ -291,3 +291,192 @@ def test_no_test_module_imports_another_test_module_or_conftest():
                 if last.startswith("test_") or last == "conftest":
                     offenders.append(f"{path.relative_to(tests)} imports {name}")
     assert not offenders, offenders
+
+
+#: A function body longer than this (its docstring aside) says why in its docstring.
+MAX_FUNCTION_LINES = 80
+
+#: Libraries a function may import where it uses them: optional, or seconds to load.
+HEAVY_LIBRARIES = (
+    "tensorflow",
+    "keras",
+    "keras_tuner",
+    "sklearn",
+    "dask",
+    "distributed",
+    "matplotlib",
+    "folium",
+    "branca",
+    "libpysal",
+    "esda",
+    "tobler",
+    "mapclassify",
+    "selenium",
+)
+
+#: Packages whose functions import their stages on use: the command line's commands each load
+#: their stage when run, so ``geo-crime --help`` starts without loading every stage.
+LAZY_PACKAGES = ("geo_crime.cli",)
+
+
+def _functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def long_functions(package: Path = PACKAGE, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions whose body (docstring aside) is longer than ``limit`` lines and whose docstring
+    does not say why ("Long because")."""
+    found = []
+    for name, path in _modules(package).items():
+        for fn in _functions(ast.parse(path.read_text(encoding="utf-8"))):
+            doc = ast.get_docstring(fn) or ""
+            body = fn.body[1:] if ast.get_docstring(fn) is not None else fn.body
+            lines = fn.end_lineno - body[0].lineno + 1 if body else 0
+            if lines > limit and "Long because" not in doc:
+                found.append(f"{name}.{fn.name} ({lines} lines)")
+    return found
+
+
+def _package_of(name: str, path: Path) -> str:
+    """The package a module belongs to (a package's face belongs to the package itself)."""
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def private_crossings(package: Path = PACKAGE) -> list[str]:
+    """``_private`` names used outside their package: imported by name, or read as an attribute
+    of an imported module of another package (``other._name``)."""
+    modules = _modules(package)
+    found = []
+    for name, path in modules.items():
+        home = _package_of(name, path)
+        aliases: dict[str, str] = {}  # local name -> module it stands for
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in _import_nodes(tree):
+            if isinstance(node, ast.Import):
+                aliases.update({a.asname or a.name: a.name for a in node.names if a.asname})
+                continue
+            source = node.module or ""
+            if source not in modules:
+                continue
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                if full in modules:
+                    aliases[alias.asname or alias.name] = full
+                elif (
+                    alias.name.startswith("_")
+                    and not alias.name.startswith("__")
+                    and _package_of(source, modules[source]) != home
+                ):
+                    found.append(f"{name} imports {full}")
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and node.value.id in aliases
+            ):
+                target = aliases[node.value.id]
+                if target in modules and _package_of(target, modules[target]) != home:
+                    found.append(f"{name} reads {target}.{node.attr}")
+    return sorted(set(found))
+
+
+def re_exports(package: Path = PACKAGE) -> list[str]:
+    """Names a module (not a package face) lists in ``__all__`` but imports from another."""
+    modules = _modules(package)
+    found = []
+    for name, path in modules.items():
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            alias.asname or alias.name: node.module
+            for node in _import_nodes(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "") in modules
+            for alias in node.names
+        }
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                listed = [
+                    e.value for e in getattr(node.value, "elts", []) if isinstance(e, ast.Constant)
+                ]
+                found += [
+                    f"{name} re-exports {n} of {imported[n]}" for n in listed if n in imported
+                ]
+    return found
+
+
+def unexplained_function_imports(package: Path = PACKAGE) -> list[str]:
+    """Imports inside functions that are not of a heavy library, not in a lazy package and carry
+    no reason (a comment on the import or on the line above it)."""
+    found = []
+    for name, path in _modules(package).items():
+        if name.startswith(LAZY_PACKAGES):
+            continue
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for fn in _functions(ast.parse(text)):
+            for node in ast.walk(fn):
+                if not isinstance(node, ast.Import | ast.ImportFrom):
+                    continue
+                targets = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+                if all(t.split(".")[0] in HEAVY_LIBRARIES for t in targets):
+                    continue
+                source = " ".join(lines[node.lineno - 1 : node.end_lineno])
+                above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+                if "#" not in source and not above.startswith("#"):
+                    found.append(f"{name}:{node.lineno} {source.strip()}")
+    return sorted(set(found))
+
+
+def test_no_function_is_long_without_a_reason():
+    found = long_functions()
+    assert not found, "functions over 80 lines without 'Long because': " + ", ".join(found)
+
+
+def test_no_private_name_crosses_a_package_boundary():
+    assert private_crossings() == []
+
+
+def test_only_package_faces_re_export():
+    assert re_exports() == []
+
+
+def test_function_level_imports_are_heavy_libraries_or_say_why():
+    assert unexplained_function_imports() == []
+
+
+def test_the_boundary_checks_catch_what_they_look_for(tmp_path):
+    """Each check on a throwaway package: a long function, a private name imported and read
+    across packages, a re-export, and an unexplained function-level import."""
+    package = tmp_path / "pkg"
+    (package / "a").mkdir(parents=True)
+    (package / "b").mkdir()
+    (package / "__init__.py").write_text('"""p."""\n')
+    (package / "a" / "__init__.py").write_text('"""a."""\n')
+    (package / "b" / "__init__.py").write_text('"""b."""\n')
+    (package / "a" / "x.py").write_text("_SECRET = 1\nPUBLIC = 2\n")
+    (package / "a" / "y.py").write_text("from pkg.a.x import _SECRET\n")  # same package: fine
+    long_body = "".join(f"    v{i} = {i}\n" for i in range(81))
+    (package / "b" / "z.py").write_text(
+        "from pkg.a.x import _SECRET, PUBLIC\n"
+        "from pkg.a import x\n"
+        "__all__ = ['PUBLIC']\n"
+        "def f():\n    import json\n    return x._SECRET\n"
+        "def g():\n    # json only here\n    import json\n    import matplotlib\n"
+        f"def h():\n    '''Long because it is a test.'''\n{long_body}"
+        f"def k():\n    '''Short.'''\n{long_body}"
+    )
+    assert long_functions(package) == ["pkg.b.z.k (81 lines)"]
+    assert private_crossings(package) == [
+        "pkg.b.z imports pkg.a.x._SECRET",
+        "pkg.b.z reads pkg.a.x._SECRET",
+    ]
+    assert re_exports(package) == ["pkg.b.z re-exports PUBLIC of pkg.a.x"]
+    assert unexplained_function_imports(package) == ["pkg.b.z:5 import json"]

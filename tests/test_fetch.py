@@ -38,9 +38,11 @@ import pytest
 from geo_crime.core import schema
 from geo_crime.core.errors import FetchError
 from geo_crime.ingest import read_incidents
-from geo_crime.net.fetch import TOKEN_ENV, fetch_incidents, partial_dir
+from geo_crime.net.fetch import fetch_incidents
 from geo_crime.net.http import LOCK_FILE
 from geo_crime.net.http import parse_retry_after as _parse_retry_after
+from geo_crime.net.partial import partial_dir
+from geo_crime.net.soda import TOKEN_ENV
 from geo_crime.net.spans import months_path
 from geo_crime.units import fetch_boundary
 from tests.portal import MAX_REQUESTS, SERVER_LIFETIME

@@ -58,7 +58,8 @@ content of the inputs. One module a step, in the order a file goes through them:
 2. :mod:`geo_crime.ingest.readers`: one CSV or JSON file as text columns keyed by canonical
    fields (a :class:`~geo_crime.ingest.readers.RawRead`);
 3. :mod:`geo_crime.ingest.convert`: those text columns typed into the canonical columns, bad
-   values listed and left out, synthetic ids for records without a ``DR_NO``; dates are parsed by
+   values listed and left out, synthetic ids for records without a ``DR_NO``; each text column
+   is typed by the converter of :mod:`geo_crime.ingest.columns`, dates are parsed by
    :mod:`geo_crime.ingest.dates`;
 4. this module: the files joined (:func:`read_incidents`), then cleaned
    (:func:`~geo_crime.ingest.cleaning.clean_incidents`), scored

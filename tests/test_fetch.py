@@ -26,9 +26,10 @@ import pytest
 from geo_crime.core import schema
 from geo_crime.core.errors import FetchError
 from geo_crime.ingest import read_incidents
-from geo_crime.net.fetch import TOKEN_ENV, partial_dir
 from geo_crime.net.http import LOCK_FILE
 from geo_crime.net.http import parse_retry_after as _parse_retry_after
+from geo_crime.net.partial import partial_dir
+from geo_crime.net.soda import TOKEN_ENV
 from geo_crime.units import fetch_boundary
 from tests.fakes.api_rows import (
     N_ROWS,

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.core.errors import FetchError
-from geo_crime.net.fetch import fetch_incidents, partial_dir
+from geo_crime.net.fetch import fetch_incidents
+from geo_crime.net.partial import partial_dir
 from geo_crime.units import fetch_boundary
 from tests.fakes.api_rows import read_ndjson, real_records
 from tests.fakes.portal import DIRECT_ENV, Resource, by_key, running_portal

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.core.errors import FetchError
-from geo_crime.net.fetch import partial_dir
+from geo_crime.net.partial import partial_dir
 from tests.fakes.api_rows import (
     N_ROWS,
     PAGE,

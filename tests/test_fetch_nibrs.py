@@ -50,14 +50,9 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.core.errors import ConfigError, FetchError
-from geo_crime.net.fetch import (
-    DATASETS,
-    dataset_url,
-    default_incidents_path,
-    fetch_datasets,
-    fetch_incidents,
-    partial_dir,
-)
+from geo_crime.net.catalogue import DATASETS, dataset_url, default_incidents_path
+from geo_crime.net.fetch import fetch_datasets, fetch_incidents
+from geo_crime.net.partial import partial_dir
 from tests.fakes.api_rows import download_files, read_ndjson, real_records
 from tests.fakes.portal import FakePortal, Resource, by_key, running_portal
 

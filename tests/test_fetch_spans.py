@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 
 from geo_crime.cli import app
 from geo_crime.core.errors import FetchError
-from geo_crime.net.fetch import fetch_incidents, partial_dir
+from geo_crime.net.fetch import fetch_incidents
+from geo_crime.net.partial import partial_dir
 from geo_crime.net.spans import format_month_table, months_path
 from tests.fakes.api_rows import api_records, download_files, read_ndjson
 from tests.fakes.portal import DIRECT_ENV, Resource, running_portal

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_crime.cli import app
-from geo_crime.net.fetch import DATASETS
+from geo_crime.net.catalogue import DATASETS
 from tests.fakes.today_record import (
     LEGACY_2024,
     LEGACY_LAST,

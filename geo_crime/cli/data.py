@@ -312,12 +312,13 @@ def fetch(
     from rich.logging import RichHandler
 
     from geo_crime.net import fetch as fetch_mod
+    from geo_crime.net.catalogue import ALL_DATASETS, dataset_names
     from geo_crime.net.spans import format_month_table
 
     logger = logging.getLogger("geo_crime.net.fetch")
     logger.addHandler(RichHandler(console=console, show_path=False))
     logger.setLevel(logging.WARNING)
-    names = fetch_mod.dataset_names(dataset.strip().lower())
+    names = dataset_names(dataset.strip().lower())
     if boundaries:
         from geo_crime.core.io_utils import check_output_path
         from geo_crime.units import fetch_boundary, load_manifest
@@ -345,7 +346,7 @@ def fetch(
     from geo_crime.core.io_utils import check_output_path
 
     options = {"page_size": page_size, "where": where, "resume": resume, "timeout": timeout}
-    if dataset.strip().lower() == fetch_mod.ALL_DATASETS:
+    if dataset.strip().lower() == ALL_DATASETS:
         if out is not None:
             check_output_path(out, folder=True)
         fetch_mod.fetch_datasets(

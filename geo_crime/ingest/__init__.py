@@ -58,7 +58,8 @@ content of the inputs. One module a step, in the order a file goes through them:
 2. :mod:`geo_crime.ingest.readers`: one CSV or JSON file as text columns keyed by canonical
    fields (a :class:`~geo_crime.ingest.readers.RawRead`);
 3. :mod:`geo_crime.ingest.convert`: those text columns typed into the canonical columns, bad
-   values listed and left out, synthetic ids for records without a ``DR_NO``; dates are parsed by
+   values listed and left out, synthetic ids for records without a ``DR_NO``; each text column
+   is typed by the converter of :mod:`geo_crime.ingest.columns`, dates are parsed by
    :mod:`geo_crime.ingest.dates`;
 4. this module: the files joined (:func:`read_incidents`), then cleaned
    (:func:`~geo_crime.ingest.cleaning.clean_incidents`), scored
@@ -79,7 +80,9 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from geo_crime.core import progress as run_progress
 from geo_crime.core import schema
 from geo_crime.core.errors import ConfigError, InputError
 from geo_crime.core.options import CountUnit
@@ -422,7 +425,6 @@ def load_incidents(
                 count=count,
             ),
         )
-    from geo_crime.core import progress as run_progress
 
     n_steps = len(paths) + 2  # each file, then cleaning, then scoring
     read_so_far = [0]
@@ -504,7 +506,6 @@ def read_incidents_parquet(path: str | os.PathLike) -> pd.DataFrame:
         The path is no regular file, or not a readable Parquet file (a crime export given here
         is named as such: it must go through ``geo-crime ingest`` first).
     """
-    import pyarrow.parquet as pq
 
     path = Path(path)
     if is_incident_dataset(path):

@@ -36,9 +36,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
 
 from geo_crime.core import schema
+from geo_crime.core.config import cache_dir
 from geo_crime.core.errors import GeoCrimeError, InputError
+from geo_crime.core.io_utils import atomic_path
+from geo_crime.core.version import __version__
 from geo_crime.ingest.cleaning import CleaningReport
 from geo_crime.ingest.detect import unreadable
 from geo_crime.ingest.nibrs import empty_categorical
@@ -107,9 +112,6 @@ def _hash_inputs(
     paths: Sequence[Path], options: Mapping[str, object]
 ) -> tuple[str, tuple[InputStamp, ...]]:
     """The cache key of :func:`content_key` and the stamp of each file as it was hashed."""
-    import xxhash
-
-    from geo_crime.core.version import __version__
 
     digest = xxhash.xxh3_128()
     header = {"v": __version__, "format": CACHE_FORMAT_VERSION, **options}
@@ -170,7 +172,6 @@ def cache_slot(
 ) -> CacheSlot | None:
     """The cache entry's place for these inputs, or None (with a warning) when no cache folder
     is usable."""
-    from geo_crime.core.config import cache_dir
 
     try:
         folder = Path(cache) if not isinstance(cache, bool) else cache_dir() / "incidents"
@@ -238,9 +239,6 @@ def write_cache(path: Path, frame: pd.DataFrame, report: CleaningReport) -> None
     and every reader sees one whole file. A write that fails (full or read-only disk) leaves no
     file behind and only warns: the cache is an optimisation.
     """
-    import pyarrow.parquet as pq
-
-    from geo_crime.core.io_utils import atomic_path
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
@@ -316,7 +314,6 @@ def read_cache(path: Path) -> tuple[pd.DataFrame, CleaningReport] | None:
     rows of other inputs, another row count, another schema) is removed with a warning naming
     it, then rebuilt.
     """
-    import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path, page_checksum_verification=True)

@@ -65,9 +65,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.table import Table
 
 from geo_crime.core import schema
 from geo_crime.core.errors import ConfigError, OutputError
+from geo_crime.core.io_utils import atomic_write_text
 
 #: Bounding box of Los Angeles County (the union of its 2020 census tracts, Catalina included).
 LA_COUNTY_BBOX: tuple[float, float, float, float] = (-118.9448, 32.8007, -117.6462, 34.8233)
@@ -358,7 +362,6 @@ class CleaningReport:
         OutputError
             The path is a folder or the operating system refuses the write; nothing is left.
         """
-        from geo_crime.core.io_utils import atomic_write_text
 
         if Path(path).is_dir():
             raise OutputError(f"{path}: is a directory; give the report a file name")
@@ -372,7 +375,6 @@ class CleaningReport:
 
     def rich_table(self):  # -> rich.table.Table
         """The report as a :class:`rich.table.Table` for the terminal."""
-        from rich.table import Table
 
         table = Table(title="Cleaning report", show_lines=False)
         table.add_column("what")
@@ -449,8 +451,6 @@ def _record_other_sources(
 
 def _record_numbers(ids: pd.Series) -> np.ndarray:
     """Record numbers as int64 (-1 where missing or not a number), via Arrow (fast on text)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     text = pa.array(
         ids.array if hasattr(ids.array, "__arrow_array__") else ids.astype(object),
@@ -531,11 +531,29 @@ def clean_incidents(
         raise ConfigError(f"negative_age must be 'null' or 'abs', got {negative_age!r}")
     floor = parse_min_occurred_date(min_occurred_date)
     frame = frame.copy(deep=False)
+    dup = _duplicate_rows(frame, report)
+    now = pd.Timestamp.now() if as_of is None else pd.Timestamp(as_of)
+    untimely, placeholder = _untimely_rows(frame, report, dup, now=now, floor=floor)
+    drop = dup | untimely
+    placeholder_kept = placeholder[~drop]
+    if drop.any():
+        frame = frame.loc[~drop].reset_index(drop=True)
+    _check_coordinates(frame, report)
+    _clean_victim_ages(frame, report, negative_age=negative_age)
+    _flag_suspect_dates(frame, report, placeholder_kept, now=now)
+    report.rows_out = len(frame)
+    report.spatially_valid = int(frame["spatial_valid"].sum())
+    return frame
 
-    # duplicates by record number: rows with a synthetic id (the reduced 2024 rows) have none and
-    # are never deduplicated; record numbers are digits, so they are compared as integers (much
-    # faster than text), and synthetic ids, which start with a letter, never parse as one. NIBRS
-    # offence rows share their case number: they are deduplicated by offence id instead
+
+def _duplicate_rows(frame: pd.DataFrame, report: CleaningReport) -> np.ndarray:
+    """The rows repeating an earlier row's record number (or a NIBRS row's offence id), counted.
+
+    Rows with a synthetic id (the reduced 2024 rows) have none and are never deduplicated;
+    record numbers are digits, so they are compared as integers (much faster than text), and
+    synthetic ids, which start with a letter, never parse as one. NIBRS offence rows share their
+    case number: they are deduplicated by offence id instead.
+    """
     ids = _record_numbers(frame["incident_id"])
     has_id = ids >= 0
     if "incident_id_synthetic" in frame:
@@ -547,9 +565,19 @@ def clean_incidents(
     report.duplicates_dropped += int((dup & ~nibrs).sum())
     report.duplicate_offenses_dropped += int((dup & nibrs).sum())
     _record_other_sources(frame, ids, has_id, dup)
+    return dup
 
-    # occurrences that cannot be placed in time: in the future, or before the minimum date
-    now = pd.Timestamp.now() if as_of is None else pd.Timestamp(as_of)
+
+def _untimely_rows(
+    frame: pd.DataFrame,
+    report: CleaningReport,
+    dup: np.ndarray,
+    *,
+    now: pd.Timestamp,
+    floor: pd.Timestamp | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Occurrences that cannot be placed in time (in the future, or before the minimum date),
+    and those on a placeholder date; each counted among the rows that are not duplicates."""
     future = (frame["occurred_at"] > now).to_numpy()
     report.occurred_in_future_dropped += int((future & ~dup).sum())
     too_early = np.zeros(len(frame), dtype=bool)
@@ -559,12 +587,14 @@ def clean_incidents(
     report.occurred_before_min_dropped += int((too_early & ~dup).sum())
     placeholder = _on_placeholder_date(frame["occurred_at"])
     report.occurred_placeholder_date += int((placeholder & ~dup).sum())
-    drop = dup | future | too_early
-    placeholder_kept = placeholder[~drop]
-    if drop.any():
-        frame = frame.loc[~drop].reset_index(drop=True)
+    return future | too_early, placeholder
 
-    # coordinates (rows with swapped lat/lon were fixed and counted while reading)
+
+def _check_coordinates(frame: pd.DataFrame, report: CleaningReport) -> None:
+    """Count missing, zero and out-of-county coordinates; add ``spatial_valid``.
+
+    Rows with swapped latitude and longitude were fixed and counted while reading.
+    """
     lat = frame["lat"].to_numpy(dtype=float)
     lon = frame["lon"].to_numpy(dtype=float)
     west, south, east, north = LA_COUNTY_BBOX
@@ -577,7 +607,10 @@ def clean_incidents(
     report.coordinates_outside_county += int(outside.sum())
     frame["spatial_valid"] = inside
 
-    # victim age
+
+def _clean_victim_ages(frame: pd.DataFrame, report: CleaningReport, *, negative_age: str) -> None:
+    """The victim age policy: negative ages nulled (or made positive), 0 (no person) nulled;
+    then the age group of each row."""
     report.negative_age_policy = negative_age
     age = frame["vict_age"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     negative = age < 0
@@ -604,14 +637,15 @@ def clean_incidents(
     codes = np.where(unknown_age & (given >= 0), given, codes)
     frame["vict_age_group"] = pd.Categorical.from_codes(codes, categories=AGE_GROUPS)
 
-    # dates
+
+def _flag_suspect_dates(
+    frame: pd.DataFrame, report: CleaningReport, placeholder: np.ndarray, *, now: pd.Timestamp
+) -> None:
+    """Add ``date_suspect``: occurred after it was reported, reported in the future, or on a
+    placeholder date (``placeholder``, per row of ``frame``); the first two counted."""
     reported_day = frame["reported_at"].dt.normalize()
     after = (frame["occurred_at"].dt.normalize() > reported_day).fillna(False).to_numpy()
     report.occurred_after_reported += int(after.sum())
     reported_later = (frame["reported_at"] > now).fillna(False).to_numpy(dtype=bool)
     report.reported_in_future += int(reported_later.sum())
-    frame["date_suspect"] = after | placeholder_kept | reported_later
-
-    report.rows_out = len(frame)
-    report.spatially_valid = int(frame["spatial_valid"].sum())
-    return frame
+    frame["date_suspect"] = after | placeholder | reported_later

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from geo_crime.core import schema
 from geo_crime.core.errors import InputError, SchemaError
@@ -174,7 +175,6 @@ def sniff_format(path: Path) -> Literal["csv", "json"]:
 
 def _parquet_refusal(path: Path) -> InputError:
     """The error for a Parquet file given as a crime export (pointing to what reads it)."""
-    import pyarrow.parquet as pq
 
     try:
         names = set(pq.read_schema(path).names)

@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import xxhash
+
 #: First character of every synthetic incident id: a letter, so one never equals a ``DR_NO``
 #: (which is all digits).
 SYNTHETIC_ID_PREFIX = "S"
@@ -50,7 +52,6 @@ def synthetic_incident_ids(
     >>> synthetic_incident_ids("Crime_Data_CENTRAL.json.gz", [1])
     ['Sbda0cc2a62c6573']
     """
-    import xxhash
 
     name = Path(source_file).name
     hexdigest = xxhash.xxh3_64_hexdigest

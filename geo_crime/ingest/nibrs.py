@@ -183,7 +183,7 @@ def empty_categorical(n_rows: int) -> pd.Categorical:
 
 
 class TextColumns(Protocol):
-    """The typed views of one file's text columns this module uses (``convert._Converter``)."""
+    """The typed views of one file's text columns this module uses (``columns._Converter``)."""
 
     def identifier(self, name: str) -> pd.api.extensions.ExtensionArray: ...
     def strings(self, name: str, *, upper: bool = False) -> pd.api.extensions.ExtensionArray: ...

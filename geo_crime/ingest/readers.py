@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.json as paj
 
 from geo_crime.core.errors import InputError
 from geo_crime.ingest.cleaning import BadRow
@@ -232,10 +233,25 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
         invalid.append((row.number, row.text))
         return "skip"
 
-    counters: list[_LineCounter] = []
+    convert_opts = _csv_convert_options(colmap)
+    table, counter = _read_csv_table(path, header, convert_opts, on_invalid, use_threads=True)
+    if any(num is None for num, _ in invalid):
+        # the threaded reader does not know line numbers: re-read the (broken) file serially
+        invalid.clear()
+        table, counter = _read_csv_table(path, header, convert_opts, on_invalid, use_threads=False)
+    n = table.num_rows
+    if n == 0 and not invalid:
+        raise InputError(f"{path}: the file has a header but no data rows")
+    lines, bad_rows = _csv_lines(path, header, n, invalid, counted_lines=counter.lines)
+    fields = {colmap[c]: table.column(c) for c in colmap}
+    source_names = {target: c for c, target in colmap.items()}
+    return RawRead(fields, n, schema_name, path, lines, bad_rows, source_names)
 
-    convert_opts = pacsv.ConvertOptions(
-        # dictionary columns: each distinct value is decoded once (ids are unique: plain text)
+
+def _csv_convert_options(colmap: Mapping[str, str]) -> pacsv.ConvertOptions:
+    """Every mapped column as text: a dictionary column, so that each distinct value is decoded
+    once, except the identifiers (unique: plain text)."""
+    return pacsv.ConvertOptions(
         column_types={
             c: pa.string()
             if colmap[c] in _IDENTIFIER_FIELDS
@@ -248,41 +264,57 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
         quoted_strings_can_be_null=True,
     )
 
-    def read(use_threads: bool) -> pa.Table:
-        read_opts = pacsv.ReadOptions(
-            column_names=header, skip_rows=1, block_size=1 << 24, use_threads=use_threads
-        )
-        parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
-        undecodable: list[BaseException] = []
-        try:
-            counters.append(_LineCounter(path))
-            source = pa.PythonFile(counters[-1], mode="r")
-            with _undecodable_invalid_rows(on_invalid) as undecodable, source:
-                return pacsv.read_csv(
-                    source,
-                    read_options=read_opts,
-                    parse_options=parse_opts,
-                    convert_options=convert_opts,
-                )
-        except pa.ArrowInvalid as exc:
-            message = str(exc)
-            if undecodable or "UTF8" in message or "utf8" in message.lower():
-                raise InputError(f"{path}: {_first_bad_utf8_line(path)}") from None
-            raise InputError(f"{path}: cannot parse CSV ({message.splitlines()[0]})") from None
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"{path}: corrupt or truncated file ({exc})") from None
 
-    table = read(use_threads=True)
-    if any(num is None for num, _ in invalid):
-        # the threaded reader does not know line numbers: re-read the (broken) file serially
-        invalid.clear()
-        table = read(use_threads=False)
-    n = table.num_rows
-    if n == 0 and not invalid:
-        raise InputError(f"{path}: the file has a header but no data rows")
+def _read_csv_table(
+    path: Path,
+    header: list[str],
+    convert_opts: pacsv.ConvertOptions,
+    on_invalid: Callable[[pacsv.InvalidRow], str],
+    *,
+    use_threads: bool,
+) -> tuple[pa.Table, _LineCounter]:
+    """The CSV's table, and the counter of the lines read; a file pyarrow cannot read (not
+    UTF-8, not CSV, corrupt or truncated) raises :class:`InputError`."""
+    read_opts = pacsv.ReadOptions(
+        column_names=header, skip_rows=1, block_size=1 << 24, use_threads=use_threads
+    )
+    parse_opts = pacsv.ParseOptions(invalid_row_handler=on_invalid)
+    undecodable: list[BaseException] = []
+    try:
+        counter = _LineCounter(path)
+        source = pa.PythonFile(counter, mode="r")
+        with _undecodable_invalid_rows(on_invalid) as undecodable, source:
+            table = pacsv.read_csv(
+                source,
+                read_options=read_opts,
+                parse_options=parse_opts,
+                convert_options=convert_opts,
+            )
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if undecodable or "UTF8" in message or "utf8" in message.lower():
+            raise InputError(f"{path}: {_first_bad_utf8_line(path)}") from None
+        raise InputError(f"{path}: cannot parse CSV ({message.splitlines()[0]})") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: corrupt or truncated file ({exc})") from None
+    return table, counter
+
+
+def _csv_lines(
+    path: Path,
+    header: list[str],
+    n: int,
+    invalid: list[tuple[int | None, str]],
+    *,
+    counted_lines: int,
+) -> tuple[np.ndarray, list[BadRow]]:
+    """The line of each of the ``n`` rows read, and the rows skipped as :class:`BadRow`.
+
+    A file where every row was skipped raises :class:`InputError` (a wrong delimiter).
+    """
     # InvalidRow.number is the 1-based record in the file (header included, blank lines not)
     records = n + len(invalid) + 1
-    record_lines = _record_lines(path, counters[-1].lines, records)
+    record_lines = _record_lines(path, counted_lines, records)
     data_records = np.arange(2, records + 1, dtype=np.int64)
     bad_rows: list[BadRow] = []
     if invalid:
@@ -303,10 +335,7 @@ def read_csv_file(path: Path, *, mapping: Mapping[str, str] | None = None) -> Ra
                 f"{path}: no row has the header's {len(header)} fields "
                 f"(first bad line: {invalid[0][1][:60]!r}); wrong delimiter or a broken file"
             )
-    lines = record_lines[data_records[:n] - 1]
-    fields = {colmap[c]: table.column(c) for c in colmap}
-    source_names = {target: c for c, target in colmap.items()}
-    return RawRead(fields, n, schema_name, path, lines, bad_rows, source_names)
+    return record_lines[data_records[:n] - 1], bad_rows
 
 
 # --- JSON -----------------------------------------------------------------------------------------
@@ -489,7 +518,6 @@ def _arrow_json_lines(path: Path) -> pa.Table | None:
     or ``None`` for any other file: an array, one object, a number, boolean, object or array
     value, text that is not UTF-8 or not JSON. The Python reader then reads it, with its checks
     and messages, so both give the same columns for every file."""
-    import pyarrow.json as paj
 
     raw = _read_bytes(path)
     body = raw[3:] if raw[:3] == b"\xef\xbb\xbf" else raw

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from geo_crime.core.errors import InputError
 from geo_crime.ingest.cache import STRING_TYPES, restore_empty_categories
@@ -123,7 +124,6 @@ def write_incident_dataset(
         ``path`` exists but is not an incident dataset (a file, or a folder of something else),
         or an appended batch has other columns than the dataset.
     """
-    import pyarrow.parquet as pq
 
     final = Path(path)
     exists = final.exists()
@@ -306,7 +306,6 @@ def read_part(
     InputError
         The part is not a readable Parquet file (the message names it).
     """
-    import pyarrow.parquet as pq
 
     path = Path(path)
     source = path.parent.parent.name.partition("=")[2]

@@ -22,6 +22,7 @@ from geo_crime.core.lapd import (
     records_systems,
     spans_break,
 )
+from geo_crime.ingest.severity import legacy_to_nibrs
 
 __all__ = [
     "MATCH_COLUMNS",
@@ -126,7 +127,6 @@ def cross_system_pairs(
         (from the switch to the legacy set's last day, with a known time, district, offence
         and place). Ties in distance go to the earlier rows, so the rows' order decides them.
     """
-    from geo_crime.ingest.severity import legacy_to_nibrs
 
     systems = records_systems(incidents)
     occurred = incidents["occurred_at"]

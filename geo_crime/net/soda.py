@@ -1,10 +1,14 @@
-"""The Socrata SODA API as :mod:`geo_crime.net.fetch` speaks it: headers, SoQL URLs, JSON records.
+"""The Socrata SODA API as :mod:`geo_crime.net.fetch` speaks it: headers, SoQL, records, keys.
 
 * :func:`request_headers`: what every request sends, the app token (``X-App-Token``, from
   ``app_token`` or the environment variable :data:`TOKEN_ENV`) included. The token goes only to
   the server asked: :mod:`geo_crime.net.bounds` refuses redirects to any other origin;
 * :func:`soql_url` and :func:`page_where`: a resource URL with its SoQL parameters, and the
   ``$where`` of the keyset page after a cursor (the caller's filter ``AND <key> > '<cursor>'``);
+* ``_record_ids`` and ``_new_rows``: the keyset side of a page's records: each row's text key
+  (a row without one is an error), keys in order (else the server ignored ``$order``), and the
+  rows after the cursor, each key once (the paging of :mod:`geo_crime.net.paging` and the saved
+  pages of :mod:`geo_crime.net.partial` check records with them);
 * :func:`json_records`: the records of an answer (a JSON array of objects); an HTML page, an
   incomplete or other JSON document raises :class:`~geo_crime.net.http.BadBodyError`, which the
   retries treat as a transient fault;
@@ -16,6 +20,7 @@ bounds (deadline, body size cap).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -66,6 +71,49 @@ def page_where(where: str | None, cursor: str | None, *, id_field: str) -> str |
         return where
     after = f"{id_field} > {soql_text(cursor)}"
     return after if where is None else f"({where}) AND {after}"
+
+
+def _record_ids(records: list[dict], where: str, *, id_field: str) -> list[str]:
+    """The key (``id_field``) of each record; a record without a non-empty text one is an error."""
+    ids = []
+    for number, record in enumerate(records, 1):
+        value = record.get(id_field)
+        if not isinstance(value, str) or not value:
+            keys = ", ".join(sorted(record)[:8]) or "none"
+            raise FetchError(
+                f"{where}: row {number} of {len(records)} has no {id_field} "
+                f"(got {value!r}; fields: {keys}); rows cannot be de-duplicated or paged without it"
+            )
+        ids.append(value)
+    return ids
+
+
+def _new_rows(
+    records: list[dict], cursor: str | None, url: str, *, id_field: str
+) -> tuple[list[dict], list[str]]:
+    """The rows of a page that come after ``cursor``, each id once, with their ids.
+
+    Rows at or before ``cursor`` and repeats of the previous row's id are left out (the caller
+    counts them as duplicates). Rows not in ``id_field`` order mean the server ignored
+    ``$order``, which makes keyset paging unsafe: that raises
+    :class:`~geo_crime.core.errors.FetchError`.
+    """
+    ids = _record_ids(records, url, id_field=id_field)
+    for before, after in itertools.pairwise(ids):
+        if after < before:
+            raise FetchError(
+                f"{url}: rows are not in {id_field} order ({after!r} after {before!r}); "
+                f"the server did not honour $order={id_field}"
+            )
+    new: list[dict] = []
+    new_ids: list[str] = []
+    last = cursor
+    for record, value in zip(records, ids, strict=True):
+        if last is None or value > last:
+            new.append(record)
+            new_ids.append(value)
+            last = value
+    return new, new_ids
 
 
 def json_records(answer: Answer) -> list[dict]:

@@ -1,6 +1,6 @@
 """What a download of an LAPD data set holds: its rows per month, checked against the set's span.
 
-Each data set of :data:`geo_crime.net.fetch.DATASETS` holds a known span of occurrence dates
+Each data set of :data:`geo_crime.net.catalogue.DATASETS` holds a known span of occurrence dates
 (:data:`SPANS`):
 
 * ``legacy``, "Crime Data from 2020 to 2024" (Socrata ``2nrs-mtv8``), is frozen: 1,004,894 rows,
@@ -74,7 +74,7 @@ class Span:
     rows: int | None = None
 
 
-#: The span of each data set of :data:`geo_crime.net.fetch.DATASETS`, by name.
+#: The span of each data set of :data:`geo_crime.net.catalogue.DATASETS`, by name.
 SPANS: Mapping[str, Span] = {
     "legacy": Span("date_occ", date(2020, 1, 1), date(2024, 12, 30), 1_004_894),
     "nibrs": Span("date_occ", date(2024, 3, 7)),

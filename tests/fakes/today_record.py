@@ -72,7 +72,7 @@ import pandas as pd
 
 from geo_crime.core.schema import API_COLUMNS, OFFICIAL_COLUMNS
 from geo_crime.ingest.severity import lapd_nibrs_crosswalk, nibrs_severity_table, nibrs_weapon_table
-from geo_crime.net.fetch import DATASETS
+from geo_crime.net.catalogue import DATASETS
 from tests.fakes.nibrs_fixtures import NIBRS_FIELDS
 from tests.fakes.portal import FakePortal, Resource, running_portal
 from tests.fakes.shared_data import IVANCO, REDUCED_DIR, WESTLA, crime_file
@@ -733,7 +733,7 @@ def write_today(
 ) -> tuple[TodayRecord, pd.DataFrame]:
     """Write the generated record as ``geo-crime fetch --dataset all --out folder`` would.
 
-    The files are :data:`geo_crime.net.fetch.DATASETS`' ``file_name`` of each set, rows in key
+    The files are :data:`geo_crime.net.catalogue.DATASETS`' ``file_name`` of each set, rows in key
     order.
 
     Returns

@@ -9,7 +9,7 @@ import pytest
 from geo_crime.cube.panel import Cube, build_cube, cube_from_table
 from geo_crime.ingest import load_incidents
 from geo_crime.record.coverage import check_coverage
-from geo_crime.stats.run import run_statistic, unit_values
+from geo_crime.stats.run import run_statistic, statistic_values
 from geo_crime.units import assign_units, division_units, h3_units
 from tests.fakes.shared_data import REDUCED_DIR, crime_file
 
@@ -136,7 +136,7 @@ def test_cube_from_preaggregated_rollup():
 
 def test_statistics_use_mean_per_complete_period(h3_cube):
     cube, _, _ = h3_cube
-    values, without = unit_values(cube, "severity")
+    values, without = statistic_values(cube, "severity")
     complete = cube.complete
     row = int(np.argmax(cube.severity.sum(axis=1)))
     expected = cube.severity[row, complete[row]].mean()
@@ -181,5 +181,5 @@ def test_one_mean_over_complete_periods_with_one_rule_for_a_unit_with_none():
     summary = cube_summary(cube)
     np.testing.assert_array_equal(summary["severity_per_complete_period"], want)
     assert np.isnan(severity_rate(cube).raw[2])  # no complete period: no rate
-    values, filled = unit_values(cube)  # the spatial statistics need a number: 0, counted
+    values, filled = statistic_values(cube)  # the spatial statistics need a number: 0, counted
     assert values.tolist() == [30.0, 3.0, 0.0] and filled == 1

@@ -37,9 +37,9 @@ from geo_crime.forecast import (
     tune,
 )
 from geo_crime.forecast.blocks import training_blocks
+from geo_crime.forecast.original import StudyConv1D
 from geo_crime.forecast.panel import eligible_cells, history_ok
 from geo_crime.forecast.registry import forecaster_class, known_names
-from geo_crime.forecast.study import StudyConv1D
 from geo_crime.report.forecast import write_forecast_report
 from tests.fakes.forecast_cubes import synthetic_cube
 from tests.fakes.h3_units import h3_units

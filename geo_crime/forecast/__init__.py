@@ -19,7 +19,7 @@ Modules
     Chronological fit / validation / calibration blocks; conformal interval factors.
 :mod:`~geo_crime.forecast.model`
     The pooled Keras forecaster (:func:`train`, :func:`predict_next`, save and load).
-:mod:`~geo_crime.forecast.study`
+:mod:`~geo_crime.forecast.original`
     The original division-daily Conv1D study, reproduced with naive baselines.
 :mod:`~geo_crime.forecast.field`, :mod:`~geo_crime.forecast.sepp`
     The field's methods as forecasters: space-time kernel density (``kde``), prospective hot
@@ -72,10 +72,10 @@ from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.metrics import capture_curve, pai, pei, point_metrics
 from geo_crime.forecast.model import KerasForecaster, load_model, predict_next, train
 from geo_crime.forecast.network import DEFAULT_CONFIG, FAST_CONFIG, ForecastConfig
+from geo_crime.forecast.original import StudyConv1D, StudyResult, reproduce_study
 from geo_crime.forecast.panel import TARGETS, unit_areas
 from geo_crime.forecast.registry import known_names, make_forecaster, register
 from geo_crime.forecast.sepp import SelfExcitingPointProcess
-from geo_crime.forecast.study import StudyConv1D, StudyResult, reproduce_study
 from geo_crime.forecast.tuning import TuningResult, tune, tune_and_train
 
 __all__ = [

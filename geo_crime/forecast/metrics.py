@@ -2,7 +2,7 @@
 
 Everything here is a pure function of arrays or of the backtest's long predictions table, so the
 backtest (:mod:`geo_crime.forecast.evaluate`) and the original study's protocol
-(:mod:`geo_crime.forecast.study`) score forecasts with the same code and import nothing from each
+(:mod:`geo_crime.forecast.original`) score forecasts with the same code and import nothing from each
 other.
 
 Metrics

@@ -17,7 +17,7 @@ class (and, for some names, default settings):
 ``spatial_smooth``
     :class:`~geo_crime.forecast.baselines.SpatialSmoothing`
 ``study_conv1d``
-    :class:`~geo_crime.forecast.study.StudyConv1D` in its pooled layout (one window per unit).
+    :class:`~geo_crime.forecast.original.StudyConv1D` in its pooled layout (one window per unit).
 ``kde``, ``prospective``
     The field's hot-spot forecasts: :class:`~geo_crime.forecast.field.SpaceTimeKDE` (space-time
     kernel density, Chainey et al. 2008) and :class:`~geo_crime.forecast.field.ProspectiveHotSpot`
@@ -57,8 +57,8 @@ from geo_crime.forecast.baselines import (
 from geo_crime.forecast.deep import GroupNet
 from geo_crime.forecast.field import ProspectiveHotSpot, SpaceTimeKDE
 from geo_crime.forecast.model import KerasForecaster
+from geo_crime.forecast.original import StudyConv1D
 from geo_crime.forecast.sepp import SelfExcitingPointProcess
-from geo_crime.forecast.study import StudyConv1D
 
 __all__ = ["forecaster_class", "known_names", "make_forecaster", "register"]
 

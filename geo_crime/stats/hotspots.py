@@ -58,12 +58,12 @@ from geo_crime.stats.significance import (
     check_alternative,
     check_min_units,
     check_permutations,
+    checked_values,
     confidence_bins,
     normal_p_values,
     pseudo_p_values,
     seeded_global_rng,
     significant_units,
-    unit_values,
 )
 from geo_crime.stats.weights import SpatialWeights, build_weights, validate_units
 
@@ -112,7 +112,7 @@ def _prepare(
     """The unit ids, the checked values and the weights (built when not given) of a statistic."""
     ids = validate_units(units)
     check_min_units(len(ids), what=what)
-    values = unit_values(y, len(ids))
+    values = checked_values(y, len(ids))
     if weights is None:
         weights = build_weights(units)
     elif not np.array_equal(np.asarray(weights.unit_ids, dtype=object), ids):

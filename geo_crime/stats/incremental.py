@@ -21,7 +21,7 @@ from libpysal.graph import Graph
 from scipy import stats
 
 from geo_crime.core.errors import ConfigError
-from geo_crime.stats.significance import check_min_units, unit_values
+from geo_crime.stats.significance import check_min_units, checked_values
 from geo_crime.stats.weights import nearest_neighbour_distances, projected_centroids, validate_units
 
 __all__ = ["IncrementalMoran", "incremental_moran"]
@@ -130,7 +130,7 @@ def incremental_moran(
     """
     ids = validate_units(units)
     check_min_units(len(ids), what="Incremental spatial autocorrelation")
-    values = unit_values(y, len(ids))
+    values = checked_values(y, len(ids))
     if assumption not in ("randomization", "normality"):
         raise ConfigError(f"assumption must be 'randomization' or 'normality', got {assumption!r}")
     xy = projected_centroids(units)

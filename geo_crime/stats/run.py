@@ -57,7 +57,7 @@ class StatisticResult:
     result: object = None
 
 
-def unit_values(cube: Cube, measure: str = "severity") -> tuple[np.ndarray, int]:
+def statistic_values(cube: Cube, measure: str = "severity") -> tuple[np.ndarray, int]:
     """Mean per complete period of ``measure`` for each unit, as the spatial statistics read it
     (:meth:`Cube.mean_per_complete_period`).
 
@@ -122,7 +122,7 @@ def run_statistic(
     kwargs = {"alpha": alpha} if alpha is not None else {}
     if stat == "emerging":
         return _emerging(cube, measure, weights, fdr, time_window, min_share, kwargs)
-    y, no_complete = unit_values(cube, measure)
+    y, no_complete = statistic_values(cube, measure)
     common = {
         "measure": measure,
         "units_without_complete_period": no_complete,

@@ -3,7 +3,7 @@
 The statistics of :mod:`geo_crime.stats.hotspots` (Moran's I, LISA, Gi*),
 :mod:`geo_crime.stats.incremental` and :mod:`geo_crime.stats.emerging` draw their conclusions with
 these helpers, in the habit of esda's ``significance`` module: the checks run before a statistic is
-computed (:func:`check_min_units`, :func:`unit_values` and the option checks), permutation and
+computed (:func:`check_min_units`, :func:`checked_values` and the option checks), permutation and
 normal p-values, the Benjamini-Hochberg correction and ArcGIS's confidence bins. They know nothing
 of geometry or weights.
 
@@ -64,7 +64,7 @@ __all__ = [
     "pseudo_p_values",
     "seeded_global_rng",
     "significant_units",
-    "unit_values",
+    "checked_values",
 ]
 
 MIN_UNITS = 30
@@ -156,7 +156,7 @@ def check_permutations(permutations: int, *, allow_zero: bool = False) -> None:
         raise ConfigError(f"permutations must be an integer >= {low}, got {permutations}")
 
 
-def unit_values(y: Any, n: int) -> np.ndarray:
+def checked_values(y: Any, n: int) -> np.ndarray:
     """The values a statistic is computed on, checked: one finite value per unit, not all equal.
 
     Parameters

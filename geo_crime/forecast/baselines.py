@@ -1,8 +1,8 @@
 """Baselines: the forecasts a model has to beat before anyone should trust it.
 
 Every forecaster (the baselines here, the Keras model in :mod:`geo_crime.forecast.model` and the
-original study's network in :mod:`geo_crime.forecast.original`) shares one interface, so the backtest
-treats them alike:
+original study's network in :mod:`geo_crime.forecast.original`) shares one interface, so the
+backtest treats them alike:
 
 ``fit(cube)``
     Learn from a training cube (all of its periods are training periods). Returns ``self``.

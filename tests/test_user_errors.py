@@ -195,7 +195,14 @@ def _refused_setting(folder: Path, inputs: Path, table: str, line: str) -> tuple
 
 
 def test_settings_built_in_python_get_the_same_checks(tmp_path, official_csv):
-    study = StudySettings(name="early", start="1677-01-01", units=["division"], forecast=False)
+    """Settings check themselves when built, and the run checks them again (a setting changed
+    after it was built), with the same one-line errors as a config file."""
+    with pytest.raises(ConfigError, match=r"^study early: start must be an ISO date .*1677"):
+        StudySettings(name="early", start="1677-01-01", units=["division"], forecast=False)
+    with pytest.raises(ConfigError, match=r"^run: permutations must be an integer from 1"):
+        RunSettings(name="py", permutations=0)
+    study = StudySettings(name="early", units=["division"], forecast=False)
+    study.start = "1677-01-01"  # changed after it was built: the run checks it again
     settings = RunSettings(
         name="py", inputs=[str(official_csv)], outputs=tmp_path / "out", studies=[study]
     )

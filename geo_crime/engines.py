@@ -30,7 +30,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geo_crime.core.errors import ConfigError
-from geo_crime.core.options import EngineKind
+from geo_crime.core.options import EngineKind, word_parser
 from geo_crime.core.periods import Freq
 from geo_crime.cube.dask import dask_cube
 from geo_crime.cube.dask_cluster import ClusterOptions
@@ -61,10 +61,7 @@ def engine_choice(
     >>> engine_choice("dask", workers=2).workers
     2
     """
-    try:
-        kind = EngineKind(str(engine).lower())
-    except ValueError:
-        raise ConfigError(f"--engine must be 'memory' or 'dask', got {engine!r}") from None
+    kind = word_parser(EngineKind, "--engine")(str(engine))
     if kind is EngineKind.MEMORY:
         if scheduler != "local" or workers is not None or worker_memory is not None:
             raise ConfigError(

@@ -23,6 +23,7 @@ import pandas as pd
 
 from geo_crime.core.config import DEFAULT_K
 from geo_crime.core.errors import ConfigError
+from geo_crime.core.options import CountUnit, Tiles
 from geo_crime.core.periods import Freq
 from geo_crime.core.schema import DIVISIONS
 from geo_crime.forecast import DEFAULT_CONFIG, FAST_CONFIG
@@ -475,10 +476,6 @@ def _is_statistics(value: object) -> bool:
     )
 
 
-#: Web tiles a run's maps can carry under the vector base map (``none``: no tiles, no internet;
-#: ``osm``, the default, falls back to the vector base map when the tiles do not load).
-MAP_TILES = ("none", "carto", "osm")
-
 #: (test, expected type in words) of every setting; the words go into the error message (a
 #: callable gives them only when needed, e.g. the forecaster names, which import the registry).
 RUN_SCHEMA: dict[str, tuple] = {
@@ -497,13 +494,13 @@ RUN_SCHEMA: dict[str, tuple] = {
     "seed": (_is_int, "an integer"),
     "k_anonymity": (lambda v: _is_int(v) and 0 <= v <= 1_000, "an integer from 0 to 1000"),
     "offline_map": (lambda v: isinstance(v, bool), "true or false"),
-    "map_tiles": (lambda v: v in MAP_TILES, "'none', 'carto' or 'osm'"),
+    "map_tiles": (lambda v: v in tuple(Tiles), "'none', 'carto' or 'osm'"),
     "cache": (lambda v: isinstance(v, bool), "true or false"),
     "min_date": (
         _is_iso_date,
         f'an ISO date such as "2010-01-01" ({_DATE_WORDS}), or "" for none',
     ),
-    "count": (lambda v: v in ("incidents", "offenses"), "'incidents' or 'offenses'"),
+    "count": (lambda v: v in tuple(CountUnit), "'incidents' or 'offenses'"),
 }
 
 STUDY_SCHEMA: dict[str, tuple] = {
@@ -518,7 +515,7 @@ STUDY_SCHEMA: dict[str, tuple] = {
         lambda v: isinstance(v, list) and len(v) > 0 and all(UnitSpec.is_valid(u) for u in v),
         "a list of unit specs: h3:5 .. h3:10, rd, division or an existing polygon file",
     ),
-    "freq": (lambda v: v in ("D", "W", "M"), "'D', 'W' or 'M'"),
+    "freq": (lambda v: v in tuple(Freq), "'D', 'W' or 'M'"),
     "measure": (
         _is_measure,
         lambda: (

@@ -2,7 +2,8 @@
 
 - :mod:`~geo_crime.cli.app`: the typer app, its help style, its one error handler
   (:func:`~geo_crime.cli.app.user_errors`) and the options several commands share, each word
-  parsed at the edge into its enum (:class:`~geo_crime.cli.app.WordChoice`);
+  parsed at the edge into its enum by the option's parser (:func:`~geo_crime.cli.app.word_parser`,
+  :meth:`~geo_crime.core.periods.Freq.parse`);
 - :mod:`~geo_crime.cli.data`: ``ingest``, ``coverage``, ``fetch``;
 - :mod:`~geo_crime.cli.cubes`: ``cube``, ``hotspots``, ``map``, ``export``;
 - :mod:`~geo_crime.cli.forecasts`: ``train``, ``evaluate``, ``predict``;

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,8 +24,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from geo_crime.core.errors import ConfigError, GeoCrimeError
-from geo_crime.core.options import CountUnit, EngineKind, Tiles
+from geo_crime.core.errors import GeoCrimeError
+from geo_crime.core.options import CountUnit, EngineKind, Tiles, word_parser
 from geo_crime.core.periods import Freq
 
 #: What a value is called in help when its option gives no ``metavar`` (typer's type names).
@@ -84,20 +83,6 @@ class _Command(_CleanHelp, TyperCommand):
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # noqa: D102 (click)
         with user_errors():
             return super().parse_args(ctx, args)
-
-
-def word_parser(enum: type[Enum], option: str) -> Callable[[str], Enum]:
-    """The parse of ``option``'s words: the member, or ``--option must be 'a' or 'b'``."""
-    words = [f"'{m.value}'" for m in enum]
-    listed = ", ".join(words[:-1]) + " or " + words[-1]
-
-    def parse(value: str) -> Enum:
-        try:
-            return enum(value.lower())
-        except ValueError:
-            raise ConfigError(f"{option} must be {listed}, got {value!r}") from None
-
-    return parse
 
 
 class _Group(_CleanHelp, TyperGroup):

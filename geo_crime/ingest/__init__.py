@@ -121,7 +121,6 @@ from geo_crime.ingest.systems import join_records_systems
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
-    "COUNT_UNITS",
     "DATETIME_FORMATS",
     "SYNTHETIC_ID_HEX_DIGITS",
     "SYNTHETIC_ID_PREFIX",
@@ -146,11 +145,6 @@ __all__ = [
     "synthetic_incident_ids",
     "write_incident_dataset",
 ]
-
-
-#: What a row of loaded incidents stands for: ``incidents`` (NIBRS offences collapsed to their
-#: case, the default) or ``offenses`` (every NIBRS offence row kept).
-COUNT_UNITS: tuple[str, ...] = tuple(CountUnit)
 
 
 def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -380,7 +374,7 @@ def load_incidents(
         ``min_occurred_date`` is not a date, or ``count`` is neither ``"incidents"`` nor
         ``"offenses"``.
     """
-    if count not in COUNT_UNITS:
+    if count not in tuple(CountUnit):
         raise ConfigError(f"count must be 'incidents' or 'offenses', got {count!r}")
     dataset = _dataset_input(inputs)
     if dataset is not None:

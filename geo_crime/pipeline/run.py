@@ -187,7 +187,7 @@ def _stages(settings: RunSettings, files: list[Path], folder: Path, console, cli
     run = Run(settings, folder, stage, SharedLayers(incidents), data_end)
     sections = []
     for study in settings.studies:
-        study_coverage = coverage_by_freq[Freq.parse(study.freq)]
+        study_coverage = coverage_by_freq[study.freq]
         study_result = run_study(study, incidents, study_coverage, run)
         result.files.extend(study_result.files)
         result.summaries[study.name] = study_result.summary
@@ -246,7 +246,7 @@ def _coverage(
         settings = replace(settings, studies=chosen.studies)
         check_study_overlap(settings.studies, settings.k_anonymity)  # disjoint by design
         result.summaries["studies_from_data"] = chosen.summary
-    for freq in sorted({Freq.parse(s.freq) for s in settings.studies} - set(coverage_by_freq)):
+    for freq in sorted({s.freq for s in settings.studies} - set(coverage_by_freq)):
         coverage_by_freq[freq] = incidents.coverage(freq, threshold)
     for freq, judged in coverage_by_freq.items():
         path = folder / ("coverage.csv" if freq == "M" else f"coverage_{freq}.csv")
@@ -347,7 +347,7 @@ def _briefing(settings: RunSettings, result: RunResult, weekly, tally: RunTally)
     """The report's briefing, on the first weekly city-wide study's analysis window."""
 
     for study in settings.studies:
-        if study.areas or Freq.parse(study.freq) != "W":
+        if study.areas or study.freq is not Freq.WEEK:
             continue
         for spec, unit in result.summaries.get(study.name, {}).get("units", {}).items():
             if unit.get("window", {}).get("periods"):
